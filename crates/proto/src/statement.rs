@@ -1,0 +1,35 @@
+//! The signed statement of PROTOCOL.md section 5: the exact bytes a release signing
+//! key signs when a file is published and a host verifies before it installs.
+//!
+//! This module only builds the bytes; signing and verifying live in fts-trust. Every
+//! field that decides what is installed, or where, is in the statement, so a server
+//! that forwards it cannot change any of them without breaking the signature.
+
+use crate::names::{FileHash, FileName, Published, Target};
+
+/// The first line of every version-1 statement. A new signed field means a new tag.
+pub const STATEMENT_TAG: &str = "fts-file-v1";
+
+/// What a publisher vouches for: this content, under this name, for this target, at
+/// this place in the target's sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Statement {
+    pub target: Target,
+    pub seq: u64,
+    pub file_name: FileName,
+    pub file_size: u64,
+    pub file_hash: FileHash,
+    pub published: Published,
+}
+
+impl Statement {
+    /// The bytes that are signed: the tag and the six fields, one per line, each line
+    /// ended by `\n`, integers in decimal without leading zeros.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format!(
+            "{STATEMENT_TAG}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+            self.target, self.seq, self.file_name, self.file_size, self.file_hash, self.published
+        )
+        .into_bytes()
+    }
+}
