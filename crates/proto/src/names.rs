@@ -12,6 +12,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::keys::{lower_hex, lower_hex_value};
+
 /// A name that did not match its syntax. The message says what is allowed, so it can
 /// be shown to an operator as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,7 +28,7 @@ pub struct NameError {
 }
 
 impl NameError {
-    fn new(kind: &'static str, value: &str, rule: &'static str) -> Self {
+    pub(crate) fn new(kind: &'static str, value: &str, rule: &'static str) -> Self {
         let mut value = value.to_owned();
         if value.len() > 80 {
             let mut cut = 80;
@@ -262,22 +264,7 @@ impl FileHash {
 
     /// The 64 lower-case hex digits, without the `sha256:` prefix (blob file names).
     pub fn hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(HEX[(b >> 4) as usize] as char);
-            s.push(HEX[(b & 15) as usize] as char);
-        }
-        s
-    }
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn lower_hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+        lower_hex(&self.0)
     }
 }
 
