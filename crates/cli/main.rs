@@ -1,1 +1,79 @@
-fn main() {}
+//! The `fts` binary. `main` only parses (flags, environment, config file), sets up
+//! logging, dispatches to one module per command, prints `fts: error: ...` and picks
+//! the exit code of PRODUCT.md.
+#![forbid(unsafe_code)]
+
+mod args;
+mod config;
+mod units;
+
+use std::process::ExitCode;
+
+use args::{Cli, Command, LogFormat};
+
+/// Exit statuses, as PRODUCT.md promises them to scripts.
+mod exit {
+    /// Done, nothing to report.
+    pub const SUCCESS: u8 = 0;
+    /// The command failed (connection, TLS, a file that could not be read ...).
+    pub const FAILURE: u8 = 1;
+    /// The command line, environment or config file is wrong.
+    pub const USAGE: u8 = 2;
+    /// `poll --once` completed, but something about an entry was reported.
+    #[allow(dead_code)] // used once `fts poll` lands
+    pub const REPORTED: u8 = 3;
+}
+
+/// A mistake in how fts was called, as opposed to a failure while running: exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn main() -> ExitCode {
+    let cli = match config::parse_layered(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(config::ConfigError::Clap(err)) => {
+            // --help and --version print to stdout and exit 0; usage errors exit 2.
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(exit::USAGE));
+        }
+        Err(err) => {
+            eprintln!("fts: error: {err}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("fts: error: {err:#}");
+            if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::from(exit::FAILURE)
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Keygen(_) | Command::Publish(_) | Command::Serve(_) | Command::Poll(_) | Command::Status(_) => {
+            anyhow::bail!("`fts {}` is not built yet in this version", cli.command.section())
+        }
+    }
+    #[allow(unreachable_code)]
+    Ok(exit::SUCCESS)
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`), as text or one JSON
+/// object per line.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

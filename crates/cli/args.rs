@@ -1,0 +1,353 @@
+//! The raw command line, as clap sees it: every flag of PRODUCT.md with its default,
+//! and nothing resolved yet. `config.rs` layers the environment and the config file
+//! over these and turns them into validated settings; nothing else reads them.
+//!
+//! Keep flag names exactly as PRODUCT.md writes them: users, scripts, config files and
+//! `FTS_*` environment variables all depend on them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::units::{parse_duration, parse_percent, parse_size};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fts",
+    version,
+    about = "Signed file distribution to fleets of hosts that pull over mutual TLS",
+    long_about = "Signed file distribution to fleets of hosts that pull over mutual TLS.\n\n\
+        Every flag can also be set by an environment variable FTS_<FLAG> (upper case, dashes \
+        as underscores) or in the TOML file named by --config, in the section of its command \
+        ([keygen], [publish], [serve], [poll], [status]) with keys named like the long flags. \
+        Precedence: flag, then environment, then config file, then default.",
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Read settings from this TOML file (no file is read unless named)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log line format
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Provision credentials: CA, server and client certificates, signing keys, CRLs
+    #[command(subcommand)]
+    Keygen(KeygenCommand),
+    /// Sign a file for one or more targets and add it to the store
+    Publish(PublishArgs),
+    /// Serve the store to hosts over mutual TLS
+    Serve(ServeArgs),
+    /// Fetch, verify and install what was published for this host
+    Poll(PollArgs),
+    /// Show what each host has applied and the problems it reported
+    Status(StatusArgs),
+}
+
+impl Command {
+    /// The name of the config-file section of this command.
+    pub fn section(&self) -> &'static str {
+        match self {
+            Command::Keygen(_) => "keygen",
+            Command::Publish(_) => "publish",
+            Command::Serve(_) => "serve",
+            Command::Poll(_) => "poll",
+            Command::Status(_) => "status",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeygenCommand {
+    /// Create the CA that signs client and server certificates (ca.crt, ca.key)
+    Ca(KeygenCaArgs),
+    /// Create the server's certificate and key (server.crt, server.key)
+    Server(KeygenServerArgs),
+    /// Create a client certificate and key (<ID>.crt, <ID>.key) for a host
+    Client(KeygenClientArgs),
+    /// Create the release signing key pair (signing.key, signing.pub)
+    Signing(KeygenSigningArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenDir {
+    /// Folder the credentials are read from and written to
+    #[arg(long, value_name = "DIR", default_value = "certs")]
+    pub dir: PathBuf,
+
+    /// Overwrite existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenCaArgs {
+    #[command(flatten)]
+    pub dir: KeygenDir,
+
+    /// Validity of the CA certificate, in days
+    #[arg(long, value_name = "DAYS", default_value_t = 3650)]
+    pub days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenServerArgs {
+    #[command(flatten)]
+    pub dir: KeygenDir,
+
+    /// A DNS name or IP address clients dial (repeatable); each becomes a SAN
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// Validity of the certificate, in days
+    #[arg(long, value_name = "DAYS", default_value_t = 397)]
+    pub days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenClientArgs {
+    #[command(flatten)]
+    pub dir: KeygenDir,
+
+    /// The host's client id (the certificate's CN)
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+
+    /// A group the host belongs to (repeatable); each becomes an O value
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+
+    /// Validity of the certificate, in days
+    #[arg(long, value_name = "DAYS", default_value_t = 397)]
+    pub days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenSigningArgs {
+    #[command(flatten)]
+    pub dir: KeygenDir,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The file to publish
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Who receives it: a client id, `all`, or `group:NAME` (repeatable)
+    #[arg(long = "to", value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// The file name on the hosts (default: the file's own name)
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The store folder
+    #[arg(long, value_name = "DIR", default_value = "store")]
+    pub store: PathBuf,
+
+    /// The release signing key
+    #[arg(long, value_name = "FILE", default_value = "certs/signing.key")]
+    pub signing_key: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6543")]
+    pub listen: SocketAddr,
+
+    /// The store folder (opened read-only)
+    #[arg(long, value_name = "DIR", default_value = "store")]
+    pub store: PathBuf,
+
+    /// Folder where delivery status is written (outside the store)
+    #[arg(long, value_name = "DIR", default_value = "status")]
+    pub status_dir: PathBuf,
+
+    /// Serve over mutual TLS (the default; accepted for clarity)
+    #[arg(long, conflicts_with = "plaintext")]
+    pub tls: bool,
+
+    /// Serve without TLS (lab use only; see PROTOCOL.md section 1)
+    #[arg(long)]
+    pub plaintext: bool,
+
+    /// With --plaintext, allow a non-loopback listen address
+    #[arg(long, requires = "plaintext")]
+    pub allow_insecure_remote: bool,
+
+    /// The server's certificate chain
+    #[arg(long, value_name = "FILE", default_value = "certs/server.crt")]
+    pub cert: PathBuf,
+
+    /// The server's private key
+    #[arg(long, value_name = "FILE", default_value = "certs/server.key")]
+    pub key: PathBuf,
+
+    /// CA certificate(s) that client certificates must chain to
+    #[arg(long, value_name = "FILE", default_value = "certs/ca.crt")]
+    pub client_ca: PathBuf,
+
+    /// Certificate revocation list (default: ca.crl beside --client-ca, when present)
+    #[arg(long, value_name = "FILE")]
+    pub crl: Option<PathBuf>,
+
+    /// How long transfers in flight may take to finish after SIGINT/SIGTERM
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// Most connections open at once
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most polls served at once; beyond it clients get `busy`
+    #[arg(long, value_name = "N", default_value_t = 2_000)]
+    pub max_active_polls: usize,
+
+    /// Most polls served at once for one client id; beyond it `busy`
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub max_polls_per_client: usize,
+
+    /// Time allowed for the TLS handshake
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Time allowed for the client to send its request
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Slowest accepted average send rate, in bytes per second
+    #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
+    pub min_send_rate: u64,
+
+    /// Window over which the send rate is averaged
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub min_send_rate_window: Duration,
+
+    /// Longest a single poll may take
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
+    pub poll_deadline: Duration,
+
+    /// Most files sent in one poll (at least one entry always goes through)
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub poll_max_files: u64,
+
+    /// Most bytes sent in one poll (at least one entry always goes through)
+    #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = parse_size)]
+    pub poll_max_bytes: u64,
+
+    /// The poll interval advised to clients (`poll-after`)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub poll_after: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PollArgs {
+    /// The server to poll, as HOST:PORT; HOST is checked against its certificate
+    #[arg(long, value_name = "HOST:PORT")]
+    pub server: Option<String>,
+
+    /// This host's client id
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+
+    /// This host's certificate (default: certs/ID.crt)
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// This host's private key (default: certs/ID.key)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// CA certificate the server's certificate must chain to
+    #[arg(long, value_name = "FILE", default_value = "certs/ca.crt")]
+    pub ca: PathBuf,
+
+    /// A trusted release signing public key (repeatable; default certs/signing.pub)
+    #[arg(long = "trust", value_name = "FILE")]
+    pub trust: Vec<PathBuf>,
+
+    /// Folder files are installed into
+    #[arg(long, value_name = "DIR", default_value = "incoming")]
+    pub dest: PathBuf,
+
+    /// State file (default: DEST/.fts-state.json)
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// Start from empty state when the state file cannot be read
+    #[arg(long)]
+    pub reset_state: bool,
+
+    /// Poll once, then exit (0: nothing to report, 3: something reported, 1: failed)
+    #[arg(long)]
+    pub once: bool,
+
+    /// Time between polls
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Random jitter added to each interval
+    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = parse_percent)]
+    pub jitter: u8,
+
+    /// Shortest interval, whatever the server advises
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub min_interval: Duration,
+
+    /// Longest interval, whatever the server advises (also caps the backoff)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub max_interval: Duration,
+
+    /// A read that makes no progress for this long ends the poll
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub read_timeout: Duration,
+
+    /// Largest file accepted; larger ones are refused as `too-large`
+    #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = parse_size)]
+    pub max_file_size: u64,
+
+    /// Program run after each install (no shell; the file's path is its last argument)
+    #[arg(long, value_name = "PROGRAM")]
+    pub exec: Option<PathBuf>,
+
+    /// Longest a hook may run
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub exec_timeout: Duration,
+
+    /// Talk to a plaintext server (lab use only)
+    #[arg(long)]
+    pub plaintext: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The store folder
+    #[arg(long, value_name = "DIR", default_value = "store")]
+    pub store: PathBuf,
+
+    /// The server's delivery status folder
+    #[arg(long, value_name = "DIR", default_value = "status")]
+    pub status_dir: PathBuf,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}

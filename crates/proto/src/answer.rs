@@ -1,0 +1,349 @@
+//! The server's answer (PROTOCOL.md sections 3.2 to 3.4): the `file`, `done` and
+//! `error` frame headers, the error codes, and [`AnswerDecoder`], which splits a
+//! client's input into frames and file bodies.
+//!
+//! [`ServerFrame::decode`] applies the same JSON rules as a request (UTF-8, no
+//! byte-order mark, no duplicate keys, an object), then dispatches on `type`. For a
+//! `file` header it reads `target` and `seq` first: when both are valid, any other
+//! bad field gives a [`ProtoError::BadFileHeader`] that the client reports
+//! (`bad-name` for the file name, `bad-header` for anything else); when they are
+//! not, the poll fails without a report, since the entry cannot be named.
+//!
+//! Leniency, deliberately: an `error` frame with an unknown `code` is kept as
+//! [`ErrorCode::Unknown`], and one without `message` gets an empty message, so that
+//! a client always learns that, and if possible why, the server refused it.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::error::{ProtoError, excerpt};
+use crate::frame::{Chunk, FrameDecoder, encode_frame};
+use crate::json::{self, optional, required};
+use crate::keys::{KeyId, Signature};
+use crate::names::{FileHash, FileName, Published, Target};
+use crate::request::RejectReason;
+use crate::statement::Statement;
+use crate::wire_int::{self, WireInt};
+
+/// A frame header sent by the server, keyed by its `type` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerFrame {
+    /// An entry; `file-size` body bytes follow the header.
+    File(FileHeader),
+    /// The end of a successful answer.
+    Done(Done),
+    /// The request was refused; nothing follows.
+    Error(ErrorFrame),
+}
+
+impl ServerFrame {
+    /// Decodes a server frame header (the JSON bytes, without the length prefix).
+    pub fn decode(header: &[u8]) -> Result<ServerFrame, ProtoError> {
+        let object =
+            json::parse_object(header).map_err(|detail| ProtoError::BadJson { detail })?;
+        let bad = |detail: String| ProtoError::BadServerFrame { detail };
+        let frame_type: String = required(&object, "type").map_err(bad)?;
+        match frame_type.as_str() {
+            "file" => FileHeader::from_object(&object).map(ServerFrame::File),
+            "done" => Ok(ServerFrame::Done(Done {
+                more: required(&object, "more").map_err(bad)?,
+                poll_after: required::<WireInt>(&object, "poll-after").map_err(bad)?.0,
+            })),
+            "error" => Ok(ServerFrame::Error(ErrorFrame {
+                code: required(&object, "code").map_err(bad)?,
+                message: optional(&object, "message").map_err(bad)?.unwrap_or_default(),
+                retry_after: optional::<WireInt>(&object, "retry-after")
+                    .map_err(bad)?
+                    .map(|n| n.0),
+            })),
+            other => Err(bad(format!("unknown frame type {:?}", excerpt(other)))),
+        }
+    }
+
+    /// The header frame (length prefix and JSON); a `file` frame's body is written
+    /// after it by the caller.
+    pub fn encode(&self) -> Result<Vec<u8>, ProtoError> {
+        encode_frame(self)
+    }
+}
+
+/// The header of a `file` frame: one signed entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FileHeader {
+    pub target: Target,
+    #[serde(with = "wire_int")]
+    pub seq: u64,
+    pub file_name: FileName,
+    #[serde(with = "wire_int")]
+    pub file_size: u64,
+    pub file_hash: FileHash,
+    pub published: Published,
+    pub key_id: KeyId,
+    pub signature: Signature,
+}
+
+impl FileHeader {
+    /// The header that carries a signed statement.
+    pub fn new(statement: Statement, key_id: KeyId, signature: Signature) -> Self {
+        FileHeader {
+            target: statement.target,
+            seq: statement.seq,
+            file_name: statement.file_name,
+            file_size: statement.file_size,
+            file_hash: statement.file_hash,
+            published: statement.published,
+            key_id,
+            signature,
+        }
+    }
+
+    /// The statement the signature must verify over (PROTOCOL.md section 5).
+    pub fn statement(&self) -> Statement {
+        Statement {
+            target: self.target.clone(),
+            seq: self.seq,
+            file_name: self.file_name.clone(),
+            file_size: self.file_size,
+            file_hash: self.file_hash,
+            published: self.published.clone(),
+        }
+    }
+
+    fn from_object(object: &Map<String, Value>) -> Result<FileHeader, ProtoError> {
+        let unreportable = |detail: String| ProtoError::BadServerFrame {
+            detail: format!("file header: {detail}"),
+        };
+        let target: Target = required(object, "target").map_err(unreportable)?;
+        let seq = required::<WireInt>(object, "seq").map_err(unreportable)?.0;
+        let reportable = |reason: RejectReason| {
+            let target = target.clone();
+            move |detail: String| ProtoError::BadFileHeader {
+                target,
+                seq,
+                reason,
+                detail,
+            }
+        };
+        let bad_header = || reportable(RejectReason::BadHeader);
+        let file_name: FileName = match object.get("file-name") {
+            Some(value) => json::convert(value, "file-name")
+                .map_err(reportable(RejectReason::BadName))?,
+            None => return Err(bad_header()("missing field `file-name`".to_owned())),
+        };
+        Ok(FileHeader {
+            file_size: required::<WireInt>(object, "file-size").map_err(bad_header())?.0,
+            file_hash: required(object, "file-hash").map_err(bad_header())?,
+            published: required(object, "published").map_err(bad_header())?,
+            key_id: required(object, "key-id").map_err(bad_header())?,
+            signature: required(object, "signature").map_err(bad_header())?,
+            target,
+            seq,
+            file_name,
+        })
+    }
+}
+
+/// The end of a successful answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Done {
+    /// The server stopped at its per-poll budget; more entries are waiting.
+    pub more: bool,
+    /// The server's advice for the next regular poll, in seconds.
+    #[serde(with = "wire_int")]
+    pub poll_after: u64,
+}
+
+/// A refusal of the whole request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ErrorFrame {
+    pub code: ErrorCode,
+    /// Human-readable; never secrets, server paths or stack traces.
+    #[serde(default)]
+    pub message: String,
+    /// Seconds to wait before polling again (sent with `busy`).
+    #[serde(
+        default,
+        with = "wire_int::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_after: Option<u64>,
+}
+
+impl ErrorFrame {
+    /// The `error` frame a server sends for a request it could not decode.
+    pub fn from_error(error: &ProtoError) -> Self {
+        ErrorFrame {
+            code: error.code(),
+            message: error.to_string(),
+            retry_after: None,
+        }
+    }
+}
+
+/// The error codes of PROTOCOL.md section 3.4.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    BadFrame,
+    HeaderTooLarge,
+    BadJson,
+    BadRequest,
+    UnknownRequest,
+    UnsupportedProtocol,
+    IdentityMismatch,
+    Busy,
+    Internal,
+    /// A code this side does not know (from a newer server), kept as sent so that
+    /// the client can still show it.
+    Unknown(String),
+}
+
+impl ErrorCode {
+    const KNOWN: [(ErrorCode, &'static str); 9] = [
+        (ErrorCode::BadFrame, "bad-frame"),
+        (ErrorCode::HeaderTooLarge, "header-too-large"),
+        (ErrorCode::BadJson, "bad-json"),
+        (ErrorCode::BadRequest, "bad-request"),
+        (ErrorCode::UnknownRequest, "unknown-request"),
+        (ErrorCode::UnsupportedProtocol, "unsupported-protocol"),
+        (ErrorCode::IdentityMismatch, "identity-mismatch"),
+        (ErrorCode::Busy, "busy"),
+        (ErrorCode::Internal, "internal"),
+    ];
+
+    /// The code by its wire spelling; never fails.
+    pub fn parse(s: &str) -> ErrorCode {
+        Self::KNOWN
+            .iter()
+            .find(|(_, name)| *name == s)
+            .map_or_else(|| ErrorCode::Unknown(s.to_owned()), |(code, _)| code.clone())
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::Unknown(s) => s,
+            known => Self::KNOWN
+                .iter()
+                .find(|(code, _)| code == known)
+                .map_or("", |(_, name)| name),
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(ErrorCode::parse(&s))
+    }
+}
+
+/// One piece of a server's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerItem<'b> {
+    /// A decoded frame header. After a [`ServerFrame::File`], its body follows as
+    /// [`AnswerItem::Body`] pieces (none for an empty file).
+    Frame(ServerFrame),
+    /// Some bytes of the current file's body.
+    Body(&'b [u8]),
+}
+
+/// A client's incremental decoder for the server's answer: frame headers, decoded
+/// and checked, and file bodies in pieces as they arrive. Like [`FrameDecoder`] it
+/// borrows the caller's buffer, returns `Ok(None)` when it needs more bytes, and
+/// never allocates from a claimed length.
+///
+/// It does not enforce what comes after `done` or `error` (the client stops reading
+/// there) nor any limit on `file-size` (check 5 of PROTOCOL.md section 6 is the
+/// client's, with its own maximum).
+#[derive(Debug, Clone)]
+pub struct AnswerDecoder {
+    frames: FrameDecoder,
+}
+
+impl AnswerDecoder {
+    /// A decoder refusing server headers longer than `header_limit` (the protocol
+    /// asks a client to accept at least
+    /// [`MIN_CLIENT_HEADER_LIMIT`](crate::MIN_CLIENT_HEADER_LIMIT)).
+    pub fn new(header_limit: usize) -> Self {
+        AnswerDecoder {
+            frames: FrameDecoder::new(header_limit),
+        }
+    }
+
+    /// Decodes the next item from the front of `buf`; on `Ok(Some((item, used)))`
+    /// the caller drops the first `used` bytes.
+    pub fn decode<'b>(
+        &mut self,
+        buf: &'b [u8],
+    ) -> Result<Option<(AnswerItem<'b>, usize)>, ProtoError> {
+        match self.frames.decode(buf)? {
+            None => Ok(None),
+            Some((Chunk::Body(body), used)) => Ok(Some((AnswerItem::Body(body), used))),
+            Some((Chunk::Header(header), used)) => {
+                let frame = ServerFrame::decode(header)?;
+                if let ServerFrame::File(file) = &frame {
+                    self.frames.expect_body(file.file_size);
+                }
+                Ok(Some((AnswerItem::Frame(frame), used)))
+            }
+        }
+    }
+
+    /// Bytes of the current body not yet returned.
+    pub fn body_remaining(&self) -> u64 {
+        self.frames.body_remaining()
+    }
+
+    /// See [`FrameDecoder::end_of_input`].
+    pub fn end_of_input(&self, unused: &[u8]) -> Result<(), ProtoError> {
+        self.frames.end_of_input(unused)
+    }
+}
+
+impl Default for AnswerDecoder {
+    /// Accepts any header the prefix can announce.
+    fn default() -> Self {
+        AnswerDecoder::new(crate::frame::MAX_HEADER_LEN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_error_code_round_trips_through_its_spelling() {
+        for (code, name) in ErrorCode::KNOWN {
+            assert_eq!(code.as_str(), name);
+            assert_eq!(ErrorCode::parse(name), code);
+        }
+        assert_eq!(
+            ErrorCode::parse("rate-limited"),
+            ErrorCode::Unknown("rate-limited".into())
+        );
+    }
+
+    #[test]
+    fn a_request_error_becomes_an_error_frame_with_its_code() {
+        let frame = ErrorFrame::from_error(&ProtoError::UnsupportedProtocol { version: 2 });
+        assert_eq!(frame.code, ErrorCode::UnsupportedProtocol);
+        assert!(frame.message.contains("version 2"));
+    }
+}

@@ -1,0 +1,184 @@
+//! [`ProtoError`]: every way a frame or header can fail to encode or decode, and the
+//! error code of PROTOCOL.md section 3.4 each one maps to.
+//!
+//! Messages are lower-case, say what happened, and quote at most a short excerpt of
+//! the peer's input (never the raw header), so they can be logged and sent back in
+//! an `error` frame as they are.
+
+use crate::answer::ErrorCode;
+use crate::names::Target;
+use crate::request::{RejectReason, Report};
+
+/// Why a frame or header could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// The peer announced a header shorter than the 2 bytes of `{}`.
+    #[error("header length {len} is below the minimum of 2 bytes")]
+    HeaderTooShort { len: u16 },
+
+    /// The peer announced a header longer than this side accepts. Detected from the
+    /// length prefix alone, before any header byte is read or any buffer reserved.
+    #[error("header length {len} exceeds the limit of {limit} bytes")]
+    HeaderTooLarge { len: usize, limit: usize },
+
+    /// The input ended between the start of a frame and the end of its header.
+    #[error("the input ended inside a frame: {buffered} bytes of an unfinished header")]
+    TruncatedHeader { buffered: usize },
+
+    /// The input ended before the last byte of a `file` frame's body.
+    #[error("the input ended {missing} bytes before the end of a file body")]
+    TruncatedBody { missing: u64 },
+
+    /// The header is not one JSON object in UTF-8 without a byte-order mark and
+    /// without duplicate keys.
+    #[error("the header is not a valid JSON object: {detail}")]
+    BadJson { detail: String },
+
+    /// A request that is JSON but misses a required field or has a known field of
+    /// the wrong type (a bad name included), or carries too many reports.
+    #[error("bad request: {detail}")]
+    BadRequest { detail: String },
+
+    /// A request whose `request-type` is a string other than `poll`.
+    #[error("unknown request type {request_type:?}")]
+    UnknownRequest { request_type: String },
+
+    /// A request whose `protocol` is a well-formed integer other than 1.
+    #[error("unsupported protocol version {version} (this side speaks version 1)")]
+    UnsupportedProtocol { version: u64 },
+
+    /// A server frame that is JSON but cannot be tied to an entry: no valid `type`,
+    /// an unknown type, or a `file` header whose `target` or `seq` is unreadable, or a
+    /// `done` / `error` frame with a missing or mistyped field. A failure of the poll.
+    #[error("bad server frame: {detail}")]
+    BadServerFrame { detail: String },
+
+    /// A `file` header whose `target` and `seq` are valid but another field breaks
+    /// PROTOCOL.md section 4. The client reports it (see [`ProtoError::report`]).
+    #[error("bad file header for target {target} seq {seq} ({reason}): {detail}")]
+    BadFileHeader {
+        target: Target,
+        seq: u64,
+        /// [`RejectReason::BadName`] or [`RejectReason::BadHeader`].
+        reason: RejectReason,
+        detail: String,
+    },
+
+    /// A request that would not stay under the client's limit of
+    /// [`MAX_CLIENT_REQUEST`](crate::MAX_CLIENT_REQUEST) bytes.
+    #[error("the request frame would be {len} bytes, not under the limit of {limit} bytes")]
+    RequestTooLarge { len: usize, limit: usize },
+
+    /// This side failed to encode a header (an integer above 2^53 - 1, a header over
+    /// 65535 bytes, or not an object). A local bug, never the peer's fault.
+    #[error("cannot encode the header: {detail}")]
+    Encode { detail: String },
+}
+
+impl ProtoError {
+    /// The error code of PROTOCOL.md section 3.4 that describes this failure. A
+    /// server sends it in its `error` frame; a client uses it to classify a failed
+    /// poll.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ProtoError::HeaderTooShort { .. }
+            | ProtoError::TruncatedHeader { .. }
+            | ProtoError::TruncatedBody { .. } => ErrorCode::BadFrame,
+            ProtoError::HeaderTooLarge { .. } => ErrorCode::HeaderTooLarge,
+            ProtoError::BadJson { .. } => ErrorCode::BadJson,
+            ProtoError::BadRequest { .. }
+            | ProtoError::BadServerFrame { .. }
+            | ProtoError::BadFileHeader { .. } => ErrorCode::BadRequest,
+            ProtoError::UnknownRequest { .. } => ErrorCode::UnknownRequest,
+            ProtoError::UnsupportedProtocol { .. } => ErrorCode::UnsupportedProtocol,
+            ProtoError::RequestTooLarge { .. } | ProtoError::Encode { .. } => {
+                ErrorCode::Internal
+            }
+        }
+    }
+
+    /// For a `file` header that failed check 1 of PROTOCOL.md section 6 but whose
+    /// `target` and `seq` could be read: the report the client sends in its next
+    /// request. `None` for every failure that cannot be tied to an entry.
+    pub fn report(&self) -> Option<Report> {
+        match self {
+            ProtoError::BadFileHeader {
+                target,
+                seq,
+                reason,
+                ..
+            } => Some(Report {
+                target: target.clone(),
+                seq: *seq,
+                reason: reason.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Longest excerpt of peer input quoted in a message, in bytes.
+const EXCERPT_MAX: usize = 64;
+
+/// Longest detail string kept from a lower layer (serde), in bytes.
+const DETAIL_MAX: usize = 200;
+
+/// At most [`EXCERPT_MAX`] bytes of `s`, cut on a character boundary, with `...`
+/// appended when something was cut.
+pub(crate) fn excerpt(s: &str) -> String {
+    truncate(s, EXCERPT_MAX)
+}
+
+/// A lower layer's message (serde's messages can quote whole input strings), cut to
+/// [`DETAIL_MAX`] bytes.
+pub(crate) fn detail(message: impl std::fmt::Display) -> String {
+    truncate(&message.to_string(), DETAIL_MAX)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &s[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_cut_on_character_boundaries() {
+        let long = "é".repeat(100);
+        let cut = excerpt(&long);
+        assert!(cut.len() <= EXCERPT_MAX + 3);
+        assert!(cut.ends_with("..."));
+        assert_eq!(excerpt("short"), "short");
+    }
+
+    #[test]
+    fn every_error_names_its_protocol_code() {
+        let e = ProtoError::HeaderTooLarge {
+            len: 70000,
+            limit: 16384,
+        };
+        assert_eq!(
+            e.to_string(),
+            "header length 70000 exceeds the limit of 16384 bytes"
+        );
+        assert_eq!(e.code(), ErrorCode::HeaderTooLarge);
+        assert_eq!(
+            ProtoError::HeaderTooShort { len: 1 }.code(),
+            ErrorCode::BadFrame
+        );
+        assert_eq!(
+            ProtoError::UnsupportedProtocol { version: 2 }.code(),
+            ErrorCode::UnsupportedProtocol
+        );
+        assert!(ProtoError::BadJson { detail: "x".into() }.report().is_none());
+    }
+}

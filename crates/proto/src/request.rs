@@ -1,0 +1,335 @@
+//! The request header a client sends (PROTOCOL.md section 3.1), the problem reports it
+//! carries, and the server's classification of a bad request (section 2).
+//!
+//! # Order of the checks in [`Request::decode`]
+//!
+//! 1. JSON validity (`bad-json`): no byte-order mark, UTF-8, JSON, no duplicate key
+//!    at any level, an object.
+//! 2. `request-type` (`bad-request` when missing or not a string, `unknown-request`
+//!    when a string other than `poll`).
+//! 3. `protocol` (`bad-request` when missing or not a wire integer,
+//!    `unsupported-protocol` when an integer other than 1).
+//! 4. The rest, in field order `client-id`, `since`, `rejected` (`bad-request`).
+//!
+//! So a future request type or protocol version is named as such even if its other
+//! fields look nothing like version 1's; and a header that is not even JSON is never
+//! mistaken for a future version.
+//!
+//! # Reasons from newer clients
+//!
+//! A newer client may report a reason this server does not know. Refusing the whole
+//! request for it would stop that client from receiving anything, so a reason that
+//! looks like one (a lower-case kebab-case word of at most
+//! [`RejectReason::MAX_OTHER_LEN`] bytes) is kept as [`RejectReason::Other`] and
+//! recorded; anything else is `bad-request`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::error::{ProtoError, excerpt};
+use crate::frame::{MAX_CLIENT_REQUEST, encode_frame};
+use crate::json::{self, convert, optional, required};
+use crate::names::{ClientId, Target};
+use crate::wire_int::{self, WireInt};
+
+/// The only request type of protocol version 1.
+pub const REQUEST_TYPE_POLL: &str = "poll";
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// At most this many reports ride in one request; the client keeps the rest.
+pub const MAX_REPORTS: usize = 32;
+
+/// A decoded `poll` request. `request-type` and `protocol` are not fields: decoding
+/// guarantees they were `"poll"` and `1`, and encoding always writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The id the client claims; with TLS the server compares it with the
+    /// certificate's.
+    pub client_id: ClientId,
+    /// Per target, the last applied seq. A target that is absent means 0.
+    pub since: BTreeMap<Target, u64>,
+    /// Problems not yet reported, at most [`MAX_REPORTS`].
+    pub rejected: Vec<Report>,
+}
+
+impl Request {
+    /// A request with nothing applied and nothing to report.
+    pub fn new(client_id: ClientId) -> Self {
+        Request {
+            client_id,
+            since: BTreeMap::new(),
+            rejected: Vec::new(),
+        }
+    }
+
+    /// The last applied seq for `target` (0 when the client sent none).
+    pub fn since(&self, target: &Target) -> u64 {
+        self.since.get(target).copied().unwrap_or(0)
+    }
+
+    /// Decodes a request header (the JSON bytes of the frame, without the length
+    /// prefix), classifying every failure as PROTOCOL.md section 2 says, in the order
+    /// given in the module docs.
+    pub fn decode(header: &[u8]) -> Result<Request, ProtoError> {
+        let object =
+            json::parse_object(header).map_err(|detail| ProtoError::BadJson { detail })?;
+        let bad = |detail: String| ProtoError::BadRequest { detail };
+
+        match object.get("request-type") {
+            None => return Err(bad("missing field `request-type`".into())),
+            Some(Value::String(s)) if s == REQUEST_TYPE_POLL => {}
+            Some(Value::String(s)) => {
+                return Err(ProtoError::UnknownRequest {
+                    request_type: excerpt(s),
+                });
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    "field `request-type`: expected a string, found {}",
+                    json::kind(other)
+                )));
+            }
+        }
+
+        let version: WireInt = required(&object, "protocol").map_err(bad)?;
+        if version.0 != PROTOCOL_VERSION {
+            return Err(ProtoError::UnsupportedProtocol { version: version.0 });
+        }
+
+        let client_id: ClientId = required(&object, "client-id").map_err(bad)?;
+        let since: BTreeMap<Target, WireInt> = optional(&object, "since")
+            .map_err(bad)?
+            .unwrap_or_default();
+        let rejected = match object.get("rejected") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => {
+                if items.len() > MAX_REPORTS {
+                    return Err(bad(format!(
+                        "field `rejected`: {} reports, more than the {MAX_REPORTS} allowed",
+                        items.len()
+                    )));
+                }
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| convert::<Report>(item, &format!("rejected[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(bad)?
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    "field `rejected`: expected an array, found {}",
+                    json::kind(other)
+                )));
+            }
+        };
+
+        Ok(Request {
+            client_id,
+            since: since.into_iter().map(|(t, n)| (t, n.0)).collect(),
+            rejected,
+        })
+    }
+
+    /// The whole request frame (length prefix and header), refused unless it stays
+    /// under [`MAX_CLIENT_REQUEST`] bytes and every integer is a wire integer.
+    pub fn encode(&self) -> Result<Vec<u8>, ProtoError> {
+        let frame = encode_frame(self)?;
+        if frame.len() >= MAX_CLIENT_REQUEST {
+            return Err(ProtoError::RequestTooLarge {
+                len: frame.len(),
+                limit: MAX_CLIENT_REQUEST,
+            });
+        }
+        Ok(frame)
+    }
+}
+
+/// The header as it is written: the two fixed fields first, then the rest.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct RequestWire<'a> {
+    request_type: &'static str,
+    #[serde(with = "wire_int")]
+    protocol: u64,
+    client_id: &'a ClientId,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    since: BTreeMap<&'a Target, WireInt>,
+    #[serde(skip_serializing_if = "<[Report]>::is_empty")]
+    rejected: &'a [Report],
+}
+
+impl Serialize for Request {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RequestWire {
+            request_type: REQUEST_TYPE_POLL,
+            protocol: PROTOCOL_VERSION,
+            client_id: &self.client_id,
+            since: self.since.iter().map(|(t, &n)| (t, WireInt(n))).collect(),
+            rejected: &self.rejected,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// One problem with one entry, reported in a later request.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Report {
+    pub target: Target,
+    #[serde(with = "wire_int")]
+    pub seq: u64,
+    pub reason: RejectReason,
+}
+
+/// Why a client refused an entry (PROTOCOL.md section 3.1).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RejectReason {
+    /// A field breaks section 4, other than the file name.
+    BadHeader,
+    /// The file name breaks section 4.
+    BadName,
+    /// The target is not one of the client's.
+    WrongTarget,
+    /// `seq` is at or below the last applied one.
+    Replay,
+    /// `seq` skips ahead.
+    Gap,
+    /// `key-id` names no trusted key.
+    UntrustedKey,
+    /// The signature does not verify.
+    Signature,
+    /// A later publication of the same file name is installed.
+    Superseded,
+    /// `file-size` is above the client's maximum.
+    TooLarge,
+    /// The body's SHA-256 differs from `file-hash`.
+    HashMismatch,
+    /// Writing or renaming the file failed.
+    InstallFailed,
+    /// The hook ran and failed.
+    HookFailed,
+    /// A reason from a newer client: a lower-case kebab-case word, kept so that the
+    /// server can record it instead of refusing the request.
+    Other(String),
+}
+
+impl RejectReason {
+    /// The longest unknown reason accepted as [`RejectReason::Other`].
+    pub const MAX_OTHER_LEN: usize = 32;
+
+    const KNOWN: [(RejectReason, &'static str); 12] = [
+        (RejectReason::BadHeader, "bad-header"),
+        (RejectReason::BadName, "bad-name"),
+        (RejectReason::WrongTarget, "wrong-target"),
+        (RejectReason::Replay, "replay"),
+        (RejectReason::Gap, "gap"),
+        (RejectReason::UntrustedKey, "untrusted-key"),
+        (RejectReason::Signature, "signature"),
+        (RejectReason::Superseded, "superseded"),
+        (RejectReason::TooLarge, "too-large"),
+        (RejectReason::HashMismatch, "hash-mismatch"),
+        (RejectReason::InstallFailed, "install-failed"),
+        (RejectReason::HookFailed, "hook-failed"),
+    ];
+
+    /// A known reason by its wire spelling, an unknown one that looks like a reason
+    /// as [`RejectReason::Other`], anything else `None`.
+    pub fn parse(s: &str) -> Option<RejectReason> {
+        if let Some((reason, _)) = Self::KNOWN.iter().find(|(_, name)| *name == s) {
+            return Some(reason.clone());
+        }
+        is_kebab_word(s, Self::MAX_OTHER_LEN).then(|| RejectReason::Other(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            RejectReason::Other(s) => s,
+            known => Self::KNOWN
+                .iter()
+                .find(|(reason, _)| reason == known)
+                .map_or("", |(_, name)| name),
+        }
+    }
+}
+
+/// `^[a-z][a-z0-9]*(-[a-z0-9]+)*$`, at most `max` bytes.
+fn is_kebab_word(s: &str, max: usize) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= max
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1] != b'-'
+        && !s.contains("--")
+        && b
+            .iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RejectReason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RejectReason {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        RejectReason::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format_args!(
+                "invalid reason {:?}: a lower-case kebab-case word of at most {} bytes",
+                excerpt(&s),
+                RejectReason::MAX_OTHER_LEN
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_reason_round_trips_through_its_spelling() {
+        for (reason, name) in RejectReason::KNOWN {
+            assert_eq!(reason.as_str(), name);
+            assert_eq!(RejectReason::parse(name), Some(reason));
+        }
+    }
+
+    #[test]
+    fn unknown_reasons_are_kept_only_when_they_look_like_reasons() {
+        assert_eq!(
+            RejectReason::parse("disk-quota"),
+            Some(RejectReason::Other("disk-quota".into()))
+        );
+        for bad in [
+            "",
+            "Signature",
+            "-gap",
+            "gap-",
+            "a--b",
+            "a b",
+            "1gap",
+            &"a".repeat(33),
+        ] {
+            assert_eq!(RejectReason::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_missing_target_in_since_means_zero() {
+        let request = Request::new(ClientId::parse("web-01").unwrap());
+        assert_eq!(request.since(&Target::All), 0);
+    }
+}
