@@ -42,8 +42,7 @@ pub enum ServerFrame {
 impl ServerFrame {
     /// Decodes a server frame header (the JSON bytes, without the length prefix).
     pub fn decode(header: &[u8]) -> Result<ServerFrame, ProtoError> {
-        let object =
-            json::parse_object(header).map_err(|detail| ProtoError::BadJson { detail })?;
+        let object = json::parse_object(header).map_err(|detail| ProtoError::BadJson { detail })?;
         let bad = |detail: String| ProtoError::BadServerFrame { detail };
         let frame_type: String = required(&object, "type").map_err(bad)?;
         match frame_type.as_str() {
@@ -55,9 +54,7 @@ impl ServerFrame {
             "error" => Ok(ServerFrame::Error(ErrorFrame {
                 code: required(&object, "code").map_err(bad)?,
                 message: optional(&object, "message").map_err(bad)?.unwrap_or_default(),
-                retry_after: optional::<WireInt>(&object, "retry-after")
-                    .map_err(bad)?
-                    .map(|n| n.0),
+                retry_after: optional::<WireInt>(&object, "retry-after").map_err(bad)?.map(|n| n.0),
             })),
             other => Err(bad(format!("unknown frame type {:?}", excerpt(other)))),
         }
@@ -114,24 +111,17 @@ impl FileHeader {
     }
 
     fn from_object(object: &Map<String, Value>) -> Result<FileHeader, ProtoError> {
-        let unreportable = |detail: String| ProtoError::BadServerFrame {
-            detail: format!("file header: {detail}"),
-        };
+        let unreportable =
+            |detail: String| ProtoError::BadServerFrame { detail: format!("file header: {detail}") };
         let target: Target = required(object, "target").map_err(unreportable)?;
         let seq = required::<WireInt>(object, "seq").map_err(unreportable)?.0;
         let reportable = |reason: RejectReason| {
             let target = target.clone();
-            move |detail: String| ProtoError::BadFileHeader {
-                target,
-                seq,
-                reason,
-                detail,
-            }
+            move |detail: String| ProtoError::BadFileHeader { target, seq, reason, detail }
         };
         let bad_header = || reportable(RejectReason::BadHeader);
         let file_name: FileName = match object.get("file-name") {
-            Some(value) => json::convert(value, "file-name")
-                .map_err(reportable(RejectReason::BadName))?,
+            Some(value) => json::convert(value, "file-name").map_err(reportable(RejectReason::BadName))?,
             None => return Err(bad_header()("missing field `file-name`".to_owned())),
         };
         Ok(FileHeader {
@@ -167,22 +157,14 @@ pub struct ErrorFrame {
     #[serde(default)]
     pub message: String,
     /// Seconds to wait before polling again (sent with `busy`).
-    #[serde(
-        default,
-        with = "wire_int::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "wire_int::option", skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
 }
 
 impl ErrorFrame {
     /// The `error` frame a server sends for a request it could not decode.
     pub fn from_error(error: &ProtoError) -> Self {
-        ErrorFrame {
-            code: error.code(),
-            message: error.to_string(),
-            retry_after: None,
-        }
+        ErrorFrame { code: error.code(), message: error.to_string(), retry_after: None }
     }
 }
 
@@ -227,10 +209,7 @@ impl ErrorCode {
     pub fn as_str(&self) -> &str {
         match self {
             ErrorCode::Unknown(s) => s,
-            known => Self::KNOWN
-                .iter()
-                .find(|(code, _)| code == known)
-                .map_or("", |(_, name)| name),
+            known => Self::KNOWN.iter().find(|(code, _)| code == known).map_or("", |(_, name)| name),
         }
     }
 }
@@ -282,17 +261,12 @@ impl AnswerDecoder {
     /// asks a client to accept at least
     /// [`MIN_CLIENT_HEADER_LIMIT`](crate::MIN_CLIENT_HEADER_LIMIT)).
     pub fn new(header_limit: usize) -> Self {
-        AnswerDecoder {
-            frames: FrameDecoder::new(header_limit),
-        }
+        AnswerDecoder { frames: FrameDecoder::new(header_limit) }
     }
 
     /// Decodes the next item from the front of `buf`; on `Ok(Some((item, used)))`
     /// the caller drops the first `used` bytes.
-    pub fn decode<'b>(
-        &mut self,
-        buf: &'b [u8],
-    ) -> Result<Option<(AnswerItem<'b>, usize)>, ProtoError> {
+    pub fn decode<'b>(&mut self, buf: &'b [u8]) -> Result<Option<(AnswerItem<'b>, usize)>, ProtoError> {
         match self.frames.decode(buf)? {
             None => Ok(None),
             Some((Chunk::Body(body), used)) => Ok(Some((AnswerItem::Body(body), used))),
@@ -334,10 +308,7 @@ mod tests {
             assert_eq!(code.as_str(), name);
             assert_eq!(ErrorCode::parse(name), code);
         }
-        assert_eq!(
-            ErrorCode::parse("rate-limited"),
-            ErrorCode::Unknown("rate-limited".into())
-        );
+        assert_eq!(ErrorCode::parse("rate-limited"), ErrorCode::Unknown("rate-limited".into()));
     }
 
     #[test]

@@ -92,9 +92,7 @@ impl ProtoError {
             | ProtoError::BadFileHeader { .. } => ErrorCode::BadRequest,
             ProtoError::UnknownRequest { .. } => ErrorCode::UnknownRequest,
             ProtoError::UnsupportedProtocol { .. } => ErrorCode::UnsupportedProtocol,
-            ProtoError::RequestTooLarge { .. } | ProtoError::Encode { .. } => {
-                ErrorCode::Internal
-            }
+            ProtoError::RequestTooLarge { .. } | ProtoError::Encode { .. } => ErrorCode::Internal,
         }
     }
 
@@ -103,16 +101,9 @@ impl ProtoError {
     /// request. `None` for every failure that cannot be tied to an entry.
     pub fn report(&self) -> Option<Report> {
         match self {
-            ProtoError::BadFileHeader {
-                target,
-                seq,
-                reason,
-                ..
-            } => Some(Report {
-                target: target.clone(),
-                seq: *seq,
-                reason: reason.clone(),
-            }),
+            ProtoError::BadFileHeader { target, seq, reason, .. } => {
+                Some(Report { target: target.clone(), seq: *seq, reason: reason.clone() })
+            }
             _ => None,
         }
     }
@@ -162,23 +153,11 @@ mod tests {
 
     #[test]
     fn every_error_names_its_protocol_code() {
-        let e = ProtoError::HeaderTooLarge {
-            len: 70000,
-            limit: 16384,
-        };
-        assert_eq!(
-            e.to_string(),
-            "header length 70000 exceeds the limit of 16384 bytes"
-        );
+        let e = ProtoError::HeaderTooLarge { len: 70000, limit: 16384 };
+        assert_eq!(e.to_string(), "header length 70000 exceeds the limit of 16384 bytes");
         assert_eq!(e.code(), ErrorCode::HeaderTooLarge);
-        assert_eq!(
-            ProtoError::HeaderTooShort { len: 1 }.code(),
-            ErrorCode::BadFrame
-        );
-        assert_eq!(
-            ProtoError::UnsupportedProtocol { version: 2 }.code(),
-            ErrorCode::UnsupportedProtocol
-        );
+        assert_eq!(ProtoError::HeaderTooShort { len: 1 }.code(), ErrorCode::BadFrame);
+        assert_eq!(ProtoError::UnsupportedProtocol { version: 2 }.code(), ErrorCode::UnsupportedProtocol);
         assert!(ProtoError::BadJson { detail: "x".into() }.report().is_none());
     }
 }

@@ -8,10 +8,10 @@
 //! |                      | bytes, UTF-8 object |                               |
 //! +----------------------+---------------------+-------------------------------+
 //!
-//! e.g. a done frame (29 = 0x001d header bytes, no body):
+//! e.g. a done frame (44 = 0x002c header bytes, no body):
 //!
-//!   00 1d  {"type":"done","more":false,"poll-after":60}
-//!   ^^^^^  ^-------------- 29 bytes ------------------^
+//!   00 2c  {"type":"done","more":false,"poll-after":60}
+//!   ^^^^^  ^----------------- 44 bytes ---------------^
 //! ```
 //!
 //! The header length `N` is `2 <= N <= 65535` (`{}` is the shortest object). Each
@@ -62,14 +62,10 @@ pub const MIN_CLIENT_HEADER_LIMIT: usize = 16 * 1024;
 /// an integer that is not a wire integer.
 pub fn encode_frame(header: &impl Serialize) -> Result<Vec<u8>, ProtoError> {
     let mut frame = vec![0u8; LENGTH_PREFIX_LEN];
-    serde_json::to_writer(&mut frame, header).map_err(|e| ProtoError::Encode {
-        detail: detail(e),
-    })?;
+    serde_json::to_writer(&mut frame, header).map_err(|e| ProtoError::Encode { detail: detail(e) })?;
     let len = frame.len() - LENGTH_PREFIX_LEN;
     if frame.get(LENGTH_PREFIX_LEN) != Some(&b'{') {
-        return Err(ProtoError::Encode {
-            detail: "a frame header must be a JSON object".to_owned(),
-        });
+        return Err(ProtoError::Encode { detail: "a frame header must be a JSON object".to_owned() });
     }
     let prefix = u16::try_from(len).map_err(|_| ProtoError::Encode {
         detail: format!("the header is {len} bytes, more than the {MAX_HEADER_LEN} a frame can carry"),
@@ -119,10 +115,7 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder that refuses headers longer than `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        FrameDecoder {
-            limit: limit.min(MAX_HEADER_LEN),
-            body_remaining: 0,
-        }
+        FrameDecoder { limit: limit.min(MAX_HEADER_LEN), body_remaining: 0 }
     }
 
     /// The longest header accepted.
@@ -172,13 +165,9 @@ impl FrameDecoder {
     /// (`bad-frame`) unless the stream ended exactly between two frames.
     pub fn end_of_input(&self, unused: &[u8]) -> Result<(), ProtoError> {
         if self.body_remaining > 0 {
-            Err(ProtoError::TruncatedBody {
-                missing: self.body_remaining,
-            })
+            Err(ProtoError::TruncatedBody { missing: self.body_remaining })
         } else if !unused.is_empty() {
-            Err(ProtoError::TruncatedHeader {
-                buffered: unused.len(),
-            })
+            Err(ProtoError::TruncatedHeader { buffered: unused.len() })
         } else {
             Ok(())
         }
@@ -201,9 +190,7 @@ mod tests {
         for len in [0u16, 1] {
             let err = check_header_length(len, MAX_REQUEST_HEADER).unwrap_err();
             assert_eq!(err.code(), ErrorCode::BadFrame);
-            let err = FrameDecoder::new(MAX_REQUEST_HEADER)
-                .decode(&frame_with_len(len, b"{}"))
-                .unwrap_err();
+            let err = FrameDecoder::new(MAX_REQUEST_HEADER).decode(&frame_with_len(len, b"{}")).unwrap_err();
             assert_eq!(err.code(), ErrorCode::BadFrame);
         }
     }
@@ -211,10 +198,7 @@ mod tests {
     #[test]
     fn the_empty_object_is_the_shortest_frame() {
         let bytes = frame_with_len(2, b"{}");
-        let (chunk, used) = FrameDecoder::new(MAX_REQUEST_HEADER)
-            .decode(&bytes)
-            .unwrap()
-            .unwrap();
+        let (chunk, used) = FrameDecoder::new(MAX_REQUEST_HEADER).decode(&bytes).unwrap().unwrap();
         assert_eq!(chunk, Chunk::Header(b"{}"));
         assert_eq!(used, 4);
     }
@@ -224,10 +208,7 @@ mod tests {
         assert_eq!(check_header_length(16384, MAX_REQUEST_HEADER).unwrap(), 16384);
         let err = check_header_length(16385, MAX_REQUEST_HEADER).unwrap_err();
         assert_eq!(err.code(), ErrorCode::HeaderTooLarge);
-        assert_eq!(
-            err.to_string(),
-            "header length 16385 exceeds the limit of 16384 bytes"
-        );
+        assert_eq!(err.to_string(), "header length 16385 exceeds the limit of 16384 bytes");
         assert_eq!(check_header_length(65535, MAX_HEADER_LEN).unwrap(), 65535);
         assert!(check_header_length(65535, MAX_REQUEST_HEADER).is_err());
     }
@@ -250,10 +231,7 @@ mod tests {
         assert_eq!(decoder.limit(), MAX_HEADER_LEN);
         let header = vec![b' '; 65535];
         let bytes = frame_with_len(65535, &header);
-        let (chunk, used) = FrameDecoder::new(usize::MAX)
-            .decode(&bytes)
-            .unwrap()
-            .unwrap();
+        let (chunk, used) = FrameDecoder::new(usize::MAX).decode(&bytes).unwrap().unwrap();
         assert_eq!(used, 65537);
         assert!(matches!(chunk, Chunk::Header(h) if h.len() == 65535));
     }
@@ -277,10 +255,7 @@ mod tests {
         let (chunk, used) = decoder.decode(b"abc").unwrap().unwrap();
         assert_eq!((chunk, used), (Chunk::Body(b"abc"), 3));
         assert_eq!(decoder.decode(b"").unwrap(), None);
-        assert_eq!(
-            decoder.end_of_input(b"").unwrap_err(),
-            ProtoError::TruncatedBody { missing: 2 }
-        );
+        assert_eq!(decoder.end_of_input(b"").unwrap_err(), ProtoError::TruncatedBody { missing: 2 });
         let (chunk, used) = decoder.decode(b"de\x00\x02{}").unwrap().unwrap();
         assert_eq!((chunk, used), (Chunk::Body(b"de"), 2));
         let (chunk, used) = decoder.decode(b"\x00\x02{}").unwrap().unwrap();
@@ -297,10 +272,7 @@ mod tests {
     #[test]
     fn encoding_refuses_oversized_and_non_object_headers() {
         let big = serde_json::json!({ "x": "a".repeat(65535) });
-        assert!(matches!(
-            encode_frame(&big).unwrap_err(),
-            ProtoError::Encode { .. }
-        ));
+        assert!(matches!(encode_frame(&big).unwrap_err(), ProtoError::Encode { .. }));
         assert!(encode_frame(&1).is_err());
         assert!(encode_frame(&[1, 2]).is_err());
         let exact = serde_json::json!({ "x": "a".repeat(65535 - 8) });

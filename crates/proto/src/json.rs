@@ -49,10 +49,7 @@ pub(crate) fn kind(value: &Value) -> &'static str {
 }
 
 /// A required field, converted to `T`; the error names the field.
-pub(crate) fn required<T: DeserializeOwned>(
-    object: &Map<String, Value>,
-    name: &str,
-) -> Result<T, String> {
+pub(crate) fn required<T: DeserializeOwned>(object: &Map<String, Value>, name: &str) -> Result<T, String> {
     match object.get(name) {
         Some(value) => convert(value, name),
         None => Err(format!("missing field `{name}`")),
@@ -142,10 +139,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
-                return Err(de::Error::custom(format_args!(
-                    "duplicate key {:?}",
-                    excerpt(&key)
-                )));
+                return Err(de::Error::custom(format_args!("duplicate key {:?}", excerpt(&key))));
             }
             let value = map.next_value_seed(StrictValue)?;
             object.insert(key, value);
@@ -172,17 +166,9 @@ mod tests {
     fn only_one_object_in_utf8_without_bom_is_accepted() {
         assert!(parse_object(b"{}").is_ok());
         assert!(parse_object(b" {} \n").is_ok());
-        for bad in [
-            &b"\xEF\xBB\xBF{}"[..],
-            b"{\"a\":\"\xff\"}",
-            b"[]",
-            b"\"x\"",
-            b"1",
-            b"null",
-            b"{} {}",
-            b"{",
-            b"",
-        ] {
+        for bad in
+            [&b"\xEF\xBB\xBF{}"[..], b"{\"a\":\"\xff\"}", b"[]", b"\"x\"", b"1", b"null", b"{} {}", b"{", b""]
+        {
             assert!(parse_object(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }

@@ -103,8 +103,7 @@ impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = String::with_capacity(88);
         for chunk in self.0.chunks(3) {
-            let v = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
-                << (8 * (3 - chunk.len()));
+            let v = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
             for i in 0..=chunk.len() {
                 s.push(BASE64[((v >> (18 - 6 * i)) & 63) as usize] as char);
             }
@@ -199,22 +198,10 @@ mod tests {
 
     #[test]
     fn signatures_have_one_spelling() {
-        assert!(
-            Signature::parse(&VECTOR_SIG.replace("==", "")).is_err(),
-            "padding required"
-        );
-        assert!(
-            Signature::parse(&VECTOR_SIG.replace("BA==", "BB==")).is_err(),
-            "unused bits must be zero"
-        );
-        assert!(
-            Signature::parse(&VECTOR_SIG.replace('/', "_")).is_err(),
-            "standard alphabet only"
-        );
-        assert!(
-            Signature::parse(&VECTOR_SIG[4..]).is_err(),
-            "64 bytes exactly"
-        );
+        assert!(Signature::parse(&VECTOR_SIG.replace("==", "")).is_err(), "padding required");
+        assert!(Signature::parse(&VECTOR_SIG.replace("BA==", "BB==")).is_err(), "unused bits must be zero");
+        assert!(Signature::parse(&VECTOR_SIG.replace('/', "_")).is_err(), "standard alphabet only");
+        assert!(Signature::parse(&VECTOR_SIG[4..]).is_err(), "64 bytes exactly");
         assert!(Signature::parse(&format!("AAAA{VECTOR_SIG}")).is_err());
     }
 
@@ -222,13 +209,7 @@ mod tests {
     fn key_ids_are_16_lower_hex_digits() {
         let id = KeyId::parse("4d06ee28107bfc40").unwrap();
         assert_eq!(id.to_string(), "4d06ee28107bfc40");
-        for bad in [
-            "4D06EE28107BFC40",
-            "4d06ee28107bfc4",
-            "4d06ee28107bfc400",
-            "4d06ee28107bfc4g",
-            "",
-        ] {
+        for bad in ["4D06EE28107BFC40", "4d06ee28107bfc4", "4d06ee28107bfc400", "4d06ee28107bfc4g", ""] {
             assert!(KeyId::parse(bad).is_err(), "{bad}");
         }
     }

@@ -1,17 +1,65 @@
 //! fts-proto: the fts wire format and nothing else.
 //!
 //! Pure code (no I/O, no async runtime, no cryptography) so that it is fast, easy to
-//! read against PROTOCOL.md, and fuzzable:
+//! read against PROTOCOL.md, and fuzzable. Everything that crosses the network
+//! between `fts poll` and `fts serve` is a frame:
 //!
+//! ```text
+//! +----------------------+---------------------+-------------------------------+
+//! | header length: u16   | JSON header         | body (only `file` frames)     |
+//! | big-endian, 2 bytes  | exactly that many   | exactly `file-size` bytes     |
+//! |                      | bytes, UTF-8 object |                               |
+//! +----------------------+---------------------+-------------------------------+
+//!
+//! client -> server:  [request]
+//! server -> client:  [file][body] [file][body] ... [done]     or     [error]
+//! ```
+//!
+//! - [`frame`]: the length prefix, the limits ([`MAX_REQUEST_HEADER`],
+//!   [`MAX_CLIENT_REQUEST`]), [`encode_frame`], [`check_header_length`] and the
+//!   incremental [`FrameDecoder`];
+//! - [`request`]: the [`Request`] header and [`Report`]s, and the server's
+//!   classification of a bad request ([`Request::decode`]);
+//! - [`answer`]: the server's [`ServerFrame`]s (`file`, `done`, `error`), the
+//!   [`ErrorCode`]s, and the client's [`AnswerDecoder`];
+//! - [`wire_int`]: the integer rule (0 to 2^53 - 1, no fraction or exponent);
+//! - [`error`]: [`ProtoError`], every failure with its section 3.4 code;
 //! - [`names`]: the names of section 4 as types that cannot hold an invalid value;
 //! - [`keys`]: the `key-id` and `signature` fields, syntax only;
 //! - [`statement`]: the bytes of the signed statement of section 5.
+//!
+//! A server reads a request like this (the limit is checked on the two prefix bytes,
+//! before the header is read):
+//!
+//! ```
+//! use fts_proto::{check_header_length, Request, MAX_REQUEST_HEADER};
+//!
+//! let wire = b"\x00\x39{\"request-type\":\"poll\",\"protocol\":1,\"client-id\":\"web-01\"}";
+//! let len = check_header_length(u16::from_be_bytes([wire[0], wire[1]]), MAX_REQUEST_HEADER)?;
+//! let request = Request::decode(&wire[2..2 + len])?;
+//! assert_eq!(request.client_id.as_str(), "web-01");
+//! # Ok::<(), fts_proto::ProtoError>(())
+//! ```
 #![forbid(unsafe_code)]
 
+pub mod answer;
+pub mod error;
+pub mod frame;
+mod json;
 pub mod keys;
 pub mod names;
+pub mod request;
 pub mod statement;
+pub mod wire_int;
 
+pub use answer::{AnswerDecoder, AnswerItem, Done, ErrorCode, ErrorFrame, FileHeader, ServerFrame};
+pub use error::ProtoError;
+pub use frame::{
+    Chunk, FrameDecoder, LENGTH_PREFIX_LEN, MAX_CLIENT_REQUEST, MAX_HEADER_LEN, MAX_REQUEST_HEADER,
+    MIN_CLIENT_HEADER_LIMIT, MIN_HEADER_LEN, check_header_length, encode_frame,
+};
 pub use keys::{KeyId, Signature};
 pub use names::{ClientId, FileHash, FileName, GroupName, NameError, Published, Target};
+pub use request::{MAX_REPORTS, PROTOCOL_VERSION, REQUEST_TYPE_POLL, RejectReason, Report, Request};
 pub use statement::{STATEMENT_TAG, Statement};
+pub use wire_int::{MAX_WIRE_INT, WireInt};

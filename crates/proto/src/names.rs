@@ -61,9 +61,7 @@ fn is_id_syntax(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|&c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
-        })
+        && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
 }
 
 macro_rules! string_name {
@@ -168,9 +166,7 @@ impl Target {
         if s == "all" {
             Ok(Target::All)
         } else if let Some(group) = s.strip_prefix(Self::GROUP_PREFIX) {
-            GroupName::parse(group)
-                .map(Target::Group)
-                .map_err(|_| bad())
+            GroupName::parse(group).map(Target::Group).map_err(|_| bad())
         } else {
             ClientId::parse(s).map(Target::Client).map_err(|_| bad())
         }
@@ -221,13 +217,8 @@ impl FileName {
         let ok = !b.is_empty()
             && b.len() <= Self::MAX_LEN
             && b[0].is_ascii_alphanumeric()
-            && b.iter()
-                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'+' | b'-'));
-        if ok {
-            Ok(FileName(s.to_owned()))
-        } else {
-            Err(NameError::new("file name", s, FILE_NAME_RULE))
-        }
+            && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'+' | b'-'));
+        if ok { Ok(FileName(s.to_owned())) } else { Err(NameError::new("file name", s, FILE_NAME_RULE)) }
     }
 }
 
@@ -324,8 +315,7 @@ impl Published {
             return Err(bad());
         }
         let num = |r: std::ops::Range<usize>| -> u32 {
-            b[r].iter()
-                .fold(0, |acc, &c| acc * 10 + u32::from(c - b'0'))
+            b[r].iter().fold(0, |acc, &c| acc * 10 + u32::from(c - b'0'))
         };
         let (year, month, day) = (num(0..4), num(5..7), num(8..10));
         let (hour, minute, second) = (num(11..13), num(14..16), num(17..19));
@@ -345,20 +335,14 @@ impl Published {
         let days = secs / 86_400;
         let rem = secs % 86_400;
         let (y, m, d) = civil_from_days(days);
-        Published(format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            rem / 3600,
-            (rem / 60) % 60,
-            rem % 60
-        ))
+        Published(format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem / 60) % 60, rem % 60))
     }
 
     /// Seconds since the Unix epoch.
     pub fn unix_seconds(&self) -> u64 {
         let b = self.0.as_bytes();
         let num = |r: std::ops::Range<usize>| -> u64 {
-            b[r].iter()
-                .fold(0, |acc, &c| acc * 10 + u64::from(c - b'0'))
+            b[r].iter().fold(0, |acc, &c| acc * 10 + u64::from(c - b'0'))
         };
         let days = days_from_civil(num(0..4), num(5..7), num(8..10));
         days * 86_400 + num(11..13) * 3600 + num(14..16) * 60 + num(17..19)
@@ -370,7 +354,7 @@ impl Published {
 }
 
 fn is_leap(year: u32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
@@ -460,10 +444,7 @@ mod tests {
         ] {
             assert!(ClientId::parse(bad).is_err(), "{bad}");
         }
-        assert!(
-            GroupName::parse("all").is_ok(),
-            "reserved words are only reserved for ids"
-        );
+        assert!(GroupName::parse("all").is_ok(), "reserved words are only reserved for ids");
     }
 
     #[test]
@@ -473,10 +454,7 @@ mod tests {
         }
         for bad in ["group:", "group:Web", "ca", "Group:web", "group:web/x", ""] {
             let err = Target::parse(bad).unwrap_err();
-            assert!(
-                err.to_string().contains("group:"),
-                "message says what is allowed: {err}"
-            );
+            assert!(err.to_string().contains("group:"), "message says what is allowed: {err}");
         }
     }
 
@@ -485,20 +463,9 @@ mod tests {
         for ok in ["openssl-3.0.19.deb", "a+b.bin", "A", &"x".repeat(200)] {
             assert!(FileName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            ".hidden",
-            "../x",
-            "a/b",
-            "a\\b",
-            "a\0b",
-            "a\nb",
-            "-a",
-            "+a",
-            "a b",
-            &"x".repeat(201),
-            "é",
-        ] {
+        for bad in
+            ["", ".hidden", "../x", "a/b", "a\\b", "a\0b", "a\nb", "-a", "+a", "a b", &"x".repeat(201), "é"]
+        {
             assert!(FileName::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -516,11 +483,7 @@ mod tests {
 
     #[test]
     fn published_times_are_exact_utc_seconds() {
-        for ok in [
-            "2026-11-25T17:00:00Z",
-            "2024-02-29T23:59:59Z",
-            "1970-01-01T00:00:00Z",
-        ] {
+        for ok in ["2026-11-25T17:00:00Z", "2024-02-29T23:59:59Z", "1970-01-01T00:00:00Z"] {
             assert!(Published::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -545,22 +508,9 @@ mod tests {
         let p = Published::from_unix_seconds(1_795_626_000);
         assert_eq!(p.as_str(), "2026-11-25T17:00:00Z");
         assert_eq!(p.unix_seconds(), 1_795_626_000);
-        assert_eq!(
-            Published::from_unix_seconds(0).as_str(),
-            "1970-01-01T00:00:00Z"
-        );
-        assert_eq!(
-            Published::from_unix_seconds(951_782_400).as_str(),
-            "2000-02-29T00:00:00Z"
-        );
-        for secs in [
-            0u64,
-            59,
-            86_399,
-            951_782_399,
-            4_102_444_800,
-            253_402_300_799,
-        ] {
+        assert_eq!(Published::from_unix_seconds(0).as_str(), "1970-01-01T00:00:00Z");
+        assert_eq!(Published::from_unix_seconds(951_782_400).as_str(), "2000-02-29T00:00:00Z");
+        for secs in [0u64, 59, 86_399, 951_782_399, 4_102_444_800, 253_402_300_799] {
             let p = Published::from_unix_seconds(secs);
             assert!(Published::parse(p.as_str()).is_ok());
             assert_eq!(p.unix_seconds(), secs);

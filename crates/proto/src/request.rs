@@ -60,11 +60,7 @@ pub struct Request {
 impl Request {
     /// A request with nothing applied and nothing to report.
     pub fn new(client_id: ClientId) -> Self {
-        Request {
-            client_id,
-            since: BTreeMap::new(),
-            rejected: Vec::new(),
-        }
+        Request { client_id, since: BTreeMap::new(), rejected: Vec::new() }
     }
 
     /// The last applied seq for `target` (0 when the client sent none).
@@ -76,17 +72,14 @@ impl Request {
     /// prefix), classifying every failure as PROTOCOL.md section 2 says, in the order
     /// given in the module docs.
     pub fn decode(header: &[u8]) -> Result<Request, ProtoError> {
-        let object =
-            json::parse_object(header).map_err(|detail| ProtoError::BadJson { detail })?;
+        let object = json::parse_object(header).map_err(|detail| ProtoError::BadJson { detail })?;
         let bad = |detail: String| ProtoError::BadRequest { detail };
 
         match object.get("request-type") {
             None => return Err(bad("missing field `request-type`".into())),
             Some(Value::String(s)) if s == REQUEST_TYPE_POLL => {}
             Some(Value::String(s)) => {
-                return Err(ProtoError::UnknownRequest {
-                    request_type: excerpt(s),
-                });
+                return Err(ProtoError::UnknownRequest { request_type: excerpt(s) });
             }
             Some(other) => {
                 return Err(bad(format!(
@@ -102,9 +95,7 @@ impl Request {
         }
 
         let client_id: ClientId = required(&object, "client-id").map_err(bad)?;
-        let since: BTreeMap<Target, WireInt> = optional(&object, "since")
-            .map_err(bad)?
-            .unwrap_or_default();
+        let since: BTreeMap<Target, WireInt> = optional(&object, "since").map_err(bad)?.unwrap_or_default();
         let rejected = match object.get("rejected") {
             None => Vec::new(),
             Some(Value::Array(items)) => {
@@ -122,18 +113,11 @@ impl Request {
                     .map_err(bad)?
             }
             Some(other) => {
-                return Err(bad(format!(
-                    "field `rejected`: expected an array, found {}",
-                    json::kind(other)
-                )));
+                return Err(bad(format!("field `rejected`: expected an array, found {}", json::kind(other))));
             }
         };
 
-        Ok(Request {
-            client_id,
-            since: since.into_iter().map(|(t, n)| (t, n.0)).collect(),
-            rejected,
-        })
+        Ok(Request { client_id, since: since.into_iter().map(|(t, n)| (t, n.0)).collect(), rejected })
     }
 
     /// The whole request frame (length prefix and header), refused unless it stays
@@ -141,10 +125,7 @@ impl Request {
     pub fn encode(&self) -> Result<Vec<u8>, ProtoError> {
         let frame = encode_frame(self)?;
         if frame.len() >= MAX_CLIENT_REQUEST {
-            return Err(ProtoError::RequestTooLarge {
-                len: frame.len(),
-                limit: MAX_CLIENT_REQUEST,
-            });
+            return Err(ProtoError::RequestTooLarge { len: frame.len(), limit: MAX_CLIENT_REQUEST });
         }
         Ok(frame)
     }
@@ -249,10 +230,7 @@ impl RejectReason {
     pub fn as_str(&self) -> &str {
         match self {
             RejectReason::Other(s) => s,
-            known => Self::KNOWN
-                .iter()
-                .find(|(reason, _)| reason == known)
-                .map_or("", |(_, name)| name),
+            known => Self::KNOWN.iter().find(|(reason, _)| reason == known).map_or("", |(_, name)| name),
         }
     }
 }
@@ -265,9 +243,7 @@ fn is_kebab_word(s: &str, max: usize) -> bool {
         && b[0].is_ascii_lowercase()
         && b[b.len() - 1] != b'-'
         && !s.contains("--")
-        && b
-            .iter()
-            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
 }
 
 impl fmt::Display for RejectReason {
@@ -309,20 +285,8 @@ mod tests {
 
     #[test]
     fn unknown_reasons_are_kept_only_when_they_look_like_reasons() {
-        assert_eq!(
-            RejectReason::parse("disk-quota"),
-            Some(RejectReason::Other("disk-quota".into()))
-        );
-        for bad in [
-            "",
-            "Signature",
-            "-gap",
-            "gap-",
-            "a--b",
-            "a b",
-            "1gap",
-            &"a".repeat(33),
-        ] {
+        assert_eq!(RejectReason::parse("disk-quota"), Some(RejectReason::Other("disk-quota".into())));
+        for bad in ["", "Signature", "-gap", "gap-", "a--b", "a b", "1gap", &"a".repeat(33)] {
             assert_eq!(RejectReason::parse(bad), None, "{bad}");
         }
     }

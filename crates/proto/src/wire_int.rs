@@ -64,11 +64,7 @@ impl Visitor<'_> for WireIntVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-        if v <= MAX_WIRE_INT {
-            Ok(v)
-        } else {
-            Err(E::invalid_value(de::Unexpected::Unsigned(v), &self))
-        }
+        if v <= MAX_WIRE_INT { Ok(v) } else { Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)) }
     }
 
     // serde_json never calls this for a non-negative number, but other formats may.
@@ -142,9 +138,6 @@ mod tests {
     #[test]
     fn values_above_the_range_are_never_serialized() {
         assert!(serde_json::to_string(&WireInt(MAX_WIRE_INT + 1)).is_err());
-        assert_eq!(
-            serde_json::to_string(&WireInt(MAX_WIRE_INT)).unwrap(),
-            "9007199254740991"
-        );
+        assert_eq!(serde_json::to_string(&WireInt(MAX_WIRE_INT)).unwrap(), "9007199254740991");
     }
 }
