@@ -1,0 +1,77 @@
+//! Helpers shared by the end-to-end tests: run the real `fts` binary in a temporary
+//! working folder and, when a run does not end as expected, fail with the command,
+//! its exit status, stdout and stderr, so that a CI log says what happened.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary working folder in which `fts` runs with a clean `FTS_*` environment.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Sandbox { dir: tempfile::tempdir().expect("create a temp dir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `fts` with the given arguments, run in the sandbox, with no `FTS_*` variable
+    /// inherited from the caller's environment.
+    pub fn fts<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fts"));
+        cmd.args(args).current_dir(self.path());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("FTS_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd
+    }
+}
+
+/// Runs the command and returns its output, whatever its status.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs the command and checks its exit code; on a mismatch, panics with everything
+/// needed to see why.
+pub fn expect_code(cmd: &mut Command, code: i32) -> Output {
+    let out = run(cmd);
+    if out.status.code() != Some(code) {
+        panic!(
+            "expected exit code {code}, got {:?}\ncommand: {cmd:?}\n--- stdout\n{}\n--- stderr\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Runs the command and checks that it succeeded.
+pub fn expect_success(cmd: &mut Command) -> Output {
+    expect_code(cmd, 0)
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
