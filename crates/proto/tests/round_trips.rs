@@ -1,0 +1,153 @@
+//! Property tests: every valid request and server frame survives encode then decode
+//! unchanged, through the frame decoder, with arbitrary valid names and integers.
+
+use fts_proto::{
+    AnswerDecoder, AnswerItem, Chunk, ClientId, Done, ErrorCode, ErrorFrame, FileHash, FileHeader, FileName,
+    FrameDecoder, GroupName, KeyId, MAX_CLIENT_REQUEST, MAX_REPORTS, MAX_REQUEST_HEADER, MAX_WIRE_INT,
+    ProtoError, Published, RejectReason, Report, Request, ServerFrame, Signature, Target,
+};
+use proptest::prelude::*;
+
+fn wire_int() -> impl Strategy<Value = u64> {
+    prop_oneof![0..=100u64, 0..=MAX_WIRE_INT, Just(MAX_WIRE_INT)]
+}
+
+fn client_id() -> impl Strategy<Value = ClientId> {
+    "[a-z0-9][a-z0-9._-]{0,62}".prop_filter_map("reserved word", |s| ClientId::parse(&s).ok())
+}
+
+fn target() -> impl Strategy<Value = Target> {
+    prop_oneof![
+        client_id().prop_map(Target::Client),
+        Just(Target::All),
+        "[a-z0-9][a-z0-9._-]{0,62}".prop_map(|s| Target::Group(GroupName::parse(&s).unwrap())),
+    ]
+}
+
+fn reason() -> impl Strategy<Value = RejectReason> {
+    let known = prop_oneof![
+        Just(RejectReason::BadHeader),
+        Just(RejectReason::BadName),
+        Just(RejectReason::WrongTarget),
+        Just(RejectReason::Replay),
+        Just(RejectReason::Gap),
+        Just(RejectReason::UntrustedKey),
+        Just(RejectReason::Signature),
+        Just(RejectReason::Superseded),
+        Just(RejectReason::TooLarge),
+        Just(RejectReason::HashMismatch),
+        Just(RejectReason::InstallFailed),
+        Just(RejectReason::HookFailed),
+    ];
+    let newer = "[a-z][a-z0-9]{0,8}(-[a-z0-9]{1,6}){0,3}".prop_filter_map("a known reason", |s| {
+        match RejectReason::parse(&s) {
+            Some(RejectReason::Other(s)) => Some(RejectReason::Other(s)),
+            _ => None,
+        }
+    });
+    prop_oneof![4 => known, 1 => newer]
+}
+
+fn report() -> impl Strategy<Value = Report> {
+    (target(), wire_int(), reason()).prop_map(|(target, seq, reason)| Report { target, seq, reason })
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    (
+        client_id(),
+        prop::collection::btree_map(target(), wire_int(), 0..6),
+        prop::collection::vec(report(), 0..=MAX_REPORTS),
+    )
+        .prop_map(|(client_id, since, rejected)| Request { client_id, since, rejected })
+}
+
+fn file_header() -> impl Strategy<Value = FileHeader> {
+    (
+        target(),
+        wire_int(),
+        "[A-Za-z0-9][A-Za-z0-9._+-]{0,199}",
+        wire_int(),
+        any::<[u8; 32]>(),
+        0..=253_402_300_799u64,
+        any::<[u8; 8]>(),
+        prop::collection::vec(any::<u8>(), 64),
+    )
+        .prop_map(|(target, seq, name, file_size, digest, secs, key, sig)| FileHeader {
+            target,
+            seq,
+            file_name: FileName::parse(&name).unwrap(),
+            file_size,
+            file_hash: FileHash::from_digest(digest),
+            published: Published::from_unix_seconds(secs),
+            key_id: KeyId::from_prefix(key),
+            signature: Signature::from_bytes(sig.try_into().unwrap()),
+        })
+}
+
+fn error_code() -> impl Strategy<Value = ErrorCode> {
+    prop_oneof![
+        Just(ErrorCode::BadFrame),
+        Just(ErrorCode::HeaderTooLarge),
+        Just(ErrorCode::BadJson),
+        Just(ErrorCode::BadRequest),
+        Just(ErrorCode::UnknownRequest),
+        Just(ErrorCode::UnsupportedProtocol),
+        Just(ErrorCode::IdentityMismatch),
+        Just(ErrorCode::Busy),
+        Just(ErrorCode::Internal),
+        ".{0,40}".prop_map(|s| ErrorCode::parse(&s)),
+    ]
+}
+
+fn server_frame() -> impl Strategy<Value = ServerFrame> {
+    prop_oneof![
+        file_header().prop_map(ServerFrame::File),
+        (any::<bool>(), wire_int())
+            .prop_map(|(more, poll_after)| ServerFrame::Done(Done { more, poll_after })),
+        (error_code(), ".{0,200}", prop::option::of(wire_int())).prop_map(|(code, message, retry_after)| {
+            ServerFrame::Error(ErrorFrame { code, message, retry_after })
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn requests_survive_encode_then_decode(request in request()) {
+        let frame = request.encode().unwrap();
+        prop_assert!(frame.len() < MAX_CLIENT_REQUEST);
+        let (chunk, used) = FrameDecoder::new(MAX_REQUEST_HEADER).decode(&frame).unwrap().unwrap();
+        prop_assert_eq!(used, frame.len());
+        let Chunk::Header(header) = chunk else { panic!("a request has no body") };
+        prop_assert_eq!(Request::decode(header).unwrap(), request);
+    }
+
+    #[test]
+    fn server_frames_survive_encode_then_decode(frame in server_frame()) {
+        let bytes = frame.encode().unwrap();
+        let mut decoder = AnswerDecoder::default();
+        let (item, used) = decoder.decode(&bytes).unwrap().unwrap();
+        prop_assert_eq!(used, bytes.len());
+        prop_assert_eq!(item, AnswerItem::Frame(frame.clone()));
+        let expected_body = match &frame { ServerFrame::File(f) => f.file_size, _ => 0 };
+        prop_assert_eq!(decoder.body_remaining(), expected_body);
+    }
+
+    #[test]
+    fn integers_above_the_wire_range_are_never_encoded(seq in MAX_WIRE_INT + 1..=u64::MAX) {
+        let mut request = Request::new(ClientId::parse("web-01").unwrap());
+        request.since.insert(Target::All, seq);
+        let encoded = matches!(request.encode(), Err(ProtoError::Encode { .. }));
+        prop_assert!(encoded, "a request with since {} was encoded", seq);
+        let done = ServerFrame::Done(Done { more: false, poll_after: seq });
+        let encoded = matches!(done.encode(), Err(ProtoError::Encode { .. }));
+        prop_assert!(encoded, "a done frame with poll-after {} was encoded", seq);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoders(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = Request::decode(&bytes);
+        let _ = ServerFrame::decode(&bytes);
+        let _ = FrameDecoder::new(MAX_REQUEST_HEADER).decode(&bytes);
+        let _ = AnswerDecoder::default().decode(&bytes);
+    }
+}
