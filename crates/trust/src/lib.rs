@@ -1,1 +1,73 @@
+//! fts-trust: everything a security reviewer must read, and nothing else.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`signing`] | release signing keys (Ed25519), key ids, signing, [`TrustedKeys`], [`Verified`] |
+//! | [`identity`] | the client id and groups a certificate carries |
+//! | [`tls`] | rustls configs of both sides, [`ClientAuth`] and the per-session check |
+//! | [`crl`] | reading and signing certificate revocation lists |
+//! | [`keygen`] | the CA, server and client certificates, the signing key files |
+//! | [`issued`] | serial numbers and the index of issued certificates |
+//! | [`pem`] | PEM files, with the path in every error |
+//! | [`error`] | every error of the crate |
+//!
+//! # Security model
+//!
+//! **What is protected.** A host installs a file only if a release signing key it
+//! trusts signed the statement of PROTOCOL.md section 5 for it: target, sequence
+//! number, name, size, SHA-256 and publish time. The signing key lives on the signing
+//! host only; the server stores and forwards signatures and never holds it. So a
+//! compromised server, or anyone on the network, can withhold files or serve them
+//! late, but cannot make a host install anything that was not published for it.
+//! [`TrustedKeys::verify`] is the only constructor of [`Verified<Statement>`], so code
+//! that installs cannot be handed an unchecked statement. Verification is strict
+//! Ed25519 (no malleable signatures, no small-order keys). Several keys can be
+//! trusted at once for rotation; key ids are unambiguous within a set.
+//!
+//! **Who may poll.** Mutual TLS 1.3 (no 0-RTT, ALPN `fts/1`). A client is who its
+//! certificate says ([`identity`]): the single CN is its id, its O values that are
+//! group names are its groups, it must carry clientAuth and must not be a CA. Whoever
+//! can get a certificate from the client CA can become any client with any group, so
+//! that CA must be dedicated to fts. The CA key never needs to be on the server.
+//!
+//! **Revocation.** CRLs checked for the client's own certificate; when any CRL is
+//! configured, a certificate whose issuer has none is refused; an overdue CRL is still
+//! used (with a warning) rather than failing open or locking every host out. CRLs can
+//! be replaced while the server runs ([`ClientAuth::replace_crls`]). Session
+//! resumption is kept (it halves the cost of a poll), and because a resumed session is
+//! not re-verified by rustls, [`ClientAuth::check_session`] re-verifies the session's
+//! certificate against the CRLs *as they are now* after every handshake, so a
+//! certificate revoked after its session began is refused on resumption.
+//!
+//! **The server, seen from the client.** Verified against the configured CA only (no
+//! system roots), for the name dialled, and its certificate must list serverAuth.
+//!
+//! **Files.** Private keys are created with mode 0600, written atomically, and never
+//! overwritten without `force`. Secret bytes are never printed by `Debug`.
+//!
+//! **Out of scope here.** Frame limits and timeouts (fts-proto, fts-net), the hash of
+//! a file's body (checked while streaming, fts-net), the store (fts-store).
+//!
+//! # Crypto provider
+//!
+//! rustls with `ring` only, passed explicitly to every builder ([`tls::provider`]):
+//! the process-wide default provider is never needed.
 #![forbid(unsafe_code)]
+
+pub mod crl;
+pub mod error;
+mod files;
+pub mod identity;
+pub mod issued;
+pub mod keygen;
+pub mod pem;
+pub mod signing;
+pub mod tls;
+
+pub use crl::{Crl, Revoked};
+pub use error::{Error, IdentityError, SessionRefused, VerifyError};
+pub use fts_proto::Statement;
+pub use identity::{ClientIdentity, client_identity};
+pub use issued::Serial;
+pub use signing::{PublicKey, SigningKey, TrustedKeys, Verified};
+pub use tls::{ALPN, ClientAuth, client_config, server_config};

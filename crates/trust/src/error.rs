@@ -1,0 +1,144 @@
+//! The crate's errors, in one place so a reviewer sees every way trust can fail.
+//!
+//! [`Error`] is the one error of the crate's operations (files, keys, keygen, TLS
+//! configuration). Three decisions that callers must tell apart get a small enum of
+//! their own, each convertible into [`Error`]:
+//!
+//! - [`VerifyError`]: a signed statement was refused (`untrusted-key` vs `signature`
+//!   in PROTOCOL.md section 3.1);
+//! - [`IdentityError`]: a certificate breaks the identity rules of section 4;
+//! - [`SessionRefused`]: a TLS session is refused after its handshake (section 1).
+//!
+//! Messages are lower-case, name the file when a file is involved, and say who is at
+//! fault: the file (its contents), the operator (a flag or an existing file), the
+//! peer (the client or its certificate), or this machine (I/O, randomness).
+
+use std::io;
+use std::path::PathBuf;
+
+use fts_proto::{KeyId, NameError};
+
+/// Everything that can go wrong in fts-trust outside the three decisions below.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// This machine could not read a file (missing, permissions, I/O).
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// This machine could not write a file.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The operator asked to write a file that exists, without `--force`.
+    #[error("{} already exists: refusing to overwrite it without --force", path.display())]
+    AlreadyExists { path: PathBuf },
+    /// The file was read but its contents are not what they must be.
+    #[error("{}: {problem}", path.display())]
+    BadFile { path: PathBuf, problem: String },
+    /// The operator ran a command that needs the CA before making one.
+    #[error("no CA in {}: run `fts keygen ca` first", dir.display())]
+    MissingCa { dir: PathBuf },
+    /// The operator gave a name that breaks PROTOCOL.md section 4.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// The operator gave a server name that is neither a DNS name nor an IP address.
+    #[error("invalid server name {name:?}: expected a DNS name (like server.example) or an IP address")]
+    InvalidServerName { name: String },
+    /// The operator asked for a server certificate without any name.
+    #[error("a server certificate needs at least one name (--name)")]
+    NoServerNames,
+    /// The operator asked for a validity or CRL period of zero days.
+    #[error("{what} must be at least 1 day")]
+    ZeroDays { what: &'static str },
+    /// The operator gave no trusted signing key at all.
+    #[error("no trusted signing key given: at least one public key file is needed")]
+    NoTrustedKeys,
+    /// Two different trusted keys have the same 8-byte id; one of the files is wrong.
+    #[error("{}: key id {key_id} is already used by a different trusted key", path.display())]
+    KeyIdCollision { path: PathBuf, key_id: KeyId },
+    /// This machine's random number generator failed.
+    #[error("the system random number generator failed: {0}")]
+    Random(String),
+    /// rcgen refused to build a certificate or CRL (a bug here or a bad CA file).
+    #[error("cannot build the certificate or crl: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// A certificate could not be encoded as required (a bug here, never the input).
+    #[error("cannot encode the certificate: {0}")]
+    CertificateEncoding(String),
+    /// rustls refused the configuration (a key that does not match its certificate, ...).
+    #[error("tls configuration refused: {0}")]
+    Tls(#[from] rustls::Error),
+    /// rustls refused the trust anchors or CRLs given for a verifier.
+    #[error("cannot build the certificate verifier from the configured ca and crls: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// A statement did not verify.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// A certificate breaks the identity rules.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+impl Error {
+    pub(crate) fn bad_file(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::BadFile { path: path.into(), problem: problem.into() }
+    }
+}
+
+/// Why a signed statement was refused. The variants map onto the `untrusted-key` and
+/// `signature` reasons a client reports; the sender of the entry is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("signing key {key_id} is not trusted by this host")]
+    UntrustedKey { key_id: KeyId },
+    #[error("signature does not verify with trusted key {key_id}: the entry was altered or not signed by it")]
+    BadSignature { key_id: KeyId },
+}
+
+/// Why a certificate cannot identify a client (PROTOCOL.md section 4). The
+/// certificate, and so whoever presented or issued it, is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("client certificate is not a well-formed x.509 certificate: {0}")]
+    Malformed(String),
+    #[error("client certificate has no common name (CN) in its subject")]
+    NoCommonName,
+    #[error("client certificate has {count} common names (CN) in its subject: exactly one is allowed")]
+    SeveralCommonNames { count: usize },
+    #[error("client certificate's common name is not a text string")]
+    CommonNameNotText,
+    #[error("client certificate's common name is not a valid client id: {0}")]
+    InvalidClientId(NameError),
+    #[error("client certificate lacks the clientAuth extended key usage")]
+    NoClientAuth,
+    #[error("client certificate is a CA certificate (basicConstraints CA=true)")]
+    IsCa,
+}
+
+/// Why a TLS session was refused after its handshake, before any byte of the request
+/// is read. Except for [`SessionRefused::Handshaking`] (a bug in the caller), the
+/// client is at fault; the connection is closed without a frame.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SessionRefused {
+    #[error("the tls handshake has not completed (caller bug: check the session after the handshake)")]
+    Handshaking,
+    #[error("the client offered no ALPN protocol: `fts/1` is required")]
+    NoAlpn,
+    #[error("the client negotiated ALPN protocol {0:?}: `fts/1` is required")]
+    WrongAlpn(String),
+    #[error("the client presented no certificate")]
+    NoCertificate,
+    #[error("the client certificate is revoked")]
+    Revoked,
+    #[error("the client certificate is not accepted: {0}")]
+    Certificate(rustls::Error),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}

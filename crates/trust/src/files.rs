@@ -1,0 +1,158 @@
+//! Reading and writing credential files safely.
+//!
+//! Owns the rules every key and certificate file follows:
+//!
+//! - a private key is created with mode 0600 from its first byte (the mode is given
+//!   to `open`, never set afterwards), public files with 0644 (both less the umask);
+//! - a file is written whole into a temporary file in the same folder, flushed to
+//!   disk, then moved into place, so a crash leaves the old file or the new one;
+//! - an existing file is never replaced unless the caller passes `overwrite`: the
+//!   move is then a hard link, which fails atomically if the name exists;
+//! - reads are bounded, so a huge or endless file (a FIFO, `/dev/zero`) is refused.
+//!
+//! Unix only (file modes, hard links), like the rest of fts.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+/// Who may read a file once written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Private keys: owner read/write only.
+    Secret,
+    /// Certificates, public keys, CRLs.
+    Public,
+}
+
+impl Mode {
+    fn bits(self) -> u32 {
+        match self {
+            Mode::Secret => 0o600,
+            Mode::Public => 0o644,
+        }
+    }
+}
+
+/// Credential files are small; anything larger than this is not one of ours.
+pub(crate) const MAX_CREDENTIAL_FILE: u64 = 1 << 20;
+
+/// Reads a whole file of at most `max` bytes.
+pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+    let read_err = |source| Error::Read { path: path.to_owned(), source };
+    let file = File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes).map_err(read_err)?;
+    if bytes.len() as u64 > max {
+        return Err(Error::bad_file(path, format!("larger than {max} bytes: not a credential file")));
+    }
+    Ok(bytes)
+}
+
+/// Refuses before anything is written if one of `paths` exists and `overwrite` is
+/// false, so a command that writes several files writes all of them or none.
+pub(crate) fn refuse_existing(paths: &[&Path], overwrite: bool) -> Result<(), Error> {
+    if overwrite {
+        return Ok(());
+    }
+    for path in paths {
+        match fs::symlink_metadata(path) {
+            Ok(_) => return Err(Error::AlreadyExists { path: path.to_path_buf() }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Read { path: path.to_path_buf(), source }),
+        }
+    }
+    Ok(())
+}
+
+/// Writes `contents` to `path` atomically with the given mode. Without `overwrite`,
+/// an existing `path` is left untouched and reported as [`Error::AlreadyExists`].
+pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: Mode, overwrite: bool) -> Result<(), Error> {
+    let write_err = |source| Error::Write { path: path.to_owned(), source };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| write_err(io::Error::new(io::ErrorKind::InvalidInput, "not a file name")))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", file_name.to_string_lossy(), random_suffix()?));
+
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode.bits())
+            .open(&tmp)
+            .map_err(write_err)?;
+        file.write_all(contents).map_err(write_err)?;
+        file.sync_all().map_err(write_err)?;
+        drop(file);
+        if overwrite {
+            fs::rename(&tmp, path).map_err(write_err)?;
+        } else {
+            match fs::hard_link(&tmp, path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(Error::AlreadyExists { path: path.to_owned() });
+                }
+                Err(e) => return Err(write_err(e)),
+            }
+        }
+        Ok(())
+    })();
+    // The temporary name is gone after a rename; after a link (or a failure) it remains.
+    let _ = fs::remove_file(&tmp);
+    result?;
+    // Make the new name itself durable.
+    File::open(&dir).and_then(|d| d.sync_all()).map_err(write_err)
+}
+
+fn random_suffix() -> Result<String, Error> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn secret_files_are_created_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        write_atomic(&path, b"secret", Mode::Secret, false).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read(&path).unwrap(), b"secret");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn existing_files_are_kept_unless_overwrite_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_atomic(&path, b"old", Mode::Public, false).unwrap();
+        let err = write_atomic(&path, b"new", Mode::Public, false).unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        write_atomic(&path, b"new", Mode::Public, true).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn oversized_files_are_refused_with_their_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        fs::write(&path, vec![b'x'; 11]).unwrap();
+        let err = read_bounded(&path, 10).unwrap_err();
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        assert_eq!(read_bounded(&path, 11).unwrap().len(), 11);
+    }
+}

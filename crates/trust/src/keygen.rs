@@ -1,0 +1,497 @@
+//! Provisioning credentials (`fts keygen`): the CA, the server's and clients'
+//! certificates, and the release signing key. Library functions taking plain option
+//! structs; the CLI only parses flags and prints the returned summary.
+//!
+//! Every certificate has an ECDSA P-256 key, a random 16-byte serial (never rcgen's
+//! default, which repeats for the same key and would make CRLs ambiguous) and a real
+//! validity period: from 5 minutes ago (clock skew between machines) for `days` days.
+//! The profiles are fixed here, never taken from input:
+//!
+//! | file | profile |
+//! |---|---|
+//! | `ca.crt` | CN "fts CA", CA with path length 0, keyCertSign + cRLSign |
+//! | `server.crt` | CN = first name, each name a DNS or IP SAN, serverAuth only, digitalSignature, CA=false |
+//! | `<id>.crt` | CN = id, one O per group, clientAuth only, digitalSignature, CA=false, no SAN |
+//!
+//! Private keys are written 0600 and no file is replaced without `force`: every
+//! destination is checked before anything is generated, so a refused command leaves
+//! the folder as it was. Each issued certificate is recorded in the index beside the
+//! CA ([`crate::issued`]).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use fts_proto::{ClientId, GroupName, KeyId};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+};
+use rustls_pki_types::CertificateDer;
+use time::{Duration, OffsetDateTime};
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::files::{MAX_CREDENTIAL_FILE, Mode, read_bounded, refuse_existing, write_atomic};
+use crate::issued::{self, IssuedKind, IssuedRecord, Serial};
+use crate::pem;
+use crate::signing::SigningKey;
+
+pub const CA_CERT_FILE: &str = "ca.crt";
+pub const CA_KEY_FILE: &str = "ca.key";
+pub const SERVER_CERT_FILE: &str = "server.crt";
+pub const SERVER_KEY_FILE: &str = "server.key";
+pub const SIGNING_KEY_FILE: &str = "signing.key";
+pub const SIGNING_PUB_FILE: &str = "signing.pub";
+
+pub const DEFAULT_CA_DAYS: u32 = 3650;
+pub const DEFAULT_CERT_DAYS: u32 = 365;
+
+/// How far back `not_before` is set, so a machine whose clock is a little behind
+/// accepts a certificate made a moment ago.
+const CLOCK_SKEW: Duration = Duration::minutes(5);
+
+const CA_COMMON_NAME: &str = "fts CA";
+
+/// `fts keygen ca`
+#[derive(Debug, Clone)]
+pub struct CaOptions {
+    pub dir: PathBuf,
+    pub days: u32,
+    pub force: bool,
+}
+
+/// `fts keygen server --name N...`
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub dir: PathBuf,
+    /// DNS names or IP addresses; the first is also the CN.
+    pub names: Vec<String>,
+    pub days: u32,
+    pub force: bool,
+}
+
+/// `fts keygen client --id ID [--group G]...`
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub dir: PathBuf,
+    pub id: ClientId,
+    pub groups: Vec<GroupName>,
+    pub days: u32,
+    pub force: bool,
+}
+
+/// `fts keygen signing`
+#[derive(Debug, Clone)]
+pub struct SigningOptions {
+    pub dir: PathBuf,
+    pub force: bool,
+}
+
+/// What a keygen command wrote, for the CLI to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub kind: IssuedKind,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    /// The client id, the server's names joined by `,`, or the CA's CN.
+    pub subject: String,
+    pub serial: Serial,
+    pub not_after: OffsetDateTime,
+}
+
+/// What `fts keygen signing` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyWritten {
+    pub key_path: PathBuf,
+    pub public_key_path: PathBuf,
+    pub key_id: KeyId,
+}
+
+/// The CA as loaded from its folder, able to sign certificates and CRLs.
+pub struct CertificateAuthority {
+    dir: PathBuf,
+    certificate: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+    /// The CA certificate's subject key identifier, reused as the authority key
+    /// identifier of what it signs.
+    key_id_method: KeyIdMethod,
+}
+
+impl CertificateAuthority {
+    /// Loads `ca.crt` and `ca.key` from `dir`. If either is missing, the error tells
+    /// the operator to run `fts keygen ca`.
+    pub fn load(dir: &Path) -> Result<Self, Error> {
+        let (cert_path, key_path) = (dir.join(CA_CERT_FILE), dir.join(CA_KEY_FILE));
+        if !cert_path.exists() || !key_path.exists() {
+            return Err(Error::MissingCa { dir: dir.to_owned() });
+        }
+        let certificate = pem::load_certificates(&cert_path)?.swap_remove(0);
+        let key_pem = Zeroizing::new(read_bounded(&key_path, MAX_CREDENTIAL_FILE)?);
+        let key_text =
+            std::str::from_utf8(&key_pem).map_err(|_| Error::bad_file(&key_path, "not PEM text"))?;
+        let key = KeyPair::from_pem(key_text)
+            .map_err(|e| Error::bad_file(&key_path, format!("not a usable CA private key: {e}")))?;
+
+        let (_, parsed) = X509Certificate::from_der(&certificate)
+            .map_err(|e| Error::bad_file(&cert_path, format!("not an X.509 certificate: {e}")))?;
+        if parsed.public_key().subject_public_key.data.as_ref() != rcgen::PublicKeyData::der_bytes(&key) {
+            return Err(Error::bad_file(
+                &key_path,
+                format!("does not match the CA certificate {}", cert_path.display()),
+            ));
+        }
+        if !parsed.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca) {
+            return Err(Error::bad_file(
+                &cert_path,
+                "not a CA certificate (basicConstraints CA=true is missing)",
+            ));
+        }
+        let key_id_method = parsed
+            .iter_extensions()
+            .find_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(ski) => Some(KeyIdMethod::PreSpecified(ski.0.to_vec())),
+                _ => None,
+            })
+            .unwrap_or(KeyIdMethod::Sha256);
+        let issuer = Issuer::from_ca_cert_der(&certificate, key)
+            .map_err(|e| Error::bad_file(&cert_path, format!("cannot use this CA certificate: {e}")))?;
+        Ok(CertificateAuthority { dir: dir.to_owned(), certificate, issuer, key_id_method })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn certificate(&self) -> &CertificateDer<'static> {
+        &self.certificate
+    }
+
+    /// The rcgen issuer, to sign certificates or CRLs with a profile of one's own
+    /// (tests; `fts keygen sign`).
+    pub fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
+    pub(crate) fn key_id_method(&self) -> &KeyIdMethod {
+        &self.key_id_method
+    }
+}
+
+impl std::fmt::Debug for CertificateAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateAuthority").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// `fts keygen ca`: a new self-signed CA in `ca.crt` / `ca.key`.
+pub fn ca(opts: &CaOptions) -> Result<Issued, Error> {
+    let (cert_path, key_path) = (opts.dir.join(CA_CERT_FILE), opts.dir.join(CA_KEY_FILE));
+    prepare(&opts.dir, &[&cert_path, &key_path], opts.force)?;
+
+    let mut params = base_params(opts.days)?;
+    params.distinguished_name.push(DnType::CommonName, CA_COMMON_NAME);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let (serial, not_after) = serial_and_expiry(&params);
+
+    let key = new_key()?;
+    let key_pem = Zeroizing::new(key.serialize_pem());
+    let ca = CertifiedIssuer::self_signed(params, key)?;
+    write_pair(&cert_path, &ca.pem(), &key_path, &key_pem, opts.force)?;
+    record(&opts.dir, IssuedKind::Ca, CA_COMMON_NAME.into(), serial, not_after, cert_path, key_path)
+}
+
+/// `fts keygen server`: `server.crt` / `server.key`, signed by the CA in the same folder.
+pub fn server(opts: &ServerOptions) -> Result<Issued, Error> {
+    if opts.names.is_empty() {
+        return Err(Error::NoServerNames);
+    }
+    let sans = opts.names.iter().map(|n| server_name_san(n)).collect::<Result<Vec<_>, _>>()?;
+    let ca = CertificateAuthority::load(&opts.dir)?;
+    let (cert_path, key_path) = (opts.dir.join(SERVER_CERT_FILE), opts.dir.join(SERVER_KEY_FILE));
+    prepare(&opts.dir, &[&cert_path, &key_path], opts.force)?;
+
+    let mut params = leaf_params(opts.days)?;
+    params.distinguished_name.push(DnType::CommonName, opts.names[0].as_str());
+    params.subject_alt_names = sans;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let subject = opts.names.join(",");
+    issue_leaf(&ca, params, IssuedKind::Server, subject, cert_path, key_path, opts.force)
+}
+
+/// `fts keygen client`: `<id>.crt` / `<id>.key`, signed by the CA in the same folder.
+pub fn client(opts: &ClientOptions) -> Result<Issued, Error> {
+    let ca = CertificateAuthority::load(&opts.dir)?;
+    let cert_path = opts.dir.join(format!("{}.crt", opts.id));
+    let key_path = opts.dir.join(format!("{}.key", opts.id));
+    prepare(&opts.dir, &[&cert_path, &key_path], opts.force)?;
+
+    let mut params = leaf_params(opts.days)?;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let mut groups = opts.groups.clone();
+    groups.sort();
+    groups.dedup();
+    let mut subject = vec![(SubjectAttribute::CommonName, opts.id.as_str())];
+    subject.extend(groups.iter().map(|g| (SubjectAttribute::Organization, g.as_str())));
+
+    let (serial, not_after) = serial_and_expiry(&params);
+    let key = new_key()?;
+    let cert = sign_with_subject(&params, &subject, &key, ca.issuer())?;
+    // The certificate must read back as exactly what was asked for.
+    let identity = crate::identity::client_identity(&cert)?;
+    if identity.id != opts.id || identity.groups != groups || !identity.ignored_organizations.is_empty() {
+        return Err(Error::CertificateEncoding(
+            "the new client certificate does not read back as requested".into(),
+        ));
+    }
+    let key_pem = Zeroizing::new(key.serialize_pem());
+    write_pair(&cert_path, &pem::encode("CERTIFICATE", &cert), &key_path, &key_pem, opts.force)?;
+    record(ca.dir(), IssuedKind::Client, opts.id.to_string(), serial, not_after, cert_path, key_path)
+}
+
+/// `fts keygen signing`: `signing.key` (PKCS#8 v1, 0600) and `signing.pub` (SPKI).
+pub fn signing(opts: &SigningOptions) -> Result<SigningKeyWritten, Error> {
+    let key_path = opts.dir.join(SIGNING_KEY_FILE);
+    let public_key_path = opts.dir.join(SIGNING_PUB_FILE);
+    prepare(&opts.dir, &[&key_path, &public_key_path], opts.force)?;
+    let key = SigningKey::generate()?;
+    key.save(&key_path, opts.force)?;
+    key.public_key().save(&public_key_path, opts.force)?;
+    Ok(SigningKeyWritten { key_path, public_key_path, key_id: key.key_id() })
+}
+
+/// Creates the folder and refuses existing destinations before any key is made.
+fn prepare(dir: &Path, destinations: &[&Path], force: bool) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_owned(), source })?;
+    refuse_existing(destinations, force)
+}
+
+fn new_key() -> Result<KeyPair, Error> {
+    Ok(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?)
+}
+
+/// Serial, validity and an empty subject: what every certificate gets.
+fn base_params(days: u32) -> Result<CertificateParams, Error> {
+    if days == 0 {
+        return Err(Error::ZeroDays { what: "certificate validity (--days)" });
+    }
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.serial_number = Some(SerialNumber::from_slice(Serial::random()?.as_bytes()));
+    params.not_before = now - CLOCK_SKEW;
+    params.not_after = now + Duration::days(i64::from(days));
+    Ok(params)
+}
+
+/// The common part of server and client certificates.
+fn leaf_params(days: u32) -> Result<CertificateParams, Error> {
+    let mut params = base_params(days)?;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
+}
+
+fn serial_and_expiry(params: &CertificateParams) -> (Serial, OffsetDateTime) {
+    let serial =
+        params.serial_number.as_ref().map(|s| Serial::from_bytes(s.to_bytes())).unwrap_or_else(|| {
+            // base_params always sets one; an empty serial would only make the index useless.
+            Serial::from_bytes(Vec::new())
+        });
+    (serial, params.not_after)
+}
+
+fn issue_leaf(
+    ca: &CertificateAuthority,
+    params: CertificateParams,
+    kind: IssuedKind,
+    subject: String,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    force: bool,
+) -> Result<Issued, Error> {
+    let (serial, not_after) = serial_and_expiry(&params);
+    let key = new_key()?;
+    let cert = params.signed_by(&key, ca.issuer())?;
+    let key_pem = Zeroizing::new(key.serialize_pem());
+    write_pair(&cert_path, &cert.pem(), &key_path, &key_pem, force)?;
+    record(ca.dir(), kind, subject, serial, not_after, cert_path, key_path)
+}
+
+/// The key first: a certificate without its key is useless, a key without its
+/// certificate is harmless.
+fn write_pair(
+    cert_path: &Path,
+    cert_pem: &str,
+    key_path: &Path,
+    key_pem: &str,
+    force: bool,
+) -> Result<(), Error> {
+    write_atomic(key_path, key_pem.as_bytes(), Mode::Secret, force)?;
+    write_atomic(cert_path, cert_pem.as_bytes(), Mode::Public, force)
+}
+
+fn record(
+    ca_dir: &Path,
+    kind: IssuedKind,
+    subject: String,
+    serial: Serial,
+    not_after: OffsetDateTime,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+) -> Result<Issued, Error> {
+    let record = IssuedRecord {
+        serial: serial.clone(),
+        kind,
+        subject: subject.clone(),
+        not_after,
+        issued_at: OffsetDateTime::now_utc(),
+    };
+    issued::append(ca_dir, &record)?;
+    Ok(Issued { kind, cert_path, key_path, subject, serial, not_after })
+}
+
+/// A `--name` as a subject alternative name: an IP address if it parses as one,
+/// else a DNS name, which must be syntactically valid.
+fn server_name_san(name: &str) -> Result<SanType, Error> {
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return Ok(SanType::IpAddress(ip));
+    }
+    let invalid = || Error::InvalidServerName { name: name.to_owned() };
+    rustls_pki_types::DnsName::try_from(name).map_err(|_| invalid())?;
+    Ok(SanType::DnsName(name.try_into().map_err(|_| invalid())?))
+}
+
+/// A subject attribute that may appear several times in one name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectAttribute {
+    /// CN, 2.5.4.3
+    CommonName,
+    /// O, 2.5.4.10: one per group
+    Organization,
+}
+
+impl SubjectAttribute {
+    /// The last byte of the attribute's OID `2.5.4.x` (DER `06 03 55 04 x`).
+    fn oid_last_byte(self) -> u8 {
+        match self {
+            SubjectAttribute::CommonName => 3,
+            SubjectAttribute::Organization => 10,
+        }
+    }
+}
+
+/// Placeholder attribute types `2.5.99.i`: unassigned, and DER-encoded in exactly as
+/// many bytes (`06 03 55 63 i`) as the real `2.5.4.x` they stand for.
+const PLACEHOLDER_ARC: u8 = 99;
+const MAX_SUBJECT_ATTRIBUTES: usize = 128;
+
+/// Signs `params` for `subject_key` by `issuer`, with `attributes` (in order) as the
+/// subject in place of `params.distinguished_name`, where an attribute type may
+/// appear several times: one O per group (PROTOCOL.md section 4).
+///
+/// Why this exists: rcgen 0.14's `DistinguishedName` holds one value per attribute
+/// type (rustls/rcgen#81), so a second O would replace the first. Each attribute is
+/// therefore written under its own placeholder type of the same encoded length; the
+/// placeholder OIDs are then replaced by the real one inside the subject of the
+/// to-be-signed bytes only (lengths unchanged, so the DER stays valid), and those
+/// bytes are signed again by the issuer. Callers check the result reads back
+/// (`client_identity`), and the tests verify it with rustls and openssl.
+pub fn sign_with_subject(
+    params: &CertificateParams,
+    attributes: &[(SubjectAttribute, &str)],
+    subject_key: &impl rcgen::PublicKeyData,
+    issuer: &Issuer<'_, impl rcgen::SigningKey>,
+) -> Result<CertificateDer<'static>, Error> {
+    if attributes.len() > MAX_SUBJECT_ATTRIBUTES {
+        return Err(Error::CertificateEncoding(format!(
+            "at most {MAX_SUBJECT_ATTRIBUTES} subject attributes"
+        )));
+    }
+    let mut params = params.clone();
+    params.distinguished_name = DistinguishedName::new();
+    for (i, (_, value)) in attributes.iter().enumerate() {
+        let placeholder = DnType::CustomDnType(vec![2, 5, u64::from(PLACEHOLDER_ARC), i as u64]);
+        params.distinguished_name.push(placeholder, *value);
+    }
+    let draft = params.signed_by(subject_key, issuer)?;
+    let der = draft.der().as_ref();
+    let bad = |what: &str| Error::CertificateEncoding(format!("cannot rewrite the subject: {what}"));
+
+    let (_, parsed) = X509Certificate::from_der(der).map_err(|_| bad("rcgen output does not parse"))?;
+    let tbs = parsed.tbs_certificate.as_ref();
+    let subject = parsed.tbs_certificate.subject.as_raw();
+    // Both slices borrow from `der`: their distance is the subject's place in the TBS.
+    let start =
+        (subject.as_ptr() as usize).checked_sub(tbs.as_ptr() as usize).ok_or_else(|| bad("layout"))?;
+    let mut new_tbs = tbs.to_vec();
+    let region = new_tbs.get_mut(start..start + subject.len()).ok_or_else(|| bad("layout"))?;
+    let mut replaced = 0;
+    for (i, (attribute, _)) in attributes.iter().enumerate() {
+        let placeholder = [0x06, 0x03, 0x55, PLACEHOLDER_ARC, i as u8];
+        let at =
+            region.windows(5).position(|w| w == placeholder).ok_or_else(|| bad("placeholder not found"))?;
+        region[at + 3] = 0x04;
+        region[at + 4] = attribute.oid_last_byte();
+        replaced += 1;
+    }
+    if replaced != attributes.len() {
+        return Err(bad("placeholder count"));
+    }
+
+    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
+    let outer_header = tlv_header_len(der).ok_or_else(|| bad("outer header"))?;
+    let alg_start = outer_header + tbs.len();
+    let alg_len = der.get(alg_start..).and_then(tlv_total_len).ok_or_else(|| bad("signature algorithm"))?;
+    let algorithm = &der[alg_start..alg_start + alg_len];
+    let signature = issuer.key().sign(&new_tbs)?;
+
+    let mut bit_string = vec![0u8]; // no unused bits
+    bit_string.extend_from_slice(&signature);
+    let mut body = new_tbs;
+    body.extend_from_slice(algorithm);
+    push_tlv(&mut body, 0x03, &bit_string);
+    let mut cert = Vec::with_capacity(body.len() + 4);
+    push_tlv(&mut cert, 0x30, &body);
+    Ok(CertificateDer::from(cert))
+}
+
+/// Appends a DER TLV with a definite length.
+fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+    out.push(tag);
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+        out.push(0x80 | (bytes.len() - first) as u8);
+        out.extend_from_slice(&bytes[first..]);
+    }
+    out.extend_from_slice(content);
+}
+
+/// (header length, content length) of the DER TLV at the start of `der`.
+fn tlv_lengths(der: &[u8]) -> Option<(usize, usize)> {
+    let first = *der.get(1)?;
+    if first < 0x80 {
+        return Some((2, usize::from(first)));
+    }
+    let n = usize::from(first & 0x7f);
+    if n == 0 || n > 4 {
+        return None;
+    }
+    let len = der.get(2..2 + n)?.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+    Some((2 + n, len))
+}
+
+fn tlv_header_len(der: &[u8]) -> Option<usize> {
+    tlv_lengths(der).map(|(header, _)| header)
+}
+
+fn tlv_total_len(der: &[u8]) -> Option<usize> {
+    tlv_lengths(der).map(|(header, content)| header + content)
+}
