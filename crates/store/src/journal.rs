@@ -1,0 +1,433 @@
+//! The journal: the append-only file of records that holds every signed entry, its
+//! line format, and the in-memory index both the publisher and the reader build from
+//! it.
+//!
+//! ```text
+//! journal = record*
+//! record  = json TAB checksum LF
+//! json    = one compact JSON object, no raw TAB or LF in it (serde_json escapes them)
+//! checksum= the first 16 lower-case hex digits of SHA-256 over the json bytes
+//!
+//! line 1:   {"record":"store","format":"fts-store","version":1}
+//! line 2..: {"record":"publish","published":..,"file-name":..,"file-size":..,
+//!            "file-hash":..,"key-id":..,"entries":[{"target":..,"seq":..,"signature":..},..]}
+//! ```
+//!
+//! One publish is one record, so a publish to several targets is all or nothing. A
+//! record is valid when its checksum matches and it keeps the journal's rules (the
+//! first record is the header, every later one a publish; per target the seqs run 1,
+//! 2, 3, ...; `published` never goes backwards). Reading stops at the first record
+//! that is not valid: what follows is never indexed, so never served. This module
+//! only reads and indexes; writing (and truncating a torn tail) is the publisher's.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io::{self, BufRead, Read};
+use std::path::Path;
+
+use fts_proto::{FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Signature, Statement, Target};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::entry::Entry;
+use crate::error::{Result, StoreError};
+
+/// The `format` of the header record.
+pub const FORMAT_NAME: &str = "fts-store";
+/// The store format version this code reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+/// The longest record line accepted, checksum and LF included.
+pub const MAX_RECORD_LEN: usize = 16 << 20;
+/// Hex digits of the record checksum.
+const CHECKSUM_LEN: usize = 16;
+
+/// The first record of every journal.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HeaderRecord {
+    pub record: String,
+    pub format: String,
+    pub version: u64,
+}
+
+impl HeaderRecord {
+    pub(crate) fn current() -> Self {
+        HeaderRecord { record: "store".into(), format: FORMAT_NAME.into(), version: FORMAT_VERSION }
+    }
+}
+
+/// Every record after the header.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "kebab-case")]
+pub(crate) enum Record {
+    /// A header where only the first record may be one.
+    Store(serde_json::Value),
+    Publish(PublishRecord),
+}
+
+/// All entries of one publish: the fields they share, then one (target, seq,
+/// signature) per target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct PublishRecord {
+    pub published: Published,
+    pub file_name: FileName,
+    pub file_size: u64,
+    pub file_hash: FileHash,
+    pub key_id: KeyId,
+    pub entries: Vec<RecordEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct RecordEntry {
+    pub target: Target,
+    pub seq: u64,
+    pub signature: Signature,
+}
+
+/// The checksum of a record's JSON: the first 8 bytes of its SHA-256.
+fn checksum(json: &[u8]) -> [u8; 8] {
+    let digest = Sha256::digest(json);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
+}
+
+/// The line for a record: JSON, TAB, checksum, LF.
+pub(crate) fn encode_line(record: &impl Serialize) -> Vec<u8> {
+    // Serializing these types cannot fail: plain structs of strings and integers.
+    let mut line = serde_json::to_vec(record).unwrap_or_default();
+    let sum = hex::encode(checksum(&line));
+    line.push(b'\t');
+    line.extend_from_slice(sum.as_bytes());
+    line.push(b'\n');
+    line
+}
+
+/// The JSON of a complete line (LF removed) and its checksum, if the checksum matches.
+fn checked_json(line: &[u8]) -> Option<(&[u8], [u8; 8])> {
+    let tab = line.iter().rposition(|&b| b == b'\t')?;
+    let (json, sum) = (&line[..tab], &line[tab + 1..]);
+    let expected = checksum(json);
+    (sum.len() == CHECKSUM_LEN && sum == hex::encode(expected).as_bytes()).then_some((json, expected))
+}
+
+/// What stopped a read of the journal before its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalDamage {
+    /// Byte offset of the first record not accepted.
+    pub offset: u64,
+    /// Bytes of that record as read (up to its LF, the end of the file, or the
+    /// length limit).
+    pub len: u64,
+    pub kind: DamageKind,
+}
+
+/// The kinds of [`JournalDamage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DamageKind {
+    /// The file ends inside a record: a publish still appending, or one cut by a crash
+    /// (a torn tail). The next publisher truncates it.
+    Incomplete,
+    /// A complete line whose checksum does not match (garbage, a zero-filled tail).
+    BadChecksum,
+    /// A line longer than [`MAX_RECORD_LEN`].
+    TooLong,
+    /// A record whose checksum matches but that breaks the journal's rules: written
+    /// by something else than this fts. Never truncated away.
+    Invalid(String),
+}
+
+impl DamageKind {
+    /// True for damage a crash can leave behind (a torn or garbage tail), which the
+    /// next publisher may truncate once it has checked nothing valid follows.
+    pub fn is_torn_tail_candidate(&self) -> bool {
+        !matches!(self, DamageKind::Invalid(_))
+    }
+}
+
+impl fmt::Display for JournalDamage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            DamageKind::Incomplete => write!(
+                f,
+                "an incomplete record of {} bytes at byte {} (torn, or still being written)",
+                self.len, self.offset
+            ),
+            DamageKind::BadChecksum => write!(f, "a record with a wrong checksum at byte {}", self.offset),
+            DamageKind::TooLong => {
+                write!(f, "a record longer than {MAX_RECORD_LEN} bytes at byte {}", self.offset)
+            }
+            DamageKind::Invalid(detail) => write!(f, "an invalid record at byte {}: {detail}", self.offset),
+        }
+    }
+}
+
+/// Where the last accepted record lies, so a reader can check, before it reads on
+/// from there, that the bytes it already indexed are still the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordMark {
+    pub start: u64,
+    pub checksum: [u8; 8],
+}
+
+/// Every entry of the journal's valid prefix, in publish order, with a per-target
+/// index.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct JournalIndex {
+    /// All entries; `entries[i].position == i`.
+    pub entries: Vec<Entry>,
+    /// Per target, positions in `entries`: seq `n` at index `n - 1`.
+    pub by_target: BTreeMap<Target, Vec<usize>>,
+    /// The `published` time of the last publish record.
+    pub last_published: Option<Published>,
+    /// Whether the header record has been read (false only for an empty journal).
+    pub has_header: bool,
+    /// Offset just past the last valid record.
+    pub good_end: u64,
+    /// The last valid record (the header counts).
+    pub last_record: Option<RecordMark>,
+}
+
+impl JournalIndex {
+    pub(crate) fn newest_seq(&self, target: &Target) -> u64 {
+        self.by_target.get(target).map_or(0, |positions| positions.len() as u64)
+    }
+
+    /// Checks a publish record against the journal's rules, then adds its entries.
+    /// Adds nothing when it fails.
+    fn apply(&mut self, record: PublishRecord) -> Result<(), String> {
+        if record.entries.is_empty() {
+            return Err("a publish record without entries".into());
+        }
+        if record.file_size > MAX_WIRE_INT {
+            return Err(format!("file size {} is above 2^53 - 1", record.file_size));
+        }
+        if let Some(last) = &self.last_published
+            && record.published < *last
+        {
+            return Err(format!("published time {} is before the previous one, {last}", record.published));
+        }
+        let mut seen = HashSet::new();
+        for e in &record.entries {
+            if !seen.insert(&e.target) {
+                return Err(format!("target {} appears twice in one record", e.target));
+            }
+            let expected = self.newest_seq(&e.target) + 1;
+            if e.seq != expected {
+                return Err(format!("target {} has seq {} where {expected} was expected", e.target, e.seq));
+            }
+        }
+        let PublishRecord { published, file_name, file_size, file_hash, key_id, entries } = record;
+        for e in entries {
+            let position = self.entries.len();
+            self.by_target.entry(e.target.clone()).or_default().push(position);
+            self.entries.push(Entry {
+                position: position as u64,
+                statement: Statement {
+                    target: e.target,
+                    seq: e.seq,
+                    file_name: file_name.clone(),
+                    file_size,
+                    file_hash,
+                    published: published.clone(),
+                },
+                key_id,
+                signature: e.signature,
+            });
+        }
+        self.last_published = Some(published);
+        Ok(())
+    }
+
+    /// Reads records from `reader`, positioned at `self.good_end`, and indexes every
+    /// valid one until the end of the input or the first record that is not valid,
+    /// which is returned. `path` is for messages only.
+    ///
+    /// A header problem (first record missing or damaged, another format, another
+    /// version) is an error: such a file is not a journal this code can serve from.
+    pub(crate) fn read_from(
+        &mut self,
+        reader: &mut impl BufRead,
+        path: &Path,
+    ) -> Result<Option<JournalDamage>> {
+        let mut line = Vec::new();
+        loop {
+            let start = self.good_end;
+            let accepted = match read_line(reader, &mut line).map_err(StoreError::io("read", path))? {
+                Line::Eof => return Ok(None),
+                Line::Incomplete => Err(DamageKind::Incomplete),
+                Line::TooLong => Err(DamageKind::TooLong),
+                Line::Complete => match checked_json(&line[..line.len() - 1]) {
+                    None => Err(DamageKind::BadChecksum),
+                    Some((json, sum)) if !self.has_header => {
+                        check_header(json, path)?;
+                        self.has_header = true;
+                        Ok(sum)
+                    }
+                    Some((json, sum)) => self.accept_publish(json).map(|()| sum).map_err(DamageKind::Invalid),
+                },
+            };
+            match accepted {
+                Ok(checksum) => {
+                    self.last_record = Some(RecordMark { start, checksum });
+                    self.good_end = start + line.len() as u64;
+                }
+                Err(kind) => {
+                    let damage = JournalDamage { offset: start, len: line.len() as u64, kind };
+                    if !self.has_header {
+                        return Err(StoreError::NotAStore {
+                            path: path.to_path_buf(),
+                            detail: format!("its first record is not a store header: {damage}"),
+                        });
+                    }
+                    return Ok(Some(damage));
+                }
+            }
+        }
+    }
+
+    fn accept_publish(&mut self, json: &[u8]) -> Result<(), String> {
+        let record: Record = serde_json::from_slice(json).map_err(|e| format!("unreadable record: {e}"))?;
+        match record {
+            Record::Store(_) => Err("a second store header".into()),
+            Record::Publish(publish) => self.apply(publish),
+        }
+    }
+}
+
+/// The first record must be a header of this format and version. The version is
+/// read before anything else, so a future format can change all the rest.
+fn check_header(json: &[u8], path: &Path) -> Result<()> {
+    let not_a_store = |detail: String| StoreError::NotAStore { path: path.to_path_buf(), detail };
+    let value: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| not_a_store(format!("unreadable header: {e}")))?;
+    let field = |name: &str| value.get(name);
+    if field("record").and_then(|v| v.as_str()) != Some("store")
+        || field("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME)
+    {
+        return Err(not_a_store(format!("its first record is not a {FORMAT_NAME} header")));
+    }
+    match field("version").and_then(|v| v.as_u64()) {
+        Some(FORMAT_VERSION) => Ok(()),
+        Some(found) => {
+            Err(StoreError::UnsupportedVersion { path: path.to_path_buf(), found, supported: FORMAT_VERSION })
+        }
+        None => Err(not_a_store("its header has no version number".into())),
+    }
+}
+
+/// One line read with [`read_line`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Line {
+    /// No more input.
+    Eof,
+    /// A line ending in LF (kept in the buffer).
+    Complete,
+    /// Input ended before an LF.
+    Incomplete,
+    /// [`MAX_RECORD_LEN`] bytes without an LF; the rest of the line is still unread.
+    TooLong,
+}
+
+/// Reads one line, at most [`MAX_RECORD_LEN`] bytes, into `buf` (cleared first).
+pub(crate) fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Line> {
+    buf.clear();
+    let n = reader.by_ref().take(MAX_RECORD_LEN as u64).read_until(b'\n', buf)?;
+    Ok(if n == 0 {
+        Line::Eof
+    } else if buf.last() == Some(&b'\n') {
+        Line::Complete
+    } else if n < MAX_RECORD_LEN {
+        Line::Incomplete
+    } else {
+        Line::TooLong
+    })
+}
+
+/// After damage at `offset`, whose line `reader` has already consumed (`consumed`
+/// bytes), looks for a later complete line with a valid checksum. Its offset, if any,
+/// means the damage is not a torn tail but corruption in the middle.
+pub(crate) fn valid_record_after(reader: &mut impl BufRead, mut offset: u64) -> io::Result<Option<u64>> {
+    let mut line = Vec::new();
+    loop {
+        match read_line(reader, &mut line)? {
+            Line::Eof | Line::Incomplete => return Ok(None),
+            Line::TooLong => {}
+            Line::Complete => {
+                if checked_json(&line[..line.len() - 1]).is_some() {
+                    return Ok(Some(offset));
+                }
+            }
+        }
+        offset += line.len() as u64;
+    }
+}
+
+/// Re-reads the record at `mark` and tells whether it is still the same one.
+pub(crate) fn record_unchanged(reader: &mut impl BufRead, mark: &RecordMark) -> io::Result<Option<u64>> {
+    let mut line = Vec::new();
+    if read_line(reader, &mut line)? != Line::Complete {
+        return Ok(None);
+    }
+    Ok(checked_json(&line[..line.len() - 1])
+        .filter(|(_, sum)| *sum == mark.checksum)
+        .map(|_| mark.start + line.len() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Vec<u8> {
+        encode_line(&HeaderRecord::current())
+    }
+
+    #[test]
+    fn a_line_carries_the_checksum_of_its_json() {
+        let line = header();
+        let text = String::from_utf8(line.clone()).unwrap();
+        let (json, sum) = text.trim_end().split_once('\t').unwrap();
+        assert_eq!(json, r#"{"record":"store","format":"fts-store","version":1}"#);
+        assert_eq!(sum, &hex::encode(Sha256::digest(json.as_bytes()))[..16]);
+        assert!(checked_json(&line[..line.len() - 1]).is_some());
+        let mut flipped = line.clone();
+        flipped[3] ^= 1;
+        assert!(checked_json(&flipped[..flipped.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn an_empty_journal_has_no_header_and_no_entries() {
+        let mut index = JournalIndex::default();
+        let damage = index.read_from(&mut &b""[..], Path::new("journal")).unwrap();
+        assert_eq!(damage, None);
+        assert!(!index.has_header);
+    }
+
+    #[test]
+    fn a_header_of_another_version_is_refused() {
+        let line = encode_line(&HeaderRecord { version: 2, ..HeaderRecord::current() });
+        let err = JournalIndex::default().read_from(&mut &line[..], Path::new("j")).unwrap_err();
+        assert!(matches!(err, StoreError::UnsupportedVersion { found: 2, supported: 1, .. }), "{err}");
+        assert!(err.to_string().contains("version 2"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_does_not_start_with_a_header_is_not_a_store() {
+        for bytes in [&b"hello\n"[..], b"\0\0\0\0", b"{\"record\":\"store\"}"] {
+            let err = JournalIndex::default().read_from(&mut &bytes[..], Path::new("j")).unwrap_err();
+            assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_line_without_lf_is_incomplete_and_a_huge_one_too_long() {
+        let mut buf = Vec::new();
+        assert_eq!(read_line(&mut &b"abc"[..], &mut buf).unwrap(), Line::Incomplete);
+        assert_eq!(read_line(&mut &b"abc\nd"[..], &mut buf).unwrap(), Line::Complete);
+        let huge = vec![b'x'; MAX_RECORD_LEN + 10];
+        let mut reader = &huge[..];
+        assert_eq!(read_line(&mut reader, &mut buf).unwrap(), Line::TooLong);
+        assert_eq!(reader.len(), 10, "the rest of the long line is left unread");
+    }
+}

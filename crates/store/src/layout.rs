@@ -1,0 +1,28 @@
+//! Where things live inside a store folder. The one place that spells the names, so
+//! the publisher, the reader and docs/STORE.md agree.
+//!
+//! ```text
+//! <store>/journal                  append-only records (see the journal module)
+//! <store>/lock                     the publish lock (flock, exclusive)
+//! <store>/blobs/<2 hex>/<64 hex>   content-addressed files, mode 0444
+//! <store>/tmp/                     temporaries of publishers, never synced to replicas
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use fts_proto::FileHash;
+
+pub(crate) const JOURNAL: &str = "journal";
+pub(crate) const LOCK: &str = "lock";
+pub(crate) const BLOBS: &str = "blobs";
+pub(crate) const TMP: &str = "tmp";
+
+/// The names a store folder may hold before its journal exists (an interrupted
+/// creation), so that creating the store there again is safe.
+pub(crate) const OWN_NAMES: [&str; 4] = [JOURNAL, LOCK, BLOBS, TMP];
+
+/// `<store>/blobs/<first 2 hex digits>/<64 hex digits>`.
+pub fn blob_path(store_dir: &Path, hash: &FileHash) -> PathBuf {
+    let hex = hash.hex();
+    store_dir.join(BLOBS).join(&hex[..2]).join(hex)
+}

@@ -1,0 +1,37 @@
+//! fts-store: the durable state of fts.
+//!
+//! - content-addressed **blobs**: every published file once, named by its SHA-256;
+//! - the **journal**: one append-only file of checksummed records, one record per
+//!   publish holding its signed entries for every target. It gives atomic
+//!   multi-target publishes, per-target sequence numbers and the global publish order
+//!   in one place, and its torn tail is never served;
+//! - the **publish lock**, so concurrent publishers never share a sequence number;
+//! - **delivery status**, kept apart in the server's own folder so that the server
+//!   can open the store read-only (even a replica synced by rsync).
+//!
+//! Modules: [`publish`] (the signing host's [`Store`]), [`reader`] (the server's
+//! [`StoreReader`]), [`journal`] (the record format and the index), [`status`]
+//! ([`StatusDir`]), [`entry`] ([`Entry`], [`Signer`]), [`layout`] (file names),
+//! [`error`] ([`StoreError`]). The on-disk format, the crash-safety argument and
+//! replication are described in `docs/STORE.md`.
+//!
+//! Not here: signing keys and signature checks (fts-trust), the network (fts-net).
+//! Synchronous std code only; an async server calls it from blocking tasks.
+#![forbid(unsafe_code)]
+
+pub mod entry;
+pub mod error;
+mod fsutil;
+pub mod journal;
+pub mod layout;
+pub mod publish;
+pub mod reader;
+pub mod status;
+
+pub use entry::{Entry, Signer};
+pub use error::{Result, StoreError};
+pub use journal::{DamageKind, FORMAT_VERSION, JournalDamage, MAX_RECORD_LEN};
+pub use layout::blob_path;
+pub use publish::Store;
+pub use reader::{Answer, BlobProblem, BlockedEntry, Refresh, StoreReader};
+pub use status::{ClientStatus, MAX_PROBLEMS, Problem, StatusDir};

@@ -1,0 +1,369 @@
+//! The writing side, run on the signing host: [`Store`] creates the store, copies files
+//! into the blob folder, and appends signed publish records to the journal under the
+//! publish lock.
+//!
+//! Order of a publish, and why each crash instant is safe (docs/STORE.md has the full
+//! argument):
+//!
+//! 1. copy the file into `tmp/` while hashing it, fsync, rename into `blobs/`, fsync the
+//!    blob folder. Outside the lock: a slow copy never holds up other publishers. A
+//!    crash leaves at most a temp (removed later) or an unreferenced blob (harmless).
+//! 2. take the lock, read the whole journal, truncate a torn tail (refuse if a damaged
+//!    record is followed by valid ones), compute each target's next seq and the
+//!    `published` time, sign, append the record with one `write_all`, `sync_data`,
+//!    release the lock. A crash before the record is complete leaves a torn tail that
+//!    readers never serve and the next publisher truncates.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use fts_proto::{FileHash, FileName, MAX_WIRE_INT, Published, Statement, Target};
+use sha2::{Digest, Sha256};
+
+use crate::entry::{Entry, Signer};
+use crate::error::{Result, StoreError};
+use crate::fsutil::{TempFile, remove_stale_temps, sync_dir};
+use crate::journal::{
+    HeaderRecord, JournalIndex, MAX_RECORD_LEN, PublishRecord, Record, RecordEntry, encode_line, read_line,
+    valid_record_after,
+};
+use crate::layout::{self, BLOBS, JOURNAL, LOCK, OWN_NAMES, TMP};
+
+/// Size of the copy buffer: large enough that hashing, not syscalls, is the cost.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// A store opened for publishing. Each handle takes the lock for itself, so handles in
+/// several threads or processes publish safely side by side.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it (folders, lock file, a journal holding
+    /// only the header) when `dir` is missing or empty. Refuses a folder that holds
+    /// other things but no journal, and a journal of another format or version.
+    pub fn open_or_create(dir: impl AsRef<Path>) -> Result<Store> {
+        let store = Store { dir: dir.as_ref().to_path_buf() };
+        let journal = store.dir.join(JOURNAL);
+        if !journal.exists() {
+            store.create()?;
+        }
+        let file = File::open(&journal).map_err(StoreError::io("open", &journal))?;
+        check_header_only(file, &journal)?;
+        Ok(store)
+    }
+
+    /// The store folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the blob of `hash` lives (whether or not it is there).
+    pub fn blob_path(&self, hash: &FileHash) -> PathBuf {
+        layout::blob_path(&self.dir, hash)
+    }
+
+    fn create(&self) -> Result<()> {
+        let dir = &self.dir;
+        match fs::read_dir(dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(StoreError::io("list", dir))?;
+                    let name = entry.file_name();
+                    if !OWN_NAMES.iter().any(|own| name == *own) {
+                        return Err(StoreError::NotAStore {
+                            path: dir.clone(),
+                            detail: format!(
+                                "the folder holds {name:?} but no journal; give an empty or new folder to create a store"
+                            ),
+                        });
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    sync_dir(parent)?;
+                }
+            }
+            Err(e) => return Err(StoreError::io("list", dir)(e)),
+        }
+        for sub in [BLOBS, TMP] {
+            let path = dir.join(sub);
+            fs::create_dir_all(&path).map_err(StoreError::io("create", &path))?;
+        }
+        let _lock = self.lock()?;
+        let journal = dir.join(JOURNAL);
+        if journal.exists() {
+            return Ok(()); // another publisher created it while we waited for the lock
+        }
+        // Written whole in a temp and renamed, so a journal either does not exist or
+        // starts with a complete header: a journal without one is never a crash leftover.
+        let mut temp = TempFile::create(&dir.join(TMP), "journal-")?;
+        temp.file
+            .write_all(&encode_line(&HeaderRecord::current()))
+            .map_err(StoreError::io("write", &temp.path))?;
+        temp.file.sync_all().map_err(StoreError::io("flush", &temp.path))?;
+        temp.persist(&journal)?;
+        sync_dir(dir)?;
+        tracing::info!(store = %dir.display(), "created a new store");
+        Ok(())
+    }
+
+    /// Takes the publish lock, waiting for another publisher to finish.
+    fn lock(&self) -> Result<File> {
+        let path = self.dir.join(LOCK);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(StoreError::io("open the lock file", &path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                tracing::info!(lock = %path.display(), "waiting for another publisher to finish");
+                file.lock().map_err(StoreError::io("lock", &path))?;
+            }
+            Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", &path)(e)),
+        }
+        Ok(file)
+    }
+
+    /// Copies `reader` into the blob folder, hashing it on the way, and returns its
+    /// hash and size. Content already stored is not stored again. Durable on return.
+    pub fn put_blob(&self, reader: impl Read) -> Result<(FileHash, u64)> {
+        self.put_blob_from(reader, Path::new("the input"))
+    }
+
+    fn put_blob_from(&self, mut reader: impl Read, source: &Path) -> Result<(FileHash, u64)> {
+        let mut temp = TempFile::create(&self.dir.join(TMP), "blob-")?;
+        let mut buffer = vec![0u8; COPY_BUFFER];
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StoreError::io("read", source)(e)),
+            };
+            hasher.update(&buffer[..n]);
+            temp.file.write_all(&buffer[..n]).map_err(StoreError::io("write", &temp.path))?;
+            size += n as u64;
+        }
+        let hash = FileHash::from_digest(hasher.finalize().into());
+        set_read_only(&temp.file, &temp.path)?;
+        temp.file.sync_all().map_err(StoreError::io("flush", &temp.path))?;
+
+        let dest = self.blob_path(&hash);
+        let shard = dest.parent().map_or_else(|| self.dir.join(BLOBS), Path::to_path_buf);
+        match fs::create_dir(&shard) {
+            Ok(()) => sync_dir(&self.dir.join(BLOBS))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::io("create", &shard)(e)),
+        }
+        match fs::metadata(&dest) {
+            Ok(meta) if meta.is_file() && meta.len() == size => {
+                // Stored before. Its rename may not be durable yet if that publisher
+                // died before flushing the folder, so flush it here too.
+                drop(temp);
+                sync_dir(&shard)?;
+                tracing::debug!(blob = %dest.display(), "content already stored");
+                return Ok((hash, size));
+            }
+            Ok(meta) => tracing::warn!(
+                blob = %dest.display(),
+                found = meta.len(),
+                expected = size,
+                "replacing a damaged blob of the wrong size"
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("inspect", &dest)(e)),
+        }
+        temp.persist(&dest)?;
+        sync_dir(&shard)?;
+        Ok((hash, size))
+    }
+
+    /// Publishes the file at `path` as `file_name` to every target (at least one, no
+    /// duplicates), signed by `signer`: all or nothing. Returns the new entries in
+    /// the order of `targets`.
+    pub fn publish<S: Signer + ?Sized>(
+        &self,
+        path: &Path,
+        file_name: &FileName,
+        targets: &[Target],
+        signer: &S,
+    ) -> Result<Vec<Entry>> {
+        self.publish_at(path, file_name, targets, signer, SystemTime::now())
+    }
+
+    /// [`Store::publish`] with the clock given: `published` is `now` in whole UTC
+    /// seconds, or the last publish's time if that is later, so it never goes
+    /// backwards even when the clock does.
+    pub fn publish_at<S: Signer + ?Sized>(
+        &self,
+        path: &Path,
+        file_name: &FileName,
+        targets: &[Target],
+        signer: &S,
+        now: SystemTime,
+    ) -> Result<Vec<Entry>> {
+        check_targets(targets)?;
+        let source = File::open(path).map_err(StoreError::io("open", path))?;
+        let meta = source.metadata().map_err(StoreError::io("inspect", path))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotAFile { path: path.to_path_buf() });
+        }
+        let (file_hash, file_size) = self.put_blob_from(source, path)?;
+        if file_size > MAX_WIRE_INT {
+            return Err(StoreError::OutOfRange { what: "file size", value: file_size });
+        }
+
+        let _lock = self.lock()?;
+        remove_stale_temps(&self.dir.join(TMP), SystemTime::now());
+        let journal_path = self.dir.join(JOURNAL);
+        let mut journal = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&journal_path)
+            .map_err(StoreError::io("open", &journal_path))?;
+        let index = load_for_append(&journal, &journal_path)?;
+
+        let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        let published = match index.last_published.clone() {
+            Some(last) if last.unix_seconds() > now_secs => last,
+            _ => Published::from_unix_seconds(now_secs),
+        };
+        let key_id = signer.key_id();
+        let mut entries = Vec::with_capacity(targets.len());
+        let mut record_entries = Vec::with_capacity(targets.len());
+        for (i, target) in targets.iter().enumerate() {
+            let seq = index.newest_seq(target) + 1;
+            if seq > MAX_WIRE_INT {
+                return Err(StoreError::OutOfRange { what: "sequence number", value: seq });
+            }
+            let statement = Statement {
+                target: target.clone(),
+                seq,
+                file_name: file_name.clone(),
+                file_size,
+                file_hash,
+                published: published.clone(),
+            };
+            let signature = signer.sign(&statement);
+            record_entries.push(RecordEntry { target: target.clone(), seq, signature });
+            entries.push(Entry { position: (index.entries.len() + i) as u64, statement, key_id, signature });
+        }
+        let record = Record::Publish(PublishRecord {
+            published,
+            file_name: file_name.clone(),
+            file_size,
+            file_hash,
+            key_id,
+            entries: record_entries,
+        });
+        let mut bytes = if index.has_header { Vec::new() } else { encode_line(&HeaderRecord::current()) };
+        let line = encode_line(&record);
+        if line.len() > MAX_RECORD_LEN {
+            return Err(StoreError::RecordTooLarge {
+                targets: targets.len(),
+                len: line.len(),
+                limit: MAX_RECORD_LEN,
+            });
+        }
+        bytes.extend_from_slice(&line);
+
+        journal.seek(SeekFrom::Start(index.good_end)).map_err(StoreError::io("seek in", &journal_path))?;
+        let written = journal.write_all(&bytes).and_then(|()| journal.sync_data());
+        if let Err(e) = written {
+            // Best effort: leave no torn tail behind (the next publisher would
+            // truncate it anyway).
+            let _ = journal.set_len(index.good_end).and_then(|()| journal.sync_data());
+            return Err(StoreError::io("append to", &journal_path)(e));
+        }
+        tracing::info!(
+            file = %file_name,
+            hash = %file_hash,
+            size = file_size,
+            targets = targets.len(),
+            "published"
+        );
+        Ok(entries)
+    }
+}
+
+/// At least one target, none twice.
+fn check_targets(targets: &[Target]) -> Result<()> {
+    if targets.is_empty() {
+        return Err(StoreError::NoTargets);
+    }
+    let mut seen = HashSet::new();
+    for target in targets {
+        if !seen.insert(target) {
+            return Err(StoreError::DuplicateTarget { target: target.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Reads the whole journal under the lock. A torn or garbage tail (damage with no
+/// valid record after it) is truncated; damage followed by a valid record, or an
+/// intact record that breaks the rules, is corruption and refused.
+fn load_for_append(journal: &File, path: &Path) -> Result<JournalIndex> {
+    let mut reader = BufReader::with_capacity(1 << 16, journal);
+    let mut index = JournalIndex::default();
+    let Some(damage) = index.read_from(&mut reader, path)? else {
+        return Ok(index);
+    };
+    if !damage.kind.is_torn_tail_candidate() {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            offset: damage.offset,
+            detail: damage.to_string(),
+        });
+    }
+    let after =
+        valid_record_after(&mut reader, damage.offset + damage.len).map_err(StoreError::io("read", path))?;
+    if let Some(at) = after {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            offset: damage.offset,
+            detail: format!("{damage}, followed by a valid record at byte {at}"),
+        });
+    }
+    tracing::warn!(journal = %path.display(), %damage, "truncating the torn tail left by an interrupted publish");
+    journal.set_len(index.good_end).map_err(StoreError::io("truncate", path))?;
+    journal.sync_data().map_err(StoreError::io("flush", path))?;
+    Ok(index)
+}
+
+/// Checks the journal's first record only (format and version), without reading on.
+fn check_header_only(file: File, path: &Path) -> Result<()> {
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    read_line(&mut reader, &mut line).map_err(StoreError::io("read", path))?;
+    if line.is_empty() {
+        return Ok(()); // an empty journal: the next publish writes the header
+    }
+    JournalIndex::default().read_from(&mut &line[..], path).map(drop)
+}
+
+#[cfg(unix)]
+fn set_read_only(file: &File, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(0o444)).map_err(StoreError::io("set the mode of", path))
+}
+
+#[cfg(not(unix))]
+fn set_read_only(file: &File, path: &Path) -> Result<()> {
+    let mut perms = file.metadata().map_err(StoreError::io("inspect", path))?.permissions();
+    perms.set_readonly(true);
+    file.set_permissions(perms).map_err(StoreError::io("set the mode of", path))
+}

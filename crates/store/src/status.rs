@@ -1,0 +1,242 @@
+//! Delivery status, kept by the server in its own folder (`--status-dir`), outside the
+//! store, so that the store can stay read-only for the server.
+//!
+//! One JSON file per client, `<client-id>.json`, replaced whole at each poll (temp +
+//! rename, so a reader sees the old file or the new one). It says when the client last
+//! polled, whether that poll was authenticated, its `since` per target, and the
+//! problems it reported: each (target, seq, reason) once, with first-seen and
+//! last-seen times, the newest [`MAX_PROBLEMS`] kept.
+//!
+//! Status is advisory. A file is flushed to disk only when it records a new problem;
+//! after a power loss a plain poll update may be lost or the file left damaged. A
+//! damaged file is skipped with a warning by [`StatusDir::read_all`] and rewritten by
+//! the client's next poll. One server process writes a status folder; within it,
+//! polls of the same client are serialized by an in-process lock.
+
+use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::fs::{self, File};
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use fts_proto::{ClientId, Published, RejectReason, Report, Target};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::fsutil::{TempFile, remove_stale_temps, sync_dir};
+
+/// Problems kept per client; the ones seen least recently go first.
+pub const MAX_PROBLEMS: usize = 100;
+/// The `format` written in each status file.
+pub const STATUS_FORMAT: u32 = 1;
+/// A status file larger than this is not read (it cannot be one of ours).
+const MAX_STATUS_FILE: u64 = 1 << 20;
+/// Stripes of the per-client lock.
+const LOCK_STRIPES: usize = 64;
+
+/// What the server knows about one client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ClientStatus {
+    pub format: u32,
+    pub client_id: ClientId,
+    pub last_poll: Published,
+    /// Whether the last poll came over mutual TLS (false: plaintext, id unproven).
+    pub authenticated: bool,
+    /// The client's `since` per target at its last poll.
+    pub since: BTreeMap<Target, u64>,
+    /// Problems reported, oldest first by last-seen time.
+    pub problems: Vec<Problem>,
+}
+
+/// One problem a client reported about one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Problem {
+    pub target: Target,
+    pub seq: u64,
+    pub reason: RejectReason,
+    pub first_seen: Published,
+    pub last_seen: Published,
+    /// How many polls reported it.
+    pub count: u64,
+    /// Whether any poll that reported it was authenticated.
+    pub authenticated: bool,
+}
+
+/// The status folder.
+#[derive(Debug)]
+pub struct StatusDir {
+    dir: PathBuf,
+    stripes: Vec<Mutex<()>>,
+}
+
+impl StatusDir {
+    /// Opens the folder for writing, creating it when missing, and removes temps left
+    /// by a server that was killed.
+    pub fn open_or_create(dir: impl AsRef<Path>) -> Result<StatusDir> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+        remove_stale_temps(&dir, SystemTime::now());
+        Ok(StatusDir::open(dir))
+    }
+
+    /// Opens the folder for reading only (`fts status`); it need not exist.
+    pub fn open(dir: impl AsRef<Path>) -> StatusDir {
+        let stripes = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        StatusDir { dir: dir.as_ref().to_path_buf(), stripes }
+    }
+
+    /// The status folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_of(&self, client: &ClientId) -> PathBuf {
+        self.dir.join(format!("{client}.json"))
+    }
+
+    /// Records one poll of `client` and returns its new status.
+    pub fn record_poll(
+        &self,
+        client: &ClientId,
+        authenticated: bool,
+        since: &BTreeMap<Target, u64>,
+        reports: &[Report],
+        now: SystemTime,
+    ) -> Result<ClientStatus> {
+        let mut hasher = DefaultHasher::new();
+        client.hash(&mut hasher);
+        let stripe = &self.stripes[(hasher.finish() % LOCK_STRIPES as u64) as usize];
+        // A poisoned stripe only means another poll panicked mid-update; the file on
+        // disk is still whole (it is replaced by rename), so carry on.
+        let _guard = stripe.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+
+        let path = self.path_of(client);
+        let previous = match read_status(&path, client) {
+            Ok(previous) => previous,
+            Err(e) => {
+                tracing::warn!(error = %e, "starting a fresh status for this client");
+                None
+            }
+        };
+        let secs = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        let now = Published::from_unix_seconds(secs);
+        let mut problems = previous.map(|p| p.problems).unwrap_or_default();
+        let mut new_problem = false;
+        for report in reports {
+            let known = problems
+                .iter_mut()
+                .find(|p| p.target == report.target && p.seq == report.seq && p.reason == report.reason);
+            match known {
+                Some(problem) => {
+                    problem.last_seen = now.clone();
+                    problem.count += 1;
+                    problem.authenticated |= authenticated;
+                }
+                None => {
+                    new_problem = true;
+                    problems.push(Problem {
+                        target: report.target.clone(),
+                        seq: report.seq,
+                        reason: report.reason.clone(),
+                        first_seen: now.clone(),
+                        last_seen: now.clone(),
+                        count: 1,
+                        authenticated,
+                    });
+                }
+            }
+        }
+        // Stable sort: equal times keep their order, so the oldest report goes first.
+        problems.sort_by(|a, b| a.last_seen.cmp(&b.last_seen));
+        if problems.len() > MAX_PROBLEMS {
+            problems.drain(..problems.len() - MAX_PROBLEMS);
+        }
+        let status = ClientStatus {
+            format: STATUS_FORMAT,
+            client_id: client.clone(),
+            last_poll: now,
+            authenticated,
+            since: since.clone(),
+            problems,
+        };
+        self.write(&path, &status, new_problem)?;
+        Ok(status)
+    }
+
+    fn write(&self, path: &Path, status: &ClientStatus, durable: bool) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(status).unwrap_or_default();
+        bytes.push(b'\n');
+        let mut temp = TempFile::create(&self.dir, ".status-")?;
+        temp.file.write_all(&bytes).map_err(StoreError::io("write", &temp.path))?;
+        if durable {
+            temp.file.sync_data().map_err(StoreError::io("flush", &temp.path))?;
+        }
+        temp.persist(path)?;
+        if durable {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// The status of one client, `None` if it never polled.
+    pub fn read(&self, client: &ClientId) -> Result<Option<ClientStatus>> {
+        read_status(&self.path_of(client), client)
+    }
+
+    /// Every client's status, sorted by client id. A damaged or foreign status file is
+    /// skipped with a warning naming it; a missing folder means no client polled yet.
+    pub fn read_all(&self) -> Result<Vec<ClientStatus>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("list", &self.dir)(e)),
+        };
+        let mut all = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io("list", &self.dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(stem) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) else { continue };
+            let path = entry.path();
+            let Ok(client) = ClientId::parse(stem) else {
+                tracing::warn!(path = %path.display(), "skipping a file whose name is not a client id");
+                continue;
+            };
+            match read_status(&path, &client) {
+                Ok(Some(status)) => all.push(status),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "skipping a status file"),
+            }
+        }
+        all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(all)
+    }
+}
+
+/// Reads one status file; `None` if it does not exist.
+fn read_status(path: &Path, client: &ClientId) -> Result<Option<ClientStatus>> {
+    let bad = |detail: String| StoreError::BadStatusFile { path: path.to_path_buf(), detail };
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("open", path)(e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_STATUS_FILE + 1).read_to_end(&mut bytes).map_err(StoreError::io("read", path))?;
+    if bytes.len() as u64 > MAX_STATUS_FILE {
+        return Err(bad(format!("larger than {MAX_STATUS_FILE} bytes")));
+    }
+    let status: ClientStatus = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if status.format != STATUS_FORMAT {
+        return Err(bad(format!("status format {} (this fts writes {STATUS_FORMAT})", status.format)));
+    }
+    if status.client_id != *client {
+        return Err(bad(format!("it holds the status of {}", status.client_id)));
+    }
+    Ok(Some(status))
+}
