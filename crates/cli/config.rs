@@ -85,11 +85,17 @@ where
 }
 
 /// The `--key=value` arguments that the config file contributes to this invocation.
-fn file_arguments(cmd: &clap::Command, matches: &ArgMatches, path: &Path) -> Result<Vec<OsString>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::Syntax { path: path.to_owned(), message: e.message().to_owned() })?;
+fn file_arguments(
+    cmd: &clap::Command,
+    matches: &ArgMatches,
+    path: &Path,
+) -> Result<Vec<OsString>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })?;
 
     // Every section is checked, not only the one of this command, so that a typo in a
     // file shared by several commands shows up at the first run of any of them.
@@ -253,7 +259,8 @@ mod tests {
     #[test]
     fn a_section_for_another_command_is_checked_but_not_applied() {
         let file = config_file("[serve]\nstore = \"/a\"\n[publish]\nstore = \"/b\"\n[poll]\nbogus = 1\n");
-        let err = parse_layered(["fts", "--config", file.path().to_str().unwrap(), "publish", "f"]).unwrap_err();
+        let err =
+            parse_layered(["fts", "--config", file.path().to_str().unwrap(), "publish", "f"]).unwrap_err();
         assert!(err.to_string().contains("`bogus`"), "every section is checked: {err}");
 
         let file = config_file("[serve]\nstore = \"/a\"\n[publish]\nstore = \"/b\"\n");
@@ -272,7 +279,8 @@ mod tests {
     #[test]
     fn a_list_for_a_single_value_flag_is_refused() {
         let file = config_file("[publish]\nstore = [\"a\", \"b\"]\n");
-        let err = parse_layered(["fts", "--config", file.path().to_str().unwrap(), "publish", "f"]).unwrap_err();
+        let err =
+            parse_layered(["fts", "--config", file.path().to_str().unwrap(), "publish", "f"]).unwrap_err();
         assert!(err.to_string().contains("single value"), "{err}");
     }
 

@@ -5,6 +5,7 @@
 
 mod args;
 mod config;
+mod keygen;
 mod units;
 
 use std::process::ExitCode;
@@ -58,11 +59,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Keygen(_) | Command::Publish(_) | Command::Serve(_) | Command::Poll(_) | Command::Status(_) => {
+        Command::Keygen(command) => keygen::run(command)?,
+        Command::Publish(_) | Command::Serve(_) | Command::Poll(_) | Command::Status(_) => {
             anyhow::bail!("`fts {}` is not built yet in this version", cli.command.section())
         }
     }
-    #[allow(unreachable_code)]
     Ok(exit::SUCCESS)
 }
 

@@ -9,9 +9,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: write a whole number with a unit, like 30s, 5m, 6h"))?;
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("{s:?} is not a duration: write a whole number with a unit, like 30s, 5m, 6h")
+    })?;
     let unit_ms: u64 = match unit.trim() {
         "ms" => 1,
         "" | "s" => 1_000,
@@ -20,9 +20,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "d" => 86_400_000,
         other => return Err(format!("unknown duration unit {other:?} in {s:?}: use ms, s, m, h or d")),
     };
-    n.checked_mul(unit_ms)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("duration {s:?} is too large"))
+    n.checked_mul(unit_ms).map(Duration::from_millis).ok_or_else(|| format!("duration {s:?} is too large"))
 }
 
 /// `4096`, `16KiB`, `64GiB`, `1MB`; binary (KiB, MiB, GiB, TiB) and decimal (kB, MB,
