@@ -190,11 +190,11 @@ pub fn ca(opts: &CaOptions) -> Result<Issued, Error> {
     let (cert_path, key_path) = (opts.dir.join(CA_CERT_FILE), opts.dir.join(CA_KEY_FILE));
     prepare(&opts.dir, &[&cert_path, &key_path], opts.force)?;
 
-    let mut params = base_params(opts.days)?;
+    let (mut params, serial) = base_params(opts.days)?;
     params.distinguished_name.push(DnType::CommonName, CA_COMMON_NAME);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let (serial, not_after) = serial_and_expiry(&params);
+    let not_after = params.not_after;
 
     let key = new_key()?;
     let key_pem = Zeroizing::new(key.serialize_pem());
@@ -213,12 +213,17 @@ pub fn server(opts: &ServerOptions) -> Result<Issued, Error> {
     let (cert_path, key_path) = (opts.dir.join(SERVER_CERT_FILE), opts.dir.join(SERVER_KEY_FILE));
     prepare(&opts.dir, &[&cert_path, &key_path], opts.force)?;
 
-    let mut params = leaf_params(opts.days)?;
+    let (mut params, serial) = leaf_params(opts.days)?;
     params.distinguished_name.push(DnType::CommonName, opts.names[0].as_str());
     params.subject_alt_names = sans;
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let subject = opts.names.join(",");
-    issue_leaf(&ca, params, IssuedKind::Server, subject, cert_path, key_path, opts.force)
+    let not_after = params.not_after;
+    let key = new_key()?;
+    let cert = params.signed_by(&key, ca.issuer())?;
+    let key_pem = Zeroizing::new(key.serialize_pem());
+    write_pair(&cert_path, &cert.pem(), &key_path, &key_pem, opts.force)?;
+    record(ca.dir(), IssuedKind::Server, subject, serial, not_after, cert_path, key_path)
 }
 
 /// `fts keygen client`: `<id>.crt` / `<id>.key`, signed by the CA in the same folder.
@@ -228,7 +233,7 @@ pub fn client(opts: &ClientOptions) -> Result<Issued, Error> {
     let key_path = opts.dir.join(format!("{}.key", opts.id));
     prepare(&opts.dir, &[&cert_path, &key_path], opts.force)?;
 
-    let mut params = leaf_params(opts.days)?;
+    let (mut params, serial) = leaf_params(opts.days)?;
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let mut groups = opts.groups.clone();
     groups.sort();
@@ -236,7 +241,7 @@ pub fn client(opts: &ClientOptions) -> Result<Issued, Error> {
     let mut subject = vec![(SubjectAttribute::CommonName, opts.id.as_str())];
     subject.extend(groups.iter().map(|g| (SubjectAttribute::Organization, g.as_str())));
 
-    let (serial, not_after) = serial_and_expiry(&params);
+    let not_after = params.not_after;
     let key = new_key()?;
     let cert = sign_with_subject(&params, &subject, &key, ca.issuer())?;
     // The certificate must read back as exactly what was asked for.
@@ -272,53 +277,29 @@ fn new_key() -> Result<KeyPair, Error> {
     Ok(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?)
 }
 
-/// Serial, validity and an empty subject: what every certificate gets.
-fn base_params(days: u32) -> Result<CertificateParams, Error> {
+/// Serial, validity and an empty subject: what every certificate gets. Returns the
+/// serial too, for the index.
+fn base_params(days: u32) -> Result<(CertificateParams, Serial), Error> {
     if days == 0 {
         return Err(Error::ZeroDays { what: "certificate validity (--days)" });
     }
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.serial_number = Some(SerialNumber::from_slice(Serial::random()?.as_bytes()));
+    let serial = Serial::random()?;
+    params.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
     params.not_before = now - CLOCK_SKEW;
     params.not_after = now + Duration::days(i64::from(days));
-    Ok(params)
+    Ok((params, serial))
 }
 
 /// The common part of server and client certificates.
-fn leaf_params(days: u32) -> Result<CertificateParams, Error> {
-    let mut params = base_params(days)?;
+fn leaf_params(days: u32) -> Result<(CertificateParams, Serial), Error> {
+    let (mut params, serial) = base_params(days)?;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.use_authority_key_identifier_extension = true;
-    Ok(params)
-}
-
-fn serial_and_expiry(params: &CertificateParams) -> (Serial, OffsetDateTime) {
-    let serial =
-        params.serial_number.as_ref().map(|s| Serial::from_bytes(s.to_bytes())).unwrap_or_else(|| {
-            // base_params always sets one; an empty serial would only make the index useless.
-            Serial::from_bytes(Vec::new())
-        });
-    (serial, params.not_after)
-}
-
-fn issue_leaf(
-    ca: &CertificateAuthority,
-    params: CertificateParams,
-    kind: IssuedKind,
-    subject: String,
-    cert_path: PathBuf,
-    key_path: PathBuf,
-    force: bool,
-) -> Result<Issued, Error> {
-    let (serial, not_after) = serial_and_expiry(&params);
-    let key = new_key()?;
-    let cert = params.signed_by(&key, ca.issuer())?;
-    let key_pem = Zeroizing::new(key.serialize_pem());
-    write_pair(&cert_path, &cert.pem(), &key_path, &key_pem, force)?;
-    record(ca.dir(), kind, subject, serial, not_after, cert_path, key_path)
+    Ok((params, serial))
 }
 
 /// The key first: a certificate without its key is useless, a key without its

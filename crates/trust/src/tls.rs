@@ -30,6 +30,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rustls::client::WebPkiServerVerifier;
@@ -45,9 +46,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::crl::Crl;
+use crate::crl::{Crl, load_crls};
 use crate::error::{Error, SessionRefused};
 use crate::identity::{ClientIdentity, client_identity};
+use crate::pem::load_certificates;
 
 /// The one ALPN protocol id of version 1 of the protocol.
 pub const ALPN: &[u8] = b"fts/1";
@@ -102,6 +104,16 @@ impl ClientAuth {
             revocation: RwLock::new(Arc::new(revocation)),
             warned: Mutex::new(HashSet::new()),
         }))
+    }
+
+    /// [`new`](Self::new) from files: the client CA certificates (PEM, at least one)
+    /// and, when given, a CRL file (PEM, at least one CRL). Errors name the file.
+    pub fn from_files(client_ca: &Path, crl: Option<&Path>) -> Result<Arc<Self>, Error> {
+        let crls = match crl {
+            Some(path) => load_crls(path)?,
+            None => Vec::new(),
+        };
+        Self::new(load_certificates(client_ca)?, crls)
     }
 
     fn revocation(

@@ -306,8 +306,8 @@ async fn an_overdue_crl_is_still_used_and_reported() {
 #[test]
 fn an_unreadable_crl_file_is_an_error_naming_it_and_the_crls_in_force_stay() {
     let pki = Pki::new();
-    let crl = write_crl(pki.dir.path(), &[], 7, 30).unwrap().crl;
-    let auth = ClientAuth::new(load_certificates(&pki.path("ca.crt")).unwrap(), vec![crl]).unwrap();
+    let written = write_crl(pki.dir.path(), &[], 7, 30).unwrap();
+    let auth = ClientAuth::from_files(&pki.path("ca.crt"), Some(&written.path)).unwrap();
     // What a reload does: read the file, and only on success replace the CRLs.
     let broken = pki.path("broken.crl");
     std::fs::write(&broken, "-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n").unwrap();
