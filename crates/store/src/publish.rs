@@ -54,6 +54,8 @@ impl Store {
         }
         let file = File::open(&journal).map_err(StoreError::io("open", &journal))?;
         check_header_only(file, &journal)?;
+        // A store copied without them (replicas exclude tmp/) gets them back.
+        store.create_subdirs()?;
         Ok(store)
     }
 
@@ -92,10 +94,7 @@ impl Store {
             }
             Err(e) => return Err(StoreError::io("list", dir)(e)),
         }
-        for sub in [BLOBS, TMP] {
-            let path = dir.join(sub);
-            fs::create_dir_all(&path).map_err(StoreError::io("create", &path))?;
-        }
+        self.create_subdirs()?;
         let _lock = self.lock()?;
         let journal = dir.join(JOURNAL);
         if journal.exists() {
@@ -111,6 +110,14 @@ impl Store {
         temp.persist(&journal)?;
         sync_dir(dir)?;
         tracing::info!(store = %dir.display(), "created a new store");
+        Ok(())
+    }
+
+    fn create_subdirs(&self) -> Result<()> {
+        for sub in [BLOBS, TMP] {
+            let path = self.dir.join(sub);
+            fs::create_dir_all(&path).map_err(StoreError::io("create", &path))?;
+        }
         Ok(())
     }
 

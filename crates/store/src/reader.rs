@@ -195,8 +195,10 @@ impl StoreReader {
 
     /// Reads the journal from the start into a new index, which replaces the old one
     /// only if the read succeeded.
-    fn reload(&mut self, file: File) -> Result<()> {
+    fn reload(&mut self, mut file: File) -> Result<()> {
         let path = &self.journal_path;
+        // The handle may have been read from already (a failed incremental read).
+        file.seek(SeekFrom::Start(0)).map_err(StoreError::io("seek in", path))?;
         let meta = file.metadata().map_err(StoreError::io("inspect", path))?;
         let identity = FileIdentity::of(&meta);
         let mut index = JournalIndex::default();

@@ -1,0 +1,245 @@
+//! The serving side: refresh, the servable prefix, the merge and the budget, and that
+//! the reader never writes.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+use fts_proto::Target;
+use fts_store::{BlobProblem, Refresh, Store, StoreReader};
+
+fn publish(store: &Store, src: &Path, file: &str, content: &[u8], to: &[&str]) -> Vec<fts_store::Entry> {
+    let path = source_file(src, file, content);
+    store.publish(&path, &name(file), &targets(to), &TestKey::new(9)).unwrap()
+}
+
+fn wants(list: &[(&str, u64)]) -> Vec<(Target, u64)> {
+    list.iter().map(|(t, s)| (target(t), *s)).collect()
+}
+
+#[test]
+fn new_entries_appear_after_a_publish_without_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    publish(&store, dir.path(), "a", b"1", &["all"]);
+    let mut reader = StoreReader::open(store.dir()).unwrap();
+    assert_eq!(reader.refresh().unwrap(), Refresh::Unchanged, "nothing changed, nothing read");
+    publish(&store, dir.path(), "b", b"2", &["all", "web-01"]);
+    assert_eq!(reader.refresh().unwrap(), Refresh::Appended { new_entries: 2 });
+    assert_eq!(reader.newest_seq(&target("all")), 2);
+    assert_eq!(reader.newest_seq(&target("web-01")), 1);
+    assert_eq!(reader.refresh().unwrap(), Refresh::Unchanged);
+    let fresh = StoreReader::open(store.dir()).unwrap();
+    assert_eq!(reader.entries(), fresh.entries(), "an incremental read equals a full one");
+}
+
+#[test]
+fn a_record_being_appended_is_picked_up_once_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    publish(&store, dir.path(), "a", b"1", &["all"]);
+    let journal = store.dir().join("journal");
+    let one = fs::read(&journal).unwrap();
+    publish(&store, dir.path(), "b", b"2", &["all"]);
+    let two = fs::read(&journal).unwrap();
+    fs::write(&journal, &one).unwrap();
+    let mut reader = StoreReader::open(store.dir()).unwrap();
+    // The second record arrives in two writes, as a reader may see an append.
+    let half = one.len() + (two.len() - one.len()) / 2;
+    std::io::Write::write_all(
+        &mut fs::OpenOptions::new().append(true).open(&journal).unwrap(),
+        &two[one.len()..half],
+    )
+    .unwrap();
+    assert_eq!(reader.refresh().unwrap(), Refresh::Appended { new_entries: 0 });
+    assert!(reader.damage().is_some());
+    std::io::Write::write_all(&mut fs::OpenOptions::new().append(true).open(&journal).unwrap(), &two[half..])
+        .unwrap();
+    assert_eq!(reader.refresh().unwrap(), Refresh::Appended { new_entries: 1 });
+    assert_eq!(reader.damage(), None);
+}
+
+#[test]
+fn a_replaced_journal_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    publish(&store, dir.path(), "a", b"1", &["all"]);
+    let mut reader = StoreReader::open(store.dir()).unwrap();
+    publish(&store, dir.path(), "b", b"2", &["web-01"]);
+    // What rsync does: write a copy beside it, rename it over the journal.
+    let journal = store.dir().join("journal");
+    let copy = store.dir().join(".journal.sync");
+    fs::copy(&journal, &copy).unwrap();
+    fs::rename(&copy, &journal).unwrap();
+    assert_eq!(reader.refresh().unwrap(), Refresh::Reloaded { entries: 2 });
+    assert_eq!(reader.newest_seq(&target("web-01")), 1);
+}
+
+#[test]
+fn a_journal_rewritten_in_place_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    publish(&store, dir.path(), "a", b"1", &["all"]);
+    let mut reader = StoreReader::open(store.dir()).unwrap();
+    // Another store's journal, longer, written into the same inode.
+    let other = Store::open_or_create(dir.path().join("other")).unwrap();
+    publish(&other, dir.path(), "x", b"1", &["web-02"]);
+    publish(&other, dir.path(), "y", b"2", &["web-02"]);
+    let bytes = fs::read(other.dir().join("journal")).unwrap();
+    std::io::Write::write_all(
+        &mut fs::OpenOptions::new().write(true).open(store.dir().join("journal")).unwrap(),
+        &bytes,
+    )
+    .unwrap();
+    assert_eq!(reader.refresh().unwrap(), Refresh::Reloaded { entries: 2 });
+    assert_eq!(reader.newest_seq(&target("all")), 0);
+    assert_eq!(reader.newest_seq(&target("web-02")), 2);
+}
+
+#[test]
+fn a_journal_that_appears_later_is_picked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let replica = dir.path().join("replica");
+    fs::create_dir(&replica).unwrap();
+    let mut reader = StoreReader::open(&replica).unwrap();
+    assert!(reader.entries().is_empty());
+    assert_eq!(reader.refresh().unwrap(), Refresh::Unchanged);
+    let store = Store::open_or_create(&replica).unwrap();
+    publish(&store, dir.path(), "a", b"1", &["all"]);
+    assert_eq!(reader.refresh().unwrap(), Refresh::Reloaded { entries: 1 });
+}
+
+#[test]
+fn a_missing_store_folder_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = StoreReader::open(dir.path().join("nowhere")).unwrap_err();
+    assert!(err.to_string().contains("nowhere"), "{err}");
+}
+
+#[test]
+fn entries_are_contiguous_from_since_and_merged_in_publish_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    publish(&store, dir.path(), "p1", b"1", &["all"]); // all 1
+    publish(&store, dir.path(), "p2", b"2", &["web-01"]); // web-01 1
+    publish(&store, dir.path(), "p3", b"3", &["group:web", "all"]); // group:web 1, all 2
+    publish(&store, dir.path(), "p4", b"4", &["web-01"]); // web-01 2
+    publish(&store, dir.path(), "p5", b"5", &["all"]); // all 3
+    let reader = StoreReader::open(store.dir()).unwrap();
+
+    let answer = reader.entries_for(
+        &wants(&[("web-01", 0), ("all", 1), ("group:web", 0), ("group:db", 0)]),
+        100,
+        u64::MAX,
+    );
+    assert_eq!(
+        seqs(&answer.entries),
+        [
+            ("web-01".into(), 1),
+            ("group:web".into(), 1),
+            ("all".into(), 2),
+            ("web-01".into(), 2),
+            ("all".into(), 3)
+        ]
+    );
+    let positions: Vec<u64> = answer.entries.iter().map(|e| e.position).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "publish order: {positions:?}");
+    assert!(!answer.more);
+    assert_eq!(answer.blocked, None);
+
+    let beyond =
+        reader.entries_for(&wants(&[("all", 3), ("web-01", 99), ("group:web", u64::MAX)]), 100, u64::MAX);
+    assert!(beyond.entries.is_empty() && !beyond.more, "a since at or beyond the newest seq yields nothing");
+    let twice = reader.entries_for(&wants(&[("all", 2), ("all", 0)]), 100, u64::MAX);
+    assert_eq!(seqs(&twice.entries), [("all".into(), 3)], "a target given twice counts once");
+}
+
+#[test]
+fn the_budget_lets_one_entry_through_even_when_it_is_too_large_and_says_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    publish(&store, dir.path(), "big", &[1u8; 1000], &["all"]);
+    publish(&store, dir.path(), "small", b"s", &["web-01"]);
+    publish(&store, dir.path(), "tiny", b"t", &["all"]);
+    let reader = StoreReader::open(store.dir()).unwrap();
+    let all = wants(&[("all", 0), ("web-01", 0)]);
+
+    let answer = reader.entries_for(&all, 100, 10);
+    assert_eq!(seqs(&answer.entries), [("all".into(), 1)], "one entry larger than max_bytes still goes");
+    assert!(answer.more);
+
+    let answer = reader.entries_for(&all, 0, u64::MAX);
+    assert_eq!(answer.entries.len(), 1, "even with a budget of zero files");
+    assert!(answer.more);
+
+    let answer = reader.entries_for(&all, 2, u64::MAX);
+    assert_eq!(seqs(&answer.entries), [("all".into(), 1), ("web-01".into(), 1)]);
+    assert!(answer.more);
+
+    let answer = reader.entries_for(&all, 3, 1002);
+    assert_eq!(answer.entries.len(), 3, "a budget met exactly lets everything through");
+    assert!(!answer.more);
+}
+
+#[test]
+fn the_servable_prefix_stops_at_a_missing_or_short_blob_and_resumes_when_it_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    publish(&store, dir.path(), "one", b"first", &["all"]);
+    let second = publish(&store, dir.path(), "two", b"second", &["all"]);
+    publish(&store, dir.path(), "three", b"third", &["web-01"]);
+    let reader = StoreReader::open(store.dir()).unwrap();
+    let all = wants(&[("all", 0), ("web-01", 0)]);
+    let blob = reader.blob_path(&second[0].statement.file_hash);
+    let saved = dir.path().join("saved");
+    fs::rename(&blob, &saved).unwrap();
+
+    let answer = reader.entries_for(&all, 100, u64::MAX);
+    assert_eq!(seqs(&answer.entries), [("all".into(), 1)], "later entries of other targets wait too");
+    let blocked = answer.blocked.unwrap();
+    assert_eq!((blocked.entry.statement.seq, blocked.problem), (2, BlobProblem::Missing));
+    assert!(!answer.more);
+
+    fs::write(&blob, b"sec").unwrap(); // a replica still copying it
+    let answer = reader.entries_for(&all, 100, u64::MAX);
+    assert_eq!(answer.entries.len(), 1);
+    assert_eq!(answer.blocked.unwrap().problem, BlobProblem::WrongSize { found: 3 });
+    assert!(reader.open_blob(&second[0]).is_err());
+
+    fs::rename(&saved, &blob).unwrap();
+    let answer = reader.entries_for(&all, 100, u64::MAX);
+    assert_eq!(answer.entries.len(), 3);
+    assert_eq!(answer.blocked, None);
+    let mut content = Vec::new();
+    std::io::Read::read_to_end(&mut reader.open_blob(&second[0]).unwrap(), &mut content).unwrap();
+    assert_eq!(content, b"second");
+}
+
+#[test]
+fn the_reader_never_writes_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    publish(&store, dir.path(), "a", b"1", &["all"]);
+    publish(&store, dir.path(), "b", b"2", &["web-01"]);
+    // Damage the tail too: a reader must not repair it.
+    std::io::Write::write_all(
+        &mut fs::OpenOptions::new().append(true).open(store.dir().join("journal")).unwrap(),
+        b"\0\0\0",
+    )
+    .unwrap();
+    let before = snapshot(store.dir());
+
+    let mut reader = StoreReader::open(store.dir()).unwrap();
+    reader.refresh().unwrap();
+    let answer = reader.entries_for(&wants(&[("all", 0), ("web-01", 0)]), 100, u64::MAX);
+    assert_eq!(answer.entries.len(), 2);
+    for entry in &answer.entries {
+        reader.open_blob(entry).unwrap();
+    }
+    reader.targets().count();
+    drop(reader);
+
+    assert_eq!(snapshot(store.dir()), before, "no file changed or appeared");
+}

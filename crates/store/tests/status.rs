@@ -1,0 +1,106 @@
+//! Delivery status: written per client, read back, problems recorded once, damaged
+//! files skipped.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use common::*;
+use fts_proto::{ClientId, RejectReason, Report};
+use fts_store::{MAX_PROBLEMS, StatusDir};
+
+fn client(s: &str) -> ClientId {
+    ClientId::parse(s).unwrap()
+}
+
+fn report(t: &str, seq: u64, reason: &str) -> Report {
+    Report { target: target(t), seq, reason: RejectReason::parse(reason).unwrap() }
+}
+
+#[test]
+fn a_poll_is_recorded_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = StatusDir::open_or_create(dir.path().join("status")).unwrap();
+    let since = BTreeMap::from([(target("all"), 4), (target("web-01"), 2)]);
+    status.record_poll(&client("web-01"), true, &since, &[report("all", 5, "signature")], at(0)).unwrap();
+    status.record_poll(&client("db-01"), false, &BTreeMap::new(), &[], at(5)).unwrap();
+
+    let all = StatusDir::open(dir.path().join("status")).read_all().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].client_id.as_str(), "db-01", "sorted by client id");
+    assert!(!all[0].authenticated);
+    let web = &all[1];
+    assert_eq!(web.last_poll.as_str(), "2026-11-25T17:00:00Z");
+    assert!(web.authenticated);
+    assert_eq!(web.since, since);
+    assert_eq!(web.problems.len(), 1);
+    assert_eq!(web.problems[0].reason, RejectReason::Signature);
+    assert_eq!(status.read(&client("web-01")).unwrap().as_ref(), Some(web));
+    assert_eq!(status.read(&client("nobody")).unwrap(), None);
+    let names: Vec<_> =
+        fs::read_dir(dir.path().join("status")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "no temp left behind: {names:?}");
+}
+
+#[test]
+fn a_problem_reported_again_is_recorded_once_with_first_and_last_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = StatusDir::open_or_create(dir.path()).unwrap();
+    let id = client("web-01");
+    let none = BTreeMap::new();
+    status.record_poll(&id, false, &none, &[report("all", 5, "hook-failed")], at(0)).unwrap();
+    status
+        .record_poll(&id, true, &none, &[report("all", 5, "hook-failed"), report("all", 6, "gap")], at(60))
+        .unwrap();
+    let s = status.record_poll(&id, true, &none, &[], at(120)).unwrap();
+    assert_eq!(s.problems.len(), 2);
+    let hook = s.problems.iter().find(|p| p.seq == 5).unwrap();
+    assert_eq!(
+        (hook.first_seen.as_str(), hook.last_seen.as_str()),
+        ("2026-11-25T17:00:00Z", "2026-11-25T17:01:00Z")
+    );
+    assert_eq!(hook.count, 2);
+    assert!(hook.authenticated, "reported once over an authenticated poll");
+    assert_eq!(s.last_poll.as_str(), "2026-11-25T17:02:00Z");
+}
+
+#[test]
+fn only_the_newest_problems_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = StatusDir::open_or_create(dir.path()).unwrap();
+    let id = client("web-01");
+    for seq in 1..=(MAX_PROBLEMS as u64 + 20) {
+        status.record_poll(&id, true, &BTreeMap::new(), &[report("all", seq, "replay")], at(seq)).unwrap();
+    }
+    let s = status.read(&id).unwrap().unwrap();
+    assert_eq!(s.problems.len(), MAX_PROBLEMS);
+    assert_eq!(s.problems[0].seq, 21, "the oldest were dropped");
+    assert_eq!(s.problems.last().unwrap().seq, MAX_PROBLEMS as u64 + 20);
+}
+
+#[test]
+fn a_damaged_or_foreign_status_file_is_skipped_and_a_fresh_one_written_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = StatusDir::open_or_create(dir.path()).unwrap();
+    status.record_poll(&client("good"), true, &BTreeMap::new(), &[], at(0)).unwrap();
+    fs::write(dir.path().join("broken.json"), b"{\"format\":1,\"client-id\":").unwrap();
+    fs::write(dir.path().join("zeros.json"), [0u8; 64]).unwrap();
+    fs::copy(dir.path().join("good.json"), dir.path().join("other.json")).unwrap();
+    fs::write(dir.path().join("Not-An-Id.json"), b"{}").unwrap();
+    fs::write(dir.path().join("README"), b"not a status").unwrap();
+
+    let all = status.read_all().unwrap();
+    let ids: Vec<_> = all.iter().map(|s| s.client_id.as_str()).collect();
+    assert_eq!(ids, ["good"]);
+    assert!(status.read(&client("broken")).is_err());
+
+    let fresh = status.record_poll(&client("broken"), true, &BTreeMap::new(), &[], at(9)).unwrap();
+    assert_eq!(status.read(&client("broken")).unwrap(), Some(fresh));
+}
+
+#[test]
+fn status_of_a_folder_that_does_not_exist_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(StatusDir::open(dir.path().join("never")).read_all().unwrap().is_empty());
+}
