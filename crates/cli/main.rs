@@ -6,6 +6,9 @@
 mod args;
 mod config;
 mod keygen;
+mod publish;
+mod serve;
+mod status;
 mod units;
 
 use std::process::ExitCode;
@@ -43,7 +46,13 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    init_logging(cli.log_format);
+    // The long-running commands narrate at `info`; the one-shot ones print their
+    // result on stdout and log only what goes wrong.
+    let default_level = match cli.command {
+        Command::Serve(_) | Command::Poll(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_format, default_level);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -60,19 +69,26 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Keygen(command) => keygen::run(command)?,
-        Command::Publish(_) | Command::Serve(_) | Command::Poll(_) | Command::Status(_) => {
+        Command::Publish(args) => publish::run(args)?,
+        Command::Serve(args) => serve::run(args)?,
+        Command::Status(args) => status::run(args)?,
+        Command::Poll(_) => {
             anyhow::bail!("`fts {}` is not built yet in this version", cli.command.section())
         }
     }
     Ok(exit::SUCCESS)
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`), as text or one JSON
-/// object per line.
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr, filtered by `RUST_LOG` (default `default_level`), as text or
+/// one JSON object per line.
+fn init_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -2,11 +2,15 @@
 //!
 //! - [`connection`]: frames over any byte stream, limits checked before allocation;
 //! - [`limits`]: admission of polls (server-wide and per client id);
-//! - [`pacing`]: the minimum send rate that cuts off clients that stop reading.
+//! - [`pacing`]: the minimum send rate that cuts off clients that stop reading;
+//! - [`server`]: the mutual-TLS server of `fts serve`;
+//! - [`crl_watch`]: reloads a changed CRL into the running server.
 #![forbid(unsafe_code)]
 
 pub mod connection;
+pub mod crl_watch;
 pub mod limits;
 pub mod pacing;
+pub mod server;
 
 pub use connection::{Connection, ReadError};

@@ -1,0 +1,148 @@
+//! `fts serve`: resolves the flags into server settings, loads the TLS credentials and
+//! the CRL, opens the store read-only, and runs the fts-net server until SIGINT or
+//! SIGTERM. SIGHUP reloads the CRL at once; a changed CRL file is picked up anyway.
+//!
+//! It never loads the signing key: nothing here reads `--signing-key` or
+//! `signing.key`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fts_net::crl_watch::{log_loaded, watch_crl};
+use fts_net::pacing::MinSendRate;
+use fts_net::server::{Server, ServerSettings, Transport};
+use fts_store::{StatusDir, StoreReader};
+use fts_trust::ClientAuth;
+use fts_trust::crl::{CRL_FILE, load_crls};
+use fts_trust::pem::{load_certificates, load_private_key};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
+
+use crate::UsageError;
+use crate::args::ServeArgs;
+
+/// How often the CRL file is looked at for changes.
+const CRL_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if args.plaintext && !args.listen.ip().is_loopback() && !args.allow_insecure_remote {
+        return Err(UsageError(format!(
+            "--plaintext on {} would serve without TLS beyond this machine: use TLS, a loopback \
+             address, or add --allow-insecure-remote for a trusted segment",
+            args.listen
+        ))
+        .into());
+    }
+    let settings = ServerSettings {
+        max_connections: args.max_connections,
+        max_active_polls: args.max_active_polls,
+        max_polls_per_client: args.max_polls_per_client,
+        handshake_timeout: args.handshake_timeout,
+        request_timeout: args.request_timeout,
+        min_send_rate: MinSendRate {
+            bytes_per_second: args.min_send_rate,
+            window: args.min_send_rate_window,
+        },
+        poll_deadline: args.poll_deadline,
+        poll_max_files: usize::try_from(args.poll_max_files).unwrap_or(usize::MAX),
+        poll_max_bytes: args.poll_max_bytes,
+        poll_after: args.poll_after,
+        grace: args.grace,
+    };
+    for (flag, value) in [
+        ("--max-connections", args.max_connections),
+        ("--max-active-polls", args.max_active_polls),
+        ("--max-polls-per-client", args.max_polls_per_client),
+        ("--poll-max-files", settings.poll_max_files),
+    ] {
+        if value == 0 {
+            return Err(UsageError(format!("{flag} must be at least 1")).into());
+        }
+    }
+
+    let store = StoreReader::open(&args.store).with_context(|| {
+        format!(
+            "cannot open the store {} (publish with `fts publish` first, or set --store)",
+            args.store.display()
+        )
+    })?;
+    let status = StatusDir::open_or_create(&args.status_dir)
+        .with_context(|| format!("cannot open the status folder {}", args.status_dir.display()))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let reload = Arc::new(Notify::new());
+        let transport = if args.plaintext {
+            tracing::warn!("serving WITHOUT TLS (--plaintext): client ids are not authenticated");
+            Transport::Plaintext
+        } else {
+            let (transport, client_auth, crl) = tls_transport(&args)?;
+            if let Some(crl) = crl {
+                tokio::spawn(watch_crl(crl, client_auth, CRL_CHECK_INTERVAL, Arc::clone(&reload)));
+            }
+            transport
+        };
+
+        let server = Server::bind(args.listen, transport, settings, store, status)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = server.local_addr().context("cannot read the listening address")?;
+        tracing::info!(%addr, store = %args.store.display(), status_dir = %args.status_dir.display(), "listening");
+
+        let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        let shutdown = async move {
+            loop {
+                tokio::select! {
+                    _ = sigint.recv() => break,
+                    _ = sigterm.recv() => break,
+                    _ = sighup.recv() => reload.notify_one(),
+                }
+            }
+            tracing::info!("shutdown requested: no new connections");
+        };
+        server.run(shutdown).await;
+        anyhow::Ok(())
+    })
+}
+
+/// Loads the server's certificate and key, the client CA and the CRL, and logs
+/// whether revocation is on. Returns the CRL path to watch, when there is one.
+fn tls_transport(args: &ServeArgs) -> anyhow::Result<(Transport, Arc<ClientAuth>, Option<PathBuf>)> {
+    let chain = load_certificates(&args.cert)?;
+    let key = load_private_key(&args.key)?;
+    let roots = load_certificates(&args.client_ca)?;
+    let crl_path = match &args.crl {
+        Some(path) => Some(path.clone()),
+        None => default_crl(&args.client_ca),
+    };
+    let crls = match &crl_path {
+        // Configured (or present by default) but unreadable: refuse to start rather
+        // than serve revoked hosts.
+        Some(path) => load_crls(path)?,
+        None => Vec::new(),
+    };
+    let client_auth = ClientAuth::new(roots, crls.clone())?;
+    let config = fts_trust::server_config(chain, key, Arc::clone(&client_auth))?;
+    match &crl_path {
+        Some(path) => log_loaded(path, &crls, "revocation is ON"),
+        None => tracing::warn!(
+            client_ca = %args.client_ca.display(),
+            "revocation is OFF: no CRL configured (--crl) and no {CRL_FILE} beside the client CA"
+        ),
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    Ok((Transport::Tls { acceptor, client_auth: Arc::clone(&client_auth) }, client_auth, crl_path))
+}
+
+/// `ca.crl` beside the client CA, when it exists.
+fn default_crl(client_ca: &Path) -> Option<PathBuf> {
+    let path = client_ca.parent().unwrap_or(Path::new(".")).join(CRL_FILE);
+    path.exists().then_some(path)
+}

@@ -1,0 +1,104 @@
+//! `fts status`: for every client the server has heard from, its last poll, each of
+//! its targets' applied seq against the newest published, and the problems it
+//! reported. A table for people, `--json` for scripts.
+
+use std::io::Write;
+
+use anyhow::Context;
+use fts_proto::Target;
+use fts_store::{ClientStatus, StatusDir, StoreReader};
+use serde::Serialize;
+
+use crate::args::StatusArgs;
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ClientReport<'a> {
+    client_id: &'a str,
+    last_poll: &'a str,
+    authenticated: bool,
+    targets: Vec<TargetReport>,
+    problems: &'a [fts_store::Problem],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct TargetReport {
+    target: String,
+    applied: u64,
+    newest: u64,
+}
+
+pub fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let store = StoreReader::open(&args.store)
+        .with_context(|| format!("cannot open the store {}", args.store.display()))?;
+    let clients = StatusDir::open(&args.status_dir)
+        .read_all()
+        .with_context(|| format!("cannot read the status folder {}", args.status_dir.display()))?;
+    let reports: Vec<ClientReport> = clients.iter().map(|c| report(c, &store)).collect();
+
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &reports)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if reports.is_empty() {
+        writeln!(out, "no client has polled yet (status folder {})", args.status_dir.display())?;
+        return Ok(());
+    }
+    writeln!(out, "{:<24} {:<21} {:<28} {:>9}  STATE", "CLIENT", "LAST POLL", "TARGET", "APPLIED")?;
+    for client in &reports {
+        let who = if client.authenticated {
+            client.client_id.to_owned()
+        } else {
+            format!("{} (unauth)", client.client_id)
+        };
+        for (i, target) in client.targets.iter().enumerate() {
+            let (name, poll) = if i == 0 { (who.as_str(), client.last_poll) } else { ("", "") };
+            let state = if target.applied >= target.newest {
+                "up to date".to_owned()
+            } else {
+                format!("{} behind", target.newest - target.applied)
+            };
+            writeln!(
+                out,
+                "{name:<24} {poll:<21} {:<28} {:>9}  {state}",
+                target.target,
+                format!("{}/{}", target.applied, target.newest)
+            )?;
+        }
+        for problem in client.problems {
+            writeln!(
+                out,
+                "{:<24} problem: {} seq {}: {} (reported {}x, last {})",
+                "", problem.target, problem.seq, problem.reason, problem.count, problem.last_seen
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// One client's targets: those it reported a `since` for, plus `all`, each against
+/// the newest seq in the store.
+fn report<'a>(client: &'a ClientStatus, store: &StoreReader) -> ClientReport<'a> {
+    let mut targets: Vec<&Target> = client.since.keys().collect();
+    if !targets.contains(&&Target::All) {
+        targets.push(&Target::All);
+    }
+    targets.sort();
+    ClientReport {
+        client_id: client.client_id.as_str(),
+        last_poll: client.last_poll.as_str(),
+        authenticated: client.authenticated,
+        targets: targets
+            .into_iter()
+            .map(|t| TargetReport {
+                target: t.to_string(),
+                applied: client.since.get(t).copied().unwrap_or(0),
+                newest: store.newest_seq(t),
+            })
+            .collect(),
+        problems: &client.problems,
+    }
+}

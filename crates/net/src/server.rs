@@ -1,0 +1,441 @@
+//! The server: accept, handshake, check the session, read one request, answer it from
+//! the store, close. PROTOCOL.md sections 1 to 3 are the contract.
+//!
+//! Each connection is its own task, so a slow or idle client never delays another:
+//! every phase has its own bound (handshake timeout, request timeout, the minimum
+//! send rate per write, an overall deadline per poll). Memory per connection is the
+//! TLS state, one request header (at most 16 KiB) and, while a body is sent, one
+//! buffer of [`BODY_CHUNK`] bytes; bodies stream from their blob and are never held
+//! whole.
+//!
+//! Security properties that hold here, and why:
+//! - the server never holds a signing key: it forwards the signature made at publish
+//!   time, so nothing it does can make a host install unsigned bytes;
+//! - a client can never act as another: under TLS the targets come from the session's
+//!   certificate ([`fts_trust::ClientAuth::check_session`], run after every handshake,
+//!   resumed or not, before a byte of the request is read), and a request naming
+//!   another id gets `identity-mismatch`;
+//! - the store is only read: entries and blobs come through [`StoreReader`], and the
+//!   only thing written is delivery status, in its own folder.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use fts_proto::{
+    ClientId, Done, ErrorCode, ErrorFrame, FileHeader, ProtoError, Report, Request, ServerFrame, Target,
+};
+use fts_store::{Entry, StatusDir, StoreReader};
+use fts_trust::{ClientAuth, ClientIdentity};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_rustls::TlsAcceptor;
+
+use crate::connection::{Connection, ReadError};
+use crate::limits::PollLimits;
+use crate::pacing::{MinSendRate, Pacer};
+
+/// Body bytes read from a blob and written to the client at a time.
+pub const BODY_CHUNK: usize = 128 * 1024;
+
+/// How long the server keeps reading (and discarding) input after `header-too-large`,
+/// so that its error frame is not lost to a connection reset.
+const DRAIN_AFTER_ERROR: Duration = Duration::from_secs(1);
+
+/// How long closing a connection (TLS close_notify) may take.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `retry-after` sent with `busy`.
+const BUSY_RETRY_AFTER_SECS: u64 = 30;
+
+/// Everything `fts serve` can tune. Defaults are those of PRODUCT.md.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub max_connections: usize,
+    pub max_active_polls: usize,
+    pub max_polls_per_client: usize,
+    pub handshake_timeout: Duration,
+    pub request_timeout: Duration,
+    pub min_send_rate: MinSendRate,
+    pub poll_deadline: Duration,
+    pub poll_max_files: usize,
+    pub poll_max_bytes: u64,
+    /// The `poll-after` advice of every `done` frame.
+    pub poll_after: Duration,
+    /// How long transfers in flight may take to finish after shutdown begins.
+    pub grace: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            max_connections: 10_000,
+            max_active_polls: 2_000,
+            max_polls_per_client: 2,
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            min_send_rate: MinSendRate { bytes_per_second: 16 * 1024, window: Duration::from_secs(60) },
+            poll_deadline: Duration::from_secs(6 * 3600),
+            poll_max_files: 100,
+            poll_max_bytes: 64 << 30,
+            poll_after: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How connections are secured.
+#[derive(Clone)]
+pub enum Transport {
+    /// Mutual TLS: the acceptor's config must use `client_auth` as its client
+    /// certificate verifier (as [`fts_trust::server_config`] builds it).
+    Tls { acceptor: TlsAcceptor, client_auth: Arc<ClientAuth> },
+    /// No TLS (PROTOCOL.md section 1): the id is only claimed, so only that id and
+    /// `all` are served and the client's status is marked unauthenticated.
+    Plaintext,
+}
+
+/// The state every connection task shares.
+struct Shared {
+    transport: Transport,
+    settings: ServerSettings,
+    limits: PollLimits,
+    /// Behind a mutex because a refresh needs `&mut`; held only for a refresh and one
+    /// in-memory query, never across an await.
+    store: Mutex<StoreReader>,
+    status: StatusDir,
+}
+
+/// A bound server, ready to [`run`](Server::run).
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds `addr`. The store is opened by the caller (read-only) and the status
+    /// folder created by the caller.
+    pub async fn bind(
+        addr: SocketAddr,
+        transport: Transport,
+        settings: ServerSettings,
+        store: StoreReader,
+        status: StatusDir,
+    ) -> io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let limits = PollLimits::new(settings.max_active_polls, settings.max_polls_per_client);
+        let shared = Arc::new(Shared { transport, settings, limits, store: Mutex::new(store), status });
+        Ok(Server { listener, shared })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets connections in
+    /// flight finish within the grace period, and drops the rest.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let connections = Arc::new(Semaphore::new(self.shared.settings.max_connections));
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            // The permit is taken before accept: at the limit, new connections wait in
+            // the kernel's backlog instead of costing memory here.
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                permit = Arc::clone(&connections).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let (tcp, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // EMFILE and friends: back off briefly instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            while tasks.try_join_next().is_some() {}
+            let shared = Arc::clone(&self.shared);
+            tasks.spawn(async move {
+                handle_connection(&shared, tcp, peer).await;
+                drop(permit);
+            });
+        }
+
+        drop(self.listener);
+        let in_flight = tasks.len();
+        if in_flight > 0 {
+            tracing::info!(connections = in_flight, grace = ?self.shared.settings.grace, "stopping: letting transfers in flight finish");
+        }
+        let drained =
+            timeout(self.shared.settings.grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(connections = tasks.len(), "grace period over: closing the remaining connections");
+            tasks.shutdown().await;
+        }
+        tracing::info!("server stopped");
+    }
+}
+
+/// Who is on the other end, as far as the server can tell.
+enum Peer {
+    Authenticated(ClientIdentity),
+    Unauthenticated,
+}
+
+async fn handle_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    match &shared.transport {
+        Transport::Plaintext => serve_poll(shared, Connection::new(tcp), Peer::Unauthenticated, peer).await,
+        Transport::Tls { acceptor, client_auth } => {
+            let stream = match timeout(shared.settings.handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "tls handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "tls handshake timed out");
+                    return;
+                }
+            };
+            let identity = match client_auth.check_session(stream.get_ref().1) {
+                Ok(identity) => identity,
+                Err(refused) => {
+                    // Closed without a frame: the peer learns nothing about why.
+                    tracing::warn!(%peer, reason = %refused, "connection refused after the handshake");
+                    return;
+                }
+            };
+            serve_poll(shared, Connection::new(stream), Peer::Authenticated(identity), peer).await;
+        }
+    }
+}
+
+/// How one poll ended, for its log line.
+struct Outcome {
+    client: Option<ClientId>,
+    files: u64,
+    bytes: u64,
+    result: Result<(), String>,
+}
+
+async fn serve_poll<S>(shared: &Shared, mut conn: Connection<S>, who: Peer, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let started = Instant::now();
+    let mut outcome = Outcome { client: None, files: 0, bytes: 0, result: Ok(()) };
+    let deadline = started + shared.settings.poll_deadline;
+    match timeout_at(deadline, answer(shared, &mut conn, who, &mut outcome)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(problem)) => outcome.result = Err(problem),
+        Err(_) => outcome.result = Err("the poll deadline passed".into()),
+    }
+    let _ = timeout(SHUTDOWN_TIMEOUT, conn.shutdown()).await;
+
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let client = outcome.client.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+    match &outcome.result {
+        Ok(()) => tracing::info!(
+            client_id = %client, %peer, files = outcome.files, bytes = outcome.bytes, duration_ms, result = "ok", "poll"
+        ),
+        Err(problem) => tracing::warn!(
+            client_id = %client, %peer, files = outcome.files, bytes = outcome.bytes, duration_ms, result = %problem, "poll"
+        ),
+    }
+}
+
+/// Reads the request and sends the whole answer. An `Err` is the reason the poll
+/// failed, for the log line (an error frame, if one applies, was already sent).
+async fn answer<S>(
+    shared: &Shared,
+    conn: &mut Connection<S>,
+    who: Peer,
+    outcome: &mut Outcome,
+) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let request = match timeout(shared.settings.request_timeout, conn.read_request()).await {
+        Err(_) => return Err("no request within the request timeout".into()),
+        Ok(Err(ReadError::Proto(e))) => {
+            send_error(conn, ErrorFrame::from_error(&e)).await;
+            if matches!(e, ProtoError::HeaderTooLarge { .. }) {
+                conn.drain(DRAIN_AFTER_ERROR).await;
+            }
+            return Err(format!("{}: {e}", e.code()));
+        }
+        Ok(Err(e)) => return Err(format!("reading the request: {e}")),
+        Ok(Ok(request)) => request,
+    };
+
+    let (client, targets, authenticated) = match who {
+        Peer::Authenticated(identity) => {
+            if request.client_id != identity.id {
+                outcome.client = Some(identity.id.clone());
+                let message = format!(
+                    "the request names client {} but the certificate is for {}",
+                    request.client_id, identity.id
+                );
+                send_error(conn, error_frame(ErrorCode::IdentityMismatch, &message)).await;
+                return Err(format!("identity-mismatch: {message}"));
+            }
+            let mut targets = vec![Target::Client(identity.id.clone()), Target::All];
+            targets.extend(identity.groups.into_iter().map(Target::Group));
+            (identity.id, targets, true)
+        }
+        Peer::Unauthenticated => {
+            let id = request.client_id.clone();
+            (id.clone(), vec![Target::Client(id), Target::All], false)
+        }
+    };
+    outcome.client = Some(client.clone());
+
+    let _permit = match shared.limits.try_admit(&client) {
+        Ok(permit) => permit,
+        Err(busy) => {
+            let mut frame = error_frame(ErrorCode::Busy, &busy.to_string());
+            frame.retry_after = Some(BUSY_RETRY_AFTER_SECS);
+            send_error(conn, frame).await;
+            return Err(format!("busy: {busy}"));
+        }
+    };
+
+    record_status(shared, &client, authenticated, &targets, &request);
+
+    let wants: Vec<(Target, u64)> = targets.iter().map(|t| (t.clone(), request.since(t))).collect();
+    let answer = {
+        let mut store = shared.store.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = store.refresh() {
+            // The index keeps what it had; serving it is still correct, only late.
+            tracing::warn!(error = %e, "cannot refresh the store index: serving what is already indexed");
+        }
+        store.entries_for(&wants, shared.settings.poll_max_files, shared.settings.poll_max_bytes)
+    };
+    if let Some(blocked) = &answer.blocked {
+        tracing::warn!(
+            target = %blocked.entry.statement.target,
+            seq = blocked.entry.statement.seq,
+            problem = %blocked.problem,
+            "an entry cannot be served yet: its target waits until its content is complete"
+        );
+    }
+
+    let mut pacer = Pacer::new(shared.settings.min_send_rate);
+    let mut buffer = Vec::new();
+    let mut more = answer.more;
+    for entry in &answer.entries {
+        let blob = {
+            let store = shared.store.lock().unwrap_or_else(PoisonError::into_inner);
+            store.open_blob(entry)
+        };
+        let blob = match blob {
+            Ok(blob) => tokio::fs::File::from_std(blob),
+            Err(e) => {
+                // Nothing of this entry was sent: stop before it, keeping every target
+                // contiguous, and let the client come back.
+                tracing::warn!(error = %e, "a blob vanished between query and send: ending the answer early");
+                more = false;
+                break;
+            }
+        };
+        if buffer.is_empty() {
+            buffer = vec![0u8; BODY_CHUNK];
+        }
+        send_entry(conn, entry, blob, &mut buffer, &mut pacer).await?;
+        outcome.files += 1;
+        outcome.bytes += entry.statement.file_size;
+    }
+
+    let done = ServerFrame::Done(Done { more, poll_after: shared.settings.poll_after.as_secs() });
+    timeout_at(pacer.write_deadline(), conn.send_frame(&done))
+        .await
+        .map_err(|_| "the client stopped reading".to_owned())?
+        .map_err(|e| format!("sending done: {e}"))?;
+    Ok(())
+}
+
+/// Writes one `file` frame: the header, then exactly `file-size` bytes from the blob.
+async fn send_entry<S>(
+    conn: &mut Connection<S>,
+    entry: &Entry,
+    mut blob: tokio::fs::File,
+    buffer: &mut [u8],
+    pacer: &mut Pacer,
+) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let header = ServerFrame::File(FileHeader::new(entry.statement.clone(), entry.key_id, entry.signature));
+    let header = header.encode().map_err(|e| format!("encoding a file header: {e}"))?;
+    write_paced(conn, &header, pacer).await?;
+
+    let mut remaining = entry.statement.file_size;
+    while remaining > 0 {
+        let want = usize::try_from(remaining).map_or(buffer.len(), |r| r.min(buffer.len()));
+        let n = blob.read(&mut buffer[..want]).await.map_err(|e| format!("reading a blob: {e}"))?;
+        if n == 0 {
+            // The blob shrank after it was opened: the frame cannot be completed, so
+            // the connection is dropped and the client sees a truncated body.
+            return Err(format!("blob {} ended early", entry.statement.file_hash));
+        }
+        write_paced(conn, &buffer[..n], pacer).await?;
+        remaining -= n as u64;
+    }
+    timeout_at(pacer.write_deadline(), conn.flush())
+        .await
+        .map_err(|_| "the client stopped reading".to_owned())?
+        .map_err(|e| format!("sending: {e}"))
+}
+
+async fn write_paced<S>(conn: &mut Connection<S>, bytes: &[u8], pacer: &mut Pacer) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    timeout_at(pacer.write_deadline(), conn.write_body_chunk(bytes))
+        .await
+        .map_err(|_| "the client read slower than the minimum send rate".to_owned())?
+        .map_err(|e| format!("sending: {e}"))?;
+    pacer.sent(bytes.len() as u64);
+    Ok(())
+}
+
+fn error_frame(code: ErrorCode, message: &str) -> ErrorFrame {
+    ErrorFrame { code, message: message.to_owned(), retry_after: None }
+}
+
+async fn send_error<S>(conn: &mut Connection<S>, frame: ErrorFrame)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = timeout(SHUTDOWN_TIMEOUT, conn.send_frame(&ServerFrame::Error(frame))).await;
+}
+
+/// Writes the client's `since` (for its own targets only) and its reports to the
+/// status folder. A failure is logged and does not stop the poll: delivery matters
+/// more than bookkeeping.
+fn record_status(
+    shared: &Shared,
+    client: &ClientId,
+    authenticated: bool,
+    targets: &[Target],
+    request: &Request,
+) {
+    let since = targets.iter().map(|t| (t.clone(), request.since(t))).collect();
+    let reports: &[Report] = &request.rejected;
+    if let Err(e) = shared.status.record_poll(client, authenticated, &since, reports, SystemTime::now()) {
+        tracing::warn!(client_id = %client, error = %e, "cannot record delivery status");
+    }
+}
