@@ -23,9 +23,9 @@ pub struct Entry {
 
 /// Signs statements with a release signing key.
 ///
-/// fts-trust's signing key implements it (by the integrator, in the binary or in
-/// fts-trust); tests implement it over ed25519-dalek directly. Signing is infallible:
-/// a key that is loaded can sign.
+/// fts-trust's [`SigningKey`](fts_trust::SigningKey) implements it; a trait rather
+/// than that type so that other signers (a hardware token, an external signing
+/// service) can publish too. Signing is infallible: a key that is loaded can sign.
 pub trait Signer {
     /// The id of the key, as written in each entry's `key-id`.
     fn key_id(&self) -> KeyId;
@@ -39,5 +39,14 @@ impl<S: Signer + ?Sized> Signer for &S {
     }
     fn sign(&self, statement: &Statement) -> Signature {
         (**self).sign(statement)
+    }
+}
+
+impl Signer for fts_trust::SigningKey {
+    fn key_id(&self) -> KeyId {
+        fts_trust::SigningKey::key_id(self)
+    }
+    fn sign(&self, statement: &Statement) -> Signature {
+        fts_trust::SigningKey::sign(self, statement)
     }
 }

@@ -198,3 +198,19 @@ fn reopening_an_existing_store_keeps_its_entries() {
     let e = again.publish(&file, &name("a"), &targets(&["all"]), &key).unwrap();
     assert_eq!(e[0].statement.seq, 2);
 }
+
+#[test]
+fn a_publish_signed_with_the_trust_signing_key_verifies_and_a_changed_field_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    let key = fts_trust::SigningKey::from_seed(&[4; 32]);
+    let file = source_file(dir.path(), "f", b"x");
+    let entry = store.publish(&file, &name("a"), &targets(&["web-01"]), &key).unwrap().remove(0);
+    let mut trusted = fts_trust::TrustedKeys::default();
+    trusted.insert(key.public_key(), std::path::Path::new("signing.pub")).unwrap();
+    assert_eq!(entry.key_id, key.key_id());
+    assert!(trusted.verify(entry.statement.clone(), &entry.key_id, &entry.signature).is_ok());
+    let mut moved = entry.statement.clone();
+    moved.target = target("all");
+    assert!(trusted.verify(moved, &entry.key_id, &entry.signature).is_err());
+}

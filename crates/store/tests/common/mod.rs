@@ -7,37 +7,40 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use ed25519_dalek::Signer as _;
 use fts_proto::{FileName, KeyId, Signature, Statement, Target};
 use fts_store::{Entry, Signer};
-use sha2::{Digest, Sha256};
+use fts_trust::{SigningKey, TrustedKeys};
 
-/// A release signing key made from a fixed seed.
-pub struct TestKey(ed25519_dalek::SigningKey);
+/// A release signing key made from a fixed seed, with the trusted set a host would
+/// verify its entries with.
+pub struct TestKey {
+    key: SigningKey,
+    trusted: TrustedKeys,
+}
 
 impl TestKey {
     pub fn new(seed: u8) -> Self {
-        TestKey(ed25519_dalek::SigningKey::from_bytes(&[seed; 32]))
+        let key = SigningKey::from_seed(&[seed; 32]);
+        let mut trusted = TrustedKeys::default();
+        trusted.insert(key.public_key(), Path::new("test")).unwrap();
+        TestKey { key, trusted }
     }
 
-    /// Strict verification of an entry's signature over its statement bytes.
+    /// What a host checks: the key id is trusted and the signature verifies
+    /// (strictly) over the statement bytes.
     pub fn verifies(&self, entry: &Entry) -> bool {
-        let sig = ed25519_dalek::Signature::from_bytes(entry.signature.bytes());
-        entry.key_id == self.key_id()
-            && self.0.verifying_key().verify_strict(&entry.statement.to_bytes(), &sig).is_ok()
+        self.trusted.verify(entry.statement.clone(), &entry.key_id, &entry.signature).is_ok()
     }
 }
 
+/// Publishing goes through fts-trust's own key, as `fts publish` does.
 impl Signer for TestKey {
     fn key_id(&self) -> KeyId {
-        let digest = Sha256::digest(self.0.verifying_key().to_bytes());
-        let mut prefix = [0u8; 8];
-        prefix.copy_from_slice(&digest[..8]);
-        KeyId::from_prefix(prefix)
+        Signer::key_id(&self.key)
     }
 
     fn sign(&self, statement: &Statement) -> Signature {
-        Signature::from_bytes(self.0.sign(&statement.to_bytes()).to_bytes())
+        Signer::sign(&self.key, statement)
     }
 }
 
