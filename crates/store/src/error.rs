@@ -66,6 +66,10 @@ pub enum StoreError {
     )]
     RecordTooLarge { targets: usize, len: usize, limit: usize },
 
+    /// A record or status could not be serialized (a bug, never the input's fault).
+    #[error("cannot encode {what}: {detail}")]
+    Encode { what: &'static str, detail: String },
+
     /// A status file could not be read back.
     #[error("status file {} is unreadable: {detail}", path.display())]
     BadStatusFile { path: PathBuf, detail: String },

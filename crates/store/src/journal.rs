@@ -94,14 +94,14 @@ fn checksum(json: &[u8]) -> [u8; 8] {
 }
 
 /// The line for a record: JSON, TAB, checksum, LF.
-pub(crate) fn encode_line(record: &impl Serialize) -> Vec<u8> {
-    // Serializing these types cannot fail: plain structs of strings and integers.
-    let mut line = serde_json::to_vec(record).unwrap_or_default();
+pub(crate) fn encode_line(record: &impl Serialize) -> Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(record)
+        .map_err(|e| StoreError::Encode { what: "a journal record", detail: e.to_string() })?;
     let sum = hex::encode(checksum(&line));
     line.push(b'\t');
     line.extend_from_slice(sum.as_bytes());
     line.push(b'\n');
-    line
+    Ok(line)
 }
 
 /// The JSON of a complete line (LF removed) and its checksum, if the checksum matches.
@@ -380,7 +380,7 @@ mod tests {
     use super::*;
 
     fn header() -> Vec<u8> {
-        encode_line(&HeaderRecord::current())
+        encode_line(&HeaderRecord::current()).unwrap()
     }
 
     #[test]
@@ -406,7 +406,7 @@ mod tests {
 
     #[test]
     fn a_header_of_another_version_is_refused() {
-        let line = encode_line(&HeaderRecord { version: 2, ..HeaderRecord::current() });
+        let line = encode_line(&HeaderRecord { version: 2, ..HeaderRecord::current() }).unwrap();
         let err = JournalIndex::default().read_from(&mut &line[..], Path::new("j")).unwrap_err();
         assert!(matches!(err, StoreError::UnsupportedVersion { found: 2, supported: 1, .. }), "{err}");
         assert!(err.to_string().contains("version 2"), "{err}");

@@ -104,7 +104,7 @@ impl Store {
         // starts with a complete header: a journal without one is never a crash leftover.
         let mut temp = TempFile::create(&dir.join(TMP), "journal-")?;
         temp.file
-            .write_all(&encode_line(&HeaderRecord::current()))
+            .write_all(&encode_line(&HeaderRecord::current())?)
             .map_err(StoreError::io("write", &temp.path))?;
         temp.file.sync_all().map_err(StoreError::io("flush", &temp.path))?;
         temp.persist(&journal)?;
@@ -276,8 +276,8 @@ impl Store {
             key_id,
             entries: record_entries,
         });
-        let mut bytes = if index.has_header { Vec::new() } else { encode_line(&HeaderRecord::current()) };
-        let line = encode_line(&record);
+        let mut bytes = if index.has_header { Vec::new() } else { encode_line(&HeaderRecord::current())? };
+        let line = encode_line(&record)?;
         if line.len() > MAX_RECORD_LEN {
             return Err(StoreError::RecordTooLarge {
                 targets: targets.len(),

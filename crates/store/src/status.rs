@@ -169,7 +169,8 @@ impl StatusDir {
     }
 
     fn write(&self, path: &Path, status: &ClientStatus, durable: bool) -> Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(status).unwrap_or_default();
+        let mut bytes = serde_json::to_vec_pretty(status)
+            .map_err(|e| StoreError::Encode { what: "a client status", detail: e.to_string() })?;
         bytes.push(b'\n');
         let mut temp = TempFile::create(&self.dir, ".status-")?;
         temp.file.write_all(&bytes).map_err(StoreError::io("write", &temp.path))?;
