@@ -83,6 +83,15 @@ pub enum KeygenCommand {
     Client(KeygenClientArgs),
     /// Create the release signing key pair (signing.key, signing.pub)
     Signing(KeygenSigningArgs),
+    /// On a host: create its key and a certificate signing request (<ID>.key, <ID>.csr)
+    Csr(KeygenCsrArgs),
+    /// On the CA host: issue a client certificate (<ID>.crt) for a CSR, with the
+    /// signer's own profile; everything else the CSR asks for is ignored
+    Sign(KeygenSignArgs),
+    /// Revoke every certificate ever issued for a client id and write a new ca.crl
+    Revoke(KeygenRevokeArgs),
+    /// Re-sign ca.crl with a fresh next-update time (run it from a timer)
+    Crl(KeygenCrlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +151,64 @@ pub struct KeygenClientArgs {
 pub struct KeygenSigningArgs {
     #[command(flatten)]
     pub dir: KeygenDir,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenCsrArgs {
+    #[command(flatten)]
+    pub dir: KeygenDir,
+
+    /// The host's client id (the CSR's CN)
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenSignArgs {
+    #[command(flatten)]
+    pub dir: KeygenDir,
+
+    /// The certificate signing request (PEM), as `fts keygen csr` wrote it
+    #[arg(value_name = "FILE.csr")]
+    pub csr: PathBuf,
+
+    /// A group the host belongs to (repeatable); each becomes an O value. Groups the
+    /// CSR asks for are ignored
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+
+    /// Validity of the certificate, in days
+    #[arg(long, value_name = "DAYS", default_value_t = 397)]
+    pub days: u32,
+}
+
+/// The CA folder and the CRL's lifetime, for `revoke` and `crl` (which never need
+/// `--force`: ca.crl is always replaced).
+#[derive(Debug, Args)]
+pub struct KeygenCrlDir {
+    /// Folder of the CA, its issued index, revoked list and ca.crl
+    #[arg(long, value_name = "DIR", default_value = "certs")]
+    pub dir: PathBuf,
+
+    /// Days until the CRL's next-update time; renew it before then with `fts keygen crl`
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub crl_days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenRevokeArgs {
+    #[command(flatten)]
+    pub crl: KeygenCrlDir,
+
+    /// The client id whose certificates are all revoked
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenCrlArgs {
+    #[command(flatten)]
+    pub crl: KeygenCrlDir,
 }
 
 #[derive(Debug, Args)]

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("fts: error: {err:#}");
+            eprintln!("fts: error: {}", one_line(&err));
             if err.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(exit::USAGE)
             } else {
@@ -77,6 +77,24 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::SUCCESS)
+}
+
+/// The error and its causes on one line, each cause once: the library errors already
+/// quote their source in their own message, so a cause whose text is already there
+/// is not repeated.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `default_level`), as text or

@@ -75,3 +75,36 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+pub mod raw_client;
+pub mod server;
+
+impl Sandbox {
+    /// Makes a CA, a server certificate for localhost and 127.0.0.1, a signing key,
+    /// and one client certificate per `(id, groups)`, all in `certs/`, with the real
+    /// `fts keygen`.
+    pub fn provision(&self, clients: &[(&str, &[&str])]) {
+        expect_success(&mut self.fts(["keygen", "ca"]));
+        expect_success(&mut self.fts(["keygen", "server", "--name", "localhost", "--name", "127.0.0.1"]));
+        expect_success(&mut self.fts(["keygen", "signing"]));
+        for (id, groups) in clients {
+            let mut args = vec!["keygen", "client", "--id", id];
+            for group in *groups {
+                args.extend(["--group", group]);
+            }
+            expect_success(&mut self.fts(args));
+        }
+    }
+
+    /// Publishes `contents` as `name` to `targets` with the real `fts publish`.
+    pub fn publish(&self, name: &str, contents: &[u8], targets: &[&str]) -> Output {
+        let source = self.join("outbox").join(name);
+        std::fs::create_dir_all(source.parent().expect("outbox has a parent")).expect("create outbox");
+        std::fs::write(&source, contents).expect("write the file to publish");
+        let mut args = vec!["publish".to_owned(), source.display().to_string()];
+        for target in targets {
+            args.extend(["--to".to_owned(), (*target).to_owned()]);
+        }
+        expect_success(&mut self.fts(args))
+    }
+}

@@ -1,0 +1,462 @@
+//! `fts serve` from the outside: the real binary, real certificates from `fts keygen`,
+//! real TLS on 127.0.0.1, and a raw protocol client that can also misbehave.
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw_client::{RawClient, Received, client_config};
+use common::server::ServeProcess;
+use common::{Sandbox, expect_code, stderr};
+use fts_proto::{ClientId, Done, ErrorCode, ServerFrame};
+use fts_trust::TrustedKeys;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+const WEB_01: (&str, &[&str]) = ("web-01", &["web"]);
+const WEB_02: (&str, &[&str]) = ("web-02", &[]);
+
+fn sandbox_with_clients() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.provision(&[WEB_01, WEB_02]);
+    std::fs::create_dir_all(sandbox.join("store")).unwrap();
+    sandbox
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+/// The code of an `error` frame, or a panic saying what came instead.
+fn error_code(received: &[Received]) -> (ErrorCode, Option<u64>) {
+    match received {
+        [Received::Frame(ServerFrame::Error(e))] => (e.code.clone(), e.retry_after),
+        other => panic!("expected one error frame, got {other:?}"),
+    }
+}
+
+#[test]
+fn published_files_arrive_signed_whole_and_in_publish_order() {
+    let sandbox = sandbox_with_clients();
+    sandbox.publish("own.bin", b"for web-01 only", &["web-01"]);
+    sandbox.publish("every.bin", b"for everyone", &["all"]);
+    sandbox.publish("other.bin", b"for web-02", &["web-02"]);
+    sandbox.publish("group.bin", b"for the web group", &["group:web"]);
+    let server = ServeProcess::start(&sandbox, &[]);
+    let trusted = TrustedKeys::load(&[sandbox.join("certs/signing.pub")]).unwrap();
+
+    runtime().block_on(async {
+        let config = client_config(&sandbox.join("certs"), "web-01");
+        let mut client = RawClient::connect(server.addr, config.clone()).await.unwrap();
+        client.send_poll("web-01", json!({})).await.unwrap();
+        let received = client.receive_all().await.unwrap();
+
+        let mut names = Vec::new();
+        for item in &received[..received.len() - 1] {
+            let Received::File(header, body) = item else { panic!("expected files: {received:?}") };
+            let verified = trusted.verify(header.statement(), &header.key_id, &header.signature).unwrap();
+            assert_eq!(body.len() as u64, verified.file_size);
+            let hash = format!("sha256:{}", hex::encode(Sha256::digest(body)));
+            assert_eq!(hash, verified.file_hash.to_string(), "the body is the signed content");
+            names.push((verified.target.to_string(), verified.seq, verified.file_name.to_string()));
+        }
+        assert_eq!(
+            names,
+            [
+                ("web-01".to_owned(), 1, "own.bin".to_owned()),
+                ("all".to_owned(), 1, "every.bin".to_owned()),
+                ("group:web".to_owned(), 1, "group.bin".to_owned()),
+            ],
+            "own, all and group entries, in publish order, nothing for web-02"
+        );
+        assert!(
+            matches!(
+                received.last(),
+                Some(Received::Frame(ServerFrame::Done(Done { more: false, poll_after: 60 })))
+            ),
+            "{received:?}"
+        );
+
+        // Caught up: the next poll is a `done` frame alone.
+        let mut client = RawClient::connect(server.addr, config).await.unwrap();
+        client.send_poll("web-01", json!({"web-01": 1, "all": 1, "group:web": 1})).await.unwrap();
+        let received = client.receive_all().await.unwrap();
+        assert!(matches!(received[..], [Received::Frame(ServerFrame::Done(_))]), "{received:?}");
+    });
+}
+
+#[test]
+fn entries_published_while_the_server_runs_are_served_at_the_next_poll() {
+    let sandbox = sandbox_with_clients();
+    let server = ServeProcess::start(&sandbox, &[]);
+    let config = client_config(&sandbox.join("certs"), "web-02");
+    let rt = runtime();
+    let poll = |since: serde_json::Value| {
+        rt.block_on(async {
+            let mut client = RawClient::connect(server.addr, config.clone()).await.unwrap();
+            client.send_poll("web-02", since).await.unwrap();
+            client.receive_all().await.unwrap()
+        })
+    };
+    assert_eq!(poll(json!({})).len(), 1, "nothing published yet");
+    sandbox.publish("late.bin", b"published later", &["all"]);
+    let received = poll(json!({}));
+    assert!(
+        matches!(&received[0], Received::File(h, _) if h.file_name.as_str() == "late.bin"),
+        "{received:?}"
+    );
+}
+
+#[test]
+fn the_poll_budget_always_lets_one_entry_through_and_says_more() {
+    let sandbox = sandbox_with_clients();
+    for i in 0..3 {
+        sandbox.publish(&format!("f{i}.bin"), &vec![b'x'; 1000], &["all"]);
+    }
+    let server = ServeProcess::start(&sandbox, &["--poll-max-bytes", "10", "--poll-max-files", "2"]);
+    runtime().block_on(async {
+        let mut client =
+            RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-01")).await.unwrap();
+        client.send_poll("web-01", json!({})).await.unwrap();
+        let received = client.receive_all().await.unwrap();
+        assert_eq!(received.len(), 2, "one file larger than the byte budget, then done: {received:?}");
+        assert!(matches!(received[1], Received::Frame(ServerFrame::Done(Done { more: true, .. }))));
+    });
+}
+
+#[test]
+fn a_request_naming_another_client_is_an_identity_mismatch() {
+    let sandbox = sandbox_with_clients();
+    sandbox.publish("secret.bin", b"web-02's", &["web-02"]);
+    let server = ServeProcess::start(&sandbox, &[]);
+    runtime().block_on(async {
+        let mut client =
+            RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-01")).await.unwrap();
+        client.send_poll("web-02", json!({})).await.unwrap();
+        let received = client.receive_all().await.unwrap();
+        assert_eq!(error_code(&received).0, ErrorCode::IdentityMismatch);
+    });
+}
+
+/// Each malformed request gets the error code PROTOCOL.md section 2 classifies it as.
+#[test]
+fn malformed_requests_get_their_specific_error_codes() {
+    let sandbox = sandbox_with_clients();
+    let server = ServeProcess::start(&sandbox, &[]);
+    let config = client_config(&sandbox.join("certs"), "web-01");
+    let valid = |extra: serde_json::Value| {
+        let mut request = json!({"request-type": "poll", "protocol": 1, "client-id": "web-01"});
+        for (k, v) in extra.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        request
+    };
+    let frame = |json: &[u8]| {
+        let mut bytes = (json.len() as u16).to_be_bytes().to_vec();
+        bytes.extend_from_slice(json);
+        bytes
+    };
+    let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
+        ("a header length below 2", vec![0, 1, b'{'], ErrorCode::BadFrame),
+        ("a header longer than 16 KiB", 20_000u16.to_be_bytes().to_vec(), ErrorCode::HeaderTooLarge),
+        (
+            "duplicate keys",
+            frame(br#"{"request-type":"poll","protocol":1,"client-id":"web-01","protocol":1}"#),
+            ErrorCode::BadJson,
+        ),
+        ("not an object", frame(b"[1,2,3]"), ErrorCode::BadJson),
+        ("not json", frame(b"hello world"), ErrorCode::BadJson),
+        ("a byte-order mark", frame("\u{feff}{}".as_bytes()), ErrorCode::BadJson),
+        ("no client id", frame(br#"{"request-type":"poll","protocol":1}"#), ErrorCode::BadRequest),
+        (
+            "a bad target in since",
+            frame(valid(json!({"since": {"../x": 1}})).to_string().as_bytes()),
+            ErrorCode::BadRequest,
+        ),
+        (
+            "a fractional seq",
+            frame(valid(json!({"since": {"all": 1.5}})).to_string().as_bytes()),
+            ErrorCode::BadRequest,
+        ),
+        (
+            "another request type",
+            frame(valid(json!({"request-type": "fetch"})).to_string().as_bytes()),
+            ErrorCode::UnknownRequest,
+        ),
+        (
+            "another protocol",
+            frame(valid(json!({"protocol": 2})).to_string().as_bytes()),
+            ErrorCode::UnsupportedProtocol,
+        ),
+    ];
+    runtime().block_on(async {
+        for (what, bytes, expected) in cases {
+            let mut client = RawClient::connect(server.addr, config.clone()).await.unwrap();
+            client.send(&bytes).await.unwrap();
+            let received = client.receive_all().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(error_code(&received).0, expected, "{what}");
+        }
+
+        // A connection that ends inside a frame.
+        let mut client = RawClient::connect(server.addr, config.clone()).await.unwrap();
+        client.send(&[0, 50, b'{']).await.unwrap();
+        tokio::io::AsyncWriteExt::shutdown(&mut client.stream).await.unwrap();
+        let received = client.receive_all().await.unwrap();
+        assert_eq!(error_code(&received).0, ErrorCode::BadFrame, "a truncated frame");
+    });
+    // The server lives on and still serves.
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|l| l["fields"]["result"].as_str().is_some_and(|r| r.starts_with("bad-json")))
+    );
+}
+
+#[test]
+fn a_client_without_alpn_is_closed_without_a_frame() {
+    let sandbox = sandbox_with_clients();
+    sandbox.publish("file.bin", b"data", &["all"]);
+    let server = ServeProcess::start(&sandbox, &[]);
+    runtime().block_on(async {
+        let mut config = (*client_config(&sandbox.join("certs"), "web-01")).clone();
+        config.alpn_protocols.clear();
+        let mut client = RawClient::connect(server.addr, std::sync::Arc::new(config)).await.unwrap();
+        let _ = client.send_poll("web-01", json!({})).await;
+        let received = client.receive().await;
+        assert!(
+            matches!(received, Ok(Received::Closed) | Err(_)),
+            "no frame may reach a client refused after the handshake: {received:?}"
+        );
+    });
+    server.wait_for_log(Duration::from_secs(5), |l| {
+        l["fields"]["message"] == "connection refused after the handshake"
+    });
+}
+
+#[test]
+fn a_client_revoked_while_the_server_runs_is_refused_within_seconds_even_resuming() {
+    let sandbox = sandbox_with_clients();
+    let certs = sandbox.join("certs");
+    fts_trust::crl::write_crl(&certs, &[], 1, 30).unwrap();
+    let server = ServeProcess::start(&sandbox, &[]);
+    server.wait_for_log(Duration::from_secs(5), |l| l["fields"]["message"] == "revocation is ON");
+    let web01 = client_config(&certs, "web-01");
+    let web02 = client_config(&certs, "web-02");
+
+    runtime().block_on(async {
+        let mut client = RawClient::connect(server.addr, web01.clone()).await.unwrap();
+        client.send_poll("web-01", json!({})).await.unwrap();
+        assert!(matches!(client.receive_all().await.unwrap()[..], [Received::Frame(ServerFrame::Done(_))]));
+
+        let serials = fts_trust::issued::client_serials(&certs, &ClientId::parse("web-01").unwrap()).unwrap();
+        let revoked: Vec<fts_trust::Revoked> = serials
+            .into_iter()
+            .map(|serial| fts_trust::Revoked { serial, revoked_at: time::OffsetDateTime::now_utc() })
+            .collect();
+        fts_trust::crl::write_crl(&certs, &revoked, 2, 30).unwrap();
+        server.wait_for_log(Duration::from_secs(10), |l| l["fields"]["message"] == "reloaded");
+
+        // The session ticket from the first poll is offered again: the handshake is a
+        // resumption, and the server must still refuse it.
+        let mut resumed = 0;
+        for _ in 0..3 {
+            // An attempt may also be refused during a full handshake (Err).
+            if let Ok(mut client) = RawClient::connect(server.addr, web01.clone()).await {
+                resumed += usize::from(client.resumed());
+                let _ = client.send_poll("web-01", json!({})).await;
+                let received = client.receive().await;
+                assert!(
+                    matches!(received, Ok(Received::Closed) | Err(_)),
+                    "revoked but served: {received:?}"
+                );
+            }
+        }
+        assert!(resumed > 0, "at least one attempt resumed its session");
+
+        // Others are unaffected.
+        let mut client = RawClient::connect(server.addr, web02).await.unwrap();
+        client.send_poll("web-02", json!({})).await.unwrap();
+        assert!(matches!(client.receive_all().await.unwrap()[..], [Received::Frame(ServerFrame::Done(_))]));
+    });
+    assert!(server.logs().iter().any(|l| l["fields"]["reason"] == "the client certificate is revoked"));
+}
+
+/// A 32 MiB file: far more than the loopback socket buffers hold, so a client that
+/// does not read keeps its poll running.
+fn publish_large(sandbox: &Sandbox, target: &str) {
+    let data: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+    sandbox.publish("large.bin", &data, &[target]);
+}
+
+#[test]
+fn a_client_id_gets_at_most_two_polls_at_once() {
+    let sandbox = sandbox_with_clients();
+    publish_large(&sandbox, "all");
+    let server = ServeProcess::start(&sandbox, &[]);
+    let web01 = client_config(&sandbox.join("certs"), "web-01");
+    runtime().block_on(async {
+        let mut running = Vec::new();
+        for _ in 0..2 {
+            let mut client = RawClient::connect(server.addr, web01.clone()).await.unwrap();
+            client.send_poll("web-01", json!({})).await.unwrap();
+            assert!(matches!(client.receive_header().await.unwrap(), ServerFrame::File(_)));
+            running.push(client);
+        }
+        let mut third = RawClient::connect(server.addr, web01.clone()).await.unwrap();
+        third.send_poll("web-01", json!({})).await.unwrap();
+        let (code, retry_after) = error_code(&third.receive_all().await.unwrap());
+        assert_eq!(code, ErrorCode::Busy);
+        assert!(retry_after.is_some_and(|s| s > 0), "busy carries retry-after");
+
+        // Another client is not affected.
+        let mut other =
+            RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-02")).await.unwrap();
+        other.send_poll("web-02", json!({"all": 1})).await.unwrap();
+        assert!(matches!(other.receive_all().await.unwrap()[..], [Received::Frame(ServerFrame::Done(_))]));
+
+        // When one poll ends, the client id may poll again.
+        drop(running.pop());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut again = RawClient::connect(server.addr, web01.clone()).await.unwrap();
+        again.send_poll("web-01", json!({"all": 1})).await.unwrap();
+        assert!(matches!(again.receive_all().await.unwrap()[..], [Received::Frame(ServerFrame::Done(_))]));
+    });
+}
+
+#[test]
+fn fifty_idle_connections_do_not_stop_a_real_poll() {
+    let sandbox = sandbox_with_clients();
+    sandbox.publish("file.bin", b"data", &["all"]);
+    let server = ServeProcess::start(&sandbox, &["--handshake-timeout", "30s"]);
+    runtime().block_on(async {
+        let mut idle = Vec::new();
+        for _ in 0..50 {
+            idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+        }
+        // And some that finished the handshake but never send a request.
+        for _ in 0..5 {
+            idle.push_tls(
+                RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-02"))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let started = std::time::Instant::now();
+        let mut client =
+            RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-01")).await.unwrap();
+        client.send_poll("web-01", json!({})).await.unwrap();
+        let received = client.receive_all().await.unwrap();
+        assert_eq!(received.len(), 2, "{received:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "the poll was not held up by idle connections");
+    });
+}
+
+/// Lets a test hold TLS clients beside raw TCP streams.
+trait HoldTls {
+    fn push_tls(&mut self, client: RawClient);
+}
+
+impl HoldTls for Vec<tokio::net::TcpStream> {
+    fn push_tls(&mut self, client: RawClient) {
+        let (tcp, _) = client.stream.into_inner();
+        self.push(tcp);
+    }
+}
+
+#[test]
+fn idle_connections_are_closed_by_the_handshake_timeout() {
+    let sandbox = sandbox_with_clients();
+    let server = ServeProcess::start(&sandbox, &["--handshake-timeout", "1s"]);
+    runtime().block_on(async {
+        let mut idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read(&mut idle, &mut buf))
+                .await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the server closed the idle connection: {read:?}");
+    });
+}
+
+#[test]
+fn sigterm_lets_a_transfer_in_flight_finish_and_refuses_new_connections() {
+    let sandbox = sandbox_with_clients();
+    publish_large(&sandbox, "all");
+    let mut server = ServeProcess::start(&sandbox, &[]);
+    let addr = server.addr;
+    let web01 = client_config(&sandbox.join("certs"), "web-01");
+    runtime().block_on(async {
+        let mut client = RawClient::connect(addr, web01.clone()).await.unwrap();
+        client.send_poll("web-01", json!({})).await.unwrap();
+        let ServerFrame::File(header) = client.receive_header().await.unwrap() else {
+            panic!("expected a file")
+        };
+
+        server.signal("TERM");
+        server.wait_for_log(Duration::from_secs(5), |l| {
+            l["fields"]["message"] == "shutdown requested: no new connections"
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no new connections after SIGTERM");
+
+        client.skip(header.file_size).await.expect("the whole body arrives");
+        let rest = client.receive_all().await.unwrap();
+        assert!(matches!(rest[..], [Received::Frame(ServerFrame::Done(_))]), "{rest:?}");
+    });
+    let status = server.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+}
+
+#[test]
+fn the_server_records_each_clients_since_and_reports_for_status() {
+    let sandbox = sandbox_with_clients();
+    sandbox.publish("a.bin", b"a", &["all"]);
+    let server = ServeProcess::start(&sandbox, &[]);
+    runtime().block_on(async {
+        let mut client =
+            RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-01")).await.unwrap();
+        client
+            .send_json(&json!({
+                "request-type": "poll", "protocol": 1, "client-id": "web-01",
+                "since": {"all": 1, "web-01": 0},
+                "rejected": [{"target": "all", "seq": 1, "reason": "hook-failed"}]
+            }))
+            .await
+            .unwrap();
+        client.receive_all().await.unwrap();
+    });
+    let out = common::expect_success(&mut sandbox.fts(["status", "--json"]));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let web01 = &status.as_array().unwrap()[0];
+    assert_eq!(web01["client-id"], "web-01");
+    assert_eq!(web01["authenticated"], true);
+    let all = web01["targets"].as_array().unwrap().iter().find(|t| t["target"] == "all").unwrap();
+    assert_eq!((all["applied"].as_u64(), all["newest"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(web01["problems"][0]["reason"], "hook-failed");
+    let table = common::stdout(&common::expect_success(&mut sandbox.fts(["status"])));
+    assert!(table.contains("web-01") && table.contains("hook-failed"), "{table}");
+}
+
+#[test]
+fn plaintext_on_a_remote_address_needs_allow_insecure_remote() {
+    let sandbox = sandbox_with_clients();
+    let out = expect_code(&mut sandbox.fts(["serve", "--plaintext", "--listen", "0.0.0.0:0"]), 2);
+    assert!(stderr(&out).contains("--allow-insecure-remote"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_missing_store_folder_is_an_error_that_says_what_to_do() {
+    let sandbox = Sandbox::new();
+    sandbox.provision(&[WEB_01]);
+    let out = expect_code(&mut sandbox.fts(["serve", "--listen", "127.0.0.1:0"]), 1);
+    assert!(stderr(&out).contains("fts publish"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches("No such file").count(), 1, "each cause once: {}", stderr(&out));
+}
+
+#[test]
+fn an_unreadable_crl_at_start_is_an_error() {
+    let sandbox = sandbox_with_clients();
+    std::fs::write(sandbox.join("certs/ca.crl"), "not a crl").unwrap();
+    let out = expect_code(&mut sandbox.fts(["serve", "--listen", "127.0.0.1:0"]), 1);
+    assert!(stderr(&out).contains("ca.crl"), "{}", stderr(&out));
+}
