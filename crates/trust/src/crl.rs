@@ -1,5 +1,6 @@
 //! Certificate revocation lists: reading them (for the server) and signing them
-//! (for `fts keygen revoke` / `fts keygen crl`).
+//! (for `fts keygen revoke` / `fts keygen crl`, which keep their state in
+//! [`crate::revocation`]).
 //!
 //! A [`Crl`] is the DER the TLS verifier uses plus the few fields an operator needs
 //! to see: issuer, this-update, next-update, CRL number, revoked serials. Parsing
@@ -170,8 +171,18 @@ pub fn write_crl(
     next_update_days: u32,
 ) -> Result<CrlWritten, Error> {
     let ca = CertificateAuthority::load(dir)?;
-    let crl = build_crl(&ca, revoked, crl_number, next_update_days)?;
-    let path = dir.join(CRL_FILE);
+    write_crl_with(&ca, revoked, crl_number, next_update_days)
+}
+
+/// [`write_crl`] with a CA already loaded: writes `ca.crl` in the CA's folder.
+pub fn write_crl_with(
+    ca: &CertificateAuthority,
+    revoked: &[Revoked],
+    crl_number: u64,
+    next_update_days: u32,
+) -> Result<CrlWritten, Error> {
+    let crl = build_crl(ca, revoked, crl_number, next_update_days)?;
+    let path = ca.dir().join(CRL_FILE);
     write_atomic(&path, crl.to_pem().as_bytes(), Mode::Public, true)?;
     Ok(CrlWritten { path, crl })
 }

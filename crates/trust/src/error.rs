@@ -45,6 +45,13 @@ pub enum Error {
     /// The operator ran a command that needs the CA before making one.
     #[error("no CA in {}: run `fts keygen ca` first", dir.display())]
     MissingCa { dir: PathBuf },
+    /// The operator asked to revoke an id the CA never issued a certificate for.
+    #[error(
+        "no certificate was ever issued for {id:?} according to {}: nothing to revoke \
+         (check the id; certificates made outside fts keygen are not in the index)",
+        index.display()
+    )]
+    NeverIssued { id: String, index: PathBuf },
     /// The operator gave a name that breaks PROTOCOL.md section 4.
     #[error(transparent)]
     InvalidName(#[from] NameError),

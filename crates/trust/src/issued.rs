@@ -127,7 +127,9 @@ fn index_path(ca_dir: &Path) -> PathBuf {
     ca_dir.join(INDEX_FILE)
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+/// A time as RFC 3339 UTC with whole seconds (`2026-11-25T17:00:00Z`), as the index
+/// and the revoked list write it.
+pub fn rfc3339(t: OffsetDateTime) -> String {
     // Whole seconds in UTC always format; fall back to the Unix time just in case.
     let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())

@@ -268,12 +268,12 @@ pub fn signing(opts: &SigningOptions) -> Result<SigningKeyWritten, Error> {
 }
 
 /// Creates the folder and refuses existing destinations before any key is made.
-fn prepare(dir: &Path, destinations: &[&Path], force: bool) -> Result<(), Error> {
+pub(crate) fn prepare(dir: &Path, destinations: &[&Path], force: bool) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_owned(), source })?;
     refuse_existing(destinations, force)
 }
 
-fn new_key() -> Result<KeyPair, Error> {
+pub(crate) fn new_key() -> Result<KeyPair, Error> {
     Ok(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?)
 }
 
@@ -294,7 +294,7 @@ fn base_params(days: u32) -> Result<(CertificateParams, Serial), Error> {
 }
 
 /// The common part of server and client certificates.
-fn leaf_params(days: u32) -> Result<(CertificateParams, Serial), Error> {
+pub(crate) fn leaf_params(days: u32) -> Result<(CertificateParams, Serial), Error> {
     let (mut params, serial) = base_params(days)?;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

@@ -7,6 +7,8 @@
 //! | [`tls`] | rustls configs of both sides, [`ClientAuth`] and the per-session check |
 //! | [`crl`] | reading and signing certificate revocation lists |
 //! | [`keygen`] | the CA, server and client certificates, the signing key files |
+//! | [`enrol`] | `fts keygen csr` and `sign`: enrolment by CSR, with the signer's own profile |
+//! | [`revocation`] | `fts keygen revoke` and `crl`: the revoked list, CRL numbers, the CA lock |
 //! | [`issued`] | serial numbers and the index of issued certificates |
 //! | [`pem`] | PEM files, with the path in every error |
 //! | [`error`] | every error of the crate |
@@ -55,12 +57,14 @@
 #![forbid(unsafe_code)]
 
 pub mod crl;
+pub mod enrol;
 pub mod error;
 mod files;
 pub mod identity;
 pub mod issued;
 pub mod keygen;
 pub mod pem;
+pub mod revocation;
 pub mod signing;
 pub mod tls;
 
