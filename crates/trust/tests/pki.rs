@@ -557,3 +557,172 @@ impl ClientWithForce for Pki {
         .serial
     }
 }
+
+/// The corporate-CA recipe of docs/PKI.md, with openssl: a root, a dedicated
+/// intermediate for fts clients, client certificates from it, and its CRL.
+#[tokio::test]
+async fn a_dedicated_corporate_intermediate_works_as_the_client_ca_and_its_crl_is_enforced() {
+    let pki = Pki::new();
+    let dir = pki.dir.path();
+    fs::write(
+        pki.path("intermediate.ext"),
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n\
+         subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    )
+    .unwrap();
+    fs::write(
+        pki.path("client.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n\
+         subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    )
+    .unwrap();
+    fs::write(
+        pki.path("ca.cnf"),
+        "[ca]\ndefault_ca = fts_clients\n[fts_clients]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
+         default_md = sha256\ndefault_crl_days = 30\n",
+    )
+    .unwrap();
+    fs::write(pki.path("index.txt"), "").unwrap();
+    fs::write(pki.path("crlnumber"), "1000\n").unwrap();
+    let leaf = |id: &str, subj: &str, ca: &str| -> Vec<Vec<String>> {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        vec![
+            v(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &format!("{id}.key")]),
+            v(&["req", "-new", "-key", &format!("{id}.key"), "-subj", subj, "-out", &format!("{id}.csr")]),
+            v(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{id}.csr"),
+                "-CA",
+                &format!("{ca}.crt"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-days",
+                "30",
+                "-extfile",
+                "client.ext",
+                "-out",
+                &format!("{id}.crt"),
+            ]),
+        ]
+    };
+    let mut steps: Vec<Vec<String>> = vec![
+        ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "root.key"]
+            .map(String::from)
+            .to_vec(),
+        [
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "root.key",
+            "-subj",
+            "/O=Acme Inc./CN=Acme Root CA",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-out",
+            "root.crt",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "fts-clients.key"]
+            .map(String::from)
+            .to_vec(),
+        [
+            "req",
+            "-new",
+            "-key",
+            "fts-clients.key",
+            "-subj",
+            "/O=Acme Inc./CN=Acme fts clients CA",
+            "-out",
+            "i.csr",
+        ]
+        .map(String::from)
+        .to_vec(),
+        [
+            "x509",
+            "-req",
+            "-in",
+            "i.csr",
+            "-CA",
+            "root.crt",
+            "-CAkey",
+            "root.key",
+            "-days",
+            "30",
+            "-extfile",
+            "intermediate.ext",
+            "-out",
+            "fts-clients.crt",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    steps.extend(leaf("web-20", "/O=Acme Inc./O=web/CN=web-20", "fts-clients"));
+    steps.extend(leaf("web-21", "/O=Acme Inc./O=db/CN=web-21", "fts-clients"));
+    // Issued by the corporate root directly, not by the dedicated intermediate.
+    steps.extend(leaf("web-22", "/O=Acme Inc./O=web/CN=web-22", "root"));
+    for step in &steps {
+        let args: Vec<&str> = step.iter().map(String::as_str).collect();
+        if openssl_ok(&args, dir).is_none() {
+            return;
+        }
+    }
+
+    // The client CA file holds the intermediate only: not the root, not the chain.
+    let connect = |auth: std::sync::Arc<ClientAuth>, id: &str| {
+        let config = pki.client_config_with(&pki.path(&format!("{id}.crt")), &pki.path(&format!("{id}.key")));
+        connect_once(pki.server_config(&auth), auth.clone(), config, "localhost")
+    };
+    let auth = ClientAuth::from_files(&pki.path("fts-clients.crt"), None).unwrap();
+    let (saw, reply) = connect(auth.clone(), "web-20").await;
+    let ServerSaw::Accepted(identity, _, _) = saw else { panic!("web-20: {saw:?}") };
+    assert_eq!((identity.id, identity.groups), (id("web-20"), groups(&["web"])));
+    assert_eq!(identity.ignored_organizations, ["Acme Inc."], "the corporate O grants nothing");
+    assert_eq!(reply, Ok(42));
+    let (saw, _) = connect(auth.clone(), "web-22").await;
+    assert!(matches!(saw, ServerSaw::HandshakeFailed(_)), "another branch of the corporate PKI: {saw:?}");
+
+    // The intermediate's own CRL, made by openssl, revokes web-20 only.
+    let revoke_steps: [&[&str]; 2] = [
+        &[
+            "ca",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "fts-clients.crt",
+            "-keyfile",
+            "fts-clients.key",
+            "-revoke",
+            "web-20.crt",
+        ],
+        &[
+            "ca",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "fts-clients.crt",
+            "-keyfile",
+            "fts-clients.key",
+            "-gencrl",
+            "-out",
+            "fts-clients.crl",
+        ],
+    ];
+    for step in revoke_steps {
+        openssl_ok(step, dir);
+    }
+    let auth =
+        ClientAuth::from_files(&pki.path("fts-clients.crt"), Some(&pki.path("fts-clients.crl"))).unwrap();
+    let (saw, _) = connect(auth.clone(), "web-20").await;
+    assert!(matches!(saw, ServerSaw::HandshakeFailed(_)), "revoked by the intermediate's CRL: {saw:?}");
+    let (saw, reply) = connect(auth.clone(), "web-21").await;
+    assert!(matches!(saw, ServerSaw::Accepted(..)), "web-21: {saw:?}");
+    assert_eq!(reply, Ok(42));
+}
