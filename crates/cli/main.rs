@@ -6,6 +6,7 @@
 mod args;
 mod config;
 mod keygen;
+mod poll;
 mod publish;
 mod serve;
 mod status;
@@ -24,7 +25,6 @@ mod exit {
     /// The command line, environment or config file is wrong.
     pub const USAGE: u8 = 2;
     /// `poll --once` completed, but something about an entry was reported.
-    #[allow(dead_code)] // used once `fts poll` lands
     pub const REPORTED: u8 = 3;
 }
 
@@ -72,9 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Publish(args) => publish::run(args)?,
         Command::Serve(args) => serve::run(args)?,
         Command::Status(args) => status::run(args)?,
-        Command::Poll(_) => {
-            anyhow::bail!("`fts {}` is not built yet in this version", cli.command.section())
-        }
+        Command::Poll(args) => return poll::run(args),
     }
     Ok(exit::SUCCESS)
 }

@@ -4,9 +4,11 @@
 //! - [`limits`]: admission of polls (server-wide and per client id);
 //! - [`pacing`]: the minimum send rate that cuts off clients that stop reading;
 //! - [`server`]: the mutual-TLS server of `fts serve`;
-//! - [`crl_watch`]: reloads a changed CRL into the running server.
+//! - [`crl_watch`]: reloads a changed CRL into the running server;
+//! - [`client`]: the host side of `fts poll`, which verifies before it installs.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod connection;
 pub mod crl_watch;
 pub mod limits;

@@ -1,0 +1,207 @@
+//! When to poll: `--once` (one poll, repeated at once while the server says `more` or
+//! a rule of check 5 closed the answer early, a bounded number of times), and the loop
+//! (`--interval` with random jitter, the server's `poll-after` clamped to
+//! `--min-interval`/`--max-interval`, capped exponential backoff while the server
+//! cannot be reached, a stop request honoured between polls).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use fts_proto::Report;
+use tokio::sync::Notify;
+
+use crate::client::receive::Progress;
+use crate::client::{Client, PollError, PollOutcome};
+
+/// The most polls one round makes, following `more` and early closes.
+pub const MAX_REPEATS: usize = 100;
+
+/// How a round of polls ended.
+#[derive(Debug)]
+pub enum RoundResult {
+    /// Every poll completed. `reported` holds the problems found in this round (an
+    /// entry refused, too large, superseded, a hook that failed).
+    Completed { installed: usize, reported: Vec<Report>, poll_after: Option<u64> },
+    /// A poll failed as a whole.
+    Failed(PollError),
+}
+
+/// A stop request (SIGTERM), checked between polls and during waits.
+#[derive(Debug, Default)]
+pub struct Stop {
+    requested: AtomicBool,
+    notify: Notify,
+}
+
+impl Stop {
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps for `duration` unless a stop is requested first; true if stopped.
+    pub async fn sleep(&self, duration: Duration) -> bool {
+        let notified = self.notify.notified();
+        if self.is_requested() {
+            return true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(duration) => self.is_requested(),
+            () = notified => true,
+        }
+    }
+}
+
+/// One round: pending hooks first, then polls until the answer is complete.
+pub async fn round(client: &mut Client, progress: &mut dyn Progress, stop: &Stop) -> RoundResult {
+    let mut reported = match client.run_pending_hooks().await {
+        Ok(reported) => reported,
+        Err(e) => return RoundResult::Failed(e),
+    };
+    let mut installed = 0;
+    let mut poll_after = None;
+    for _ in 0..MAX_REPEATS {
+        match client.poll_once(progress).await {
+            Ok(PollOutcome {
+                installed: files,
+                reported: found,
+                more,
+                repeat_now,
+                poll_after: advice,
+                ..
+            }) => {
+                installed += files.len();
+                reported.extend(found);
+                poll_after = advice.or(poll_after);
+                if !(more || repeat_now) || stop.is_requested() {
+                    return RoundResult::Completed { installed, reported, poll_after };
+                }
+            }
+            Err(e) => return RoundResult::Failed(e),
+        }
+    }
+    tracing::warn!(
+        repeats = MAX_REPEATS,
+        "stopped repeating polls for this round; the rest comes next round"
+    );
+    RoundResult::Completed { installed, reported, poll_after }
+}
+
+/// The timing of the loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub interval: Duration,
+    /// Random jitter added to each wait, in percent of it.
+    pub jitter_percent: u8,
+    pub min_interval: Duration,
+    pub max_interval: Duration,
+}
+
+impl Schedule {
+    /// The wait before the next round after `result`, given `failures` in a row.
+    pub fn next_wait(&self, result: &RoundResult, failures: u32) -> Duration {
+        let base = match result {
+            RoundResult::Completed { poll_after: Some(secs), .. } => Duration::from_secs(*secs),
+            RoundResult::Completed { poll_after: None, .. } => self.interval,
+            RoundResult::Failed(e) => match e.retry_after() {
+                Some(secs) => Duration::from_secs(secs),
+                // Capped exponential backoff from the minimum interval.
+                None => self.min_interval.saturating_mul(1u32 << failures.min(16)),
+            },
+        };
+        self.jittered(base.clamp(self.min_interval, self.max_interval.max(self.min_interval)))
+    }
+
+    fn jittered(&self, base: Duration) -> Duration {
+        if self.jitter_percent == 0 {
+            return base;
+        }
+        let mut bytes = [0u8; 4];
+        let _ = getrandom::fill(&mut bytes);
+        let fraction = f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX);
+        base + base.mul_f64(fraction * f64::from(self.jitter_percent) / 100.0)
+    }
+}
+
+/// Polls until `stop` is requested. Each round's result goes to `on_round`.
+pub async fn run_loop(
+    client: &mut Client,
+    schedule: Schedule,
+    stop: Arc<Stop>,
+    progress: &mut dyn Progress,
+    mut on_round: impl FnMut(&RoundResult),
+) {
+    let mut failures: u32 = 0;
+    while !stop.is_requested() {
+        let result = round(client, progress, &stop).await;
+        on_round(&result);
+        failures = match result {
+            RoundResult::Failed(_) => failures.saturating_add(1),
+            RoundResult::Completed { .. } => 0,
+        };
+        let wait = schedule.next_wait(&result, failures.saturating_sub(1));
+        tracing::debug!(?wait, "next poll");
+        if stop.sleep(wait).await {
+            break;
+        }
+    }
+    tracing::info!("stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEDULE: Schedule = Schedule {
+        interval: Duration::from_secs(60),
+        jitter_percent: 0,
+        min_interval: Duration::from_secs(10),
+        max_interval: Duration::from_secs(3600),
+    };
+
+    fn completed(poll_after: Option<u64>) -> RoundResult {
+        RoundResult::Completed { installed: 0, reported: Vec::new(), poll_after }
+    }
+
+    #[test]
+    fn the_servers_advice_is_followed_within_the_bounds() {
+        assert_eq!(SCHEDULE.next_wait(&completed(Some(120)), 0), Duration::from_secs(120));
+        assert_eq!(SCHEDULE.next_wait(&completed(Some(1)), 0), Duration::from_secs(10));
+        assert_eq!(SCHEDULE.next_wait(&completed(Some(1 << 40)), 0), Duration::from_secs(3600));
+        assert_eq!(SCHEDULE.next_wait(&completed(None), 0), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn failures_back_off_exponentially_up_to_the_maximum() {
+        let failed = || RoundResult::Failed(PollError::Local("down".into()));
+        let waits: Vec<u64> = (0..12).map(|n| SCHEDULE.next_wait(&failed(), n).as_secs()).collect();
+        assert_eq!(waits[..5], [10, 20, 40, 80, 160]);
+        assert_eq!(*waits.last().unwrap(), 3600);
+    }
+
+    #[test]
+    fn jitter_only_lengthens_the_wait_by_at_most_its_share() {
+        let schedule = Schedule { jitter_percent: 10, ..SCHEDULE };
+        for _ in 0..100 {
+            let wait = schedule.next_wait(&completed(None), 0);
+            assert!(wait >= Duration::from_secs(60) && wait <= Duration::from_secs(66), "{wait:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_request_ends_a_wait_at_once() {
+        let stop = Arc::new(Stop::default());
+        let waiter = {
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move { stop.sleep(Duration::from_secs(3600)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.request();
+        assert!(tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap());
+    }
+}

@@ -1,0 +1,248 @@
+//! The host's durable state (`<dest>/.fts-state.json` by default): per target the
+//! last applied seq, per installed file name what was installed, the hooks still to
+//! run, and the problems not yet reported to the server.
+//!
+//! It is written atomically (a temp file in the same folder, flushed, renamed over the
+//! old one, the folder flushed), so a crash leaves the old state or the new one. A
+//! state file that exists but cannot be read stops the client (`StateError`) unless
+//! the operator asks for a reset: guessing would re-install or skip entries silently.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use fts_proto::{FileHash, FileName, Published, Report, Target};
+use serde::{Deserialize, Serialize};
+
+/// The only state format this code reads and writes.
+pub const STATE_FORMAT: u32 = 1;
+
+/// Prefix of every temporary file the client makes in the destination folder. Removed
+/// at start; no received file can have it (file names never start with a dot).
+pub const TEMP_PREFIX: &str = ".fts-tmp-";
+
+/// The most reports kept while the server cannot be reached; older ones are dropped
+/// first (each also went to the log when it happened).
+pub const MAX_PENDING_REPORTS: usize = 1000;
+
+/// A state file larger than this is not read (a wrong `--state` path, or damage).
+const MAX_STATE_FILE: u64 = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read the state file {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the state file {} is unreadable ({detail}); fix or remove it, or run with --reset-state \
+         to start from empty state (everything published will be fetched and checked again)",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("cannot write the state file {}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// What was installed under one file name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Installed {
+    pub target: Target,
+    pub seq: u64,
+    pub published: Published,
+    pub file_hash: FileHash,
+}
+
+/// A hook that must run (again) for an installed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PendingHook {
+    pub file_name: FileName,
+    pub target: Target,
+    pub seq: u64,
+    pub published: Published,
+    pub file_hash: FileHash,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct State {
+    pub format: u32,
+    /// Per target, the seq of the last applied entry.
+    pub since: BTreeMap<Target, u64>,
+    /// Per file name, what is installed.
+    pub installed: BTreeMap<FileName, Installed>,
+    /// Hooks marked pending with their install, cleared when they end.
+    pub hooks_pending: Vec<PendingHook>,
+    /// Problems not yet carried by an answered request, oldest first.
+    pub reports: Vec<Report>,
+}
+
+impl State {
+    pub fn empty() -> Self {
+        State { format: STATE_FORMAT, ..State::default() }
+    }
+
+    /// The last applied seq of `target` (0 when none).
+    pub fn since(&self, target: &Target) -> u64 {
+        self.since.get(target).copied().unwrap_or(0)
+    }
+
+    /// Queues a report for the next request, once per (target, seq, reason).
+    pub fn add_report(&mut self, report: Report) {
+        if !self.reports.contains(&report) {
+            self.reports.push(report);
+            if self.reports.len() > MAX_PENDING_REPORTS {
+                self.reports.remove(0);
+            }
+        }
+    }
+
+    /// Reads the state at `path`: empty when it does not exist, an error when it
+    /// exists but cannot be read or parsed.
+    pub fn load(path: &Path) -> Result<State, StateError> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::empty()),
+            Err(source) => return Err(StateError::Read { path: path.to_owned(), source }),
+        };
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_STATE_FILE + 1), &mut bytes)
+            .map_err(|source| StateError::Read { path: path.to_owned(), source })?;
+        if bytes.len() as u64 > MAX_STATE_FILE {
+            return Err(StateError::Corrupt { path: path.to_owned(), detail: "larger than 64 MiB".into() });
+        }
+        Self::parse(&bytes).map_err(|detail| StateError::Corrupt { path: path.to_owned(), detail })
+    }
+
+    /// Parses state bytes: the format must be known and every name valid.
+    pub fn parse(bytes: &[u8]) -> Result<State, String> {
+        let state: State = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if state.format != STATE_FORMAT {
+            return Err(format!("state format {} is not the supported {STATE_FORMAT}", state.format));
+        }
+        Ok(state)
+    }
+
+    /// Writes the state atomically to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        let err = |source| StateError::Write { path: path.to_owned(), source };
+        let dir = parent_dir(path);
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| err(std::io::Error::other(e)))?;
+        let temp = dir.join(format!("{TEMP_PREFIX}state-{}", random_suffix()));
+        let result = (|| {
+            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            fs::rename(&temp, path)?;
+            sync_dir(dir)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result.map_err(err)
+    }
+}
+
+/// The folder holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Flushes a folder's entries (a rename in it) to disk.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// 16 random hex digits for temporary file names.
+pub fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    // A failing system RNG only makes a name collision possible, and `create_new`
+    // turns a collision into an error rather than an overwrite.
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Removes temporary files a killed client left in `dir`. Returns how many.
+pub fn remove_temp_files(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) && entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fts_proto::RejectReason;
+
+    fn sample() -> State {
+        let mut state = State::empty();
+        state.since.insert(Target::All, 4);
+        state.installed.insert(
+            FileName::parse("a.deb").unwrap(),
+            Installed {
+                target: Target::All,
+                seq: 4,
+                published: Published::parse("2026-11-25T17:00:00Z").unwrap(),
+                file_hash: FileHash::from_digest([7; 32]),
+            },
+        );
+        state.add_report(Report { target: Target::All, seq: 5, reason: RejectReason::Signature });
+        state
+    }
+
+    #[test]
+    fn state_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".fts-state.json");
+        assert_eq!(State::load(&path).unwrap(), State::empty(), "a missing file is empty state");
+        sample().save(&path).unwrap();
+        assert_eq!(State::load(&path).unwrap(), sample());
+        assert_eq!(remove_temp_files(dir.path()).unwrap(), 0, "no temp file is left behind");
+    }
+
+    #[test]
+    fn a_damaged_state_file_is_an_error_that_names_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        for bad in [
+            &b"{not json"[..],
+            b"",
+            br#"{"format":2,"since":{},"installed":{},"hooks-pending":[],"reports":[]}"#,
+            br#"{"format":1,"since":{"../x":1},"installed":{},"hooks-pending":[],"reports":[]}"#,
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let err = State::load(&path).unwrap_err().to_string();
+            assert!(err.contains("--reset-state") && err.contains("state.json"), "{err}");
+        }
+    }
+
+    #[test]
+    fn reports_are_queued_once_and_bounded() {
+        let mut state = State::empty();
+        for seq in 0..(MAX_PENDING_REPORTS as u64 + 10) {
+            let report = Report { target: Target::All, seq, reason: RejectReason::Gap };
+            state.add_report(report.clone());
+            state.add_report(report);
+        }
+        assert_eq!(state.reports.len(), MAX_PENDING_REPORTS);
+        assert_eq!(state.reports[0].seq, 10, "the oldest are dropped first");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_the_state_reader(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = State::parse(&bytes);
+        }
+    }
+}
