@@ -17,8 +17,9 @@
 //! - subject: the client id, the server's names joined by `,`, or the CA's CN;
 //! - not-after, issued-at: RFC 3339 UTC times.
 //!
-//! Only fts keygen writes it; a certificate made elsewhere (with openssl, from the
-//! same CA) is not in it and must be revoked by its serial.
+//! Only fts keygen writes it (`ca`, `server`, `client`, `sign`); a certificate made
+//! elsewhere (with openssl, from the same CA) is not in it, so `fts keygen revoke`
+//! cannot find it. [`crate::revocation`] keeps the revoked ones.
 
 use std::fmt;
 use std::fs::OpenOptions;

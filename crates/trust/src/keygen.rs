@@ -17,6 +17,10 @@
 //! destination is checked before anything is generated, so a refused command leaves
 //! the folder as it was. Each issued certificate is recorded in the index beside the
 //! CA ([`crate::issued`]).
+//!
+//! Enrolment by CSR (`fts keygen csr` / `sign`, same client profile) is in
+//! [`crate::enrol`]; revocation and CRLs (`fts keygen revoke` / `crl`) in
+//! [`crate::revocation`].
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

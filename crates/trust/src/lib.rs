@@ -39,7 +39,9 @@
 //! resumption is kept (it halves the cost of a poll), and because a resumed session is
 //! not re-verified by rustls, [`ClientAuth::check_session`] re-verifies the session's
 //! certificate against the CRLs *as they are now* after every handshake, so a
-//! certificate revoked after its session began is refused on resumption.
+//! certificate revoked after its session began is refused on resumption. The CA side
+//! ([`revocation`]) revokes every certificate of an id at once, keeps the revoked list
+//! and CRL numbers under a lock, and never signs a CRL that would drop an entry.
 //!
 //! **The server, seen from the client.** Verified against the configured CA only (no
 //! system roots), for the name dialled, and its certificate must list serverAuth.
