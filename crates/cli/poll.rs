@@ -94,14 +94,17 @@ fn resolve(args: PollArgs) -> anyhow::Result<ClientSettings> {
         (ClientTransport::Tls { config, server_name }, targets)
     };
 
-    let state_path = args.state.unwrap_or_else(|| args.dest.join(".fts-state.json"));
+    // Absolute, so that a hook gets a path it can use wherever it changes directory to.
+    let dest = std::path::absolute(&args.dest)
+        .with_context(|| format!("cannot resolve --dest {}", args.dest.display()))?;
+    let state_path = args.state.unwrap_or_else(|| dest.join(".fts-state.json"));
     Ok(ClientSettings {
         server,
         transport,
         id,
         targets,
         trusted,
-        dest: args.dest,
+        dest,
         state_path,
         max_file_size: args.max_file_size,
         read_timeout: args.read_timeout,
