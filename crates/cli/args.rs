@@ -60,19 +60,6 @@ pub enum Command {
     Status(StatusArgs),
 }
 
-impl Command {
-    /// The name of the config-file section of this command.
-    pub fn section(&self) -> &'static str {
-        match self {
-            Command::Keygen(_) => "keygen",
-            Command::Publish(_) => "publish",
-            Command::Serve(_) => "serve",
-            Command::Poll(_) => "poll",
-            Command::Status(_) => "status",
-        }
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub enum KeygenCommand {
     /// Create the CA that signs client and server certificates (ca.crt, ca.key)
