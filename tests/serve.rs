@@ -460,3 +460,39 @@ fn an_unreadable_crl_at_start_is_an_error() {
     let out = expect_code(&mut sandbox.fts(["serve", "--listen", "127.0.0.1:0"]), 1);
     assert!(stderr(&out).contains("ca.crl"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_by_the_minimum_send_rate() {
+    let sandbox = sandbox_with_clients();
+    publish_large(&sandbox, "all");
+    let server = ServeProcess::start(&sandbox, &["--min-send-rate", "1MiB", "--min-send-rate-window", "1s"]);
+    runtime().block_on(async {
+        let mut stalled =
+            RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-01")).await.unwrap();
+        stalled.send_poll("web-01", json!({})).await.unwrap();
+        assert!(matches!(stalled.receive_header().await.unwrap(), ServerFrame::File(_)));
+        // Read nothing more: the server must give up on this client by itself.
+        server.wait_for_log(Duration::from_secs(20), |l| {
+            l["fields"]["result"].as_str().is_some_and(|r| r.contains("slower than the minimum send rate"))
+        });
+        // And the slot is free again for a reader that keeps up.
+        let mut reader =
+            RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-01")).await.unwrap();
+        reader.send_poll("web-01", json!({"all": 1})).await.unwrap();
+        assert!(matches!(reader.receive_all().await.unwrap()[..], [Received::Frame(ServerFrame::Done(_))]));
+    });
+}
+
+#[test]
+fn a_poll_past_its_deadline_is_ended() {
+    let sandbox = sandbox_with_clients();
+    publish_large(&sandbox, "all");
+    let server = ServeProcess::start(&sandbox, &["--poll-deadline", "2s"]);
+    runtime().block_on(async {
+        let mut slow =
+            RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-01")).await.unwrap();
+        slow.send_poll("web-01", json!({})).await.unwrap();
+        assert!(matches!(slow.receive_header().await.unwrap(), ServerFrame::File(_)));
+        server.wait_for_log(Duration::from_secs(20), |l| l["fields"]["result"] == "the poll deadline passed");
+    });
+}
