@@ -76,6 +76,7 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+pub mod hostile_server;
 pub mod raw_client;
 pub mod server;
 
