@@ -58,6 +58,8 @@ pub enum Command {
     Poll(PollArgs),
     /// Show what each host has applied and the problems it reported
     Status(StatusArgs),
+    /// Print a shell completion script (e.g. `fts completions bash > /etc/bash_completion.d/fts`)
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -310,6 +312,11 @@ pub struct ServeArgs {
     /// The poll interval advised to clients (`poll-after`)
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub poll_after: Duration,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP, no authentication:
+    /// pick a loopback or management address). Off unless given
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -389,6 +396,25 @@ pub struct PollArgs {
     /// Talk to a plaintext server (lab use only)
     #[arg(long)]
     pub plaintext: bool,
+
+    /// After each round, write this host's figures to FILE in the node-exporter
+    /// textfile format (written atomically: a temporary file, then a rename)
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]

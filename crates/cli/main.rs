@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod completions;
 mod config;
 mod keygen;
 mod poll;
@@ -73,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Publish(args) => publish::run(args)?,
         Command::Serve(args) => serve::run(args)?,
         Command::Status(args) => status::run(args)?,
+        Command::Completions(args) => completions::run(&args)?,
         Command::Poll(args) => return poll::run(args),
     }
     Ok(exit::SUCCESS)

@@ -3,11 +3,12 @@
 //! exit codes of PRODUCT.md) or in a loop until SIGTERM/SIGINT.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use fts_net::client::hook::Hook;
+use fts_net::client::metrics_file;
 use fts_net::client::poller::{RoundResult, Schedule, Stop, round, run_loop};
 use fts_net::client::receive::{NoProgress, Progress};
 use fts_net::client::{Client, ClientSettings, ClientTransport};
@@ -28,6 +29,7 @@ const PROGRESS_MIN_SIZE: u64 = 8 << 20;
 pub fn run(args: PollArgs) -> anyhow::Result<u8> {
     let once = args.once;
     let reset_state = args.reset_state;
+    let metrics_file = args.metrics_file.clone();
     let schedule = Schedule {
         interval: args.interval,
         jitter_percent: args.jitter,
@@ -49,9 +51,18 @@ pub fn run(args: PollArgs) -> anyhow::Result<u8> {
 
         if once {
             let result = round(&mut client, progress.as_mut(), &stop).await;
+            if let Some(path) = &metrics_file {
+                write_metrics(path, &client, &result);
+            }
             return Ok(once_exit(&result));
         }
-        run_loop(&mut client, schedule, stop, progress.as_mut(), log_round).await;
+        let on_round = |client: &Client, result: &RoundResult| {
+            log_round(result);
+            if let Some(path) = &metrics_file {
+                write_metrics(path, client, result);
+            }
+        };
+        run_loop(&mut client, schedule, stop, progress.as_mut(), on_round).await;
         Ok(exit::SUCCESS)
     })
 }
@@ -166,6 +177,13 @@ fn describe(reports: &[Report]) -> String {
         text.push_str(&format!("; and {} more", reports.len() - 5));
     }
     text
+}
+
+/// `--metrics-file`: a failure to write it is logged, and never stops polling.
+fn write_metrics(path: &Path, client: &Client, result: &RoundResult) {
+    if let Err(e) = metrics_file::write(path, client, result, std::time::SystemTime::now()) {
+        tracing::warn!(metrics_file = %path.display(), error = %e, "cannot write the metrics file");
+    }
 }
 
 fn log_round(result: &RoundResult) {

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use fts_net::crl_watch::{log_loaded, watch_crl};
+use fts_net::crl_watch::{earliest_next_update, log_loaded, watch_crl};
+use fts_net::metrics::Metrics;
+use fts_net::metrics_http::serve_metrics;
 use fts_net::pacing::MinSendRate;
 use fts_net::server::{Server, ServerSettings, Transport};
 use fts_store::{StatusDir, StoreReader};
@@ -35,6 +37,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
+    let metrics = Arc::new(Metrics::new());
     let settings = ServerSettings {
         max_connections: args.max_connections,
         max_active_polls: args.max_active_polls,
@@ -50,6 +53,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         poll_max_bytes: args.poll_max_bytes,
         poll_after: args.poll_after,
         grace: args.grace,
+        metrics: Arc::clone(&metrics),
     };
     for (flag, value) in [
         ("--max-connections", args.max_connections),
@@ -81,12 +85,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!("serving WITHOUT TLS (--plaintext): client ids are not authenticated");
             Transport::Plaintext
         } else {
-            let (transport, client_auth, crl) = tls_transport(&args)?;
+            let (transport, client_auth, crl) = tls_transport(&args, &metrics)?;
             if let Some(crl) = crl {
-                tokio::spawn(watch_crl(crl, client_auth, CRL_CHECK_INTERVAL, Arc::clone(&reload)));
+                let watch = watch_crl(crl, client_auth, CRL_CHECK_INTERVAL, Arc::clone(&reload), Arc::clone(&metrics));
+                tokio::spawn(watch);
             }
             transport
         };
+
+        // Bound before the server, so that a busy or wrong address stops the start.
+        if let Some(metrics_addr) = args.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| format!("cannot listen on {metrics_addr} for metrics (--metrics-listen)"))?;
+            let addr = listener.local_addr().context("cannot read the metrics listening address")?;
+            if !addr.ip().is_loopback() {
+                tracing::info!(%addr, "metrics are plain HTTP without authentication: restrict who can reach this address");
+            }
+            tracing::info!(%addr, "serving metrics at /metrics");
+            tokio::spawn(serve_metrics(listener, Arc::clone(&metrics)));
+        }
 
         let server = Server::bind(args.listen, transport, settings, store, status)
             .await
@@ -114,7 +132,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Loads the server's certificate and key, the client CA and the CRL, and logs
 /// whether revocation is on. Returns the CRL path to watch, when there is one.
-fn tls_transport(args: &ServeArgs) -> anyhow::Result<(Transport, Arc<ClientAuth>, Option<PathBuf>)> {
+fn tls_transport(
+    args: &ServeArgs,
+    metrics: &Metrics,
+) -> anyhow::Result<(Transport, Arc<ClientAuth>, Option<PathBuf>)> {
     let chain = load_certificates(&args.cert)?;
     let key = load_private_key(&args.key)?;
     let roots = load_certificates(&args.client_ca)?;
@@ -128,6 +149,7 @@ fn tls_transport(args: &ServeArgs) -> anyhow::Result<(Transport, Arc<ClientAuth>
         Some(path) => load_crls(path)?,
         None => Vec::new(),
     };
+    metrics.set_crl_next_update(earliest_next_update(&crls));
     let client_auth = ClientAuth::new(roots, crls.clone())?;
     let config = fts_trust::server_config(chain, key, Arc::clone(&client_auth))?;
     match &crl_path {

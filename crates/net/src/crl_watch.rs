@@ -17,6 +17,8 @@ use fts_trust::ClientAuth;
 use fts_trust::crl::{Crl, load_crls};
 use tokio::sync::Notify;
 
+use crate::metrics::Metrics;
+
 /// What identifies one version of the CRL file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FileVersion {
@@ -32,8 +34,15 @@ fn version_of(path: &std::path::Path) -> Option<FileVersion> {
 }
 
 /// Watches `path` and reloads it into `client_auth` when it changes or when `reload`
-/// is notified (SIGHUP). Runs until dropped.
-pub async fn watch_crl(path: PathBuf, client_auth: Arc<ClientAuth>, every: Duration, reload: Arc<Notify>) {
+/// is notified (SIGHUP), keeping `fts_crl_next_update_seconds` in `metrics` current.
+/// Runs until dropped.
+pub async fn watch_crl(
+    path: PathBuf,
+    client_auth: Arc<ClientAuth>,
+    every: Duration,
+    reload: Arc<Notify>,
+    metrics: Arc<Metrics>,
+) {
     let mut seen = version_of(&path);
     loop {
         let forced = tokio::select! {
@@ -50,6 +59,7 @@ pub async fn watch_crl(path: PathBuf, client_auth: Arc<ClientAuth>, every: Durat
             Ok(crls) => match client_auth.replace_crls(crls.clone()) {
                 Ok(()) => {
                     seen = now;
+                    metrics.set_crl_next_update(earliest_next_update(&crls));
                     log_loaded(&path, &crls, if forced { "reloaded on SIGHUP" } else { "reloaded" });
                 }
                 Err(e) => {
@@ -66,6 +76,11 @@ pub async fn watch_crl(path: PathBuf, client_auth: Arc<ClientAuth>, every: Durat
             }
         }
     }
+}
+
+/// The earliest next-update time of `crls`, as unix seconds (what the metric shows).
+pub fn earliest_next_update(crls: &[Crl]) -> Option<i64> {
+    crls.iter().filter_map(Crl::next_update).map(time::OffsetDateTime::unix_timestamp).min()
 }
 
 /// Logs what a loaded CRL says, and warns when it is overdue.

@@ -5,6 +5,7 @@
 //! - [`pacing`]: the minimum send rate that cuts off clients that stop reading;
 //! - [`server`]: the mutual-TLS server of `fts serve`;
 //! - [`crl_watch`]: reloads a changed CRL into the running server;
+//! - [`metrics`] and [`metrics_http`]: what the server counts, and `/metrics`;
 //! - [`client`]: the host side of `fts poll`, which verifies before it installs.
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,8 @@ pub mod client;
 pub mod connection;
 pub mod crl_watch;
 pub mod limits;
+pub mod metrics;
+pub mod metrics_http;
 pub mod pacing;
 pub mod server;
 

@@ -38,6 +38,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::connection::{Connection, ReadError};
 use crate::limits::PollLimits;
+use crate::metrics::{HandshakeFailure, Metrics};
 use crate::pacing::{MinSendRate, Pacer};
 
 /// Body bytes read from a blob and written to the client at a time.
@@ -69,6 +70,8 @@ pub struct ServerSettings {
     pub poll_after: Duration,
     /// How long transfers in flight may take to finish after shutdown begins.
     pub grace: Duration,
+    /// Where the server counts what it does (`--metrics-listen` serves it).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for ServerSettings {
@@ -85,6 +88,7 @@ impl Default for ServerSettings {
             poll_max_bytes: 64 << 30,
             poll_after: Duration::from_secs(60),
             grace: Duration::from_secs(30),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }
@@ -167,8 +171,10 @@ impl Server {
             };
             while tasks.try_join_next().is_some() {}
             let shared = Arc::clone(&self.shared);
+            let open = shared.settings.metrics.connection_opened();
             tasks.spawn(async move {
                 handle_connection(&shared, tcp, peer).await;
+                drop(open);
                 drop(permit);
             });
         }
@@ -203,10 +209,12 @@ async fn handle_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     tracing::info!(%peer, error = %e, "tls handshake failed");
+                    shared.settings.metrics.handshake_failed(HandshakeFailure::Error);
                     return;
                 }
                 Err(_) => {
                     tracing::info!(%peer, "tls handshake timed out");
+                    shared.settings.metrics.handshake_failed(HandshakeFailure::Timeout);
                     return;
                 }
             };
@@ -215,6 +223,7 @@ async fn handle_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
                 Err(refused) => {
                     // Closed without a frame: the peer learns nothing about why.
                     tracing::warn!(%peer, reason = %refused, "connection refused after the handshake");
+                    shared.settings.metrics.handshake_failed(HandshakeFailure::Refused);
                     return;
                 }
             };
@@ -245,6 +254,7 @@ where
     }
     let _ = timeout(SHUTDOWN_TIMEOUT, conn.shutdown()).await;
 
+    shared.settings.metrics.poll_finished(outcome.result.is_ok(), started.elapsed().as_secs_f64());
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let client = outcome.client.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
     match &outcome.result {
@@ -271,7 +281,7 @@ where
     let request = match timeout(shared.settings.request_timeout, conn.read_request()).await {
         Err(_) => return Err("no request within the request timeout".into()),
         Ok(Err(ReadError::Proto(e))) => {
-            send_error(conn, ErrorFrame::from_error(&e)).await;
+            send_error(&shared.settings.metrics, conn, ErrorFrame::from_error(&e)).await;
             if matches!(e, ProtoError::HeaderTooLarge { .. }) {
                 conn.drain(DRAIN_AFTER_ERROR).await;
             }
@@ -289,7 +299,12 @@ where
                     "the request names client {} but the certificate is for {}",
                     request.client_id, identity.id
                 );
-                send_error(conn, error_frame(ErrorCode::IdentityMismatch, &message)).await;
+                send_error(
+                    &shared.settings.metrics,
+                    conn,
+                    error_frame(ErrorCode::IdentityMismatch, &message),
+                )
+                .await;
                 return Err(format!("identity-mismatch: {message}"));
             }
             let mut targets = vec![Target::Client(identity.id.clone()), Target::All];
@@ -308,7 +323,7 @@ where
         Err(busy) => {
             let mut frame = error_frame(ErrorCode::Busy, &busy.to_string());
             frame.retry_after = Some(BUSY_RETRY_AFTER_SECS);
-            send_error(conn, frame).await;
+            send_error(&shared.settings.metrics, conn, frame).await;
             return Err(format!("busy: {busy}"));
         }
     };
@@ -354,8 +369,9 @@ where
         if buffer.is_empty() {
             buffer = vec![0u8; BODY_CHUNK];
         }
-        send_entry(conn, entry, blob, &mut buffer, &mut pacer).await?;
+        send_entry(conn, entry, blob, &mut buffer, &mut pacer, &shared.settings.metrics).await?;
         outcome.files += 1;
+        shared.settings.metrics.file_sent();
         outcome.bytes += entry.statement.file_size;
     }
 
@@ -374,6 +390,7 @@ async fn send_entry<S>(
     mut blob: tokio::fs::File,
     buffer: &mut [u8],
     pacer: &mut Pacer,
+    metrics: &Metrics,
 ) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -392,6 +409,7 @@ where
             return Err(format!("blob {} ended early", entry.statement.file_hash));
         }
         write_paced(conn, &buffer[..n], pacer).await?;
+        metrics.bytes_sent(n as u64);
         remaining -= n as u64;
     }
     timeout_at(pacer.write_deadline(), conn.flush())
@@ -416,10 +434,11 @@ fn error_frame(code: ErrorCode, message: &str) -> ErrorFrame {
     ErrorFrame { code, message: message.to_owned(), retry_after: None }
 }
 
-async fn send_error<S>(conn: &mut Connection<S>, frame: ErrorFrame)
+async fn send_error<S>(metrics: &Metrics, conn: &mut Connection<S>, frame: ErrorFrame)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    metrics.error_sent(&frame.code);
     let _ = timeout(SHUTDOWN_TIMEOUT, conn.send_frame(&ServerFrame::Error(frame))).await;
 }
 

@@ -5,7 +5,8 @@
 //!   and reports), written atomically;
 //! - [`receive`]: the streaming receiver, the only maker of a [`VerifiedFile`];
 //! - [`hook`]: the `--exec` hook;
-//! - [`poller`]: `--once` and the loop with its intervals and backoff.
+//! - [`poller`]: `--once` and the loop with its intervals and backoff;
+//! - [`metrics_file`]: the host's figures for node-exporter (`--metrics-file`).
 //!
 //! Security properties that hold here, and why:
 //! - a host never installs bytes that fail a check: installing takes a
@@ -22,6 +23,7 @@
 //!   renamed into place only once verified and flushed.
 
 pub mod hook;
+pub mod metrics_file;
 pub mod poller;
 pub mod receive;
 pub mod state;

@@ -128,18 +128,19 @@ impl Schedule {
     }
 }
 
-/// Polls until `stop` is requested. Each round's result goes to `on_round`.
+/// Polls until `stop` is requested. Each round's result goes to `on_round`, with the
+/// client as the round left it.
 pub async fn run_loop(
     client: &mut Client,
     schedule: Schedule,
     stop: Arc<Stop>,
     progress: &mut dyn Progress,
-    mut on_round: impl FnMut(&RoundResult),
+    mut on_round: impl FnMut(&Client, &RoundResult),
 ) {
     let mut failures: u32 = 0;
     while !stop.is_requested() {
         let result = round(client, progress, &stop).await;
-        on_round(&result);
+        on_round(client, &result);
         failures = match result {
             RoundResult::Failed(_) => failures.saturating_add(1),
             RoundResult::Completed { .. } => 0,

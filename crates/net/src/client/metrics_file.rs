@@ -1,0 +1,177 @@
+//! `fts poll --metrics-file FILE`: the host's own figures after each round, in the
+//! Prometheus text format that node-exporter's textfile collector reads (name the file
+//! `*.prom` in its `--collector.textfile.directory`).
+//!
+//! The file is replaced atomically (a temporary file beside it, then a rename), so
+//! the collector never reads half of it. Only gauges are written; none carries a
+//! secret or a key path: the labels are the host's target names.
+//!
+//! A round that fails keeps the last success time of the previous file, so that
+//! `time() - fts_poll_last_success_timestamp_seconds` stays meaningful across runs of
+//! `fts poll --once` from a timer.
+
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::client::Client;
+use crate::client::poller::RoundResult;
+
+/// The metric whose previous value survives a failed round.
+const LAST_SUCCESS: &str = "fts_poll_last_success_timestamp_seconds";
+
+/// The most of an existing metrics file read back (for the last success time).
+const MAX_PREVIOUS: u64 = 1 << 20;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabel {
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+fn unix_seconds(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The file's text for `client` after `result`, at `now`; `previous_success` is the
+/// last success time already on record (unix seconds), if any.
+pub fn render(
+    client: &Client,
+    result: &RoundResult,
+    now: SystemTime,
+    previous_success: Option<i64>,
+) -> String {
+    let state = client.state();
+    let mut registry = Registry::default();
+
+    let (outcome, installed, problems) = match result {
+        RoundResult::Completed { installed, reported, .. } if reported.is_empty() => ("ok", *installed, 0),
+        RoundResult::Completed { installed, reported, .. } => ("reported", *installed, reported.len()),
+        RoundResult::Failed(_) => ("failed", 0, 0),
+    };
+    let last_success = if outcome == "failed" { previous_success.unwrap_or(0) } else { unix_seconds(now) };
+
+    gauge(
+        &mut registry,
+        "fts_poll_last_round_timestamp_seconds",
+        "Unix time at which the last round of polls ended",
+        unix_seconds(now),
+    );
+    gauge(
+        &mut registry,
+        LAST_SUCCESS,
+        "Unix time at which a round last completed (problems reported or not); 0 if never",
+        last_success,
+    );
+    let results = Family::<ResultLabel, Gauge>::default();
+    for name in ["ok", "reported", "failed"] {
+        results.get_or_create(&ResultLabel { result: name }).set(i64::from(name == outcome));
+    }
+    registry.register(
+        "fts_poll_last_round_result",
+        "1 for how the last round ended: ok, reported (completed with problems) or failed",
+        results,
+    );
+    gauge(
+        &mut registry,
+        "fts_poll_last_round_installed_files",
+        "Files installed in the last round",
+        count(installed),
+    );
+    gauge(
+        &mut registry,
+        "fts_poll_last_round_problems",
+        "Problems found in the last round (refused, too large, hook failed ...)",
+        count(problems),
+    );
+
+    let applied = Family::<TargetLabel, Gauge>::default();
+    for target in &client.settings().targets {
+        let seq = i64::try_from(state.since(target)).unwrap_or(i64::MAX);
+        applied.get_or_create(&TargetLabel { target: target.to_string() }).set(seq);
+    }
+    registry.register(
+        "fts_poll_applied_seq",
+        "Sequence number of the last entry applied, per target",
+        applied,
+    );
+    gauge(
+        &mut registry,
+        "fts_poll_pending_problems",
+        "Problems recorded but not yet delivered to the server",
+        count(state.reports.len()),
+    );
+    gauge(
+        &mut registry,
+        "fts_poll_pending_hooks",
+        "Hooks (--exec) still to run for installed files",
+        count(state.hooks_pending.len()),
+    );
+    gauge(
+        &mut registry,
+        "fts_poll_installed_files",
+        "Files installed in the destination",
+        count(state.installed.len()),
+    );
+
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry) {
+        tracing::warn!(error = %e, "cannot encode the poll metrics");
+    }
+    text
+}
+
+/// The last success time recorded in an existing metrics file at `path`.
+pub fn previous_success(path: &Path) -> Option<i64> {
+    let mut text = String::new();
+    std::fs::File::open(path).ok()?.take(MAX_PREVIOUS).read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(LAST_SUCCESS)?.strip_prefix(' ')?.trim().parse().ok())
+        .filter(|&t: &i64| t > 0)
+}
+
+/// Writes the figures for `client` after `result` to `path`, atomically.
+pub fn write(path: &Path, client: &Client, result: &RoundResult, now: SystemTime) -> io::Result<()> {
+    let text = render(client, result, now, previous_success(path));
+    let file_name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "the metrics file path has no file name")
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // Not `*.prom`, so that the collector never reads it; unique per process.
+    let temp = dir.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        // Readable by the collector whatever the umask: the figures are not secret.
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}

@@ -1,0 +1,295 @@
+//! What `fts serve` counts, in the Prometheus text format (`--metrics-listen`).
+//!
+//! One [`Metrics`] per server, shared as an `Arc` with every connection task; the
+//! events are counted where they happen (handshake, error frame, each file sent, the
+//! end of each poll). Counters and gauges are atomics, handles to labelled series are
+//! made once at start, so the hot path takes no lock; the poll-duration histogram
+//! takes the crate's short mutex once per poll.
+//!
+//! Nothing here carries a secret or a path: labels are only result names, error
+//! codes and handshake-failure kinds.
+
+use std::fmt;
+
+use fts_proto::ErrorCode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Upper bounds of the poll-duration buckets, in seconds: from a caught-up poll on a
+/// LAN (milliseconds) to a large transfer (hours; the default deadline is 6 h).
+const POLL_DURATION_BUCKETS: [f64; 14] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0, 1800.0, 7200.0];
+
+/// Every code the server can send, so that each series exists (at 0) from the start.
+const ERROR_CODES: [ErrorCode; 9] = [
+    ErrorCode::BadFrame,
+    ErrorCode::HeaderTooLarge,
+    ErrorCode::BadJson,
+    ErrorCode::BadRequest,
+    ErrorCode::UnknownRequest,
+    ErrorCode::UnsupportedProtocol,
+    ErrorCode::IdentityMismatch,
+    ErrorCode::Busy,
+    ErrorCode::Internal,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Why a connection did not get as far as a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// The TLS handshake failed (not TLS, a bad or untrusted certificate, no ALPN ...).
+    Error,
+    /// The TLS handshake did not finish within `--handshake-timeout`.
+    Timeout,
+    /// The handshake completed but the session was refused (revoked, no usable id).
+    Refused,
+}
+
+impl HandshakeFailure {
+    fn label(self) -> &'static str {
+        match self {
+            HandshakeFailure::Error => "error",
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::Refused => "refused",
+        }
+    }
+}
+
+/// The server's metrics. Cheap to update from any task.
+pub struct Metrics {
+    registry: Registry,
+    polls_ok: Counter,
+    polls_error: Counter,
+    files_sent: Counter,
+    bytes_sent: Counter,
+    handshake_error: Counter,
+    handshake_timeout: Counter,
+    handshake_refused: Counter,
+    errors: Family<CodeLabel, Counter>,
+    active_connections: Gauge,
+    crl_next_update: Gauge,
+    poll_duration: Histogram,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+
+        let polls = Family::<ResultLabel, Counter>::default();
+        registry.register("fts_polls", "Polls answered, by how they ended (ok or error)", polls.clone());
+        let polls_ok = polls.get_or_create_owned(&ResultLabel { result: "ok" });
+        let polls_error = polls.get_or_create_owned(&ResultLabel { result: "error" });
+
+        let files_sent = Counter::default();
+        registry.register("fts_files_sent", "Files sent whole to hosts", files_sent.clone());
+        let bytes_sent = Counter::default();
+        registry.register("fts_bytes_sent", "File body bytes sent to hosts", bytes_sent.clone());
+
+        let handshakes = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "fts_handshake_failures",
+            "Connections that failed before a request: TLS error, timeout, or a session refused \
+             after the handshake (revoked)",
+            handshakes.clone(),
+        );
+        let handshake = |failure: HandshakeFailure| {
+            handshakes.get_or_create_owned(&ReasonLabel { reason: failure.label() })
+        };
+        let (handshake_error, handshake_timeout, handshake_refused) = (
+            handshake(HandshakeFailure::Error),
+            handshake(HandshakeFailure::Timeout),
+            handshake(HandshakeFailure::Refused),
+        );
+
+        let errors = Family::<CodeLabel, Counter>::default();
+        registry.register("fts_errors", "Protocol error frames sent, by code", errors.clone());
+        for code in &ERROR_CODES {
+            errors.get_or_create_owned(&CodeLabel { code: code.as_str().to_owned() });
+        }
+
+        let active_connections = Gauge::default();
+        registry.register(
+            "fts_active_connections",
+            "Connections open now (handshaking, polling or closing)",
+            active_connections.clone(),
+        );
+        let crl_next_update = Gauge::default();
+        registry.register(
+            "fts_crl_next_update_seconds",
+            "Unix time of the loaded CRL's next update (the earliest, with several); 0 when \
+             revocation is off",
+            crl_next_update.clone(),
+        );
+        let poll_duration = Histogram::new(POLL_DURATION_BUCKETS);
+        registry.register(
+            "fts_poll_duration_seconds",
+            "Time from the end of the handshake to the end of the poll",
+            poll_duration.clone(),
+        );
+
+        Metrics {
+            registry,
+            polls_ok,
+            polls_error,
+            files_sent,
+            bytes_sent,
+            handshake_error,
+            handshake_timeout,
+            handshake_refused,
+            errors,
+            active_connections,
+            crl_next_update,
+            poll_duration,
+        }
+    }
+
+    /// A poll ended, well or not, after `seconds`.
+    pub fn poll_finished(&self, ok: bool, seconds: f64) {
+        if ok { &self.polls_ok } else { &self.polls_error }.inc();
+        self.poll_duration.observe(seconds);
+    }
+
+    /// A file was sent whole.
+    pub fn file_sent(&self) {
+        self.files_sent.inc();
+    }
+
+    /// Body bytes went out.
+    pub fn bytes_sent(&self, bytes: u64) {
+        self.bytes_sent.inc_by(bytes);
+    }
+
+    pub fn handshake_failed(&self, failure: HandshakeFailure) {
+        match failure {
+            HandshakeFailure::Error => &self.handshake_error,
+            HandshakeFailure::Timeout => &self.handshake_timeout,
+            HandshakeFailure::Refused => &self.handshake_refused,
+        }
+        .inc();
+    }
+
+    /// An error frame with `code` was sent.
+    pub fn error_sent(&self, code: &ErrorCode) {
+        // The series of every known code exists already: this takes the family's
+        // read lock only, and only on an error path.
+        self.errors.get_or_create(&CodeLabel { code: code.as_str().to_owned() }).inc();
+    }
+
+    /// Counts a connection as open until the returned guard is dropped (also when
+    /// its task is cancelled).
+    pub fn connection_opened(&self) -> ConnectionGuard {
+        self.active_connections.inc();
+        ConnectionGuard { gauge: self.active_connections.clone() }
+    }
+
+    /// The next-update time of the CRL in force, as unix seconds; `None` (revocation
+    /// off, or a CRL without one) shows 0.
+    pub fn set_crl_next_update(&self, unix_seconds: Option<i64>) {
+        self.crl_next_update.set(unix_seconds.unwrap_or(0));
+    }
+
+    /// Everything, in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail; an encoder error would only drop lines.
+        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry) {
+            tracing::warn!(error = %e, "cannot encode the metrics");
+        }
+        text
+    }
+}
+
+/// Decrements `fts_active_connections` when dropped.
+pub struct ConnectionGuard {
+    gauge: Gauge,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_is_there_from_the_start_and_counts() {
+        let metrics = Metrics::new();
+        let text = metrics.encode();
+        for line in [
+            "fts_polls_total{result=\"ok\"} 0",
+            "fts_polls_total{result=\"error\"} 0",
+            "fts_files_sent_total 0",
+            "fts_bytes_sent_total 0",
+            "fts_handshake_failures_total{reason=\"error\"} 0",
+            "fts_errors_total{code=\"bad-json\"} 0",
+            "fts_errors_total{code=\"busy\"} 0",
+            "fts_active_connections 0",
+            "fts_crl_next_update_seconds 0",
+            "fts_poll_duration_seconds_count 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+
+        metrics.poll_finished(true, 0.2);
+        metrics.poll_finished(false, 3.0);
+        metrics.file_sent();
+        metrics.bytes_sent(1234);
+        metrics.error_sent(&ErrorCode::BadJson);
+        metrics.handshake_failed(HandshakeFailure::Timeout);
+        metrics.set_crl_next_update(Some(1_900_000_000));
+        let guard = metrics.connection_opened();
+        let text = metrics.encode();
+        drop(guard);
+        for line in [
+            "fts_polls_total{result=\"ok\"} 1",
+            "fts_polls_total{result=\"error\"} 1",
+            "fts_files_sent_total 1",
+            "fts_bytes_sent_total 1234",
+            "fts_handshake_failures_total{reason=\"timeout\"} 1",
+            "fts_errors_total{code=\"bad-json\"} 1",
+            "fts_active_connections 1",
+            "fts_crl_next_update_seconds 1900000000",
+            "fts_poll_duration_seconds_count 2",
+            "fts_poll_duration_seconds_bucket{le=\"0.25\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(metrics.encode().lines().any(|l| l == "fts_active_connections 0"), "the guard decrements");
+    }
+}
