@@ -257,6 +257,21 @@ impl Client {
         Ok(outcome)
     }
 
+    /// One poll over a stream that is already connected (and past any TLS handshake):
+    /// the request, then every frame of the answer through the checks of PROTOCOL.md
+    /// section 6, exactly as [`Client::poll_once`] does once it has connected, without
+    /// running hooks afterwards. For tests and fuzzing: anything can play the server.
+    pub async fn poll_over<S>(
+        &mut self,
+        stream: S,
+        progress: &mut dyn Progress,
+    ) -> Result<PollOutcome, PollError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.exchange(Connection::new(stream), progress).await
+    }
+
     async fn exchange<S>(
         &mut self,
         mut conn: Connection<S>,
@@ -351,13 +366,18 @@ impl Client {
         Err(PollError::Protocol(format!("more than {} frames in one answer", self.settings.max_frames)))
     }
 
-    /// The server answered the request that carried `carried`: it has them now.
+    /// The server answered the request that carried `carried`: it has them now. If the
+    /// state cannot be saved (a full disk), the poll goes on: the reports stay in the
+    /// state on disk and are only sent again, which the server records once.
     fn answered(&mut self, carried: &[Report]) -> Result<(), PollError> {
         if carried.is_empty() {
             return Ok(());
         }
         self.state.reports.retain(|r| !carried.contains(r));
-        self.save()
+        if let Err(e) = self.save() {
+            tracing::warn!(error = %e, "cannot record that the server has the reports: they will be sent again");
+        }
+        Ok(())
     }
 
     /// Queues `report`, saves the state, and ends the answer (`Ok`): the entry is not
@@ -366,6 +386,19 @@ impl Client {
         self.state.add_report(report.clone());
         outcome.reported.push(report);
         self.save()
+    }
+
+    /// Like [`Client::report`], for a local failure (disk full, I/O) that applied
+    /// nothing: the report stands even if the state cannot be saved, since a full disk
+    /// usually refuses the state write too. The state on disk then lacks only this
+    /// report (it still holds everything applied); the report stays queued in memory.
+    fn report_local_failure(&mut self, outcome: &mut PollOutcome, report: Report) -> Result<(), PollError> {
+        self.state.add_report(report.clone());
+        outcome.reported.push(report);
+        if let Err(e) = self.save() {
+            tracing::warn!(error = %e, "cannot save the report of a local failure: it is kept in memory only");
+        }
+        Ok(())
     }
 
     /// Checks 2 to 7 for one `file` frame. `Ok(true)`: go on to the next frame;
@@ -461,7 +494,7 @@ impl Client {
             }
             Err(e @ ReceiveError::Local { .. }) => {
                 tracing::error!(%target, seq, problem = %e, "cannot store a file");
-                self.report(outcome, refuse(RejectReason::InstallFailed))?;
+                self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
                 return Ok(false);
             }
             Err(e @ ReceiveError::Truncated { .. }) => return Err(PollError::Interrupted(e.to_string())),
@@ -474,7 +507,7 @@ impl Client {
             Ok(path) => path,
             Err(e) => {
                 tracing::error!(%target, seq, problem = %e, "cannot install a verified file");
-                self.report(outcome, refuse(RejectReason::InstallFailed))?;
+                self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
                 return Ok(false);
             }
         };
