@@ -249,20 +249,11 @@ fn temporary_files_of_an_interrupted_run_are_removed_at_start() {
 #[test]
 fn a_revoked_host_is_told_its_certificate_was_refused() {
     let sandbox = sandbox();
-    fts_trust::crl::write_crl(&sandbox.join("certs"), &[], 1, 30).unwrap();
+    expect_success(&mut sandbox.fts(["keygen", "crl"]));
     let server = ServeProcess::start(&sandbox, &[]);
     poll_ok(&sandbox, &server, "web-01", "in", &[]);
 
-    let serials = fts_trust::issued::client_serials(
-        &sandbox.join("certs"),
-        &fts_proto::ClientId::parse("web-01").unwrap(),
-    )
-    .unwrap();
-    let revoked: Vec<fts_trust::Revoked> = serials
-        .into_iter()
-        .map(|serial| fts_trust::Revoked { serial, revoked_at: time::OffsetDateTime::now_utc() })
-        .collect();
-    fts_trust::crl::write_crl(&sandbox.join("certs"), &revoked, 2, 30).unwrap();
+    expect_success(&mut sandbox.fts(["keygen", "revoke", "web-01"]));
     server.wait_for_log(Duration::from_secs(10), |l| l["fields"]["message"] == "reloaded");
 
     let out = poll(&sandbox, &server, "web-01", "in", &[]);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::raw_client::{RawClient, Received, client_config};
 use common::server::ServeProcess;
 use common::{Sandbox, expect_code, stderr};
-use fts_proto::{ClientId, Done, ErrorCode, ServerFrame};
+use fts_proto::{Done, ErrorCode, ServerFrame};
 use fts_trust::TrustedKeys;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -238,7 +238,7 @@ fn a_client_without_alpn_is_closed_without_a_frame() {
 fn a_client_revoked_while_the_server_runs_is_refused_within_seconds_even_resuming() {
     let sandbox = sandbox_with_clients();
     let certs = sandbox.join("certs");
-    fts_trust::crl::write_crl(&certs, &[], 1, 30).unwrap();
+    common::expect_success(&mut sandbox.fts(["keygen", "crl"]));
     let server = ServeProcess::start(&sandbox, &[]);
     server.wait_for_log(Duration::from_secs(5), |l| l["fields"]["message"] == "revocation is ON");
     let web01 = client_config(&certs, "web-01");
@@ -249,12 +249,7 @@ fn a_client_revoked_while_the_server_runs_is_refused_within_seconds_even_resumin
         client.send_poll("web-01", json!({})).await.unwrap();
         assert!(matches!(client.receive_all().await.unwrap()[..], [Received::Frame(ServerFrame::Done(_))]));
 
-        let serials = fts_trust::issued::client_serials(&certs, &ClientId::parse("web-01").unwrap()).unwrap();
-        let revoked: Vec<fts_trust::Revoked> = serials
-            .into_iter()
-            .map(|serial| fts_trust::Revoked { serial, revoked_at: time::OffsetDateTime::now_utc() })
-            .collect();
-        fts_trust::crl::write_crl(&certs, &revoked, 2, 30).unwrap();
+        common::expect_success(&mut sandbox.fts(["keygen", "revoke", "web-01"]));
         server.wait_for_log(Duration::from_secs(10), |l| l["fields"]["message"] == "reloaded");
 
         // The session ticket from the first poll is offered again: the handshake is a

@@ -112,7 +112,8 @@ struct Shared {
     /// Behind a mutex because a refresh needs `&mut`; held only for a refresh and one
     /// in-memory query, never across an await.
     store: Mutex<StoreReader>,
-    status: StatusDir,
+    /// Written from blocking tasks: a status write is file I/O.
+    status: Arc<StatusDir>,
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -133,7 +134,13 @@ impl Server {
     ) -> io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let limits = PollLimits::new(settings.max_active_polls, settings.max_polls_per_client);
-        let shared = Arc::new(Shared { transport, settings, limits, store: Mutex::new(store), status });
+        let shared = Arc::new(Shared {
+            transport,
+            settings,
+            limits,
+            store: Mutex::new(store),
+            status: Arc::new(status),
+        });
         Ok(Server { listener, shared })
     }
 
@@ -328,7 +335,7 @@ where
         }
     };
 
-    record_status(shared, &client, authenticated, &targets, &request);
+    record_status(shared, &client, authenticated, &targets, &request).await;
 
     let wants: Vec<(Target, u64)> = targets.iter().map(|t| (t.clone(), request.since(t))).collect();
     let answer = {
@@ -443,9 +450,9 @@ where
 }
 
 /// Writes the client's `since` (for its own targets only) and its reports to the
-/// status folder. A failure is logged and does not stop the poll: delivery matters
-/// more than bookkeeping.
-fn record_status(
+/// status folder, on a blocking thread (it is file I/O). A failure is logged and does
+/// not stop the poll: delivery matters more than bookkeeping.
+async fn record_status(
     shared: &Shared,
     client: &ClientId,
     authenticated: bool,
@@ -453,8 +460,16 @@ fn record_status(
     request: &Request,
 ) {
     let since = targets.iter().map(|t| (t.clone(), request.since(t))).collect();
-    let reports: &[Report] = &request.rejected;
-    if let Err(e) = shared.status.record_poll(client, authenticated, &since, reports, SystemTime::now()) {
-        tracing::warn!(client_id = %client, error = %e, "cannot record delivery status");
+    let reports: Vec<Report> = request.rejected.clone();
+    let status = Arc::clone(&shared.status);
+    let who = client.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        status.record_poll(&who, authenticated, &since, &reports, SystemTime::now())
+    })
+    .await;
+    match written {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(client_id = %client, error = %e, "cannot record delivery status"),
+        Err(e) => tracing::warn!(client_id = %client, error = %e, "recording delivery status failed"),
     }
 }
