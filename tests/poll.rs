@@ -335,3 +335,23 @@ fn the_loop_polls_again_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn plaintext_serves_only_the_claimed_id_and_all_and_marks_the_host_unauthenticated() {
+    let sandbox = sandbox();
+    sandbox.publish("own.bin", b"web-01's own", &["web-01"]);
+    sandbox.publish("every.bin", b"for all", &["all"]);
+    sandbox.publish("group.bin", b"for the web group", &["group:web"]);
+    let server = ServeProcess::start(&sandbox, &["--plaintext"]);
+
+    poll_ok(&sandbox, &server, "web-01", "in", &["--plaintext"]);
+    assert_eq!(files_in(&sandbox.join("in")), ["every.bin", "own.bin"], "no groups without a certificate");
+    let status = stdout(&expect_success(&mut sandbox.fts(["status", "--json"])));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status[0]["authenticated"], false);
+
+    // Signatures still protect what is installed, and TLS never falls back to plaintext.
+    let out = poll(&sandbox, &server, "web-01", "tls", &[]);
+    assert_eq!(out.status.code(), Some(1), "a TLS client refuses a plaintext server: {}", stderr(&out));
+    assert!(!sandbox.join("tls").join("every.bin").exists());
+}

@@ -48,6 +48,7 @@ pub fn run(args: PollArgs) -> anyhow::Result<u8> {
             if std::io::stdout().is_terminal() { Box::new(Bar::default()) } else { Box::new(NoProgress) };
         let stop = Arc::new(Stop::default());
         spawn_signal_handler(Arc::clone(&stop))?;
+        client.stop_with(Arc::clone(&stop));
 
         if once {
             let result = round(&mut client, progress.as_mut(), &stop).await;

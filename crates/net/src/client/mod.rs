@@ -43,6 +43,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::connection::{Connection, ReadError};
 use hook::Hook;
+use poller::Stop;
 use receive::{Progress, ReceiveError, receive_file};
 use state::{Installed, PendingHook, State, StateError};
 
@@ -140,6 +141,8 @@ pub struct Client {
     settings: ClientSettings,
     state: State,
     _lock: File,
+    /// A stop request (SIGTERM) ends an answer between files, never inside one.
+    stop: Arc<Stop>,
 }
 
 impl Client {
@@ -176,7 +179,12 @@ impl Client {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(Client { settings, state, _lock: lock })
+        Ok(Client { settings, state, _lock: lock, stop: Arc::default() })
+    }
+
+    /// Lets `stop` end an answer between two files (the rest comes at the next run).
+    pub fn stop_with(&mut self, stop: Arc<Stop>) {
+        self.stop = stop;
     }
 
     pub fn settings(&self) -> &ClientSettings {
@@ -310,6 +318,10 @@ impl Client {
         let timeout = self.settings.read_timeout;
         for frame_number in 0..self.settings.max_frames {
             let first = frame_number == 0;
+            if !first && self.stop.is_requested() {
+                tracing::info!("stop requested: closing the answer between two files");
+                return Ok(());
+            }
             let frame = match tokio::time::timeout(timeout, conn.read_server_frame()).await {
                 Err(_) => return Err(PollError::Timeout(timeout)),
                 Ok(Ok(frame)) => frame,
