@@ -491,3 +491,34 @@ fn a_poll_past_its_deadline_is_ended() {
         server.wait_for_log(Duration::from_secs(20), |l| l["fields"]["result"] == "the poll deadline passed");
     });
 }
+
+#[test]
+fn status_says_whether_the_servers_revocation_is_on_and_warns_when_its_crl_is_overdue() {
+    let sandbox = sandbox_with_clients();
+    let mut server = ServeProcess::start(&sandbox, &[]);
+    let out = common::expect_success(&mut sandbox.fts(["status"]));
+    assert!(stderr(&out).contains("revocation is off"), "{}", stderr(&out));
+    server.signal("TERM");
+    server.wait_exit(Duration::from_secs(20));
+
+    common::expect_success(&mut sandbox.fts(["keygen", "crl"]));
+    let _server = ServeProcess::start(&sandbox, &[]);
+    let out = common::expect_success(&mut sandbox.fts(["status"]));
+    assert!(
+        !stderr(&out).contains("revocation is off") && !stderr(&out).contains("warning"),
+        "{}",
+        stderr(&out)
+    );
+    let recorded = fts_store::StatusDir::open(sandbox.join("status")).read_server().expect("server.json");
+    assert!(recorded.revocation && recorded.crl_number.is_some() && recorded.crl_next_update.is_some());
+
+    // As the server records it once the CRL's next-update time has passed:
+    let overdue = fts_store::ServerStatus {
+        crl_next_update: Some(fts_proto::Published::parse("2020-01-01T00:00:00Z").unwrap()),
+        ..recorded
+    };
+    fts_store::StatusDir::open(sandbox.join("status")).write_server(&overdue).unwrap();
+    let out = common::expect_success(&mut sandbox.fts(["status", "--json"]));
+    assert!(stderr(&out).contains("past its next-update time"), "{}", stderr(&out));
+    assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok(), "stdout stays clean JSON");
+}

@@ -15,9 +15,10 @@ use fts_net::metrics::Metrics;
 use fts_net::metrics_http::serve_metrics;
 use fts_net::pacing::MinSendRate;
 use fts_net::server::{Server, ServerSettings, Transport};
-use fts_store::{StatusDir, StoreReader};
+use fts_proto::Published;
+use fts_store::{ServerStatus, StatusDir, StoreReader};
 use fts_trust::ClientAuth;
-use fts_trust::crl::{CRL_FILE, load_crls};
+use fts_trust::crl::{CRL_FILE, Crl, load_crls};
 use fts_trust::pem::{load_certificates, load_private_key};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
@@ -74,6 +75,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     let status = StatusDir::open_or_create(&args.status_dir)
         .with_context(|| format!("cannot open the status folder {}", args.status_dir.display()))?;
+    // A second handle on the same folder for `server.json` (the CRL's state, which
+    // `fts status` warns about); the server keeps the first for client files.
+    let server_status = Arc::new(StatusDir::open(&args.status_dir));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -83,12 +87,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let reload = Arc::new(Notify::new());
         let transport = if args.plaintext {
             tracing::warn!("serving WITHOUT TLS (--plaintext): client ids are not authenticated");
+            record_crl_state(&server_status, None);
             Transport::Plaintext
         } else {
             let (transport, client_auth, crl) = tls_transport(&args, &metrics)?;
-            if let Some(crl) = crl {
-                let watch = watch_crl(crl, client_auth, CRL_CHECK_INTERVAL, Arc::clone(&reload), Arc::clone(&metrics));
-                tokio::spawn(watch);
+            record_crl_state(&server_status, crl.as_ref().map(|(_, crls)| crls.as_slice()));
+            if let Some((path, _)) = crl {
+                let (metrics, server_status) = (Arc::clone(&metrics), Arc::clone(&server_status));
+                let on_loaded = move |crls: &[Crl]| {
+                    metrics.set_crl_next_update(earliest_next_update(crls));
+                    record_crl_state(&server_status, Some(crls));
+                };
+                tokio::spawn(watch_crl(path, client_auth, CRL_CHECK_INTERVAL, Arc::clone(&reload), on_loaded));
             }
             transport
         };
@@ -130,12 +140,36 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Writes the revocation state to `server.json` in the status folder. `None`: no CRL.
+fn record_crl_state(status: &StatusDir, crls: Option<&[Crl]>) {
+    let crls = crls.unwrap_or_default();
+    let next_update = crls.iter().filter_map(Crl::next_update).min().map(|t| published(t.unix_timestamp()));
+    let server = ServerStatus {
+        format: fts_store::status::STATUS_FORMAT,
+        updated: Published::from_unix_seconds(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        ),
+        revocation: !crls.is_empty(),
+        crl_next_update: next_update,
+        crl_number: crls.iter().filter_map(Crl::number).max(),
+    };
+    if let Err(e) = status.write_server(&server) {
+        tracing::warn!(error = %e, "cannot record the server's revocation state for `fts status`");
+    }
+}
+
+fn published(unix: i64) -> Published {
+    Published::from_unix_seconds(u64::try_from(unix).unwrap_or(0))
+}
+
 /// Loads the server's certificate and key, the client CA and the CRL, and logs
-/// whether revocation is on. Returns the CRL path to watch, when there is one.
+/// whether revocation is on. Returns the CRL path to watch and what it held, when
+/// there is one.
+#[allow(clippy::type_complexity)]
 fn tls_transport(
     args: &ServeArgs,
     metrics: &Metrics,
-) -> anyhow::Result<(Transport, Arc<ClientAuth>, Option<PathBuf>)> {
+) -> anyhow::Result<(Transport, Arc<ClientAuth>, Option<(PathBuf, Vec<Crl>)>)> {
     let chain = load_certificates(&args.cert)?;
     let key = load_private_key(&args.key)?;
     let roots = load_certificates(&args.client_ca)?;
@@ -160,7 +194,8 @@ fn tls_transport(
         ),
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    Ok((Transport::Tls { acceptor, client_auth: Arc::clone(&client_auth) }, client_auth, crl_path))
+    let crl = crl_path.map(|path| (path, crls));
+    Ok((Transport::Tls { acceptor, client_auth: Arc::clone(&client_auth) }, client_auth, crl))
 }
 
 /// `ca.crl` beside the client CA, when it exists.

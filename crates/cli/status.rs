@@ -3,10 +3,11 @@
 //! reported. A table for people, `--json` for scripts.
 
 use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use fts_proto::Target;
-use fts_store::{ClientStatus, StatusDir, StoreReader};
+use fts_store::{ClientStatus, ServerStatus, StatusDir, StoreReader};
 use serde::Serialize;
 
 use crate::args::StatusArgs;
@@ -32,9 +33,11 @@ struct TargetReport {
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let store = StoreReader::open(&args.store)
         .with_context(|| format!("cannot open the store {}", args.store.display()))?;
-    let clients = StatusDir::open(&args.status_dir)
+    let status_dir = StatusDir::open(&args.status_dir);
+    let clients = status_dir
         .read_all()
         .with_context(|| format!("cannot read the status folder {}", args.status_dir.display()))?;
+    warn_about_revocation(status_dir.read_server());
     let reports: Vec<ClientReport> = clients.iter().map(|c| report(c, &store)).collect();
 
     let mut out = std::io::stdout().lock();
@@ -77,6 +80,23 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Says on stderr (never in the table or the JSON that scripts read) when the
+/// server's revocation is off or its CRL is past its next-update time.
+fn warn_about_revocation(server: Option<ServerStatus>) {
+    let Some(server) = server else { return };
+    if !server.revocation {
+        eprintln!("note: revocation is off on the server (no CRL), as of {}", server.updated);
+        return;
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if let Some(next_update) = server.crl_next_update.filter(|t| t.unix_seconds() < now) {
+        eprintln!(
+            "warning: the server's CRL is past its next-update time ({next_update}): it is still \
+             enforced, but renew it with `fts keygen crl` and copy ca.crl to the server"
+        );
+    }
 }
 
 /// One client's targets: those it reported a `since` for, plus `all`, each against

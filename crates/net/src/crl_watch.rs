@@ -17,8 +17,6 @@ use fts_trust::ClientAuth;
 use fts_trust::crl::{Crl, load_crls};
 use tokio::sync::Notify;
 
-use crate::metrics::Metrics;
-
 /// What identifies one version of the CRL file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FileVersion {
@@ -34,14 +32,14 @@ fn version_of(path: &std::path::Path) -> Option<FileVersion> {
 }
 
 /// Watches `path` and reloads it into `client_auth` when it changes or when `reload`
-/// is notified (SIGHUP), keeping `fts_crl_next_update_seconds` in `metrics` current.
-/// Runs until dropped.
+/// is notified (SIGHUP); `on_loaded` hears of every CRL put in force (to keep the
+/// metrics and the server's status current). Runs until dropped.
 pub async fn watch_crl(
     path: PathBuf,
     client_auth: Arc<ClientAuth>,
     every: Duration,
     reload: Arc<Notify>,
-    metrics: Arc<Metrics>,
+    on_loaded: impl Fn(&[Crl]) + Send + 'static,
 ) {
     let mut seen = version_of(&path);
     loop {
@@ -59,7 +57,7 @@ pub async fn watch_crl(
             Ok(crls) => match client_auth.replace_crls(crls.clone()) {
                 Ok(()) => {
                     seen = now;
-                    metrics.set_crl_next_update(earliest_next_update(&crls));
+                    on_loaded(&crls);
                     log_loaded(&path, &crls, if forced { "reloaded on SIGHUP" } else { "reloaded" });
                 }
                 Err(e) => {

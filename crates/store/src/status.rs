@@ -67,6 +67,24 @@ pub struct Problem {
     pub authenticated: bool,
 }
 
+/// What the server says about itself, in `server.json` ("server" can never be a client
+/// id): whether revocation is on and how current its CRL is, so that `fts status` can
+/// warn about a CRL past its next-update time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ServerStatus {
+    pub format: u32,
+    /// When the server last wrote this file (at start and at each CRL reload).
+    pub updated: Published,
+    pub revocation: bool,
+    /// The earliest next-update time of the CRLs in force, when they give one.
+    pub crl_next_update: Option<Published>,
+    pub crl_number: Option<u64>,
+}
+
+/// The file name of [`ServerStatus`].
+const SERVER_STATUS_FILE: &str = "server.json";
+
 /// The status folder.
 #[derive(Debug)]
 pub struct StatusDir {
@@ -168,9 +186,32 @@ impl StatusDir {
         Ok(status)
     }
 
-    fn write(&self, path: &Path, status: &ClientStatus, durable: bool) -> Result<()> {
+    /// Records what the server says about itself.
+    pub fn write_server(&self, status: &ServerStatus) -> Result<()> {
+        self.write(&self.dir.join(SERVER_STATUS_FILE), status, false)
+    }
+
+    /// What the server last said about itself; `None` when it never did (or the file
+    /// is damaged, which is logged).
+    pub fn read_server(&self) -> Option<ServerStatus> {
+        let path = self.dir.join(SERVER_STATUS_FILE);
+        let bytes = fs::read(&path).ok()?;
+        match serde_json::from_slice::<ServerStatus>(&bytes) {
+            Ok(status) if status.format == STATUS_FORMAT => Some(status),
+            Ok(status) => {
+                tracing::warn!(path = %path.display(), format = status.format, "unknown server status format");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "skipping a damaged server status file");
+                None
+            }
+        }
+    }
+
+    fn write(&self, path: &Path, status: &impl Serialize, durable: bool) -> Result<()> {
         let mut bytes = serde_json::to_vec_pretty(status)
-            .map_err(|e| StoreError::Encode { what: "a client status", detail: e.to_string() })?;
+            .map_err(|e| StoreError::Encode { what: "a status file", detail: e.to_string() })?;
         bytes.push(b'\n');
         let mut temp = TempFile::create(&self.dir, ".status-")?;
         temp.file.write_all(&bytes).map_err(StoreError::io("write", &temp.path))?;
@@ -203,6 +244,9 @@ impl StatusDir {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let Some(stem) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) else { continue };
+            if name == SERVER_STATUS_FILE {
+                continue;
+            }
             let path = entry.path();
             let Ok(client) = ClientId::parse(stem) else {
                 tracing::warn!(path = %path.display(), "skipping a file whose name is not a client id");
