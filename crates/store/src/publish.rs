@@ -212,8 +212,8 @@ impl Store {
     }
 
     /// [`Store::publish`] with the clock given: `published` is `now` in whole UTC
-    /// seconds, or the last publish's time if that is later, so it never goes
-    /// backwards even when the clock does.
+    /// seconds, or one second after the last publish's time if that is not earlier,
+    /// so it always moves forward, even when the clock does not.
     pub fn publish_at<S: Signer + ?Sized>(
         &self,
         path: &Path,
@@ -244,8 +244,16 @@ impl Store {
         let index = load_for_append(&journal, &journal_path)?;
 
         let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        // Strictly later than the last publish, even within one second or when the
+        // clock goes back: two publications of one file name are then always ordered
+        // by their signed `published` time, so a host keeps the later one whatever
+        // order a hostile server delivers them in (PROTOCOL.md section 6, check 5).
+        // Under a burst of publishes the time runs ahead of the clock by a second per
+        // publish in excess.
         let published = match index.last_published.clone() {
-            Some(last) if last.unix_seconds() > now_secs => last,
+            Some(last) if last.unix_seconds() >= now_secs => {
+                Published::from_unix_seconds(last.unix_seconds() + 1)
+            }
             _ => Published::from_unix_seconds(now_secs),
         };
         let key_id = signer.key_id();

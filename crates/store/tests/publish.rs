@@ -71,7 +71,7 @@ fn each_target_counts_its_own_sequence_from_one() {
 }
 
 #[test]
-fn the_published_time_never_goes_backwards_even_when_the_clock_does() {
+fn the_published_time_always_moves_forward_even_when_the_clock_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("store")).unwrap();
     let key = TestKey::new(1);
@@ -79,8 +79,16 @@ fn the_published_time_never_goes_backwards_even_when_the_clock_does() {
     let first = store.publish_at(&file, &name("a"), &targets(&["all"]), &key, at(100)).unwrap();
     let second = store.publish_at(&file, &name("a"), &targets(&["all"]), &key, at(50)).unwrap();
     let third = store.publish_at(&file, &name("a"), &targets(&["all"]), &key, at(101)).unwrap();
-    assert_eq!(second[0].statement.published, first[0].statement.published);
-    assert_eq!(third[0].statement.published, Published::parse("2026-11-25T17:01:41Z").unwrap());
+    let fourth = store.publish_at(&file, &name("a"), &targets(&["all"]), &key, at(200)).unwrap();
+    // The clock went back (50) and then stood still (101 is the time already used).
+    assert!(second[0].statement.published > first[0].statement.published);
+    assert!(third[0].statement.published > second[0].statement.published);
+    assert_eq!(third[0].statement.published, Published::parse("2026-11-25T17:01:42Z").unwrap());
+    assert_eq!(
+        fourth[0].statement.published,
+        Published::parse("2026-11-25T17:03:20Z").unwrap(),
+        "back on the clock"
+    );
     assert!(key.verifies(&second[0]));
 }
 
