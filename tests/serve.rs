@@ -522,3 +522,36 @@ fn status_says_whether_the_servers_revocation_is_on_and_warns_when_its_crl_is_ov
     assert!(stderr(&out).contains("past its next-update time"), "{}", stderr(&out));
     assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok(), "stdout stays clean JSON");
 }
+
+#[test]
+fn a_broken_crl_keeps_the_last_good_one_and_sighup_reloads_at_once() {
+    let sandbox = sandbox_with_clients();
+    common::expect_success(&mut sandbox.fts(["keygen", "revoke", "web-02"]));
+    let server = ServeProcess::start(&sandbox, &[]);
+    let certs = sandbox.join("certs");
+    let good = std::fs::read(certs.join("ca.crl")).unwrap();
+
+    // A damaged CRL file: the server says so and keeps enforcing the last good one.
+    std::fs::write(certs.join("ca.crl"), "-----BEGIN X509 CRL-----\ngarbage\n-----END X509 CRL-----\n")
+        .unwrap();
+    server.wait_for_log(Duration::from_secs(10), |l| {
+        l["fields"]["message"].as_str().is_some_and(|m| m.contains("keeping the last good one"))
+    });
+    runtime().block_on(async {
+        let refused = RawClient::connect(server.addr, client_config(&certs, "web-02")).await;
+        if let Ok(mut client) = refused {
+            let _ = client.send_poll("web-02", json!({})).await;
+            let received = client.receive().await;
+            assert!(matches!(received, Ok(Received::Closed) | Err(_)), "still revoked: {received:?}");
+        }
+        let mut client = RawClient::connect(server.addr, client_config(&certs, "web-01")).await.unwrap();
+        client.send_poll("web-01", json!({})).await.unwrap();
+        assert!(matches!(client.receive_all().await.unwrap()[..], [Received::Frame(ServerFrame::Done(_))]));
+    });
+
+    // The good CRL back: picked up by the watcher; and SIGHUP reloads at once.
+    std::fs::write(certs.join("ca.crl"), good).unwrap();
+    server.wait_for_log(Duration::from_secs(10), |l| l["fields"]["message"] == "reloaded");
+    server.signal("HUP");
+    server.wait_for_log(Duration::from_secs(10), |l| l["fields"]["message"] == "reloaded on SIGHUP");
+}
