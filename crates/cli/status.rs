@@ -79,6 +79,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
             )?;
         }
     }
+    writeln!(out, "(APPLIED is what each host reported in its last request: applied / newest published)")?;
     Ok(())
 }
 
