@@ -1,0 +1,189 @@
+//! The load tool of `scripts/bench.sh`: the same client certificate and the same
+//! rustls client (fts-trust's `client_config`, ring, TLS 1.3) against `fts serve` and
+//! against nginx, so that the servers' CPU per connection can be compared.
+//!
+//!     loadgen fts  --server IP:PORT --certs DIR --id ID --connections N [--concurrency C] [--resume]
+//!     loadgen http --server IP:PORT --certs DIR --id ID --connections N --path /empty [--resume]
+//!     loadgen idle-fts|idle-http --server IP:PORT --certs DIR --id ID --connections N --hold SECS
+//!
+//! `fts`: N empty polls (request, `done`, close), each over its own connection and a
+//! full mutual-TLS handshake, or a resumed one with `--resume` (one ClientConfig and
+//! its session store shared by every connection, as `fts poll` shares it across polls
+//! in loop mode). `http`: N HTTP/1.1 GETs of `--path` with `Connection: close`.
+//! `idle-*`: N connections with the handshake done, held open for `--hold` seconds
+//! (prints `ready` once all are open). Prints one line of figures; exits non-zero if a
+//! connection failed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use fts_proto::{ClientId, Request, ServerFrame};
+use rustls::client::Resumption;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+struct Args {
+    mode: String,
+    server: SocketAddr,
+    certs: PathBuf,
+    id: String,
+    connections: usize,
+    concurrency: usize,
+    resume: bool,
+    path: String,
+    hold: Duration,
+}
+
+fn parse_args() -> Args {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let number = |name: &str, default: usize| {
+        flag(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+    };
+    Args {
+        mode: args.first().cloned().expect("a mode: fts, http, idle-fts or idle-http"),
+        server: flag("--server").expect("--server IP:PORT").parse().expect("--server is IP:PORT"),
+        certs: flag("--certs").expect("--certs DIR").into(),
+        id: flag("--id").expect("--id ID"),
+        connections: number("--connections", 1000),
+        concurrency: number("--concurrency", 4),
+        resume: args.iter().any(|a| a == "--resume"),
+        path: flag("--path").unwrap_or_else(|| "/empty".into()),
+        hold: Duration::from_secs(number("--hold", 10) as u64),
+    }
+}
+
+fn tls_config(args: &Args, http: bool) -> Arc<rustls::ClientConfig> {
+    let certs = &args.certs;
+    let config = fts_trust::client_config(
+        fts_trust::pem::load_certificates(&certs.join("ca.crt")).expect("ca.crt"),
+        fts_trust::pem::load_certificates(&certs.join(format!("{}.crt", args.id)))
+            .expect("the client certificate"),
+        fts_trust::pem::load_private_key(&certs.join(format!("{}.key", args.id))).expect("the client key"),
+    )
+    .expect("a client config");
+    let mut config = Arc::unwrap_or_clone(config);
+    if http {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    if !args.resume {
+        config.resumption = Resumption::disabled();
+    }
+    Arc::new(config)
+}
+
+async fn connect(
+    server: SocketAddr,
+    connector: &TlsConnector,
+) -> Result<(TlsStream<TcpStream>, bool), String> {
+    let tcp = TcpStream::connect(server).await.map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let name = rustls::pki_types::ServerName::IpAddress(server.ip().into());
+    let tls = connector.connect(name, tcp).await.map_err(|e| format!("handshake: {e}"))?;
+    let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    Ok((tls, resumed))
+}
+
+/// One empty poll: the request, then everything up to the server's close; the answer
+/// must be a lone `done` frame.
+async fn fts_poll(server: SocketAddr, connector: &TlsConnector, id: &ClientId) -> Result<bool, String> {
+    let (mut tls, resumed) = connect(server, connector).await?;
+    let request = Request::new(id.clone()).encode().map_err(|e| e.to_string())?;
+    tls.write_all(&request).await.map_err(|e| format!("write: {e}"))?;
+    tls.flush().await.map_err(|e| format!("flush: {e}"))?;
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await.map_err(|e| format!("read: {e}"))?;
+    let _ = tls.shutdown().await;
+    let len = answer.get(..2).map(|p| usize::from(u16::from_be_bytes([p[0], p[1]]))).ok_or("no answer")?;
+    match answer.get(2..2 + len).map(ServerFrame::decode) {
+        Some(Ok(ServerFrame::Done(_))) if answer.len() == 2 + len => Ok(resumed),
+        other => Err(format!("not a lone done frame: {other:?}")),
+    }
+}
+
+/// One HTTP/1.1 GET with `Connection: close`; the status must be 200.
+async fn http_get(server: SocketAddr, connector: &TlsConnector, path: &str) -> Result<bool, String> {
+    let (mut tls, resumed) = connect(server, connector).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.ip());
+    tls.write_all(request.as_bytes()).await.map_err(|e| format!("write: {e}"))?;
+    tls.flush().await.map_err(|e| format!("flush: {e}"))?;
+    let mut answer = Vec::new();
+    // nginx may close without close_notify after `Connection: close`: what was read counts.
+    let _ = tls.read_to_end(&mut answer).await;
+    let _ = tls.shutdown().await;
+    if answer.starts_with(b"HTTP/1.1 200") { Ok(resumed) } else { Err("not a 200 answer".into()) }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Arc::new(parse_args());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async move {
+        let http = args.mode.ends_with("http");
+        let connector = TlsConnector::from(tls_config(&args, http));
+        let id = ClientId::parse(&args.id).expect("a client id");
+        let started = Instant::now();
+        if args.mode.starts_with("idle") {
+            let mut held = Vec::with_capacity(args.connections);
+            for _ in 0..args.connections {
+                match connect(args.server, &connector).await {
+                    Ok((tls, _)) => held.push(tls),
+                    Err(e) => {
+                        eprintln!("loadgen: {e}");
+                        return std::process::ExitCode::FAILURE;
+                    }
+                }
+            }
+            println!("ready: {} connections open in {:.2} s", held.len(), started.elapsed().as_secs_f64());
+            tokio::time::sleep(args.hold).await;
+            return std::process::ExitCode::SUCCESS;
+        }
+
+        let next = Arc::new(AtomicUsize::new(0));
+        let resumed = Arc::new(AtomicUsize::new(0));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..args.concurrency.max(1) {
+            let (args, connector, id) = (Arc::clone(&args), connector.clone(), id.clone());
+            let (next, resumed) = (Arc::clone(&next), Arc::clone(&resumed));
+            workers.spawn(async move {
+                let mut failures = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < args.connections {
+                    let result = if http {
+                        http_get(args.server, &connector, &args.path).await
+                    } else {
+                        fts_poll(args.server, &connector, &id).await
+                    };
+                    match result {
+                        Ok(true) => {
+                            resumed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => {}
+                        Err(e) => failures.push(e),
+                    }
+                }
+                failures
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(done) = workers.join_next().await {
+            failures.extend(done.expect("a worker"));
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "{} connections: ok {}, failed {}, resumed {}, {:.0}/s",
+            args.mode,
+            args.connections - failures.len(),
+            failures.len(),
+            resumed.load(Ordering::Relaxed),
+            args.connections as f64 / elapsed
+        );
+        for failure in failures.iter().take(5) {
+            eprintln!("loadgen: {failure}");
+        }
+        if failures.is_empty() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }
+    })
+}
