@@ -255,6 +255,10 @@ impl Client {
                         reason: format!("no progress for {timeout:?}"),
                     })?
                     .map_err(|e| handshake_error(&server, e))?;
+                // The config (and its session store) is shared by every poll of this
+                // client, so polls after the first resume their TLS session.
+                let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                tracing::debug!(resumed, "tls session established");
                 self.exchange(Connection::new(tls), progress).await
             }
         };
@@ -297,8 +301,7 @@ impl Client {
         conn.send_request(&request).await.map_err(|e| self.io_error(e, true))?;
 
         let mut outcome = PollOutcome::default();
-        let mut buffer = Vec::new();
-        let result = self.read_answer(&mut conn, &carried, &mut outcome, &mut buffer, progress).await;
+        let result = self.read_answer(&mut conn, &carried, &mut outcome, progress).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.shutdown()).await;
         result.map(|()| outcome)
     }
@@ -309,7 +312,6 @@ impl Client {
         conn: &mut Connection<S>,
         carried: &[Report],
         outcome: &mut PollOutcome,
-        buffer: &mut Vec<u8>,
         progress: &mut dyn Progress,
     ) -> Result<(), PollError>
     where
@@ -366,10 +368,7 @@ impl Client {
                     if first {
                         self.answered(carried)?;
                     }
-                    if buffer.is_empty() {
-                        buffer.resize(RECEIVE_CHUNK, 0);
-                    }
-                    if !self.take_file(conn, header, outcome, buffer, progress).await? {
+                    if !self.take_file(conn, header, outcome, progress).await? {
                         return Ok(());
                     }
                 }
@@ -420,7 +419,6 @@ impl Client {
         conn: &mut Connection<S>,
         header: FileHeader,
         outcome: &mut PollOutcome,
-        buffer: &mut [u8],
         progress: &mut dyn Progress,
     ) -> Result<bool, PollError>
     where
@@ -488,30 +486,24 @@ impl Client {
         }
 
         // Check 6: the body, streamed, counted and hashed.
-        let file = match receive_file(
-            conn,
-            verified,
-            &self.settings.dest,
-            buffer,
-            self.settings.read_timeout,
-            progress,
-        )
-        .await
-        {
-            Ok(file) => file,
-            Err(e @ ReceiveError::HashMismatch { .. }) => {
-                tracing::warn!(%target, seq, problem = %e, "refused a body that is not what was signed");
-                self.report(outcome, refuse(RejectReason::HashMismatch))?;
-                return Ok(false);
-            }
-            Err(e @ ReceiveError::Local { .. }) => {
-                tracing::error!(%target, seq, problem = %e, "cannot store a file");
-                self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
-                return Ok(false);
-            }
-            Err(e @ ReceiveError::Truncated { .. }) => return Err(PollError::Interrupted(e.to_string())),
-            Err(ReceiveError::Timeout) => return Err(PollError::Timeout(self.settings.read_timeout)),
-        };
+        let file =
+            match receive_file(conn, verified, &self.settings.dest, self.settings.read_timeout, progress)
+                .await
+            {
+                Ok(file) => file,
+                Err(e @ ReceiveError::HashMismatch { .. }) => {
+                    tracing::warn!(%target, seq, problem = %e, "refused a body that is not what was signed");
+                    self.report(outcome, refuse(RejectReason::HashMismatch))?;
+                    return Ok(false);
+                }
+                Err(e @ ReceiveError::Local { .. }) => {
+                    tracing::error!(%target, seq, problem = %e, "cannot store a file");
+                    self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
+                    return Ok(false);
+                }
+                Err(e @ ReceiveError::Truncated { .. }) => return Err(PollError::Interrupted(e.to_string())),
+                Err(ReceiveError::Timeout) => return Err(PollError::Timeout(self.settings.read_timeout)),
+            };
 
         // Check 7: install, then apply with the hook mark, in one atomic state write.
         let statement: Statement = file.statement().clone();

@@ -19,6 +19,7 @@ use fts_proto::FileHash;
 use fts_trust::{Statement, Verified};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 
 use crate::client::state::{TEMP_PREFIX, random_suffix, sync_dir};
 use crate::connection::Connection;
@@ -101,12 +102,27 @@ impl Drop for TempGuard {
     }
 }
 
+/// Body bytes read from the connection and handed to the disk at a time.
+const CHUNK: usize = crate::client::RECEIVE_CHUNK;
+
+/// Chunks in flight between the connection and the disk: the memory of a transfer is
+/// `PIPELINE_DEPTH` x [`CHUNK`] (1 MiB), whatever the file's size.
+const PIPELINE_DEPTH: usize = 4;
+
+/// The disk is asked to start writing back every this many bytes, so that the final
+/// fsync waits only for the tail instead of the whole file.
+const WRITEBACK_SLICE: u64 = 8 << 20;
+
 /// Receives the body of the entry `statement` from `conn` into `dest`.
+///
+/// Two stages over one pass of the bytes: this task reads (decrypts) into reused
+/// buffers and hands them through a bounded channel to a blocking thread that hashes
+/// and writes them, starting the disk's writeback as it goes. The hash is compared,
+/// and the file flushed, only once exactly `file-size` bytes were read and written.
 pub async fn receive_file<S>(
     conn: &mut Connection<S>,
     statement: Verified<Statement>,
     dest: &Path,
-    buffer: &mut [u8],
     read_timeout: std::time::Duration,
     progress: &mut dyn Progress,
 ) -> Result<VerifiedFile, ReceiveError>
@@ -118,7 +134,7 @@ where
     check_free_space(dest, expected).map_err(local)?;
 
     let temp_path = dest.join(format!("{TEMP_PREFIX}{}", random_suffix()));
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o644)
@@ -129,42 +145,131 @@ where
     file.set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|e| local(e.to_string()))?;
 
     progress.start(&statement);
-    let mut hasher = Sha256::new();
-    let mut received: u64 = 0;
-    while received < expected {
-        let want = usize::try_from(expected - received).map_or(buffer.len(), |left| left.min(buffer.len()));
-        let n = match tokio::time::timeout(read_timeout, conn.read_body_chunk(&mut buffer[..want])).await {
-            Err(_) => return Err(ReceiveError::Timeout),
-            Ok(Ok(0)) => {
-                return Err(ReceiveError::Truncated {
-                    received,
-                    expected,
-                    reason: "the connection closed".into(),
-                });
-            }
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Err(ReceiveError::Truncated { received, expected, reason: e.to_string() }),
-        };
-        hasher.update(&buffer[..n]);
-        write_chunk(&mut file, &buffer[..n]).map_err(local)?;
-        received += n as u64;
-        progress.advance(n as u64);
+    let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(PIPELINE_DEPTH);
+    let (free_tx, mut free_rx) = mpsc::channel::<Vec<u8>>(PIPELINE_DEPTH);
+    for _ in 0..PIPELINE_DEPTH {
+        // Allocated on first use, and no larger than the body.
+        let _ = free_tx.try_send(Vec::new());
     }
+    let writer = tokio::task::spawn_blocking(move || write_body(file, full_rx, free_tx));
+    let read = read_body(conn, expected, read_timeout, progress, &full_tx, &mut free_rx).await;
+    drop(full_tx);
+    let written = writer.await.map_err(|e| local(format!("the disk writer failed: {e}")))?;
+    let (file, digest) = match (read, written) {
+        // The writer stopped first (disk full, I/O error): that is why the read stopped.
+        (_, Err(reason)) => return Err(local(reason)),
+        (Err(ReadStop::WriterGone), Ok(_)) => return Err(local("the disk writer stopped".into())),
+        (Err(ReadStop::Failed(e)), Ok(_)) => return Err(e),
+        (Ok(()), Ok(done)) => done,
+    };
     progress.finish();
 
-    let actual = FileHash::from_digest(hasher.finalize().into());
+    let actual = FileHash::from_digest(digest);
     if actual != statement.file_hash {
         return Err(ReceiveError::HashMismatch { expected: statement.file_hash, actual });
     }
-    file.sync_all().map_err(|e| local(format!("cannot flush {}: {e}", temp_path.display())))?;
-    drop(file);
+    let flushed = tokio::task::spawn_blocking(move || file.sync_all())
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+    flushed.map_err(|e| local(format!("cannot flush {}: {e}", temp_path.display())))?;
     guard.0 = None;
     Ok(VerifiedFile { statement, temp_path, installed: false })
 }
 
+/// Why [`read_body`] stopped before the end.
+enum ReadStop {
+    Failed(ReceiveError),
+    /// The writer thread ended early: its result says why.
+    WriterGone,
+}
+
+/// Reads exactly `expected` body bytes into buffers taken from `free` and sends them,
+/// full, to the writer. Never reads past the body.
+async fn read_body<S>(
+    conn: &mut Connection<S>,
+    expected: u64,
+    read_timeout: std::time::Duration,
+    progress: &mut dyn Progress,
+    full: &mpsc::Sender<Vec<u8>>,
+    free: &mut mpsc::Receiver<Vec<u8>>,
+) -> Result<(), ReadStop>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut received: u64 = 0;
+    while received < expected {
+        let Some(mut buffer) = free.recv().await else { return Err(ReadStop::WriterGone) };
+        let want = usize::try_from(expected - received).map_or(CHUNK, |left| left.min(CHUNK));
+        buffer.resize(want, 0);
+        let mut filled = 0;
+        while filled < want {
+            let n =
+                match tokio::time::timeout(read_timeout, conn.read_body_chunk(&mut buffer[filled..])).await {
+                    Err(_) => return Err(ReadStop::Failed(ReceiveError::Timeout)),
+                    Ok(Ok(0)) => {
+                        return Err(ReadStop::Failed(ReceiveError::Truncated {
+                            received,
+                            expected,
+                            reason: "the connection closed".into(),
+                        }));
+                    }
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => {
+                        return Err(ReadStop::Failed(ReceiveError::Truncated {
+                            received,
+                            expected,
+                            reason: e.to_string(),
+                        }));
+                    }
+                };
+            filled += n;
+            received += n as u64;
+            progress.advance(n as u64);
+        }
+        if full.send(buffer).await.is_err() {
+            return Err(ReadStop::WriterGone);
+        }
+    }
+    Ok(())
+}
+
+/// The writer thread: hashes and writes each buffer in order, starts writeback every
+/// [`WRITEBACK_SLICE`], and returns the buffers for reuse. Ends when the reader drops
+/// its sender; returns the file and the SHA-256 of everything written.
+fn write_body(
+    mut file: File,
+    mut full: mpsc::Receiver<Vec<u8>>,
+    free: mpsc::Sender<Vec<u8>>,
+) -> Result<(File, [u8; 32]), String> {
+    let mut hasher = Sha256::new();
+    let mut written: u64 = 0;
+    let mut flushed_to: u64 = 0;
+    while let Some(buffer) = full.blocking_recv() {
+        hasher.update(&buffer);
+        write_chunk(&mut file, &buffer)?;
+        written += buffer.len() as u64;
+        if written - flushed_to >= WRITEBACK_SLICE {
+            start_writeback(&file, flushed_to, written - flushed_to);
+            flushed_to = written;
+        }
+        // Never full: at most PIPELINE_DEPTH buffers exist.
+        let _ = free.try_send(buffer);
+    }
+    Ok((file, hasher.finalize().into()))
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` to disk now, without
+/// waiting (POSIX_FADV_DONTNEED starts writeback of dirty pages, and drops the pages
+/// already clean). Only a head start for the final fsync, which stays the durability
+/// point: a failure here changes nothing and is ignored.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
+    }
+}
+
 fn write_chunk(file: &mut File, bytes: &[u8]) -> Result<(), String> {
-    // Writes are synchronous: the file is local and each chunk is small, and a
-    // blocking write keeps the hashing and the writing in one simple loop.
     file.write_all(bytes).map_err(|e| match e.raw_os_error() {
         Some(28) => "the disk is full".to_owned(),
         _ => e.to_string(),
