@@ -4,8 +4,8 @@
 //! Each connection is its own task, so a slow or idle client never delays another:
 //! every phase has its own bound (handshake timeout, request timeout, the minimum
 //! send rate per write, an overall deadline per poll). Memory per connection is the
-//! TLS state, one request header (at most 16 KiB) and, while a body is sent, one
-//! buffer of [`BODY_CHUNK`] bytes; bodies stream from their blob and are never held
+//! TLS state, one request header (at most 16 KiB) and, while a body is sent,
+//! `BLOB_BUFFERS` buffers of [`BODY_CHUNK`] bytes; bodies stream from their blob and are never held
 //! whole.
 //!
 //! Security properties that hold here, and why:
@@ -29,9 +29,11 @@ use fts_proto::{
 };
 use fts_store::{Entry, StatusDir, StoreReader};
 use fts_trust::{ClientAuth, ClientIdentity};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use std::io::Read;
+
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_rustls::TlsAcceptor;
@@ -42,7 +44,10 @@ use crate::metrics::{HandshakeFailure, Metrics};
 use crate::pacing::{MinSendRate, Pacer};
 
 /// Body bytes read from a blob and written to the client at a time.
-pub const BODY_CHUNK: usize = 128 * 1024;
+pub const BODY_CHUNK: usize = 256 * 1024;
+
+/// Buffers of [`BODY_CHUNK`] bytes in flight between a blob and its connection.
+const BLOB_BUFFERS: usize = 2;
 
 /// How long the server keeps reading (and discarding) input after `header-too-large`,
 /// so that its error frame is not lost to a connection reset.
@@ -225,6 +230,9 @@ async fn handle_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
                     return;
                 }
             };
+            let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            tracing::debug!(%peer, resumed, "tls session established");
+            // Resumed or not, the session's certificate is checked against the CRLs again.
             let identity = match client_auth.check_session(stream.get_ref().1) {
                 Ok(identity) => identity,
                 Err(refused) => {
@@ -356,7 +364,6 @@ where
     }
 
     let mut pacer = Pacer::new(shared.settings.min_send_rate);
-    let mut buffer = Vec::new();
     let mut more = answer.more;
     for entry in &answer.entries {
         let blob = {
@@ -364,7 +371,7 @@ where
             store.open_blob(entry)
         };
         let blob = match blob {
-            Ok(blob) => tokio::fs::File::from_std(blob),
+            Ok(blob) => blob,
             Err(e) => {
                 // Nothing of this entry was sent: stop before it, keeping every target
                 // contiguous, and let the client come back.
@@ -373,10 +380,7 @@ where
                 break;
             }
         };
-        if buffer.is_empty() {
-            buffer = vec![0u8; BODY_CHUNK];
-        }
-        send_entry(conn, entry, blob, &mut buffer, &mut pacer, &shared.settings.metrics).await?;
+        send_entry(conn, entry, blob, &mut pacer, &shared.settings.metrics).await?;
         outcome.files += 1;
         shared.settings.metrics.file_sent();
         outcome.bytes += entry.statement.file_size;
@@ -391,11 +395,14 @@ where
 }
 
 /// Writes one `file` frame: the header, then exactly `file-size` bytes from the blob.
+///
+/// A blocking thread reads the blob into [`BLOB_BUFFERS`] reused buffers and hands
+/// them over a bounded channel, so reading the disk overlaps encrypting and sending,
+/// with no copy between the read and the TLS layer and no thread hop per chunk.
 async fn send_entry<S>(
     conn: &mut Connection<S>,
     entry: &Entry,
-    mut blob: tokio::fs::File,
-    buffer: &mut [u8],
+    blob: std::fs::File,
     pacer: &mut Pacer,
     metrics: &Metrics,
 ) -> Result<(), String>
@@ -406,23 +413,71 @@ where
     let header = header.encode().map_err(|e| format!("encoding a file header: {e}"))?;
     write_paced(conn, &header, pacer).await?;
 
-    let mut remaining = entry.statement.file_size;
-    while remaining > 0 {
-        let want = usize::try_from(remaining).map_or(buffer.len(), |r| r.min(buffer.len()));
-        let n = blob.read(&mut buffer[..want]).await.map_err(|e| format!("reading a blob: {e}"))?;
-        if n == 0 {
-            // The blob shrank after it was opened: the frame cannot be completed, so
-            // the connection is dropped and the client sees a truncated body.
-            return Err(format!("blob {} ended early", entry.statement.file_hash));
+    let size = entry.statement.file_size;
+    if size > 0 {
+        let (full_tx, mut full_rx) = mpsc::channel::<io::Result<Vec<u8>>>(BLOB_BUFFERS);
+        let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>(BLOB_BUFFERS);
+        for _ in 0..BLOB_BUFFERS {
+            let _ = free_tx.try_send(Vec::new());
         }
-        write_paced(conn, &buffer[..n], pacer).await?;
-        metrics.bytes_sent(n as u64);
-        remaining -= n as u64;
+        tokio::task::spawn_blocking(move || read_blob(blob, size, &full_tx, free_rx));
+        let mut remaining = size;
+        while remaining > 0 {
+            let chunk = match full_rx.recv().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => return Err(format!("reading a blob: {e}")),
+                // The blob shrank after it was opened: the frame cannot be completed, so
+                // the connection is dropped and the client sees a truncated body.
+                None => return Err(format!("blob {} ended early", entry.statement.file_hash)),
+            };
+            write_paced(conn, &chunk, pacer).await?;
+            metrics.bytes_sent(chunk.len() as u64);
+            remaining -= chunk.len() as u64;
+            // Never full: at most BLOB_BUFFERS buffers exist.
+            let _ = free_tx.try_send(chunk);
+        }
     }
     timeout_at(pacer.write_deadline(), conn.flush())
         .await
         .map_err(|_| "the client stopped reading".to_owned())?
         .map_err(|e| format!("sending: {e}"))
+}
+
+/// The reading side of [`send_entry`], on a blocking thread: fills buffers from `free`
+/// with the next bytes of the blob (never more than `size` in all) and sends them on.
+/// Stops at the end of the blob, at a read error (sent on), or when the sender is gone.
+fn read_blob(
+    mut blob: std::fs::File,
+    size: u64,
+    full: &mpsc::Sender<io::Result<Vec<u8>>>,
+    mut free: mpsc::Receiver<Vec<u8>>,
+) {
+    let mut remaining = size;
+    while remaining > 0 {
+        let Some(mut buffer) = free.blocking_recv() else { return };
+        let want = usize::try_from(remaining).map_or(BODY_CHUNK, |r| r.min(BODY_CHUNK));
+        buffer.resize(want, 0);
+        let mut filled = 0;
+        while filled < want {
+            match blob.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = full.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+        if filled == 0 {
+            return; // ended early: dropping `full` tells the sender
+        }
+        buffer.truncate(filled);
+        remaining -= filled as u64;
+        if full.blocking_send(Ok(buffer)).is_err() {
+            return;
+        }
+    }
 }
 
 async fn write_paced<S>(conn: &mut Connection<S>, bytes: &[u8], pacer: &mut Pacer) -> Result<(), String>
