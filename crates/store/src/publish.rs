@@ -18,6 +18,7 @@ use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use fts_proto::{FileHash, FileName, MAX_WIRE_INT, Published, Statement, Target};
@@ -34,6 +35,13 @@ use crate::layout::{self, BLOBS, JOURNAL, LOCK, OWN_NAMES, TMP};
 
 /// Size of the copy buffer: large enough that hashing, not syscalls, is the cost.
 const COPY_BUFFER: usize = 1 << 20;
+
+/// Copy buffers in flight between the reading (and hashing) thread and the writing one.
+const COPY_BUFFERS: usize = 3;
+
+/// The disk is asked to start writing back every this many bytes of a blob, so that
+/// the fsync at the end waits only for the tail.
+const WRITEBACK_SLICE: u64 = 8 << 20;
 
 /// A store opened for publishing. Each handle takes the lock for itself, so handles in
 /// several threads or processes publish safely side by side.
@@ -150,20 +158,7 @@ impl Store {
 
     fn put_blob_from(&self, mut reader: impl Read, source: &Path) -> Result<(FileHash, u64)> {
         let mut temp = TempFile::create(&self.dir.join(TMP), "blob-")?;
-        let mut buffer = vec![0u8; COPY_BUFFER];
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        loop {
-            let n = match reader.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(StoreError::io("read", source)(e)),
-            };
-            hasher.update(&buffer[..n]);
-            temp.file.write_all(&buffer[..n]).map_err(StoreError::io("write", &temp.path))?;
-            size += n as u64;
-        }
+        let (hasher, size) = copy_hashing(&mut reader, &mut temp.file, source, &temp.path)?;
         let hash = FileHash::from_digest(hasher.finalize().into());
         set_read_only(&temp.file, &temp.path)?;
         temp.file.sync_all().map_err(StoreError::io("flush", &temp.path))?;
@@ -381,4 +376,76 @@ fn set_read_only(file: &File, path: &Path) -> Result<()> {
     let mut perms = file.metadata().map_err(StoreError::io("inspect", path))?.permissions();
     perms.set_readonly(true);
     file.set_permissions(perms).map_err(StoreError::io("set the mode of", path))
+}
+
+/// Copies `reader` into `file` in one pass: this thread reads and hashes, a second one
+/// writes and starts the disk's writeback as it goes, through a few reused buffers.
+/// Returns the hasher and the number of bytes copied.
+fn copy_hashing(
+    reader: &mut impl Read,
+    file: &mut File,
+    source: &Path,
+    dest: &Path,
+) -> Result<(Sha256, u64)> {
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(COPY_BUFFERS);
+    let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(COPY_BUFFERS);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> std::io::Result<()> {
+            let (mut written, mut flushed_to) = (0u64, 0u64);
+            for buffer in full_rx {
+                file.write_all(&buffer)?;
+                written += buffer.len() as u64;
+                if written - flushed_to >= WRITEBACK_SLICE {
+                    start_writeback(file, flushed_to, written - flushed_to);
+                    flushed_to = written;
+                }
+                // Never full: at most COPY_BUFFERS buffers exist.
+                let _ = free_tx.try_send(buffer);
+            }
+            Ok(())
+        });
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut fresh = COPY_BUFFERS;
+        let read = loop {
+            let mut buffer = if fresh > 0 {
+                fresh -= 1;
+                vec![0u8; COPY_BUFFER]
+            } else {
+                match free_rx.recv() {
+                    Ok(buffer) => buffer,
+                    Err(_) => break Ok(()), // the writer failed: its error is reported below
+                }
+            };
+            buffer.resize(COPY_BUFFER, 0);
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(StoreError::io("read", source)(e)),
+            };
+            hasher.update(&buffer[..n]);
+            buffer.truncate(n);
+            size += n as u64;
+            if full_tx.send(buffer).is_err() {
+                break Ok(());
+            }
+        };
+        drop(full_tx);
+        let written =
+            writer.join().unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
+        written.map_err(StoreError::io("write", dest))?;
+        read?;
+        Ok((hasher, size))
+    })
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` to disk now, without
+/// waiting (POSIX_FADV_DONTNEED starts writeback of dirty pages and drops clean ones).
+/// Only a head start for the fsync that follows, which stays the durability point: a
+/// failure here changes nothing and is ignored.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
+    }
 }
