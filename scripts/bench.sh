@@ -66,12 +66,22 @@ cleanup() {
   local pid
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ -n "$watchdog" ]; then pkill -P "$watchdog" 2>/dev/null || true; kill "$watchdog" 2>/dev/null || true; fi
+  if [ -n "$watchdog" ]; then
+    kill "$watchdog" 2>/dev/null || true
+    wait "$watchdog" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-( sleep 1500; echo "bench.sh: the 25-minute bound passed: stopping" >&2; kill -TERM $$ ) >/dev/null &
+(
+  trap 'kill "$s" 2>/dev/null; exit 0' TERM
+  sleep 1500 &
+  s=$!
+  wait "$s"
+  echo "bench.sh: the 25-minute bound passed: stopping" >&2
+  kill -TERM $$
+) >/dev/null &
 watchdog=$!
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 cd "$work"
