@@ -79,8 +79,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // `fts status` warns about); the server keeps the first for client files.
     let server_status = Arc::new(StatusDir::open(&args.status_dir));
 
+    // Each file being sent holds one blocking thread that reads its blob, for as long
+    // as its client takes to read it. Room for one per active poll, plus some for the
+    // status writes, so slow readers can never starve the blocking work of others.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(args.max_active_polls.saturating_add(64))
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
