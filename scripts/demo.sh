@@ -37,6 +37,8 @@ say "each host gets only its own certificate, the CA certificate and signing.pub
 "$fts" keygen client --id web-01 --group web
 "$fts" keygen client --id db-01
 "$fts" keygen signing
+"$fts" keygen crl
+say "ca.crl (nothing revoked yet) turns revocation on: \`fts keygen revoke ID\` cuts a host off."
 
 step "2. Publishing: a patch for web-01 only, and a notice for every host"
 printf 'pretend this is openssl 3.0.19\n' > openssl-3.0.19.deb
