@@ -52,6 +52,29 @@ pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
+/// `read_bounded`, with a missing file read as `None`.
+pub(crate) fn read_optional(path: &Path, max: u64) -> Result<Option<Vec<u8>>, Error> {
+    match read_bounded(path, max) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(Error::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The data rows of one of the CA folder's tab-separated lists (`issued.tsv`,
+/// `revoked.tsv`): each non-empty, non-`#` line split at tabs, with its line number
+/// for error messages. A missing file has no rows.
+pub(crate) fn tsv_rows(path: &Path) -> Result<Vec<(usize, Vec<String>)>, Error> {
+    let Some(bytes) = read_optional(path, 256 << 20)? else { return Ok(Vec::new()) };
+    let text = String::from_utf8(bytes).map_err(|_| Error::bad_file(path, "not UTF-8 text"))?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(n, line)| (n + 1, line.split('\t').map(str::to_owned).collect()))
+        .collect())
+}
+
 /// Refuses before anything is written if one of `paths` exists and `overwrite` is
 /// false, so a command that writes several files writes all of them or none.
 pub(crate) fn refuse_existing(paths: &[&Path], overwrite: bool) -> Result<(), Error> {

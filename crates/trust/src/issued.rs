@@ -23,7 +23,7 @@
 
 use std::fmt;
 use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::Error;
-use crate::files::read_bounded;
+use crate::files::tsv_rows;
 
 /// The index file's name inside the CA folder.
 pub const INDEX_FILE: &str = "issued.tsv";
@@ -161,34 +161,23 @@ pub fn append(ca_dir: &Path, record: &IssuedRecord) -> Result<(), Error> {
 /// Every record of the index in `ca_dir`; an empty list when there is no index yet.
 pub fn read_index(ca_dir: &Path) -> Result<Vec<IssuedRecord>, Error> {
     let path = index_path(ca_dir);
-    let bytes = match read_bounded(&path, 256 << 20) {
-        Ok(bytes) => bytes,
-        Err(Error::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let text = String::from_utf8(bytes).map_err(|_| Error::bad_file(&path, "not UTF-8 text"))?;
     let mut records = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for (line, fields) in tsv_rows(&path)? {
         let bad = || {
             Error::bad_file(
                 &path,
                 format!(
-                    "line {}: expected serial, kind, subject, not-after, issued-at separated by tabs",
-                    n + 1
+                    "line {line}: expected serial, kind, subject, not-after, issued-at separated by tabs"
                 ),
             )
         };
-        let fields: Vec<&str> = line.split('\t').collect();
         let [serial, kind, subject, not_after, issued_at] = fields.as_slice() else {
             return Err(bad());
         };
         records.push(IssuedRecord {
             serial: Serial::parse_hex(serial).ok_or_else(bad)?,
             kind: IssuedKind::parse(kind).ok_or_else(bad)?,
-            subject: (*subject).to_owned(),
+            subject: subject.clone(),
             not_after: OffsetDateTime::parse(not_after, &Rfc3339).map_err(|_| bad())?,
             issued_at: OffsetDateTime::parse(issued_at, &Rfc3339).map_err(|_| bad())?,
         });

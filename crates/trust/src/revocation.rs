@@ -30,7 +30,6 @@
 //! lock file itself is left in place: removing it would race with the next locker.
 
 use std::fs::{File, OpenOptions};
-use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +40,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::crl::{self, CRL_FILE, Crl, Revoked};
 use crate::error::Error;
-use crate::files::{Mode, read_bounded, write_atomic};
+use crate::files::{Mode, read_optional, tsv_rows, write_atomic};
 use crate::issued::{self, INDEX_FILE, Serial};
 use crate::keygen::CertificateAuthority;
 
@@ -225,11 +224,7 @@ fn current_crl(ca: &CertificateAuthority) -> Result<Option<Crl>, Error> {
 
 fn read_crl_number(dir: &Path) -> Result<u64, Error> {
     let path = dir.join(CRL_NUMBER_FILE);
-    let bytes = match read_bounded(&path, 64) {
-        Ok(bytes) => bytes,
-        Err(Error::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
+    let Some(bytes) = read_optional(&path, 64)? else { return Ok(0) };
     std::str::from_utf8(&bytes)
         .ok()
         .and_then(|text| text.trim().parse::<u64>().ok())
@@ -239,30 +234,20 @@ fn read_crl_number(dir: &Path) -> Result<u64, Error> {
 /// Every record of `revoked.tsv` in `dir`; an empty list when there is none yet.
 pub fn read_revoked(dir: &Path) -> Result<Vec<RevokedRecord>, Error> {
     let path = dir.join(REVOKED_FILE);
-    let bytes = match read_bounded(&path, 256 << 20) {
-        Ok(bytes) => bytes,
-        Err(Error::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let text = String::from_utf8(bytes).map_err(|_| Error::bad_file(&path, "not UTF-8 text"))?;
     let mut records = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for (line, fields) in tsv_rows(&path)? {
         let bad = || {
             Error::bad_file(
                 &path,
-                format!("line {}: expected serial, client id, revoked-at separated by tabs", n + 1),
+                format!("line {line}: expected serial, client id, revoked-at separated by tabs"),
             )
         };
-        let fields: Vec<&str> = line.split('\t').collect();
         let [serial, id, revoked_at] = fields.as_slice() else {
             return Err(bad());
         };
         records.push(RevokedRecord {
             serial: Serial::parse_hex(serial).ok_or_else(bad)?,
-            id: (*id).to_owned(),
+            id: id.clone(),
             revoked_at: OffsetDateTime::parse(revoked_at, &Rfc3339).map_err(|_| bad())?,
         });
     }
