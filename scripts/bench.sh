@@ -18,6 +18,7 @@
 # (skipped below 20 GiB free). Installs nginx-light, curl and time from Debian when
 # missing. Knobs: RUNS=5 CONNECTIONS=1000 IDLE=1000 BENCH_DIR=/var/tmp
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 runs="${RUNS:-5}"
@@ -144,14 +145,7 @@ say "disk: $disk_mbs MB/s durable write (dd 512 MiB, conv=fdatasync)"
   --request-timeout 300s --max-polls-per-client 100 2>serve.log &
 fts_pid=$!
 pids+=("$fts_pid")
-addr=""
-for _ in $(seq 1 100); do
-  addr=$(sed -n 's/.*"message":"listening","addr":"\([^"]*\)".*/\1/p' serve.log | head -n 1)
-  [ -n "$addr" ] && break
-  kill -0 "$fts_pid" 2>/dev/null || { cat serve.log >&2; echo "fts serve did not start" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$addr" ] || { echo "fts serve did not report its address" >&2; exit 1; }
+addr=$(wait_for_listening "$fts_pid" serve.log) || exit 1
 
 port=$(free_port)
 mkdir nginx

@@ -7,6 +7,7 @@
 # (the host keeps its old file), shows `fts status`, and stops the server. It exits
 # non-zero if anything it shows did not happen.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 bold=$'\033[1m'; reset=$'\033[0m'
@@ -50,14 +51,7 @@ say "Each entry is signed now, on the signing host; the server only forwards sig
 step "3. Starting the server on 127.0.0.1 (mutual TLS, store opened read-only)"
 "$fts" serve --listen 127.0.0.1:0 --log-format json 2> serve.log &
 server_pid=$!
-addr=""
-for _ in $(seq 1 100); do
-  addr=$(sed -n 's/.*"message":"listening","addr":"\([^"]*\)".*/\1/p' serve.log | head -n 1)
-  [ -n "$addr" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat serve.log >&2; fail "the server did not start"; }
-  sleep 0.1
-done
-[ -n "$addr" ] || fail "the server did not report its address"
+addr=$(wait_for_listening "$server_pid" serve.log) || fail "the server did not start"
 say "listening on $addr"
 
 poll() { # poll ID: one poll of host ID into hosts/ID

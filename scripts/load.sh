@@ -12,6 +12,7 @@
 # The driver is examples/load (its logic, examples/load/driver.rs, also runs reduced
 # in the test suite as tests/load.rs).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 clients="${CLIENTS:-200}"
@@ -55,14 +56,7 @@ done
 "$fts" serve --listen 127.0.0.1:0 --handshake-timeout "$handshake_timeout" \
   --log-format json 2> serve.log &
 server_pid=$!
-addr=""
-for _ in $(seq 1 100); do
-  addr=$(sed -n 's/.*"message":"listening","addr":"\([^"]*\)".*/\1/p' serve.log | head -n 1)
-  [ -n "$addr" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat serve.log >&2; echo "the server did not start" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$addr" ] || { echo "the server did not report its address" >&2; exit 1; }
+addr=$(wait_for_listening "$server_pid" serve.log) || exit 1
 echo "== fts serve (pid $server_pid) on $addr, handshake timeout $handshake_timeout"
 
 echo "== $clients hosts x $polls polls, beside $idle idle TCP connections"

@@ -21,6 +21,7 @@
 # sslyze is installed into a venv ($FTS_SSLYZE_VENV, default ~/.cache/fts-sslyze-venv)
 # when it is missing. FTS_BIN=path uses an already built fts instead of building one.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 venv="${FTS_SSLYZE_VENV:-$HOME/.cache/fts-sslyze-venv}"
@@ -58,14 +59,7 @@ mkdir store
 
 "$fts" --log-format json serve --listen 127.0.0.1:0 2> serve.log &
 server_pid=$!
-addr=""
-for _ in $(seq 1 100); do
-  addr=$(sed -n 's/.*"message":"listening","addr":"\([^"]*\)".*/\1/p' serve.log | head -n 1)
-  [ -n "$addr" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat serve.log >&2; echo "the server did not start" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$addr" ] || { echo "the server did not report its address" >&2; exit 1; }
+addr=$(wait_for_listening "$server_pid" serve.log) || exit 1
 port="${addr##*:}"
 echo "== fts serve listening on $addr"
 
