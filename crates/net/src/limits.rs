@@ -23,6 +23,7 @@ pub enum Busy {
 #[derive(Debug)]
 pub struct PollLimits {
     active: Arc<Semaphore>,
+    max_active: usize,
     per_client: Arc<Mutex<HashMap<ClientId, usize>>>,
     max_per_client: usize,
 }
@@ -40,6 +41,7 @@ impl PollLimits {
     pub fn new(max_active: usize, max_per_client: usize) -> Self {
         PollLimits {
             active: Arc::new(Semaphore::new(max_active)),
+            max_active,
             per_client: Arc::default(),
             max_per_client,
         }
@@ -58,8 +60,8 @@ impl PollLimits {
     }
 
     /// Polls running now.
-    pub fn active(&self, max_active: usize) -> usize {
-        max_active.saturating_sub(self.active.available_permits())
+    pub fn active(&self) -> usize {
+        self.max_active.saturating_sub(self.active.available_permits())
     }
 }
 
@@ -100,7 +102,7 @@ mod tests {
         let _a = limits.try_admit(&id("a")).unwrap();
         let b = limits.try_admit(&id("b")).unwrap();
         assert_eq!(limits.try_admit(&id("c")).unwrap_err(), Busy::Server);
-        assert_eq!(limits.active(2), 2);
+        assert_eq!(limits.active(), 2);
         drop(b);
         assert!(limits.try_admit(&id("c")).is_ok());
     }
@@ -110,6 +112,6 @@ mod tests {
         let limits = PollLimits::new(3, 1);
         let _a = limits.try_admit(&id("a")).unwrap();
         assert_eq!(limits.try_admit(&id("a")).unwrap_err(), Busy::Client);
-        assert_eq!(limits.active(3), 1, "the server-wide slot of the refused poll was given back");
+        assert_eq!(limits.active(), 1, "the server-wide slot of the refused poll was given back");
     }
 }

@@ -124,8 +124,6 @@ impl PollError {
 pub struct PollOutcome {
     /// Paths installed.
     pub installed: Vec<PathBuf>,
-    /// Entries applied without installing (identical, superseded, too large).
-    pub applied_without_install: usize,
     /// Problems found in this poll (also queued for the next request).
     pub reported: Vec<Report>,
     /// The server has more entries waiting (its budget stopped it).
@@ -470,7 +468,6 @@ impl Client {
         if let Some(reason) = rule {
             tracing::warn!(%target, seq, file = %verified.file_name, %reason, "applied an entry without installing it");
             self.state.since.insert(target.clone(), seq);
-            outcome.applied_without_install += 1;
             outcome.repeat_now = true;
             self.report(outcome, refuse(reason))?;
             return Ok(false);
@@ -479,7 +476,6 @@ impl Client {
             tracing::info!(%target, seq, file = %verified.file_name, "already installed with this content");
             self.state.since.insert(target.clone(), seq);
             self.state.installed.insert(verified.file_name.clone(), installed_record(&verified));
-            outcome.applied_without_install += 1;
             outcome.repeat_now = true;
             self.save()?;
             return Ok(false);
