@@ -432,6 +432,65 @@ fn the_server_records_each_clients_since_and_reports_for_status() {
     assert!(table.contains("web-01") && table.contains("hook-failed"), "{table}");
 }
 
+/// One whole poll as web-01 with `since`.
+fn poll_as_web01(sandbox: &Sandbox, server: &ServeProcess, since: serde_json::Value) {
+    runtime().block_on(async {
+        let mut client =
+            RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-01")).await.unwrap();
+        client.send_poll("web-01", since).await.unwrap();
+        client.receive_all().await.unwrap();
+    })
+}
+
+/// The `last-poll` time `fts status --json` shows for web-01.
+fn last_poll_shown(sandbox: &Sandbox) -> String {
+    let out = common::expect_success(&mut sandbox.fts(["status", "--json"]));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    status[0]["last-poll"].as_str().expect("a last-poll time").to_owned()
+}
+
+#[test]
+fn a_poll_that_changes_nothing_reaches_status_at_the_next_flush_or_at_stop() {
+    let sandbox = sandbox_with_clients();
+    sandbox.publish("a.bin", b"a", &["all"]);
+    let server = ServeProcess::start(&sandbox, &["--status-interval", "1s"]);
+    let poll = |since| poll_as_web01(&sandbox, &server, since);
+    poll(json!({"all": 1}));
+    let client_file = sandbox.join("status/web-01.json");
+    let written = std::fs::read(&client_file).unwrap();
+    let first = last_poll_shown(&sandbox);
+
+    // Time moves on by at least one second (status times are whole seconds).
+    std::thread::sleep(Duration::from_millis(1100));
+    poll(json!({"all": 1}));
+    assert_eq!(std::fs::read(&client_file).unwrap(), written, "an unchanged poll does not rewrite the file");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while last_poll_shown(&sandbox) == first {
+        assert!(std::time::Instant::now() < deadline, "the flush every --status-interval never came");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(last_poll_shown(&sandbox) > first);
+
+    // A change is in the file at once.
+    poll(json!({"all": 0}));
+    let out = common::expect_success(&mut sandbox.fts(["status", "--json"]));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let all = status[0]["targets"].as_array().unwrap().iter().find(|t| t["target"] == "all").unwrap();
+    assert_eq!(all["applied"].as_u64(), Some(0));
+    drop(server);
+
+    // A server that stops writes the times it holds, however long its interval.
+    let mut server = ServeProcess::start(&sandbox, &["--status-interval", "1h"]);
+    poll_as_web01(&sandbox, &server, json!({"all": 1}));
+    let before = last_poll_shown(&sandbox);
+    std::thread::sleep(Duration::from_millis(1100));
+    poll_as_web01(&sandbox, &server, json!({"all": 1}));
+    assert_eq!(last_poll_shown(&sandbox), before, "held in memory for an hour");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    assert!(last_poll_shown(&sandbox) > before, "written when the server stopped");
+}
+
 #[test]
 fn plaintext_on_a_remote_address_needs_allow_insecure_remote() {
     let sandbox = sandbox_with_clients();

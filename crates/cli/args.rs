@@ -237,6 +237,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", default_value = "status")]
     pub status_dir: PathBuf,
 
+    /// How often the last poll times of polls that changed nothing else are written to
+    /// the status folder (any other change is written at once)
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub status_interval: Duration,
+
     /// Serve over mutual TLS (the default; accepted for clarity)
     #[arg(long, conflicts_with = "plaintext")]
     pub tls: bool,

@@ -54,6 +54,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         poll_max_bytes: args.poll_max_bytes,
         poll_after: args.poll_after,
         grace: args.grace,
+        status_flush_interval: args.status_interval,
         metrics: Arc::clone(&metrics),
     };
     for (flag, value) in [
@@ -65,6 +66,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if value == 0 {
             return Err(UsageError(format!("{flag} must be at least 1")).into());
         }
+    }
+    if args.status_interval.is_zero() {
+        return Err(UsageError("--status-interval must be longer than 0s".to_owned()).into());
     }
 
     let store = StoreReader::open(&args.store).with_context(|| {

@@ -75,6 +75,9 @@ pub struct ServerSettings {
     pub poll_after: Duration,
     /// How long transfers in flight may take to finish after shutdown begins.
     pub grace: Duration,
+    /// How often the last poll times of polls that changed nothing else are written
+    /// to the status folder (also written when the server stops).
+    pub status_flush_interval: Duration,
     /// Where the server counts what it does (`--metrics-listen` serves it).
     pub metrics: Arc<Metrics>,
 }
@@ -93,6 +96,7 @@ impl Default for ServerSettings {
             poll_max_bytes: 64 << 30,
             poll_after: Duration::from_secs(60),
             grace: Duration::from_secs(30),
+            status_flush_interval: Duration::from_secs(5),
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -117,7 +121,8 @@ struct Shared {
     /// Behind a mutex because a refresh needs `&mut`; held only for a refresh and one
     /// in-memory query, never across an await.
     store: Mutex<StoreReader>,
-    /// Written from blocking tasks: a status write is file I/O.
+    /// Unchanged polls are noted in memory on the connection's task; everything that
+    /// writes a file runs on a blocking thread.
     status: Arc<StatusDir>,
 }
 
@@ -157,6 +162,10 @@ impl Server {
     /// flight finish within the grace period, and drops the rest.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let connections = Arc::new(Semaphore::new(self.shared.settings.max_connections));
+        let flusher = tokio::spawn(flush_last_polls_every(
+            Arc::clone(&self.shared.status),
+            self.shared.settings.status_flush_interval,
+        ));
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -202,6 +211,8 @@ impl Server {
             tracing::warn!(connections = tasks.len(), "grace period over: closing the remaining connections");
             tasks.shutdown().await;
         }
+        flusher.abort();
+        flush_last_polls(Arc::clone(&self.shared.status)).await;
         tracing::info!("server stopped");
     }
 }
@@ -504,9 +515,31 @@ where
     let _ = timeout(SHUTDOWN_TIMEOUT, conn.send_frame(&ServerFrame::Error(frame))).await;
 }
 
-/// Writes the client's `since` (for its own targets only) and its reports to the
-/// status folder, on a blocking thread (it is file I/O). A failure is logged and does
-/// not stop the poll: delivery matters more than bookkeeping.
+/// Writes the last poll times noted in memory every `interval`, until aborted.
+async fn flush_last_polls_every(status: Arc<StatusDir>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        flush_last_polls(Arc::clone(&status)).await;
+    }
+}
+
+/// Writes the last poll times noted in memory, on a blocking thread (file I/O; nothing
+/// is written when no time changed).
+async fn flush_last_polls(status: Arc<StatusDir>) {
+    match tokio::task::spawn_blocking(move || status.flush_last_polls()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot record the last poll times"),
+        Err(e) => tracing::warn!(error = %e, "recording the last poll times failed"),
+    }
+}
+
+/// Records the poll in the status folder: the client's `since` (for its own targets
+/// only) and its reports. A poll that changes nothing but the time is only noted in
+/// memory; any other is written to the client's file on a blocking thread (file I/O).
+/// A failure is logged and does not stop the poll: delivery matters more than
+/// bookkeeping.
 async fn record_status(
     shared: &Shared,
     client: &ClientId,
@@ -515,6 +548,10 @@ async fn record_status(
     request: &Request,
 ) {
     let since = targets.iter().map(|t| (t.clone(), request.since(t))).collect();
+    if shared.status.note_unchanged_poll(client, authenticated, &since, &request.rejected, SystemTime::now())
+    {
+        return;
+    }
     let reports: Vec<Report> = request.rejected.clone();
     let status = Arc::clone(&shared.status);
     let who = client.clone();

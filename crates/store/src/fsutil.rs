@@ -11,6 +11,7 @@
 //! error, never corrupt the store, so even a wrong call here is safe.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -24,6 +25,25 @@ pub(crate) const STALE_TEMP_MIN_AGE: Duration = Duration::from_secs(60);
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     let handle = File::open(dir).map_err(StoreError::io("open directory", dir))?;
     handle.sync_all().map_err(StoreError::io("flush directory", dir))
+}
+
+/// Reads a small file of the status folder whole; `None` when it does not exist. A
+/// file larger than `max` bytes cannot be one the server wrote and is refused.
+pub(crate) fn read_small_file(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("open", path)(e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes).map_err(StoreError::io("read", path))?;
+    if bytes.len() as u64 > max {
+        return Err(StoreError::BadStatusFile {
+            path: path.to_path_buf(),
+            detail: format!("larger than {max} bytes"),
+        });
+    }
+    Ok(Some(bytes))
 }
 
 /// A unique name for a temporary file of this process: prefix, pid, time and a

@@ -11,7 +11,7 @@
 //!
 //! Modules: [`publish`] (the signing host's [`Store`]), [`reader`] (the server's
 //! [`StoreReader`]), [`journal`] (the record format and the index), [`status`]
-//! ([`StatusDir`]), [`entry`] ([`Entry`], [`Signer`]), [`layout`] (file names),
+//! ([`StatusDir`], with `last_polls` for the times of unchanged polls), [`entry`] ([`Entry`], [`Signer`]), [`layout`] (file names),
 //! [`error`] ([`StoreError`]). The on-disk format, the crash-safety argument and
 //! replication are described in `docs/STORE.md`.
 //!
@@ -23,6 +23,7 @@ pub mod entry;
 pub mod error;
 mod fsutil;
 pub mod journal;
+mod last_polls;
 pub mod layout;
 pub mod publish;
 pub mod reader;

@@ -1,11 +1,17 @@
 //! Delivery status, kept by the server in its own folder (`--status-dir`), outside the
 //! store, so that the store can stay read-only for the server.
 //!
-//! One JSON file per client, `<client-id>.json`, replaced whole at each poll (temp +
-//! rename, so a reader sees the old file or the new one). It says when the client last
-//! polled, whether that poll was authenticated, its `since` per target, and the
-//! problems it reported: each (target, seq, reason) once, with first-seen and
-//! last-seen times, the newest [`MAX_PROBLEMS`] kept.
+//! One JSON file per client, `<client-id>.json`, replaced whole (temp + rename, so a
+//! reader sees the old file or the new one). It says when the client last polled,
+//! whether that poll was authenticated, its `since` per target, and the problems it
+//! reported: each (target, seq, reason) once, with first-seen and last-seen times, the
+//! newest [`MAX_PROBLEMS`] kept.
+//!
+//! A client's file is rewritten by a poll that changes it: a new `since`, a change of
+//! authentication, or a report. A poll that changes nothing but the time is only noted
+//! in memory ([`StatusDir::note_unchanged_poll`]) and reaches `last-polls.tsv` at the
+//! server's next [`StatusDir::flush_last_polls`], every few seconds (the module
+//! `last_polls` says why); readers take the later of the two times.
 //!
 //! Status is advisory. A file is flushed to disk only when it records a new problem;
 //! after a power loss a plain poll update may be lost or the file left damaged. A
@@ -15,9 +21,9 @@
 
 use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
-use std::fs::{self, File};
+use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -26,7 +32,8 @@ use fts_proto::{ClientId, Published, RejectReason, Report, Target};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
-use crate::fsutil::{TempFile, remove_stale_temps, sync_dir};
+use crate::fsutil::{TempFile, read_small_file, remove_stale_temps, sync_dir};
+use crate::last_polls::{LAST_POLLS_FILE, LastPolls, fingerprint, read_snapshot};
 
 /// Problems kept per client; the ones seen least recently go first.
 pub const MAX_PROBLEMS: usize = 100;
@@ -90,6 +97,8 @@ const SERVER_STATUS_FILE: &str = "server.json";
 pub struct StatusDir {
     dir: PathBuf,
     stripes: Vec<Mutex<()>>,
+    /// Empty in a handle opened for reading.
+    last_polls: LastPolls,
 }
 
 impl StatusDir {
@@ -99,13 +108,14 @@ impl StatusDir {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
         remove_stale_temps(&dir, SystemTime::now());
-        Ok(StatusDir::open(dir))
+        let last_polls = LastPolls::load(&dir);
+        Ok(StatusDir { last_polls, ..StatusDir::open(dir) })
     }
 
     /// Opens the folder for reading only (`fts status`); it need not exist.
     pub fn open(dir: impl AsRef<Path>) -> StatusDir {
         let stripes = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
-        StatusDir { dir: dir.as_ref().to_path_buf(), stripes }
+        StatusDir { dir: dir.as_ref().to_path_buf(), stripes, last_polls: LastPolls::new() }
     }
 
     /// The status folder.
@@ -117,7 +127,31 @@ impl StatusDir {
         self.dir.join(format!("{client}.json"))
     }
 
-    /// Records one poll of `client` and returns its new status.
+    /// Records a poll of `client` that changes nothing in its file but the time, and
+    /// says whether it did: no report, and the same authentication and `since` as this
+    /// process last wrote for it. Memory only, no I/O, so an async task may call it;
+    /// the time reaches the folder at the next [`flush_last_polls`](Self::flush_last_polls).
+    /// `false`: the poll needs [`record_poll`](Self::record_poll).
+    pub fn note_unchanged_poll(
+        &self,
+        client: &ClientId,
+        authenticated: bool,
+        since: &BTreeMap<Target, u64>,
+        reports: &[Report],
+        now: SystemTime,
+    ) -> bool {
+        reports.is_empty()
+            && self.last_polls.note_if_unchanged(client, fingerprint(authenticated, since), unix_seconds(now))
+    }
+
+    /// Writes `last-polls.tsv` if [`note_unchanged_poll`](Self::note_unchanged_poll)
+    /// noted anything since the last flush; says whether it wrote. The server calls it
+    /// every few seconds and when it stops.
+    pub fn flush_last_polls(&self) -> Result<bool> {
+        self.last_polls.flush(&self.dir)
+    }
+
+    /// Records one poll of `client` in its file and returns its new status.
     pub fn record_poll(
         &self,
         client: &ClientId,
@@ -141,7 +175,7 @@ impl StatusDir {
                 None
             }
         };
-        let secs = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        let secs = unix_seconds(now);
         let now = Published::from_unix_seconds(secs);
         let mut problems = previous.map(|p| p.problems).unwrap_or_default();
         let mut new_problem = false;
@@ -182,7 +216,14 @@ impl StatusDir {
             since: since.clone(),
             problems,
         };
-        self.write(&path, &status, new_problem)?;
+        let fingerprint = fingerprint(authenticated, since);
+        match self.write(&path, &status, new_problem) {
+            Ok(()) => self.last_polls.written(client, fingerprint, secs),
+            Err(e) => {
+                self.last_polls.forget_written(client);
+                return Err(e);
+            }
+        }
         Ok(status)
     }
 
@@ -227,7 +268,11 @@ impl StatusDir {
 
     /// The status of one client, `None` if it never polled.
     pub fn read(&self, client: &ClientId) -> Result<Option<ClientStatus>> {
-        read_status(&self.path_of(client), client)
+        let Some(mut status) = read_status(&self.path_of(client), client)? else { return Ok(None) };
+        if let Some(time) = read_snapshot(&self.dir).remove(client) {
+            status.last_poll = status.last_poll.max(time);
+        }
+        Ok(Some(status))
     }
 
     /// Every client's status, sorted by client id. A damaged or foreign status file is
@@ -238,13 +283,14 @@ impl StatusDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(StoreError::io("list", &self.dir)(e)),
         };
+        let mut last_polls = read_snapshot(&self.dir);
         let mut all = Vec::new();
         for entry in entries {
             let entry = entry.map_err(StoreError::io("list", &self.dir))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let Some(stem) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) else { continue };
-            if name == SERVER_STATUS_FILE {
+            if name == SERVER_STATUS_FILE || name == LAST_POLLS_FILE {
                 continue;
             }
             let path = entry.path();
@@ -253,7 +299,12 @@ impl StatusDir {
                 continue;
             };
             match read_status(&path, &client) {
-                Ok(Some(status)) => all.push(status),
+                Ok(Some(mut status)) => {
+                    if let Some(time) = last_polls.remove(&client) {
+                        status.last_poll = status.last_poll.max(time);
+                    }
+                    all.push(status);
+                }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "skipping a status file"),
             }
@@ -266,16 +317,7 @@ impl StatusDir {
 /// Reads one status file; `None` if it does not exist.
 fn read_status(path: &Path, client: &ClientId) -> Result<Option<ClientStatus>> {
     let bad = |detail: String| StoreError::BadStatusFile { path: path.to_path_buf(), detail };
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::io("open", path)(e)),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_STATUS_FILE + 1).read_to_end(&mut bytes).map_err(StoreError::io("read", path))?;
-    if bytes.len() as u64 > MAX_STATUS_FILE {
-        return Err(bad(format!("larger than {MAX_STATUS_FILE} bytes")));
-    }
+    let Some(bytes) = read_small_file(path, MAX_STATUS_FILE)? else { return Ok(None) };
     let status: ClientStatus = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     if status.format != STATUS_FORMAT {
         return Err(bad(format!("status format {} (this fts writes {STATUS_FORMAT})", status.format)));
@@ -284,4 +326,8 @@ fn read_status(path: &Path, client: &ClientId) -> Result<Option<ClientStatus>> {
         return Err(bad(format!("it holds the status of {}", status.client_id)));
     }
     Ok(Some(status))
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs()
 }

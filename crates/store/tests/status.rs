@@ -104,3 +104,67 @@ fn status_of_a_folder_that_does_not_exist_is_empty() {
     let dir = tempfile::tempdir().unwrap();
     assert!(StatusDir::open(dir.path().join("never")).read_all().unwrap().is_empty());
 }
+
+#[test]
+fn an_unchanged_poll_is_kept_in_memory_until_the_flush_and_a_change_is_written_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("status");
+    let status = StatusDir::open_or_create(&path).unwrap();
+    let reader = StatusDir::open(&path);
+    let id = client("web-01");
+    let since = BTreeMap::from([(target("all"), 4), (target("web-01"), 2)]);
+    let last_poll = || reader.read(&id).unwrap().unwrap().last_poll.as_str().to_owned();
+
+    assert!(!status.note_unchanged_poll(&id, true, &since, &[], at(0)), "a first poll needs the file");
+    status.record_poll(&id, true, &since, &[], at(0)).unwrap();
+    let file = fs::read(path.join("web-01.json")).unwrap();
+    assert!(status.note_unchanged_poll(&id, true, &since, &[], at(60)));
+    assert_eq!(fs::read(path.join("web-01.json")).unwrap(), file, "the client file is not rewritten");
+    assert_eq!(last_poll(), "2026-11-25T17:00:00Z", "not flushed yet");
+    assert!(status.flush_last_polls().unwrap());
+    assert!(!status.flush_last_polls().unwrap(), "nothing new to write");
+    assert_eq!(last_poll(), "2026-11-25T17:01:00Z");
+    let all = reader.read_all().unwrap();
+    assert_eq!(all.len(), 1, "last-polls.tsv is not a client: {all:?}");
+    assert_eq!(all[0].last_poll.as_str(), "2026-11-25T17:01:00Z");
+
+    let moved = BTreeMap::from([(target("all"), 5), (target("web-01"), 2)]);
+    assert!(!status.note_unchanged_poll(&id, false, &since, &[], at(120)), "authentication changed");
+    assert!(!status.note_unchanged_poll(&id, true, &moved, &[], at(120)), "since changed");
+    assert!(!status.note_unchanged_poll(&id, true, &since, &[report("all", 5, "gap")], at(120)), "a report");
+    status.record_poll(&id, true, &moved, &[], at(120)).unwrap();
+    assert_eq!(reader.read(&id).unwrap().unwrap().since, moved, "written at once");
+    assert!(status.note_unchanged_poll(&id, true, &moved, &[], at(180)));
+
+    // A restarted server keeps the times it flushed (and flushes at stop), but cannot
+    // know what the files hold: the first poll of each client rewrites its file.
+    status.flush_last_polls().unwrap();
+    drop(status);
+    let restarted = StatusDir::open_or_create(&path).unwrap();
+    assert_eq!(last_poll(), "2026-11-25T17:03:00Z");
+    assert!(!restarted.note_unchanged_poll(&id, true, &moved, &[], at(240)));
+    restarted.record_poll(&id, true, &moved, &[], at(240)).unwrap();
+    assert!(restarted.note_unchanged_poll(&id, true, &moved, &[], at(300)));
+}
+
+#[test]
+fn a_damaged_last_polls_file_is_ignored_by_readers_and_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = StatusDir::open_or_create(dir.path()).unwrap();
+    let id = client("web-01");
+    status.record_poll(&id, true, &BTreeMap::new(), &[], at(60)).unwrap();
+    fs::write(dir.path().join("last-polls.tsv"), b"web-01\tnot a time\n\xff\xfe\0garbage").unwrap();
+    let all = status.read_all().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].last_poll.as_str(), "2026-11-25T17:01:00Z", "the client file's own time");
+    fs::write(dir.path().join("last-polls.tsv"), b"web-01\t2026-11-25T16:00:00Z\n").unwrap();
+    assert_eq!(
+        status.read(&id).unwrap().unwrap().last_poll.as_str(),
+        "2026-11-25T17:01:00Z",
+        "the later time"
+    );
+    drop(status);
+    fs::write(dir.path().join("last-polls.tsv"), vec![b'x'; 70 << 20]).unwrap();
+    let restarted = StatusDir::open_or_create(dir.path()).unwrap();
+    assert_eq!(restarted.read_all().unwrap().len(), 1);
+}

@@ -1,0 +1,249 @@
+//! The server's in-memory book of when each client last polled, and its snapshot
+//! `last-polls.tsv` in the status folder.
+//!
+//! Why it exists: most polls change nothing but the time (the client's `since` and its
+//! authentication are the same as at its previous poll, and it reports nothing).
+//! Rewriting the client's status file for those cost more CPU than the TLS handshake
+//! of a resumed poll (a temp file, a rename, and a thread hop). So the server remembers
+//! a fingerprint of what it last wrote for each client; a poll that matches it only
+//! updates the time here, in memory, and [`LastPolls::flush`] writes every client's
+//! time in one file every few seconds and when the server stops. A poll that changes
+//! anything, or reports a problem, still rewrites the client's file at once.
+//!
+//! Readers take, per client, the later of the time in its own file and the time here.
+//! A time in this file for a client without a file of its own is ignored (the client
+//! file carries everything else `fts status` shows).
+//!
+//! Format, one line per client after a comment line, sorted by id:
+//! `<client-id> TAB <YYYY-MM-DDTHH:MM:SSZ>`. Lines that do not parse are skipped with a
+//! warning. Advisory like the rest of the status: written by temp + rename, never
+//! flushed to disk, so a crash or power loss can cost the last few seconds of times.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use fts_proto::{ClientId, Published};
+
+use crate::error::{Result, StoreError};
+use crate::fsutil::{TempFile, read_small_file};
+
+/// The snapshot's file name (never a client file: those end in `.json`).
+pub(crate) const LAST_POLLS_FILE: &str = "last-polls.tsv";
+const HEADER: &str = "# fts last polls, format 1: client-id<TAB>last poll (UTC)";
+/// A snapshot larger than this is not read (64 MiB: about two million clients).
+const MAX_LAST_POLLS_FILE: u64 = 64 << 20;
+/// Shards of the book, so that polls of different clients rarely wait for each other.
+const SHARDS: usize = 64;
+
+/// What the book knows of one client.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    last_poll: u64,
+    /// The fingerprint of what the client's status file holds, when this process
+    /// wrote it; `None` for a time loaded from the snapshot (its file may differ).
+    written: Option<u64>,
+}
+
+/// Last poll times, in memory, shared by every connection task.
+#[derive(Debug)]
+pub(crate) struct LastPolls {
+    shards: Vec<Mutex<HashMap<ClientId, Seen>>>,
+    /// Set when a time changed that only this book holds.
+    dirty: AtomicBool,
+}
+
+/// The fingerprint of the part of a client's status file that a plain poll would
+/// rewrite: its authentication and its `since` per target. Equal fingerprints of
+/// different contents (one chance in 2^64) would only delay a status update, never
+/// touch delivery.
+pub(crate) fn fingerprint(authenticated: bool, since: &impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    authenticated.hash(&mut hasher);
+    since.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl LastPolls {
+    pub(crate) fn new() -> LastPolls {
+        LastPolls {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            dirty: AtomicBool::new(false),
+        }
+    }
+
+    /// A book holding the times of the snapshot in `dir` (none when it is missing).
+    pub(crate) fn load(dir: &Path) -> LastPolls {
+        let book = LastPolls::new();
+        for (client, time) in read_snapshot(dir) {
+            book.shard(&client).insert(client, Seen { last_poll: time.unix_seconds(), written: None });
+        }
+        book
+    }
+
+    fn shard(&self, client: &ClientId) -> MutexGuard<'_, HashMap<ClientId, Seen>> {
+        let mut hasher = DefaultHasher::new();
+        client.hash(&mut hasher);
+        // A poisoned shard only means a thread panicked between two plain field
+        // writes; every entry is still a valid time.
+        self.shards[(hasher.finish() % SHARDS as u64) as usize].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a poll at `now` (Unix seconds) if the client's file already holds
+    /// `fingerprint`, and says whether it did. No I/O.
+    pub(crate) fn note_if_unchanged(&self, client: &ClientId, fingerprint: u64, now: u64) -> bool {
+        let mut shard = self.shard(client);
+        match shard.get_mut(client) {
+            Some(seen) if seen.written == Some(fingerprint) => {
+                seen.last_poll = seen.last_poll.max(now);
+                self.dirty.store(true, Ordering::Release);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Notes that the client's file was just written with `fingerprint` and time `now`.
+    pub(crate) fn written(&self, client: &ClientId, fingerprint: u64, now: u64) {
+        let mut shard = self.shard(client);
+        let seen = shard.entry(client.clone()).or_insert(Seen { last_poll: now, written: None });
+        seen.last_poll = seen.last_poll.max(now);
+        seen.written = Some(fingerprint);
+    }
+
+    /// Forgets what the client's file holds, so that its next poll rewrites it (after
+    /// a write failed part way).
+    pub(crate) fn forget_written(&self, client: &ClientId) {
+        if let Some(seen) = self.shard(client).get_mut(client) {
+            seen.written = None;
+        }
+    }
+
+    /// Writes the snapshot if a time changed since the last flush; says whether it
+    /// wrote. A failed write leaves the book dirty, so the next flush tries again.
+    pub(crate) fn flush(&self, dir: &Path) -> Result<bool> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        let mut all: Vec<(ClientId, u64)> = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            all.extend(shard.iter().map(|(client, seen)| (client.clone(), seen.last_poll)));
+        }
+        all.sort_unstable();
+        let mut text = String::with_capacity(HEADER.len() + 1 + all.len() * 48);
+        text.push_str(HEADER);
+        text.push('\n');
+        for (client, secs) in &all {
+            text.push_str(client.as_str());
+            text.push('\t');
+            text.push_str(Published::from_unix_seconds(*secs).as_str());
+            text.push('\n');
+        }
+        let written = (|| {
+            let mut temp = TempFile::create(dir, ".status-")?;
+            temp.file.write_all(text.as_bytes()).map_err(StoreError::io("write", &temp.path))?;
+            temp.persist(&dir.join(LAST_POLLS_FILE))
+        })();
+        if written.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        written.map(|()| true)
+    }
+}
+
+/// The times of the snapshot in `dir`; empty when it is missing or unreadable (which
+/// is logged: the client files still give each client's time of its last change).
+pub(crate) fn read_snapshot(dir: &Path) -> HashMap<ClientId, Published> {
+    let path = dir.join(LAST_POLLS_FILE);
+    let bytes = match read_small_file(&path, MAX_LAST_POLLS_FILE) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return HashMap::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the last poll times");
+            return HashMap::new();
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut times = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parsed = line
+            .split_once('\t')
+            .and_then(|(client, time)| Some((ClientId::parse(client).ok()?, Published::parse(time).ok()?)));
+        match parsed {
+            Some((client, time)) => {
+                times.insert(client, time);
+            }
+            None => tracing::warn!(path = %path.display(), line = n + 1, "skipping a damaged line"),
+        }
+    }
+    times
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    fn id(s: &str) -> ClientId {
+        ClientId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_poll_is_noted_only_when_the_file_holds_the_same_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = LastPolls::new();
+        assert!(!book.note_if_unchanged(&id("web-01"), 7, 100), "never written: the file must be");
+        book.written(&id("web-01"), 7, 100);
+        assert!(!book.note_if_unchanged(&id("web-01"), 8, 110), "changed: the file must be rewritten");
+        assert!(book.note_if_unchanged(&id("web-01"), 7, 120));
+        assert!(book.flush(dir.path()).unwrap());
+        assert!(!book.flush(dir.path()).unwrap(), "nothing changed since");
+        let times = read_snapshot(dir.path());
+        assert_eq!(times[&id("web-01")].unix_seconds(), 120);
+        book.forget_written(&id("web-01"));
+        assert!(!book.note_if_unchanged(&id("web-01"), 7, 130));
+    }
+
+    #[test]
+    fn times_never_go_back_and_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = LastPolls::new();
+        book.written(&id("a"), 1, 500);
+        book.written(&id("b"), 1, 100);
+        assert!(book.note_if_unchanged(&id("a"), 1, 400), "a clock step back");
+        assert!(book.note_if_unchanged(&id("b"), 1, 200));
+        book.flush(dir.path()).unwrap();
+        let text = fs::read_to_string(dir.path().join(LAST_POLLS_FILE)).unwrap();
+        assert_eq!(text, format!("{HEADER}\na\t1970-01-01T00:08:20Z\nb\t1970-01-01T00:03:20Z\n"));
+
+        let reloaded = LastPolls::load(dir.path());
+        assert!(!reloaded.note_if_unchanged(&id("a"), 1, 600), "a loaded time says nothing of the file");
+        reloaded.written(&id("b"), 1, 150);
+        reloaded.dirty.store(true, Ordering::Release);
+        reloaded.flush(dir.path()).unwrap();
+        assert_eq!(read_snapshot(dir.path())[&id("b")].unix_seconds(), 200);
+        assert_eq!(read_snapshot(dir.path())[&id("a")].unix_seconds(), 500);
+    }
+
+    #[test]
+    fn damaged_lines_are_skipped_and_a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_snapshot(dir.path()).is_empty());
+        let text = "# comment\nweb-01\t2026-11-25T17:00:00Z\nNot An Id\t2026-11-25T17:00:00Z\n\
+                    db-01\tyesterday\nno-tab\n\x00\x01\ndb-02\t2026-11-25T17:00:01Z\n";
+        fs::write(dir.path().join(LAST_POLLS_FILE), text).unwrap();
+        let times = read_snapshot(dir.path());
+        let mut ids: Vec<_> = times.keys().map(ClientId::as_str).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["db-02", "web-01"]);
+    }
+}
