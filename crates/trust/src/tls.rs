@@ -8,7 +8,7 @@
 //! client CA roots plus the *current* CRLs, swappable at run time
 //! ([`ClientAuth::replace_crls`]). The `ServerConfig` holds the `ClientAuth` itself as
 //! its verifier, so a CRL reload changes what new handshakes accept without building a
-//! new config, and the session cache (rustls' default, 256 sessions) survives it.
+//! new config, and sessions (stateless tickets) survive it.
 //! A resumed session is not verified again by rustls, so [`ClientAuth::check_session`]
 //! must run after **every** handshake: it refuses a missing or wrong ALPN, verifies
 //! the session's certificate chain again against the roots and the CRLs as they are
@@ -50,6 +50,7 @@ use crate::crl::{Crl, load_crls};
 use crate::error::{Error, SessionRefused};
 use crate::identity::{ClientIdentity, client_identity};
 use crate::pem::load_certificates;
+use crate::verified_chains::VerifiedChains;
 
 /// The one ALPN protocol id of version 1 of the protocol.
 pub const ALPN: &[u8] = b"fts/1";
@@ -83,10 +84,31 @@ pub struct ClientAuth {
     warned: Mutex<HashSet<(String, String)>>,
 }
 
-/// One consistent revocation state: the CRLs and the webpki verifier built from them.
+/// One consistent revocation state: the CRLs, the webpki verifier built from them, and
+/// the chains it accepted.
 struct Revocation {
     crls: Vec<Crl>,
     verifier: Arc<dyn ClientCertVerifier>,
+    verified: VerifiedChains,
+}
+
+impl Revocation {
+    /// webpki's verdict on the client's chain, now. A chain this state already
+    /// accepted is not verified again while it is within its dates
+    /// (the module `verified_chains` says why that gives the same verdict).
+    fn verify_chain(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if self.verified.contains(end_entity, intermediates, now) {
+            return Ok(ClientCertVerified::assertion());
+        }
+        let verified = self.verifier.verify_client_cert(end_entity, intermediates, now)?;
+        self.verified.insert(end_entity, intermediates);
+        Ok(verified)
+    }
 }
 
 impl ClientAuth {
@@ -128,7 +150,7 @@ impl ClientAuth {
             // without a CRL is refused once any CRL is configured) and
             // enforce_revocation_expiration (an overdue CRL is still used).
             .build()?;
-        Ok(Revocation { crls, verifier })
+        Ok(Revocation { crls, verifier, verified: VerifiedChains::default() })
     }
 
     /// Replaces the CRLs used from now on, for new handshakes and for
@@ -191,12 +213,10 @@ impl ClientAuth {
             Some([end_entity, intermediates @ ..]) => (end_entity, intermediates),
             _ => return Err(SessionRefused::NoCertificate),
         };
-        self.current().verifier.verify_client_cert(end_entity, intermediates, UnixTime::now()).map_err(
-            |e| match e {
-                rustls::Error::InvalidCertificate(CertificateError::Revoked) => SessionRefused::Revoked,
-                other => SessionRefused::Certificate(other),
-            },
-        )?;
+        self.current().verify_chain(end_entity, intermediates, UnixTime::now()).map_err(|e| match e {
+            rustls::Error::InvalidCertificate(CertificateError::Revoked) => SessionRefused::Revoked,
+            other => SessionRefused::Certificate(other),
+        })?;
         Ok(client_identity(end_entity)?)
     }
 
@@ -230,7 +250,8 @@ impl fmt::Debug for ClientAuth {
 }
 
 /// rustls asks the current revocation state for every full handshake. Every method
-/// delegates to the webpki verifier of the moment; nothing is decided here.
+/// delegates to the webpki verifier of the moment (the chain through its memo of
+/// accepted chains); nothing is decided here.
 impl ClientCertVerifier for ClientAuth {
     fn offer_client_auth(&self) -> bool {
         true
@@ -250,7 +271,7 @@ impl ClientCertVerifier for ClientAuth {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.current().verifier.verify_client_cert(end_entity, intermediates, now)
+        self.current().verify_chain(end_entity, intermediates, now)
     }
 
     fn verify_tls12_signature(
@@ -277,7 +298,7 @@ impl ClientCertVerifier for ClientAuth {
 }
 
 /// The server's TLS configuration: TLS 1.3 only, no early data, ALPN `fts/1`,
-/// mandatory client certificates verified by `client_auth`, default session cache.
+/// mandatory client certificates verified by `client_auth`, session tickets.
 /// Build it once: CRL reloads go through `client_auth`.
 pub fn server_config(
     cert_chain: Vec<CertificateDer<'static>>,
@@ -291,6 +312,12 @@ pub fn server_config(
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.max_early_data_size = 0;
     config.send_half_rtt_data = false;
+    // Stateless resumption: the session (with the client's certificate chain) travels
+    // in a ticket sealed with a key of this process (random, rotated every 6 hours),
+    // so every host of a fleet can resume, not only the last 256 (rustls' default
+    // session cache). The ticket only spares the handshake's signatures: the chain it
+    // carries is checked again by `check_session`, as for a full handshake.
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(Arc::new(config))
 }
 

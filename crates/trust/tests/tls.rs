@@ -201,6 +201,67 @@ async fn the_client_requires_server_auth_on_the_server_certificate() {
 }
 
 #[tokio::test]
+async fn a_session_resumes_however_many_other_clients_connected_since() {
+    // A fleet: thousands of hosts poll between two polls of one host. The server keeps
+    // no per-session state (tickets), so no cache size decides who resumes.
+    let pki = Pki::new();
+    pki.client("web-01", &[]);
+    pki.client("db-01", &[]);
+    let auth = pki.client_auth();
+    let server = pki.server_config(&auth);
+    let web = pki.client_config("web-01");
+    let (saw, _) = connect_once(server.clone(), auth.clone(), web.clone(), "localhost").await;
+    assert!(matches!(saw, ServerSaw::Accepted(_, Some(HandshakeKind::Full), _)), "server: {saw:?}");
+    for _ in 0..300 {
+        // A fresh client config each time: a new session (a full handshake) each time.
+        let (saw, _) =
+            connect_once(server.clone(), auth.clone(), pki.client_config("db-01"), "localhost").await;
+        assert!(matches!(saw, ServerSaw::Accepted(_, Some(HandshakeKind::Full), _)), "server: {saw:?}");
+    }
+    let (saw, _) = connect_once(server, auth, web, "localhost").await;
+    let ServerSaw::Accepted(identity, Some(HandshakeKind::Resumed), _) = &saw else {
+        panic!("server: {saw:?}")
+    };
+    assert_eq!(identity.id.as_str(), "web-01");
+}
+
+#[test]
+fn a_chain_accepted_once_is_judged_afresh_outside_its_dates_and_after_a_crl_change() {
+    use rustls::server::danger::ClientCertVerifier;
+    use rustls_pki_types::UnixTime;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    let pki = Pki::new();
+    let issued = pki.client("web-01", &[]);
+    let auth = pki.client_auth();
+    let chain = load_certificates(&pki.path("web-01.crt")).unwrap();
+    let cert = &chain[0];
+    let (_, parsed) = X509Certificate::from_der(cert.as_ref()).unwrap();
+    let not_before = parsed.validity().not_before.timestamp() as u64;
+    let not_after = parsed.validity().not_after.timestamp() as u64;
+    let at = |secs: u64| UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
+    let verify = |now| auth.verify_client_cert(cert, &[], now).map(drop).map_err(|e| e.to_string());
+
+    assert_eq!(verify(UnixTime::now()), Ok(()));
+    assert_eq!(verify(UnixTime::now()), Ok(()), "accepted again (from the memo)");
+    assert_eq!(verify(at(not_after)), Ok(()), "its last second is still inside its dates");
+    let expired = verify(at(not_after + 1)).unwrap_err();
+    assert!(expired.contains("xpired"), "{expired}");
+    let early = verify(at(not_before - 1)).unwrap_err();
+    assert!(early.contains("not valid yet") || early.contains("NotValidYet"), "{early}");
+    assert_eq!(verify(UnixTime::now()), Ok(()), "a refusal is not remembered");
+
+    let revoked = Revoked { serial: issued.serial.clone(), revoked_at: OffsetDateTime::now_utc() };
+    auth.replace_crls(vec![write_crl(pki.dir.path(), &[revoked], 1, 30).unwrap().crl]).unwrap();
+    let refused = verify(UnixTime::now()).unwrap_err();
+    assert!(refused.to_lowercase().contains("revoked"), "{refused}");
+    assert!(matches!(
+        auth.check_peer(Some(fts_trust::tls::ALPN), Some(&chain[..])),
+        Err(SessionRefused::Revoked)
+    ));
+}
+
+#[tokio::test]
 async fn a_session_resumed_after_its_certificate_was_revoked_is_refused() {
     let pki = Pki::new();
     let issued = pki.client("web-01", &["web"]);
