@@ -2,7 +2,7 @@
 //! rustls client (fts-trust's `client_config`, ring, TLS 1.3) against `fts serve` and
 //! against nginx, so that the servers' CPU per connection can be compared.
 //!
-//!     loadgen fts  --server IP:PORT --certs DIR --id ID --connections N [--concurrency C] [--resume]
+//!     loadgen fts  --server IP:PORT --certs DIR --id ID [--connections N] [--concurrency C] [--resume]
 //!     loadgen http --server IP:PORT --certs DIR --id ID --connections N --path /empty [--resume]
 //!     loadgen idle-fts|idle-http --server IP:PORT --certs DIR --id ID --connections N --hold SECS
 //!
@@ -39,34 +39,45 @@ struct Args {
     hold: Duration,
 }
 
-fn parse_args() -> Args {
+const USAGE: &str = "usage: loadgen fts|http|idle-fts|idle-http --server IP:PORT --certs DIR --id ID \
+                     [--connections N] [--concurrency C] [--resume] [--path /empty] [--hold SECS]";
+
+fn parse_args() -> Result<Args, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let number = |name: &str, default: usize| {
-        flag(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+    let required = |name: &str| flag(name).ok_or_else(|| format!("{name} is required"));
+    let number = |name: &str, default: usize| match flag(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| format!("{name} takes a whole number, not {v:?}")),
     };
-    Args {
-        mode: args.first().cloned().expect("a mode: fts, http, idle-fts or idle-http"),
-        server: flag("--server").expect("--server IP:PORT").parse().expect("--server is IP:PORT"),
-        certs: flag("--certs").expect("--certs DIR").into(),
-        id: flag("--id").expect("--id ID"),
-        connections: number("--connections", 1000),
-        concurrency: number("--concurrency", 4),
+    let mode = args.first().cloned().unwrap_or_default();
+    if !["fts", "http", "idle-fts", "idle-http"].contains(&mode.as_str()) {
+        return Err(format!("unknown mode {mode:?}"));
+    }
+    let server = required("--server")?;
+    Ok(Args {
+        mode,
+        server: server.parse().map_err(|_| format!("--server takes IP:PORT, not {server:?}"))?,
+        certs: required("--certs")?.into(),
+        id: required("--id")?,
+        connections: number("--connections", 1000)?,
+        concurrency: number("--concurrency", 4)?,
         resume: args.iter().any(|a| a == "--resume"),
         path: flag("--path").unwrap_or_else(|| "/empty".into()),
-        hold: Duration::from_secs(number("--hold", 10) as u64),
-    }
+        hold: Duration::from_secs(number("--hold", 10)? as u64),
+    })
 }
 
-fn tls_config(args: &Args, http: bool) -> Arc<rustls::ClientConfig> {
+fn tls_config(args: &Args, http: bool) -> Result<Arc<rustls::ClientConfig>, String> {
     let certs = &args.certs;
     let config = fts_trust::client_config(
-        fts_trust::pem::load_certificates(&certs.join("ca.crt")).expect("ca.crt"),
+        fts_trust::pem::load_certificates(&certs.join("ca.crt")).map_err(|e| e.to_string())?,
         fts_trust::pem::load_certificates(&certs.join(format!("{}.crt", args.id)))
-            .expect("the client certificate"),
-        fts_trust::pem::load_private_key(&certs.join(format!("{}.key", args.id))).expect("the client key"),
+            .map_err(|e| e.to_string())?,
+        fts_trust::pem::load_private_key(&certs.join(format!("{}.key", args.id)))
+            .map_err(|e| e.to_string())?,
     )
-    .expect("a client config");
+    .map_err(|e| e.to_string())?;
     let mut config = Arc::unwrap_or_clone(config);
     if http {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -74,7 +85,7 @@ fn tls_config(args: &Args, http: bool) -> Arc<rustls::ClientConfig> {
     if !args.resume {
         config.resumption = Resumption::disabled();
     }
-    Arc::new(config)
+    Ok(Arc::new(config))
 }
 
 async fn connect(
@@ -120,12 +131,32 @@ async fn http_get(server: SocketAddr, connector: &TlsConnector, path: &str) -> R
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Arc::new(parse_args());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let args = match parse_args() {
+        Ok(args) => Arc::new(args),
+        Err(e) => {
+            eprintln!("loadgen: {e}\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let http = args.mode.ends_with("http");
+    let setup = ClientId::parse(&args.id)
+        .map_err(|e| e.to_string())
+        .and_then(|id| Ok((id, TlsConnector::from(tls_config(&args, http)?))));
+    let (id, connector) = match setup {
+        Ok(setup) => setup,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("loadgen: cannot start a runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     runtime.block_on(async move {
-        let http = args.mode.ends_with("http");
-        let connector = TlsConnector::from(tls_config(&args, http));
-        let id = ClientId::parse(&args.id).expect("a client id");
         let started = Instant::now();
         if args.mode.starts_with("idle") {
             let mut held = Vec::with_capacity(args.connections);
@@ -170,7 +201,10 @@ fn main() -> std::process::ExitCode {
         }
         let mut failures = Vec::new();
         while let Some(done) = workers.join_next().await {
-            failures.extend(done.expect("a worker"));
+            match done {
+                Ok(done) => failures.extend(done),
+                Err(e) => failures.push(format!("a worker failed: {e}")),
+            }
         }
         let elapsed = started.elapsed().as_secs_f64();
         println!(

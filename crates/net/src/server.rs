@@ -43,11 +43,13 @@ use crate::limits::PollLimits;
 use crate::metrics::{HandshakeFailure, Metrics};
 use crate::pacing::{MinSendRate, Pacer};
 
-/// Body bytes read from a blob and written to the client at a time.
-pub const BODY_CHUNK: usize = 256 * 1024;
+/// Body bytes read from a blob and written to the client at a time. 64 KiB x 4 costs
+/// the same CPU per GiB as 256 KiB x 2 (measured, within noise) and half the memory per
+/// file being sent: 256 KiB, so 500 MiB at the default 2,000 active polls.
+pub const BODY_CHUNK: usize = 64 * 1024;
 
 /// Buffers of [`BODY_CHUNK`] bytes in flight between a blob and its connection.
-const BLOB_BUFFERS: usize = 2;
+const BLOB_BUFFERS: usize = 4;
 
 /// How long the server keeps reading (and discarding) input after `header-too-large`,
 /// so that its error frame is not lost to a connection reset.

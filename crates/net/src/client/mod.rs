@@ -47,8 +47,10 @@ use poller::Stop;
 use receive::{Progress, ReceiveError, receive_file};
 use state::{Installed, PendingHook, State, StateError};
 
-/// Body bytes read from the connection and written to disk at a time.
-pub const RECEIVE_CHUNK: usize = 256 * 1024;
+/// Body bytes read from the connection and written to disk at a time: small enough to
+/// stay in the CPU caches between decryption, hashing and the copy into the page cache
+/// (1 GiB installs in 2.3 s with 64 KiB, 2.8 s with 256 KiB; docs/PERFORMANCE.md).
+pub const RECEIVE_CHUNK: usize = 64 * 1024;
 
 /// The most reports carried by one request (PROTOCOL.md section 3.1).
 const REPORTS_PER_REQUEST: usize = fts_proto::MAX_REPORTS;

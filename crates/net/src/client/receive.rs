@@ -106,8 +106,8 @@ impl Drop for TempGuard {
 const CHUNK: usize = crate::client::RECEIVE_CHUNK;
 
 /// Chunks in flight between the connection and the disk: the memory of a transfer is
-/// `PIPELINE_DEPTH` x [`CHUNK`] (1 MiB), whatever the file's size.
-const PIPELINE_DEPTH: usize = 4;
+/// `PIPELINE_DEPTH` x [`CHUNK`] (512 KiB), whatever the file's size.
+const PIPELINE_DEPTH: usize = 8;
 
 /// The disk is asked to start writing back every this many bytes, so that the final
 /// fsync waits only for the tail instead of the whole file.
