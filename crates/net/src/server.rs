@@ -519,7 +519,8 @@ where
 
 /// Writes the last poll times noted in memory every `interval`, until aborted.
 async fn flush_last_polls_every(status: Arc<StatusDir>, interval: Duration) {
-    let mut ticks = tokio::time::interval(interval);
+    // tokio refuses a zero period; `fts serve` refuses it earlier, with a message.
+    let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;

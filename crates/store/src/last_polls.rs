@@ -10,17 +10,23 @@
 //! time in one file every few seconds and when the server stops. A poll that changes
 //! anything, or reports a problem, still rewrites the client's file at once.
 //!
-//! Readers take, per client, the later of the time in its own file and the time here.
-//! A time in this file for a client without a file of its own is ignored (the client
-//! file carries everything else `fts status` shows).
+//! Readers take, per client, the later of the time in its own file and the time here
+//! ([`last_poll_to_show`]), leaving out a time more than [`MAX_AHEAD_SECS`] ahead of
+//! their clock: a server clock that ran ahead for a while must not freeze a host's
+//! "last poll" in the future (each poll records the time it saw, later or not, so
+//! the book heals at the next poll once the clock is right). A time in this file for a
+//! client without a file of its own is ignored (the client file carries everything
+//! else `fts status` shows), and dropped when the server next starts.
 //!
 //! Format, one line per client after a comment line, sorted by id:
-//! `<client-id> TAB <YYYY-MM-DDTHH:MM:SSZ>`. Lines that do not parse are skipped with a
-//! warning. Advisory like the rest of the status: written by temp + rename, never
-//! flushed to disk, so a crash or power loss can cost the last few seconds of times.
+//! `<client-id> TAB <YYYY-MM-DDTHH:MM:SSZ>`. Lines that do not parse are skipped (one
+//! warning says how many). Advisory like the rest of the status: written by temp +
+//! rename, never flushed to disk. A crash costs the times noted since the last flush;
+//! a power loss can cost the whole file, and then each host shows the time of its last
+//! change until its next poll.
 
-use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::Path;
@@ -33,12 +39,15 @@ use crate::error::{Result, StoreError};
 use crate::fsutil::{TempFile, read_small_file};
 
 /// The snapshot's file name (never a client file: those end in `.json`).
-pub(crate) const LAST_POLLS_FILE: &str = "last-polls.tsv";
+const LAST_POLLS_FILE: &str = "last-polls.tsv";
 const HEADER: &str = "# fts last polls, format 1: client-id<TAB>last poll (UTC)";
 /// A snapshot larger than this is not read (64 MiB: about two million clients).
 const MAX_LAST_POLLS_FILE: u64 = 64 << 20;
 /// Shards of the book, so that polls of different clients rarely wait for each other.
 const SHARDS: usize = 64;
+/// A time further than this ahead of the reader's clock was written by a clock that
+/// was wrong, and is not believed.
+pub(crate) const MAX_AHEAD_SECS: u64 = 600;
 
 /// What the book knows of one client.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +64,9 @@ pub(crate) struct LastPolls {
     shards: Vec<Mutex<HashMap<ClientId, Seen>>>,
     /// Set when a time changed that only this book holds.
     dirty: AtomicBool,
+    /// Held for a whole flush, so that two flushes (the periodic one and the one at
+    /// stop) never race to rename an older snapshot over a newer one.
+    flushing: Mutex<()>,
 }
 
 /// The fingerprint of the part of a client's status file that a plain poll would
@@ -73,14 +85,20 @@ impl LastPolls {
         LastPolls {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             dirty: AtomicBool::new(false),
+            flushing: Mutex::new(()),
         }
     }
 
-    /// A book holding the times of the snapshot in `dir` (none when it is missing).
-    pub(crate) fn load(dir: &Path) -> LastPolls {
+    /// A book holding the times of the snapshot in `dir` (none when it is missing) for
+    /// the clients that have a status file, except times from the future.
+    pub(crate) fn load(dir: &Path, now: u64) -> LastPolls {
         let book = LastPolls::new();
+        let with_files = clients_with_files(dir);
         for (client, time) in read_snapshot(dir) {
-            book.shard(&client).insert(client, Seen { last_poll: time.unix_seconds(), written: None });
+            let last_poll = time.unix_seconds();
+            if with_files.contains(&client) && last_poll <= now.saturating_add(MAX_AHEAD_SECS) {
+                book.shard(&client).insert(client, Seen { last_poll, written: None });
+            }
         }
         book
     }
@@ -99,7 +117,7 @@ impl LastPolls {
         let mut shard = self.shard(client);
         match shard.get_mut(client) {
             Some(seen) if seen.written == Some(fingerprint) => {
-                seen.last_poll = seen.last_poll.max(now);
+                seen.last_poll = now;
                 self.dirty.store(true, Ordering::Release);
                 true
             }
@@ -107,12 +125,11 @@ impl LastPolls {
         }
     }
 
-    /// Notes that the client's file was just written with `fingerprint` and time `now`.
+    /// Notes that the client's file was just written with `fingerprint` and time `now`
+    /// (the snapshot follows at the next flush, so it never keeps an older time).
     pub(crate) fn written(&self, client: &ClientId, fingerprint: u64, now: u64) {
-        let mut shard = self.shard(client);
-        let seen = shard.entry(client.clone()).or_insert(Seen { last_poll: now, written: None });
-        seen.last_poll = seen.last_poll.max(now);
-        seen.written = Some(fingerprint);
+        self.shard(client).insert(client.clone(), Seen { last_poll: now, written: Some(fingerprint) });
+        self.dirty.store(true, Ordering::Release);
     }
 
     /// Forgets what the client's file holds, so that its next poll rewrites it (after
@@ -126,6 +143,7 @@ impl LastPolls {
     /// Writes the snapshot if a time changed since the last flush; says whether it
     /// wrote. A failed write leaves the book dirty, so the next flush tries again.
     pub(crate) fn flush(&self, dir: &Path) -> Result<bool> {
+        let _one_at_a_time = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(false);
         }
@@ -170,6 +188,7 @@ pub(crate) fn read_snapshot(dir: &Path) -> HashMap<ClientId, Published> {
     };
     let text = String::from_utf8_lossy(&bytes);
     let mut times = HashMap::new();
+    let (mut damaged, mut first_damaged) = (0usize, 0usize);
     for (n, line) in text.lines().enumerate() {
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -181,10 +200,40 @@ pub(crate) fn read_snapshot(dir: &Path) -> HashMap<ClientId, Published> {
             Some((client, time)) => {
                 times.insert(client, time);
             }
-            None => tracing::warn!(path = %path.display(), line = n + 1, "skipping a damaged line"),
+            None => {
+                damaged += 1;
+                if first_damaged == 0 {
+                    first_damaged = n + 1;
+                }
+            }
         }
     }
+    if damaged > 0 {
+        tracing::warn!(path = %path.display(), lines = damaged, first = first_damaged, "skipping damaged lines");
+    }
     times
+}
+
+/// The last poll time to show for a client: the later of its file's and the
+/// snapshot's, leaving out a time more than [`MAX_AHEAD_SECS`] ahead of `now` (unless
+/// both are: then the file's).
+pub(crate) fn last_poll_to_show(file: Published, snapshot: Option<Published>, now: u64) -> Published {
+    let believable = |time: &Published| time.unix_seconds() <= now.saturating_add(MAX_AHEAD_SECS);
+    match snapshot.filter(believable) {
+        Some(snapshot) if !believable(&file) || snapshot > file => snapshot,
+        _ => file,
+    }
+}
+
+/// The clients that have a status file in `dir` (`<client-id>.json`).
+fn clients_with_files(dir: &Path) -> HashSet<ClientId> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return HashSet::new() };
+    entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            ClientId::parse(name.to_str()?.strip_suffix(".json")?).ok()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -214,24 +263,77 @@ mod tests {
     }
 
     #[test]
-    fn times_never_go_back_and_survive_a_reload() {
+    fn the_latest_time_seen_is_kept_and_a_reload_keeps_what_it_can_believe() {
         let dir = tempfile::tempdir().unwrap();
         let book = LastPolls::new();
         book.written(&id("a"), 1, 500);
         book.written(&id("b"), 1, 100);
-        assert!(book.note_if_unchanged(&id("a"), 1, 400), "a clock step back");
+        assert!(book.note_if_unchanged(&id("a"), 1, 400), "the clock stepped back: 400 is the truth now");
         assert!(book.note_if_unchanged(&id("b"), 1, 200));
+        book.written(&id("c"), 1, 9_000_000);
         book.flush(dir.path()).unwrap();
         let text = fs::read_to_string(dir.path().join(LAST_POLLS_FILE)).unwrap();
-        assert_eq!(text, format!("{HEADER}\na\t1970-01-01T00:08:20Z\nb\t1970-01-01T00:03:20Z\n"));
+        assert_eq!(
+            text,
+            format!("{HEADER}\na\t1970-01-01T00:06:40Z\nb\t1970-01-01T00:03:20Z\nc\t1970-04-15T04:00:00Z\n")
+        );
 
-        let reloaded = LastPolls::load(dir.path());
+        // Only a and c have a status file; c's time is in the future of a clock at 1,000.
+        fs::write(dir.path().join("a.json"), b"{}").unwrap();
+        fs::write(dir.path().join("c.json"), b"{}").unwrap();
+        let reloaded = LastPolls::load(dir.path(), 1_000);
         assert!(!reloaded.note_if_unchanged(&id("a"), 1, 600), "a loaded time says nothing of the file");
-        reloaded.written(&id("b"), 1, 150);
         reloaded.dirty.store(true, Ordering::Release);
         reloaded.flush(dir.path()).unwrap();
-        assert_eq!(read_snapshot(dir.path())[&id("b")].unix_seconds(), 200);
-        assert_eq!(read_snapshot(dir.path())[&id("a")].unix_seconds(), 500);
+        let times = read_snapshot(dir.path());
+        let ids: Vec<_> = times.keys().map(ClientId::as_str).collect();
+        assert_eq!(ids, ["a"], "b has no file, c's time cannot be believed");
+        assert_eq!(times[&id("a")].unix_seconds(), 400);
+    }
+
+    #[test]
+    fn the_time_shown_is_the_later_believable_one() {
+        let t = Published::from_unix_seconds;
+        let now = 10_000;
+        assert_eq!(last_poll_to_show(t(100), None, now), t(100));
+        assert_eq!(last_poll_to_show(t(100), Some(t(200)), now), t(200));
+        assert_eq!(last_poll_to_show(t(300), Some(t(200)), now), t(300));
+        assert_eq!(last_poll_to_show(t(100), Some(t(now + MAX_AHEAD_SECS)), now), t(now + MAX_AHEAD_SECS));
+        assert_eq!(
+            last_poll_to_show(t(100), Some(t(now + MAX_AHEAD_SECS + 1)), now),
+            t(100),
+            "from the future"
+        );
+        assert_eq!(
+            last_poll_to_show(t(now + 99_999), Some(t(200)), now),
+            t(200),
+            "the file's is from the future"
+        );
+        assert_eq!(last_poll_to_show(t(now + 99_999), Some(t(now + 88_888)), now), t(now + 99_999));
+    }
+
+    #[test]
+    fn a_flush_never_writes_an_older_snapshot_over_a_newer_one() {
+        // The periodic flush and the one at stop may run at once: whichever renames
+        // last must hold every time noted before it began.
+        let dir = tempfile::tempdir().unwrap();
+        let book = std::sync::Arc::new(LastPolls::new());
+        book.written(&id("a"), 1, 1);
+        std::thread::scope(|scope| {
+            for thread in 0..4u64 {
+                let book = &book;
+                let dir = dir.path();
+                scope.spawn(move || {
+                    for n in 0..200u64 {
+                        assert!(book.note_if_unchanged(&id("a"), 1, 10 + n * 4 + thread));
+                        book.flush(dir).unwrap();
+                    }
+                });
+            }
+        });
+        book.flush(dir.path()).unwrap();
+        let in_book = book.shard(&id("a")).get(&id("a")).unwrap().last_poll;
+        assert_eq!(read_snapshot(dir.path())[&id("a")].unix_seconds(), in_book);
     }
 
     #[test]

@@ -15,9 +15,10 @@
 //!
 //! Status is advisory. A file is flushed to disk only when it records a new problem;
 //! after a power loss a plain poll update may be lost or the file left damaged. A
-//! damaged file is skipped with a warning by [`StatusDir::read_all`] and rewritten by
-//! the client's next poll. One server process writes a status folder; within it,
-//! polls of the same client are serialized by an in-process lock.
+//! damaged file is skipped with a warning by [`StatusDir::read_all`] and rewritten at
+//! the client's first poll after the server starts, or its next change. One server
+//! process writes a status folder; within it, polls of the same client are serialized
+//! by an in-process lock.
 
 use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
@@ -33,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
 use crate::fsutil::{TempFile, read_small_file, remove_stale_temps, sync_dir};
-use crate::last_polls::{LAST_POLLS_FILE, LastPolls, fingerprint, read_snapshot};
+use crate::last_polls::{LastPolls, fingerprint, last_poll_to_show, read_snapshot};
 
 /// Problems kept per client; the ones seen least recently go first.
 pub const MAX_PROBLEMS: usize = 100;
@@ -108,7 +109,7 @@ impl StatusDir {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
         remove_stale_temps(&dir, SystemTime::now());
-        let last_polls = LastPolls::load(&dir);
+        let last_polls = LastPolls::load(&dir, unix_seconds(SystemTime::now()));
         Ok(StatusDir { last_polls, ..StatusDir::open(dir) })
     }
 
@@ -269,9 +270,8 @@ impl StatusDir {
     /// The status of one client, `None` if it never polled.
     pub fn read(&self, client: &ClientId) -> Result<Option<ClientStatus>> {
         let Some(mut status) = read_status(&self.path_of(client), client)? else { return Ok(None) };
-        if let Some(time) = read_snapshot(&self.dir).remove(client) {
-            status.last_poll = status.last_poll.max(time);
-        }
+        let snapshot = read_snapshot(&self.dir).remove(client);
+        status.last_poll = last_poll_to_show(status.last_poll, snapshot, unix_seconds(SystemTime::now()));
         Ok(Some(status))
     }
 
@@ -284,13 +284,14 @@ impl StatusDir {
             Err(e) => return Err(StoreError::io("list", &self.dir)(e)),
         };
         let mut last_polls = read_snapshot(&self.dir);
+        let now = unix_seconds(SystemTime::now());
         let mut all = Vec::new();
         for entry in entries {
             let entry = entry.map_err(StoreError::io("list", &self.dir))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let Some(stem) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) else { continue };
-            if name == SERVER_STATUS_FILE || name == LAST_POLLS_FILE {
+            if name == SERVER_STATUS_FILE {
                 continue;
             }
             let path = entry.path();
@@ -300,9 +301,7 @@ impl StatusDir {
             };
             match read_status(&path, &client) {
                 Ok(Some(mut status)) => {
-                    if let Some(time) = last_polls.remove(&client) {
-                        status.last_poll = status.last_poll.max(time);
-                    }
+                    status.last_poll = last_poll_to_show(status.last_poll, last_polls.remove(&client), now);
                     all.push(status);
                 }
                 Ok(None) => {}

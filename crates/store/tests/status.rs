@@ -125,7 +125,7 @@ fn an_unchanged_poll_is_kept_in_memory_until_the_flush_and_a_change_is_written_a
     assert!(!status.flush_last_polls().unwrap(), "nothing new to write");
     assert_eq!(last_poll(), "2026-11-25T17:01:00Z");
     let all = reader.read_all().unwrap();
-    assert_eq!(all.len(), 1, "last-polls.tsv is not a client: {all:?}");
+    assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0].last_poll.as_str(), "2026-11-25T17:01:00Z");
 
     let moved = BTreeMap::from([(target("all"), 5), (target("web-01"), 2)]);
@@ -148,23 +148,49 @@ fn an_unchanged_poll_is_kept_in_memory_until_the_flush_and_a_change_is_written_a
 }
 
 #[test]
-fn a_damaged_last_polls_file_is_ignored_by_readers_and_the_server() {
+fn a_damaged_last_polls_file_is_ignored_by_readers_and_replaced_by_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let status = StatusDir::open_or_create(dir.path()).unwrap();
     let id = client("web-01");
-    status.record_poll(&id, true, &BTreeMap::new(), &[], at(60)).unwrap();
-    fs::write(dir.path().join("last-polls.tsv"), b"web-01\tnot a time\n\xff\xfe\0garbage").unwrap();
+    let none = BTreeMap::new();
+    status.record_poll(&id, true, &none, &[], at(60)).unwrap();
+    let snapshot = dir.path().join("last-polls.tsv");
+    fs::write(&snapshot, b"web-01\tnot a time\n\xff\xfe\0garbage").unwrap();
     let all = status.read_all().unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].last_poll.as_str(), "2026-11-25T17:01:00Z", "the client file's own time");
-    fs::write(dir.path().join("last-polls.tsv"), b"web-01\t2026-11-25T16:00:00Z\n").unwrap();
+    fs::write(&snapshot, b"junk\nweb-01\t2026-11-25T16:00:00Z\n").unwrap();
     assert_eq!(
         status.read(&id).unwrap().unwrap().last_poll.as_str(),
         "2026-11-25T17:01:00Z",
         "the later time"
     );
+    fs::write(&snapshot, b"junk\nweb-01\t2026-11-25T17:05:00Z\n\0").unwrap();
+    assert_eq!(
+        status.read(&id).unwrap().unwrap().last_poll.as_str(),
+        "2026-11-25T17:05:00Z",
+        "the later time"
+    );
     drop(status);
-    fs::write(dir.path().join("last-polls.tsv"), vec![b'x'; 70 << 20]).unwrap();
+
+    fs::write(&snapshot, vec![b'x'; 70 << 20]).unwrap();
     let restarted = StatusDir::open_or_create(dir.path()).unwrap();
     assert_eq!(restarted.read_all().unwrap().len(), 1);
+    restarted.record_poll(&id, true, &none, &[], at(120)).unwrap();
+    assert!(restarted.note_unchanged_poll(&id, true, &none, &[], at(180)));
+    assert!(restarted.flush_last_polls().unwrap());
+    let text = fs::read_to_string(&snapshot).unwrap();
+    assert!(text.ends_with("\nweb-01\t2026-11-25T17:03:00Z\n"), "a fresh snapshot: {text:?}");
+}
+
+#[test]
+fn a_last_poll_time_from_the_future_is_not_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = StatusDir::open_or_create(dir.path()).unwrap();
+    let id = client("web-01");
+    status.record_poll(&id, true, &BTreeMap::new(), &[], at(60)).unwrap();
+    // Written while the server's clock ran a year ahead.
+    fs::write(dir.path().join("last-polls.tsv"), b"web-01\t2099-01-01T00:00:00Z\n").unwrap();
+    assert_eq!(status.read(&id).unwrap().unwrap().last_poll.as_str(), "2026-11-25T17:01:00Z");
+    assert_eq!(status.read_all().unwrap()[0].last_poll.as_str(), "2026-11-25T17:01:00Z");
 }

@@ -94,19 +94,25 @@ struct Revocation {
 
 impl Revocation {
     /// webpki's verdict on the client's chain, now. A chain this state already
-    /// accepted is not verified again while it is within its dates
-    /// (the module `verified_chains` says why that gives the same verdict).
+    /// accepted is not verified again while it is within its dates (the module
+    /// `verified_chains` says why that gives the same verdict). `remember`: add an
+    /// accepted chain to the memo; only after a completed handshake, when the client
+    /// has proved it holds the certificate's key, so that someone replaying another
+    /// host's public certificate with varied intermediates cannot churn the memo.
     fn verify_chain(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
+        remember: bool,
     ) -> Result<ClientCertVerified, rustls::Error> {
         if self.verified.contains(end_entity, intermediates, now) {
             return Ok(ClientCertVerified::assertion());
         }
         let verified = self.verifier.verify_client_cert(end_entity, intermediates, now)?;
-        self.verified.insert(end_entity, intermediates);
+        if remember {
+            self.verified.insert(end_entity, intermediates);
+        }
         Ok(verified)
     }
 }
@@ -213,10 +219,12 @@ impl ClientAuth {
             Some([end_entity, intermediates @ ..]) => (end_entity, intermediates),
             _ => return Err(SessionRefused::NoCertificate),
         };
-        self.current().verify_chain(end_entity, intermediates, UnixTime::now()).map_err(|e| match e {
-            rustls::Error::InvalidCertificate(CertificateError::Revoked) => SessionRefused::Revoked,
-            other => SessionRefused::Certificate(other),
-        })?;
+        self.current().verify_chain(end_entity, intermediates, UnixTime::now(), true).map_err(
+            |e| match e {
+                rustls::Error::InvalidCertificate(CertificateError::Revoked) => SessionRefused::Revoked,
+                other => SessionRefused::Certificate(other),
+            },
+        )?;
         Ok(client_identity(end_entity)?)
     }
 
@@ -271,7 +279,8 @@ impl ClientCertVerifier for ClientAuth {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.current().verify_chain(end_entity, intermediates, now)
+        // Mid-handshake: the client has not yet proved it holds the key.
+        self.current().verify_chain(end_entity, intermediates, now, false)
     }
 
     fn verify_tls12_signature(
