@@ -16,7 +16,10 @@
 # Bounded (a watchdog stops it after 25 minutes; about 10 is usual), stops every
 # process it started, removes its files. Needs about 12 GiB free for the 4 GiB case
 # (skipped below 20 GiB free). Installs nginx-light, curl and time from Debian when
-# missing. Knobs: RUNS=5 CONNECTIONS=1000 IDLE=1000 BENCH_DIR=/var/tmp
+# missing. Knobs: RUNS=5 CONNECTIONS=1000 IDLE=1000 BENCH_DIR=/var/tmp, and
+# PARTS="install huge polls idle publish" to run only some parts (install: rows 1, 2 and
+# the 1 GiB memory rows; huge: the 4 GiB transfer; polls: row 3; idle: the idle
+# connections; publish: row 5), e.g. PARTS=polls for a two-minute check of row 3.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
@@ -26,6 +29,11 @@ connections="${CONNECTIONS:-1000}"
 idle="${IDLE:-1000}"
 base="${BENCH_DIR:-/var/tmp}"
 size_mib="${SIZE_MIB:-1024}" # for a quick trial of the script only: the figures are for 1024
+parts=" ${PARTS:-install huge polls idle publish} "
+want() { [[ "$parts" == *" $1 "* ]]; }
+for part in $parts; do
+  case "$part" in install | huge | polls | idle | publish) ;; *) echo "bench.sh: unknown part $part in PARTS" >&2; exit 2 ;; esac
+done
 
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -89,7 +97,7 @@ cd "$work"
 
 free_gib=$(( $(df -Pk "$work" | awk 'NR==2 {print $4}') / 1048576 ))
 big4=1
-if [ "${SKIP_4G:-0}" = 1 ]; then
+if [ "${SKIP_4G:-0}" = 1 ] || ! want huge; then
   big4=0
 elif [ "$free_gib" -lt 20 ]; then
   say "only $free_gib GiB free in $base: the 4 GiB case is skipped (it needs 20 GiB)"
@@ -124,7 +132,7 @@ say "provisioning certificates with fts keygen (ECDSA P-256) and test files"
 "$fts" keygen server --name 127.0.0.1 --name localhost >/dev/null
 "$fts" keygen signing >/dev/null
 for id in bench-big bench-huge bench-empty; do "$fts" keygen client --id "$id" >/dev/null; done
-head -c $((size_mib << 20)) /dev/urandom >big.bin
+if want install || want publish; then head -c $((size_mib << 20)) /dev/urandom >big.bin; else : >big.bin; fi
 [ "$big4" -eq 1 ] && head -c $((4 << 30)) /dev/urandom >big4.bin
 mkdir www && : >www/empty && ln big.bin www/big.bin
 [ "$big4" -eq 1 ] && ln big4.bin www/big4.bin
@@ -209,7 +217,7 @@ if [ -d /dev/shm ] && [ "$(df -Pk /dev/shm | awk 'NR==2 {print $4}')" -gt $((3 <
 fi
 
 # --- 1 and 2: a 1 GiB verified install, and server CPU per GiB ----------------------
-say "1/2. verified install of 1 GiB, $runs alternating runs (a sync before each, untimed)"
+want install && say "1/2. verified install of 1 GiB, $runs alternating runs (a sync before each, untimed)"
 fts_run() {
   local r=$1 c0 t0 t1 c1
   sync
@@ -250,7 +258,7 @@ nginx_run() {
   cmp -s big.bin "got-$r" || { echo "curl's file differs" >&2; exit 1; }
   rm -f "got-$r"
 }
-for r in $(seq 1 "$runs"); do
+want install && for r in $(seq 1 "$runs"); do
   if [ $((r % 2)) -eq 1 ]; then fts_run "$r"; nginx_run "$r"; else nginx_run "$r"; fts_run "$r"; fi
   printf '   run %d: fts %ss, curl %ss (+sha256sum %ss, +openssl %ss, +fsync %ss)\n' "$r" \
     "$(awk '{print $NF}' <<<"${samples[fts_s]}")" "$(awk '{print $NF}' <<<"${samples[curl_s]}")" \
@@ -276,7 +284,7 @@ if [ "$big4" -eq 1 ]; then
 fi
 
 # --- 3: server CPU per empty poll --------------------------------------------------
-say "3. server CPU per empty poll: $connections connections per run, $runs alternating runs"
+want polls && say "3. server CPU per empty poll: $connections connections per run, $runs alternating runs"
 handshakes() { # MODE SERVER-PID KEY [--resume]
   local c0 c1 out
   c0=$(cpu_ticks "$2")
@@ -290,7 +298,7 @@ handshakes() { # MODE SERVER-PID KEY [--resume]
   add "$3" "$(calc "($c1 - $c0) / $clk / $connections * 1e6" 0)"
   add "$3_resumed" "$(sed -n 's/.*resumed \([0-9]*\).*/\1/p' <<<"$out")"
 }
-for r in $(seq 1 "$runs"); do
+want polls && for r in $(seq 1 "$runs"); do
   if [ $((r % 2)) -eq 1 ]; then
     handshakes fts "$fts_pid" fts_full; handshakes http "$worker" nginx_full
     handshakes fts "$fts_pid" fts_resumed --resume; handshakes http "$worker" nginx_resumed --resume
@@ -301,7 +309,7 @@ for r in $(seq 1 "$runs"); do
 done
 
 # --- 4: RSS per idle connection ---------------------------------------------------
-say "4. server RSS with $idle idle connections (handshake done)"
+want idle && say "4. server RSS with $idle idle connections (handshake done)"
 idle_rss() { # MODE SERVER-ADDR SERVER-PID
   local before after lg out=idle-$1.out
   before=$(status_kib "$3" VmRSS)
@@ -316,12 +324,14 @@ idle_rss() { # MODE SERVER-ADDR SERVER-PID
   wait "$lg" 2>/dev/null || true
   echo "$before $after"
 }
-read -r fts_idle_before fts_idle_after < <(idle_rss idle-fts "$addr" "$fts_pid")
-sleep 1
-read -r nginx_idle_before nginx_idle_after < <(idle_rss idle-http "$nginx_addr" "$worker")
+if want idle; then
+  read -r fts_idle_before fts_idle_after < <(idle_rss idle-fts "$addr" "$fts_pid")
+  sleep 1
+  read -r nginx_idle_before nginx_idle_after < <(idle_rss idle-http "$nginx_addr" "$worker")
+fi
 
 # --- 5: publish --------------------------------------------------------------------
-say "5. publish of 1 GiB vs openssl dgst -sha256, $runs alternating runs (a sync before each)"
+want publish && say "5. publish of 1 GiB vs openssl dgst -sha256, $runs alternating runs (a sync before each)"
 publish_run() {
   local r=$1 t0
   sync
@@ -337,48 +347,64 @@ dgst_run() {
   openssl dgst -sha256 big.bin >/dev/null
   add dgst_s "$(calc "($(now_ns) - $t0) / 1e9" 3)"
 }
-for r in $(seq 1 "$runs"); do
+want publish && for r in $(seq 1 "$runs"); do
   if [ $((r % 2)) -eq 1 ]; then publish_run "$r"; dgst_run; else dgst_run; publish_run "$r"; fi
 done
 
 # --- report ------------------------------------------------------------------------
-fts_s=$(median fts_s); curl_s=$(median curl_s)
-a_s=$(calc "$curl_s + $(median sha256sum_s)" 3)
-b_s=$(calc "$curl_s + $(median openssl_s)" 3)
-d_s=$(calc "$curl_s + $(median fsync_s)" 3)
 verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi; }
 mib() { calc "$1 / 1024" 1; }
-fts_idle_kib=$(calc "($fts_idle_after - $fts_idle_before) / $idle" 1)
-nginx_idle_kib=$(calc "($nginx_idle_after - $nginx_idle_before) / $idle" 1)
-fts_cpu=$(median fts_cpu); nginx_cpu=$(median nginx_cpu)
-ff=$(median fts_full); nf=$(median nginx_full); fr=$(median fts_resumed); nr=$(median nginx_resumed)
 
 cat <<EOF
 
 fts vs nginx + curl, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1),
 $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, load average now $(cut -d ' ' -f 1-3 /proc/loadavg), disk $disk_mbs MB/s durable write;
-medians of $runs alternating runs
+medians of $runs alternating runs; parts:$parts
 
 | # | measure                                               | fts        | other                      | ratio  | target  |
 |---|-------------------------------------------------------|------------|----------------------------|--------|---------|
+EOF
+if want install; then
+  fts_s=$(median fts_s); curl_s=$(median curl_s)
+  a_s=$(calc "$curl_s + $(median sha256sum_s)" 3)
+  b_s=$(calc "$curl_s + $(median openssl_s)" 3)
+  d_s=$(calc "$curl_s + $(median fsync_s)" 3)
+  fts_cpu=$(median fts_cpu); nginx_cpu=$(median nginx_cpu)
+  cat <<EOF
 | 1 | install 1 GiB, s: fts poll vs curl + sha256sum (a)    | $fts_s | $a_s | $(calc "$fts_s / $a_s") | < 1: $(verdict "$fts_s < $a_s") |
 | 1 | install 1 GiB, s: fts poll vs curl + openssl dgst (b) | $fts_s | $b_s | $(calc "$fts_s / $b_s") | < 1: $(verdict "$fts_s < $b_s") |
 | 1 | install 1 GiB, s: fts poll vs curl, no check (c)      | $fts_s | $curl_s | $(calc "$fts_s / $curl_s") | <= 1: $(verdict "$fts_s <= $curl_s") |
 | 1 | (context) fts poll vs curl + fsync of the file (d)    | $fts_s | $d_s | $(calc "$fts_s / $d_s") | - |
 | 1 | (context) fts poll into tmpfs (fsync free) vs (c)     | $(median fts_shm_s) | $curl_s | $(calc "$(median fts_shm_s) / $curl_s") | - |
 | 2 | server CPU s per GiB sent: fts serve vs nginx worker  | $fts_cpu | $nginx_cpu | $(calc "$fts_cpu / $nginx_cpu") | <= 1: $(verdict "$fts_cpu <= $nginx_cpu") |
+EOF
+fi
+if want polls; then
+  ff=$(median fts_full); nf=$(median nginx_full); fr=$(median fts_resumed); nr=$(median nginx_resumed)
+  cat <<EOF
 | 3 | server CPU us per empty poll, full handshake          | $ff | $nf | $(calc "$ff / $nf") | <= 0.5: $(verdict "$ff <= $nf / 2") |
 | 3 | server CPU us per empty poll, resumed                 | $fr | $nr | $(calc "$fr / $nr") | <= 0.5: $(verdict "$fr <= $nr / 2") |
 | 3 | (resumed handshakes out of $connections, fts / nginx)        | $(median fts_resumed_resumed) | $(median nginx_resumed_resumed) | - | - |
+EOF
+fi
+if want install; then cat <<EOF
 | 4 | peak RSS MiB, 1 GiB: fts serve / nginx worker          | $(mib "$server_hwm_1g") | $(mib "$(status_kib "$worker" VmHWM)") | - | <= 20: $(verdict "$server_hwm_1g <= 20480") |
 | 4 | peak RSS MiB, 1 GiB: fts poll / curl                  | $(mib "$(median fts_client_rss)") | $(mib "$(median curl_rss)") | - | <= 20: $(verdict "$(median fts_client_rss) <= 20480") |
 EOF
+fi
 if [ "$big4" -eq 1 ]; then cat <<EOF
 | 4 | peak RSS MiB, 4 GiB: fts serve (VmHWM, cumulative)    | $(mib "$server_hwm_4g") | - | - | <= 20: $(verdict "$server_hwm_4g <= 20480") |
 | 4 | peak RSS MiB, 4 GiB: fts poll                         | $(mib "$client_rss_4g") | - | - | <= 20: $(verdict "$client_rss_4g <= 20480") |
 EOF
 fi
-cat <<EOF
+if want idle; then
+  fts_idle_kib=$(calc "($fts_idle_after - $fts_idle_before) / $idle" 1)
+  nginx_idle_kib=$(calc "($nginx_idle_after - $nginx_idle_before) / $idle" 1)
+  cat <<EOF
 | 4 | server RSS KiB per idle connection ($idle open)        | $fts_idle_kib | $nginx_idle_kib | $(calc "$fts_idle_kib / $nginx_idle_kib") | <= 64: $(verdict "$fts_idle_kib <= 64") |
+EOF
+fi
+if want publish; then cat <<EOF
 | 5 | publish 1 GiB, s: fts publish vs openssl dgst -sha256 | $(median publish_s) | $(median dgst_s) | $(calc "$(median publish_s) / $(median dgst_s)") | <= 1.1: $(verdict "$(median publish_s) <= 1.1 * $(median dgst_s)") |
 EOF
+fi
