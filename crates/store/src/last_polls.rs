@@ -16,7 +16,9 @@
 //! "last poll" in the future (each poll records the time it saw, later or not, so
 //! the book heals at the next poll once the clock is right). A time in this file for a
 //! client without a file of its own is ignored (the client file carries everything
-//! else `fts status` shows), and dropped when the server next starts.
+//! else `fts status` shows). A client whose file was deleted leaves the book at the
+//! next flush (one listing of the folder), so its next poll writes its file again and
+//! the book stays as large as the folder.
 //!
 //! Format, one line per client after a comment line, sorted by id:
 //! `<client-id> TAB <YYYY-MM-DDTHH:MM:SSZ>`. Lines that do not parse are skipped (one
@@ -96,7 +98,8 @@ impl LastPolls {
         let with_files = clients_with_files(dir);
         for (client, time) in read_snapshot(dir) {
             let last_poll = time.unix_seconds();
-            if with_files.contains(&client) && last_poll <= now.saturating_add(MAX_AHEAD_SECS) {
+            let has_file = with_files.as_ref().is_none_or(|with_files| with_files.contains(&client));
+            if has_file && last_poll <= now.saturating_add(MAX_AHEAD_SECS) {
                 book.shard(&client).insert(client, Seen { last_poll, written: None });
             }
         }
@@ -147,9 +150,15 @@ impl LastPolls {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(false);
         }
+        // A client whose file is gone (an operator forgetting a host) leaves the book:
+        // its next poll then writes its file again, as any first poll does.
+        let with_files = clients_with_files(dir);
         let mut all: Vec<(ClientId, u64)> = Vec::new();
         for shard in &self.shards {
-            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(with_files) = &with_files {
+                shard.retain(|client, _| with_files.contains(client));
+            }
             all.extend(shard.iter().map(|(client, seen)| (client.clone(), seen.last_poll)));
         }
         all.sort_unstable();
@@ -225,15 +234,19 @@ pub(crate) fn last_poll_to_show(file: Published, snapshot: Option<Published>, no
     }
 }
 
-/// The clients that have a status file in `dir` (`<client-id>.json`).
-fn clients_with_files(dir: &Path) -> HashSet<ClientId> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return HashSet::new() };
-    entries
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name();
-            ClientId::parse(name.to_str()?.strip_suffix(".json")?).ok()
-        })
-        .collect()
+/// The clients that have a status file in `dir` (`<client-id>.json`); `None` when the
+/// folder cannot be listed (then nobody is taken for gone).
+fn clients_with_files(dir: &Path) -> Option<HashSet<ClientId>> {
+    let mut clients = HashSet::new();
+    for entry in std::fs::read_dir(dir).ok()? {
+        let name = entry.ok()?.file_name();
+        if let Some(client) =
+            name.to_str().and_then(|n| n.strip_suffix(".json")).and_then(|n| ClientId::parse(n).ok())
+        {
+            clients.insert(client);
+        }
+    }
+    Some(clients)
 }
 
 #[cfg(test)]
@@ -249,6 +262,7 @@ mod tests {
     #[test]
     fn a_poll_is_noted_only_when_the_file_holds_the_same_fingerprint() {
         let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("web-01.json"), b"{}").unwrap();
         let book = LastPolls::new();
         assert!(!book.note_if_unchanged(&id("web-01"), 7, 100), "never written: the file must be");
         book.written(&id("web-01"), 7, 100);
@@ -265,6 +279,9 @@ mod tests {
     #[test]
     fn the_latest_time_seen_is_kept_and_a_reload_keeps_what_it_can_believe() {
         let dir = tempfile::tempdir().unwrap();
+        for name in ["a.json", "b.json", "c.json"] {
+            fs::write(dir.path().join(name), b"{}").unwrap();
+        }
         let book = LastPolls::new();
         book.written(&id("a"), 1, 500);
         book.written(&id("b"), 1, 100);
@@ -278,9 +295,8 @@ mod tests {
             format!("{HEADER}\na\t1970-01-01T00:06:40Z\nb\t1970-01-01T00:03:20Z\nc\t1970-04-15T04:00:00Z\n")
         );
 
-        // Only a and c have a status file; c's time is in the future of a clock at 1,000.
-        fs::write(dir.path().join("a.json"), b"{}").unwrap();
-        fs::write(dir.path().join("c.json"), b"{}").unwrap();
+        // b's file is gone; c's time is in the future of a clock at 1,000.
+        fs::remove_file(dir.path().join("b.json")).unwrap();
         let reloaded = LastPolls::load(dir.path(), 1_000);
         assert!(!reloaded.note_if_unchanged(&id("a"), 1, 600), "a loaded time says nothing of the file");
         reloaded.dirty.store(true, Ordering::Release);
@@ -317,6 +333,7 @@ mod tests {
         // The periodic flush and the one at stop may run at once: whichever renames
         // last must hold every time noted before it began.
         let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.json"), b"{}").unwrap();
         let book = std::sync::Arc::new(LastPolls::new());
         book.written(&id("a"), 1, 1);
         std::thread::scope(|scope| {
@@ -334,6 +351,23 @@ mod tests {
         book.flush(dir.path()).unwrap();
         let in_book = book.shard(&id("a")).get(&id("a")).unwrap().last_poll;
         assert_eq!(read_snapshot(dir.path())[&id("a")].unix_seconds(), in_book);
+    }
+
+    #[test]
+    fn a_client_whose_file_was_deleted_leaves_the_book_at_the_next_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("web-01.json"), b"{}").unwrap();
+        fs::write(dir.path().join("db-01.json"), b"{}").unwrap();
+        let book = LastPolls::new();
+        book.written(&id("web-01"), 1, 100);
+        book.written(&id("db-01"), 1, 100);
+        fs::remove_file(dir.path().join("web-01.json")).unwrap();
+        assert!(book.note_if_unchanged(&id("web-01"), 1, 110), "not noticed before the flush");
+        book.flush(dir.path()).unwrap();
+        let ids: Vec<_> = read_snapshot(dir.path()).into_keys().collect();
+        assert_eq!(ids, [id("db-01")]);
+        assert!(!book.note_if_unchanged(&id("web-01"), 1, 120), "its next poll writes its file again");
+        assert!(book.note_if_unchanged(&id("db-01"), 1, 120));
     }
 
     #[test]
