@@ -20,12 +20,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use flags::Flags;
 use fts_proto::{ClientId, Request, ServerFrame};
 use rustls::client::Resumption;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+#[path = "load/flags.rs"]
+mod flags;
 
 struct Args {
     mode: String,
@@ -43,28 +47,21 @@ const USAGE: &str = "usage: loadgen fts|http|idle-fts|idle-http --server IP:PORT
                      [--connections N] [--concurrency C] [--resume] [--path /empty] [--hold SECS]";
 
 fn parse_args() -> Result<Args, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let required = |name: &str| flag(name).ok_or_else(|| format!("{name} is required"));
-    let number = |name: &str, default: usize| match flag(name) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| format!("{name} takes a whole number, not {v:?}")),
-    };
-    let mode = args.first().cloned().unwrap_or_default();
+    let flags = Flags::from_env();
+    let mode = flags.first().unwrap_or_default().to_owned();
     if !["fts", "http", "idle-fts", "idle-http"].contains(&mode.as_str()) {
         return Err(format!("unknown mode {mode:?}"));
     }
-    let server = required("--server")?;
     Ok(Args {
         mode,
-        server: server.parse().map_err(|_| format!("--server takes IP:PORT, not {server:?}"))?,
-        certs: required("--certs")?.into(),
-        id: required("--id")?,
-        connections: number("--connections", 1000)?,
-        concurrency: number("--concurrency", 4)?,
-        resume: args.iter().any(|a| a == "--resume"),
-        path: flag("--path").unwrap_or_else(|| "/empty".into()),
-        hold: Duration::from_secs(number("--hold", 10)? as u64),
+        server: flags.parsed("--server")?.ok_or("--server IP:PORT is required")?,
+        certs: flags.required("--certs")?.into(),
+        id: flags.required("--id")?,
+        connections: flags.parsed_or("--connections", 1000)?,
+        concurrency: flags.parsed_or("--concurrency", 4)?,
+        resume: flags.switch("--resume"),
+        path: flags.value("--path").unwrap_or_else(|| "/empty".into()),
+        hold: Duration::from_secs(flags.parsed_or("--hold", 10)?),
     })
 }
 

@@ -20,14 +20,7 @@ step "Building fts (release)"
 cargo build --release --locked --quiet
 fts="$PWD/target/release/fts"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/fts-demo.XXXXXX")
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
+enter_workdir fts-demo
 say "working in $work (removed at the end)"
 
 step "1. Credentials: a CA, the server's certificate, two hosts, and the release signing key"

@@ -1,5 +1,19 @@
 # Shared by the scripts in this folder: source it, do not run it.
 
+# enter_workdir NAME: makes a fresh temporary folder (in $TMPDIR, default /tmp), sets
+# `work` to it and changes into it. On exit the server whose pid the script put in
+# `server_pid` (if still running) is stopped and the folder removed.
+enter_workdir() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  server_pid=""
+  trap leave_workdir EXIT
+  cd "$work"
+}
+leave_workdir() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+
 # wait_for_listening PID LOG: prints the address `fts serve --log-format json` (PID,
 # logging to LOG) reports it listens on, once it does. Fails, showing the log, if the
 # server exits first or says nothing within 10 s.

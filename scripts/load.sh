@@ -26,14 +26,7 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 fts="$target/release/fts"
 driver="$target/release/examples/load"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/fts-load.XXXXXX")
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
+enter_workdir fts-load
 # 300 idle connections + 200 hosts' connections, lock files and state files.
 ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 

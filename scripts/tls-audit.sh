@@ -41,14 +41,7 @@ else
   fts="${CARGO_TARGET_DIR:-$PWD/target}/release/fts"
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/fts-tls-audit.XXXXXX")
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
+enter_workdir fts-tls-audit
 
 echo "== provisioning with fts keygen in $work"
 "$fts" keygen ca >/dev/null

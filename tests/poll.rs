@@ -298,23 +298,7 @@ fn poll_refuses_a_certificate_of_another_client() {
 fn the_loop_polls_again_and_stops_on_sigterm() {
     let sandbox = sandbox();
     let server = ServeProcess::start(&sandbox, &["--poll-after", "1s"]);
-    let addr = server.addr.to_string();
-    let mut child = sandbox
-        .fts([
-            "poll",
-            "--server",
-            &addr,
-            "--id",
-            "web-01",
-            "--dest",
-            "in",
-            "--min-interval",
-            "1s",
-            "--jitter",
-            "0%",
-        ])
-        .spawn()
-        .unwrap();
+    let mut child = sandbox.poll_loop(server.addr, "web-01", &[]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     sandbox.publish("later.bin", b"published while the host loops", &["all"]);
     let started = std::time::Instant::now();

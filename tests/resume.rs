@@ -21,23 +21,8 @@ fn polls_after_the_first_resume_their_tls_session_in_loop_mode() {
     std::fs::create_dir_all(sandbox.join("store")).unwrap();
     sandbox.publish("notice.txt", b"for every host", &["all"]);
     let server = ServeProcess::start(&sandbox, &["--poll-after", "1s"]);
-    let addr = server.addr.to_string();
     let mut child = sandbox
-        .fts([
-            "--log-format",
-            "json",
-            "poll",
-            "--server",
-            &addr,
-            "--id",
-            "web-01",
-            "--dest",
-            "in",
-            "--min-interval",
-            "1s",
-            "--jitter",
-            "0%",
-        ])
+        .poll_loop(server.addr, "web-01", &["--log-format", "json"])
         .env("RUST_LOG", "fts_net::client=debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

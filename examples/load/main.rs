@@ -8,32 +8,50 @@
 //!          --polls 5 --idle 300 --idle-limit 60 [--server-pid PID] [--max-rss-mib 200]
 
 mod driver;
+#[allow(dead_code, reason = "shared with loadgen, which uses every method")]
+mod flags;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let number = |name: &str, default: u64| {
-        flag(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
-    };
-    let server = flag("--server").expect("--server ADDR").parse().expect("--server is IP:PORT");
-    let prefix = flag("--ids").unwrap_or_else(|| "host-".into());
-    let clients = number("--clients", 200);
-    let config = driver::LoadConfig {
-        server,
-        certs: flag("--certs").expect("--certs DIR").into(),
-        work: flag("--work").expect("--work DIR").into(),
-        ids: (1..=clients).map(|n| format!("{prefix}{n}")).collect(),
-        polls_per_client: number("--polls", 5) as usize,
-        idle_connections: number("--idle", 300) as usize,
-        idle_limit: Duration::from_secs(number("--idle-limit", 60)),
-    };
-    let server_pid = flag("--server-pid").map(|p| p.parse::<u32>().expect("--server-pid is a pid"));
-    let max_rss = number("--max-rss-mib", 200) << 20;
+use flags::Flags;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
+const USAGE: &str = "usage: load --server IP:PORT --certs DIR --work DIR [--ids PREFIX] [--clients N] \
+                     [--polls N] [--idle N] [--idle-limit SECS] [--server-pid PID] [--max-rss-mib N]";
+
+/// What the command line asks for: the run, the server's pid and its memory bound.
+fn parse_args() -> Result<(driver::LoadConfig, Option<u32>, u64), String> {
+    let flags = Flags::from_env();
+    let prefix = flags.value("--ids").unwrap_or_else(|| "host-".into());
+    let clients: u64 = flags.parsed_or("--clients", 200)?;
+    let config = driver::LoadConfig {
+        server: flags.parsed("--server")?.ok_or("--server IP:PORT is required")?,
+        certs: flags.required("--certs")?.into(),
+        work: flags.required("--work")?.into(),
+        ids: (1..=clients).map(|n| format!("{prefix}{n}")).collect(),
+        polls_per_client: flags.parsed_or("--polls", 5)?,
+        idle_connections: flags.parsed_or("--idle", 300)?,
+        idle_limit: Duration::from_secs(flags.parsed_or("--idle-limit", 60)?),
+    };
+    let max_rss = flags.parsed_or::<u64>("--max-rss-mib", 200)? << 20;
+    Ok((config, flags.parsed("--server-pid")?, max_rss))
+}
+
+fn main() -> std::process::ExitCode {
+    let (config, server_pid, max_rss) = match parse_args() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("load: {e}\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("load: cannot start a runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let report = runtime.block_on(driver::run(Arc::new(config)));
     println!("{}", report.summary());
     for failure in report.failures.iter().take(10) {

@@ -41,6 +41,16 @@ impl Sandbox {
         }
         cmd
     }
+
+    /// `fts poll` in loop mode as `id` against `server`, into `in/`, polling every
+    /// second (the server's `--poll-after 1s`) without jitter; more flags after `extra`.
+    pub fn poll_loop(&self, server: std::net::SocketAddr, id: &str, extra: &[&str]) -> Command {
+        let server = server.to_string();
+        let mut args = vec!["poll", "--server", &server, "--id", id, "--dest", "in"];
+        args.extend(["--min-interval", "1s", "--jitter", "0%"]);
+        args.extend(extra);
+        self.fts(args)
+    }
 }
 
 /// Runs the command and returns its output, whatever its status.
