@@ -26,7 +26,8 @@
 //! - [`error`]: [`ProtoError`], every failure with its section 3.4 code;
 //! - [`names`]: the names of section 4 as types that cannot hold an invalid value;
 //! - [`keys`]: the `key-id` and `signature` fields, syntax only;
-//! - [`statement`]: the bytes of the signed statement of section 5.
+//! - [`statement`]: the bytes of the signed statement of section 5;
+//! - [`printable`]: peer text made safe to print or log ([`Printable`]).
 //!
 //! A server reads a request like this (the limit is checked on the two prefix bytes,
 //! before the header is read):
@@ -48,6 +49,7 @@ pub mod frame;
 mod json;
 pub mod keys;
 pub mod names;
+pub mod printable;
 pub mod request;
 pub mod statement;
 pub mod wire_int;
@@ -60,6 +62,7 @@ pub use frame::{
 };
 pub use keys::{KeyId, Signature};
 pub use names::{ClientId, FileHash, FileName, GroupName, NameError, Published, Target};
+pub use printable::{Printable, printable};
 pub use request::{MAX_REPORTS, PROTOCOL_VERSION, REQUEST_TYPE_POLL, RejectReason, Report, Request};
 pub use statement::{STATEMENT_TAG, Statement};
 pub use wire_int::{MAX_WIRE_INT, WireInt};
