@@ -256,3 +256,30 @@ fn crl_days_can_come_from_the_keygen_section_of_a_config_file() {
     let next = text.split("next update ").nth(1).unwrap().get(..10).unwrap().to_owned();
     assert!(next == before || next == after, "next update in 3 days ({before}): {text}");
 }
+
+#[test]
+fn what_a_csr_asks_for_is_shown_with_its_control_characters_escaped() {
+    let sandbox = Sandbox::new();
+    expect_success(&mut sandbox.fts(["keygen", "ca"]));
+    let cnf = "[req]\ndistinguished_name = dn\nreq_extensions = ext\nprompt = no\n[dn]\nCN = web-09\n\
+               OU = ops\x1b]0;owned\x07\n[ext]\nsubjectAltName = DNS:evil\x1b[2K.example\n";
+    fs::write(sandbox.join("req.cnf"), cnf).unwrap();
+    let Some(key) =
+        openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "k.pem"], sandbox.path())
+    else {
+        return;
+    };
+    assert!(key.status.success(), "{}", stderr(&key));
+    let req = openssl(
+        &["req", "-new", "-key", "k.pem", "-config", "req.cnf", "-out", "web-09.csr"],
+        sandbox.path(),
+    )
+    .unwrap();
+    assert!(req.status.success(), "{}", stderr(&req));
+
+    let out = expect_success(&mut sandbox.fts(["keygen", "sign", "web-09.csr"]));
+    let text = both(&out);
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "raw control characters: {text:?}");
+    assert!(text.contains(r"SAN DNS:evil\u{1b}[2K.example"), "{text}");
+    assert!(text.contains(r"\u{1b}]0;owned\u{7}"), "{text}");
+}

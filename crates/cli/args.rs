@@ -221,6 +221,19 @@ pub struct PublishArgs {
     /// The release signing key
     #[arg(long, value_name = "FILE", default_value = "certs/signing.key")]
     pub signing_key: PathBuf,
+
+    /// The CA folder whose issued.tsv lists the client ids and groups a target may
+    /// name (default: the folder of --signing-key)
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+
+    /// More targets that reach hosts, one per line (for certificates made outside fts)
+    #[arg(long, value_name = "FILE")]
+    pub known_targets: Option<PathBuf>,
+
+    /// Publish to a target that no issued certificate has (it reaches no host yet)
+    #[arg(long)]
+    pub allow_unknown_target: bool,
 }
 
 #[derive(Debug, Args)]

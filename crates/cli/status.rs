@@ -34,6 +34,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let store = StoreReader::open(&args.store)
         .with_context(|| format!("cannot open the store {}", args.store.display()))?;
     let status_dir = StatusDir::open(&args.status_dir);
+    check_status_dir(&args.status_dir, &status_dir)?;
     let clients = status_dir
         .read_all()
         .with_context(|| format!("cannot read the status folder {}", args.status_dir.display()))?;
@@ -80,6 +81,27 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         }
     }
     writeln!(out, "(APPLIED is what each host reported in its last request: applied / newest published)")?;
+    Ok(())
+}
+
+/// Refuses a folder `fts serve` never wrote to (a typo, the wrong working folder): an
+/// empty fleet is not an answer a monitoring script should get for it. `fts serve`
+/// writes `server.json` when it starts, before any client polls.
+fn check_status_dir(path: &std::path::Path, status_dir: &StatusDir) -> anyhow::Result<()> {
+    if !path.is_dir() {
+        anyhow::bail!(
+            "there is no status folder {}: name the folder `fts serve --status-dir` writes to",
+            path.display()
+        );
+    }
+    if !status_dir.has_server_status() {
+        anyhow::bail!(
+            "{} is not a status folder of fts serve (it has no {}): name the folder `fts serve \
+             --status-dir` writes to; the server writes it when it starts",
+            path.display(),
+            fts_store::status::SERVER_STATUS_FILE
+        );
+    }
     Ok(())
 }
 

@@ -13,8 +13,11 @@
 //! server's next [`StatusDir::flush_last_polls`], every few seconds (the module
 //! `last_polls` says why); readers take the later of the two times.
 //!
-//! Status is advisory. A file is flushed to disk only when it records a new problem;
-//! after a power loss a plain poll update may be lost or the file left damaged. A
+//! Status is advisory. A file is flushed to disk only when it records a new problem,
+//! and at most [`DURABLE_WRITES_PER_MINUTE`] times a minute per client (the reports
+//! are the client's own words: a client making up a new one every poll must not buy
+//! an fsync per poll); after a power loss a plain poll update, or a problem recorded
+//! beyond that budget, may be lost or the file left damaged. A
 //! damaged file is skipped with a warning by [`StatusDir::read_all`] and rewritten at
 //! the client's first poll after the server starts, or its next change. One server
 //! process writes a status folder; within it, polls of the same client are serialized
@@ -44,6 +47,8 @@ pub const STATUS_FORMAT: u32 = 1;
 const MAX_STATUS_FILE: u64 = 1 << 20;
 /// Stripes of the per-client lock.
 const LOCK_STRIPES: usize = 64;
+/// The most status writes flushed to disk per client and minute (see the module docs).
+pub const DURABLE_WRITES_PER_MINUTE: u32 = 6;
 
 /// What the server knows about one client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +96,7 @@ pub struct ServerStatus {
 }
 
 /// The file name of [`ServerStatus`].
-const SERVER_STATUS_FILE: &str = "server.json";
+pub const SERVER_STATUS_FILE: &str = "server.json";
 
 /// The status folder.
 #[derive(Debug)]
@@ -100,6 +105,33 @@ pub struct StatusDir {
     stripes: Vec<Mutex<()>>,
     /// Empty in a handle opened for reading.
     last_polls: LastPolls,
+    /// Flushes per client in the current minute.
+    flushes: Mutex<FlushBudget>,
+}
+
+/// Counts durable writes per client in one-minute windows. Holds only clients that
+/// flushed in the current window, so it never outgrows the clients reporting now.
+#[derive(Debug, Default)]
+struct FlushBudget {
+    window: u64,
+    used: std::collections::HashMap<ClientId, u32>,
+}
+
+impl FlushBudget {
+    /// Takes one flush for `client` at `now` (unix seconds) if the minute allows it.
+    fn take(&mut self, client: &ClientId, now: u64) -> bool {
+        let window = now / 60;
+        if window != self.window {
+            self.window = window;
+            self.used.clear();
+        }
+        let used = self.used.entry(client.clone()).or_insert(0);
+        if *used >= DURABLE_WRITES_PER_MINUTE {
+            return false;
+        }
+        *used += 1;
+        true
+    }
 }
 
 impl StatusDir {
@@ -116,7 +148,12 @@ impl StatusDir {
     /// Opens the folder for reading only (`fts status`); it need not exist.
     pub fn open(dir: impl AsRef<Path>) -> StatusDir {
         let stripes = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
-        StatusDir { dir: dir.as_ref().to_path_buf(), stripes, last_polls: LastPolls::new() }
+        StatusDir {
+            dir: dir.as_ref().to_path_buf(),
+            stripes,
+            last_polls: LastPolls::new(),
+            flushes: Mutex::default(),
+        }
     }
 
     /// The status folder.
@@ -218,7 +255,9 @@ impl StatusDir {
             problems,
         };
         let fingerprint = fingerprint(authenticated, since);
-        match self.write(&path, &status, new_problem) {
+        let durable = new_problem
+            && self.flushes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(client, secs);
+        match self.write(&path, &status, durable) {
             Ok(()) => self.last_polls.written(client, fingerprint, secs),
             Err(e) => {
                 self.last_polls.forget_written(client);
@@ -231,6 +270,11 @@ impl StatusDir {
     /// Records what the server says about itself.
     pub fn write_server(&self, status: &ServerStatus) -> Result<()> {
         self.write(&self.dir.join(SERVER_STATUS_FILE), status, false)
+    }
+
+    /// Whether a server ever wrote its own status here (every `fts serve` does at start).
+    pub fn has_server_status(&self) -> bool {
+        self.dir.join(SERVER_STATUS_FILE).is_file()
     }
 
     /// What the server last said about itself; `None` when it never did (or the file
@@ -329,4 +373,40 @@ fn read_status(path: &Path, client: &ClientId) -> Result<Option<ClientStatus>> {
 
 fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ClientId {
+        ClientId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_client_reporting_a_new_problem_every_poll_gets_a_bounded_number_of_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = StatusDir::open_or_create(dir.path()).unwrap();
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_626_000 / 60 * 60);
+        for seq in 1..=20 {
+            let report = Report { target: Target::All, seq, reason: RejectReason::Signature };
+            let now = start + Duration::from_secs(seq);
+            status.record_poll(&id("web-01"), true, &BTreeMap::new(), &[report], now).unwrap();
+        }
+        let used = |client: &str| status.flushes.lock().unwrap().used.get(&id(client)).copied();
+        assert_eq!(used("web-01"), Some(DURABLE_WRITES_PER_MINUTE), "flushes stop at the budget");
+        let recorded = status.read(&id("web-01")).unwrap().unwrap();
+        assert_eq!(recorded.problems.len(), 20, "every report is still recorded");
+
+        let report = Report { target: Target::All, seq: 1, reason: RejectReason::Gap };
+        status
+            .record_poll(&id("db-01"), true, &BTreeMap::new(), std::slice::from_ref(&report), start)
+            .unwrap();
+        assert_eq!(used("db-01"), Some(1), "other clients have their own budget");
+        let next_minute = start + Duration::from_secs(61);
+        let report = Report { seq: 2, ..report };
+        status.record_poll(&id("web-01"), true, &BTreeMap::new(), &[report], next_minute).unwrap();
+        assert_eq!(used("web-01"), Some(1), "the budget is per minute");
+        assert_eq!(used("db-01"), None, "an old window is forgotten");
+    }
 }

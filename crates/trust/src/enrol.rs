@@ -145,6 +145,7 @@ pub fn sign(opts: &SignOptions) -> Result<SignedCsr, Error> {
             subject: request.id.to_string(),
             not_after,
             issued_at: OffsetDateTime::now_utc(),
+            groups: Some(groups.clone()),
         },
     )?;
     let key_path = opts.dir.join(format!("{}.key", request.id));
@@ -267,6 +268,9 @@ fn parse_csr(der: &[u8]) -> Result<CsrRequest, String> {
             ParsedCriAttribute::UnsupportedAttribute => ignored.push(format!("attribute {}", attr.oid)),
         }
     }
+    // What the CSR asked for is the requester's text, printed to the CA operator:
+    // control characters escaped, so a CSR cannot rewrite the operator's screen.
+    let ignored = ignored.iter().map(|asked| fts_proto::printable(asked)).collect();
     Ok(CsrRequest { id, public_key, ignored })
 }
 

@@ -204,7 +204,16 @@ pub fn ca(opts: &CaOptions) -> Result<Issued, Error> {
     let key_pem = Zeroizing::new(key.serialize_pem());
     let ca = CertifiedIssuer::self_signed(params, key)?;
     write_pair(&cert_path, &ca.pem(), &key_path, &key_pem, opts.force)?;
-    record(&opts.dir, IssuedKind::Ca, CA_COMMON_NAME.into(), serial, not_after, cert_path, key_path)
+    record(
+        &opts.dir,
+        IssuedKind::Ca,
+        CA_COMMON_NAME.into(),
+        Vec::new(),
+        serial,
+        not_after,
+        cert_path,
+        key_path,
+    )
 }
 
 /// `fts keygen server`: `server.crt` / `server.key`, signed by the CA in the same folder.
@@ -227,7 +236,7 @@ pub fn server(opts: &ServerOptions) -> Result<Issued, Error> {
     let cert = params.signed_by(&key, ca.issuer())?;
     let key_pem = Zeroizing::new(key.serialize_pem());
     write_pair(&cert_path, &cert.pem(), &key_path, &key_pem, opts.force)?;
-    record(ca.dir(), IssuedKind::Server, subject, serial, not_after, cert_path, key_path)
+    record(ca.dir(), IssuedKind::Server, subject, Vec::new(), serial, not_after, cert_path, key_path)
 }
 
 /// `fts keygen client`: `<id>.crt` / `<id>.key`, signed by the CA in the same folder.
@@ -257,7 +266,7 @@ pub fn client(opts: &ClientOptions) -> Result<Issued, Error> {
     }
     let key_pem = Zeroizing::new(key.serialize_pem());
     write_pair(&cert_path, &pem::encode("CERTIFICATE", &cert), &key_path, &key_pem, opts.force)?;
-    record(ca.dir(), IssuedKind::Client, opts.id.to_string(), serial, not_after, cert_path, key_path)
+    record(ca.dir(), IssuedKind::Client, opts.id.to_string(), groups, serial, not_after, cert_path, key_path)
 }
 
 /// `fts keygen signing`: `signing.key` (PKCS#8 v1, 0600) and `signing.pub` (SPKI).
@@ -271,9 +280,15 @@ pub fn signing(opts: &SigningOptions) -> Result<SigningKeyWritten, Error> {
     Ok(SigningKeyWritten { key_path, public_key_path, key_id: key.key_id() })
 }
 
-/// Creates the folder and refuses existing destinations before any key is made.
+/// Creates the folder (0700: it holds private keys; an existing folder keeps its
+/// mode) and refuses existing destinations before any key is made.
 pub(crate) fn prepare(dir: &Path, destinations: &[&Path], force: bool) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_owned(), source })?;
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| Error::Write { path: dir.to_owned(), source })?;
     refuse_existing(destinations, force)
 }
 
@@ -319,10 +334,12 @@ fn write_pair(
     write_atomic(cert_path, cert_pem.as_bytes(), Mode::Public, force)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn record(
     ca_dir: &Path,
     kind: IssuedKind,
     subject: String,
+    groups: Vec<GroupName>,
     serial: Serial,
     not_after: OffsetDateTime,
     cert_path: PathBuf,
@@ -334,6 +351,7 @@ fn record(
         subject: subject.clone(),
         not_after,
         issued_at: OffsetDateTime::now_utc(),
+        groups: Some(groups),
     };
     issued::append(ca_dir, &record)?;
     Ok(Issued { kind, cert_path, key_path, subject, serial, not_after })
