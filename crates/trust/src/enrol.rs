@@ -35,11 +35,10 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::files::{MAX_CREDENTIAL_FILE, Mode, read_bounded, write_atomic};
 use crate::issued::{self, IssuedKind, IssuedRecord, Serial};
-use crate::keygen::{
-    CertificateAuthority, SubjectAttribute, leaf_params, new_key, prepare, sign_with_subject,
-};
+use crate::keygen::{CertificateAuthority, leaf_params, new_key, prepare};
 use crate::pem;
 use crate::revocation::CaLock;
+use crate::x509_subject::{SubjectAttribute, sign_with_subject};
 
 /// `fts keygen csr --id ID`
 #[derive(Debug, Clone)]

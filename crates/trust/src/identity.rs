@@ -89,7 +89,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::keygen::{SubjectAttribute, sign_with_subject};
+    use crate::x509_subject::{SubjectAttribute, sign_with_subject};
 
     struct Cert {
         params: CertificateParams,

@@ -41,6 +41,7 @@ use crate::files::{MAX_CREDENTIAL_FILE, Mode, read_bounded, refuse_existing, wri
 use crate::issued::{self, IssuedKind, IssuedRecord, Serial};
 use crate::pem;
 use crate::signing::SigningKey;
+use crate::x509_subject::{SubjectAttribute, sign_with_subject};
 
 pub const CA_CERT_FILE: &str = "ca.crt";
 pub const CA_KEY_FILE: &str = "ca.key";
@@ -48,9 +49,6 @@ pub const SERVER_CERT_FILE: &str = "server.crt";
 pub const SERVER_KEY_FILE: &str = "server.key";
 pub const SIGNING_KEY_FILE: &str = "signing.key";
 pub const SIGNING_PUB_FILE: &str = "signing.pub";
-
-pub const DEFAULT_CA_DAYS: u32 = 3650;
-pub const DEFAULT_CERT_DAYS: u32 = 365;
 
 /// How far back `not_before` is set, so a machine whose clock is a little behind
 /// accepts a certificate made a moment ago.
@@ -366,135 +364,4 @@ fn server_name_san(name: &str) -> Result<SanType, Error> {
     let invalid = || Error::InvalidServerName { name: name.to_owned() };
     rustls_pki_types::DnsName::try_from(name).map_err(|_| invalid())?;
     Ok(SanType::DnsName(name.try_into().map_err(|_| invalid())?))
-}
-
-/// A subject attribute that may appear several times in one name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubjectAttribute {
-    /// CN, 2.5.4.3
-    CommonName,
-    /// O, 2.5.4.10: one per group
-    Organization,
-}
-
-impl SubjectAttribute {
-    /// The last byte of the attribute's OID `2.5.4.x` (DER `06 03 55 04 x`).
-    fn oid_last_byte(self) -> u8 {
-        match self {
-            SubjectAttribute::CommonName => 3,
-            SubjectAttribute::Organization => 10,
-        }
-    }
-}
-
-/// Placeholder attribute types `2.5.99.i`: unassigned, and DER-encoded in exactly as
-/// many bytes (`06 03 55 63 i`) as the real `2.5.4.x` they stand for.
-const PLACEHOLDER_ARC: u8 = 99;
-const MAX_SUBJECT_ATTRIBUTES: usize = 128;
-
-/// Signs `params` for `subject_key` by `issuer`, with `attributes` (in order) as the
-/// subject in place of `params.distinguished_name`, where an attribute type may
-/// appear several times: one O per group (PROTOCOL.md section 4).
-///
-/// Why this exists: rcgen 0.14's `DistinguishedName` holds one value per attribute
-/// type (rustls/rcgen#81), so a second O would replace the first. Each attribute is
-/// therefore written under its own placeholder type of the same encoded length; the
-/// placeholder OIDs are then replaced by the real one inside the subject of the
-/// to-be-signed bytes only (lengths unchanged, so the DER stays valid), and those
-/// bytes are signed again by the issuer. Callers check the result reads back
-/// (`client_identity`), and the tests verify it with rustls and openssl.
-pub fn sign_with_subject(
-    params: &CertificateParams,
-    attributes: &[(SubjectAttribute, &str)],
-    subject_key: &impl rcgen::PublicKeyData,
-    issuer: &Issuer<'_, impl rcgen::SigningKey>,
-) -> Result<CertificateDer<'static>, Error> {
-    if attributes.len() > MAX_SUBJECT_ATTRIBUTES {
-        return Err(Error::CertificateEncoding(format!(
-            "at most {MAX_SUBJECT_ATTRIBUTES} subject attributes"
-        )));
-    }
-    let mut params = params.clone();
-    params.distinguished_name = DistinguishedName::new();
-    for (i, (_, value)) in attributes.iter().enumerate() {
-        let placeholder = DnType::CustomDnType(vec![2, 5, u64::from(PLACEHOLDER_ARC), i as u64]);
-        params.distinguished_name.push(placeholder, *value);
-    }
-    let draft = params.signed_by(subject_key, issuer)?;
-    let der = draft.der().as_ref();
-    let bad = |what: &str| Error::CertificateEncoding(format!("cannot rewrite the subject: {what}"));
-
-    let (_, parsed) = X509Certificate::from_der(der).map_err(|_| bad("rcgen output does not parse"))?;
-    let tbs = parsed.tbs_certificate.as_ref();
-    let subject = parsed.tbs_certificate.subject.as_raw();
-    // Both slices borrow from `der`: their distance is the subject's place in the TBS.
-    let start =
-        (subject.as_ptr() as usize).checked_sub(tbs.as_ptr() as usize).ok_or_else(|| bad("layout"))?;
-    let mut new_tbs = tbs.to_vec();
-    let region = new_tbs.get_mut(start..start + subject.len()).ok_or_else(|| bad("layout"))?;
-    let mut replaced = 0;
-    for (i, (attribute, _)) in attributes.iter().enumerate() {
-        let placeholder = [0x06, 0x03, 0x55, PLACEHOLDER_ARC, i as u8];
-        let at =
-            region.windows(5).position(|w| w == placeholder).ok_or_else(|| bad("placeholder not found"))?;
-        region[at + 3] = 0x04;
-        region[at + 4] = attribute.oid_last_byte();
-        replaced += 1;
-    }
-    if replaced != attributes.len() {
-        return Err(bad("placeholder count"));
-    }
-
-    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
-    let outer_header = tlv_header_len(der).ok_or_else(|| bad("outer header"))?;
-    let alg_start = outer_header + tbs.len();
-    let alg_len = der.get(alg_start..).and_then(tlv_total_len).ok_or_else(|| bad("signature algorithm"))?;
-    let algorithm = &der[alg_start..alg_start + alg_len];
-    let signature = issuer.key().sign(&new_tbs)?;
-
-    let mut bit_string = vec![0u8]; // no unused bits
-    bit_string.extend_from_slice(&signature);
-    let mut body = new_tbs;
-    body.extend_from_slice(algorithm);
-    push_tlv(&mut body, 0x03, &bit_string);
-    let mut cert = Vec::with_capacity(body.len() + 4);
-    push_tlv(&mut cert, 0x30, &body);
-    Ok(CertificateDer::from(cert))
-}
-
-/// Appends a DER TLV with a definite length.
-fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
-    out.push(tag);
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
-        out.push(0x80 | (bytes.len() - first) as u8);
-        out.extend_from_slice(&bytes[first..]);
-    }
-    out.extend_from_slice(content);
-}
-
-/// (header length, content length) of the DER TLV at the start of `der`.
-fn tlv_lengths(der: &[u8]) -> Option<(usize, usize)> {
-    let first = *der.get(1)?;
-    if first < 0x80 {
-        return Some((2, usize::from(first)));
-    }
-    let n = usize::from(first & 0x7f);
-    if n == 0 || n > 4 {
-        return None;
-    }
-    let len = der.get(2..2 + n)?.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-    Some((2 + n, len))
-}
-
-fn tlv_header_len(der: &[u8]) -> Option<usize> {
-    tlv_lengths(der).map(|(header, _)| header)
-}
-
-fn tlv_total_len(der: &[u8]) -> Option<usize> {
-    tlv_lengths(der).map(|(header, content)| header + content)
 }

@@ -6,6 +6,7 @@
 //! | [`identity`] | the client id and groups a certificate carries |
 //! | [`tls`] | rustls configs of both sides, [`ClientAuth`] and the per-session check |
 //! | `verified_chains` | the chains the current CRLs already accepted (private) |
+//! | `x509_subject` | certificates whose subject repeats O, one per group (private) |
 //! | [`crl`] | reading and signing certificate revocation lists |
 //! | [`keygen`] | the CA, server and client certificates, the signing key files |
 //! | [`enrol`] | `fts keygen csr` and `sign`: enrolment by CSR, with the signer's own profile |
@@ -74,6 +75,7 @@ pub mod revocation;
 pub mod signing;
 pub mod tls;
 mod verified_chains;
+mod x509_subject;
 
 pub use crl::{Crl, Revoked};
 pub use error::{Error, IdentityError, SessionRefused, VerifyError};
