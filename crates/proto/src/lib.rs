@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 pub mod answer;
+mod calendar;
 pub mod error;
 pub mod frame;
 mod json;
