@@ -65,5 +65,5 @@ pub use keys::{KeyId, Signature};
 pub use names::{ClientId, FileHash, FileName, GroupName, NameError, Published, Target};
 pub use printable::{Printable, printable};
 pub use request::{MAX_REPORTS, PROTOCOL_VERSION, REQUEST_TYPE_POLL, RejectReason, Report, Request};
-pub use statement::{STATEMENT_TAG, Statement};
+pub use statement::{STATEMENT_TAG, Signer, Statement};
 pub use wire_int::{MAX_WIRE_INT, WireInt};

@@ -5,6 +5,7 @@
 //! field that decides what is installed, or where, is in the statement, so a server
 //! that forwards it cannot change any of them without breaking the signature.
 
+use crate::keys::{KeyId, Signature};
 use crate::names::{FileHash, FileName, Published, Target};
 
 /// The first line of every version-1 statement. A new signed field means a new tag.
@@ -20,6 +21,27 @@ pub struct Statement {
     pub file_size: u64,
     pub file_hash: FileHash,
     pub published: Published,
+}
+
+/// Something that signs statements with a release signing key: fts-trust's
+/// `SigningKey`, or another signer (a hardware token, an external signing service).
+/// Defined here, beside the bytes it signs, so that the store can publish with any
+/// signer without depending on the crate that holds the cryptography. Signing is
+/// infallible: a key that is loaded can sign.
+pub trait Signer {
+    /// The id of the key, as written in each entry's `key-id`.
+    fn key_id(&self) -> KeyId;
+    /// The signature over `statement.to_bytes()`.
+    fn sign(&self, statement: &Statement) -> Signature;
+}
+
+impl<S: Signer + ?Sized> Signer for &S {
+    fn key_id(&self) -> KeyId {
+        (**self).key_id()
+    }
+    fn sign(&self, statement: &Statement) -> Signature {
+        (**self).sign(statement)
+    }
 }
 
 impl Statement {

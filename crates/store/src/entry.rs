@@ -1,5 +1,5 @@
-//! The signed entry ([`Entry`]) as the store keeps and serves it, and the [`Signer`]
-//! a publisher signs with.
+//! The signed entry ([`Entry`]) as the store keeps and serves it. A publisher signs
+//! with any [`fts_proto::Signer`].
 //!
 //! An entry is the statement of PROTOCOL.md section 5 plus the key id and signature
 //! that make it verifiable, and its place in the store's global publish order. The
@@ -19,34 +19,4 @@ pub struct Entry {
     pub key_id: KeyId,
     /// Ed25519 over `statement.to_bytes()`.
     pub signature: Signature,
-}
-
-/// Signs statements with a release signing key.
-///
-/// fts-trust's [`SigningKey`](fts_trust::SigningKey) implements it; a trait rather
-/// than that type so that other signers (a hardware token, an external signing
-/// service) can publish too. Signing is infallible: a key that is loaded can sign.
-pub trait Signer {
-    /// The id of the key, as written in each entry's `key-id`.
-    fn key_id(&self) -> KeyId;
-    /// The signature over `statement.to_bytes()`.
-    fn sign(&self, statement: &Statement) -> Signature;
-}
-
-impl<S: Signer + ?Sized> Signer for &S {
-    fn key_id(&self) -> KeyId {
-        (**self).key_id()
-    }
-    fn sign(&self, statement: &Statement) -> Signature {
-        (**self).sign(statement)
-    }
-}
-
-impl Signer for fts_trust::SigningKey {
-    fn key_id(&self) -> KeyId {
-        fts_trust::SigningKey::key_id(self)
-    }
-    fn sign(&self, statement: &Statement) -> Signature {
-        fts_trust::SigningKey::sign(self, statement)
-    }
 }

@@ -11,7 +11,7 @@
 //!
 //! Modules: [`publish`] (the signing host's [`Store`]), [`reader`] (the server's
 //! [`StoreReader`]), [`journal`] (the record format and the index), [`status`]
-//! ([`StatusDir`], with `last_polls` for the times of unchanged polls), [`entry`] ([`Entry`], [`Signer`]), [`layout`] (file names),
+//! ([`StatusDir`], with `last_polls` for the times of unchanged polls), [`entry`] ([`Entry`]), [`layout`] (file names),
 //! [`error`] ([`StoreError`]). The on-disk format, the crash-safety argument and
 //! replication are described in `docs/STORE.md`.
 //!
@@ -29,7 +29,7 @@ pub mod publish;
 pub mod reader;
 pub mod status;
 
-pub use entry::{Entry, Signer};
+pub use entry::Entry;
 pub use error::{Result, StoreError};
 pub use journal::{DamageKind, FORMAT_VERSION, JournalDamage, MAX_RECORD_LEN};
 pub use layout::blob_path;

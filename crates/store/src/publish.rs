@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-use fts_proto::{FileHash, FileName, MAX_WIRE_INT, Published, Statement, Target};
+use fts_proto::{FileHash, FileName, MAX_WIRE_INT, Published, Signer, Statement, Target};
 use sha2::{Digest, Sha256};
 
-use crate::entry::{Entry, Signer};
+use crate::entry::Entry;
 use crate::error::{Result, StoreError};
 use crate::fsutil::{TempFile, remove_stale_temps, sync_dir};
 use crate::journal::{

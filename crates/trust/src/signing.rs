@@ -100,6 +100,16 @@ impl SigningKey {
     }
 }
 
+/// What `fts publish` signs with (the store takes any [`fts_proto::Signer`]).
+impl fts_proto::Signer for SigningKey {
+    fn key_id(&self) -> KeyId {
+        SigningKey::key_id(self)
+    }
+    fn sign(&self, statement: &Statement) -> Signature {
+        SigningKey::sign(self, statement)
+    }
+}
+
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey").field("key_id", &self.key_id()).finish_non_exhaustive()

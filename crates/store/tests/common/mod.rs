@@ -7,8 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use fts_proto::Signer;
 use fts_proto::{FileName, KeyId, Signature, Statement, Target};
-use fts_store::{Entry, Signer};
+use fts_store::Entry;
 use fts_trust::{SigningKey, TrustedKeys};
 
 /// A release signing key made from a fixed seed, with the trusted set a host would
