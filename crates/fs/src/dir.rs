@@ -76,12 +76,10 @@ impl FileStat {
     // widen (or keep) each of them to the one type used here.
     #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
     fn of(stat: &rustix::fs::Stat) -> FileStat {
-        let mtime = (stat.st_mtime as i64)
-            .try_into()
-            .ok()
-            .and_then(|secs: u64| {
-                SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, (stat.st_mtime_nsec as u32).min(999_999_999)))
-            });
+        let mtime = (stat.st_mtime as i64).try_into().ok().and_then(|secs: u64| {
+            SystemTime::UNIX_EPOCH
+                .checked_add(Duration::new(secs, (stat.st_mtime_nsec as u32).min(999_999_999)))
+        });
         FileStat {
             kind: FileKind::of(FileType::from_raw_mode(stat.st_mode as _)),
             len: u64::try_from(stat.st_size as i64).unwrap_or(0),
@@ -128,16 +126,16 @@ impl Dir {
     /// must be a folder, checked on the opened handle.
     pub fn open(path: impl AsRef<Path>) -> Result<Dir> {
         let path = path.as_ref();
-        let fd = rustix::fs::open(path, BASE | OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
-            .map_err(|e| match e {
+        let fd = rustix::fs::open(path, BASE | OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).map_err(
+            |e| match e {
                 Errno::NOTDIR => FsError::WrongKind {
                     path: path.to_owned(),
-                    found: std::fs::metadata(path)
-                        .map_or(FileKind::Unknown, |m| kind_of_std(m.file_type())),
+                    found: std::fs::metadata(path).map_or(FileKind::Unknown, |m| kind_of_std(m.file_type())),
                     wanted: FileKind::Dir,
                 },
                 e => FsError::io("open the folder", path)(e.into()),
-            })?;
+            },
+        )?;
         let dir = Dir { fd, path: path.to_owned() };
         dir.expect_kind(&dir.metadata()?, FileKind::Dir, &dir.path)?;
         Ok(dir)
@@ -205,7 +203,12 @@ impl Dir {
     /// (less the umask) if it does not exist; refuses a link (even a dangling one:
     /// nothing is ever created at a link's target) and anything not a regular file.
     pub fn open_or_create_file(&self, name: impl AsRef<OsStr>, mode: u32) -> Result<File> {
-        self.open_regular(name.as_ref(), OFlags::RDWR | OFlags::CREATE, Mode::from_raw_mode(mode as _), "open")
+        self.open_regular(
+            name.as_ref(),
+            OFlags::RDWR | OFlags::CREATE,
+            Mode::from_raw_mode(mode as _),
+            "open",
+        )
     }
 
     /// Creates the file `name`, which must not exist (`O_CREAT|O_EXCL`: never an
@@ -225,8 +228,12 @@ impl Dir {
         let path = self.join(name);
         let stat = rustix::fs::fstat(&fd).map_err(|e| FsError::io("inspect", &path)(e.into()))?;
         self.expect_kind(&FileStat::of(&stat), FileKind::File, &path)?;
-        rustix::fs::fcntl_setfl(&fd, rustix::fs::fcntl_getfl(&fd).map_err(|e| FsError::io(action, &path)(e.into()))? - OFlags::NONBLOCK)
-            .map_err(|e| FsError::io(action, &path)(e.into()))?;
+        rustix::fs::fcntl_setfl(
+            &fd,
+            rustix::fs::fcntl_getfl(&fd).map_err(|e| FsError::io(action, &path)(e.into()))?
+                - OFlags::NONBLOCK,
+        )
+        .map_err(|e| FsError::io(action, &path)(e.into()))?;
         Ok(File::from(fd))
     }
 

@@ -147,14 +147,20 @@ fn check_ancestor(folder: &Path, target: &Path, euid: u32) -> Result<()> {
     };
     if owner != 0 && owner != euid {
         return Err(refuse(
-            format!("the folder {} on its way is owned by uid {owner}, who could replace it", folder.display()),
+            format!(
+                "the folder {} on its way is owned by uid {owner}, who could replace it",
+                folder.display()
+            ),
             "choose a folder whose parents belong to root or to the user running fts".into(),
         ));
     }
     let sticky = mode & 0o1000 != 0;
     if let Some(writers) = other_writers(mode).filter(|_| !sticky) {
         return Err(refuse(
-            format!("the folder {} on its way is writable by {writers}, who could replace it", folder.display()),
+            format!(
+                "the folder {} on its way is writable by {writers}, who could replace it",
+                folder.display()
+            ),
             format!("run `chmod go-w {}` (or `chmod +t` it), or choose another folder", folder.display()),
         ));
     }
@@ -215,7 +221,10 @@ mod tests {
         check_ancestors(&dest).unwrap();
         chmod(&parent, 0o777);
         let err = check_ancestors(&dest).unwrap_err().to_string();
-        assert!(err.contains(&format!("{} on its way is writable by its group and others", parent.display())), "{err}");
+        assert!(
+            err.contains(&format!("{} on its way is writable by its group and others", parent.display())),
+            "{err}"
+        );
         chmod(&parent, 0o1777);
         check_ancestors(&dest).unwrap();
         chmod(&parent, 0o755);
