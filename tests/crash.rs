@@ -231,7 +231,10 @@ fn polls_killed_mid_transfer_leave_the_old_or_the_new_file_never_a_partial_one()
         leftovers = names_in(&partial, "", "");
         state_leftovers = state_now;
         assert!(leftovers.len() <= 1, "round {round}: at most the body in the partial folder: {leftovers:?}");
-        assert!(state_leftovers.len() <= 1, "round {round}: at most the state temp in in/: {state_leftovers:?}");
+        assert!(
+            state_leftovers.len() <= 1,
+            "round {round}: at most the state temp in in/: {state_leftovers:?}"
+        );
         if run.killed {
             kills += 1;
             if after == before { kept_old += 1 } else { got_new += 1 }

@@ -205,7 +205,13 @@ impl Client {
                 Ok(n) => {
                     tracing::info!(dir = %dir.display(), removed = n, "removed temporary files of an interrupted run")
                 }
-                Err(e) => return Err(PollError::Local(format!("cannot clean {}: {}", dir.display(), with_cause(&e)))),
+                Err(e) => {
+                    return Err(PollError::Local(format!(
+                        "cannot clean {}: {}",
+                        dir.display(),
+                        with_cause(&e)
+                    )));
+                }
             }
         }
         let state = match State::load_in(&state_dir, &state_name) {
@@ -216,7 +222,16 @@ impl Client {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(Client { settings, state, dest, partial, state_dir, state_name, _lock: lock, stop: Arc::default() })
+        Ok(Client {
+            settings,
+            state,
+            dest,
+            partial,
+            state_dir,
+            state_name,
+            _lock: lock,
+            stop: Arc::default(),
+        })
     }
 
     /// Lets `stop` end an answer between two files (the rest comes at the next run).

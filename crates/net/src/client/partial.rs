@@ -59,8 +59,11 @@ impl PartialDir {
     pub fn create_body(&self) -> Result<(TempFile, File), FsError> {
         let (temp, file) = TempFile::create(&self.dir, BODY_PREFIX, TEMP_SUFFIX, 0o600)?;
         use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(|source| FsError::Io { action: "set the mode of", path: temp.path(), source })?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|source| FsError::Io {
+            action: "set the mode of",
+            path: temp.path(),
+            source,
+        })?;
         Ok((temp, file))
     }
 
@@ -111,7 +114,8 @@ mod tests {
         std::fs::remove_file(temp.path().join(PARTIAL_DIR)).unwrap();
 
         std::fs::create_dir(temp.path().join(PARTIAL_DIR)).unwrap();
-        std::fs::set_permissions(temp.path().join(PARTIAL_DIR), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(temp.path().join(PARTIAL_DIR), std::fs::Permissions::from_mode(0o777))
+            .unwrap();
         assert!(matches!(PartialDir::open(&dest), Err(FsError::NotPrivate { .. })));
     }
 }

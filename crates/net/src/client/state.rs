@@ -173,7 +173,9 @@ impl State {
 /// refused as such, anything else is an I/O error.
 fn read_error(path: &Path, e: FsError) -> StateError {
     match e {
-        FsError::SymbolicLink { .. } => StateError::NotAFile { path: path.to_owned(), found: FileKind::SymbolicLink },
+        FsError::SymbolicLink { .. } => {
+            StateError::NotAFile { path: path.to_owned(), found: FileKind::SymbolicLink }
+        }
         FsError::WrongKind { found, .. } => StateError::NotAFile { path: path.to_owned(), found },
         e => StateError::Read { path: path.to_owned(), source: into_io(e) },
     }
@@ -236,7 +238,11 @@ mod tests {
         assert_eq!(State::load(&path).unwrap(), State::empty(), "a missing file is empty state");
         sample().save(&path).unwrap();
         assert_eq!(State::load(&path).unwrap(), sample());
-        assert_eq!(remove_temp_files(&Dir::open(dir.path()).unwrap()).unwrap(), 0, "no temp file is left behind");
+        assert_eq!(
+            remove_temp_files(&Dir::open(dir.path()).unwrap()).unwrap(),
+            0,
+            "no temp file is left behind"
+        );
     }
 
     #[test]
