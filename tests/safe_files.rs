@@ -292,6 +292,7 @@ fn a_planted_state_link_is_refused_and_its_pending_hook_never_runs() {
     let out = poll(&sandbox, NOBODY, "in2", &["--state", "state/fts.json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains(&format!("refusing to use {}", shared.display())), "{}", stderr(&out));
+    assert_eq!(names(&sandbox.join("in2")), Vec::<String>::new(), "nothing was made in the destination");
 }
 
 #[test]

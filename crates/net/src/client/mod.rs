@@ -47,7 +47,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fts_fs::{Dir, FsError};
-
 use fts_proto::{ClientId, ErrorFrame, FileHeader, RejectReason, Report, Request, ServerFrame, Target};
 use fts_trust::{Statement, TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
@@ -183,17 +182,17 @@ impl Client {
         std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dest_path).map_err(|e| {
             PollError::Local(format!("cannot create the destination {}: {e}", dest_path.display()))
         })?;
+        // Both folders are judged before anything is created in either.
         let dest = open_private_dir(dest_path)?;
+        let state_dir = Arc::new(open_private_dir(state::parent_dir(&settings.state_path))?);
+        let state_name = settings.state_path.file_name().map(OsString::from).ok_or_else(|| {
+            PollError::Local(format!("--state {} does not name a file", settings.state_path.display()))
+        })?;
         let lock = dest.open_or_create_file(LOCK_FILE, 0o600)?;
         lock.try_lock().map_err(|_| {
             PollError::Local(format!("another fts poll is already using {}", dest_path.display()))
         })?;
         let partial = PartialDir::open(&dest)?;
-        let state_folder = state::parent_dir(&settings.state_path);
-        let state_dir = Arc::new(open_private_dir(state_folder)?);
-        let state_name = settings.state_path.file_name().map(OsString::from).ok_or_else(|| {
-            PollError::Local(format!("--state {} does not name a file", settings.state_path.display()))
-        })?;
         let cleaned = [
             (partial.dir().path(), partial.remove_leftovers()),
             (dest.path(), state::remove_temp_files(&dest)),
