@@ -87,6 +87,7 @@ grep -q "maintenance tonight" hosts/web-01/motd.txt || fail "the old file was no
 say "web-01 refused it (exit 3, hash-mismatch) and kept its old motd.txt:"
 say "  $(cat hosts/web-01/motd.txt)"
 ls -A hosts/web-01 | grep -q '^\.fts-tmp-' && fail "a partial file was left behind"
+[ -z "$(ls -A hosts/web-01/.fts-partial)" ] || fail "a partial file was left in .fts-partial/"
 
 step "6. The operator repairs the store; the host gets the genuine file at its next poll"
 cp motd.txt "$blob"

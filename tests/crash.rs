@@ -161,6 +161,7 @@ fn polls_killed_mid_transfer_leave_the_old_or_the_new_file_never_a_partial_one()
     let server = ServeProcess::start(&sandbox, &[]);
     let addr = server.addr.to_string();
     let dest = sandbox.join("in");
+    let partial = dest.join(".fts-partial");
     let installed = dest.join("big.bin");
     let poll = || {
         let mut cmd = sandbox.fts(["poll", "--once", "--server", &addr, "--id", "web-01", "--dest", "in"]);
@@ -186,6 +187,7 @@ fn polls_killed_mid_transfer_leave_the_old_or_the_new_file_never_a_partial_one()
     // Kills that left the version installed before the run, and a newer one.
     let (mut kept_old, mut got_new) = (0, 0);
     let mut leftovers = BTreeSet::new();
+    let mut state_leftovers = BTreeSet::new();
     for round in 0..40 {
         if kills == POLL_KILLS {
             break;
@@ -204,7 +206,8 @@ fn polls_killed_mid_transfer_leave_the_old_or_the_new_file_never_a_partial_one()
             3 => (POLL_FILE_SIZE as u64, true),
             _ => ((rng.fraction(0.02, 0.98) * POLL_FILE_SIZE as f64) as u64, false),
         };
-        let point = KillPoint { dir: &dest, prefix: ".fts-tmp-", suffix: "", at, after_rename };
+        // Bodies are received in the partial folder, never under a name in `in/`.
+        let point = KillPoint { dir: &partial, prefix: "body-", suffix: ".tmp", at, after_rename };
         let run = run_and_kill(&mut poll(), &point);
 
         let after = sha256_file(&installed).expect("the file is never missing");
@@ -222,14 +225,23 @@ fn polls_killed_mid_transfer_leave_the_old_or_the_new_file_never_a_partial_one()
             stale.is_empty(),
             "round {round}: temporary files of a killed run were not cleaned: {stale:?}"
         );
-        leftovers = names_in(&dest, ".fts-tmp-", "");
-        assert!(leftovers.len() <= 2, "round {round}: at most the body and the state temp: {leftovers:?}");
+        let state_now = names_in(&dest, ".fts-tmp-", "");
+        let stale: Vec<_> = state_leftovers.intersection(&state_now).collect();
+        assert!(stale.is_empty(), "round {round}: state temps of a killed run were not cleaned: {stale:?}");
+        leftovers = names_in(&partial, "", "");
+        state_leftovers = state_now;
+        assert!(leftovers.len() <= 1, "round {round}: at most the body in the partial folder: {leftovers:?}");
+        assert!(
+            state_leftovers.len() <= 1,
+            "round {round}: at most the state temp in in/: {state_leftovers:?}"
+        );
         if run.killed {
             kills += 1;
             if after == before { kept_old += 1 } else { got_new += 1 }
         } else {
             assert!(run.exit.success(), "round {round}: a poll that was not killed succeeds: {:?}", run.exit);
             assert!(leftovers.is_empty(), "round {round}: a completed poll leaves no temp: {leftovers:?}");
+            assert!(state_leftovers.is_empty(), "round {round}: nor a state temp: {state_leftovers:?}");
         }
     }
     assert_eq!(kills, POLL_KILLS, "enough runs were killed mid-transfer");
@@ -239,6 +251,13 @@ fn polls_killed_mid_transfer_leave_the_old_or_the_new_file_never_a_partial_one()
     assert_eq!(sha256_file(&installed), versions.last().copied());
     assert_eq!(since(&dest.join(".fts-state.json"), "all"), versions.len() as u64);
     assert!(names_in(&dest, ".fts-tmp-", "").is_empty(), "no temporary file after a completed poll");
+    assert!(names_in(&partial, "", "").is_empty(), "no body left after a completed poll");
+    let names: Vec<String> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(names, ["big.bin"], "the destination holds only the verified file");
     let out = expect_success(&mut poll());
     assert!(stdout(&out).contains("0 file(s) installed"), "{}{}", stdout(&out), stderr(&out));
     eprintln!(

@@ -56,12 +56,17 @@ fn version(n: u8, size: usize) -> Vec<u8> {
     (0..size).map(|i| (i % 251) as u8 ^ n).collect()
 }
 
-fn temps(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".fts-tmp-"))
-        .collect()
+/// The temporary files of a poll into `dest`: the state's beside it (`.fts-tmp-state-*`)
+/// and the bodies being received in its partial folder (`.fts-partial/body-*`).
+fn temps(dest: &Path) -> Vec<String> {
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let mut temps: Vec<String> = names(dest).into_iter().filter(|n| n.starts_with(".fts-tmp-")).collect();
+    temps.extend(names(&dest.join(".fts-partial")).into_iter().map(|n| format!(".fts-partial/{n}")));
+    temps
 }
 
 fn state(dest: &Path) -> serde_json::Value {
@@ -101,7 +106,9 @@ fn signal(pid: u32, signal: &str) {
 fn a_receive_that_runs_out_of_space_fails_cleanly_and_succeeds_later() {
     let sandbox = Sandbox::new();
     let dest = sandbox.join("in");
-    let _tmpfs = match Tmpfs::mount(&dest, "8m") {
+    // mode=0750: a tmpfs root is 1777 by default, and fts refuses a destination that
+    // others can write.
+    let _tmpfs = match Tmpfs::mount(&dest, "8m,mode=0750") {
         Ok(mounted) => mounted,
         Err(reason) if std::env::var_os("FTS_REQUIRE_TMPFS").is_none() => {
             eprintln!("SKIPPED a_receive_that_runs_out_of_space_fails_cleanly_and_succeeds_later: {reason}");

@@ -6,7 +6,7 @@
 //! Every case starts from a host that already installed `app.bin` v1 (web-01 seq 1)
 //! and asserts, after the attack:
 //! - the destination holds exactly what it held (app.bin v1 byte for byte, the client's
-//!   own dot-files, no `.fts-tmp-*`), and nothing new appeared anywhere in the sandbox
+//!   own dot-files, an empty `.fts-partial/`), and nothing new appeared anywhere in the sandbox
 //!   or beside it;
 //! - the client exited by itself, with a status and not a signal, within 30 s: 3 when
 //!   an entry was refused (the one-line reason names it), 1 when the poll itself failed;
@@ -309,9 +309,11 @@ impl Host {
             .expect("list the destination")
             .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
             .collect();
-        for own in [".fts-state.json", ".fts-lock"] {
+        for own in [".fts-state.json", ".fts-lock", ".fts-partial"] {
             assert!(listing.remove(own), "the client's {own} is in the destination: {listing:?}");
         }
+        let partial = std::fs::read_dir(self.dest().join(".fts-partial")).expect("list the partial folder");
+        assert_eq!(partial.count(), 0, "no body is left in the partial folder");
         let expected: BTreeSet<String> = files.iter().map(|(name, _)| (*name).to_owned()).collect();
         assert_eq!(listing, expected, "the destination holds exactly the expected files");
         for (name, contents) in files {

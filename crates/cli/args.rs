@@ -363,7 +363,8 @@ pub struct PollArgs {
     #[arg(long = "trust", value_name = "FILE")]
     pub trust: Vec<PathBuf>,
 
-    /// Folder files are installed into
+    /// Folder files are installed into: created 0750 if missing; refused unless owned
+    /// by this user and writable by no one else (its parents too)
     #[arg(long, value_name = "DIR", default_value = "incoming")]
     pub dest: PathBuf,
 

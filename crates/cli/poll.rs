@@ -109,7 +109,12 @@ fn resolve(args: PollArgs) -> anyhow::Result<ClientSettings> {
     // Absolute, so that a hook gets a path it can use wherever it changes directory to.
     let dest = std::path::absolute(&args.dest)
         .with_context(|| format!("cannot resolve --dest {}", args.dest.display()))?;
-    let state_path = args.state.unwrap_or_else(|| dest.join(".fts-state.json"));
+    // Absolute too, so that an error about its folder names it whole.
+    let state_path = match args.state {
+        Some(state) => std::path::absolute(&state)
+            .with_context(|| format!("cannot resolve --state {}", state.display()))?,
+        None => dest.join(".fts-state.json"),
+    };
     Ok(ClientSettings {
         server,
         transport,

@@ -65,6 +65,9 @@ pub fn poll_answer(data: &[u8]) -> Result<fts_net::client::PollOutcome, fts_net:
     drop(client);
 
     let state = State::load(&state_path).expect("the client's own state reads back");
+    let partial = dest.join(fts_net::client::partial::PARTIAL_DIR);
+    let left: Vec<_> = std::fs::read_dir(&partial).expect("the partial folder").collect();
+    assert!(left.is_empty(), "a body was left in the partial folder: {left:?}");
     for entry in std::fs::read_dir(&dest).expect("the destination") {
         let entry = entry.expect("a folder entry");
         let name = entry.file_name().to_string_lossy().into_owned();

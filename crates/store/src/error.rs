@@ -70,6 +70,15 @@ pub enum StoreError {
     #[error("cannot encode {what}: {detail}")]
     Encode { what: &'static str, detail: String },
 
+    /// A blob cannot be served (missing, a link, not a regular file, the wrong size).
+    #[error("blob {} cannot be served: {problem}", path.display())]
+    BadBlob { path: PathBuf, problem: crate::reader::BlobProblem },
+
+    /// A store file is a link or not the kind of file it should be (the message
+    /// names it), or a folder is not private.
+    #[error(transparent)]
+    Unsafe(fts_fs::FsError),
+
     /// A status file could not be read back.
     #[error("status file {} is unreadable: {detail}", path.display())]
     BadStatusFile { path: PathBuf, detail: String },
@@ -80,6 +89,17 @@ impl StoreError {
     pub(crate) fn io(action: &'static str, path: impl AsRef<Path>) -> impl FnOnce(io::Error) -> Self {
         let path = path.as_ref().to_path_buf();
         move |source| StoreError::Io { action, path, source }
+    }
+}
+
+/// A failed system call becomes the [`StoreError::Io`] every caller already knows;
+/// a link or a wrong kind of file, [`StoreError::Unsafe`].
+impl From<fts_fs::FsError> for StoreError {
+    fn from(e: fts_fs::FsError) -> Self {
+        match e {
+            fts_fs::FsError::Io { action, path, source } => StoreError::Io { action, path, source },
+            other => StoreError::Unsafe(other),
+        }
     }
 }
 

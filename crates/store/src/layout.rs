@@ -21,6 +21,12 @@ pub(crate) const TMP: &str = "tmp";
 /// creation), so that creating the store there again is safe.
 pub(crate) const OWN_NAMES: [&str; 4] = [JOURNAL, LOCK, BLOBS, TMP];
 
+/// The shard folder and the file name of the blob of `hash` in `blobs/`.
+pub(crate) fn blob_names(hash: &FileHash) -> (String, String) {
+    let hex = hash.hex();
+    (hex[..2].to_owned(), hex)
+}
+
 /// `<store>/blobs/<first 2 hex digits>/<64 hex digits>`.
 pub fn blob_path(store_dir: &Path, hash: &FileHash) -> PathBuf {
     let hex = hash.hex();

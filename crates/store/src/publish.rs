@@ -8,6 +8,9 @@
 //! 1. copy the file into `tmp/` while hashing it, fsync, rename into `blobs/`, fsync the
 //!    blob folder. Outside the lock: a slow copy never holds up other publishers. A
 //!    crash leaves at most a temp (removed later) or an unreferenced blob (harmless).
+//!    A blob already there is kept only if it is a regular file whose SHA-256 is its
+//!    name (hashed again, not trusted by its size); anything else (rotted bytes, a
+//!    link, a short copy) is replaced by the fresh temp, whose content is right.
 //! 2. take the lock, read the whole journal, truncate a torn tail (refuse if a damaged
 //!    record is followed by valid ones), compute each target's next seq and the
 //!    `published` time, sign, append the record with one `write_all`, `sync_data`,
@@ -175,8 +178,8 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(StoreError::io("create", &shard)(e)),
         }
-        match fs::metadata(&dest) {
-            Ok(meta) if meta.is_file() && meta.len() == size => {
+        match existing_blob(&shard, &dest, &hash, size)? {
+            Existing::Sound => {
                 // Stored before. Its rename may not be durable yet if that publisher
                 // died before flushing the folder, so flush it here too.
                 drop(temp);
@@ -184,14 +187,11 @@ impl Store {
                 tracing::debug!(blob = %dest.display(), "content already stored");
                 return Ok((hash, size));
             }
-            Ok(meta) => tracing::warn!(
-                blob = %dest.display(),
-                found = meta.len(),
-                expected = size,
-                "replacing a damaged blob of the wrong size"
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("inspect", &dest)(e)),
+            Existing::Missing => {}
+            Existing::Damaged(what) => {
+                // The temp was just hashed on its way in: it is the right content.
+                tracing::warn!(blob = %dest.display(), found = %what, "replacing a damaged blob");
+            }
         }
         temp.persist(&dest)?;
         sync_dir(&shard)?;
@@ -311,6 +311,63 @@ impl Store {
             "published"
         );
         Ok(entries)
+    }
+}
+
+/// What sits where a blob is about to be renamed.
+enum Existing {
+    Missing,
+    /// A regular file of the right size whose SHA-256 is its name.
+    Sound,
+    /// Anything else, in words: the wrong size, other bytes of the same size, a link.
+    Damaged(String),
+}
+
+/// Judges the file at `dest` (the blob of `hash`, `size` bytes) without following a
+/// link, hashing it when its size is right: a blob whose bytes rotted or were
+/// changed on the signing host would otherwise be kept by every later publish of its
+/// content, and hosts would refuse it as `hash-mismatch` forever.
+fn existing_blob(shard: &Path, dest: &Path, hash: &FileHash, size: u64) -> Result<Existing> {
+    let name = dest.file_name().unwrap_or_default();
+    let shard = fts_fs::Dir::open(shard)?;
+    let stat = match shard.stat(name) {
+        Ok(stat) => stat,
+        Err(e) if e.is_not_found() => return Ok(Existing::Missing),
+        Err(e) => return Err(e.into()),
+    };
+    if stat.kind != fts_fs::FileKind::File {
+        return Ok(Existing::Damaged(format!("{} in its place", stat.kind)));
+    }
+    if stat.len != size {
+        return Ok(Existing::Damaged(format!("{} bytes, not {size}", stat.len)));
+    }
+    let file = match shard.open_file(name) {
+        Ok(file) => file,
+        // Swapped since the lstat: replace whatever it is now.
+        Err(fts_fs::FsError::SymbolicLink { .. } | fts_fs::FsError::WrongKind { .. }) => {
+            return Ok(Existing::Damaged("not a regular file".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let found = hash_file(file, dest)?;
+    if found == *hash {
+        Ok(Existing::Sound)
+    } else {
+        Ok(Existing::Damaged(format!("other bytes of the same size (SHA-256 {found})")))
+    }
+}
+
+/// The SHA-256 of a whole file.
+fn hash_file(mut file: File, path: &Path) -> Result<FileHash> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; COPY_BUFFER];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => return Ok(FileHash::from_digest(hasher.finalize().into())),
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StoreError::io("read", path)(e)),
+        }
     }
 }
 

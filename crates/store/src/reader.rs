@@ -4,23 +4,39 @@
 //! cheaply, and answers "which entries does this host get" without touching the
 //! directory tree beyond one `stat` per entry it hands out.
 //!
-//! Refresh: one `metadata()` of the journal, compared with what was read last
+//! Refresh: one `lstat` of the journal, compared with what was read last
 //! (device, inode, length, mtime). Unchanged: done. Same file grown: re-read the last
 //! accepted record to check it is still the same bytes, then read on from there.
 //! Anything else (a new inode, as rsync's rename makes; a shorter or rewritten file):
 //! reload from the start. A reload that fails keeps the old index.
+//!
+//! Whoever can write the store (a replica's sync job, a shared folder) must not make
+//! the server read anything but the store's own files: a blob that is a link to the
+//! server's TLS key would otherwise be streamed to any client whose entry names it
+//! (the server never checks signatures, so the size it trusts is unsigned). So every
+//! file the reader opens is reached from the store folder's handle one component at a
+//! time, through [`fts_fs::Dir`]: `journal`, `blobs/`, the shard folder and the blob
+//! are each opened with `O_NOFOLLOW` and must be a regular file (or folder), checked
+//! on the opened descriptor. A blob that is a link or not a regular file is a
+//! [`BlobProblem`]: never served, its target waits, and the server logs it. The store
+//! folder itself is the operator's configuration and may be reached through a link
+//! (reopened by path at each look, so a replica switched by renaming a link is
+//! followed as before). Hard links are not refused (replicas kept with `rsync
+//! --link-dest` use them); the kernel's `fs.protected_hardlinks` keeps a store writer
+//! from linking a file it can neither read nor write (docs/STORE.md).
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use fts_fs::{Dir, FileKind, FileStat, FsError};
 use fts_proto::{FileHash, Target};
 
 use crate::entry::Entry;
 use crate::error::{Result, StoreError};
 use crate::journal::{DamageKind, JournalDamage, JournalIndex, record_unchanged};
-use crate::layout::{self, JOURNAL};
+use crate::layout::{self, BLOBS, JOURNAL};
 
 /// A store opened read-only for serving.
 #[derive(Debug)]
@@ -44,15 +60,8 @@ struct FileIdentity {
 }
 
 impl FileIdentity {
-    fn of(meta: &fs::Metadata) -> Self {
-        #[cfg(unix)]
-        let (dev, ino) = {
-            use std::os::unix::fs::MetadataExt;
-            (meta.dev(), meta.ino())
-        };
-        #[cfg(not(unix))]
-        let (dev, ino) = (0, 0);
-        FileIdentity { dev, ino, len: meta.len(), mtime: meta.modified().ok() }
+    fn of(stat: &FileStat) -> Self {
+        FileIdentity { dev: stat.dev, ino: stat.ino, len: stat.len, mtime: stat.mtime }
     }
 
     fn same_file(&self, other: &FileIdentity) -> bool {
@@ -95,7 +104,14 @@ pub struct BlockedEntry {
 pub enum BlobProblem {
     Missing,
     NotAFile,
-    WrongSize { found: u64 },
+    /// The blob, its shard folder or `blobs/` is a symbolic link (named here): links
+    /// in the store are never followed, so it is never served.
+    Link {
+        path: PathBuf,
+    },
+    WrongSize {
+        found: u64,
+    },
     Unreadable(String),
 }
 
@@ -104,6 +120,13 @@ impl std::fmt::Display for BlobProblem {
         match self {
             BlobProblem::Missing => f.write_str("the blob is missing"),
             BlobProblem::NotAFile => f.write_str("the blob is not a regular file"),
+            BlobProblem::Link { path } => {
+                write!(
+                    f,
+                    "{} is a symbolic link, which the server never follows (a store writer's doing?)",
+                    path.display()
+                )
+            }
             BlobProblem::WrongSize { found } => write!(f, "the blob has {found} bytes, not the size signed"),
             BlobProblem::Unreadable(e) => write!(f, "the blob cannot be inspected: {e}"),
         }
@@ -116,46 +139,56 @@ impl StoreReader {
     /// counts as empty and is picked up by [`refresh`](StoreReader::refresh).
     pub fn open(dir: impl AsRef<Path>) -> Result<StoreReader> {
         let dir = dir.as_ref().to_path_buf();
-        let meta = fs::metadata(&dir).map_err(StoreError::io("open the store folder", &dir))?;
-        if !meta.is_dir() {
-            return Err(StoreError::NotAStore { path: dir, detail: "it is not a folder".into() });
-        }
+        let store = match Dir::open(&dir) {
+            Ok(store) => store,
+            Err(FsError::WrongKind { .. }) => {
+                return Err(StoreError::NotAStore { path: dir, detail: "it is not a folder".into() });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let journal_path = dir.join(JOURNAL);
         let mut reader =
             StoreReader { dir, journal_path, index: JournalIndex::default(), identity: None, damage: None };
-        match File::open(&reader.journal_path) {
+        match store.open_file(JOURNAL) {
             Ok(file) => reader.reload(file)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.is_not_found() => {
                 tracing::warn!(journal = %reader.journal_path.display(), "the store has no journal yet: serving nothing until it appears");
             }
-            Err(e) => return Err(StoreError::io("open", &reader.journal_path)(e)),
+            Err(e) => return Err(e.into()),
         }
         Ok(reader)
+    }
+
+    /// The store folder, opened afresh (its path may go through a link the operator
+    /// switches); everything beneath it is reached from this handle.
+    fn store_dir(&self) -> Result<Dir, FsError> {
+        Dir::open(&self.dir)
     }
 
     /// Brings the index up to date with the journal. Cheap when nothing changed: one
     /// `metadata()` call. On error the index stays as it was, still served.
     pub fn refresh(&mut self) -> Result<Refresh> {
-        let meta = match fs::metadata(&self.journal_path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let store = self.store_dir()?;
+        let stat = match store.stat(JOURNAL) {
+            Ok(stat) => stat,
+            Err(e) if e.is_not_found() => {
                 if self.identity.is_some() {
                     tracing::warn!(journal = %self.journal_path.display(), "the journal disappeared; still serving the entries already read");
                 }
                 return Ok(Refresh::Unchanged);
             }
-            Err(e) => return Err(StoreError::io("inspect", &self.journal_path)(e)),
+            Err(e) => return Err(e.into()),
         };
-        let now = FileIdentity::of(&meta);
+        let now = FileIdentity::of(&stat);
         let Some(before) = self.identity else {
-            let file = File::open(&self.journal_path).map_err(StoreError::io("open", &self.journal_path))?;
-            self.reload(file)?;
+            self.reload(store.open_file(JOURNAL)?)?;
             return Ok(Refresh::Reloaded { entries: self.index.entries.len() });
         };
         if now == before {
             return Ok(Refresh::Unchanged);
         }
-        let file = File::open(&self.journal_path).map_err(StoreError::io("open", &self.journal_path))?;
+        // A link or a FIFO put in the journal's place is refused here, by the open.
+        let file = store.open_file(JOURNAL)?;
         if now.same_file(&before) && now.len > before.len {
             let count = self.index.entries.len();
             if self.read_appended(&file)? {
@@ -170,8 +203,7 @@ impl StoreReader {
     /// already indexed changed, so the caller reloads instead.
     fn read_appended(&mut self, file: &File) -> Result<bool> {
         let path = &self.journal_path;
-        let meta = file.metadata().map_err(StoreError::io("inspect", path))?;
-        let identity = FileIdentity::of(&meta);
+        let identity = FileIdentity::of(&FileStat::of_file(file, path)?);
         let (Some(before), Some(mark)) = (self.identity, self.index.last_record) else {
             return Ok(false);
         };
@@ -199,8 +231,7 @@ impl StoreReader {
         let path = &self.journal_path;
         // The handle may have been read from already (a failed incremental read).
         file.seek(SeekFrom::Start(0)).map_err(StoreError::io("seek in", path))?;
-        let meta = file.metadata().map_err(StoreError::io("inspect", path))?;
-        let identity = FileIdentity::of(&meta);
+        let identity = FileIdentity::of(&FileStat::of_file(&file, path)?);
         let mut index = JournalIndex::default();
         let damage = index.read_from(&mut BufReader::with_capacity(1 << 16, file), path)?;
         if index.entries.len() < self.index.entries.len() {
@@ -240,20 +271,21 @@ impl StoreReader {
         layout::blob_path(&self.dir, hash)
     }
 
-    /// Opens the blob of `entry` for streaming, checking it has the signed size.
+    /// Opens the blob of `entry` for streaming: a regular file of the signed size
+    /// beneath the store folder, reached without following a link (the module docs).
     pub fn open_blob(&self, entry: &Entry) -> Result<File> {
-        let path = self.blob_path(&entry.statement.file_hash);
-        let file = File::open(&path).map_err(StoreError::io("open", &path))?;
-        let meta = file.metadata().map_err(StoreError::io("inspect", &path))?;
-        if !meta.is_file() || meta.len() != entry.statement.file_size {
-            return Err(StoreError::Io {
-                action: "serve",
-                path,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} bytes on disk, {} signed", meta.len(), entry.statement.file_size),
-                ),
-            });
+        let hash = &entry.statement.file_hash;
+        let bad = |problem| StoreError::BadBlob { path: self.blob_path(hash), problem };
+        let blobs =
+            self.store_dir().and_then(|store| store.open_dir(BLOBS)).map_err(|e| bad(blob_problem(e)))?;
+        let (shard, name) = layout::blob_names(hash);
+        let file = blobs
+            .open_dir(&shard)
+            .and_then(|shard| shard.open_file(&name))
+            .map_err(|e| bad(blob_problem(e)))?;
+        let stat = FileStat::of_file(&file, &self.blob_path(hash))?;
+        if stat.len != entry.statement.file_size {
+            return Err(bad(BlobProblem::WrongSize { found: stat.len }));
         }
         Ok(file)
     }
@@ -312,6 +344,8 @@ impl StoreReader {
         }
         let mut answer = Answer::default();
         let mut bytes = 0u64;
+        // Opened at the first entry, once for the whole answer.
+        let mut blobs: Option<Result<Dir, FsError>> = None;
         loop {
             let next = cursors
                 .iter()
@@ -320,7 +354,8 @@ impl StoreReader {
                 .min_by_key(|&(_, p)| p);
             let Some((cursor, position)) = next else { break };
             let Some(entry) = self.index.entries.get(position) else { break };
-            if let Err(problem) = self.check_blob(entry) {
+            let blobs = blobs.get_or_insert_with(|| self.store_dir().and_then(|store| store.open_dir(BLOBS)));
+            if let Err(problem) = check_blob(blobs, entry) {
                 answer.blocked = Some(BlockedEntry { entry: entry.clone(), problem });
                 break;
             }
@@ -337,17 +372,37 @@ impl StoreReader {
         }
         answer
     }
+}
 
-    /// The blob of `entry` is a regular file of the signed size.
-    fn check_blob(&self, entry: &Entry) -> Result<(), BlobProblem> {
-        match fs::metadata(self.blob_path(&entry.statement.file_hash)) {
-            Ok(meta) if !meta.is_file() => Err(BlobProblem::NotAFile),
-            Ok(meta) if meta.len() != entry.statement.file_size => {
-                Err(BlobProblem::WrongSize { found: meta.len() })
-            }
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobProblem::Missing),
-            Err(e) => Err(BlobProblem::Unreadable(e.to_string())),
-        }
+/// The blob of `entry` is a regular file of the signed size in its shard folder of
+/// `blobs` (the store's `blobs/`, already opened without following a link): one open
+/// of the shard and one `lstat` of the blob, neither following a link.
+fn check_blob(blobs: &Result<Dir, FsError>, entry: &Entry) -> Result<(), BlobProblem> {
+    let blobs = blobs.as_ref().map_err(problem_of)?;
+    let (shard, name) = layout::blob_names(&entry.statement.file_hash);
+    let stat = blobs.open_dir(&shard).and_then(|shard| shard.stat(&name)).map_err(blob_problem)?;
+    match stat.kind {
+        FileKind::File if stat.len == entry.statement.file_size => Ok(()),
+        FileKind::File => Err(BlobProblem::WrongSize { found: stat.len }),
+        FileKind::SymbolicLink => Err(BlobProblem::Link { path: blobs.path().join(shard).join(name) }),
+        _ => Err(BlobProblem::NotAFile),
+    }
+}
+
+/// What a failed open or `lstat` on the way to a blob means for serving it.
+fn blob_problem(e: FsError) -> BlobProblem {
+    problem_of(&e)
+}
+
+/// [`blob_problem`] of an error kept for the whole answer.
+fn problem_of(e: &FsError) -> BlobProblem {
+    match e {
+        e if e.is_not_found() => BlobProblem::Missing,
+        FsError::SymbolicLink { path } => BlobProblem::Link { path: path.clone() },
+        FsError::WrongKind { .. } => BlobProblem::NotAFile,
+        e => BlobProblem::Unreadable(match e.io_error() {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        }),
     }
 }

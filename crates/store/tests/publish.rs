@@ -154,6 +154,37 @@ fn a_blob_of_the_wrong_size_is_replaced_by_the_next_copy() {
 }
 
 #[test]
+fn a_blob_with_other_bytes_of_the_same_size_is_repaired_by_the_next_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    let (hash, _) = store.put_blob(&b"good content"[..]).unwrap();
+    let blob = store.blob_path(&hash);
+    // Bit rot, or a change on the signing host: same size, other bytes.
+    fs::remove_file(&blob).unwrap();
+    fs::write(&blob, b"evil content").unwrap();
+    assert_eq!(store.put_blob(&b"good content"[..]).unwrap().0, hash);
+    assert_eq!(fs::read(&blob).unwrap(), b"good content");
+    assert_eq!(fs::metadata(&blob).unwrap().permissions().mode() & 0o777, 0o444);
+    assert_eq!(fs::read_dir(store.dir().join("tmp")).unwrap().count(), 0, "no temp is left behind");
+}
+
+#[test]
+fn a_link_in_the_place_of_a_blob_is_replaced_and_its_target_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    let (hash, _) = store.put_blob(&b"good content"[..]).unwrap();
+    let blob = store.blob_path(&hash);
+    let target = dir.path().join("other");
+    fs::write(&target, b"good content").unwrap();
+    fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink(&target, &blob).unwrap();
+    store.put_blob(&b"good content"[..]).unwrap();
+    assert!(fs::symlink_metadata(&blob).unwrap().is_file(), "the link was replaced by the blob");
+    assert_eq!(fs::read(&blob).unwrap(), b"good content");
+    assert_eq!(fs::read(&target).unwrap(), b"good content");
+}
+
+#[test]
 fn a_publisher_removes_temps_left_by_a_killed_one_but_not_young_ones() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("store")).unwrap();

@@ -243,3 +243,97 @@ fn the_reader_never_writes_in_the_store() {
 
     assert_eq!(snapshot(store.dir()), before, "no file changed or appeared");
 }
+
+/// Replaces the blob of `entry` by a symbolic link to `target`.
+fn link_blob(reader: &StoreReader, entry: &fts_store::Entry, target: &Path) {
+    let blob = reader.blob_path(&entry.statement.file_hash);
+    fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink(target, &blob).unwrap();
+}
+
+#[test]
+fn a_blob_that_is_a_link_is_never_opened_and_its_target_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    let first = publish(&store, dir.path(), "one", b"innocent", &["all"]);
+    publish(&store, dir.path(), "two", b"later", &["all"]);
+    // A file the server can read, of exactly the signed size: the link's target.
+    let secret = dir.path().join("server.key");
+    fs::write(&secret, b"PRIVATE!").unwrap();
+    let reader = StoreReader::open(store.dir()).unwrap();
+    link_blob(&reader, &first[0], &secret);
+
+    let answer = reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX);
+    assert!(answer.entries.is_empty(), "nothing is served past the link: {answer:?}");
+    let blocked = answer.blocked.expect("the entry is blocked");
+    let blob = reader.blob_path(&first[0].statement.file_hash);
+    assert_eq!(blocked.problem, BlobProblem::Link { path: blob.clone() });
+    assert!(blocked.problem.to_string().contains("symbolic link"), "{}", blocked.problem);
+    let err = reader.open_blob(&first[0]).unwrap_err().to_string();
+    assert!(err.contains("symbolic link") && err.contains(&blob.display().to_string()), "{err}");
+}
+
+#[test]
+fn a_shard_folder_or_blob_folder_that_is_a_link_is_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    let entry = publish(&store, dir.path(), "one", b"content", &["all"]).remove(0);
+    let reader = StoreReader::open(store.dir()).unwrap();
+    let blob = reader.blob_path(&entry.statement.file_hash);
+    let shard = blob.parent().unwrap().to_path_buf();
+
+    // The shard moved elsewhere (a folder of the attacker's) and a link left in its place.
+    let elsewhere = dir.path().join("elsewhere");
+    fs::rename(&shard, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &shard).unwrap();
+    let answer = reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX);
+    assert_eq!(answer.blocked.unwrap().problem, BlobProblem::Link { path: shard.clone() });
+    assert!(reader.open_blob(&entry).is_err());
+    fs::remove_file(&shard).unwrap();
+    fs::rename(&elsewhere, &shard).unwrap();
+
+    // The same for `blobs/` itself.
+    let blobs = store.dir().join("blobs");
+    fs::rename(&blobs, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &blobs).unwrap();
+    let answer = reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX);
+    assert_eq!(answer.blocked.unwrap().problem, BlobProblem::Link { path: blobs.clone() });
+    assert!(reader.open_blob(&entry).is_err());
+    fs::remove_file(&blobs).unwrap();
+    fs::rename(&elsewhere, &blobs).unwrap();
+    assert_eq!(reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX).entries.len(), 1);
+}
+
+#[test]
+fn a_blob_that_is_a_fifo_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    let entry = publish(&store, dir.path(), "one", b"content", &["all"]).remove(0);
+    let reader = StoreReader::open(store.dir()).unwrap();
+    let blob = reader.blob_path(&entry.statement.file_hash);
+    fs::remove_file(&blob).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&blob).status().unwrap().success());
+    let answer = reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX);
+    assert_eq!(answer.blocked.unwrap().problem, BlobProblem::NotAFile);
+    // Without O_NONBLOCK this open would wait for a writer forever.
+    assert!(reader.open_blob(&entry).is_err());
+}
+
+#[test]
+fn a_journal_that_is_a_link_is_refused_and_the_index_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    publish(&store, dir.path(), "one", b"content", &["all"]);
+    let journal = store.dir().join("journal");
+    let mut reader = StoreReader::open(store.dir()).unwrap();
+
+    // A journal moved away and linked back: the reader refuses it and serves what it has.
+    let moved = dir.path().join("journal-elsewhere");
+    fs::rename(&journal, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &journal).unwrap();
+    let err = reader.refresh().unwrap_err().to_string();
+    assert!(err.contains("symbolic link") && err.contains("journal"), "{err}");
+    assert_eq!(reader.entries().len(), 1, "the index is kept");
+    let err = StoreReader::open(store.dir()).unwrap_err().to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+}

@@ -4,6 +4,7 @@
 //! - [`state`]: the durable state (since per target, installed files, pending hooks
 //!   and reports), written atomically;
 //! - [`receive`]: the streaming receiver, the only maker of a [`VerifiedFile`];
+//! - [`partial`]: the folder beside the destination where bodies wait until verified;
 //! - [`hook`]: the `--exec` hook;
 //! - [`poller`]: `--once` and the loop with its intervals and backoff;
 //! - [`metrics_file`]: the host's figures for node-exporter (`--metrics-file`).
@@ -20,20 +21,32 @@
 //!   are [`fts_proto::FileName`]s (one component, no leading dot) and the client's own
 //!   dot-files;
 //! - a crash never leaves a partial file: bodies go to a temporary file that is
-//!   renamed into place only once verified and flushed.
+//!   renamed into place only once verified and flushed;
+//! - the destination holds only verified files (and the client's own dot-files): the
+//!   bodies being received live in `<dest>/.fts-partial/` ([`partial`]);
+//! - nobody else can redirect what the client writes or reads: the destination and
+//!   the state file's folder must be owned by the user running fts and writable by
+//!   no one else, and so must every folder on the way to them, or the client refuses
+//!   to start ([`fts_fs::private`]); the lock, the state, the temporary files and the
+//!   install are then opened, created and renamed on the folders' handles, never
+//!   following a link ([`fts_fs::Dir`]).
 
 pub mod hook;
 pub mod metrics_file;
+pub mod partial;
 pub mod poller;
 pub mod receive;
 pub mod state;
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use fts_fs::{Dir, FsError};
 use fts_proto::{ClientId, ErrorFrame, FileHeader, RejectReason, Report, Request, ServerFrame, Target};
 use fts_trust::{Statement, TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
@@ -43,8 +56,9 @@ use tokio_rustls::TlsConnector;
 
 use crate::connection::{Connection, ReadError};
 use hook::Hook;
+use partial::PartialDir;
 use poller::Stop;
-use receive::{Progress, ReceiveError, receive_file};
+use receive::{Progress, ReceiveError, receive_file, with_cause};
 use state::{Installed, PendingHook, State, StateError};
 
 /// Body bytes read from the connection and written to disk at a time: small enough to
@@ -107,6 +121,10 @@ pub enum PollError {
     Timeout(Duration),
     #[error(transparent)]
     State(#[from] StateError),
+    /// The destination or the state file's folder cannot be used: missing, a link
+    /// where fts makes its own files, writable by others, or an I/O error.
+    #[error(transparent)]
+    Folder(#[from] FsError),
     #[error("{0}")]
     Local(String),
 }
@@ -140,38 +158,62 @@ pub struct PollOutcome {
 pub struct Client {
     settings: ClientSettings,
     state: State,
+    /// The destination, opened once: installs are renamed into this handle.
+    dest: Dir,
+    /// Where bodies are received until verified.
+    partial: PartialDir,
+    /// The state file's folder (the destination's handle by default) and the file's
+    /// name in it.
+    state_dir: Arc<Dir>,
+    state_name: OsString,
     _lock: File,
     /// A stop request (SIGTERM) ends an answer between files, never inside one.
     stop: Arc<Stop>,
 }
 
 impl Client {
-    /// Takes the destination's lock, removes temporary files a killed client left,
-    /// and loads the state (an unreadable state is an error unless `reset_state`).
+    /// Checks that the destination and the state file's folder are private to this
+    /// user, takes the destination's lock, removes temporary files a killed client
+    /// left, and loads the state (an unreadable state is an error unless
+    /// `reset_state`).
     pub fn open(settings: ClientSettings, reset_state: bool) -> Result<Client, PollError> {
-        let dest = &settings.dest;
-        std::fs::create_dir_all(dest).map_err(|e| {
-            PollError::Local(format!("cannot create the destination {}: {e}", dest.display()))
+        let dest_path = &settings.dest;
+        // 0750 (less the umask) for the folders fts makes, the default `incoming/` too.
+        std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dest_path).map_err(|e| {
+            PollError::Local(format!("cannot create the destination {}: {e}", dest_path.display()))
         })?;
-        let lock_path = dest.join(LOCK_FILE);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| PollError::Local(format!("cannot open {}: {e}", lock_path.display())))?;
-        lock.try_lock()
-            .map_err(|_| PollError::Local(format!("another fts poll is already using {}", dest.display())))?;
-        for dir in [dest.as_path(), state::parent_dir(&settings.state_path)] {
-            match state::remove_temp_files(dir) {
+        // Both folders are judged before anything is created in either.
+        let dest = open_private_dir(dest_path)?;
+        let state_dir = Arc::new(open_private_dir(state::parent_dir(&settings.state_path))?);
+        let state_name = settings.state_path.file_name().map(OsString::from).ok_or_else(|| {
+            PollError::Local(format!("--state {} does not name a file", settings.state_path.display()))
+        })?;
+        let lock = dest.open_or_create_file(LOCK_FILE, 0o600)?;
+        lock.try_lock().map_err(|_| {
+            PollError::Local(format!("another fts poll is already using {}", dest_path.display()))
+        })?;
+        let partial = PartialDir::open(&dest)?;
+        let cleaned = [
+            (partial.dir().path(), partial.remove_leftovers()),
+            (dest.path(), state::remove_temp_files(&dest)),
+            (state_dir.path(), state::remove_temp_files(&state_dir)),
+        ];
+        for (dir, removed) in cleaned {
+            match removed {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(dir = %dir.display(), removed = n, "removed temporary files of an interrupted run")
                 }
-                Err(e) => return Err(PollError::Local(format!("cannot clean {}: {e}", dir.display()))),
+                Err(e) => {
+                    return Err(PollError::Local(format!(
+                        "cannot clean {}: {}",
+                        dir.display(),
+                        with_cause(&e)
+                    )));
+                }
             }
         }
-        let state = match State::load(&settings.state_path) {
+        let state = match State::load_in(&state_dir, &state_name) {
             Ok(state) => state,
             Err(e) if reset_state => {
                 tracing::warn!(error = %e, "--reset-state: starting from empty state");
@@ -179,7 +221,16 @@ impl Client {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(Client { settings, state, _lock: lock, stop: Arc::default() })
+        Ok(Client {
+            settings,
+            state,
+            dest,
+            partial,
+            state_dir,
+            state_name,
+            _lock: lock,
+            stop: Arc::default(),
+        })
     }
 
     /// Lets `stop` end an answer between two files (the rest comes at the next run).
@@ -229,7 +280,7 @@ impl Client {
     }
 
     fn save(&self) -> Result<(), PollError> {
-        Ok(self.state.save(&self.settings.state_path)?)
+        Ok(self.state.save_in(&self.state_dir, &self.state_name)?)
     }
 
     /// One poll: connect, send the request, take each frame through the checks, and
@@ -485,9 +536,7 @@ impl Client {
 
         // Check 6: the body, streamed, counted and hashed.
         let file =
-            match receive_file(conn, verified, &self.settings.dest, self.settings.read_timeout, progress)
-                .await
-            {
+            match receive_file(conn, verified, &self.partial, self.settings.read_timeout, progress).await {
                 Ok(file) => file,
                 Err(e @ ReceiveError::HashMismatch { .. }) => {
                     tracing::warn!(%target, seq, problem = %e, "refused a body that is not what was signed");
@@ -505,10 +554,10 @@ impl Client {
 
         // Check 7: install, then apply with the hook mark, in one atomic state write.
         let statement: Statement = file.statement().clone();
-        let path = match file.install(&self.settings.dest) {
+        let path = match file.install(&self.dest) {
             Ok(path) => path,
             Err(e) => {
-                tracing::error!(%target, seq, problem = %e, "cannot install a verified file");
+                tracing::error!(%target, seq, problem = %with_cause(&e), "cannot install a verified file");
                 self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
                 return Ok(false);
             }
@@ -549,6 +598,15 @@ impl Client {
             None => PollError::Interrupted(e.to_string()),
         }
     }
+}
+
+/// Opens a folder the client writes into and trusts, refusing it unless it and every
+/// folder on the way to it can be changed only by this user (and root).
+fn open_private_dir(path: &Path) -> Result<Dir, FsError> {
+    let dir = Dir::open(path)?;
+    fts_fs::private::check_private(&dir)?;
+    fts_fs::private::check_ancestors(path)?;
+    Ok(dir)
 }
 
 fn installed_record(statement: &Statement) -> Installed {

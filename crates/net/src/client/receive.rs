@@ -1,5 +1,6 @@
 //! The streaming receiver: a `file` frame's body goes into a temporary file in the
-//! destination folder, hashed as it is written, and becomes a [`VerifiedFile`] only
+//! partial folder ([`PartialDir`], beside the destination, never in it), hashed as it
+//! is written, and becomes a [`VerifiedFile`] only
 //! when exactly the signed number of bytes arrived and their SHA-256 is the signed
 //! hash. The installer takes nothing else, so no code path can install bytes that
 //! were not checked.
@@ -10,18 +11,18 @@
 //! Until the end the bytes are untrusted, and on any failure the temporary file is
 //! removed.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use fts_fs::{Dir, FsError, TempFile};
 use fts_proto::FileHash;
 use fts_trust::{Statement, Verified};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use crate::client::state::{TEMP_PREFIX, random_suffix, sync_dir};
+use crate::client::partial::PartialDir;
 use crate::connection::Connection;
 
 /// Why a body was not turned into a [`VerifiedFile`].
@@ -43,13 +44,12 @@ pub enum ReceiveError {
 }
 
 /// A file whose every byte has been checked against a verified signed statement,
-/// sitting in a temporary file in the destination folder. Only [`receive_file`] makes
-/// one; dropping it without installing removes the temporary file.
+/// sitting in a temporary file in the partial folder. Only [`receive_file`] makes one;
+/// dropping it without installing removes the temporary file.
 #[derive(Debug)]
 pub struct VerifiedFile {
     statement: Verified<Statement>,
-    temp_path: PathBuf,
-    installed: bool,
+    temp: TempFile,
 }
 
 impl VerifiedFile {
@@ -57,26 +57,19 @@ impl VerifiedFile {
         &self.statement
     }
 
-    pub fn temp_path(&self) -> &Path {
-        &self.temp_path
+    pub fn temp_path(&self) -> PathBuf {
+        self.temp.path()
     }
 
-    /// Renames the file onto `dest/<file-name>` and flushes the folder. Until the
-    /// rename, the old file (if any) is untouched; after it, the new one is whole.
-    pub fn install(mut self, dest: &Path) -> std::io::Result<PathBuf> {
-        let path = dest.join(self.statement.file_name.as_str());
-        std::fs::rename(&self.temp_path, &path)?;
-        self.installed = true;
-        sync_dir(dest)?;
-        Ok(path)
-    }
-}
-
-impl Drop for VerifiedFile {
-    fn drop(&mut self) {
-        if !self.installed {
-            let _ = std::fs::remove_file(&self.temp_path);
-        }
+    /// Renames the file onto `<file-name>` in `dest` (`renameat` from the partial
+    /// folder's handle to the destination's, one file system) and flushes the
+    /// destination. Until the rename, the old file (if any) is untouched; after it,
+    /// the new one is whole. A link planted under the name is replaced, not followed.
+    pub fn install(self, dest: &Dir) -> Result<PathBuf, FsError> {
+        let name = self.statement.file_name.as_str();
+        self.temp.persist(dest, name)?;
+        dest.sync()?;
+        Ok(dest.join(name))
     }
 }
 
@@ -91,17 +84,6 @@ pub trait Progress: Send {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-/// Removes a temporary file unless disarmed.
-struct TempGuard(Option<PathBuf>);
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
 /// Body bytes read from the connection and handed to the disk at a time.
 const CHUNK: usize = crate::client::RECEIVE_CHUNK;
 
@@ -113,7 +95,7 @@ const PIPELINE_DEPTH: usize = 8;
 /// fsync waits only for the tail instead of the whole file.
 const WRITEBACK_SLICE: u64 = 8 << 20;
 
-/// Receives the body of the entry `statement` from `conn` into `dest`.
+/// Receives the body of the entry `statement` from `conn` into the partial folder.
 ///
 /// Two stages over one pass of the bytes: this task reads (decrypts) into reused
 /// buffers and hands them through a bounded channel to a blocking thread that hashes
@@ -122,7 +104,7 @@ const WRITEBACK_SLICE: u64 = 8 << 20;
 pub async fn receive_file<S>(
     conn: &mut Connection<S>,
     statement: Verified<Statement>,
-    dest: &Path,
+    partial: &PartialDir,
     read_timeout: std::time::Duration,
     progress: &mut dyn Progress,
 ) -> Result<VerifiedFile, ReceiveError>
@@ -130,19 +112,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let expected = statement.file_size;
-    let local = |reason: String| ReceiveError::Local { dir: dest.to_owned(), reason };
-    check_free_space(dest, expected).map_err(local)?;
+    let local = |reason: String| ReceiveError::Local { dir: partial.dir().path().to_owned(), reason };
+    check_free_space(partial.dir(), expected).map_err(local)?;
 
-    let temp_path = dest.join(format!("{TEMP_PREFIX}{}", random_suffix()));
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&temp_path)
-        .map_err(|e| local(format!("cannot create {}: {e}", temp_path.display())))?;
-    let mut guard = TempGuard(Some(temp_path.clone()));
-    // The umask may have narrowed the mode; installed files are 0644, never executable.
-    file.set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|e| local(e.to_string()))?;
+    // Removed again if anything below fails: `temp` is dropped.
+    let (temp, file) = partial.create_body().map_err(|e| local(with_cause(&e)))?;
+    let temp_path = temp.path();
 
     progress.start(&statement);
     let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(PIPELINE_DEPTH);
@@ -173,8 +148,16 @@ where
         .map_err(std::io::Error::other)
         .and_then(|r| r);
     flushed.map_err(|e| local(format!("cannot flush {}: {e}", temp_path.display())))?;
-    guard.0 = None;
-    Ok(VerifiedFile { statement, temp_path, installed: false })
+    Ok(VerifiedFile { statement, temp })
+}
+
+/// An error and its system cause on one line, for the `reason` strings of this
+/// module's errors.
+pub(crate) fn with_cause(e: &FsError) -> String {
+    match e.io_error() {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
+    }
 }
 
 /// Why [`read_body`] stopped before the end.
@@ -278,9 +261,8 @@ fn write_chunk(file: &mut File, bytes: &[u8]) -> Result<(), String> {
 
 /// Refuses a file that cannot fit. A disk that fills up mid-way is still caught by the
 /// writes; this only avoids starting a transfer that cannot end.
-fn check_free_space(dest: &Path, size: u64) -> Result<(), String> {
-    let stat = rustix::fs::statvfs(dest).map_err(|e| format!("cannot read the free space: {e}"))?;
-    let available = stat.f_bavail.saturating_mul(stat.f_frsize);
+fn check_free_space(dir: &Dir, size: u64) -> Result<(), String> {
+    let available = dir.available_space().map_err(|e| with_cause(&e))?;
     if available < size {
         return Err(format!("not enough free space: {size} bytes needed, {available} available"));
     }

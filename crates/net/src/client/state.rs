@@ -6,21 +6,28 @@
 //! old one, the folder flushed), so a crash leaves the old state or the new one. A
 //! state file that exists but cannot be read stops the client (`StateError`) unless
 //! the operator asks for a reset: guessing would re-install or skip entries silently.
+//!
+//! Every access goes through the folder's handle ([`fts_fs::Dir`], checked private by
+//! the client when it opens): the state is read with `O_NOFOLLOW` and must be a
+//! regular file (a link planted in its place is refused, never read through), the
+//! temp is created with `O_EXCL`, and the rename is a `renameat` on that handle.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use fts_fs::{Dir, FileKind, FsError, TempFile};
 use fts_proto::{FileHash, FileName, Published, Report, Target};
 use serde::{Deserialize, Serialize};
 
 /// The only state format this code reads and writes.
 pub const STATE_FORMAT: u32 = 1;
 
-/// Prefix of every temporary file the client makes in the destination folder. Removed
-/// at start; no received file can have it (file names never start with a dot).
+/// Prefix of every temporary file the client makes beside its state file (and of the
+/// bodies that older releases received in the destination itself). Removed at start;
+/// no received file can have it (file names never start with a dot).
 pub const TEMP_PREFIX: &str = ".fts-tmp-";
 
 /// The most reports kept while the server cannot be reached; older ones are dropped
@@ -42,6 +49,14 @@ pub enum StateError {
     Corrupt { path: PathBuf, detail: String },
     #[error("cannot write the state file {}: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
+    /// Something that is not a regular file sits where the state belongs: fts never
+    /// reads its state through a link (someone else may have planted it).
+    #[error(
+        "the state file {} is {found}, not a regular file: fts does not read it; remove it \
+         (and find out who made it)",
+        path.display()
+    )]
+    NotAFile { path: PathBuf, found: FileKind },
 }
 
 /// What was installed under one file name.
@@ -100,12 +115,19 @@ impl State {
     }
 
     /// Reads the state at `path`: empty when it does not exist, an error when it
-    /// exists but cannot be read or parsed.
+    /// exists but cannot be read or parsed, or is not a regular file.
     pub fn load(path: &Path) -> Result<State, StateError> {
-        let file = match File::open(path) {
+        let dir = Dir::open(parent_dir(path)).map_err(|e| read_error(path, e))?;
+        Self::load_in(&dir, path.file_name().unwrap_or_default())
+    }
+
+    /// [`State::load`] of the file `name` in the folder `dir`.
+    pub fn load_in(dir: &Dir, name: &OsStr) -> Result<State, StateError> {
+        let path = &dir.join(name);
+        let file = match dir.open_file(name) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::empty()),
-            Err(source) => return Err(StateError::Read { path: path.to_owned(), source }),
+            Err(e) if e.is_not_found() => return Ok(State::empty()),
+            Err(e) => return Err(read_error(path, e)),
         };
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_STATE_FILE + 1), &mut bytes)
@@ -127,21 +149,43 @@ impl State {
 
     /// Writes the state atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
-        let err = |source| StateError::Write { path: path.to_owned(), source };
-        let dir = parent_dir(path);
+        let write_err = |e: FsError| StateError::Write { path: path.to_owned(), source: into_io(e) };
+        let dir = Arc::new(Dir::open(parent_dir(path)).map_err(write_err)?);
+        self.save_in(&dir, path.file_name().unwrap_or_default())
+    }
+
+    /// Writes the state atomically as `name` in `dir`: a temp created there
+    /// exclusively, flushed, renamed over the old state on the folder's handle, and
+    /// the folder flushed.
+    pub fn save_in(&self, dir: &Arc<Dir>, name: &OsStr) -> Result<(), StateError> {
+        let path = dir.join(name);
+        let err = |source| StateError::Write { path: path.clone(), source };
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| err(std::io::Error::other(e)))?;
-        let temp = dir.join(format!("{TEMP_PREFIX}state-{}", random_suffix()));
-        let result = (|| {
-            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            fs::rename(&temp, path)?;
-            sync_dir(dir)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
+        let (temp, mut file) =
+            TempFile::create(dir, &format!("{TEMP_PREFIX}state-"), "", 0o600).map_err(|e| err(into_io(e)))?;
+        file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(err)?;
+        // On failure, dropping `temp` removes it.
+        temp.persist(dir, name).and_then(|()| dir.sync()).map_err(|e| err(into_io(e)))
+    }
+}
+
+/// A failed read of the state (or of its folder): a link or a wrong kind of file is
+/// refused as such, anything else is an I/O error.
+fn read_error(path: &Path, e: FsError) -> StateError {
+    match e {
+        FsError::SymbolicLink { .. } => {
+            StateError::NotAFile { path: path.to_owned(), found: FileKind::SymbolicLink }
         }
-        result.map_err(err)
+        FsError::WrongKind { found, .. } => StateError::NotAFile { path: path.to_owned(), found },
+        e => StateError::Read { path: path.to_owned(), source: into_io(e) },
+    }
+}
+
+/// The system error behind `e` (the state errors carry an `io::Error`).
+fn into_io(e: FsError) -> std::io::Error {
+    match e {
+        FsError::Io { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
     }
 }
 
@@ -153,27 +197,13 @@ pub fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Flushes a folder's entries (a rename in it) to disk.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// 16 random hex digits for temporary file names.
-pub fn random_suffix() -> String {
-    let mut bytes = [0u8; 8];
-    // A failing system RNG only makes a name collision possible, and `create_new`
-    // turns a collision into an error rather than an overwrite.
-    let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Removes temporary files a killed client left in `dir`. Returns how many.
-pub fn remove_temp_files(dir: &Path) -> std::io::Result<usize> {
+/// Removes the temporary files (`.fts-tmp-*`, regular files only) a killed client
+/// left in `dir`. Returns how many.
+pub fn remove_temp_files(dir: &Dir) -> Result<usize, FsError> {
     let mut removed = 0;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) && entry.file_type()?.is_file() {
-            fs::remove_file(entry.path())?;
+    for (name, kind) in dir.entries()? {
+        if kind == FileKind::File && name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            dir.remove_file(&name)?;
             removed += 1;
         }
     }
@@ -208,7 +238,11 @@ mod tests {
         assert_eq!(State::load(&path).unwrap(), State::empty(), "a missing file is empty state");
         sample().save(&path).unwrap();
         assert_eq!(State::load(&path).unwrap(), sample());
-        assert_eq!(remove_temp_files(dir.path()).unwrap(), 0, "no temp file is left behind");
+        assert_eq!(
+            remove_temp_files(&Dir::open(dir.path()).unwrap()).unwrap(),
+            0,
+            "no temp file is left behind"
+        );
     }
 
     #[test]
@@ -237,6 +271,23 @@ mod tests {
         }
         assert_eq!(state.reports.len(), MAX_PENDING_REPORTS);
         assert_eq!(state.reports[0].seq, 10, "the oldest are dropped first");
+    }
+
+    #[test]
+    fn a_state_file_that_is_a_link_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("planted.json");
+        sample().save(&elsewhere).unwrap();
+        let path = dir.path().join(".fts-state.json");
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let err = State::load(&path).unwrap_err();
+        assert!(matches!(err, StateError::NotAFile { found: FileKind::SymbolicLink, .. }), "{err:?}");
+        assert!(err.to_string().contains(".fts-state.json is a symbolic link"), "{err}");
+        // Saving replaces the link itself, never writes through it.
+        let before = std::fs::read(&elsewhere).unwrap();
+        State::empty().save(&path).unwrap();
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), before);
     }
 
     proptest::proptest! {

@@ -1,0 +1,79 @@
+//! [`FsError`]: every way an open, a creation, a rename or a privacy check fails.
+//! Each variant names the path; a failed system call keeps its `io::Error` as the
+//! source (not in the message), so a caller can tell "missing" from the rest.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::dir::FileKind;
+
+/// Why a file operation beneath a folder failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FsError {
+    /// A system call failed. `action` says which ("open", "rename", ...).
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The name is a symbolic link, which these opens never follow.
+    #[error("{} is a symbolic link, which fts does not follow there", path.display())]
+    SymbolicLink { path: PathBuf },
+
+    /// The name exists but is not the kind of file wanted.
+    #[error("{} is {found}, not {wanted}", path.display())]
+    WrongKind { path: PathBuf, found: FileKind, wanted: FileKind },
+
+    /// A rename across these folders would not be atomic.
+    #[error("{} is on another file system than {}: a rename between them is not atomic", path.display(), other.display())]
+    OtherFileSystem { path: PathBuf, other: PathBuf },
+
+    /// A folder someone other than the user running fts could change.
+    #[error(
+        "refusing to use {}: {problem} (owner uid {owner}, mode {mode:04o}; fts runs as uid {euid}); {fix}",
+        path.display()
+    )]
+    NotPrivate { path: PathBuf, problem: String, owner: u32, mode: u32, euid: u32, fix: String },
+
+    /// A name that is not one path component: a bug of the caller, never the input's.
+    #[error("{name:?} is not a single file name")]
+    NotAName { name: OsString },
+}
+
+impl FsError {
+    /// An [`FsError::Io`] naming the action and the path.
+    pub(crate) fn io(action: &'static str, path: impl AsRef<Path>) -> impl FnOnce(io::Error) -> FsError {
+        let path = path.as_ref().to_path_buf();
+        move |source| FsError::Io { action, path, source }
+    }
+
+    /// The name does not exist (`ENOENT`).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FsError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+
+    /// The path the error is about.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            FsError::Io { path, .. }
+            | FsError::SymbolicLink { path }
+            | FsError::WrongKind { path, .. }
+            | FsError::OtherFileSystem { path, .. }
+            | FsError::NotPrivate { path, .. } => Some(path),
+            FsError::NotAName { .. } => None,
+        }
+    }
+
+    /// The underlying system error, for [`FsError::Io`].
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            FsError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The partial folder, `<dest>/.fts-partial/`: where bodies are received until they
+//! are verified, so that the destination itself only ever holds verified files (and
+//! the client's own dot-files). A root installer that watches the destination never
+//! sees unverified bytes under any name.
+//!
+//! Owns: the folder's name, its creation (mode 0700, checked private, on the
+//! destination's file system so the rename that installs stays atomic), the names of
+//! the bodies being received (`body-<16 hex>.tmp`), and their removal at start (a
+//! killed client leaves at most one). The renaming into the destination is
+//! [`VerifiedFile::install`](crate::client::receive::VerifiedFile::install)'s.
+//!
+//! The transfers that survive a restart (the delivery issue) will live here too,
+//! named by the signed hash and size and not ending in `.tmp`, so that this cleanup
+//! leaves them alone.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use fts_fs::{Dir, FileKind, FsError, TempFile};
+
+/// The partial folder's name in the destination. A dot-file: never a received
+/// [`FileName`](fts_proto::FileName), skipped by installers.
+pub const PARTIAL_DIR: &str = ".fts-partial";
+
+/// Prefix of a body being received.
+pub const BODY_PREFIX: &str = "body-";
+
+/// Suffix of every temporary file in the partial folder: removed at start.
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// The partial folder of one destination, opened.
+#[derive(Debug)]
+pub struct PartialDir {
+    dir: Arc<Dir>,
+}
+
+impl PartialDir {
+    /// Opens `<dest>/.fts-partial`, creating it 0700 when missing. Refuses a link, a
+    /// folder someone else could write, and a folder on another file system than
+    /// `dest` (something mounted there).
+    pub fn open(dest: &Dir) -> Result<PartialDir, FsError> {
+        let (dir, created) = dest.open_or_create_dir(PARTIAL_DIR, 0o700)?;
+        if created {
+            dest.sync()?;
+        }
+        fts_fs::private::check_private(&dir)?;
+        dest.expect_same_file_system(&dir)?;
+        Ok(PartialDir { dir: Arc::new(dir) })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// Creates a new, empty file for a body, mode 0644 whatever the umask (installed
+    /// files are readable and never executable). Removed when the returned
+    /// [`TempFile`] is dropped, unless it is installed.
+    pub fn create_body(&self) -> Result<(TempFile, File), FsError> {
+        let (temp, file) = TempFile::create(&self.dir, BODY_PREFIX, TEMP_SUFFIX, 0o600)?;
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|source| FsError::Io {
+            action: "set the mode of",
+            path: temp.path(),
+            source,
+        })?;
+        Ok((temp, file))
+    }
+
+    /// Removes the temporary files a killed client left. Returns how many.
+    pub fn remove_leftovers(&self) -> Result<usize, FsError> {
+        let mut removed = 0;
+        for (name, kind) in self.dir.entries()? {
+            if kind == FileKind::File && name.to_string_lossy().ends_with(TEMP_SUFFIX) {
+                self.dir.remove_file(&name)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_partial_folder_is_made_private_and_cleaned_of_temps_only() {
+        let temp = tempfile::tempdir().unwrap();
+        let dest = Dir::open(temp.path()).unwrap();
+        let partial = PartialDir::open(&dest).unwrap();
+        let path = temp.path().join(PARTIAL_DIR);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
+        std::fs::write(path.join("body-0123456789abcdef.tmp"), b"half").unwrap();
+        std::fs::write(path.join("kept.partial"), b"a resumable transfer").unwrap();
+        assert_eq!(partial.remove_leftovers().unwrap(), 1);
+        assert!(path.join("kept.partial").exists());
+
+        let (body, _) = partial.create_body().unwrap();
+        assert_eq!(std::fs::metadata(body.path()).unwrap().permissions().mode() & 0o777, 0o644);
+        drop(body);
+        assert_eq!(partial.remove_leftovers().unwrap(), 0, "a dropped body is gone");
+    }
+
+    #[test]
+    fn a_partial_folder_that_is_a_link_or_shared_is_refused() {
+        let temp = tempfile::tempdir().unwrap();
+        let dest = Dir::open(temp.path()).unwrap();
+        let elsewhere = temp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, temp.path().join(PARTIAL_DIR)).unwrap();
+        assert!(matches!(PartialDir::open(&dest), Err(FsError::SymbolicLink { .. })));
+        std::fs::remove_file(temp.path().join(PARTIAL_DIR)).unwrap();
+
+        std::fs::create_dir(temp.path().join(PARTIAL_DIR)).unwrap();
+        std::fs::set_permissions(temp.path().join(PARTIAL_DIR), std::fs::Permissions::from_mode(0o777))
+            .unwrap();
+        assert!(matches!(PartialDir::open(&dest), Err(FsError::NotPrivate { .. })));
+    }
+}
