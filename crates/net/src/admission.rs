@@ -121,6 +121,11 @@ pub enum IpNetError {
 }
 
 impl IpNet {
+    /// The prefix length (0 is every address of its family).
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.address, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => mask_v4(ip, self.prefix) == net,
