@@ -158,7 +158,12 @@ where
 /// The writer thread: writes lines in order; when the queue runs empty after lines
 /// were dropped, reports them once. A failed write is not retried (there is nowhere
 /// else to say so) and not counted as dropped (a notice of it would fail too).
-fn write_lines<W: Write>(lines: Receiver<Message>, mut sink: W, dropped: &AtomicU64, notice: impl Fn(u64, u64)) {
+fn write_lines<W: Write>(
+    lines: Receiver<Message>,
+    mut sink: W,
+    dropped: &AtomicU64,
+    notice: impl Fn(u64, u64),
+) {
     let mut reported = 0;
     loop {
         let message = match lines.try_recv() {

@@ -158,7 +158,10 @@ impl FromStr for IpNet {
             IpAddr::V6(a) => IpAddr::V6(mask_v6(a, prefix)),
         };
         if masked != address {
-            return Err(IpNetError::HostBits { net: text.to_owned(), expected: format!("{masked}/{prefix}") });
+            return Err(IpNetError::HostBits {
+                net: text.to_owned(),
+                expected: format!("{masked}/{prefix}"),
+            });
         }
         // An IPv4-mapped network matches IPv4 sources (see `canonical`).
         let address = canonical(address);
@@ -425,7 +428,13 @@ impl Admission {
                 Ok(header) => header,
                 Err(ReadHeaderError::ByPeer) => return Err(Closed::ByPeer),
                 Err(ReadHeaderError::Timeout) => {
-                    self.refuse(metrics, ConnectionRefusal::ProxyHeaderInvalid, peer, None, Some("no PROXY header"));
+                    self.refuse(
+                        metrics,
+                        ConnectionRefusal::ProxyHeaderInvalid,
+                        peer,
+                        None,
+                        Some("no PROXY header"),
+                    );
                     return Err(Closed::Refused);
                 }
                 Err(ReadHeaderError::Invalid(e)) => {
@@ -516,7 +525,11 @@ async fn read_proxy_header(tcp: &mut TcpStream, deadline: Instant) -> Result<Pro
     proxy_protocol::parse_block(&fixed, &block).map_err(ReadHeaderError::Invalid)
 }
 
-async fn read_exact_by(tcp: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<(), ReadHeaderError> {
+async fn read_exact_by(
+    tcp: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<(), ReadHeaderError> {
     match timeout_at(deadline, tcp.read_exact(buf)).await {
         Err(_) => Err(ReadHeaderError::Timeout),
         Ok(Err(_)) => Err(ReadHeaderError::ByPeer),
@@ -676,7 +689,8 @@ mod tests {
     fn the_table_of_sources_stays_bounded_under_a_flood_of_addresses() {
         let sources = Sources::new(&settings(64, 2000), 10);
         let now = Instant::now();
-        let held: Vec<_> = (0..10u32).map(|i| sources.admit(IpAddr::V4(Ipv4Addr::from(i)), now).unwrap()).collect();
+        let held: Vec<_> =
+            (0..10u32).map(|i| sources.admit(IpAddr::V4(Ipv4Addr::from(i)), now).unwrap()).collect();
         for i in 0..(3 * MAX_IDLE_SOURCES as u32) {
             let slot = sources.admit(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), now).unwrap();
             drop(slot);
@@ -707,7 +721,9 @@ mod tests {
         assert!(mapped.contains(ip("10.1.1.1")));
         assert_eq!(mapped.to_string(), "10.0.0.0/8");
 
-        assert!(matches!("10.0.0.1/8".parse::<IpNet>(), Err(IpNetError::HostBits { expected, .. }) if expected == "10.0.0.0/8"));
+        assert!(
+            matches!("10.0.0.1/8".parse::<IpNet>(), Err(IpNetError::HostBits { expected, .. }) if expected == "10.0.0.0/8")
+        );
         assert!(matches!("10.0.0.0/33".parse::<IpNet>(), Err(IpNetError::PrefixTooLong { .. })));
         assert!(matches!("example.com".parse::<IpNet>(), Err(IpNetError::Syntax(_))));
         assert!(matches!("10.0.0.0/x".parse::<IpNet>(), Err(IpNetError::Syntax(_))));

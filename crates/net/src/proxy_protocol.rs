@@ -127,7 +127,8 @@ pub fn parse_fixed(fixed: &[u8; FIXED_LEN]) -> Result<usize, ProxyHeaderError> {
 pub fn parse_block(fixed: &[u8; FIXED_LEN], block: &[u8]) -> Result<ProxyHeader, ProxyHeaderError> {
     let length = parse_fixed(fixed)?;
     // Only the announced length counts; fewer bytes than announced is a short header.
-    let block = block.get(..length).ok_or(ProxyHeaderError::TooShort { length: block.len(), needed: length })?;
+    let block =
+        block.get(..length).ok_or(ProxyHeaderError::TooShort { length: block.len(), needed: length })?;
     if fixed[12] & 0x0f == 0 {
         return Ok(ProxyHeader::Local);
     }
@@ -150,7 +151,10 @@ pub fn parse_block(fixed: &[u8; FIXED_LEN], block: &[u8]) -> Result<ProxyHeader,
             source.copy_from_slice(&a[..16]);
             destination.copy_from_slice(&a[16..32]);
             Ok(ProxyHeader::Proxied {
-                source: SocketAddr::new(IpAddr::V6(Ipv6Addr::from(source)), u16::from_be_bytes([a[32], a[33]])),
+                source: SocketAddr::new(
+                    IpAddr::V6(Ipv6Addr::from(source)),
+                    u16::from_be_bytes([a[32], a[33]]),
+                ),
                 destination: SocketAddr::new(
                     IpAddr::V6(Ipv6Addr::from(destination)),
                     u16::from_be_bytes([a[34], a[35]]),
@@ -259,7 +263,10 @@ mod tests {
         let fixed = |bytes: &[u8]| -> [u8; FIXED_LEN] { bytes[..FIXED_LEN].try_into().unwrap() };
 
         assert_eq!(parse_fixed(&fixed(&with(0, b'X'))), Err(ProxyHeaderError::NoSignature));
-        assert_eq!(parse_fixed(&fixed(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n")), Err(ProxyHeaderError::Version1));
+        assert_eq!(
+            parse_fixed(&fixed(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n")),
+            Err(ProxyHeaderError::Version1)
+        );
         assert_eq!(parse_fixed(&fixed(&with(12, 0x11))), Err(ProxyHeaderError::UnsupportedVersion(1)));
         assert_eq!(parse_fixed(&fixed(&with(12, 0x22))), Err(ProxyHeaderError::UnknownCommand(2)));
         assert_eq!(parse(&with(13, 0x12)), Err(ProxyHeaderError::UnsupportedFamily(0x12)), "UDP");
