@@ -299,13 +299,14 @@ pub struct ServeArgs {
 
     /// A load balancer or NAT gateway, as an address or CIDR network (repeatable, or
     /// comma-separated): its connections are not limited per source. With
-    /// --proxy-protocol, the client address comes from its PROXY v2 header
+    /// --proxy-protocol, the client address comes from its PROXY header
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpNet>,
 
-    /// Read a PROXY protocol v2 header at the start of every connection from a
-    /// --trusted-proxy (refused without one); its client address is then the one
-    /// limited, logged and recorded. A PROXY header from any other source is refused
+    /// Read a PROXY protocol header (v2, or the v1 line of nginx) at the start of every
+    /// connection from a --trusted-proxy (refused without one); its client address is
+    /// then the one limited, logged and recorded. A PROXY header from any other source
+    /// is refused
     #[arg(long, requires = "trusted_proxies")]
     pub proxy_protocol: bool,
 
@@ -317,7 +318,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub max_polls_per_client: usize,
 
-    /// Time allowed for the TLS handshake
+    /// Time allowed from accept to the end of the TLS handshake (a PROXY header and the
+    /// first byte included)
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 

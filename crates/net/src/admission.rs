@@ -17,7 +17,8 @@
 //!
 //! Sources in `--trusted-proxy` are not limited per source: a load balancer or NAT
 //! gateway speaks for many hosts. With `--proxy-protocol` their connections must start
-//! with a PROXY v2 header ([`crate::proxy_protocol`]), and the client address it gives
+//! with a PROXY header ([`crate::proxy_protocol`]; v2, or the v1 line nginx sends), and
+//! the client address it gives
 //! is then the source that is limited, logged and recorded as the peer. A PROXY header
 //! from any other source is refused: anyone could claim any address in one.
 //!
@@ -46,7 +47,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, timeout_at};
 
 use crate::metrics::{ConnectionRefusal, Metrics};
-use crate::proxy_protocol::{self, FIXED_LEN, Preamble, ProxyHeader, ProxyHeaderError};
+use crate::proxy_protocol::{self, FIXED_LEN, HeaderStart, Preamble, ProxyHeader, ProxyHeaderError};
 
 /// The share of `--max-connections` that connections before their handshake can never
 /// take, so that hosts already authenticated always find room.
@@ -77,7 +78,7 @@ pub struct AdmissionSettings {
     pub first_byte_timeout: Duration,
     /// Sources not limited per source (load balancers, NAT gateways).
     pub trusted_proxies: Vec<IpNet>,
-    /// Whether trusted proxies send a PROXY v2 header first.
+    /// Whether trusted proxies send a PROXY header first.
     pub proxy_protocol: bool,
 }
 
@@ -515,14 +516,31 @@ enum ReadHeaderError {
     Invalid(ProxyHeaderError),
 }
 
-/// Reads exactly one PROXY v2 header: the fixed part, then the announced block.
+/// Reads exactly one PROXY header and nothing after it: for v2 the fixed part, then
+/// the announced block; for v1 the line up to its CRLF, a byte at a time (at most
+/// [`proxy_protocol::V1_MAX_LEN`] reads, once per connection of a trusted proxy).
 async fn read_proxy_header(tcp: &mut TcpStream, deadline: Instant) -> Result<ProxyHeader, ReadHeaderError> {
     let mut fixed = [0u8; FIXED_LEN];
     read_exact_by(tcp, &mut fixed, deadline).await?;
-    let length = proxy_protocol::parse_fixed(&fixed).map_err(ReadHeaderError::Invalid)?;
-    let mut block = vec![0u8; length];
-    read_exact_by(tcp, &mut block, deadline).await?;
-    proxy_protocol::parse_block(&fixed, &block).map_err(ReadHeaderError::Invalid)
+    match proxy_protocol::parse_start(&fixed).map_err(ReadHeaderError::Invalid)? {
+        HeaderStart::V2 { block_len } => {
+            let mut block = vec![0u8; block_len];
+            read_exact_by(tcp, &mut block, deadline).await?;
+            proxy_protocol::parse_block(&fixed, &block).map_err(ReadHeaderError::Invalid)
+        }
+        HeaderStart::V1 => {
+            let mut line = fixed.to_vec();
+            while !line.ends_with(b"\r\n") {
+                if line.len() >= proxy_protocol::V1_MAX_LEN {
+                    return Err(ReadHeaderError::Invalid(ProxyHeaderError::V1TooLong));
+                }
+                let mut byte = [0u8; 1];
+                read_exact_by(tcp, &mut byte, deadline).await?;
+                line.push(byte[0]);
+            }
+            proxy_protocol::parse_v1(&line).map_err(ReadHeaderError::Invalid)
+        }
+    }
 }
 
 async fn read_exact_by(

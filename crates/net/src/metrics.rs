@@ -7,7 +7,7 @@
 //! takes the crate's short mutex once per poll.
 //!
 //! Nothing here carries a secret or a path: labels are only result names, error
-//! codes and handshake-failure kinds.
+//! codes, handshake-failure kinds and refusal reasons.
 
 use std::fmt;
 use std::sync::Arc;
@@ -91,7 +91,7 @@ pub enum ConnectionRefusal {
     /// A PROXY header from a source that is not a `--trusted-proxy` (or with
     /// `--proxy-protocol` off).
     ProxyHeader,
-    /// A trusted proxy's connection without a valid PROXY v2 header (`--proxy-protocol`).
+    /// A trusted proxy's connection without a valid PROXY header (`--proxy-protocol`).
     ProxyHeaderInvalid,
     /// Nothing arrived within `--first-byte-timeout`.
     FirstByteTimeout,

@@ -1,6 +1,8 @@
-//! The PROXY protocol version 2 header (HAProxy's binary preamble): how a load balancer
-//! in front of `fts serve` says which client a connection is for. Pure: bytes in, a
-//! header or a refusal out; no I/O (the server reads the bytes, see `admission`).
+//! The PROXY protocol header (HAProxy's preamble): how a load balancer in front of
+//! `fts serve` says which client a connection is for. Version 2 (binary) is the one to
+//! use; version 1 (one text line) is read too, because nginx's stream module sends
+//! only that. Pure: bytes in, a header or a refusal out; no I/O (the server reads the
+//! bytes, see `admission`).
 //!
 //! ```text
 //! +-----------------------------+----------+----------+------------+-------------------+
@@ -11,16 +13,23 @@
 //!   PROXY, TCP over IPv6: source 16, destination 16, source port 2, destination port 2
 //! ```
 //!
+//! ```text
+//! PROXY TCP4 203.0.113.7 10.0.0.2 40000 6543\r\n      (v1: at most 107 bytes)
+//! ```
+//!
 //! What is accepted, and why:
-//! - only version 2 (the text v1 header is refused: one format, parsed exactly);
-//! - `LOCAL` (a proxy's own health check): the connection is the proxy's, so its own
-//!   address stands; the address block is skipped whatever its family;
-//! - `PROXY` with TCP over IPv4 or IPv6 only. Anything else (UNIX sockets, UDP, an
-//!   unspecified family) is refused, not served under the proxy's address: the
-//!   per-source limits need a client address, and a proxy's address is unlimited;
-//! - TLVs after the addresses are skipped unread;
-//! - the address block is at most [`MAX_BLOCK_LEN`] bytes, checked before anything
-//!   past the fixed part is read, so a header never costs more than that.
+//! - v2 `LOCAL` (a proxy's own health check): the connection is the proxy's, so its
+//!   own address stands; the address block is skipped whatever its family;
+//! - v2 `PROXY` and v1 `TCP4`/`TCP6`, for TCP over IPv4 or IPv6 only. Anything else
+//!   (UNIX sockets, UDP, an unspecified family, v1 `UNKNOWN`) is refused, not served
+//!   under the proxy's address: the per-source limits need a client address, and a
+//!   proxy's own address is not limited;
+//! - v2 TLVs after the addresses are skipped unread;
+//! - the v2 address block is at most [`MAX_BLOCK_LEN`] bytes, checked before anything
+//!   past the fixed part is read, and a v1 line at most [`V1_MAX_LEN`], so a header
+//!   never costs more than that;
+//! - v1 exactly as its grammar says: single spaces, addresses in their usual form,
+//!   ports in plain decimal, CRLF.
 //!
 //! The header is only believed from a `--trusted-proxy` source: anyone else could
 //! claim any address. That rule lives with the caller; this module only parses.
@@ -38,8 +47,11 @@ pub const FIXED_LEN: usize = 16;
 /// HAProxy's SSL TLVs stay well below it).
 pub const MAX_BLOCK_LEN: usize = 2048;
 
-/// The start of a text (v1) header, refused with its own reason.
-const V1_PREFIX: &[u8] = b"PROXY ";
+/// The start of a text (v1) header.
+pub const V1_PREFIX: &[u8] = b"PROXY ";
+
+/// The longest v1 line, CRLF included (the specification's own bound).
+pub const V1_MAX_LEN: usize = 107;
 
 /// What a PROXY header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +65,8 @@ pub enum ProxyHeader {
 /// Why bytes are not an acceptable PROXY v2 header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyHeaderError {
-    #[error("no PROXY protocol v2 signature")]
+    #[error("no PROXY protocol signature")]
     NoSignature,
-    #[error("a PROXY protocol v1 (text) header: only v2 is accepted")]
-    Version1,
     #[error("PROXY protocol version {0} (only 2 is accepted)")]
     UnsupportedVersion(u8),
     #[error("unknown PROXY command {0:#x} (LOCAL or PROXY expected)")]
@@ -67,6 +77,22 @@ pub enum ProxyHeaderError {
     TooLong { length: usize },
     #[error("PROXY address block of {length} bytes, too short for its family (at least {needed})")]
     TooShort { length: usize, needed: usize },
+    #[error("PROXY v1 line without its CRLF within {V1_MAX_LEN} bytes")]
+    V1TooLong,
+    #[error("PROXY v1 line is malformed: {0}")]
+    V1Syntax(&'static str),
+    #[error("PROXY v1 UNKNOWN: the proxy does not say which client this is")]
+    V1Unknown,
+}
+
+/// What the fixed first bytes of a header say comes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderStart {
+    /// A v2 header: read exactly `block_len` more bytes, then call [`parse_block`].
+    V2 { block_len: usize },
+    /// A v1 line: read on up to its CRLF (at most [`V1_MAX_LEN`] in all), then call
+    /// [`parse_v1`]. No valid v1 line is shorter than [`FIXED_LEN`] bytes.
+    V1,
 }
 
 /// How a stream's first bytes compare with a PROXY header's start.
@@ -96,16 +122,21 @@ pub fn classify_preamble(first: &[u8]) -> Preamble {
     if undecided && !first.is_empty() { Preamble::NeedMore } else { Preamble::Other }
 }
 
-/// Checks the fixed 16 bytes and returns the length of the address block that
-/// follows (at most [`MAX_BLOCK_LEN`]). Read exactly that many bytes next, then call
-/// [`parse_block`].
+/// Reads the first [`FIXED_LEN`] bytes of a header: says whether a v1 line or a v2
+/// header follows, and for v2 checks the fixed part and returns the length of the
+/// address block (at most [`MAX_BLOCK_LEN`]).
+pub fn parse_start(fixed: &[u8; FIXED_LEN]) -> Result<HeaderStart, ProxyHeaderError> {
+    if fixed.starts_with(V1_PREFIX) {
+        return Ok(HeaderStart::V1);
+    }
+    parse_fixed(fixed).map(|block_len| HeaderStart::V2 { block_len })
+}
+
+/// Checks the fixed 16 bytes of a v2 header and returns the length of the address
+/// block that follows (at most [`MAX_BLOCK_LEN`]).
 pub fn parse_fixed(fixed: &[u8; FIXED_LEN]) -> Result<usize, ProxyHeaderError> {
     if fixed[..SIGNATURE.len()] != SIGNATURE {
-        return Err(if fixed.starts_with(V1_PREFIX) {
-            ProxyHeaderError::Version1
-        } else {
-            ProxyHeaderError::NoSignature
-        });
+        return Err(ProxyHeaderError::NoSignature);
     }
     let version = fixed[12] >> 4;
     if version != 2 {
@@ -163,6 +194,46 @@ pub fn parse_block(fixed: &[u8; FIXED_LEN], block: &[u8]) -> Result<ProxyHeader,
         }
         other => Err(ProxyHeaderError::UnsupportedFamily(other)),
     }
+}
+
+/// Parses a v1 line, `PROXY TCP4|TCP6 SOURCE DESTINATION SPORT DPORT\r\n`, CRLF
+/// included and nothing after it.
+pub fn parse_v1(line: &[u8]) -> Result<ProxyHeader, ProxyHeaderError> {
+    use ProxyHeaderError::V1Syntax;
+    if line.len() > V1_MAX_LEN {
+        return Err(ProxyHeaderError::V1TooLong);
+    }
+    let text = line.strip_suffix(b"\r\n").ok_or(V1Syntax("it does not end with CRLF"))?;
+    let text = std::str::from_utf8(text).map_err(|_| V1Syntax("it is not ASCII"))?;
+    let rest = text.strip_prefix("PROXY ").ok_or(V1Syntax("it does not start with `PROXY `"))?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let (family, fields) = fields.split_first().ok_or(V1Syntax("no protocol"))?;
+    let v6 = match *family {
+        "TCP4" => false,
+        "TCP6" => true,
+        "UNKNOWN" => return Err(ProxyHeaderError::V1Unknown),
+        _ => return Err(V1Syntax("the protocol is not TCP4, TCP6 or UNKNOWN")),
+    };
+    let [source, destination, source_port, destination_port] = fields else {
+        return Err(V1Syntax("it does not have two addresses and two ports, one space apart"));
+    };
+    let address = |text: &str| -> Result<IpAddr, ProxyHeaderError> {
+        if v6 {
+            text.parse::<Ipv6Addr>().map(IpAddr::V6).map_err(|_| V1Syntax("an address is not IPv6"))
+        } else {
+            text.parse::<Ipv4Addr>().map(IpAddr::V4).map_err(|_| V1Syntax("an address is not IPv4"))
+        }
+    };
+    let port = |text: &str| -> Result<u16, ProxyHeaderError> {
+        let plain = !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && (text == "0" || !text.starts_with('0'));
+        plain.then(|| text.parse().ok()).flatten().ok_or(V1Syntax("a port is not a number from 0 to 65535"))
+    };
+    Ok(ProxyHeader::Proxied {
+        source: SocketAddr::new(address(source)?, port(source_port)?),
+        destination: SocketAddr::new(address(destination)?, port(destination_port)?),
+    })
 }
 
 /// The first `N` bytes of the block, or `TooShort`.
@@ -263,10 +334,9 @@ mod tests {
         let fixed = |bytes: &[u8]| -> [u8; FIXED_LEN] { bytes[..FIXED_LEN].try_into().unwrap() };
 
         assert_eq!(parse_fixed(&fixed(&with(0, b'X'))), Err(ProxyHeaderError::NoSignature));
-        assert_eq!(
-            parse_fixed(&fixed(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n")),
-            Err(ProxyHeaderError::Version1)
-        );
+        assert_eq!(parse_start(&fixed(&with(0, b'X'))), Err(ProxyHeaderError::NoSignature));
+        assert_eq!(parse_start(&fixed(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n")), Ok(HeaderStart::V1));
+        assert_eq!(parse_start(&fixed(&good)), Ok(HeaderStart::V2 { block_len: 12 }));
         assert_eq!(parse_fixed(&fixed(&with(12, 0x11))), Err(ProxyHeaderError::UnsupportedVersion(1)));
         assert_eq!(parse_fixed(&fixed(&with(12, 0x22))), Err(ProxyHeaderError::UnknownCommand(2)));
         assert_eq!(parse(&with(13, 0x12)), Err(ProxyHeaderError::UnsupportedFamily(0x12)), "UDP");
@@ -278,6 +348,54 @@ mod tests {
         long[14..16].copy_from_slice(&u16::MAX.to_be_bytes());
         assert_eq!(parse_fixed(&long), Err(ProxyHeaderError::TooLong { length: 65535 }));
         assert!(matches!(parse_block(&fixed(&good), &good[16..20]), Err(ProxyHeaderError::TooShort { .. })));
+    }
+
+    #[test]
+    fn a_v1_line_as_nginx_sends_it_gives_the_client() {
+        let header = parse_v1(b"PROXY TCP4 203.0.113.7 10.0.0.2 40000 6543\r\n").unwrap();
+        assert_eq!(
+            header,
+            ProxyHeader::Proxied {
+                source: "203.0.113.7:40000".parse().unwrap(),
+                destination: "10.0.0.2:6543".parse().unwrap()
+            }
+        );
+        let header = parse_v1(b"PROXY TCP6 2001:db8::7 2001:db8::1 1 65535\r\n").unwrap();
+        assert!(
+            matches!(header, ProxyHeader::Proxied { source, .. } if source == "[2001:db8::7]:1".parse().unwrap())
+        );
+        let longest =
+            format!("PROXY TCP6 {0} {0} 65535 65535\r\n", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+        assert_eq!(longest.len(), V1_MAX_LEN - 3, "the bound is that of the same line with UNKNOWN");
+        assert!(parse_v1(longest.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn malformed_v1_lines_are_refused() {
+        for line in [
+            &b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"[..],
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2",
+            b"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n",
+            b"PROXY TCP4 2001:db8::1 5.6.7.8 1 2\r\n",
+            b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",
+            b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n",
+            b"PROXY \xff 1.2.3.4 5.6.7.8 1 2\r\n",
+            b"proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n",
+        ] {
+            assert!(
+                matches!(parse_v1(line), Err(ProxyHeaderError::V1Syntax(_))),
+                "{:?}: {:?}",
+                String::from_utf8_lossy(line),
+                parse_v1(line)
+            );
+        }
+        assert_eq!(parse_v1(b"PROXY UNKNOWN\r\n"), Err(ProxyHeaderError::V1Unknown));
+        assert_eq!(parse_v1(&[b'P'; 108]), Err(ProxyHeaderError::V1TooLong));
     }
 
     #[test]
@@ -303,7 +421,12 @@ mod tests {
             let n = bytes.len().min(FIXED_LEN);
             fixed[..n].copy_from_slice(&bytes[..n]);
             let _ = parse_fixed(&fixed);
+            let _ = parse_start(&fixed);
             let _ = parse_block(&fixed, &bytes[n..]);
+            let _ = parse_v1(&bytes);
+            let mut line = b"PROXY ".to_vec();
+            line.extend_from_slice(&bytes);
+            let _ = parse_v1(&line);
         }
 
         #[test]
