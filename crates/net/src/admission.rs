@@ -705,7 +705,7 @@ mod tests {
 
     #[test]
     fn the_table_of_sources_stays_bounded_under_a_flood_of_addresses() {
-        let sources = Sources::new(&settings(64, 2000), 10);
+        let sources = Sources::new(&settings(1, 2000), 10);
         let now = Instant::now();
         let held: Vec<_> =
             (0..10u32).map(|i| sources.admit(IpAddr::V4(Ipv4Addr::from(i)), now).unwrap()).collect();
@@ -715,7 +715,11 @@ mod tests {
             assert!(sources.len() <= 10 + MAX_IDLE_SOURCES, "{} entries", sources.len());
         }
         // Sources with a connection before their handshake are never forgotten.
-        assert_eq!(sources.admit(IpAddr::V4(Ipv4Addr::from(0)), now).is_ok(), true);
+        assert_eq!(
+            sources.admit(IpAddr::V4(Ipv4Addr::from(0)), now).unwrap_err(),
+            ConnectionRefusal::PerIpHandshakes,
+            "its count survived the flood"
+        );
         drop(held);
         // Idle entries go at the next sweep.
         let _ = sources.admit(ip("192.0.2.1"), now + SWEEP_INTERVAL + Duration::from_secs(1));
