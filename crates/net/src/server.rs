@@ -2,8 +2,10 @@
 //! the store, close. PROTOCOL.md sections 1 to 3 are the contract.
 //!
 //! Each connection is its own task, so a slow or idle client never delays another:
-//! every phase has its own bound (handshake timeout, request timeout, the minimum
-//! send rate per write, an overall deadline per poll). Memory per connection is the
+//! every phase has its own bound (first-byte timeout, handshake timeout, request
+//! timeout, the minimum send rate per write, an overall deadline per poll), and
+//! before its handshake a connection also counts against its source's limits
+//! ([`crate::admission`]). Memory per connection is the
 //! TLS state, one request header (at most 16 KiB) and, while a body is sent,
 //! `BLOB_BUFFERS` buffers of [`BODY_CHUNK`] bytes; bodies stream from their blob and are never held
 //! whole.
@@ -203,12 +205,12 @@ impl Server {
                 },
             };
             let accepted = Instant::now();
+            while tasks.try_join_next().is_some() {}
             // Over its limits, a source's connection is closed here, before it costs a
             // task (counted and logged at a bounded rate inside).
             if self.shared.admission.at_accept(peer, &mut early, &self.shared.settings.metrics).is_err() {
                 continue;
             }
-            while tasks.try_join_next().is_some() {}
             let shared = Arc::clone(&self.shared);
             let open = shared.settings.metrics.connection_opened();
             tasks.spawn(async move {
