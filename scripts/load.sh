@@ -46,7 +46,10 @@ for n in $(seq 1 10); do
   "$fts" publish "own-$n.conf" --as own.conf --to "host-$n" >/dev/null
 done
 
+# Every simulated host connects from 127.0.0.1, one source to the per-source limits:
+# lift them, as a NAT gateway in --trusted-proxy would be.
 "$fts" serve --listen 127.0.0.1:0 --handshake-timeout "$handshake_timeout" \
+  --max-handshakes-per-ip 100000 --max-connection-rate-per-ip 100000 \
   --log-format json 2> serve.log &
 server_pid=$!
 addr=$(wait_for_listening "$server_pid" serve.log) || exit 1

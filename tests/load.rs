@@ -29,7 +29,10 @@ fn forty_hosts_poll_at_once_beside_sixty_idle_connections() {
     sandbox.publish("motd.txt", b"hello, fleet", &["all"]);
     sandbox.publish("patch.deb", &vec![7u8; 256 * 1024], &["all"]);
     sandbox.publish("own.conf", b"for host-1 only", &["host-1"]);
-    let server = ServeProcess::start(&sandbox, &["--handshake-timeout", "2s"]);
+    // Every simulated host and idle connection comes from 127.0.0.1, one source to the
+    // per-source limits: lift them as a NAT gateway in --trusted-proxy would be.
+    let server =
+        ServeProcess::start(&sandbox, &["--handshake-timeout", "2s", "--max-handshakes-per-ip", "10000"]);
 
     let config = driver::LoadConfig {
         server: server.addr,

@@ -6,12 +6,15 @@
 //! `FTS_*` environment variables all depend on them.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::units::{parse_duration, parse_percent, parse_size};
+use fts_net::admission::IpNet;
+
+use crate::units::{parse_at_least_one, parse_duration, parse_percent, parse_size};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -287,9 +290,38 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub grace: Duration,
 
-    /// Most connections open at once
+    /// Most connections open at once. Connections before their TLS handshake get at
+    /// most 90 % of them: the rest is kept for hosts that have authenticated
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_connections: usize,
+
+    /// Most connections before their TLS handshake from one source (an IPv4 address or
+    /// an IPv6 /64); more are closed at once. --trusted-proxy sources are not limited
+    #[arg(long, value_name = "N", default_value = "64", value_parser = parse_at_least_one)]
+    pub max_handshakes_per_ip: NonZeroU32,
+
+    /// Most new connections per second from one source, with bursts of as many; more
+    /// are closed at once. The default leaves room for 50,000 hosts behind one NAT
+    /// polling every minute. --trusted-proxy sources are not limited
+    #[arg(long, value_name = "N", default_value = "2000", value_parser = parse_at_least_one)]
+    pub max_connection_rate_per_ip: NonZeroU32,
+
+    /// Time a new connection has to send its first byte (at most --handshake-timeout)
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub first_byte_timeout: Duration,
+
+    /// A load balancer or NAT gateway, as an address or CIDR network (repeatable, or
+    /// comma-separated): its connections are not limited per source. With
+    /// --proxy-protocol, the client address comes from its PROXY header
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Read a PROXY protocol header (v2, or the v1 line of nginx) at the start of every
+    /// connection from a --trusted-proxy (refused without one); its client address is
+    /// then the one limited, logged and recorded. A PROXY header from any other source
+    /// is refused
+    #[arg(long, requires = "trusted_proxies")]
+    pub proxy_protocol: bool,
 
     /// Most polls served at once; beyond it clients get `busy`
     #[arg(long, value_name = "N", default_value_t = 2_000)]
@@ -299,7 +331,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub max_polls_per_client: usize,
 
-    /// Time allowed for the TLS handshake
+    /// Time allowed from accept to the end of the TLS handshake (a PROXY header and the
+    /// first byte included)
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 

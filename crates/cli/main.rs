@@ -7,6 +7,7 @@ mod args;
 mod completions;
 mod config;
 mod keygen;
+mod log_writer;
 mod poll;
 mod publish;
 mod serve;
@@ -53,7 +54,8 @@ fn main() -> ExitCode {
         Command::Serve(_) | Command::Poll(_) => "info",
         _ => "warn",
     };
-    init_logging(cli.log_format, default_level);
+    // Lives until main returns: dropping it writes what is still queued.
+    let _log = init_logging(cli.log_format, default_level);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(exit::SUCCESS), // `fts status | head`
@@ -105,17 +107,36 @@ fn one_line(err: &anyhow::Error) -> String {
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `default_level`), as text or
-/// one JSON object per line.
-fn init_logging(format: LogFormat, default_level: &str) {
+/// one JSON object per line, through a bounded queue and a writer thread
+/// ([`log_writer`]): logging never waits for stderr's reader, and lines that find
+/// the queue full are dropped and counted. The guard flushes the queue when dropped.
+fn init_logging(format: LogFormat, default_level: &str) -> Option<log_writer::LogGuard> {
     use std::io::IsTerminal;
+    use std::os::fd::AsFd;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let notice = |dropped: u64, total: u64| {
+        tracing::warn!(dropped, total, "log lines were dropped: the log output did not keep up");
+    };
+    // The writer gets its own descriptor for stderr: a write that blocks there holds
+    // no lock that `eprintln!` elsewhere needs.
+    let sink: Box<dyn std::io::Write + Send> = match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(std::io::stderr()),
+    };
+    let (writer, guard) = match log_writer::start(sink, log_writer::QUEUE_LINES, notice) {
+        Some((queue, guard)) => (BoxMakeWriter::new(queue), Some(guard)),
+        // No thread for the log: write in place, as a last resort.
+        None => (BoxMakeWriter::new(std::io::stderr), None),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    guard
 }

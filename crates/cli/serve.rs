@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use fts_net::admission::AdmissionSettings;
 use fts_net::crl_watch::{earliest_next_update, log_loaded, watch_crl};
 use fts_net::metrics::Metrics;
 use fts_net::metrics_http::serve_metrics;
@@ -38,7 +39,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_log_lines_dropped(crate::log_writer::lines_dropped()));
+    let admission = AdmissionSettings {
+        max_handshakes_per_source: args.max_handshakes_per_ip,
+        connection_rate_per_source: args.max_connection_rate_per_ip,
+        first_byte_timeout: args.first_byte_timeout,
+        trusted_proxies: args.trusted_proxies.clone(),
+        proxy_protocol: args.proxy_protocol,
+    };
     let settings = ServerSettings {
         max_connections: args.max_connections,
         max_active_polls: args.max_active_polls,
@@ -56,6 +64,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         grace: args.grace,
         status_flush_interval: args.status_interval,
         metrics: Arc::clone(&metrics),
+        admission,
     };
     for (flag, value) in [
         ("--max-connections", args.max_connections),
@@ -69,6 +78,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.status_interval.is_zero() {
         return Err(UsageError("--status-interval must be longer than 0s".to_owned()).into());
+    }
+    if args.first_byte_timeout.is_zero() {
+        return Err(UsageError("--first-byte-timeout must be longer than 0s".to_owned()).into());
     }
 
     let store = StoreReader::open(&args.store).with_context(|| {
@@ -129,6 +141,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = server.local_addr().context("cannot read the listening address")?;
         tracing::info!(%addr, store = %args.store.display(), status_dir = %args.status_dir.display(), "listening");
+        log_trusted_proxies(&args);
 
         let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
         let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -146,6 +159,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         server.run(shutdown).await;
         anyhow::Ok(())
     })
+}
+
+/// Says who is trusted as a proxy, and warns when that is everyone.
+fn log_trusted_proxies(args: &ServeArgs) {
+    if args.trusted_proxies.is_empty() {
+        return;
+    }
+    let proxies = args.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    tracing::info!(
+        trusted_proxies = %proxies,
+        proxy_protocol = args.proxy_protocol,
+        "connections from trusted proxies are not limited per source"
+    );
+    if args.trusted_proxies.iter().any(|net| net.prefix_len() == 0) {
+        tracing::warn!(
+            trusted_proxies = %proxies,
+            "--trusted-proxy covers every address: no source is limited{}",
+            if args.proxy_protocol { " and anyone can claim any client address" } else { "" }
+        );
+    }
 }
 
 /// Writes the revocation state to `server.json` in the status folder. `None`: no CRL.

@@ -47,6 +47,14 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(unit_bytes).ok_or_else(|| format!("size {s:?} is too large"))
 }
 
+/// A whole number of at least 1 (for limits where 0 would refuse everything).
+pub fn parse_at_least_one(s: &str) -> Result<std::num::NonZeroU32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) => std::num::NonZeroU32::new(n).ok_or_else(|| "must be at least 1".to_owned()),
+        Err(_) => Err(format!("{s:?} is not a whole number from 1 to {}", u32::MAX)),
+    }
+}
+
 /// `10%` or `10`: a whole percentage from 0 to 100.
 pub fn parse_percent(s: &str) -> Result<u8, String> {
     let digits = s.trim().trim_end_matches('%');

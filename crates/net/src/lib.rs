@@ -1,5 +1,8 @@
 //! fts-net: the tokio I/O of fts.
 //!
+//! - [`admission`]: what a source may hold before its handshake (per-source limits,
+//!   the first-byte timeout, trusted proxies and their PROXY headers);
+//! - [`proxy_protocol`]: the PROXY v2 header a trusted load balancer sends first;
 //! - [`connection`]: frames over any byte stream, limits checked before allocation;
 //! - [`limits`]: admission of polls (server-wide and per client id);
 //! - [`pacing`]: the minimum send rate that cuts off clients that stop reading;
@@ -9,6 +12,7 @@
 //! - [`client`]: the host side of `fts poll`, which verifies before it installs.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod client;
 pub mod connection;
 pub mod crl_watch;
@@ -16,6 +20,7 @@ pub mod limits;
 pub mod metrics;
 pub mod metrics_http;
 pub mod pacing;
+pub mod proxy_protocol;
 pub mod server;
 
 pub use connection::{Connection, ReadError};

@@ -7,16 +7,19 @@
 //! takes the crate's short mutex once per poll.
 //!
 //! Nothing here carries a secret or a path: labels are only result names, error
-//! codes and handshake-failure kinds.
+//! codes, handshake-failure kinds and refusal reasons.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use fts_proto::ErrorCode;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text 0.0.4).
@@ -76,6 +79,63 @@ impl HandshakeFailure {
     }
 }
 
+/// Why the admission checks closed a connection before its TLS handshake (the
+/// `reason` of `fts_connections_refused_total`; see `admission`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionRefusal {
+    /// The source already had `--max-handshakes-per-ip` connections before their
+    /// handshake.
+    PerIpHandshakes,
+    /// The source opened connections faster than `--max-connection-rate-per-ip`.
+    Rate,
+    /// A PROXY header from a source that is not a `--trusted-proxy` (or with
+    /// `--proxy-protocol` off).
+    ProxyHeader,
+    /// A trusted proxy's connection without a valid PROXY header (`--proxy-protocol`).
+    ProxyHeaderInvalid,
+    /// Nothing arrived within `--first-byte-timeout`.
+    FirstByteTimeout,
+}
+
+impl ConnectionRefusal {
+    pub const ALL: [ConnectionRefusal; 5] = [
+        ConnectionRefusal::PerIpHandshakes,
+        ConnectionRefusal::Rate,
+        ConnectionRefusal::ProxyHeader,
+        ConnectionRefusal::ProxyHeaderInvalid,
+        ConnectionRefusal::FirstByteTimeout,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnectionRefusal::PerIpHandshakes => "per-ip-handshakes",
+            ConnectionRefusal::Rate => "rate",
+            ConnectionRefusal::ProxyHeader => "proxy-header",
+            ConnectionRefusal::ProxyHeaderInvalid => "proxy-header-invalid",
+            ConnectionRefusal::FirstByteTimeout => "first-byte-timeout",
+        }
+    }
+}
+
+/// A counter whose value lives elsewhere (the binary's log writer counts the lines it
+/// dropped; this only reads the count at each scrape).
+#[derive(Debug)]
+struct SharedCounter(Arc<AtomicU64>);
+
+impl TypedMetric for SharedCounter {
+    const TYPE: MetricType = MetricType::Counter;
+}
+
+impl EncodeMetric for SharedCounter {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), fmt::Error> {
+        encoder.encode_counter::<NoLabelSet, _, u64>(&self.0.load(Ordering::Relaxed), None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
 /// The server's metrics. Cheap to update from any task.
 pub struct Metrics {
     registry: Registry,
@@ -90,6 +150,8 @@ pub struct Metrics {
     active_connections: Gauge,
     crl_next_update: Gauge,
     poll_duration: Histogram,
+    /// One per [`ConnectionRefusal`], in the order of `ConnectionRefusal::ALL`.
+    connections_refused: Vec<Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -105,7 +167,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Metrics whose `fts_log_lines_dropped_total` stays 0.
     pub fn new() -> Metrics {
+        Self::with_log_lines_dropped(Arc::default())
+    }
+
+    /// Metrics whose `fts_log_lines_dropped_total` reads `log_lines_dropped`, the count
+    /// kept by the process's log writer.
+    pub fn with_log_lines_dropped(log_lines_dropped: Arc<AtomicU64>) -> Metrics {
         let mut registry = Registry::default();
 
         let polls = Family::<ResultLabel, Counter>::default();
@@ -160,6 +229,23 @@ impl Metrics {
             poll_duration.clone(),
         );
 
+        let refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "fts_connections_refused",
+            "Connections closed before their TLS handshake by the admission checks, by reason",
+            refused.clone(),
+        );
+        let connections_refused = ConnectionRefusal::ALL
+            .iter()
+            .map(|reason| refused.get_or_create_owned(&ReasonLabel { reason: reason.label() }))
+            .collect();
+        registry.register(
+            "fts_log_lines_dropped",
+            "Log lines dropped because the log output did not keep up (the server never waits \
+             for its log)",
+            SharedCounter(log_lines_dropped),
+        );
+
         Metrics {
             registry,
             polls_ok,
@@ -173,6 +259,15 @@ impl Metrics {
             active_connections,
             crl_next_update,
             poll_duration,
+            connections_refused,
+        }
+    }
+
+    /// The admission checks closed a connection before its handshake.
+    pub fn connection_refused(&self, reason: ConnectionRefusal) {
+        let index = ConnectionRefusal::ALL.iter().position(|r| *r == reason);
+        if let Some(counter) = index.and_then(|i| self.connections_refused.get(i)) {
+            counter.inc();
         }
     }
 
@@ -262,6 +357,9 @@ mod tests {
             "fts_active_connections 0",
             "fts_crl_next_update_seconds 0",
             "fts_poll_duration_seconds_count 0",
+            "fts_connections_refused_total{reason=\"per-ip-handshakes\"} 0",
+            "fts_connections_refused_total{reason=\"first-byte-timeout\"} 0",
+            "fts_log_lines_dropped_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
@@ -291,5 +389,25 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
         assert!(metrics.encode().lines().any(|l| l == "fts_active_connections 0"), "the guard decrements");
+    }
+
+    #[test]
+    fn refusals_count_by_reason_and_dropped_log_lines_are_read_from_the_writer() {
+        let dropped = Arc::new(AtomicU64::new(0));
+        let metrics = Metrics::with_log_lines_dropped(Arc::clone(&dropped));
+        metrics.connection_refused(ConnectionRefusal::Rate);
+        metrics.connection_refused(ConnectionRefusal::Rate);
+        metrics.connection_refused(ConnectionRefusal::ProxyHeader);
+        dropped.store(17, Ordering::Relaxed);
+        let text = metrics.encode();
+        for line in [
+            "fts_connections_refused_total{reason=\"rate\"} 2",
+            "fts_connections_refused_total{reason=\"proxy-header\"} 1",
+            "fts_connections_refused_total{reason=\"per-ip-handshakes\"} 0",
+            "fts_log_lines_dropped_total 17",
+            "# TYPE fts_log_lines_dropped_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
     }
 }

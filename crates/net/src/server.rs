@@ -2,8 +2,10 @@
 //! the store, close. PROTOCOL.md sections 1 to 3 are the contract.
 //!
 //! Each connection is its own task, so a slow or idle client never delays another:
-//! every phase has its own bound (handshake timeout, request timeout, the minimum
-//! send rate per write, an overall deadline per poll). Memory per connection is the
+//! every phase has its own bound (first-byte timeout, handshake timeout, request
+//! timeout, the minimum send rate per write, an overall deadline per poll), and
+//! before its handshake a connection also counts against its source's limits
+//! ([`crate::admission`]). Memory per connection is the
 //! TLS state, one request header (at most 16 KiB) and, while a body is sent,
 //! `BLOB_BUFFERS` buffers of [`BODY_CHUNK`] bytes; bodies stream from their blob and are never held
 //! whole.
@@ -33,11 +35,12 @@ use std::io::Read;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::{Admission, AdmissionSettings, BeforeHandshake, ConnectionSlots};
 use crate::connection::{Connection, ReadError};
 use crate::limits::PollLimits;
 use crate::metrics::{HandshakeFailure, Metrics};
@@ -64,6 +67,8 @@ const BUSY_RETRY_AFTER_SECS: u64 = 30;
 /// Everything `fts serve` can tune. Defaults are those of PRODUCT.md.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
+    /// Most connections open at once; those before their handshake get at most 90 %
+    /// of it (see `admission`).
     pub max_connections: usize,
     pub max_active_polls: usize,
     pub max_polls_per_client: usize,
@@ -82,6 +87,8 @@ pub struct ServerSettings {
     pub status_flush_interval: Duration,
     /// Where the server counts what it does (`--metrics-listen` serves it).
     pub metrics: Arc<Metrics>,
+    /// What a source may hold before its handshake, and who is a trusted proxy.
+    pub admission: AdmissionSettings,
 }
 
 impl Default for ServerSettings {
@@ -100,6 +107,7 @@ impl Default for ServerSettings {
             grace: Duration::from_secs(30),
             status_flush_interval: Duration::from_secs(5),
             metrics: Arc::new(Metrics::new()),
+            admission: AdmissionSettings::default(),
         }
     }
 }
@@ -119,6 +127,8 @@ pub enum Transport {
 struct Shared {
     transport: Transport,
     settings: ServerSettings,
+    /// The checks before TLS: per-source limits, the first byte, PROXY headers.
+    admission: Admission,
     limits: PollLimits,
     /// Behind a mutex because a refresh needs `&mut`; held only for a refresh and one
     /// in-memory query, never across an await.
@@ -146,9 +156,11 @@ impl Server {
     ) -> io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let limits = PollLimits::new(settings.max_active_polls, settings.max_polls_per_client);
+        let admission = Admission::new(settings.admission.clone(), settings.max_connections);
         let shared = Arc::new(Shared {
             transport,
             settings,
+            admission,
             limits,
             store: Mutex::new(store),
             status: Arc::new(status),
@@ -163,7 +175,7 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting, lets connections in
     /// flight finish within the grace period, and drops the rest.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let connections = Arc::new(Semaphore::new(self.shared.settings.max_connections));
+        let slots = ConnectionSlots::new(self.shared.settings.max_connections);
         let flusher = tokio::spawn(flush_last_polls_every(
             Arc::clone(&self.shared.status),
             self.shared.settings.status_flush_interval,
@@ -171,13 +183,13 @@ impl Server {
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
-            // The permit is taken before accept: at the limit, new connections wait in
+            // The permits are taken before accept: at the limit, new connections wait in
             // the kernel's backlog instead of costing memory here.
-            let permit = tokio::select! {
+            let (mut early, permit) = tokio::select! {
                 () = &mut shutdown => break,
-                permit = Arc::clone(&connections).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
+                permits = slots.acquire() => match permits {
+                    Some(permits) => permits,
+                    None => break,
                 },
             };
             let (tcp, peer) = tokio::select! {
@@ -192,11 +204,17 @@ impl Server {
                     }
                 },
             };
+            let accepted = Instant::now();
             while tasks.try_join_next().is_some() {}
+            // Over its limits, a source's connection is closed here, before it costs a
+            // task (counted and logged at a bounded rate inside).
+            if self.shared.admission.at_accept(peer, &mut early, &self.shared.settings.metrics).is_err() {
+                continue;
+            }
             let shared = Arc::clone(&self.shared);
             let open = shared.settings.metrics.connection_opened();
             tasks.spawn(async move {
-                handle_connection(&shared, tcp, peer).await;
+                handle_connection(&shared, tcp, peer, early, accepted).await;
                 drop(open);
                 drop(permit);
             });
@@ -225,12 +243,43 @@ enum Peer {
     Unauthenticated,
 }
 
-async fn handle_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
+/// Serves one connection from `tcp_peer`, accepted at `accepted`. `early` holds its
+/// slots before the handshake, given back as soon as the handshake is over.
+async fn handle_connection(
+    shared: &Shared,
+    mut tcp: TcpStream,
+    tcp_peer: SocketAddr,
+    mut early: BeforeHandshake,
+    accepted: Instant,
+) {
     let _ = tcp.set_nodelay(true);
+    // Everything before the session, PROXY header and first byte included, fits in
+    // the handshake timeout; the first byte must come sooner.
+    let handshake_deadline = accepted + shared.settings.handshake_timeout;
+    let first_byte_deadline =
+        handshake_deadline.min(accepted + shared.admission.settings().first_byte_timeout);
+    let opened = shared
+        .admission
+        .open(&mut tcp, tcp_peer, &mut early, first_byte_deadline, &shared.settings.metrics)
+        .await;
+    // From here on the peer is the client a trusted proxy named, if it named one: in
+    // logs, limits and status alike.
+    let peer = match opened {
+        Ok(opened) => {
+            if let Some(via) = opened.via {
+                tracing::debug!(peer = %opened.client, %via, "connection through a trusted proxy");
+            }
+            opened.client
+        }
+        Err(_) => return, // counted and logged by the admission checks
+    };
     match &shared.transport {
-        Transport::Plaintext => serve_poll(shared, Connection::new(tcp), Peer::Unauthenticated, peer).await,
+        Transport::Plaintext => {
+            drop(early);
+            serve_poll(shared, Connection::new(tcp), Peer::Unauthenticated, peer).await;
+        }
         Transport::Tls { acceptor, client_auth } => {
-            let stream = match timeout(shared.settings.handshake_timeout, acceptor.accept(tcp)).await {
+            let stream = match timeout_at(handshake_deadline, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     tracing::info!(%peer, error = %e, "tls handshake failed");
@@ -243,6 +292,8 @@ async fn handle_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
                     return;
                 }
             };
+            // Past the handshake: its slots before the handshake go to the next one.
+            drop(early);
             let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             tracing::debug!(%peer, resumed, "tls session established");
             // Resumed or not, the session's certificate is checked against the CRLs again.
