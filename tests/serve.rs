@@ -277,7 +277,12 @@ fn a_client_revoked_while_the_server_runs_is_refused_within_seconds_even_resumin
         client.send_poll("web-02", json!({})).await.unwrap();
         assert!(matches!(client.receive_all().await.unwrap()[..], [Received::Frame(ServerFrame::Done(_))]));
     });
-    assert!(server.logs().iter().any(|l| l["fields"]["reason"] == "revoked" && l["fields"]["client_id"] == "web-01"));
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|l| l["fields"]["reason"] == "revoked" && l["fields"]["client_id"] == "web-01")
+    );
 }
 
 /// A 32 MiB file: far more than the loopback socket buffers hold, so a client that
@@ -478,7 +483,8 @@ fn a_poll_that_changes_nothing_reaches_status_at_the_next_flush_or_at_stop() {
     poll(json!({"all": 0}));
     let out = common::expect_success(&mut sandbox.fts(["status", "--json"]));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let all = status["clients"][0]["targets"].as_array().unwrap().iter().find(|t| t["target"] == "all").unwrap();
+    let all =
+        status["clients"][0]["targets"].as_array().unwrap().iter().find(|t| t["target"] == "all").unwrap();
     assert_eq!(all["applied"].as_u64(), Some(0));
     drop(server);
 

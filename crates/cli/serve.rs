@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use fts_net::crl_watch::{CrlEvent, CrlHealth, CrlWatch, ReloadFailing, earliest_next_update, log_loaded, watch_crl};
+use fts_net::crl_watch::{
+    CrlEvent, CrlHealth, CrlWatch, ReloadFailing, earliest_next_update, log_loaded, watch_crl,
+};
 use fts_net::metrics::Metrics;
 use fts_net::metrics_http::serve_metrics;
 use fts_net::pacing::MinSendRate;
@@ -51,7 +53,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    for (flag, value) in [("--max-connections", args.max_connections), ("--max-active-polls", args.max_active_polls)]
+    for (flag, value) in
+        [("--max-connections", args.max_connections), ("--max-active-polls", args.max_active_polls)]
     {
         if value == Some(0) {
             return Err(UsageError(format!("{flag} must be at least 1")).into());
@@ -80,10 +83,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         crl_max_stale: args.crl_max_stale,
         crl_health: Arc::clone(&crl_health),
     };
-    for (flag, value) in [
-        ("--max-polls-per-client", args.max_polls_per_client),
-        ("--poll-max-files", settings.poll_max_files),
-    ] {
+    for (flag, value) in
+        [("--max-polls-per-client", args.max_polls_per_client), ("--poll-max-files", settings.poll_max_files)]
+    {
         if value == 0 {
             return Err(UsageError(format!("{flag} must be at least 1")).into());
         }
@@ -190,7 +192,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// Fits `--max-connections` and `--max-active-polls` into the open-file limit, after
 /// raising the soft limit to the hard one ([`crate::fd_limit`]).
 fn fit_open_file_limit(args: &ServeArgs) -> anyhow::Result<fd_limit::Fitted> {
-    let wanted = |value: Option<usize>, default| Wanted { value: value.unwrap_or(default), explicit: value.is_some() };
+    let wanted =
+        |value: Option<usize>, default| Wanted { value: value.unwrap_or(default), explicit: value.is_some() };
     let connections = wanted(args.max_connections, DEFAULT_MAX_CONNECTIONS);
     let polls = wanted(args.max_active_polls, DEFAULT_MAX_ACTIVE_POLLS);
     let limit = fd_limit::raise_soft_limit();
@@ -220,7 +223,9 @@ fn record_crl_state(status: &StatusDir, crls: Option<&[Crl]>, failing: Option<&R
         crl_number: crls.iter().filter_map(Crl::number).max(),
         crl_reload_failing: failing.map(|f| CrlReloadFailing {
             since: published(
-                f.since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0)),
+                f.since
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0)),
             ),
             error: f.error.clone(),
             hint: f.hint.clone(),
@@ -288,7 +293,10 @@ fn tls_transport(
         OlderCrls::Refuse
     };
     let client_auth = ClientAuth::with_crl_floor(roots, crls.clone(), floor, older).with_context(|| {
-        format!("cannot put the CRL in force (the CRL numbers in force before are in {})", floor_path.display())
+        format!(
+            "cannot put the CRL in force (the CRL numbers in force before are in {})",
+            floor_path.display()
+        )
     })?;
     if crl_path.is_some() {
         client_auth

@@ -251,9 +251,9 @@ fn hint(path: &Path, e: &fts_trust::Error) -> Option<String> {
                  `install -m 0644` or `rsync --chmod=F0644`)"
             ))
         }
-        (std::io::ErrorKind::NotFound, _) => {
-            Some("the file is gone: put the current ca.crl back (the CRL loaded before stays in force)".into())
-        }
+        (std::io::ErrorKind::NotFound, _) => Some(
+            "the file is gone: put the current ca.crl back (the CRL loaded before stays in force)".into(),
+        ),
         // EMFILE, ENFILE
         (_, Some(24 | 23)) => Some(
             "out of file descriptors: it is tried again at every look; check the open-file limit and \

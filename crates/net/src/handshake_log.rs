@@ -42,8 +42,13 @@ pub enum FailedBefore {
 }
 
 impl FailedBefore {
-    const ALL: [FailedBefore; 5] =
-        [FailedBefore::Refused, FailedBefore::Timeout, FailedBefore::Closed, FailedBefore::NotTls, FailedBefore::Other];
+    const ALL: [FailedBefore; 5] = [
+        FailedBefore::Refused,
+        FailedBefore::Timeout,
+        FailedBefore::Closed,
+        FailedBefore::NotTls,
+        FailedBefore::Other,
+    ];
 
     /// The metric's reason: `refused`, `timeout`, or `error` for the rest.
     pub fn metric(self) -> HandshakeFailure {
@@ -64,7 +69,9 @@ impl FailedBefore {
 pub fn classify_handshake_error(e: &io::Error) -> FailedBefore {
     if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
         return match tls {
-            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => FailedBefore::Refused,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+                FailedBefore::Refused
+            }
             rustls::Error::InvalidMessage(_)
             | rustls::Error::InappropriateMessage { .. }
             | rustls::Error::InappropriateHandshakeMessage { .. } => FailedBefore::NotTls,
@@ -184,7 +191,10 @@ mod tests {
         let tls = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
         let revoked = tls(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked));
         assert_eq!(classify_handshake_error(&revoked), FailedBefore::Refused);
-        assert_eq!(classify_handshake_error(&tls(rustls::Error::NoCertificatesPresented)), FailedBefore::Refused);
+        assert_eq!(
+            classify_handshake_error(&tls(rustls::Error::NoCertificatesPresented)),
+            FailedBefore::Refused
+        );
         let garbage = tls(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType));
         assert_eq!(classify_handshake_error(&garbage), FailedBefore::NotTls);
         let eof = io::Error::from(io::ErrorKind::UnexpectedEof);

@@ -81,7 +81,8 @@ pub enum CrlReloadFailure {
 }
 
 impl CrlReloadFailure {
-    const ALL: [CrlReloadFailure; 3] = [CrlReloadFailure::Read, CrlReloadFailure::Invalid, CrlReloadFailure::Older];
+    const ALL: [CrlReloadFailure; 3] =
+        [CrlReloadFailure::Read, CrlReloadFailure::Invalid, CrlReloadFailure::Older];
 
     fn label(self) -> &'static str {
         match self {
