@@ -86,6 +86,30 @@ pub fn classify_handshake_error(e: &io::Error) -> FailedBefore {
     }
 }
 
+/// The error of a failed TLS accept in words for the log, with times in RFC 3339
+/// (rustls writes them as Unix seconds).
+pub fn describe_handshake_error(e: &io::Error) -> String {
+    use rustls::CertificateError::{ExpiredContext, ExpiredRevocationListContext, NotValidYetContext};
+    let at = |t: &rustls::pki_types::UnixTime| {
+        i64::try_from(t.as_secs())
+            .ok()
+            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+            .map_or_else(|| t.as_secs().to_string(), rfc3339)
+    };
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(ExpiredContext { not_after, .. })) => {
+            format!("the client certificate expired at {}", at(not_after))
+        }
+        Some(rustls::Error::InvalidCertificate(NotValidYetContext { not_before, .. })) => {
+            format!("the client certificate is not valid before {}", at(not_before))
+        }
+        Some(rustls::Error::InvalidCertificate(ExpiredRevocationListContext { next_update, .. })) => {
+            format!("the CRL expired at {}", at(next_update))
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// The counts since the last summary.
 #[derive(Debug)]
 struct Window {
@@ -200,6 +224,14 @@ mod tests {
         let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
         assert_eq!(classify_handshake_error(&eof), FailedBefore::Closed);
         assert_eq!(FailedBefore::Closed.metric(), HandshakeFailure::Error);
+        let expired = tls(rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext {
+            time: rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(1_798_800_000)),
+            not_after: rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(1_798_740_358)),
+        }));
+        assert_eq!(
+            describe_handshake_error(&expired),
+            "the client certificate expired at 2026-12-31T18:05:58Z"
+        );
         assert_eq!(FailedBefore::Refused.metric(), HandshakeFailure::Refused);
     }
 }

@@ -40,7 +40,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::connection::{Connection, ReadError};
 use crate::crl_watch::CrlHealth;
-use crate::handshake_log::{FailedBefore, HandshakeLog, classify_handshake_error};
+use crate::handshake_log::{FailedBefore, HandshakeLog, classify_handshake_error, describe_handshake_error};
 use crate::limits::PollLimits;
 use crate::metrics::{HandshakeFailure, Metrics};
 use crate::pacing::{MinSendRate, Pacer};
@@ -252,7 +252,8 @@ async fn handle_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
                     // the client CA issued it): this is the port-scan-proof part.
                     let kind = classify_handshake_error(&e);
                     shared.settings.metrics.handshake_failed(kind.metric());
-                    shared.handshake_log.failed(kind, peer, &format_args!("tls handshake failed: {e}"));
+                    let detail = describe_handshake_error(&e);
+                    shared.handshake_log.failed(kind, peer, &format_args!("tls handshake failed: {detail}"));
                     return;
                 }
                 Err(_) => {
