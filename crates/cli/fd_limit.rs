@@ -80,12 +80,12 @@ pub fn fit(limit: Option<u64>, connections: Wanted, polls: Wanted) -> Result<Fit
         return Ok(asked);
     }
     let budget = limit.saturating_sub(RESERVE);
-    let explain = format!(
-        "need up to {} open files (one per connection, {PER_ACTIVE_POLL} per active poll and {RESERVE} kept \
-         for CRL reloads, blobs and status writes), but this process may open at most {limit} \
-         (RLIMIT_NOFILE)",
-        needed(connections.value, polls.value)
-    );
+    let explain = |need: u64| {
+        format!(
+            "{need} open files (one per connection, {PER_ACTIVE_POLL} per active poll and {RESERVE} kept for \
+             CRL reloads, blobs and status writes), but this process may open at most {limit} (RLIMIT_NOFILE)"
+        )
+    };
     let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     match (connections.explicit, polls.explicit) {
         (true, true) => {
@@ -97,16 +97,19 @@ pub fn fit(limit: Option<u64>, connections: Wanted, polls: Wanted) -> Result<Fit
                 ),
             };
             Err(format!(
-                "--max-connections {} and --max-active-polls {} {explain}: {fix}, {FIX}",
-                connections.value, polls.value
+                "--max-connections {} and --max-active-polls {} need up to {}: {fix}, {FIX}",
+                connections.value,
+                polls.value,
+                explain(needed(connections.value, polls.value))
             ))
         }
         (true, false) => {
             let room = budget.saturating_sub(connections.value as u64) / PER_ACTIVE_POLL;
             if room < 1 {
                 return Err(format!(
-                    "--max-connections {} {explain}: lower it to {} or less, {FIX}",
+                    "--max-connections {} needs, with a single active poll, {}: lower it to {} or less, {FIX}",
                     connections.value,
+                    explain(needed(connections.value, 1)),
                     budget.saturating_sub(PER_ACTIVE_POLL)
                 ));
             }
@@ -116,8 +119,10 @@ pub fn fit(limit: Option<u64>, connections: Wanted, polls: Wanted) -> Result<Fit
             let room = budget.saturating_sub(polls.value as u64 * PER_ACTIVE_POLL);
             if room < 1 {
                 return Err(format!(
-                    "--max-active-polls {} {explain}: lower it to {} or less, {FIX}",
+                    "--max-active-polls {} needs, with a single other connection, {}: lower it to {} or less, \
+                     {FIX}",
                     polls.value,
+                    explain(needed(1, polls.value)),
                     budget.saturating_sub(1) / PER_ACTIVE_POLL
                 ));
             }

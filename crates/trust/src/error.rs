@@ -90,9 +90,9 @@ pub enum Error {
     /// A CRL would take its CA's CRL number back below the one in force: most
     /// likely a stale copy, which would un-revoke every certificate revoked since.
     #[error(
-        "the CRL of {issuer} {} is lower than number {in_force} already in force: keeping the CRLs \
-         in force (copy the current ca.crl; to roll back on purpose, start fts serve once with \
-         --accept-older-crl)",
+        "the CRL of {issuer} {} is lower than number {in_force}, which was in force: a stale copy \
+         would un-revoke certificates (copy the current ca.crl; to roll back on purpose, start fts \
+         serve once with --accept-older-crl)",
         number.map_or_else(|| "has no CRL number, which".to_owned(), |n| format!("is number {n}, which"))
     )]
     OlderCrl { issuer: String, number: Option<u64>, in_force: u64 },
