@@ -337,7 +337,7 @@ fn plaintext_serves_only_the_claimed_id_and_all_and_marks_the_host_unauthenticat
     assert_eq!(files_in(&sandbox.join("in")), ["every.bin", "own.bin"], "no groups without a certificate");
     let status = stdout(&expect_success(&mut sandbox.fts(["status", "--json"])));
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
-    assert_eq!(status[0]["authenticated"], false);
+    assert_eq!(status["clients"][0]["authenticated"], false);
 
     // Signatures still protect what is installed, and TLS never falls back to plaintext.
     let out = poll(&sandbox, &server, "web-01", "tls", &[]);

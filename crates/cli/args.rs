@@ -286,14 +286,26 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub crl: Option<PathBuf>,
 
+    /// Refuse polls (with an `internal` error) once a changed CRL has failed to load for
+    /// longer than this, rather than keep serving with the previous CRL. Off unless given
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "plaintext")]
+    pub crl_max_stale: Option<Duration>,
+
+    /// Accept one CRL with a lower CRL number than the one in force from the same CA,
+    /// once (a deliberate rollback); remove the flag afterwards
+    #[arg(long, conflicts_with = "plaintext")]
+    pub accept_older_crl: bool,
+
     /// How long transfers in flight may take to finish after SIGINT/SIGTERM
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub grace: Duration,
 
     /// Most connections open at once. Connections before their TLS handshake get at
-    /// most 90 % of them: the rest is kept for hosts that have authenticated
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    pub max_connections: usize,
+    /// most 90 % of them: the rest is kept for hosts that have authenticated [default:
+    /// 10000, lowered to fit the open-file limit; a value given that does not fit is
+    /// refused]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
 
     /// Most connections before their TLS handshake from one source (an IPv4 address or
     /// an IPv6 /64); more are closed at once. --trusted-proxy sources are not limited
@@ -323,9 +335,10 @@ pub struct ServeArgs {
     #[arg(long, requires = "trusted_proxies")]
     pub proxy_protocol: bool,
 
-    /// Most polls served at once; beyond it clients get `busy`
-    #[arg(long, value_name = "N", default_value_t = 2_000)]
-    pub max_active_polls: usize,
+    /// Most polls served at once; beyond it clients get `busy` [default: 2000, lowered
+    /// to fit the open-file limit; a value given that does not fit is refused]
+    #[arg(long, value_name = "N")]
+    pub max_active_polls: Option<usize>,
 
     /// Most polls served at once for one client id; beyond it `busy`
     #[arg(long, value_name = "N", default_value_t = 2)]

@@ -236,7 +236,7 @@ mod tests {
         let Command::Serve(s) = &cli.command else { unreachable!() };
         assert_eq!(s.grace, std::time::Duration::from_secs(300));
         assert!(s.plaintext);
-        assert_eq!(s.max_connections, 7);
+        assert_eq!(s.max_connections, Some(7));
 
         let file = config_file("[serve]\ngrace = \"soon\"\n");
         let err = parse_layered(["fts", "serve", "--config", file.path().to_str().unwrap()]).unwrap_err();

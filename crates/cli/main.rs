@@ -6,6 +6,7 @@
 mod args;
 mod completions;
 mod config;
+mod fd_limit;
 mod keygen;
 mod log_writer;
 mod poll;

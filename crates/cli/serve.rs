@@ -1,6 +1,13 @@
-//! `fts serve`: resolves the flags into server settings, loads the TLS credentials and
-//! the CRL, opens the store read-only, and runs the fts-net server until SIGINT or
-//! SIGTERM. SIGHUP reloads the CRL at once; a changed CRL file is picked up anyway.
+//! `fts serve`: resolves the flags into server settings, fits them into the
+//! open-file limit ([`crate::fd_limit`]), loads the TLS credentials and the CRL, opens
+//! the store read-only, and runs the fts-net server until SIGINT or SIGTERM. SIGHUP
+//! reloads the CRL at once; a changed CRL file is picked up anyway, and one that fails
+//! to load is tried again until it loads ([`fts_net::crl_watch`]).
+//!
+//! The highest CRL number in force per CA is kept in the status folder
+//! ([`CRL_STATE_FILE`]), so that an older CRL is refused across restarts too
+//! ([`fts_trust::crl_floor`]); `server.json` beside it says how current the CRL is
+//! and whether a reload is failing, for `fts status`.
 //!
 //! It never loads the signing key: nothing here reads `--signing-key` or
 //! `signing.key`.
@@ -11,24 +18,32 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fts_net::admission::AdmissionSettings;
-use fts_net::crl_watch::{earliest_next_update, log_loaded, watch_crl};
+use fts_net::crl_watch::{
+    CrlEvent, CrlHealth, CrlWatch, ReloadFailing, earliest_next_update, log_loaded, watch_crl,
+};
 use fts_net::metrics::Metrics;
 use fts_net::metrics_http::serve_metrics;
 use fts_net::pacing::MinSendRate;
 use fts_net::server::{Server, ServerSettings, Transport};
 use fts_proto::Published;
-use fts_store::{ServerStatus, StatusDir, StoreReader};
-use fts_trust::ClientAuth;
+use fts_store::{CrlReloadFailing, ServerStatus, StatusDir, StoreReader};
 use fts_trust::crl::{CRL_FILE, Crl, load_crls};
+use fts_trust::crl_floor::{CRL_STATE_FILE, CrlFloor};
 use fts_trust::pem::{load_certificates, load_private_key};
+use fts_trust::{ClientAuth, OlderCrls};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
 use crate::UsageError;
 use crate::args::ServeArgs;
+use crate::fd_limit::{self, Wanted};
 
-/// How often the CRL file is looked at for changes.
+/// How often the CRL file is looked at for changes (and retried while it fails).
 const CRL_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The defaults of `--max-connections` and `--max-active-polls` (PRODUCT.md).
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+const DEFAULT_MAX_ACTIVE_POLLS: usize = 2_000;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.plaintext && !args.listen.ip().is_loopback() && !args.allow_insecure_remote {
@@ -39,7 +54,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
+    for (flag, value) in
+        [("--max-connections", args.max_connections), ("--max-active-polls", args.max_active_polls)]
+    {
+        if value == Some(0) {
+            return Err(UsageError(format!("{flag} must be at least 1")).into());
+        }
+    }
+    let limits = fit_open_file_limit(&args)?;
     let metrics = Arc::new(Metrics::with_log_lines_dropped(crate::log_writer::lines_dropped()));
+    let crl_health = CrlHealth::new();
     let admission = AdmissionSettings {
         max_handshakes_per_source: args.max_handshakes_per_ip,
         connection_rate_per_source: args.max_connection_rate_per_ip,
@@ -48,8 +72,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         proxy_protocol: args.proxy_protocol,
     };
     let settings = ServerSettings {
-        max_connections: args.max_connections,
-        max_active_polls: args.max_active_polls,
+        max_connections: limits.max_connections,
+        max_active_polls: limits.max_active_polls,
         max_polls_per_client: args.max_polls_per_client,
         handshake_timeout: args.handshake_timeout,
         request_timeout: args.request_timeout,
@@ -65,13 +89,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         status_flush_interval: args.status_interval,
         metrics: Arc::clone(&metrics),
         admission,
+        crl_max_stale: args.crl_max_stale,
+        crl_health: Arc::clone(&crl_health),
     };
-    for (flag, value) in [
-        ("--max-connections", args.max_connections),
-        ("--max-active-polls", args.max_active_polls),
-        ("--max-polls-per-client", args.max_polls_per_client),
-        ("--poll-max-files", settings.poll_max_files),
-    ] {
+    for (flag, value) in
+        [("--max-polls-per-client", args.max_polls_per_client), ("--poll-max-files", settings.poll_max_files)]
+    {
         if value == 0 {
             return Err(UsageError(format!("{flag} must be at least 1")).into());
         }
@@ -100,25 +123,43 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // status writes, so slow readers can never starve the blocking work of others.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(args.max_active_polls.saturating_add(64))
+        .max_blocking_threads(limits.max_active_polls.saturating_add(64))
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let reload = Arc::new(Notify::new());
         let transport = if args.plaintext {
             tracing::warn!("serving WITHOUT TLS (--plaintext): client ids are not authenticated");
-            record_crl_state(&server_status, None);
+            record_crl_state(&server_status, None, None);
             Transport::Plaintext
         } else {
             let (transport, client_auth, crl) = tls_transport(&args, &metrics)?;
-            record_crl_state(&server_status, crl.as_ref().map(|(_, crls)| crls.as_slice()));
-            if let Some((path, _)) = crl {
-                let (metrics, server_status) = (Arc::clone(&metrics), Arc::clone(&server_status));
-                let on_loaded = move |crls: &[Crl]| {
-                    metrics.set_crl_next_update(earliest_next_update(crls));
-                    record_crl_state(&server_status, Some(crls));
-                };
-                tokio::spawn(watch_crl(path, client_auth, CRL_CHECK_INTERVAL, Arc::clone(&reload), on_loaded));
+            record_crl_state(&server_status, crl.as_ref().map(|(_, crls)| crls.as_slice()), None);
+            match crl {
+                Some((path, _)) => {
+                    let watch = CrlWatch {
+                        path,
+                        client_auth: Arc::clone(&client_auth),
+                        every: CRL_CHECK_INTERVAL,
+                        reload: Arc::clone(&reload),
+                        health: crl_health,
+                        metrics: Arc::clone(&metrics),
+                    };
+                    let (server_status, floor_path) = (Arc::clone(&server_status), args.status_dir.join(CRL_STATE_FILE));
+                    tokio::spawn(watch_crl(watch, move |event| match event {
+                        CrlEvent::Loaded(crls) => {
+                            record_crl_state(&server_status, Some(crls), None);
+                            save_crl_floor(&client_auth.crl_floor(), &floor_path);
+                        }
+                        CrlEvent::Failing(failing) => {
+                            record_crl_state(&server_status, Some(&client_auth.crls()), Some(failing));
+                        }
+                    }));
+                }
+                None if args.crl_max_stale.is_some() => {
+                    tracing::warn!("--crl-max-stale has no effect: no CRL is configured");
+                }
+                None => {}
             }
             transport
         };
@@ -181,22 +222,69 @@ fn log_trusted_proxies(args: &ServeArgs) {
     }
 }
 
+/// Fits `--max-connections` and `--max-active-polls` into the open-file limit, after
+/// raising the soft limit to the hard one ([`crate::fd_limit`]).
+fn fit_open_file_limit(args: &ServeArgs) -> anyhow::Result<fd_limit::Fitted> {
+    let wanted =
+        |value: Option<usize>, default| Wanted { value: value.unwrap_or(default), explicit: value.is_some() };
+    let connections = wanted(args.max_connections, DEFAULT_MAX_CONNECTIONS);
+    let polls = wanted(args.max_active_polls, DEFAULT_MAX_ACTIVE_POLLS);
+    let limit = fd_limit::raise_soft_limit();
+    let fitted = fd_limit::fit(limit, connections, polls).map_err(UsageError)?;
+    if (fitted.max_connections, fitted.max_active_polls) != (connections.value, polls.value) {
+        tracing::warn!(
+            open_file_limit = limit.unwrap_or(u64::MAX),
+            max_connections = fitted.max_connections,
+            max_active_polls = fitted.max_active_polls,
+            "lowered the default --max-connections / --max-active-polls to fit the open-file limit \
+             (RLIMIT_NOFILE hard limit): raise it to serve more at once (LimitNOFILE= in the unit, \
+             ulimit -Hn), or set both flags"
+        );
+    }
+    Ok(fitted)
+}
+
 /// Writes the revocation state to `server.json` in the status folder. `None`: no CRL.
-fn record_crl_state(status: &StatusDir, crls: Option<&[Crl]>) {
+fn record_crl_state(status: &StatusDir, crls: Option<&[Crl]>, failing: Option<&ReloadFailing>) {
     let crls = crls.unwrap_or_default();
     let next_update = crls.iter().filter_map(Crl::next_update).min().map(|t| published(t.unix_timestamp()));
     let server = ServerStatus {
         format: fts_store::status::STATUS_FORMAT,
-        updated: Published::from_unix_seconds(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        ),
+        updated: published(unix_now()),
         revocation: !crls.is_empty(),
         crl_next_update: next_update,
         crl_number: crls.iter().filter_map(Crl::number).max(),
+        crl_reload_failing: failing.map(|f| CrlReloadFailing {
+            since: published(
+                f.since
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0)),
+            ),
+            error: f.error.clone(),
+            hint: f.hint.clone(),
+        }),
     };
     if let Err(e) = status.write_server(&server) {
         tracing::warn!(error = %e, "cannot record the server's revocation state for `fts status`");
     }
+}
+
+/// Keeps the CRL numbers in force for the next start. A failure does not stop the
+/// server (the CRL in force is the newer one), but a restart could then accept an
+/// older CRL, so it is an error in the log.
+fn save_crl_floor(floor: &CrlFloor, path: &Path) {
+    if let Err(e) = floor.save(path) {
+        tracing::error!(
+            error = %e,
+            "cannot record the CRL numbers in force: after a restart an older CRL could be accepted"
+        );
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
 fn published(unix: i64) -> Published {
@@ -225,7 +313,30 @@ fn tls_transport(
         None => Vec::new(),
     };
     metrics.set_crl_next_update(earliest_next_update(&crls));
-    let client_auth = ClientAuth::new(roots, crls.clone())?;
+    // The CRL numbers a previous run had in force: the CRL loaded now may not be older.
+    let floor_path = args.status_dir.join(CRL_STATE_FILE);
+    let floor = CrlFloor::load(&floor_path)?;
+    let older = if args.accept_older_crl {
+        tracing::warn!(
+            "--accept-older-crl: the first CRL older than the one in force will be accepted, once; \
+             remove the flag afterwards"
+        );
+        OlderCrls::AcceptOnce
+    } else {
+        OlderCrls::Refuse
+    };
+    let client_auth = ClientAuth::with_crl_floor(roots, crls.clone(), floor, older).with_context(|| {
+        format!(
+            "cannot put the CRL in force (the CRL numbers in force before are in {})",
+            floor_path.display()
+        )
+    })?;
+    if crl_path.is_some() {
+        client_auth
+            .crl_floor()
+            .save(&floor_path)
+            .with_context(|| "cannot record the CRL numbers in force in the status folder".to_owned())?;
+    }
     let config = fts_trust::server_config(chain, key, Arc::clone(&client_auth))?;
     match &crl_path {
         Some(path) => log_loaded(path, &crls, "revocation is ON"),

@@ -1,6 +1,10 @@
 //! `fts status`: for every client the server has heard from, its last poll, each of
 //! its targets' applied seq against the newest published, and the problems it
 //! reported. A table for people, `--json` for scripts.
+//!
+//! The server's own warnings (revocation off, a CRL past its next-update time, a
+//! changed CRL it cannot load) go to stderr in both forms, and with `--json` also into
+//! the JSON, so a script sees them: `{"server": ..., "warnings": [...], "clients": [...]}`.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,6 +26,25 @@ struct ClientReport<'a> {
     problems: &'a [fts_store::Problem],
 }
 
+/// What `--json` prints.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct JsonReport<'a> {
+    /// What the server last said about itself (`null`: it never did).
+    server: Option<&'a ServerStatus>,
+    warnings: &'a [Warning],
+    clients: &'a [ClientReport<'a>],
+}
+
+/// One thing about the server an operator should act on.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Warning {
+    /// `revocation-off`, `crl-overdue` or `crl-reload-failing`.
+    kind: &'static str,
+    message: String,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
 struct TargetReport {
@@ -38,12 +61,18 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let clients = status_dir
         .read_all()
         .with_context(|| format!("cannot read the status folder {}", args.status_dir.display()))?;
-    warn_about_revocation(status_dir.read_server());
+    let server = status_dir.read_server();
+    let warnings = server.as_ref().map(server_warnings).unwrap_or_default();
+    for warning in &warnings {
+        let label = if warning.kind == "revocation-off" { "note" } else { "warning" };
+        eprintln!("{label}: {}", warning.message);
+    }
     let reports: Vec<ClientReport> = clients.iter().map(|c| report(c, &store)).collect();
 
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &reports)?;
+        let json = JsonReport { server: server.as_ref(), warnings: &warnings, clients: &reports };
+        serde_json::to_writer_pretty(&mut out, &json)?;
         writeln!(out)?;
         return Ok(());
     }
@@ -105,21 +134,40 @@ fn check_status_dir(path: &std::path::Path, status_dir: &StatusDir) -> anyhow::R
     Ok(())
 }
 
-/// Says on stderr (never in the table or the JSON that scripts read) when the
-/// server's revocation is off or its CRL is past its next-update time.
-fn warn_about_revocation(server: Option<ServerStatus>) {
-    let Some(server) = server else { return };
+/// What the server's own status calls for: revocation off, a CRL past its
+/// next-update time, a changed CRL that the server cannot load.
+fn server_warnings(server: &ServerStatus) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    if let Some(failing) = &server.crl_reload_failing {
+        let hint = failing.hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default();
+        warnings.push(Warning {
+            kind: "crl-reload-failing",
+            message: format!(
+                "the server cannot load its changed CRL, since {} (as of {}): {}{hint}. It still \
+                 enforces its previous CRL, so hosts revoked since may still be served; it tries \
+                 again every few seconds",
+                failing.since, server.updated, failing.error
+            ),
+        });
+    }
     if !server.revocation {
-        eprintln!("note: revocation is off on the server (no CRL), as of {}", server.updated);
-        return;
+        warnings.push(Warning {
+            kind: "revocation-off",
+            message: format!("revocation is off on the server (no CRL), as of {}", server.updated),
+        });
+        return warnings;
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    if let Some(next_update) = server.crl_next_update.filter(|t| t.unix_seconds() < now) {
-        eprintln!(
-            "warning: the server's CRL is past its next-update time ({next_update}): it is still \
-             enforced, but renew it with `fts keygen crl` and copy ca.crl to the server"
-        );
+    if let Some(next_update) = server.crl_next_update.as_ref().filter(|t| t.unix_seconds() < now) {
+        warnings.push(Warning {
+            kind: "crl-overdue",
+            message: format!(
+                "the server's CRL is past its next-update time ({next_update}): it is still \
+                 enforced, but renew it with `fts keygen crl` and copy ca.crl to the server"
+            ),
+        });
     }
+    warnings
 }
 
 /// One client's targets: those it reported a `since` for, plus `all`, each against

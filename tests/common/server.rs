@@ -20,13 +20,13 @@ impl ServeProcess {
     pub fn start(sandbox: &Sandbox, extra: &[&str]) -> ServeProcess {
         let mut args = vec!["--log-format", "json", "serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut child = sandbox
-            .fts(&args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start fts serve");
+        Self::start_command(sandbox.fts(&args).env("RUST_LOG", "info"))
+    }
+
+    /// Starts `cmd`, a `fts --log-format json serve --listen 127.0.0.1:0 ...` however
+    /// wrapped (a shell that lowers a limit first, say), and waits until it listens.
+    pub fn start_command(cmd: &mut std::process::Command) -> ServeProcess {
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start fts serve");
         let stderr = child.stderr.take().expect("piped stderr");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

@@ -7,7 +7,9 @@
 //! - [`limits`]: admission of polls (server-wide and per client id);
 //! - [`pacing`]: the minimum send rate that cuts off clients that stop reading;
 //! - [`server`]: the mutual-TLS server of `fts serve`;
-//! - [`crl_watch`]: reloads a changed CRL into the running server;
+//! - [`crl_watch`]: reloads a changed CRL into the running server, and retries one
+//!   that fails until it loads;
+//! - [`handshake_log`]: what is logged about connections that fail before a request;
 //! - [`metrics`] and [`metrics_http`]: what the server counts, and `/metrics`;
 //! - [`client`]: the host side of `fts poll`, which verifies before it installs.
 #![forbid(unsafe_code)]
@@ -16,6 +18,7 @@ pub mod admission;
 pub mod client;
 pub mod connection;
 pub mod crl_watch;
+pub mod handshake_log;
 pub mod limits;
 pub mod metrics;
 pub mod metrics_http;

@@ -61,12 +61,39 @@ struct ReasonLabel {
 /// Why a connection did not get as far as a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandshakeFailure {
-    /// The TLS handshake failed (not TLS, a bad or untrusted certificate, no ALPN ...).
+    /// The TLS handshake failed for another reason than the client's certificate
+    /// (not TLS, closed or reset midway, no common parameters ...).
     Error,
     /// The TLS handshake did not finish within `--handshake-timeout`.
     Timeout,
-    /// The handshake completed but the session was refused (revoked, no usable id).
+    /// The server refused the client: its certificate in a full handshake (revoked,
+    /// expired, not from the client CA, none at all), or the session after the
+    /// handshake (revoked since, identity rules, ALPN).
     Refused,
+}
+
+/// Why a CRL reload failed (the `reason` of `fts_crl_reload_failures_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlReloadFailure {
+    /// The file could not be read (permissions, missing, out of descriptors, I/O).
+    Read,
+    /// It was read but is not a CRL set the verifier can use.
+    Invalid,
+    /// It is older than the CRL in force (a lower CRL number from the same CA).
+    Older,
+}
+
+impl CrlReloadFailure {
+    const ALL: [CrlReloadFailure; 3] =
+        [CrlReloadFailure::Read, CrlReloadFailure::Invalid, CrlReloadFailure::Older];
+
+    fn label(self) -> &'static str {
+        match self {
+            CrlReloadFailure::Read => "read",
+            CrlReloadFailure::Invalid => "invalid",
+            CrlReloadFailure::Older => "older",
+        }
+    }
 }
 
 impl HandshakeFailure {
@@ -149,6 +176,8 @@ pub struct Metrics {
     errors: Family<CodeLabel, Counter>,
     active_connections: Gauge,
     crl_next_update: Gauge,
+    crl_reload_failing: Gauge,
+    crl_reload_failures: Family<ReasonLabel, Counter>,
     poll_duration: Histogram,
     /// One per [`ConnectionRefusal`], in the order of `ConnectionRefusal::ALL`.
     connections_refused: Vec<Counter>,
@@ -190,8 +219,8 @@ impl Metrics {
         let handshakes = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "fts_handshake_failures",
-            "Connections that failed before a request: TLS error, timeout, or a session refused \
-             after the handshake (revoked)",
+            "Connections that failed before a request: the client refused (its certificate in the \
+             handshake, or its session after it), a timeout, or another TLS error",
             handshakes.clone(),
         );
         let handshake = |failure: HandshakeFailure| {
@@ -222,6 +251,23 @@ impl Metrics {
              revocation is off",
             crl_next_update.clone(),
         );
+        let crl_reload_failing = Gauge::default();
+        registry.register(
+            "fts_crl_reload_failing",
+            "1 while the CRL file has changed but cannot be put in force (the previous CRL is \
+             still enforced and the file is tried again every few seconds), else 0",
+            crl_reload_failing.clone(),
+        );
+        let crl_reload_failures = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "fts_crl_reload_failures",
+            "Attempts to load a changed CRL that failed: unreadable (read), not a usable CRL \
+             (invalid), or a lower CRL number than the one in force (older)",
+            crl_reload_failures.clone(),
+        );
+        for failure in CrlReloadFailure::ALL {
+            crl_reload_failures.get_or_create_owned(&ReasonLabel { reason: failure.label() });
+        }
         let poll_duration = Histogram::new(POLL_DURATION_BUCKETS);
         registry.register(
             "fts_poll_duration_seconds",
@@ -258,6 +304,8 @@ impl Metrics {
             errors,
             active_connections,
             crl_next_update,
+            crl_reload_failing,
+            crl_reload_failures,
             poll_duration,
             connections_refused,
         }
@@ -316,6 +364,16 @@ impl Metrics {
         self.crl_next_update.set(unix_seconds.unwrap_or(0));
     }
 
+    /// Whether the changed CRL file cannot be put in force now.
+    pub fn set_crl_reload_failing(&self, failing: bool) {
+        self.crl_reload_failing.set(i64::from(failing));
+    }
+
+    /// One attempt to load the changed CRL failed.
+    pub fn crl_reload_failed(&self, failure: CrlReloadFailure) {
+        self.crl_reload_failures.get_or_create(&ReasonLabel { reason: failure.label() }).inc();
+    }
+
     /// Everything, in the Prometheus text format.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -356,6 +414,9 @@ mod tests {
             "fts_errors_total{code=\"busy\"} 0",
             "fts_active_connections 0",
             "fts_crl_next_update_seconds 0",
+            "fts_crl_reload_failing 0",
+            "fts_crl_reload_failures_total{reason=\"read\"} 0",
+            "fts_crl_reload_failures_total{reason=\"older\"} 0",
             "fts_poll_duration_seconds_count 0",
             "fts_connections_refused_total{reason=\"per-ip-handshakes\"} 0",
             "fts_connections_refused_total{reason=\"first-byte-timeout\"} 0",
@@ -371,6 +432,8 @@ mod tests {
         metrics.error_sent(&ErrorCode::BadJson);
         metrics.handshake_failed(HandshakeFailure::Timeout);
         metrics.set_crl_next_update(Some(1_900_000_000));
+        metrics.set_crl_reload_failing(true);
+        metrics.crl_reload_failed(CrlReloadFailure::Older);
         let guard = metrics.connection_opened();
         let text = metrics.encode();
         drop(guard);
@@ -383,6 +446,8 @@ mod tests {
             "fts_errors_total{code=\"bad-json\"} 1",
             "fts_active_connections 1",
             "fts_crl_next_update_seconds 1900000000",
+            "fts_crl_reload_failing 1",
+            "fts_crl_reload_failures_total{reason=\"older\"} 1",
             "fts_poll_duration_seconds_count 2",
             "fts_poll_duration_seconds_bucket{le=\"0.25\"} 1",
         ] {

@@ -42,6 +42,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{Admission, AdmissionSettings, BeforeHandshake, ConnectionSlots};
 use crate::connection::{Connection, ReadError};
+use crate::crl_watch::CrlHealth;
+use crate::handshake_log::{FailedBefore, HandshakeLog, classify_handshake_error, describe_handshake_error};
 use crate::limits::PollLimits;
 use crate::metrics::{HandshakeFailure, Metrics};
 use crate::pacing::{MinSendRate, Pacer};
@@ -89,6 +91,11 @@ pub struct ServerSettings {
     pub metrics: Arc<Metrics>,
     /// What a source may hold before its handshake, and who is a trusted proxy.
     pub admission: AdmissionSettings,
+    /// `--crl-max-stale`: once the changed CRL has failed to load for longer than
+    /// this, polls are refused (`None`: keep serving with the CRL in force).
+    pub crl_max_stale: Option<Duration>,
+    /// Whether the CRL file is the one in force (written by the CRL watcher).
+    pub crl_health: Arc<CrlHealth>,
 }
 
 impl Default for ServerSettings {
@@ -108,6 +115,8 @@ impl Default for ServerSettings {
             status_flush_interval: Duration::from_secs(5),
             metrics: Arc::new(Metrics::new()),
             admission: AdmissionSettings::default(),
+            crl_max_stale: None,
+            crl_health: CrlHealth::new(),
         }
     }
 }
@@ -136,6 +145,8 @@ struct Shared {
     /// Unchanged polls are noted in memory on the connection's task; everything that
     /// writes a file runs on a blocking thread.
     status: Arc<StatusDir>,
+    /// Connections that failed before a request: debug lines and a summary.
+    handshake_log: HandshakeLog,
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -164,6 +175,7 @@ impl Server {
             limits,
             store: Mutex::new(store),
             status: Arc::new(status),
+            handshake_log: HandshakeLog::default(),
         });
         Ok(Server { listener, shared })
     }
@@ -279,16 +291,23 @@ async fn handle_connection(
             serve_poll(shared, Connection::new(tcp), Peer::Unauthenticated, peer).await;
         }
         Transport::Tls { acceptor, client_auth } => {
-            let stream = match timeout_at(handshake_deadline, acceptor.accept(tcp)).await {
+            // The span gives the peer's address to what the certificate verifier logs.
+            let handshake = tracing::info_span!("handshake", %peer);
+            let handshaking = timeout_at(handshake_deadline, acceptor.accept(tcp));
+            let stream = match tracing::Instrument::instrument(handshaking, handshake.clone()).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "tls handshake failed");
-                    shared.settings.metrics.handshake_failed(HandshakeFailure::Error);
+                    // A certificate refused here was logged by the verifier (at warn when
+                    // the client CA issued it): this is the port-scan-proof part.
+                    let kind = classify_handshake_error(&e);
+                    shared.settings.metrics.handshake_failed(kind.metric());
+                    let detail = describe_handshake_error(&e);
+                    shared.handshake_log.failed(kind, peer, &format_args!("tls handshake failed: {detail}"));
                     return;
                 }
                 Err(_) => {
-                    tracing::info!(%peer, "tls handshake timed out");
                     shared.settings.metrics.handshake_failed(HandshakeFailure::Timeout);
+                    shared.handshake_log.failed(FailedBefore::Timeout, peer, &"tls handshake timed out");
                     return;
                 }
             };
@@ -297,18 +316,46 @@ async fn handle_connection(
             let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             tracing::debug!(%peer, resumed, "tls session established");
             // Resumed or not, the session's certificate is checked against the CRLs again.
-            let identity = match client_auth.check_session(stream.get_ref().1) {
+            let identity = match handshake.in_scope(|| client_auth.check_session(stream.get_ref().1)) {
                 Ok(identity) => identity,
                 Err(refused) => {
                     // Closed without a frame: the peer learns nothing about why.
-                    tracing::warn!(%peer, reason = %refused, "connection refused after the handshake");
                     shared.settings.metrics.handshake_failed(HandshakeFailure::Refused);
+                    shared.handshake_log.failed(
+                        FailedBefore::Refused,
+                        peer,
+                        &format_args!("connection refused after the handshake: {refused}"),
+                    );
                     return;
                 }
             };
+            if let Some(max) = shared.settings.crl_max_stale
+                && let Some(stale) = shared.settings.crl_health.failing_for().filter(|stale| *stale > max)
+            {
+                refuse_while_crl_stale(shared, Connection::new(stream), stale, max).await;
+                return;
+            }
             serve_poll(shared, Connection::new(stream), Peer::Authenticated(identity), peer).await;
         }
     }
+}
+
+/// `--crl-max-stale`: the changed CRL has failed to load for `stale`, longer than
+/// `max`, so the server fails closed. The request is read first (closing with it
+/// unread could reset the connection and lose the frame), then answered with an
+/// `internal` error frame that says why (PROTOCOL.md section 3.4 lets a client treat
+/// it as a failed poll); the client is authenticated by now, and the message holds no
+/// path.
+async fn refuse_while_crl_stale<S>(shared: &Shared, mut conn: Connection<S>, stale: Duration, max: Duration)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = timeout(shared.settings.request_timeout, conn.read_request()).await;
+    let message = "the server cannot confirm revocation: its changed CRL has failed to load for too long \
+                   (--crl-max-stale); polls are served again once it loads";
+    send_error(&shared.settings.metrics, &mut conn, error_frame(ErrorCode::Internal, message)).await;
+    let _ = timeout(SHUTDOWN_TIMEOUT, conn.shutdown()).await;
+    shared.handshake_log.refused_while_crl_stale(stale, max);
 }
 
 /// How one poll ended, for its log line.

@@ -35,4 +35,4 @@ pub use journal::{DamageKind, FORMAT_VERSION, JournalDamage, MAX_RECORD_LEN};
 pub use layout::blob_path;
 pub use publish::Store;
 pub use reader::{Answer, BlobProblem, BlockedEntry, Refresh, StoreReader};
-pub use status::{ClientStatus, MAX_PROBLEMS, Problem, ServerStatus, StatusDir};
+pub use status::{ClientStatus, CrlReloadFailing, MAX_PROBLEMS, Problem, ServerStatus, StatusDir};

@@ -82,17 +82,34 @@ pub struct Problem {
 
 /// What the server says about itself, in `server.json` ("server" can never be a client
 /// id): whether revocation is on and how current its CRL is, so that `fts status` can
-/// warn about a CRL past its next-update time.
+/// warn about a CRL past its next-update time or a changed CRL that cannot be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ServerStatus {
     pub format: u32,
-    /// When the server last wrote this file (at start and at each CRL reload).
+    /// When the server last wrote this file (at start, at each CRL reload, and while a
+    /// reload fails, at most once a minute).
     pub updated: Published,
     pub revocation: bool,
     /// The earliest next-update time of the CRLs in force, when they give one.
     pub crl_next_update: Option<Published>,
     pub crl_number: Option<u64>,
+    /// Set while the CRL file has changed but cannot be put in force (the CRLs above
+    /// are still enforced). Absent in files of older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_reload_failing: Option<CrlReloadFailing>,
+}
+
+/// A changed CRL file the server cannot put in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CrlReloadFailing {
+    /// When the first attempt failed.
+    pub since: Published,
+    /// The last error (with its file name), and what to do about it when known.
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// The file name of [`ServerStatus`].

@@ -10,12 +10,23 @@
 //!
 //! A CRL past its next-update time is still used (PRODUCT.md: revocations stay in
 //! force; the server warns): [`Crl::is_past_next_update`] lets the server say so.
+//!
+//! [`Crl::issuer_key`] names the CA a CRL speaks for (issuer name and authority key
+//! id), and [`Crl::is_signed_by`] checks its signature against a CA certificate: the
+//! server's rule that CRL numbers never go back ([`crate::crl_floor`]) only counts
+//! CRLs whose signature it checked, so a forged CRL with a huge number cannot lock
+//! out every later genuine one.
 
 use std::path::{Path, PathBuf};
 
 use rcgen::{CertificateRevocationListParams, RevokedCertParams, SerialNumber};
-use rustls_pki_types::CertificateRevocationListDer;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use time::{Duration, OffsetDateTime};
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use crate::crl_floor::CrlIssuer;
 
 use crate::error::Error;
 use crate::files::{Mode, read_bounded, write_atomic};
@@ -37,6 +48,10 @@ pub const DEFAULT_CRL_DAYS: u32 = 30;
 pub struct Crl {
     der: CertificateRevocationListDer<'static>,
     issuer: String,
+    /// The issuer name's DER, to match it against a CA certificate's subject exactly.
+    issuer_der: Vec<u8>,
+    /// The authority key identifier extension's key id, when present.
+    authority_key_id: Option<Vec<u8>>,
     this_update: OffsetDateTime,
     next_update: Option<OffsetDateTime>,
     number: Option<u64>,
@@ -59,10 +74,35 @@ impl Crl {
             Some(n) => Some(u64::try_from(n).map_err(|_| "crl number larger than 64 bits".to_owned())?),
         };
         let issuer = crl.issuer().to_string();
+        let issuer_der = crl.issuer().as_raw().to_vec();
+        let authority_key_id = crl.extensions().iter().find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|id| id.0.to_vec())
+            }
+            _ => None,
+        });
         let this_update = time(crl.last_update())?;
         let next_update = crl.next_update().map(time).transpose()?;
         let revoked = crl.iter_revoked_certificates().map(|r| Serial::from_bytes(r.raw_serial())).collect();
-        Ok(Crl { der, issuer, this_update, next_update, number, revoked })
+        Ok(Crl { der, issuer, issuer_der, authority_key_id, this_update, next_update, number, revoked })
+    }
+
+    /// The CA this CRL speaks for: its issuer name and authority key id (what the
+    /// server's CRL-number floor is kept per).
+    pub fn issuer_key(&self) -> CrlIssuer {
+        CrlIssuer { name: self.issuer.clone(), key_id: self.authority_key_id.as_ref().map(hex::encode) }
+    }
+
+    /// Whether `ca` (a CA certificate, DER) issued this CRL: its subject is the CRL's
+    /// issuer and the CRL's signature verifies with its key. Anything unreadable is
+    /// `false`.
+    pub fn is_signed_by(&self, ca: &CertificateDer<'_>) -> bool {
+        let Ok((_, ca)) = X509Certificate::from_der(ca.as_ref()) else { return false };
+        if ca.subject().as_raw() != self.issuer_der.as_slice() {
+            return false;
+        }
+        let Ok((_, crl)) = CertificateRevocationList::from_der(self.der.as_ref()) else { return false };
+        crl.verify_signature(ca.public_key()).is_ok()
     }
 
     pub fn der(&self) -> &CertificateRevocationListDer<'static> {
@@ -81,6 +121,12 @@ impl Crl {
     /// When the issuer promised a newer CRL. `None` when the CRL does not say.
     pub fn next_update(&self) -> Option<OffsetDateTime> {
         self.next_update
+    }
+
+    /// [`next_update`](Self::next_update) for a log or a message: RFC 3339 UTC, or
+    /// `none`.
+    pub fn next_update_text(&self) -> String {
+        self.next_update.map_or_else(|| "none".to_owned(), crate::issued::rfc3339)
     }
 
     /// The CRL number extension (increases with each CRL the CA signs).
@@ -218,6 +264,25 @@ mod tests {
         assert_eq!(next - crl.this_update(), Duration::days(30));
         assert!(!crl.is_past_next_update(crl.this_update()));
         assert!(crl.is_past_next_update(next + Duration::seconds(1)));
+    }
+
+    #[test]
+    fn a_crl_names_its_ca_and_verifies_only_against_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        keygen::ca(&CaOptions { dir: dir.path().to_owned(), days: 10, force: false }).unwrap();
+        keygen::ca(&CaOptions { dir: other.path().to_owned(), days: 10, force: false }).unwrap();
+        let crl = write_crl(dir.path(), &[], 1, 30).unwrap().crl;
+        let ca = crate::pem::load_certificates(&dir.path().join("ca.crt")).unwrap();
+        let other_ca = crate::pem::load_certificates(&other.path().join("ca.crt")).unwrap();
+        assert!(crl.is_signed_by(&ca[0]));
+        assert!(!crl.is_signed_by(&other_ca[0]), "same name, another key");
+        let key = crl.issuer_key();
+        assert!(key.name.contains("fts CA"), "{key:?}");
+        assert!(key.key_id.as_ref().is_some_and(|id| id.len() >= 16), "an authority key id: {key:?}");
+        let other_key = write_crl(other.path(), &[], 1, 30).unwrap().crl.issuer_key();
+        assert_ne!(key, other_key, "two CAs with the same name are told apart by their key id");
+        assert!(crl.next_update_text().ends_with('Z') && crl.next_update_text().contains('T'));
     }
 
     #[test]

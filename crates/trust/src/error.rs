@@ -18,6 +18,8 @@ use std::path::PathBuf;
 
 use fts_proto::{KeyId, NameError};
 
+use crate::refusals::CertificateRefusal;
+
 /// Everything that can go wrong in fts-trust outside the three decisions below.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -85,6 +87,15 @@ pub enum Error {
     /// rustls refused the trust anchors or CRLs given for a verifier.
     #[error("cannot build the certificate verifier from the configured ca and crls: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// A CRL would take its CA's CRL number back below the one in force: most
+    /// likely a stale copy, which would un-revoke every certificate revoked since.
+    #[error(
+        "the CRL of {issuer} {} is lower than number {in_force}, which was in force: a stale copy \
+         would un-revoke certificates (copy the current ca.crl; to roll back on purpose, start fts \
+         serve once with --accept-older-crl)",
+        number.map_or_else(|| "has no CRL number, which".to_owned(), |n| format!("is number {n}, which"))
+    )]
+    OlderCrl { issuer: String, number: Option<u64>, in_force: u64 },
     /// A statement did not verify.
     #[error(transparent)]
     Verify(#[from] VerifyError),
@@ -145,7 +156,7 @@ pub enum SessionRefused {
     #[error("the client certificate is revoked")]
     Revoked,
     #[error("the client certificate is not accepted: {0}")]
-    Certificate(rustls::Error),
+    Certificate(CertificateRefusal),
     #[error(transparent)]
     Identity(#[from] IdentityError),
 }

@@ -3,7 +3,11 @@
 //! Owns the rules every key and certificate file follows:
 //!
 //! - a private key is created with mode 0600 from its first byte (the mode is given
-//!   to `open`, never set afterwards), public files with 0644 (both less the umask);
+//!   to `open`, so no byte is ever readable by others), public files with 0644; then
+//!   the temporary file's mode is set again explicitly (`fchmod`), so the umask can
+//!   narrow neither: a `ca.crl` written under `UMask=0077` must still be readable by
+//!   the server that loads it (a 0600 CRL the server cannot read stops revocation
+//!   updates), and a key stays exactly 0600;
 //! - a file is written whole into a temporary file in the same folder, flushed to
 //!   disk, then moved into place, so a crash leaves the old file or the new one;
 //! - an existing file is never replaced unless the caller passes `overwrite`: the
@@ -12,9 +16,9 @@
 //!
 //! Unix only (file modes, hard links), like the rest of fts.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
@@ -111,6 +115,8 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: Mode, overwrite: 
             .mode(mode.bits())
             .open(&tmp)
             .map_err(write_err)?;
+        // fchmod on the open file: the mode no longer depends on the umask.
+        file.set_permissions(Permissions::from_mode(mode.bits())).map_err(write_err)?;
         file.write_all(contents).map_err(write_err)?;
         file.sync_all().map_err(write_err)?;
         drop(file);
@@ -154,6 +160,19 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::read(&path).unwrap(), b"secret");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn public_files_are_written_0644_and_secret_files_0600_exactly() {
+        // The umask is process-wide and tests run in parallel, so it is not changed
+        // here: `tests/revocation.rs` runs `fts keygen crl` under `umask 077`. This
+        // checks the mode is the one asked for, whatever was created.
+        let dir = tempfile::tempdir().unwrap();
+        for (name, mode, bits) in [("p", Mode::Public, 0o644), ("s", Mode::Secret, 0o600)] {
+            let path = dir.path().join(name);
+            write_atomic(&path, b"x", mode, true).unwrap();
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, bits, "{name}");
+        }
     }
 
     #[test]

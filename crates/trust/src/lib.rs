@@ -8,6 +8,8 @@
 //! | `verified_chains` | the chains the current CRLs already accepted (private) |
 //! | `x509_subject` | certificates whose subject repeats O, one per group (private) |
 //! | [`crl`] | reading and signing certificate revocation lists |
+//! | [`crl_floor`] | the server's rule that CRL numbers never go back, and its state file |
+//! | [`refusals`] | how a refused client certificate is described and logged |
 //! | [`keygen`] | the CA, server and client certificates, the signing key files |
 //! | [`enrol`] | `fts keygen csr` and `sign`: enrolment by CSR, with the signer's own profile |
 //! | [`revocation`] | `fts keygen revoke` and `crl`: the revoked list, CRL numbers, the CA lock |
@@ -37,7 +39,8 @@
 //! **Revocation.** CRLs checked for the client's own certificate; when any CRL is
 //! configured, a certificate whose issuer has none is refused; an overdue CRL is still
 //! used (with a warning) rather than failing open or locking every host out. CRLs can
-//! be replaced while the server runs ([`ClientAuth::replace_crls`]). Session
+//! be replaced while the server runs ([`ClientAuth::replace_crls`]), never by one with
+//! a lower CRL number from the same CA than the one in force ([`crl_floor`]). Session
 //! resumption is kept (it halves the cost of a poll), and because a resumed session is
 //! not re-verified by rustls, [`ClientAuth::check_session`] re-verifies the session's
 //! certificate against the CRLs *as they are now* after every handshake, so a
@@ -64,6 +67,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crl;
+pub mod crl_floor;
 pub mod enrol;
 pub mod error;
 mod files;
@@ -71,6 +75,7 @@ pub mod identity;
 pub mod issued;
 pub mod keygen;
 pub mod pem;
+pub mod refusals;
 pub mod revocation;
 pub mod signing;
 pub mod tls;
@@ -83,4 +88,4 @@ pub use fts_proto::Statement;
 pub use identity::{ClientIdentity, client_identity};
 pub use issued::Serial;
 pub use signing::{PublicKey, SigningKey, TrustedKeys, Verified};
-pub use tls::{ALPN, ClientAuth, client_config, server_config};
+pub use tls::{ALPN, ClientAuth, OlderCrls, client_config, server_config};

@@ -20,7 +20,14 @@
 //!   (unknown status is denied, PROTOCOL.md section 1); with no CRL configured,
 //!   revocation is off and the server says so at start;
 //! - a CRL past its next-update is still used (not enforced): revocations it lists
-//!   stay in force, and the server warns ([`ClientAuth::overdue_crls`]).
+//!   stay in force, and the server warns ([`ClientAuth::overdue_crls`]);
+//! - CRL numbers never go back: a CRL set in which a CRL signed by a client CA has a
+//!   lower number than that CA's CRL already in force is refused whole, and the CRLs
+//!   in force stay ([`crate::crl_floor`]; the floor can be kept across restarts,
+//!   [`ClientAuth::with_crl_floor`], and lowered once on purpose, [`OlderCrls`]).
+//!
+//! Refused certificates are logged by [`crate::refusals`]: at warn, once a minute per
+//! client id, when the chain verified up to the client CA; at debug otherwise.
 //!
 //! **Client.** The server's chain is verified against the configured CA only (no
 //! system roots), for the name dialled, and the server certificate must list the
@@ -31,6 +38,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rustls::client::WebPkiServerVerifier;
@@ -47,9 +55,11 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::crl::{Crl, load_crls};
+use crate::crl_floor::CrlFloor;
 use crate::error::{Error, SessionRefused};
 use crate::identity::{ClientIdentity, client_identity};
 use crate::pem::load_certificates;
+use crate::refusals::{Checked, RefusalLog, RefusalReason, classify, verified_refusal};
 use crate::verified_chains::VerifiedChains;
 
 /// The one ALPN protocol id of version 1 of the protocol.
@@ -77,11 +87,29 @@ fn root_store(roots: Vec<CertificateDer<'static>>) -> Result<Arc<RootCertStore>,
 pub struct ClientAuth {
     provider: Arc<CryptoProvider>,
     roots: Arc<RootCertStore>,
+    /// The roots as certificates, to check whose signature a CRL carries.
+    root_certificates: Vec<CertificateDer<'static>>,
     root_hints: Vec<DistinguishedName>,
     /// Swapped whole on reload; readers clone the `Arc` and never hold the lock long.
     revocation: RwLock<Arc<Revocation>>,
+    /// The lowest CRL number accepted per CA. Its lock is held across each CRL swap,
+    /// so concurrent replacements are checked and applied one at a time.
+    floor: Mutex<CrlFloor>,
+    /// `--accept-older-crl`: one older CRL set may still be put in force, once.
+    accept_one_older: AtomicBool,
     /// (client id, O value) pairs already logged, so each is logged once.
     warned: Mutex<HashSet<(String, String)>>,
+    refusals: RefusalLog,
+}
+
+/// What [`ClientAuth`] does with a CRL set older than the CRLs in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OlderCrls {
+    /// Refuse it (the rule).
+    Refuse,
+    /// Accept the first such set once (at start or at a later reload), then refuse
+    /// again: `fts serve --accept-older-crl`, for a deliberate rollback.
+    AcceptOnce,
 }
 
 /// One consistent revocation state: the CRLs, the webpki verifier built from them, and
@@ -121,17 +149,35 @@ impl ClientAuth {
     /// Trusts client certificates issued by `client_ca_roots`, revoked by `crls` (none:
     /// revocation off).
     pub fn new(client_ca_roots: Vec<CertificateDer<'static>>, crls: Vec<Crl>) -> Result<Arc<Self>, Error> {
+        Self::with_crl_floor(client_ca_roots, crls, CrlFloor::default(), OlderCrls::Refuse)
+    }
+
+    /// [`new`](Self::new), with the CRL numbers a previous run had in force: `crls`
+    /// must not be older than `floor` (unless `older` lets one older set through), and
+    /// neither may any CRL set put in force later. [`crl_floor`](Self::crl_floor) says
+    /// what to keep for the next run.
+    pub fn with_crl_floor(
+        client_ca_roots: Vec<CertificateDer<'static>>,
+        crls: Vec<Crl>,
+        floor: CrlFloor,
+        older: OlderCrls,
+    ) -> Result<Arc<Self>, Error> {
         let provider = provider();
-        let roots = root_store(client_ca_roots)?;
+        let roots = root_store(client_ca_roots.clone())?;
         let root_hints = roots.subjects();
-        let revocation = Self::revocation(&provider, &roots, crls)?;
-        Ok(Arc::new(ClientAuth {
+        let auth = ClientAuth {
+            revocation: RwLock::new(Arc::new(Self::revocation(&provider, &roots, Vec::new())?)),
             provider,
             roots,
+            root_certificates: client_ca_roots,
             root_hints,
-            revocation: RwLock::new(Arc::new(revocation)),
+            floor: Mutex::new(floor),
+            accept_one_older: AtomicBool::new(older == OlderCrls::AcceptOnce),
             warned: Mutex::new(HashSet::new()),
-        }))
+            refusals: RefusalLog::default(),
+        };
+        auth.replace_crls(crls)?;
+        Ok(Arc::new(auth))
     }
 
     /// [`new`](Self::new) from files: the client CA certificates (PEM, at least one)
@@ -160,12 +206,48 @@ impl ClientAuth {
     }
 
     /// Replaces the CRLs used from now on, for new handshakes and for
-    /// [`check_session`](Self::check_session). On error (a CRL the verifier cannot
-    /// use) the previous CRLs stay in force.
+    /// [`check_session`](Self::check_session). On error the previous CRLs stay in
+    /// force: a CRL the verifier cannot use, or a set older than the CRLs in force
+    /// ([`Error::OlderCrl`]: a CRL signed by a client CA whose number is below the
+    /// highest number of that CA already in force, or that has no number although
+    /// one was).
     pub fn replace_crls(&self, crls: Vec<Crl>) -> Result<(), Error> {
-        let revocation = Arc::new(Self::revocation(&self.provider, &self.roots, crls)?);
-        *self.revocation.write().unwrap_or_else(PoisonError::into_inner) = revocation;
+        let mut floor = self.floor.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only CRLs the client CA signed move or meet the floor (crl_floor says why).
+        let verified: Vec<&Crl> = crls
+            .iter()
+            .filter(|crl| self.root_certificates.iter().any(|root| crl.is_signed_by(root)))
+            .collect();
+        let older = floor.first_older(verified.iter().copied());
+        let revocation = Self::revocation(&self.provider, &self.roots, crls.clone())?;
+        let rolled_back = match older {
+            None => false,
+            Some(older) if self.accept_one_older.swap(false, Ordering::SeqCst) => {
+                tracing::warn!(
+                    issuer = %older.issuer,
+                    number = older.number.map_or_else(|| "none".to_owned(), |n| n.to_string()),
+                    in_force = older.in_force,
+                    "accepting an older CRL once (--accept-older-crl): its number is the new floor"
+                );
+                true
+            }
+            Some(older) => {
+                return Err(Error::OlderCrl {
+                    issuer: older.issuer.to_string(),
+                    number: older.number,
+                    in_force: older.in_force,
+                });
+            }
+        };
+        *self.revocation.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(revocation);
+        floor.put_in_force(verified, rolled_back);
         Ok(())
+    }
+
+    /// The lowest CRL number accepted from each CA from now on: the highest in force
+    /// (what the server keeps for its next start).
+    pub fn crl_floor(&self) -> CrlFloor {
+        self.floor.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     fn current(&self) -> Arc<Revocation> {
@@ -196,7 +278,21 @@ impl ClientAuth {
         if conn.is_handshaking() {
             return Err(SessionRefused::Handshaking);
         }
-        let identity = self.check_peer(conn.alpn_protocol(), conn.peer_certificates())?;
+        let identity =
+            self.check_peer(conn.alpn_protocol(), conn.peer_certificates()).inspect_err(|refused| {
+                let end_entity = conn.peer_certificates().and_then(<[_]>::first);
+                let refusal = match (refused, end_entity) {
+                    (SessionRefused::Revoked, Some(cert)) => verified_refusal(RefusalReason::Revoked, cert),
+                    (SessionRefused::Identity(e), Some(cert)) => {
+                        verified_refusal(RefusalReason::Identity(e.clone()), cert)
+                    }
+                    (SessionRefused::Certificate(refusal), _) => refusal.clone(),
+                    // ALPN, no certificate: nothing about a certificate to say; the
+                    // server logs these with the other failed handshakes.
+                    _ => return,
+                };
+                self.refusals.log(&refusal, Checked::Session);
+            })?;
         self.warn_ignored_organizations(&identity);
         Ok(identity)
     }
@@ -219,12 +315,13 @@ impl ClientAuth {
             Some([end_entity, intermediates @ ..]) => (end_entity, intermediates),
             _ => return Err(SessionRefused::NoCertificate),
         };
-        self.current().verify_chain(end_entity, intermediates, UnixTime::now(), true).map_err(
-            |e| match e {
-                rustls::Error::InvalidCertificate(CertificateError::Revoked) => SessionRefused::Revoked,
-                other => SessionRefused::Certificate(other),
-            },
-        )?;
+        let current = self.current();
+        current.verify_chain(end_entity, intermediates, UnixTime::now(), true).map_err(|e| match e {
+            rustls::Error::InvalidCertificate(CertificateError::Revoked) => SessionRefused::Revoked,
+            other => SessionRefused::Certificate(classify(&other, end_entity, |at| {
+                current.verifier.verify_client_cert(end_entity, intermediates, at).map(drop)
+            })),
+        })?;
         Ok(client_identity(end_entity)?)
     }
 
@@ -259,7 +356,9 @@ impl fmt::Debug for ClientAuth {
 
 /// rustls asks the current revocation state for every full handshake. Every method
 /// delegates to the webpki verifier of the moment (the chain through its memo of
-/// accepted chains); nothing is decided here.
+/// accepted chains); nothing is decided here. A refusal is logged
+/// ([`crate::refusals`]) and returned unchanged, so the TLS alert the client gets
+/// (certificate revoked, expired, unknown CA ...) is webpki's.
 impl ClientCertVerifier for ClientAuth {
     fn offer_client_auth(&self) -> bool {
         true
@@ -280,7 +379,13 @@ impl ClientCertVerifier for ClientAuth {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         // Mid-handshake: the client has not yet proved it holds the key.
-        self.current().verify_chain(end_entity, intermediates, now, false)
+        let current = self.current();
+        current.verify_chain(end_entity, intermediates, now, false).inspect_err(|e| {
+            let refusal = classify(e, end_entity, |at| {
+                current.verifier.verify_client_cert(end_entity, intermediates, at).map(drop)
+            });
+            self.refusals.log(&refusal, Checked::Handshake);
+        })
     }
 
     fn verify_tls12_signature(
@@ -407,5 +512,154 @@ impl ServerCertVerifier for RequireServerAuth {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.webpki.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use fts_proto::ClientId;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::crl::{Revoked, build_crl, write_crl};
+    use crate::keygen::{self, CaOptions, CertificateAuthority, ClientOptions};
+    use crate::refusals::CertificateRefusal;
+
+    fn ca() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        keygen::ca(&CaOptions { dir: dir.path().to_owned(), days: 30, force: false }).unwrap();
+        dir
+    }
+
+    fn roots(dir: &tempfile::TempDir) -> Vec<CertificateDer<'static>> {
+        load_certificates(&dir.path().join("ca.crt")).unwrap()
+    }
+
+    fn client(dir: &tempfile::TempDir, id: &str) -> (crate::keygen::Issued, CertificateDer<'static>) {
+        let issued = keygen::client(&ClientOptions {
+            dir: dir.path().to_owned(),
+            id: ClientId::parse(id).unwrap(),
+            groups: Vec::new(),
+            days: 30,
+            force: false,
+        })
+        .unwrap();
+        let cert = load_certificates(&issued.cert_path).unwrap().remove(0);
+        (issued, cert)
+    }
+
+    fn revoking(issued: &crate::keygen::Issued) -> Vec<Revoked> {
+        vec![Revoked { serial: issued.serial.clone(), revoked_at: OffsetDateTime::now_utc() }]
+    }
+
+    #[test]
+    fn an_older_crl_is_refused_and_the_newer_one_stays_in_force() {
+        let dir = ca();
+        let (web01, cert) = client(&dir, "web-01");
+        let auth =
+            ClientAuth::new(roots(&dir), vec![write_crl(dir.path(), &[], 1, 30).unwrap().crl]).unwrap();
+        auth.replace_crls(vec![write_crl(dir.path(), &revoking(&web01), 5, 30).unwrap().crl]).unwrap();
+        let refused = auth.check_peer(Some(ALPN), Some(std::slice::from_ref(&cert)));
+        assert!(matches!(refused, Err(SessionRefused::Revoked)), "{refused:?}");
+
+        // A stale copy: validly signed, number 2, empty. It would un-revoke web-01.
+        let stale = write_crl(dir.path(), &[], 2, 30).unwrap().crl;
+        let err = auth.replace_crls(vec![stale]).unwrap_err();
+        assert!(matches!(err, Error::OlderCrl { number: Some(2), in_force: 5, .. }), "{err}");
+        assert!(err.to_string().contains("--accept-older-crl"), "{err}");
+        assert_eq!(auth.crls()[0].number(), Some(5));
+        let refused = auth.check_peer(Some(ALPN), Some(std::slice::from_ref(&cert)));
+        assert!(matches!(refused, Err(SessionRefused::Revoked)), "still revoked: {refused:?}");
+
+        // Equal and higher numbers are fine.
+        auth.replace_crls(vec![write_crl(dir.path(), &revoking(&web01), 5, 30).unwrap().crl]).unwrap();
+        auth.replace_crls(vec![write_crl(dir.path(), &revoking(&web01), 6, 30).unwrap().crl]).unwrap();
+        assert_eq!(auth.crl_floor().iter().map(|(_, n)| n).collect::<Vec<_>>(), [6]);
+    }
+
+    #[test]
+    fn the_floor_of_a_previous_run_holds_at_start_and_one_rollback_can_be_asked_for() {
+        let dir = ca();
+        let auth =
+            ClientAuth::new(roots(&dir), vec![write_crl(dir.path(), &[], 7, 30).unwrap().crl]).unwrap();
+        let floor = auth.crl_floor();
+        let stale = || write_crl(dir.path(), &[], 3, 30).unwrap().crl;
+
+        let err = ClientAuth::with_crl_floor(roots(&dir), vec![stale()], floor.clone(), OlderCrls::Refuse)
+            .unwrap_err();
+        assert!(matches!(err, Error::OlderCrl { number: Some(3), in_force: 7, .. }), "{err}");
+
+        let auth =
+            ClientAuth::with_crl_floor(roots(&dir), vec![stale()], floor.clone(), OlderCrls::AcceptOnce)
+                .unwrap();
+        assert_eq!(auth.crls()[0].number(), Some(3), "accepted once");
+        assert_eq!(auth.crl_floor().iter().map(|(_, n)| n).collect::<Vec<_>>(), [3], "the new floor");
+        let err = auth.replace_crls(vec![write_crl(dir.path(), &[], 2, 30).unwrap().crl]).unwrap_err();
+        assert!(matches!(err, Error::OlderCrl { number: Some(2), in_force: 3, .. }), "only once: {err}");
+
+        // Not needed at start: the one rollback stays available for a later reload.
+        let auth = ClientAuth::with_crl_floor(
+            roots(&dir),
+            vec![write_crl(dir.path(), &[], 8, 30).unwrap().crl],
+            floor,
+            OlderCrls::AcceptOnce,
+        )
+        .unwrap();
+        auth.replace_crls(vec![stale()]).unwrap();
+        assert!(auth.replace_crls(vec![write_crl(dir.path(), &[], 1, 30).unwrap().crl]).is_err());
+    }
+
+    #[test]
+    fn a_crl_not_signed_by_a_client_ca_never_moves_the_floor() {
+        let dir = ca();
+        let other = ca();
+        let auth =
+            ClientAuth::new(roots(&dir), vec![write_crl(dir.path(), &[], 4, 30).unwrap().crl]).unwrap();
+        // Another CA's CRL with a huge number, beside ours: consulted by nobody, and it
+        // must not raise any floor (a forged CRL could otherwise lock out genuine ones).
+        let foreign =
+            build_crl(&CertificateAuthority::load(other.path()).unwrap(), &[], u64::MAX - 1, 30).unwrap();
+        auth.replace_crls(vec![write_crl(dir.path(), &[], 4, 30).unwrap().crl, foreign]).unwrap();
+        assert_eq!(auth.crl_floor().iter().map(|(_, n)| n).collect::<Vec<_>>(), [4]);
+        auth.replace_crls(vec![write_crl(dir.path(), &[], 5, 30).unwrap().crl]).unwrap();
+    }
+
+    /// The refusal `ClientAuth` describes for `cert` checked at `at`.
+    fn refusal_at(auth: &ClientAuth, cert: &CertificateDer<'_>, at: OffsetDateTime) -> CertificateRefusal {
+        let at = UnixTime::since_unix_epoch(Duration::from_secs(at.unix_timestamp() as u64));
+        let current = auth.current();
+        let err = current.verify_chain(cert, &[], at, false).unwrap_err();
+        classify(&err, cert, |t| current.verifier.verify_client_cert(cert, &[], t).map(drop))
+    }
+
+    #[test]
+    fn an_expired_certificate_is_said_to_be_the_client_cas_only_when_its_chain_verifies() {
+        let dir = ca();
+        let other = ca();
+        let (web01, ours) = client(&dir, "web-01");
+        let (_, theirs) = client(&other, "web-01");
+        let auth =
+            ClientAuth::new(roots(&dir), vec![write_crl(dir.path(), &revoking(&web01), 1, 30).unwrap().crl])
+                .unwrap();
+        let later = web01.not_after + time::Duration::days(1);
+
+        // Expired and revoked: webpki reports the dates first; it is still ours.
+        let refusal = refusal_at(&auth, &ours, later);
+        assert!(refusal.issued_by_client_ca, "{refusal:?}");
+        assert_eq!(refusal.common_name.as_deref(), Some("web-01"));
+        assert_eq!(refusal.serial.as_ref(), Some(&web01.serial));
+        let text = refusal.reason.to_string();
+        assert!(text.starts_with("expired at ") && text.ends_with('Z'), "{text}");
+
+        // Same name, expired, from another CA: not ours, whatever it claims.
+        let refusal = refusal_at(&auth, &theirs, later);
+        assert!(!refusal.issued_by_client_ca, "{refusal:?}");
+        let refusal = refusal_at(&auth, &theirs, OffsetDateTime::now_utc());
+        assert!(
+            !refusal.issued_by_client_ca && refusal.reason == RefusalReason::NotIssuedByClientCa,
+            "{refusal:?}"
+        );
     }
 }
