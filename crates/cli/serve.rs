@@ -193,7 +193,8 @@ fn tls_transport(
     };
     metrics.set_crl_next_update(earliest_next_update(&crls));
     let client_auth = ClientAuth::new(roots, crls.clone())?;
-    let config = fts_trust::server_config(chain, key, Arc::clone(&client_auth))?;
+    let config = fts_trust::server_config(chain, key, Arc::clone(&client_auth))
+        .map_err(|e| key_mismatch_names_files(e, &args.cert, &args.key))?;
     match &crl_path {
         Some(path) => log_loaded(path, &crls, "revocation is ON"),
         None => tracing::warn!(
@@ -210,4 +211,15 @@ fn tls_transport(
 fn default_crl(client_ca: &Path) -> Option<PathBuf> {
     let path = client_ca.parent().unwrap_or(Path::new(".")).join(CRL_FILE);
     path.exists().then_some(path)
+}
+
+/// A key that is not the certificate's, with both files named.
+fn key_mismatch_names_files(e: fts_trust::Error, cert: &Path, key: &Path) -> anyhow::Error {
+    let mismatch = matches!(e, fts_trust::Error::KeyMismatch);
+    let e = anyhow::Error::new(e);
+    if mismatch {
+        e.context(format!("cannot use --cert {} with --key {}", cert.display(), key.display()))
+    } else {
+        e
+    }
 }
