@@ -484,8 +484,8 @@ impl Client {
                     }
                     // Check 1: a bad header that names its entry is reported; one that
                     // cannot be tied to an entry fails the poll. The error may quote the
-                    // server's bytes: escaped.
-                    let problem = printable(&e.to_string());
+                    // server's bytes.
+                    let problem = peer_text(&e.to_string());
                     return match e.report() {
                         Some(report) => {
                             tracing::warn!(%problem, "refused an entry");
@@ -712,6 +712,13 @@ impl Client {
             _ => PollError::Interrupted(tls_words::io_reason(&e)),
         }
     }
+}
+
+/// Text that quotes what the server sent (a protocol error's excerpt), safe to print:
+/// fts-proto already quotes peer strings with `{:?}`, so the text is escaped again only
+/// when a control character got through, which keeps those quotes readable.
+fn peer_text(text: &str) -> String {
+    if text.chars().any(char::is_control) { printable(text) } else { text.to_owned() }
 }
 
 /// Marks a hook pending for `entry`, replacing any hook still pending for the same file
