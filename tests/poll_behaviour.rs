@@ -156,8 +156,10 @@ fn the_poll_deadline_ends_a_poll_between_files_when_the_server_sends_them_slowly
     steps.push((Duration::from_secs(3), done_frame()));
     server.push_paced(steps, End::CloseNotify);
 
-    let run =
-        run_bounded(poll_once(&sandbox, server.addr, &["--poll-timeout", "2s"]), Duration::from_secs(60));
+    // Through its environment variable, which an fts without the flag ignores.
+    let mut cmd = poll_once(&sandbox, server.addr, &[]);
+    cmd.env("FTS_POLL_TIMEOUT", "2s");
+    let run = run_bounded(cmd, Duration::from_secs(60));
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(run.stderr.contains("ran past --poll-timeout (2s) and was ended between two files"), "{run:#?}");
     assert!(run.stdout.is_empty(), "no summary of a poll that failed: {run:#?}");
@@ -181,8 +183,10 @@ fn the_poll_deadline_abandons_a_file_that_trickles_below_the_minimum_receive_rat
 
     // The deadline passes at 2 s; the transfer gets one 60 s window of grace to show
     // a rate of 16 KiB/s, then it is abandoned.
-    let run =
-        run_bounded(poll_once(&sandbox, server.addr, &["--poll-timeout", "2s"]), Duration::from_secs(150));
+    // Through its environment variable, which an fts without the flag ignores.
+    let mut cmd = poll_once(&sandbox, server.addr, &[]);
+    cmd.env("FTS_POLL_TIMEOUT", "2s");
+    let run = run_bounded(cmd, Duration::from_secs(150));
     assert_eq!(run.code, Some(1), "it ended by itself: {run:#?}");
     assert!(
         run.stderr.contains("ran past --poll-timeout (2s) while a file arrived slower than 16384 bytes/s"),
@@ -239,6 +243,17 @@ fn a_servers_error_message_with_escape_sequences_reaches_stderr_escaped() {
 // Item 9: a revoked host, resumed or not
 // ---------------------------------------------------------------------------------
 
+/// A process of this test, killed (by its own handle) when the test ends, also when
+/// an assertion fails first.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// JSON log lines of a running `fts poll`, collected as they come.
 struct Lines(Arc<Mutex<Vec<Value>>>);
 
@@ -282,27 +297,20 @@ fn a_revoked_host_in_loop_mode_is_told_in_one_line_after_a_resumed_session_and_b
     expect_success(&mut sandbox.fts(["keygen", "crl"]));
     let server = ServeProcess::start(&sandbox, &["--poll-after", "1s"]);
     std::fs::create_dir_all(sandbox.join("prom")).unwrap();
-    let mut child = sandbox
-        .poll_loop(
-            server.addr,
-            ID,
-            &[
-                "--interval",
-                "1s",
-                "--max-interval",
-                "1h",
-                "--log-format",
-                "json",
-                "--metrics-file",
-                "prom/poll.prom",
-            ],
-        )
-        .env("RUST_LOG", "info,fts_net::client=debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = Lines::collect(&mut child);
+    let mut child = Running(
+        sandbox
+            .poll_loop(
+                server.addr,
+                ID,
+                &["--max-interval", "1h", "--log-format", "json", "--metrics-file", "prom/poll.prom"],
+            )
+            .env("RUST_LOG", "info,fts_net::client=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = Lines::collect(&mut child.0);
     // Two rounds complete: the second resumed the session of the first.
     let started = Instant::now();
     while lines.with_message("poll round complete").len() < 2 {
@@ -343,8 +351,7 @@ fn a_revoked_host_in_loop_mode_is_told_in_one_line_after_a_resumed_session_and_b
 
     // Backed off to --max-interval: one failure, not one a second.
     std::thread::sleep(Duration::from_secs(5));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert_eq!(lines.with_message("poll failed").len(), 1, "{:#?}", lines.all());
     let wait = lines
         .with_message("next poll")
