@@ -57,14 +57,7 @@ impl Hook {
             Err(_) => {
                 // The child is not reaped yet (its wait did not complete), so its pid is
                 // still its group's id and cannot have been reused.
-                if let Some(group) =
-                    child.id().and_then(|id| i32::try_from(id).ok()).and_then(rustix::process::Pid::from_raw)
-                {
-                    if let Err(e) = rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
-                    {
-                        tracing::warn!(program = %self.program.display(), error = %e, "cannot kill the hook's process group");
-                    }
-                }
+                kill_group(&self.program, child.id());
                 let _ = child.start_kill();
                 let _ = tokio::time::timeout(REAP_LIMIT, child.wait()).await;
                 Err(format!(
@@ -74,6 +67,18 @@ impl Hook {
                 ))
             }
         }
+    }
+}
+
+/// Kills the process group led by the hook `pid` (its pgid is its pid:
+/// `process_group(0)`).
+fn kill_group(program: &Path, pid: Option<u32>) {
+    let Some(group) = pid.and_then(|id| i32::try_from(id).ok()).and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process_group(group, rustix::process::Signal::KILL) {
+        tracing::warn!(program = %program.display(), error = %e, "cannot kill the hook's process group");
     }
 }
 
