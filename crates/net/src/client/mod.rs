@@ -785,3 +785,45 @@ fn is_certificate_alert(alert: &rustls::AlertDescription) -> bool {
             | A::CertificateRequired
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(name: &str, seq: u64, byte: u8) -> PendingHook {
+        PendingHook {
+            file_name: fts_proto::FileName::parse(name).unwrap(),
+            target: Target::All,
+            seq,
+            published: fts_proto::Published::from_unix_seconds(1_800_000_000 + seq),
+            file_hash: fts_proto::FileHash::from_digest([byte; 32]),
+        }
+    }
+
+    #[test]
+    fn a_newer_install_of_a_name_replaces_its_pending_hook() {
+        let mut hooks = Vec::new();
+        mark_hook_pending(&mut hooks, pending("app.conf", 1, 1));
+        mark_hook_pending(&mut hooks, pending("other.conf", 2, 2));
+        mark_hook_pending(&mut hooks, pending("app.conf", 3, 3));
+        assert_eq!(hooks, [pending("other.conf", 2, 2), pending("app.conf", 3, 3)]);
+    }
+
+    #[test]
+    fn peer_text_is_escaped_only_when_it_holds_a_control_character() {
+        assert_eq!(peer_text(r#"unknown frame type "\u{1b}[2K""#), r#"unknown frame type "\u{1b}[2K""#);
+        assert_eq!(peer_text("unknown field `\u{1b}[2K`"), r"unknown field `\u{1b}[2K`");
+    }
+
+    #[test]
+    fn an_error_frame_is_displayed_with_its_control_characters_escaped() {
+        let frame = ErrorFrame {
+            code: fts_proto::ErrorCode::parse("x\u{1b}]0;t\u{7}"),
+            message: "\u{1b}[2K\rfts poll: done".into(),
+            retry_after: None,
+        };
+        let text = PollError::Refused(frame).to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert_eq!(text, r"the server refused the poll: x\u{1b}]0;t\u{7}: \u{1b}[2K\u{d}fts poll: done");
+    }
+}
