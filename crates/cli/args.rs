@@ -418,7 +418,8 @@ pub struct PollArgs {
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
 
-    /// Start from empty state when the state file cannot be read
+    /// Start from empty state when the state file's content is damaged (a state file
+    /// that cannot be read at all, e.g. for its permissions, is never thrown away)
     #[arg(long)]
     pub reset_state: bool,
 
@@ -426,7 +427,9 @@ pub struct PollArgs {
     #[arg(long)]
     pub once: bool,
 
-    /// Time between polls
+    /// Time between polls. The host waits the later of this and the server's
+    /// poll-after advice (the server can slow it down, never speed it up), within
+    /// --min-interval and --max-interval
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub interval: Duration,
 
@@ -434,17 +437,26 @@ pub struct PollArgs {
     #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = parse_percent)]
     pub jitter: u8,
 
-    /// Shortest interval, whatever the server advises
+    /// Shortest wait between polls, whatever --interval or the server say (also where
+    /// the backoff after a failure starts)
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub min_interval: Duration,
 
-    /// Longest interval, whatever the server advises (also caps the backoff)
+    /// Longest wait between polls, whatever the server advises (also caps the backoff;
+    /// a host whose certificate the server refused waits this long at once)
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub max_interval: Duration,
 
     /// A read that makes no progress for this long ends the poll
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub read_timeout: Duration,
+
+    /// Deadline of a poll (with the repeats that follow the server's `more`): once it
+    /// has passed, the poll ends between two files and no new file starts. The file
+    /// arriving then goes on while it arrives at 16 KiB/s or faster (averaged over
+    /// 60 s, the server's own minimum send rate); slower, it is abandoned
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
+    pub poll_timeout: Duration,
 
     /// Largest file accepted; larger ones are refused as `too-large`
     #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = parse_size)]

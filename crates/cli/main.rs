@@ -1,6 +1,7 @@
 //! The `fts` binary. `main` only parses (flags, environment, config file), sets up
-//! logging, dispatches to one module per command, prints `fts: error: ...` and picks
-//! the exit code of PRODUCT.md.
+//! logging, dispatches to one module per command, prints `fts: error: ...` (a JSON
+//! line with `--log-format json`, [`stderr_line`]) and picks the exit code of
+//! PRODUCT.md.
 #![forbid(unsafe_code)]
 
 mod args;
@@ -13,6 +14,7 @@ mod poll;
 mod publish;
 mod serve;
 mod status;
+mod stderr_line;
 mod units;
 
 use std::process::ExitCode;
@@ -37,18 +39,26 @@ mod exit {
 pub struct UsageError(pub String);
 
 fn main() -> ExitCode {
-    let cli = match config::parse_layered(std::env::args_os()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match config::parse_layered(argv.clone()) {
         Ok(cli) => cli,
         Err(config::ConfigError::Clap(err)) => {
             // --help and --version print to stdout and exit 0; usage errors exit 2.
-            let _ = err.print();
+            if err.use_stderr() && stderr_line::requested_format(&argv) == LogFormat::Json {
+                stderr_line::set_format(LogFormat::Json);
+                stderr_line::error(err.render().to_string().trim_end());
+            } else {
+                let _ = err.print();
+            }
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(exit::USAGE));
         }
         Err(err) => {
-            eprintln!("fts: error: {err}");
+            stderr_line::set_format(stderr_line::requested_format(&argv));
+            stderr_line::error(&err.to_string());
             return ExitCode::from(exit::USAGE);
         }
     };
+    stderr_line::set_format(cli.log_format);
     // The long-running commands narrate at `info`; the one-shot ones print their
     // result on stdout and log only what goes wrong.
     let default_level = match cli.command {
@@ -61,7 +71,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(exit::SUCCESS), // `fts status | head`
         Err(err) => {
-            eprintln!("fts: error: {}", one_line(&err));
+            stderr_line::error(&one_line(&err));
             if err.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(exit::USAGE)
             } else {

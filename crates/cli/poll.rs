@@ -18,7 +18,7 @@ use fts_trust::{Statement, TrustedKeys, client_identity};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::PollArgs;
-use crate::{UsageError, exit};
+use crate::{UsageError, exit, stderr_line};
 
 /// The most frames accepted in one answer (PRODUCT.md).
 const MAX_FRAMES: usize = 10_000;
@@ -99,7 +99,8 @@ fn resolve(args: PollArgs) -> anyhow::Result<ClientSettings> {
             ))
             .into());
         }
-        let config = fts_trust::client_config(load_certificates(&args.ca)?, chain, load_private_key(&key)?)?;
+        let config = fts_trust::client_config(load_certificates(&args.ca)?, chain, load_private_key(&key)?)
+            .map_err(|e| key_mismatch_names_files(e, &cert, &key))?;
         let server_name = fts_trust::tls::server_name(&host)?;
         let mut targets = vec![Target::Client(id.clone()), Target::All];
         targets.extend(identity.groups.into_iter().map(Target::Group));
@@ -125,6 +126,7 @@ fn resolve(args: PollArgs) -> anyhow::Result<ClientSettings> {
         state_path,
         max_file_size: args.max_file_size,
         read_timeout: args.read_timeout,
+        poll_timeout: args.poll_timeout,
         max_frames: MAX_FRAMES,
         hook: args.exec.map(|program| Hook { program, timeout: args.exec_timeout }),
     })
@@ -153,7 +155,9 @@ fn spawn_signal_handler(stop: Arc<Stop>) -> anyhow::Result<()> {
 }
 
 /// `--once`: 0 when nothing was reported, 3 when something about an entry was, 1 when
-/// the poll failed; every non-zero exit with a one-line reason.
+/// the poll failed; every non-zero exit with a one-line reason on stderr (a JSON line
+/// with `--log-format json`). The summary on stdout is the command's output and stays
+/// plain text in both formats, like the output of `fts status`.
 fn once_exit(result: &RoundResult) -> u8 {
     match result {
         RoundResult::Completed { installed, reported, .. } if reported.is_empty() => {
@@ -162,11 +166,11 @@ fn once_exit(result: &RoundResult) -> u8 {
         }
         RoundResult::Completed { installed, reported, .. } => {
             println!("fts poll: done, {installed} file(s) installed");
-            eprintln!("fts: {} problem(s) reported: {}", reported.len(), describe(reported));
+            stderr_line::warn(&format!("{} problem(s) reported: {}", reported.len(), describe(reported)));
             exit::REPORTED
         }
         RoundResult::Failed(e) => {
-            eprintln!("fts: error: {e}");
+            stderr_line::error(&e.to_string());
             exit::FAILURE
         }
     }
@@ -232,5 +236,16 @@ impl Progress for Bar {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// A key that is not the certificate's, with both files named.
+fn key_mismatch_names_files(e: fts_trust::Error, cert: &Path, key: &Path) -> anyhow::Error {
+    let mismatch = matches!(e, fts_trust::Error::KeyMismatch);
+    let e = anyhow::Error::new(e);
+    if mismatch {
+        e.context(format!("cannot use --cert {} with --key {}", cert.display(), key.display()))
+    } else {
+        e
     }
 }

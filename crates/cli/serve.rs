@@ -337,7 +337,8 @@ fn tls_transport(
             .save(&floor_path)
             .with_context(|| "cannot record the CRL numbers in force in the status folder".to_owned())?;
     }
-    let config = fts_trust::server_config(chain, key, Arc::clone(&client_auth))?;
+    let config = fts_trust::server_config(chain, key, Arc::clone(&client_auth))
+        .map_err(|e| key_mismatch_names_files(e, &args.cert, &args.key))?;
     match &crl_path {
         Some(path) => log_loaded(path, &crls, "revocation is ON"),
         None => tracing::warn!(
@@ -354,4 +355,15 @@ fn tls_transport(
 fn default_crl(client_ca: &Path) -> Option<PathBuf> {
     let path = client_ca.parent().unwrap_or(Path::new(".")).join(CRL_FILE);
     path.exists().then_some(path)
+}
+
+/// A key that is not the certificate's, with both files named.
+fn key_mismatch_names_files(e: fts_trust::Error, cert: &Path, key: &Path) -> anyhow::Error {
+    let mismatch = matches!(e, fts_trust::Error::KeyMismatch);
+    let e = anyhow::Error::new(e);
+    if mismatch {
+        e.context(format!("cannot use --cert {} with --key {}", cert.display(), key.display()))
+    } else {
+        e
+    }
 }

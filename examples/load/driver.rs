@@ -99,6 +99,7 @@ fn client_for(config: &LoadConfig, id: &str) -> Result<Client, String> {
         dest,
         max_file_size: 1 << 30,
         read_timeout: Duration::from_secs(60),
+        poll_timeout: Duration::from_secs(6 * 3600),
         max_frames: 10_000,
         hook: None,
     };

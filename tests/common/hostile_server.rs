@@ -2,7 +2,9 @@
 //! 127.0.0.1 with a certificate the test chooses (the sandbox's real `server.crt`, or
 //! one from another CA or for another name), records every request it reads, and
 //! answers each connection with the next scripted [`Answer`]: arbitrary bytes, then a
-//! clean or an abrupt close. When the script is empty it answers `done` alone.
+//! clean or an abrupt close, or with a paced answer ([`HostileServer::push_paced`]):
+//! pieces of bytes, each after a pause, to play a server that trickles. When the script
+//! is empty it answers `done` alone.
 //!
 //! It checks nothing on its own: tests assert what the client did and sent.
 
@@ -49,7 +51,7 @@ pub fn done_frame() -> Vec<u8> {
 pub struct HostileServer {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<serde_json::Value>>>,
-    answers: Arc<Mutex<VecDeque<Answer>>>,
+    answers: Arc<Mutex<VecDeque<Script>>>,
     handshakes_failed: Arc<Mutex<usize>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -112,7 +114,16 @@ impl HostileServer {
 
     /// Queues the answer for the next connection that sends a request.
     pub fn push(&self, answer: Answer) {
-        self.answers.lock().unwrap().push_back(answer);
+        self.answers
+            .lock()
+            .unwrap()
+            .push_back(Script { steps: vec![(Duration::ZERO, answer.bytes)], end: answer.end });
+    }
+
+    /// Queues a paced answer: each piece of bytes is written (and flushed) after its
+    /// pause, then the connection ends as `end` says.
+    pub fn push_paced(&self, steps: Vec<(Duration, Vec<u8>)>, end: End) {
+        self.answers.lock().unwrap().push_back(Script { steps, end });
     }
 
     /// Every request read so far, as JSON, in order.
@@ -131,6 +142,13 @@ impl HostileServer {
     }
 }
 
+/// One connection's answer: pieces of bytes, each after a pause, then the end.
+#[derive(Debug, Clone)]
+struct Script {
+    steps: Vec<(Duration, Vec<u8>)>,
+    end: End,
+}
+
 impl Drop for HostileServer {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
@@ -142,7 +160,7 @@ impl Drop for HostileServer {
 async fn serve_one(
     mut tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
     requests: &Mutex<Vec<serde_json::Value>>,
-    answers: &Mutex<VecDeque<Answer>>,
+    answers: &Mutex<VecDeque<Script>>,
 ) {
     let read_request = async {
         let mut prefix = [0u8; 2];
@@ -159,15 +177,22 @@ async fn serve_one(
         .unwrap_or_else(|e| serde_json::json!({"unparsable-request": e.to_string()}));
     requests.lock().unwrap().push(json);
 
-    let answer = answers.lock().unwrap().pop_front().unwrap_or_else(|| Answer::bytes(done_frame()));
-    // The client may stop reading and close at any point: write errors are expected.
-    let written = tokio::time::timeout(STEP_LIMIT, async {
-        tls.write_all(&answer.bytes).await?;
-        tls.flush().await
-    })
-    .await;
-    if !matches!(written, Ok(Ok(()))) {
-        return;
+    let answer = answers
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| Script { steps: vec![(Duration::ZERO, done_frame())], end: End::CloseNotify });
+    for (pause, bytes) in &answer.steps {
+        tokio::time::sleep(*pause).await;
+        // The client may stop reading and close at any point: write errors are expected.
+        let written = tokio::time::timeout(STEP_LIMIT, async {
+            tls.write_all(bytes).await?;
+            tls.flush().await
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            return;
+        }
     }
     match answer.end {
         End::Abrupt => drop(tls),

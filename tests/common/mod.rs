@@ -43,11 +43,12 @@ impl Sandbox {
     }
 
     /// `fts poll` in loop mode as `id` against `server`, into `in/`, polling every
-    /// second (the server's `--poll-after 1s`) without jitter; more flags after `extra`.
+    /// second (`--interval 1s`, with the server's `--poll-after 1s`: the host waits the
+    /// later of the two) without jitter; more flags after `extra`.
     pub fn poll_loop(&self, server: std::net::SocketAddr, id: &str, extra: &[&str]) -> Command {
         let server = server.to_string();
         let mut args = vec!["poll", "--server", &server, "--id", id, "--dest", "in"];
-        args.extend(["--min-interval", "1s", "--jitter", "0%"]);
+        args.extend(["--interval", "1s", "--min-interval", "1s", "--jitter", "0%"]);
         args.extend(extra);
         self.fts(args)
     }

@@ -56,6 +56,7 @@ pub fn poll_answer(data: &[u8]) -> Result<fts_net::client::PollOutcome, fts_net:
         state_path: state_path.clone(),
         max_file_size: FUZZ_MAX_FILE_SIZE,
         read_timeout: std::time::Duration::from_secs(5),
+        poll_timeout: std::time::Duration::from_secs(60),
         max_frames: 64,
         hook: None,
     };

@@ -93,6 +93,7 @@ fn settings(dest: &Path) -> ClientSettings {
         state_path: dest.join(".fts-state.json"),
         max_file_size: 1 << 20,
         read_timeout: Duration::from_secs(1),
+        poll_timeout: Duration::from_secs(60),
         max_frames: 10,
         hook: None,
     }

@@ -81,7 +81,14 @@ pub enum Error {
     /// A certificate could not be encoded as required (a bug here, never the input).
     #[error("cannot encode the certificate: {0}")]
     CertificateEncoding(String),
-    /// rustls refused the configuration (a key that does not match its certificate, ...).
+    /// The operator gave a private key that is not the key of the certificate given
+    /// with it. The caller names both files (it knows the flags).
+    #[error(
+        "the private key does not belong to the certificate (the certificate carries another public \
+         key): give the key file that was made with this certificate"
+    )]
+    KeyMismatch,
+    /// rustls refused the configuration (a key type it cannot use, ...).
     #[error("tls configuration refused: {0}")]
     Tls(#[from] rustls::Error),
     /// rustls refused the trust anchors or CRLs given for a verifier.

@@ -413,7 +413,8 @@ impl ClientCertVerifier for ClientAuth {
 
 /// The server's TLS configuration: TLS 1.3 only, no early data, ALPN `fts/1`,
 /// mandatory client certificates verified by `client_auth`, session tickets.
-/// Build it once: CRL reloads go through `client_auth`.
+/// Build it once: CRL reloads go through `client_auth`. A `key` that is not the key of
+/// `cert_chain` is [`Error::KeyMismatch`] (the caller names both files).
 pub fn server_config(
     cert_chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
@@ -422,7 +423,8 @@ pub fn server_config(
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(client_auth)
-        .with_single_cert(cert_chain, key)?;
+        .with_single_cert(cert_chain, key)
+        .map_err(credentials_error)?;
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.max_early_data_size = 0;
     config.send_half_rtt_data = false;
@@ -438,7 +440,8 @@ pub fn server_config(
 /// The client's TLS configuration: TLS 1.3 only, the server verified against
 /// `ca_roots` only (no system roots) with serverAuth required, the client's
 /// certificate for mutual TLS, ALPN `fts/1`, default session resumption store. Reuse
-/// the returned `Arc` across polls so sessions resume.
+/// the returned `Arc` across polls so sessions resume. A `key` that is not the key of
+/// `cert_chain` is [`Error::KeyMismatch`] (the caller names both files).
 pub fn client_config(
     ca_roots: Vec<CertificateDer<'static>>,
     cert_chain: Vec<CertificateDer<'static>>,
@@ -452,10 +455,20 @@ pub fn client_config(
         // "dangerous" only in rustls' naming: the verifier below is webpki's, plus a check.
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(RequireServerAuth { webpki }))
-        .with_client_auth_cert(cert_chain, key)?;
+        .with_client_auth_cert(cert_chain, key)
+        .map_err(credentials_error)?;
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.enable_early_data = false;
     Ok(Arc::new(config))
+}
+
+/// A certificate and key that rustls refused together, said in words when they are
+/// simply not a pair.
+fn credentials_error(e: rustls::Error) -> Error {
+    match e {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => Error::KeyMismatch,
+        other => Error::Tls(other),
+    }
 }
 
 /// The name the client dials (`--server HOST:PORT` without the port), as rustls

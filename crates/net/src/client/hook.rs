@@ -3,12 +3,31 @@
 //! by `--exec-timeout`. Hooks may run twice for one install (a crash between the
 //! install and the end of the hook reruns it at the next start), so they must be
 //! idempotent.
+//!
+//! What the hook gets, and why:
+//! - a minimal environment: `PATH` (fts's own, or a standard one when fts has none),
+//!   `LANG` when fts has one, and the `FTS_HOOK_*` variables. Nothing else of fts's
+//!   environment (its `FTS_*` configuration, proxies, credentials of the service
+//!   manager) reaches a program that runs on every install;
+//! - its own process group, so that `--exec-timeout` ends the hook and everything it
+//!   started (a grandchild that sleeps, a pipeline): on timeout the whole group is
+//!   killed with SIGKILL. A process that leaves the group on purpose (`setsid`) is
+//!   not followed; under systemd the unit's cgroup still ends it with the service.
+//!   Being in its own group, the hook does not get a terminal's Ctrl-C either: fts
+//!   handles that by finishing the current poll, which waits for the hook.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use crate::client::state::PendingHook;
+
+/// `PATH` for a hook when fts itself runs without one.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How long to wait for a killed hook to be reaped.
+const REAP_LIMIT: Duration = Duration::from_secs(5);
 
 /// How to run the hook.
 #[derive(Debug, Clone)]
@@ -20,25 +39,61 @@ pub struct Hook {
 impl Hook {
     /// Runs the hook for `entry`, installed at `path`. `Err` says why it failed.
     pub async fn run(&self, entry: &PendingHook, path: &Path) -> Result<(), String> {
-        let mut child = tokio::process::Command::new(&self.program)
+        let mut command = tokio::process::Command::new(&self.program);
+        command
             .arg(path)
-            .env("FTS_HOOK_FILE", path)
-            .env("FTS_HOOK_TARGET", entry.target.to_string())
-            .env("FTS_HOOK_SEQ", entry.seq.to_string())
-            .env("FTS_HOOK_FILE_HASH", entry.file_hash.to_string())
-            .env("FTS_HOOK_PUBLISHED", entry.published.as_str())
+            .env_clear()
+            .envs(environment(entry, path))
             .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+            // Its own process group (pgid = its pid), killed whole on timeout.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child =
+            command.spawn().map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
         match tokio::time::timeout(self.timeout, child.wait()).await {
             Ok(Ok(status)) if status.success() => Ok(()),
             Ok(Ok(status)) => Err(format!("{} {status}", self.program.display())),
             Ok(Err(e)) => Err(format!("cannot wait for {}: {e}", self.program.display())),
             Err(_) => {
-                let _ = child.kill().await;
-                Err(format!("{} ran longer than {:?} and was killed", self.program.display(), self.timeout))
+                // The child is not reaped yet (its wait did not complete), so its pid is
+                // still its group's id and cannot have been reused.
+                kill_group(&self.program, child.id());
+                let _ = child.start_kill();
+                let _ = tokio::time::timeout(REAP_LIMIT, child.wait()).await;
+                Err(format!(
+                    "{} ran longer than {:?} and was killed with its process group",
+                    self.program.display(),
+                    self.timeout
+                ))
             }
         }
     }
+}
+
+/// Kills the process group led by the hook `pid` (its pgid is its pid:
+/// `process_group(0)`).
+fn kill_group(program: &Path, pid: Option<u32>) {
+    let Some(group) = pid.and_then(|id| i32::try_from(id).ok()).and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process_group(group, rustix::process::Signal::KILL) {
+        tracing::warn!(program = %program.display(), error = %e, "cannot kill the hook's process group");
+    }
+}
+
+/// The hook's whole environment (see the module docs).
+fn environment(entry: &PendingHook, path: &Path) -> Vec<(&'static str, OsString)> {
+    let mut vars = vec![("PATH", std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()))];
+    if let Some(lang) = std::env::var_os("LANG") {
+        vars.push(("LANG", lang));
+    }
+    vars.extend([
+        ("FTS_HOOK_FILE", path.as_os_str().to_owned()),
+        ("FTS_HOOK_TARGET", entry.target.to_string().into()),
+        ("FTS_HOOK_SEQ", entry.seq.to_string().into()),
+        ("FTS_HOOK_FILE_HASH", entry.file_hash.to_string().into()),
+        ("FTS_HOOK_PUBLISHED", entry.published.as_str().into()),
+    ]);
+    vars
 }

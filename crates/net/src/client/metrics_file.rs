@@ -8,7 +8,11 @@
 //!
 //! A round that fails keeps the last success time of the previous file, so that
 //! `time() - fts_poll_last_success_timestamp_seconds` stays meaningful across runs of
-//! `fts poll --once` from a timer.
+//! `fts poll --once` from a timer. For the same reason the count of certificate
+//! refusals (`fts_poll_certificate_refusals_total`: the server refused this host's
+//! certificate, revoked, expired or from another CA) goes on from the previous file's
+//! value; it restarts from 0 only when the file is removed, which `rate()` and
+//! `increase()` take as a counter reset.
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -16,6 +20,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -25,6 +30,9 @@ use crate::client::poller::RoundResult;
 
 /// The metric whose previous value survives a failed round.
 const LAST_SUCCESS: &str = "fts_poll_last_success_timestamp_seconds";
+
+/// The counter of certificate refusals, without the `_total` suffix the encoder adds.
+const REFUSALS: &str = "fts_poll_certificate_refusals";
 
 /// The most of an existing metrics file read back (for the last success time).
 const MAX_PREVIOUS: u64 = 1 << 20;
@@ -53,14 +61,18 @@ fn count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// The file's text for `client` after `result`, at `now`; `previous_success` is the
-/// last success time already on record (unix seconds), if any.
-pub fn render(
-    client: &Client,
-    result: &RoundResult,
-    now: SystemTime,
-    previous_success: Option<i64>,
-) -> String {
+/// What an earlier metrics file recorded that the next one carries on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Previous {
+    /// The last success time (unix seconds), if any.
+    pub success: Option<i64>,
+    /// Certificate refusals counted so far.
+    pub refusals: u64,
+}
+
+/// The file's text for `client` after `result`, at `now`, carrying on from `previous`.
+pub fn render(client: &Client, result: &RoundResult, now: SystemTime, previous: Previous) -> String {
+    let previous_success = previous.success;
     let state = client.state();
     let mut registry = Registry::default();
 
@@ -91,6 +103,20 @@ pub fn render(
         "fts_poll_last_round_result",
         "1 for how the last round ended: ok, reported (completed with problems) or failed",
         results,
+    );
+    let refused = matches!(result, RoundResult::Failed(e) if e.is_certificate_refusal());
+    let refusals = Counter::<u64>::default();
+    refusals.inc_by(previous.refusals.saturating_add(u64::from(refused)));
+    registry.register(
+        REFUSALS,
+        "Rounds in which the server refused this host's certificate (revoked, expired or from another CA)",
+        refusals,
+    );
+    gauge(
+        &mut registry,
+        "fts_poll_last_round_certificate_refused",
+        "1 if the last round failed because the server refused this host's certificate",
+        i64::from(refused),
     );
     gauge(
         &mut registry,
@@ -141,18 +167,31 @@ pub fn render(
     text
 }
 
+/// What an existing metrics file at `path` recorded (nothing if there is none).
+pub fn previous(path: &Path) -> Previous {
+    let mut text = String::new();
+    let read = std::fs::File::open(path).and_then(|file| file.take(MAX_PREVIOUS).read_to_string(&mut text));
+    if read.is_err() {
+        return Previous::default();
+    }
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ').map(str::trim).map(str::to_owned))
+    };
+    Previous {
+        success: value(LAST_SUCCESS).and_then(|v| v.parse().ok()).filter(|&t: &i64| t > 0),
+        refusals: value(&format!("{REFUSALS}_total")).and_then(|v| v.parse().ok()).unwrap_or(0),
+    }
+}
+
 /// The last success time recorded in an existing metrics file at `path`.
 pub fn previous_success(path: &Path) -> Option<i64> {
-    let mut text = String::new();
-    std::fs::File::open(path).ok()?.take(MAX_PREVIOUS).read_to_string(&mut text).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(LAST_SUCCESS)?.strip_prefix(' ')?.trim().parse().ok())
-        .filter(|&t: &i64| t > 0)
+    previous(path).success
 }
 
 /// Writes the figures for `client` after `result` to `path`, atomically.
 pub fn write(path: &Path, client: &Client, result: &RoundResult, now: SystemTime) -> io::Result<()> {
-    let text = render(client, result, now, previous_success(path));
+    let text = render(client, result, now, previous(path));
     let file_name = path.file_name().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "the metrics file path has no file name")
     })?;

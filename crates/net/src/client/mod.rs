@@ -7,6 +7,8 @@
 //! - [`partial`]: the folder beside the destination where bodies wait until verified;
 //! - [`hook`]: the `--exec` hook;
 //! - [`poller`]: `--once` and the loop with its intervals and backoff;
+//! - [`deadline`]: how long a poll may take (`--read-timeout`, `--poll-timeout`);
+//! - [`tls_words`]: TLS failures said in words, with what to check;
 //! - [`metrics_file`]: the host's figures for node-exporter (`--metrics-file`).
 //!
 //! Security properties that hold here, and why:
@@ -29,14 +31,22 @@
 //!   no one else, and so must every folder on the way to them, or the client refuses
 //!   to start ([`fts_fs::private`]); the lock, the state, the temporary files and the
 //!   install are then opened, created and renamed on the folders' handles, never
-//!   following a link ([`fts_fs::Dir`]).
+//!   following a link ([`fts_fs::Dir`]);
+//! - a server cannot write to the operator's terminal or forge log lines: every text
+//!   it sent (an error frame's message and code, a header excerpt in a protocol error,
+//!   the names of its certificate) is escaped with [`fts_proto::Printable`] before it
+//!   is put into a [`PollError`] or a log line;
+//! - a server cannot keep a host inside one poll forever: [`deadline`] bounds every
+//!   read and the whole round, between files.
 
+pub mod deadline;
 pub mod hook;
 pub mod metrics_file;
 pub mod partial;
 pub mod poller;
 pub mod receive;
 pub mod state;
+pub mod tls_words;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -47,14 +57,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fts_fs::{Dir, FsError};
-use fts_proto::{ClientId, ErrorFrame, FileHeader, RejectReason, Report, Request, ServerFrame, Target};
+use fts_proto::{
+    ClientId, ErrorFrame, FileHeader, Printable, RejectReason, Report, Request, ServerFrame, Target,
+    printable,
+};
 use fts_trust::{Statement, TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use crate::connection::{Connection, ReadError};
+use deadline::{Cut, PollClock};
 use hook::Hook;
 use partial::PartialDir;
 use poller::Stop;
@@ -94,24 +109,45 @@ pub struct ClientSettings {
     pub max_file_size: u64,
     /// A read that makes no progress for this long ends the poll.
     pub read_timeout: Duration,
+    /// The deadline of a round of polls, after which no new file starts
+    /// ([`deadline`]).
+    pub poll_timeout: Duration,
     /// The most frames accepted in one answer.
     pub max_frames: usize,
     pub hook: Option<Hook>,
 }
 
 /// Why a poll failed as a whole (nothing about one entry): exit status 1.
+///
+/// Text that came from the server is escaped ([`Printable`]) in every message: the
+/// `String` fields hold text already escaped, and [`PollError::Refused`] escapes the
+/// frame's code and message when displayed.
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     #[error("cannot connect to {server}: {reason}")]
     Connect { server: String, reason: String },
+    /// The handshake failed on this host's side (the server's certificate, above all);
+    /// `reason` says what does not match and what to check.
     #[error("the TLS handshake with {server} failed: {reason}")]
     Handshake { server: String, reason: String },
+    /// The server answered this host's certificate with a TLS alert (during the
+    /// handshake or, in TLS 1.3, at the first read): `detail` says which, in words.
     #[error(
-        "authentication failed: {server} refused this host's certificate ({reason}); check that it \
-         was issued by the server's client CA, has not expired and was not revoked"
+        "the server refused this host's certificate (revoked, expired or from another CA): {server} {detail}"
     )]
-    Authentication { server: String, reason: String },
-    #[error("the server refused the poll: {code}: {message}", code = .0.code, message = .0.message)]
+    CertificateRefused { server: String, detail: String },
+    /// The connection ended before the first frame, without a TLS alert.
+    #[error(
+        "the server {how} the connection without answering ({server}{after})",
+        how = if *.reset { "reset" } else { "closed" },
+        after = if *.tls { ", right after the TLS handshake: its log says why" } else { "" }
+    )]
+    NoAnswer { server: String, reset: bool, tls: bool },
+    #[error(
+        "the server refused the poll: {code}: {message}",
+        code = printable(&.0.code.to_string()),
+        message = Printable(&.0.message)
+    )]
     Refused(ErrorFrame),
     #[error("the server's answer breaks the protocol: {0}")]
     Protocol(String),
@@ -119,12 +155,33 @@ pub enum PollError {
     Interrupted(String),
     #[error("no progress for {0:?}: the poll was abandoned")]
     Timeout(Duration),
+    /// `--poll-timeout` passed: the round ended between two files.
+    #[error(
+        "the poll ran past --poll-timeout ({limit:?}) and was ended between two files: what was \
+         installed stays installed, the rest comes at the next poll"
+    )]
+    PollDeadline { limit: Duration },
+    /// `--poll-timeout` passed while a file arrived below the minimum receive rate.
+    #[error(
+        "the poll ran past --poll-timeout ({limit:?}) while a file arrived slower than {rate} bytes/s \
+         (the minimum receive rate): it was abandoned after {received} of {expected} bytes",
+        rate = deadline::MIN_RECEIVE_RATE.bytes_per_second
+    )]
+    BelowMinimumRate { limit: Duration, received: u64, expected: u64 },
     #[error(transparent)]
     State(#[from] StateError),
     /// The destination or the state file's folder cannot be used: missing, a link
     /// where fts makes its own files, writable by others, or an I/O error.
     #[error(transparent)]
     Folder(#[from] FsError),
+    /// `--reset-state` was given, but the state file is not damaged: it cannot be read
+    /// at all (permissions, I/O), and throwing it away would refetch and re-run every
+    /// hook for nothing.
+    #[error(
+        "--reset-state replaces only a state file whose content is damaged, and this one could not be \
+         read at all (permissions are not damage): check its owner and mode, and the user fts runs as"
+    )]
+    ResetRefused(#[source] StateError),
     #[error("{0}")]
     Local(String),
 }
@@ -136,6 +193,12 @@ impl PollError {
             PollError::Refused(frame) => frame.retry_after,
             _ => None,
         }
+    }
+
+    /// The server refused this host's certificate with a TLS alert: polling again soon
+    /// will not help (the loop waits `--max-interval`, the metrics file counts it).
+    pub fn is_certificate_refusal(&self) -> bool {
+        matches!(self, PollError::CertificateRefused { .. })
     }
 }
 
@@ -215,10 +278,14 @@ impl Client {
         }
         let state = match State::load_in(&state_dir, &state_name) {
             Ok(state) => state,
-            Err(e) if reset_state => {
+            // Only damaged content is reset: a file that cannot be read at all (EACCES,
+            // EIO) may be intact, and a reset would refetch everything and re-run
+            // every hook.
+            Err(e @ StateError::Corrupt { .. }) if reset_state => {
                 tracing::warn!(error = %e, "--reset-state: starting from empty state");
                 State::empty()
             }
+            Err(e @ StateError::Read { .. }) if reset_state => return Err(PollError::ResetRefused(e)),
             Err(e) => return Err(e.into()),
         };
         Ok(Client {
@@ -246,7 +313,8 @@ impl Client {
         &self.state
     }
 
-    /// Runs the hooks that a previous run marked pending and did not finish.
+    /// Runs the hooks marked pending: after a poll, those of the files it installed;
+    /// at the start of a round, those a previous run did not finish.
     pub async fn run_pending_hooks(&mut self) -> Result<Vec<Report>, PollError> {
         let mut reported = Vec::new();
         let Some(hook) = self.settings.hook.clone() else {
@@ -262,16 +330,24 @@ impl Client {
         };
         while let Some(pending) = self.state.hooks_pending.first().cloned() {
             let path = self.settings.dest.join(pending.file_name.as_str());
-            tracing::info!(file = %path.display(), "running a hook left pending by an interrupted run");
-            if let Err(problem) = hook.run(&pending, &path).await {
-                tracing::warn!(file = %path.display(), problem = %problem, "hook failed");
-                let report = Report {
-                    target: pending.target.clone(),
-                    seq: pending.seq,
-                    reason: RejectReason::HookFailed,
-                };
-                self.state.add_report(report.clone());
-                reported.push(report);
+            // A state written before hooks were coalesced ([`mark_hook_pending`]) may
+            // hold an older hook for a name that a later one replaced: it would run
+            // with a stale hash.
+            let superseded = self.state.hooks_pending[1..].iter().any(|p| p.file_name == pending.file_name);
+            if superseded {
+                tracing::info!(file = %path.display(), seq = pending.seq, "skipping a hook for a version that a newer install replaced");
+            } else {
+                tracing::info!(file = %path.display(), seq = pending.seq, "running the hook");
+                if let Err(problem) = hook.run(&pending, &path).await {
+                    tracing::warn!(file = %path.display(), problem = %problem, "hook failed");
+                    let report = Report {
+                        target: pending.target.clone(),
+                        seq: pending.seq,
+                        reason: RejectReason::HookFailed,
+                    };
+                    self.state.add_report(report.clone());
+                    reported.push(report);
+                }
             }
             self.state.hooks_pending.remove(0);
             self.save()?;
@@ -283,41 +359,105 @@ impl Client {
         Ok(self.state.save_in(&self.state_dir, &self.state_name)?)
     }
 
-    /// One poll: connect, send the request, take each frame through the checks, and
-    /// close. Hooks of the files installed run after the connection is closed.
+    /// One poll with its own deadline (`--poll-timeout` from now); see
+    /// [`Client::poll_until`].
     pub async fn poll_once(&mut self, progress: &mut dyn Progress) -> Result<PollOutcome, PollError> {
+        let deadline = Instant::now() + self.settings.poll_timeout;
+        self.poll_until(deadline, progress).await
+    }
+
+    /// One poll: connect, send the request, take each frame through the checks, and
+    /// close; no new file starts after `deadline`. Hooks of the files installed run
+    /// after the connection is closed, whether the poll completed or not.
+    ///
+    /// A resumed TLS session that the server closes without a frame (a server refuses
+    /// a revoked host only after resumption, when it checks the session's certificate
+    /// again, and then closes without an alert) is retried once at once with a full
+    /// handshake, whose answer is then what is reported: a refusal of the certificate
+    /// arrives as a TLS alert only in a full handshake. Nothing was applied by the
+    /// first attempt (it read no frame), so the retry changes nothing else.
+    pub async fn poll_until(
+        &mut self,
+        deadline: Instant,
+        progress: &mut dyn Progress,
+    ) -> Result<PollOutcome, PollError> {
+        let clock = PollClock::new(self.settings.read_timeout, deadline);
+        let result = match self.connect_and_exchange(&clock, progress).await {
+            (Err(e @ PollError::NoAnswer { .. }), Handshake::Resumed) => {
+                tracing::info!(
+                    problem = %e,
+                    "the server closed a resumed TLS session without answering: trying once more at once \
+                     with a full handshake"
+                );
+                self.forget_tls_sessions();
+                self.connect_and_exchange(&clock, progress).await.0
+            }
+            (result, _) => result,
+        };
+        // Hooks run once the connection is closed, so a slow hook never holds the
+        // server's connection; their pending marks are already on disk. They run even
+        // when the poll failed later on: the files they are for were installed.
+        let hooks = self.run_pending_hooks().await;
+        let mut outcome = result?;
+        outcome.reported.extend(hooks?);
+        Ok(outcome)
+    }
+
+    /// Drops every TLS session this client holds (a fresh, empty session store), so
+    /// that the next connection makes a full handshake and keeps its new session.
+    fn forget_tls_sessions(&mut self) {
+        if let ClientTransport::Tls { config, .. } = &mut self.settings.transport {
+            let mut fresh = rustls::ClientConfig::clone(config);
+            // The default store of a ClientConfig: 256 sessions in memory.
+            fresh.resumption = rustls::client::Resumption::in_memory_sessions(256);
+            *config = Arc::new(fresh);
+        }
+    }
+
+    /// Connects (TCP, then TLS unless plaintext) and exchanges one request and its
+    /// answer. Also says whether the TLS session was resumed.
+    async fn connect_and_exchange(
+        &mut self,
+        clock: &PollClock,
+        progress: &mut dyn Progress,
+    ) -> (Result<PollOutcome, PollError>, Handshake) {
         let timeout = self.settings.read_timeout;
         let server = self.settings.server.clone();
-        let tcp = tokio::time::timeout(timeout, TcpStream::connect(&server))
-            .await
-            .map_err(|_| PollError::Connect {
-                server: server.clone(),
-                reason: format!("no answer within {timeout:?}"),
-            })?
-            .map_err(|e| PollError::Connect { server: server.clone(), reason: e.to_string() })?;
+        let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&server)).await {
+            Err(_) => {
+                let reason = format!("no answer within {timeout:?}");
+                return (Err(PollError::Connect { server, reason }), Handshake::None);
+            }
+            Ok(Err(e)) => {
+                return (Err(PollError::Connect { server, reason: e.to_string() }), Handshake::None);
+            }
+            Ok(Ok(tcp)) => tcp,
+        };
         let _ = tcp.set_nodelay(true);
-        let outcome = match self.settings.transport.clone() {
-            ClientTransport::Plaintext => self.exchange(Connection::new(tcp), progress).await,
+        match self.settings.transport.clone() {
+            ClientTransport::Plaintext => {
+                (self.exchange(Connection::new(tcp), clock, progress).await, Handshake::None)
+            }
             ClientTransport::Tls { config, server_name } => {
-                let tls = tokio::time::timeout(timeout, TlsConnector::from(config).connect(server_name, tcp))
-                    .await
-                    .map_err(|_| PollError::Handshake {
-                        server: server.clone(),
-                        reason: format!("no progress for {timeout:?}"),
-                    })?
-                    .map_err(|e| handshake_error(&server, e))?;
+                let connecting = TlsConnector::from(config).connect(server_name.clone(), tcp);
+                let tls = match tokio::time::timeout(timeout, connecting).await {
+                    Err(_) => {
+                        let reason = format!("no progress for {timeout:?}");
+                        return (Err(PollError::Handshake { server, reason }), Handshake::None);
+                    }
+                    Ok(Err(e)) => return (Err(handshake_error(&server, &server_name, &e)), Handshake::None),
+                    Ok(Ok(tls)) => tls,
+                };
                 // The config (and its session store) is shared by every poll of this
                 // client, so polls after the first resume their TLS session.
-                let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-                tracing::debug!(resumed, "tls session established");
-                self.exchange(Connection::new(tls), progress).await
+                let handshake = match tls.get_ref().1.handshake_kind() {
+                    Some(rustls::HandshakeKind::Resumed) => Handshake::Resumed,
+                    _ => Handshake::Full,
+                };
+                tracing::debug!(resumed = handshake == Handshake::Resumed, "tls session established");
+                (self.exchange(Connection::new(tls), clock, progress).await, handshake)
             }
-        };
-        let mut outcome = outcome?;
-        // Hooks run once the connection is closed, so a slow hook never holds the
-        // server's connection; their pending marks are already on disk.
-        outcome.reported.extend(self.run_pending_hooks().await?);
-        Ok(outcome)
+        }
     }
 
     /// One poll over a stream that is already connected (and past any TLS handshake):
@@ -332,12 +472,14 @@ impl Client {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.exchange(Connection::new(stream), progress).await
+        let clock = PollClock::new(self.settings.read_timeout, Instant::now() + self.settings.poll_timeout);
+        self.exchange(Connection::new(stream), &clock, progress).await
     }
 
     async fn exchange<S>(
         &mut self,
         mut conn: Connection<S>,
+        clock: &PollClock,
         progress: &mut dyn Progress,
     ) -> Result<PollOutcome, PollError>
     where
@@ -349,10 +491,14 @@ impl Client {
         }
         let carried: Vec<Report> = self.state.reports.iter().take(REPORTS_PER_REQUEST).cloned().collect();
         request.rejected = carried.clone();
-        conn.send_request(&request).await.map_err(|e| self.io_error(e, true))?;
+        match tokio::time::timeout(clock.read_timeout(), conn.send_request(&request)).await {
+            Err(_) => return Err(PollError::Timeout(clock.read_timeout())),
+            Ok(Err(e)) => return Err(self.io_error(e, true)),
+            Ok(Ok(())) => {}
+        }
 
         let mut outcome = PollOutcome::default();
-        let result = self.read_answer(&mut conn, &carried, &mut outcome, progress).await;
+        let result = self.read_answer(&mut conn, &carried, &mut outcome, clock, progress).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.shutdown()).await;
         result.map(|()| outcome)
     }
@@ -363,41 +509,43 @@ impl Client {
         conn: &mut Connection<S>,
         carried: &[Report],
         outcome: &mut PollOutcome,
+        clock: &PollClock,
         progress: &mut dyn Progress,
     ) -> Result<(), PollError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let timeout = self.settings.read_timeout;
         for frame_number in 0..self.settings.max_frames {
             let first = frame_number == 0;
             if !first && self.stop.is_requested() {
                 tracing::info!("stop requested: closing the answer between two files");
                 return Ok(());
             }
-            let frame = match tokio::time::timeout(timeout, conn.read_server_frame()).await {
-                Err(_) => return Err(PollError::Timeout(timeout)),
+            if !first && clock.past_deadline() {
+                return Err(self.deadline_passed());
+            }
+            let (by, cut) = clock.header_deadline();
+            let frame = match tokio::time::timeout_at(by, conn.read_server_frame()).await {
+                Err(_) if cut == Cut::PollDeadline => return Err(self.deadline_passed()),
+                Err(_) => return Err(PollError::Timeout(clock.read_timeout())),
                 Ok(Ok(frame)) => frame,
                 Ok(Err(ReadError::Proto(e))) => {
                     if first {
                         self.answered(carried)?;
                     }
                     // Check 1: a bad header that names its entry is reported; one that
-                    // cannot be tied to an entry fails the poll.
+                    // cannot be tied to an entry fails the poll. The error may quote the
+                    // server's bytes.
+                    let problem = peer_text(&e.to_string());
                     return match e.report() {
                         Some(report) => {
-                            tracing::warn!(problem = %e, "refused an entry");
+                            tracing::warn!(%problem, "refused an entry");
                             self.report(outcome, report)
                         }
-                        None => Err(PollError::Protocol(e.to_string())),
+                        None => Err(PollError::Protocol(problem)),
                     };
                 }
-                Ok(Err(ReadError::Closed)) if first => {
-                    return Err(PollError::Authentication {
-                        server: self.settings.server.clone(),
-                        reason: "it closed the connection right after the handshake without answering".into(),
-                    });
-                }
+                Ok(Err(ReadError::Closed)) if first => return Err(self.no_answer(false)),
                 Ok(Err(ReadError::Closed)) => {
                     return Err(PollError::Interrupted(
                         "the server closed the connection before `done`".into(),
@@ -419,13 +567,27 @@ impl Client {
                     if first {
                         self.answered(carried)?;
                     }
-                    if !self.take_file(conn, header, outcome, progress).await? {
+                    if !self.take_file(conn, header, outcome, clock, progress).await? {
                         return Ok(());
                     }
                 }
             }
         }
         Err(PollError::Protocol(format!("more than {} frames in one answer", self.settings.max_frames)))
+    }
+
+    fn deadline_passed(&self) -> PollError {
+        tracing::warn!(
+            limit = ?self.settings.poll_timeout,
+            "--poll-timeout passed: ending the poll between two files"
+        );
+        PollError::PollDeadline { limit: self.settings.poll_timeout }
+    }
+
+    /// The connection ended before the first frame, without a TLS alert.
+    fn no_answer(&self, reset: bool) -> PollError {
+        let tls = matches!(self.settings.transport, ClientTransport::Tls { .. });
+        PollError::NoAnswer { server: self.settings.server.clone(), reset, tls }
     }
 
     /// The server answered the request that carried `carried`: it has them now. If the
@@ -470,6 +632,7 @@ impl Client {
         conn: &mut Connection<S>,
         header: FileHeader,
         outcome: &mut PollOutcome,
+        clock: &PollClock,
         progress: &mut dyn Progress,
     ) -> Result<bool, PollError>
     where
@@ -535,22 +698,26 @@ impl Client {
         }
 
         // Check 6: the body, streamed, counted and hashed.
-        let file =
-            match receive_file(conn, verified, &self.partial, self.settings.read_timeout, progress).await {
-                Ok(file) => file,
-                Err(e @ ReceiveError::HashMismatch { .. }) => {
-                    tracing::warn!(%target, seq, problem = %e, "refused a body that is not what was signed");
-                    self.report(outcome, refuse(RejectReason::HashMismatch))?;
-                    return Ok(false);
-                }
-                Err(e @ ReceiveError::Local { .. }) => {
-                    tracing::error!(%target, seq, problem = %e, "cannot store a file");
-                    self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
-                    return Ok(false);
-                }
-                Err(e @ ReceiveError::Truncated { .. }) => return Err(PollError::Interrupted(e.to_string())),
-                Err(ReceiveError::Timeout) => return Err(PollError::Timeout(self.settings.read_timeout)),
-            };
+        let file = match receive_file(conn, verified, &self.partial, clock, progress).await {
+            Ok(file) => file,
+            Err(e @ ReceiveError::HashMismatch { .. }) => {
+                tracing::warn!(%target, seq, problem = %e, "refused a body that is not what was signed");
+                self.report(outcome, refuse(RejectReason::HashMismatch))?;
+                return Ok(false);
+            }
+            Err(e @ ReceiveError::Local { .. }) => {
+                tracing::error!(%target, seq, problem = %e, "cannot store a file");
+                self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
+                return Ok(false);
+            }
+            Err(e @ ReceiveError::Truncated { .. }) => return Err(PollError::Interrupted(e.to_string())),
+            Err(ReceiveError::Timeout) => return Err(PollError::Timeout(self.settings.read_timeout)),
+            Err(ReceiveError::BelowMinimumRate { received, expected }) => {
+                let limit = self.settings.poll_timeout;
+                tracing::warn!(%target, seq, received, expected, "--poll-timeout passed and the file arrives below the minimum rate: abandoning it");
+                return Err(PollError::BelowMinimumRate { limit, received, expected });
+            }
+        };
 
         // Check 7: install, then apply with the hook mark, in one atomic state write.
         let statement: Statement = file.statement().clone();
@@ -565,13 +732,16 @@ impl Client {
         self.state.since.insert(target.clone(), seq);
         self.state.installed.insert(statement.file_name.clone(), installed_record(&statement));
         if self.settings.hook.is_some() {
-            self.state.hooks_pending.push(PendingHook {
-                file_name: statement.file_name.clone(),
-                target: target.clone(),
-                seq,
-                published: statement.published.clone(),
-                file_hash: statement.file_hash,
-            });
+            mark_hook_pending(
+                &mut self.state.hooks_pending,
+                PendingHook {
+                    file_name: statement.file_name.clone(),
+                    target: target.clone(),
+                    seq,
+                    published: statement.published.clone(),
+                    file_hash: statement.file_hash,
+                },
+            );
         }
         self.save()?;
         tracing::info!(%target, seq, file = %path.display(), size = statement.file_size, hash = %statement.file_hash, "installed");
@@ -579,23 +749,18 @@ impl Client {
         Ok(true)
     }
 
-    /// Names an I/O failure: at the first read after the handshake, a TLS alert is the
-    /// server refusing this host's certificate (TLS 1.3 reports it only then).
+    /// Names an I/O failure. At the first read after the handshake, a TLS alert is the
+    /// server refusing this host's certificate (TLS 1.3 reports it only then), and an
+    /// end of the connection is a server that did not answer.
     fn io_error(&self, e: io::Error, first_read: bool) -> PollError {
         let server = self.settings.server.clone();
-        let alert =
-            e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).and_then(|tls| match tls {
-                rustls::Error::AlertReceived(alert) => Some(format!("TLS alert {alert:?}")),
-                _ => None,
-            });
-        match alert {
-            Some(reason) if first_read => PollError::Authentication { server, reason },
-            Some(reason) => PollError::Interrupted(reason),
-            None if first_read && e.kind() == io::ErrorKind::ConnectionReset => PollError::Authentication {
-                server,
-                reason: "it reset the connection right after the handshake".into(),
-            },
-            None => PollError::Interrupted(e.to_string()),
+        match tls_words::tls_error(&e) {
+            Some(rustls::Error::AlertReceived(alert)) if first_read => {
+                PollError::CertificateRefused { server, detail: tls_words::refusal_detail(alert) }
+            }
+            _ if first_read && e.kind() == io::ErrorKind::UnexpectedEof => self.no_answer(false),
+            _ if first_read && e.kind() == io::ErrorKind::ConnectionReset => self.no_answer(true),
+            _ => PollError::Interrupted(tls_words::io_reason(&e)),
         }
     }
 }
@@ -609,6 +774,24 @@ fn open_private_dir(path: &Path) -> Result<Dir, FsError> {
     Ok(dir)
 }
 
+/// Text that quotes what the server sent (a protocol error's excerpt), safe to print:
+/// fts-proto already quotes peer strings with `{:?}`, so the text is escaped again only
+/// when a control character got through, which keeps those quotes readable.
+fn peer_text(text: &str) -> String {
+    if text.chars().any(char::is_control) { printable(text) } else { text.to_owned() }
+}
+
+/// Marks a hook pending for `entry`, replacing any hook still pending for the same file
+/// name. Coalescing rather than checking the hash at run time: the file on disk is
+/// now `entry`'s, so a hook for an earlier entry of that name would run on bytes
+/// other than those its `FTS_HOOK_FILE_HASH` names, and the newest entry's hook acts on
+/// exactly what is installed. (One poll installs a name twice when two entries of it
+/// wait for the host, e.g. v1 and v2 published before it polled.)
+fn mark_hook_pending(pending: &mut Vec<PendingHook>, entry: PendingHook) {
+    pending.retain(|p| p.file_name != entry.file_name);
+    pending.push(entry);
+}
+
 fn installed_record(statement: &Statement) -> Installed {
     Installed {
         target: statement.target.clone(),
@@ -618,18 +801,89 @@ fn installed_record(statement: &Statement) -> Installed {
     }
 }
 
-fn handshake_error(server: &str, e: io::Error) -> PollError {
-    let reason = e.to_string();
-    let tls = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    match tls {
-        Some(rustls::Error::AlertReceived(alert)) => PollError::Authentication {
-            server: server.to_owned(),
-            reason: format!("TLS alert {alert:?} during the handshake"),
-        },
-        Some(rustls::Error::InvalidCertificate(problem)) => PollError::Handshake {
-            server: server.to_owned(),
-            reason: format!("its certificate is not valid for this name and CA: {problem:?}"),
-        },
-        _ => PollError::Handshake { server: server.to_owned(), reason },
+/// Whether a TLS session was resumed (for the retry of [`Client::poll_until`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handshake {
+    /// Plaintext, or no handshake completed.
+    None,
+    Full,
+    Resumed,
+}
+
+/// A handshake that failed, in words: the server's certificate (which name, which CA,
+/// which date, what to check), or an alert from the server.
+fn handshake_error(server: &str, dialled: &ServerName<'_>, e: &io::Error) -> PollError {
+    let server = server.to_owned();
+    match tls_words::tls_error(e) {
+        Some(rustls::Error::AlertReceived(alert)) if is_certificate_alert(alert) => {
+            PollError::CertificateRefused { server, detail: tls_words::refusal_detail(alert) }
+        }
+        Some(rustls::Error::AlertReceived(alert)) => {
+            PollError::Handshake { server, reason: tls_words::handshake_alert(alert) }
+        }
+        Some(rustls::Error::InvalidCertificate(problem)) => {
+            PollError::Handshake { server, reason: tls_words::server_certificate_problem(problem, dialled) }
+        }
+        Some(other) => PollError::Handshake { server, reason: tls_words::other_tls_error(other) },
+        None => PollError::Handshake { server, reason: tls_words::io_reason(e) },
+    }
+}
+
+/// Alerts a server sends about the client's certificate.
+fn is_certificate_alert(alert: &rustls::AlertDescription) -> bool {
+    use rustls::AlertDescription as A;
+    matches!(
+        alert,
+        A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::DecryptError
+            | A::CertificateRequired
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(name: &str, seq: u64, byte: u8) -> PendingHook {
+        PendingHook {
+            file_name: fts_proto::FileName::parse(name).unwrap(),
+            target: Target::All,
+            seq,
+            published: fts_proto::Published::from_unix_seconds(1_800_000_000 + seq),
+            file_hash: fts_proto::FileHash::from_digest([byte; 32]),
+        }
+    }
+
+    #[test]
+    fn a_newer_install_of_a_name_replaces_its_pending_hook() {
+        let mut hooks = Vec::new();
+        mark_hook_pending(&mut hooks, pending("app.conf", 1, 1));
+        mark_hook_pending(&mut hooks, pending("other.conf", 2, 2));
+        mark_hook_pending(&mut hooks, pending("app.conf", 3, 3));
+        assert_eq!(hooks, [pending("other.conf", 2, 2), pending("app.conf", 3, 3)]);
+    }
+
+    #[test]
+    fn peer_text_is_escaped_only_when_it_holds_a_control_character() {
+        assert_eq!(peer_text(r#"unknown frame type "\u{1b}[2K""#), r#"unknown frame type "\u{1b}[2K""#);
+        assert_eq!(peer_text("unknown field `\u{1b}[2K`"), r"unknown field `\u{1b}[2K`");
+    }
+
+    #[test]
+    fn an_error_frame_is_displayed_with_its_control_characters_escaped() {
+        let frame = ErrorFrame {
+            code: fts_proto::ErrorCode::parse("x\u{1b}]0;t\u{7}"),
+            message: "\u{1b}[2K\rfts poll: done".into(),
+            retry_after: None,
+        };
+        let text = PollError::Refused(frame).to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert_eq!(text, r"the server refused the poll: x\u{1b}]0;t\u{7}: \u{1b}[2K\u{d}fts poll: done");
     }
 }

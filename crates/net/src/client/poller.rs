@@ -1,8 +1,15 @@
 //! When to poll: `--once` (one poll, repeated at once while the server says `more` or
-//! a rule of check 5 closed the answer early, a bounded number of times), and the loop
-//! (`--interval` with random jitter, the server's `poll-after` clamped to
-//! `--min-interval`/`--max-interval`, capped exponential backoff while the server
-//! cannot be reached, a stop request honoured between polls).
+//! a rule of check 5 closed the answer early, a bounded number of times, all within
+//! `--poll-timeout`), and the loop (a stop request honoured between polls).
+//!
+//! The wait between two rounds ([`Schedule::next_wait`]), then random jitter added:
+//! - after a complete round, the later of `--interval` and the server's `poll-after`
+//!   advice: the server can slow a host down, never speed it up past its own interval;
+//! - after a failure, capped exponential backoff from `--min-interval`, or the
+//!   server's `retry-after` when it said `busy`;
+//! - after the server refused this host's certificate (revoked, expired, another CA),
+//!   `--max-interval` at once: polling again soon only adds to the server's log;
+//! - always within `--min-interval` and `--max-interval`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +17,7 @@ use std::time::Duration;
 
 use fts_proto::Report;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::client::receive::Progress;
 use crate::client::{Client, PollError, PollOutcome};
@@ -57,16 +65,25 @@ impl Stop {
     }
 }
 
-/// One round: pending hooks first, then polls until the answer is complete.
+/// One round: pending hooks first, then polls until the answer is complete, all
+/// within `--poll-timeout` (no new poll, and no new file, starts after it).
 pub async fn round(client: &mut Client, progress: &mut dyn Progress, stop: &Stop) -> RoundResult {
+    let deadline = Instant::now() + client.settings().poll_timeout;
     let mut reported = match client.run_pending_hooks().await {
         Ok(reported) => reported,
         Err(e) => return RoundResult::Failed(e),
     };
     let mut installed = 0;
     let mut poll_after = None;
-    for _ in 0..MAX_REPEATS {
-        match client.poll_once(progress).await {
+    for repeat in 0..MAX_REPEATS {
+        if repeat > 0 && Instant::now() >= deadline {
+            tracing::warn!(
+                limit = ?client.settings().poll_timeout,
+                "--poll-timeout passed: no more repeats in this round; the rest comes next round"
+            );
+            return RoundResult::Completed { installed, reported, poll_after };
+        }
+        match client.poll_until(deadline, progress).await {
             Ok(PollOutcome {
                 installed: files,
                 reported: found,
@@ -103,11 +120,15 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// The wait before the next round after `result`, given `failures` in a row.
+    /// The wait before the next round after `result`, given `failures` in a row (the
+    /// rules are in the module docs).
     pub fn next_wait(&self, result: &RoundResult, failures: u32) -> Duration {
         let base = match result {
-            RoundResult::Completed { poll_after: Some(secs), .. } => Duration::from_secs(*secs),
+            RoundResult::Completed { poll_after: Some(secs), .. } => {
+                self.interval.max(Duration::from_secs(*secs))
+            }
             RoundResult::Completed { poll_after: None, .. } => self.interval,
+            RoundResult::Failed(e) if e.is_certificate_refusal() => self.max_interval,
             RoundResult::Failed(e) => match e.retry_after() {
                 Some(secs) => Duration::from_secs(secs),
                 // Capped exponential backoff from the minimum interval.
@@ -170,11 +191,40 @@ mod tests {
     }
 
     #[test]
-    fn the_servers_advice_is_followed_within_the_bounds() {
+    fn the_later_of_the_interval_and_the_servers_advice_is_followed_within_the_bounds() {
+        // Advice longer than the interval slows the host down ...
         assert_eq!(SCHEDULE.next_wait(&completed(Some(120)), 0), Duration::from_secs(120));
-        assert_eq!(SCHEDULE.next_wait(&completed(Some(1)), 0), Duration::from_secs(10));
+        // ... advice shorter than it never speeds the host up.
+        assert_eq!(SCHEDULE.next_wait(&completed(Some(1)), 0), Duration::from_secs(60));
+        assert_eq!(SCHEDULE.next_wait(&completed(Some(59)), 0), Duration::from_secs(60));
         assert_eq!(SCHEDULE.next_wait(&completed(Some(1 << 40)), 0), Duration::from_secs(3600));
         assert_eq!(SCHEDULE.next_wait(&completed(None), 0), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn an_interval_of_30s_with_advice_of_1s_or_5s_waits_30s() {
+        let schedule =
+            Schedule { interval: Duration::from_secs(30), min_interval: Duration::from_secs(1), ..SCHEDULE };
+        for advice in [1, 5] {
+            assert_eq!(schedule.next_wait(&completed(Some(advice)), 0), Duration::from_secs(30));
+        }
+    }
+
+    #[test]
+    fn the_interval_itself_is_kept_within_the_bounds() {
+        let short = Schedule { interval: Duration::from_secs(1), ..SCHEDULE };
+        assert_eq!(short.next_wait(&completed(None), 0), Duration::from_secs(10));
+        let long = Schedule { interval: Duration::from_secs(7200), ..SCHEDULE };
+        assert_eq!(long.next_wait(&completed(Some(5)), 0), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_refused_certificate_waits_the_maximum_interval_at_once() {
+        let refused = RoundResult::Failed(PollError::CertificateRefused {
+            server: "127.0.0.1:6543".into(),
+            detail: "says it is revoked".into(),
+        });
+        assert_eq!(SCHEDULE.next_wait(&refused, 0), Duration::from_secs(3600));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
+use crate::client::deadline::{Cut, MIN_RECEIVE_RATE, PollClock};
 use crate::client::partial::PartialDir;
 use crate::connection::Connection;
 
@@ -37,6 +38,13 @@ pub enum ReceiveError {
     /// No body byte arrived for the read timeout: a failure of the poll.
     #[error("no body bytes arrived for the read timeout")]
     Timeout,
+    /// The poll deadline passed while the body arrived slower than the minimum receive
+    /// rate ([`crate::client::deadline`]): a failure of the poll.
+    #[error(
+        "the body arrived slower than {} bytes/s after the poll deadline: {received} of {expected} bytes arrived",
+        MIN_RECEIVE_RATE.bytes_per_second
+    )]
+    BelowMinimumRate { received: u64, expected: u64 },
     /// This host could not store the file (disk full, permissions, I/O): reported as
     /// `install-failed`.
     #[error("cannot store the file in {}: {reason}", dir.display())]
@@ -105,7 +113,7 @@ pub async fn receive_file<S>(
     conn: &mut Connection<S>,
     statement: Verified<Statement>,
     partial: &PartialDir,
-    read_timeout: std::time::Duration,
+    clock: &PollClock,
     progress: &mut dyn Progress,
 ) -> Result<VerifiedFile, ReceiveError>
 where
@@ -127,7 +135,7 @@ where
         let _ = free_tx.try_send(Vec::new());
     }
     let writer = tokio::task::spawn_blocking(move || write_body(file, full_rx, free_tx));
-    let read = read_body(conn, expected, read_timeout, progress, &full_tx, &mut free_rx).await;
+    let read = read_body(conn, expected, clock, progress, &full_tx, &mut free_rx).await;
     drop(full_tx);
     let written = writer.await.map_err(|e| local(format!("the disk writer failed: {e}")))?;
     let (file, digest) = match (read, written) {
@@ -168,11 +176,12 @@ enum ReadStop {
 }
 
 /// Reads exactly `expected` body bytes into buffers taken from `free` and sends them,
-/// full, to the writer. Never reads past the body.
+/// full, to the writer. Never reads past the body. Each read is bounded by `clock`:
+/// the read timeout, and past the poll deadline the minimum receive rate.
 async fn read_body<S>(
     conn: &mut Connection<S>,
     expected: u64,
-    read_timeout: std::time::Duration,
+    clock: &PollClock,
     progress: &mut dyn Progress,
     full: &mpsc::Sender<Vec<u8>>,
     free: &mut mpsc::Receiver<Vec<u8>>,
@@ -181,33 +190,41 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut received: u64 = 0;
+    let mut transfer = clock.transfer();
     while received < expected {
         let Some(mut buffer) = free.recv().await else { return Err(ReadStop::WriterGone) };
         let want = usize::try_from(expected - received).map_or(CHUNK, |left| left.min(CHUNK));
         buffer.resize(want, 0);
         let mut filled = 0;
         while filled < want {
-            let n =
-                match tokio::time::timeout(read_timeout, conn.read_body_chunk(&mut buffer[filled..])).await {
-                    Err(_) => return Err(ReadStop::Failed(ReceiveError::Timeout)),
-                    Ok(Ok(0)) => {
-                        return Err(ReadStop::Failed(ReceiveError::Truncated {
-                            received,
-                            expected,
-                            reason: "the connection closed".into(),
-                        }));
-                    }
-                    Ok(Ok(n)) => n,
-                    Ok(Err(e)) => {
-                        return Err(ReadStop::Failed(ReceiveError::Truncated {
-                            received,
-                            expected,
-                            reason: e.to_string(),
-                        }));
-                    }
-                };
+            let (by, cut) = transfer.read_deadline();
+            let n = match tokio::time::timeout_at(by, conn.read_body_chunk(&mut buffer[filled..])).await {
+                Err(_) => {
+                    return Err(ReadStop::Failed(match cut {
+                        Cut::NoProgress => ReceiveError::Timeout,
+                        Cut::PollDeadline => ReceiveError::BelowMinimumRate { received, expected },
+                    }));
+                }
+                Ok(Ok(0)) => {
+                    return Err(ReadStop::Failed(ReceiveError::Truncated {
+                        received,
+                        expected,
+                        reason: "the connection closed".into(),
+                    }));
+                }
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    return Err(ReadStop::Failed(ReceiveError::Truncated {
+                        received,
+                        expected,
+                        // Not rustls' own text: its unclean-close message carries a link.
+                        reason: crate::client::tls_words::io_reason(&e),
+                    }));
+                }
+            };
             filled += n;
             received += n as u64;
+            transfer.received(n as u64);
             progress.advance(n as u64);
         }
         if full.send(buffer).await.is_err() {

@@ -1,0 +1,186 @@
+//! How long one poll may take, so that a server (hostile or just stuck) can never keep a
+//! host inside a poll forever: its pending hooks, its other targets, its metrics file
+//! and a stop request all wait for the poll to end.
+//!
+//! Two bounds, each with its own flag:
+//! - `--read-timeout`: a read that makes no progress for this long ends the poll (as
+//!   before);
+//! - `--poll-timeout`: the deadline of a round of polls (a poll and the repeats that
+//!   follow `more`). Once it has passed, no new file is started: the poll ends between
+//!   files, and everything installed so far stays installed. The file arriving when the
+//!   deadline passes goes on for as long as it arrives at [`MIN_RECEIVE_RATE`] or
+//!   faster, so an honest transfer of a large file is never cut by it; a trickle below
+//!   that rate is abandoned (nothing of it is installed).
+//!
+//! The longest a round can last is therefore `--poll-timeout`, plus the rest of one
+//! file at the minimum rate (`--max-file-size` / 16 KiB/s at worst), plus one
+//! `--read-timeout` for the frame header being read.
+//!
+//! The minimum receive rate is the server's minimum send rate (16 KiB/s averaged over
+//! 60 s, [`crate::server::ServerSettings`]) with the same arithmetic
+//! ([`crate::pacing::Pacer`]): an fts server already cuts off a transfer slower than
+//! that, so any transfer it keeps going passes the client's check too.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::pacing::{MinSendRate, Pacer};
+
+/// The slowest a file may arrive once the poll deadline has passed: 16 KiB/s averaged
+/// over a window of 60 s (a transfer that starts gets one window of grace).
+pub const MIN_RECEIVE_RATE: MinSendRate =
+    MinSendRate { bytes_per_second: 16 * 1024, window: Duration::from_secs(60) };
+
+/// Which bound a read ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// No byte arrived for `--read-timeout`.
+    NoProgress,
+    /// The poll deadline passed: between files, or while a file arrived below
+    /// [`MIN_RECEIVE_RATE`].
+    PollDeadline,
+}
+
+/// The bounds of one poll: the read timeout and the round's deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct PollClock {
+    read_timeout: Duration,
+    deadline: Instant,
+}
+
+impl PollClock {
+    pub fn new(read_timeout: Duration, deadline: Instant) -> Self {
+        PollClock { read_timeout, deadline }
+    }
+
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
+    /// Whether the deadline has passed: no new file may start.
+    pub fn past_deadline(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// When the next frame header must have arrived: within the read timeout, and never
+    /// after the deadline (past it, no new file starts).
+    pub fn header_deadline(&self) -> (Instant, Cut) {
+        earlier((Instant::now() + self.read_timeout, Cut::NoProgress), (self.deadline, Cut::PollDeadline))
+    }
+
+    /// The clock of one file's body, from now.
+    pub fn transfer(&self) -> TransferClock {
+        TransferClock { poll: *self, pacer: Pacer::new(MIN_RECEIVE_RATE) }
+    }
+}
+
+/// The bounds of one body: the read timeout, and past the poll deadline the minimum
+/// receive rate.
+#[derive(Debug)]
+pub struct TransferClock {
+    poll: PollClock,
+    /// How far the bytes received so far have paid for at [`MIN_RECEIVE_RATE`].
+    pacer: Pacer,
+}
+
+impl TransferClock {
+    /// When the read under way must have returned bytes: within the read timeout; and,
+    /// once the poll deadline has passed, by the time the bytes received so far have
+    /// paid for at the minimum rate (before the deadline that rate does not matter).
+    pub fn read_deadline(&self) -> (Instant, Cut) {
+        let paced = self.poll.deadline.max(self.pacer.write_deadline());
+        earlier((Instant::now() + self.poll.read_timeout, Cut::NoProgress), (paced, Cut::PollDeadline))
+    }
+
+    /// Records `n` body bytes received just now.
+    pub fn received(&mut self, n: u64) {
+        self.pacer.sent(n);
+    }
+}
+
+fn earlier(a: (Instant, Cut), b: (Instant, Cut)) -> (Instant, Cut) {
+    if b.0 < a.0 { b } else { a }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+    fn clock(deadline_in: Duration) -> PollClock {
+        PollClock::new(READ_TIMEOUT, Instant::now() + deadline_in)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn before_the_deadline_only_the_read_timeout_bounds_a_header() {
+        let clock = clock(Duration::from_secs(3600));
+        assert_eq!(clock.header_deadline(), (Instant::now() + READ_TIMEOUT, Cut::NoProgress));
+        assert!(!clock.past_deadline());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_header_is_awaited_past_the_deadline() {
+        let clock = clock(Duration::from_secs(5));
+        assert_eq!(clock.header_deadline(), (Instant::now() + Duration::from_secs(5), Cut::PollDeadline));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(clock.past_deadline());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_before_the_deadline_is_bounded_by_the_read_timeout_only() {
+        let clock = clock(Duration::from_secs(3600));
+        let mut transfer = clock.transfer();
+        for _ in 0..100 {
+            tokio::time::advance(Duration::from_secs(30)).await;
+            transfer.received(1);
+            assert_eq!(transfer.read_deadline(), (Instant::now() + READ_TIMEOUT, Cut::NoProgress));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transfer_at_the_minimum_rate_or_faster_is_never_cut_by_the_deadline() {
+        for per_second in [MIN_RECEIVE_RATE.bytes_per_second, 10 * MIN_RECEIVE_RATE.bytes_per_second] {
+            let clock = clock(Duration::from_secs(10));
+            let mut transfer = clock.transfer();
+            // Long past the deadline, a chunk arriving each second stays within bounds.
+            for second in 0..600 {
+                let (by, _) = transfer.read_deadline();
+                tokio::time::advance(Duration::from_secs(1)).await;
+                assert!(Instant::now() < by, "{per_second} B/s cut at second {second}");
+                transfer.received(per_second);
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_past_the_deadline_is_cut_within_about_a_window() {
+        let clock = clock(Duration::from_secs(10));
+        let mut transfer = clock.transfer();
+        let start = Instant::now();
+        let cut = loop {
+            let (by, cut) = transfer.read_deadline();
+            tokio::time::advance(Duration::from_secs(1)).await;
+            if Instant::now() >= by {
+                break cut;
+            }
+            transfer.received(100);
+        };
+        assert_eq!(cut, Cut::PollDeadline);
+        let elapsed = Instant::now() - start;
+        // The deadline (10 s), then at most about a window of grace for the transfer.
+        assert!(elapsed >= Duration::from_secs(10) && elapsed <= Duration::from_secs(75), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_transfer_past_the_deadline_is_cut_before_the_read_timeout() {
+        let clock = clock(Duration::ZERO);
+        let mut transfer = clock.transfer();
+        tokio::time::advance(Duration::from_secs(120)).await;
+        transfer.received(1);
+        let (by, cut) = transfer.read_deadline();
+        assert_eq!(cut, Cut::PollDeadline);
+        assert!(by < Instant::now() + Duration::from_secs(1), "{:?}", by - Instant::now());
+    }
+}
