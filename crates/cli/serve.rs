@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use fts_net::admission::AdmissionSettings;
 use fts_net::crl_watch::{
-    CrlEvent, CrlHealth, CrlWatch, ReloadFailing, earliest_next_update, log_loaded, watch_crl,
+    CrlEvent, CrlFileVersion, CrlHealth, CrlWatch, ReloadFailing, earliest_next_update, log_loaded, watch_crl,
 };
 use fts_net::metrics::Metrics;
 use fts_net::metrics_http::serve_metrics;
@@ -134,11 +134,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Transport::Plaintext
         } else {
             let (transport, client_auth, crl) = tls_transport(&args, &metrics)?;
-            record_crl_state(&server_status, crl.as_ref().map(|(_, crls)| crls.as_slice()), None);
+            record_crl_state(&server_status, crl.as_ref().map(|loaded| loaded.crls.as_slice()), None);
             match crl {
-                Some((path, _)) => {
+                Some(LoadedCrl { path, version, .. }) => {
                     let watch = CrlWatch {
                         path,
+                        in_force: version,
                         client_auth: Arc::clone(&client_auth),
                         every: CRL_CHECK_INTERVAL,
                         reload: Arc::clone(&reload),
@@ -292,13 +293,11 @@ fn published(unix: i64) -> Published {
 }
 
 /// Loads the server's certificate and key, the client CA and the CRL, and logs
-/// whether revocation is on. Returns the CRL path to watch and what it held, when
-/// there is one.
-#[allow(clippy::type_complexity)]
+/// whether revocation is on. Returns the CRL file to watch, when there is one.
 fn tls_transport(
     args: &ServeArgs,
     metrics: &Metrics,
-) -> anyhow::Result<(Transport, Arc<ClientAuth>, Option<(PathBuf, Vec<Crl>)>)> {
+) -> anyhow::Result<(Transport, Arc<ClientAuth>, Option<LoadedCrl>)> {
     let chain = load_certificates(&args.cert)?;
     let key = load_private_key(&args.key)?;
     let roots = load_certificates(&args.client_ca)?;
@@ -306,6 +305,9 @@ fn tls_transport(
         Some(path) => Some(path.clone()),
         None => default_crl(&args.client_ca),
     };
+    // The version before the content: a CRL replaced while it is read is loaded again
+    // by the watcher's first look.
+    let version = crl_path.as_deref().and_then(CrlFileVersion::of);
     let crls = match &crl_path {
         // Configured (or present by default) but unreadable: refuse to start rather
         // than serve revoked hosts.
@@ -347,8 +349,15 @@ fn tls_transport(
         ),
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let crl = crl_path.map(|path| (path, crls));
+    let crl = crl_path.map(|path| LoadedCrl { path, crls, version });
     Ok((Transport::Tls { acceptor, client_auth: Arc::clone(&client_auth) }, client_auth, crl))
+}
+
+/// The CRL file loaded at start: what the watcher keeps current.
+struct LoadedCrl {
+    path: PathBuf,
+    crls: Vec<Crl>,
+    version: Option<CrlFileVersion>,
 }
 
 /// `ca.crl` beside the client CA, when it exists.

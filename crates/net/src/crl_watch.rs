@@ -38,18 +38,27 @@ use crate::metrics::{CrlReloadFailure, Metrics};
 /// While a reload keeps failing with the same error, it is logged at most this often.
 pub const LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// What identifies one version of the CRL file.
+/// What identifies one version of the CRL file. Read before the file itself, so that
+/// a change in between is loaded again at the next look.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct FileVersion {
+pub struct CrlFileVersion {
     dev: u64,
     ino: u64,
     len: u64,
     mtime: Option<SystemTime>,
 }
 
-fn version_of(path: &Path) -> Option<FileVersion> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some(FileVersion { dev: meta.dev(), ino: meta.ino(), len: meta.len(), mtime: meta.modified().ok() })
+impl CrlFileVersion {
+    /// The version of the file at `path` now; `None` when it cannot be inspected.
+    pub fn of(path: &Path) -> Option<CrlFileVersion> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(CrlFileVersion {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: meta.modified().ok(),
+        })
+    }
 }
 
 /// A CRL file that cannot be put in force, since when and why.
@@ -149,6 +158,9 @@ pub struct CrlWatch {
     pub reload: Arc<Notify>,
     pub health: Arc<CrlHealth>,
     pub metrics: Arc<Metrics>,
+    /// The version of the file whose CRLs are in force when the watch starts (taken
+    /// before they were read): a change made since is loaded at the first look.
+    pub in_force: Option<CrlFileVersion>,
 }
 
 /// Watches the CRL file and reloads it when it changes, when `reload` is notified
@@ -158,7 +170,8 @@ pub struct CrlWatch {
 pub async fn watch_crl(watch: CrlWatch, on_event: impl Fn(CrlEvent<'_>) + Send + Sync + 'static) {
     let reload = Arc::clone(&watch.reload);
     let every = watch.every;
-    let watcher = Arc::new(Watcher { in_force: Mutex::new(version_of(&watch.path)), watch, on_event });
+    let in_force = Mutex::new(watch.in_force.clone());
+    let watcher = Arc::new(Watcher { in_force, watch, on_event });
     loop {
         let forced = tokio::select! {
             () = tokio::time::sleep(every) => false,
@@ -174,7 +187,7 @@ pub async fn watch_crl(watch: CrlWatch, on_event: impl Fn(CrlEvent<'_>) + Send +
 struct Watcher<F> {
     watch: CrlWatch,
     /// The version of the file whose CRLs are in force.
-    in_force: Mutex<Option<FileVersion>>,
+    in_force: Mutex<Option<CrlFileVersion>>,
     on_event: F,
 }
 
@@ -182,7 +195,7 @@ impl<F: Fn(CrlEvent<'_>)> Watcher<F> {
     fn look(&self, forced: bool) {
         let watch = &self.watch;
         let mut in_force = self.in_force.lock().unwrap_or_else(PoisonError::into_inner);
-        let on_disk = version_of(&watch.path);
+        let on_disk = CrlFileVersion::of(&watch.path);
         if !forced && *in_force == on_disk && watch.health.failing_for().is_none() {
             return;
         }
