@@ -366,27 +366,58 @@ fn a_revoked_host_in_loop_mode_is_told_in_one_line_after_a_resumed_session_and_b
 }
 
 #[test]
-fn a_revoked_host_polling_once_gets_one_line_and_the_refusal_is_counted_across_runs() {
+fn a_revoked_host_polling_once_gets_one_line_and_backs_off_across_runs_until_max_interval() {
     let sandbox = sandbox();
     expect_success(&mut sandbox.fts(["keygen", "crl"]));
-    let server = ServeProcess::start(&sandbox, &[]);
-    expect_success(&mut poll_once(&sandbox, server.addr, &["--metrics-file", "poll.prom"]));
+    let server = ServeProcess::start(&sandbox, &["--metrics-listen", "127.0.0.1:0"]);
+    let refused_at_server = || server.metric("fts_handshake_failures_total{reason=\"refused\"}");
+    let once = |max_interval: &str| {
+        poll_once(
+            &sandbox,
+            server.addr,
+            &["--metrics-file", "poll.prom", "--min-interval", "1s", "--max-interval", max_interval],
+        )
+    };
+    expect_success(&mut once("1h"));
     expect_success(&mut sandbox.fts(["keygen", "revoke", ID]));
     server.wait_for_log(Duration::from_secs(10), |l| l["fields"]["message"] == "reloaded");
 
-    for run in 1..=2 {
-        let out = expect_code(&mut poll_once(&sandbox, server.addr, &["--metrics-file", "poll.prom"]), 1);
-        let err = stderr(&out);
-        assert_eq!(err.lines().count(), 1, "one line: {err}");
-        assert!(
-            err.starts_with(
-                "fts: error: the server refused this host's certificate (revoked, expired or from another CA)"
-            ) && err.trim_end().ends_with("says it is revoked"),
-            "{err}"
-        );
-        let prom = std::fs::read_to_string(sandbox.join("poll.prom")).unwrap();
-        assert!(prom.contains(&format!("\nfts_poll_certificate_refusals_total {run}\n")), "{prom}");
-    }
+    let out = expect_code(&mut once("1h"), 1);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with(
+            "fts: error: the server refused this host's certificate (revoked, expired or from another CA)"
+        ) && err.trim_end().ends_with("says it is revoked"),
+        "{err}"
+    );
+    let prom = std::fs::read_to_string(sandbox.join("poll.prom")).unwrap();
+    assert!(prom.contains("\nfts_poll_certificate_refusals_total 1\n"), "{prom}");
+    let knocks = refused_at_server();
+    assert!(knocks >= 1.0, "the server counted the refusal");
+
+    // The timer starts the next run at once: it does not dial with the same certificate.
+    let out = expect_code(&mut once("1h"), 1);
+    let err = stderr(&out);
+    assert!(err.contains("not dialling again with it before") && err.contains("--max-interval"), "{err}");
+    assert_eq!(refused_at_server(), knocks, "the server heard nothing from the skipped run");
+    let prom = std::fs::read_to_string(sandbox.join("poll.prom")).unwrap();
+    assert!(
+        prom.contains("\nfts_poll_certificate_refusals_total 1\n"),
+        "a skipped run is no refusal: {prom}"
+    );
+
+    // Once --max-interval has passed, it knocks again.
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = expect_code(&mut once("2s"), 1);
+    assert!(stderr(&out).trim_end().ends_with("says it is revoked"), "{}", stderr(&out));
+    let prom = std::fs::read_to_string(sandbox.join("poll.prom")).unwrap();
+    assert!(prom.contains("\nfts_poll_certificate_refusals_total 2\n"), "{prom}");
+
+    // A new certificate for the same id is tried at once.
+    expect_success(&mut sandbox.fts(["keygen", "client", "--id", ID, "--force"]));
+    let out = run(&mut once("1h"));
+    assert!(!stderr(&out).contains("not dialling again"), "{}", stderr(&out));
 }
 
 // ---------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ use fts_net::client::hook::Hook;
 use fts_net::client::metrics_file;
 use fts_net::client::poller::{RoundResult, Schedule, Stop, round, run_loop};
 use fts_net::client::receive::{NoProgress, Progress};
-use fts_net::client::{Client, ClientSettings, ClientTransport};
-use fts_proto::{ClientId, Report, Target};
+use fts_net::client::{Client, ClientSettings, ClientTransport, PollError};
+use fts_proto::{ClientId, Published, Report, Target};
 use fts_trust::pem::{load_certificates, load_private_key};
 use fts_trust::{Statement, TrustedKeys, client_identity};
 use tokio::signal::unix::{SignalKind, signal};
@@ -51,7 +51,16 @@ pub fn run(args: PollArgs) -> anyhow::Result<u8> {
         client.stop_with(Arc::clone(&stop));
 
         if once {
-            let result = round(&mut client, progress.as_mut(), &stop).await;
+            let result = match client.recent_certificate_refusal(schedule.max_interval) {
+                // A timer starts this run: back off across runs as the loop does.
+                Some(refused) => RoundResult::Failed(PollError::RefusedRecently {
+                    at: refused.at.clone(),
+                    again_after: Published::from_unix_seconds(
+                        refused.at.unix_seconds().saturating_add(schedule.max_interval.as_secs()),
+                    ),
+                }),
+                None => round(&mut client, progress.as_mut(), &stop).await,
+            };
             if let Some(path) = &metrics_file {
                 write_metrics(path, &client, &result);
             }
@@ -99,12 +108,13 @@ fn resolve(args: PollArgs) -> anyhow::Result<ClientSettings> {
             ))
             .into());
         }
+        let certificate = chain[0].clone();
         let config = fts_trust::client_config(load_certificates(&args.ca)?, chain, load_private_key(&key)?)
             .map_err(|e| key_mismatch_names_files(e, &cert, &key))?;
         let server_name = fts_trust::tls::server_name(&host)?;
         let mut targets = vec![Target::Client(id.clone()), Target::All];
         targets.extend(identity.groups.into_iter().map(Target::Group));
-        (ClientTransport::Tls { config, server_name }, targets)
+        (ClientTransport::tls(config, server_name, &certificate), targets)
     };
 
     // Absolute, so that a hook gets a path it can use wherever it changes directory to.

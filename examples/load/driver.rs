@@ -80,9 +80,11 @@ fn client_for(config: &LoadConfig, id: &str) -> Result<Client, String> {
     let certs = &config.certs;
     let err = |e: &dyn std::fmt::Display| format!("{id}: {e}");
     let trusted = fts_trust::TrustedKeys::load(&[certs.join("signing.pub")]).map_err(|e| err(&e))?;
+    let chain = fts_trust::pem::load_certificates(&certs.join(format!("{id}.crt"))).map_err(|e| err(&e))?;
+    let certificate = chain[0].clone();
     let tls = fts_trust::client_config(
         fts_trust::pem::load_certificates(&certs.join("ca.crt")).map_err(|e| err(&e))?,
-        fts_trust::pem::load_certificates(&certs.join(format!("{id}.crt"))).map_err(|e| err(&e))?,
+        chain,
         fts_trust::pem::load_private_key(&certs.join(format!("{id}.key"))).map_err(|e| err(&e))?,
     )
     .map_err(|e| err(&e))?;
@@ -91,7 +93,7 @@ fn client_for(config: &LoadConfig, id: &str) -> Result<Client, String> {
     let dest = config.work.join(id);
     let settings = ClientSettings {
         server: config.server.to_string(),
-        transport: ClientTransport::Tls { config: tls, server_name },
+        transport: ClientTransport::tls(tls, server_name, &certificate),
         id: client_id.clone(),
         targets: vec![Target::Client(client_id), Target::All],
         trusted,

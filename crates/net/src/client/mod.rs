@@ -58,8 +58,8 @@ use std::time::Duration;
 
 use fts_fs::{Dir, FsError};
 use fts_proto::{
-    ClientId, ErrorFrame, FileHeader, Printable, RejectReason, Report, Request, ServerFrame, Target,
-    printable,
+    ClientId, ErrorFrame, FileHeader, Printable, Published, RejectReason, Report, Request, ServerFrame,
+    Target, printable,
 };
 use fts_trust::{Statement, TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
@@ -74,7 +74,7 @@ use hook::Hook;
 use partial::PartialDir;
 use poller::Stop;
 use receive::{Progress, ReceiveError, receive_file, with_cause};
-use state::{Installed, PendingHook, State, StateError};
+use state::{CertificateRefused, Installed, PendingHook, State, StateError};
 
 /// Body bytes read from the connection and written to disk at a time: small enough to
 /// stay in the CPU caches between decryption, hashing and the copy into the page cache
@@ -90,8 +90,27 @@ const LOCK_FILE: &str = ".fts-lock";
 /// How the client reaches the server.
 #[derive(Clone)]
 pub enum ClientTransport {
-    Tls { config: Arc<rustls::ClientConfig>, server_name: ServerName<'static> },
+    Tls {
+        config: Arc<rustls::ClientConfig>,
+        server_name: ServerName<'static>,
+        /// Hex SHA-256 of this host's certificate (DER), to tell whether a refusal
+        /// recorded in the state was of the certificate in use now.
+        certificate_sha256: String,
+    },
     Plaintext,
+}
+
+impl ClientTransport {
+    /// Mutual TLS with `config`, dialling `server_name`, as the holder of `certificate`.
+    pub fn tls(
+        config: Arc<rustls::ClientConfig>,
+        server_name: ServerName<'static>,
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+    ) -> ClientTransport {
+        use sha2::Digest;
+        let certificate_sha256 = hex::encode(sha2::Sha256::digest(certificate.as_ref()));
+        ClientTransport::Tls { config, server_name, certificate_sha256 }
+    }
 }
 
 /// Everything one host needs to poll.
@@ -136,6 +155,13 @@ pub enum PollError {
         "the server refused this host's certificate (revoked, expired or from another CA): {server} {detail}"
     )]
     CertificateRefused { server: String, detail: String },
+    /// A `--once` run did not dial: the server refused this certificate less than
+    /// `--max-interval` ago ([`Client::recent_certificate_refusal`]).
+    #[error(
+        "the server refused this host's certificate at {at} (revoked, expired or from another CA): not \
+         dialling again with it before {again_after} (--max-interval); a new certificate is tried at once"
+    )]
+    RefusedRecently { at: Published, again_after: Published },
     /// The connection ended before the first frame, without a TLS alert.
     #[error(
         "the server {how} the connection without answering ({server}{after})",
@@ -394,6 +420,7 @@ impl Client {
             }
             (result, _) => result,
         };
+        self.note_certificate_refusal(&result);
         // Hooks run once the connection is closed, so a slow hook never holds the
         // server's connection; their pending marks are already on disk. They run even
         // when the poll failed later on: the files they are for were installed.
@@ -401,6 +428,37 @@ impl Client {
         let mut outcome = result?;
         outcome.reported.extend(hooks?);
         Ok(outcome)
+    }
+
+    /// Records in the state that the server refused this host's certificate, or that
+    /// it no longer does (an answer came). A failure to save is logged: the record
+    /// only spares the server, it decides nothing about what is installed.
+    fn note_certificate_refusal(&mut self, result: &Result<PollOutcome, PollError>) {
+        let ClientTransport::Tls { certificate_sha256, .. } = &self.settings.transport else { return };
+        let refused = match result {
+            Err(e) if e.is_certificate_refusal() => Some(CertificateRefused {
+                at: Published::from_unix_seconds(unix_now()),
+                certificate_sha256: certificate_sha256.clone(),
+            }),
+            Err(_) => return, // no answer either way: nothing learnt
+            Ok(_) => None,
+        };
+        if refused.is_none() && self.state.certificate_refused.is_none() {
+            return;
+        }
+        self.state.certificate_refused = refused;
+        if let Err(e) = self.save() {
+            tracing::warn!(error = %e, "cannot record the certificate refusal in the state file");
+        }
+    }
+
+    /// When the server refused this host's current certificate less than `within`
+    /// ago (`--max-interval`), that refusal: a `--once` run then does not dial again.
+    pub fn recent_certificate_refusal(&self, within: Duration) -> Option<&CertificateRefused> {
+        let ClientTransport::Tls { certificate_sha256, .. } = &self.settings.transport else { return None };
+        let refused = self.state.certificate_refused.as_ref()?;
+        let age = unix_now().saturating_sub(refused.at.unix_seconds());
+        (refused.certificate_sha256 == *certificate_sha256 && age < within.as_secs()).then_some(refused)
     }
 
     /// Drops every TLS session this client holds (a fresh, empty session store), so
@@ -438,7 +496,7 @@ impl Client {
             ClientTransport::Plaintext => {
                 (self.exchange(Connection::new(tcp), clock, progress).await, Handshake::None)
             }
-            ClientTransport::Tls { config, server_name } => {
+            ClientTransport::Tls { config, server_name, .. } => {
                 let connecting = TlsConnector::from(config).connect(server_name.clone(), tcp);
                 let tls = match tokio::time::timeout(timeout, connecting).await {
                     Err(_) => {
@@ -790,6 +848,10 @@ fn peer_text(text: &str) -> String {
 fn mark_hook_pending(pending: &mut Vec<PendingHook>, entry: PendingHook) {
     pending.retain(|p| p.file_name != entry.file_name);
     pending.push(entry);
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn installed_record(statement: &Statement) -> Installed {

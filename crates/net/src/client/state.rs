@@ -61,7 +61,7 @@ pub enum StateError {
 
 /// What was installed under one file name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub struct Installed {
     pub target: Target,
     pub seq: u64,
@@ -71,7 +71,7 @@ pub struct Installed {
 
 /// A hook that must run (again) for an installed file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub struct PendingHook {
     pub file_name: FileName,
     pub target: Target,
@@ -80,8 +80,12 @@ pub struct PendingHook {
     pub file_hash: FileHash,
 }
 
+/// The host's state. Fields a later release adds are ignored by this one (and a field
+/// this one does not know is dropped when it rewrites the file), so that a host can be
+/// downgraded by one release; only a change of meaning bumps [`STATE_FORMAT`]. Every
+/// name in it is still re-validated when it is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub struct State {
     pub format: u32,
     /// Per target, the seq of the last applied entry.
@@ -92,6 +96,22 @@ pub struct State {
     pub hooks_pending: Vec<PendingHook>,
     /// Problems not yet carried by an answered request, oldest first.
     pub reports: Vec<Report>,
+    /// The last time the server refused this host's certificate, and which one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_refused: Option<CertificateRefused>,
+}
+
+/// A refusal of this host's certificate by the server (a TLS alert in a full
+/// handshake). A `--once` run started by a timer does not dial again with the same
+/// certificate before `--max-interval` has passed: a revoked host would otherwise
+/// knock at the timer's rate for ever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CertificateRefused {
+    /// When the server refused it.
+    pub at: Published,
+    /// Hex SHA-256 of the refused certificate (DER): a new certificate is tried at once.
+    pub certificate_sha256: String,
 }
 
 impl State {
