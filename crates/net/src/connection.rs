@@ -1,21 +1,39 @@
 //! [`Connection`]: frames over any byte stream (a TLS stream in production, a plain
 //! TCP stream with `--plaintext`, an in-memory pipe in tests).
 //!
-//! It owns only the framing of PROTOCOL.md section 2: the 2-byte length prefix checked
-//! against a limit before the header is read or any buffer reserved, the JSON header
-//! decoded by fts-proto, a flush after each frame. What the frames mean is the
-//! business of the server and the client.
+//! It owns only the I/O of PROTOCOL.md section 2; the framing itself is fts-proto's
+//! pure, fuzzed decoder ([`FrameDecoder`] for the server's requests, [`AnswerDecoder`]
+//! for the client's answers), in the shape of mini-redis's `read_frame`: bytes read
+//! from the stream go into a buffer, the decoder is asked for the next header, and
+//! "needs more bytes" means read again. So the length prefix is checked against the
+//! limit by the same code the fuzzer runs, before a header byte is read or a buffer
+//! is reserved for it. What the frames mean is the business of the server and the
+//! client.
+//!
+//! A `file` body is counted by the decoder too: [`Connection::read_body_chunk`] never
+//! returns a byte past the body the last header announced. Body bytes that arrived
+//! with the header are handed out of the buffer through the decoder; the rest are
+//! read straight into the caller's buffer (no copy on the hot path), at most
+//! [`FrameDecoder::body_room`] at a time, and counted with
+//! [`FrameDecoder::body_arrived`].
+//!
+//! Memory: the buffer holds at most one header plus one read of [`READ_SIZE`], and is
+//! allocated on the first read.
 
 use std::io;
 use std::time::Duration;
 
-use fts_proto::{ProtoError, Request, ServerFrame, check_header_length};
+use fts_proto::{
+    AnswerDecoder, AnswerItem, Chunk, FrameDecoder, MAX_REQUEST_HEADER, ProtoError, Request, ServerFrame,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest server header the client accepts. The protocol asks clients to accept
-/// at least 16 KiB; fts accepts anything a frame can carry, since the header is read
-/// into a buffer of exactly the announced length.
+/// at least 16 KiB; fts accepts anything a frame can carry.
 pub const CLIENT_HEADER_LIMIT: usize = fts_proto::MAX_HEADER_LEN;
+
+/// Bytes asked of the stream per read while a header is incomplete: one TLS record.
+pub const READ_SIZE: usize = 16 * 1024;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -28,18 +46,62 @@ pub enum ReadError {
     #[error("the connection closed before a frame began")]
     Closed,
     /// The transport failed (reset, TLS alert, ...).
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// Which side of the protocol a connection reads.
+#[derive(Debug)]
+enum Decoder {
+    /// The server reads one request (headers up to 16 KiB, no bodies).
+    Requests(FrameDecoder),
+    /// The client reads the answer: headers, and the bodies `file` headers announce.
+    Answer(AnswerDecoder),
+}
+
+impl Decoder {
+    fn body_remaining(&self) -> u64 {
+        match self {
+            Decoder::Requests(d) => d.body_remaining(),
+            Decoder::Answer(d) => d.body_remaining(),
+        }
+    }
+
+    /// What the end of the stream means, with `unused` bytes still buffered.
+    fn end_of_input(&self, unused: &[u8]) -> ReadError {
+        let ended = match self {
+            Decoder::Requests(d) => d.end_of_input(unused),
+            Decoder::Answer(d) => d.end_of_input(unused),
+        };
+        match ended {
+            Err(e) => e.into(),
+            Ok(()) => ReadError::Closed,
+        }
+    }
 }
 
 /// A byte stream that speaks in frames.
 pub struct Connection<S> {
     stream: S,
+    /// Bytes read from the stream and not yet handed out: `buffer[start..]`.
+    buffer: Vec<u8>,
+    start: usize,
+    decoder: Decoder,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
-    pub fn new(stream: S) -> Self {
-        Connection { stream }
+    /// The server's side of a connection: it reads a request.
+    pub fn server(stream: S) -> Self {
+        Connection::with(stream, Decoder::Requests(FrameDecoder::new(MAX_REQUEST_HEADER)))
+    }
+
+    /// The client's side of a connection: it reads the server's answer.
+    pub fn client(stream: S) -> Self {
+        Connection::with(stream, Decoder::Answer(AnswerDecoder::new(CLIENT_HEADER_LIMIT)))
+    }
+
+    fn with(stream: S, decoder: Decoder) -> Self {
+        Connection { stream, buffer: Vec::new(), start: 0, decoder }
     }
 
     pub fn get_ref(&self) -> &S {
@@ -50,42 +112,105 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &mut self.stream
     }
 
-    /// Reads one frame header's JSON bytes, at most `limit` long. The length is
-    /// checked before a byte of the header is read, so a peer cannot make this side
-    /// allocate more than `limit`.
-    async fn read_header(&mut self, limit: usize) -> Result<Vec<u8>, ReadError> {
-        let mut prefix = [0u8; 2];
-        let got = read_full(&mut self.stream, &mut prefix).await?;
-        match got {
-            0 => return Err(ReadError::Closed),
-            1 => return Err(ProtoError::TruncatedHeader { buffered: 1 }.into()),
-            _ => {}
+    fn consume(&mut self, used: usize) {
+        self.start += used;
+        if self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
         }
-        let len = check_header_length(u16::from_be_bytes(prefix), limit)?;
-        let mut header = vec![0u8; len];
-        let got = read_full(&mut self.stream, &mut header).await?;
-        if got < len {
-            return Err(ProtoError::TruncatedHeader { buffered: 2 + got }.into());
+    }
+
+    /// Reads more bytes from the stream into the buffer. At the end of the stream,
+    /// the error that ending there is: [`ReadError::Closed`] between frames, a
+    /// truncated frame otherwise.
+    async fn fill(&mut self) -> Result<(), ReadError> {
+        if self.start > 0 {
+            self.buffer.drain(..self.start);
+            self.start = 0;
         }
-        Ok(header)
+        let have = self.buffer.len();
+        self.buffer.resize(have + READ_SIZE, 0);
+        let read = self.stream.read(&mut self.buffer[have..]).await;
+        self.buffer.truncate(have + read.as_ref().map_or(0, |n| *n));
+        match read? {
+            0 => Err(self.decoder.end_of_input(&self.buffer)),
+            _ => Ok(()),
+        }
     }
 
     /// Server side: reads and decodes the client's request (limit 16 KiB).
     pub async fn read_request(&mut self) -> Result<Request, ReadError> {
-        let header = self.read_header(fts_proto::MAX_REQUEST_HEADER).await?;
-        Ok(Request::decode(&header)?)
+        loop {
+            let Decoder::Requests(decoder) = &mut self.decoder else {
+                return Err(io::Error::other("a client's connection reads no request").into());
+            };
+            match decoder.decode(&self.buffer[self.start..])? {
+                Some((Chunk::Header(header), used)) => {
+                    let request = Request::decode(header);
+                    self.consume(used);
+                    if self.buffer.is_empty() {
+                        // One request per connection: the buffer is not needed while the
+                        // answer is sent, for however long that takes.
+                        self.buffer = Vec::new();
+                    }
+                    return Ok(request?);
+                }
+                // Never: a request decoder is never told to expect a body.
+                Some((Chunk::Body(_), used)) => self.consume(used),
+                None => self.fill().await?,
+            }
+        }
     }
 
     /// Client side: reads and decodes the next server frame header. A `file` frame's
     /// body is then read with [`Connection::read_body_chunk`].
     pub async fn read_server_frame(&mut self) -> Result<ServerFrame, ReadError> {
-        let header = self.read_header(CLIENT_HEADER_LIMIT).await?;
-        Ok(ServerFrame::decode(&header)?)
+        if self.decoder.body_remaining() > 0 {
+            return Err(io::Error::other("the body of the last file frame was not read").into());
+        }
+        loop {
+            let Decoder::Answer(decoder) = &mut self.decoder else {
+                return Err(io::Error::other("the server's connection reads no answer").into());
+            };
+            match decoder.decode(&self.buffer[self.start..])? {
+                Some((AnswerItem::Frame(frame), used)) => {
+                    self.consume(used);
+                    return Ok(frame);
+                }
+                // Never: no body is due (checked above) until a frame is returned.
+                Some((AnswerItem::Body(_), used)) => self.consume(used),
+                None => self.fill().await?,
+            }
+        }
     }
 
-    /// Reads up to `buf.len()` body bytes; 0 means the peer closed the stream.
+    /// Reads up to `buf.len()` bytes of the current `file` body, never past its end;
+    /// 0 means the peer closed the stream. An error when no body is due.
     pub async fn read_body_chunk(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.read(buf).await
+        let Decoder::Answer(decoder) = &mut self.decoder else {
+            return Err(io::Error::other("the server's connection reads no body"));
+        };
+        if decoder.body_remaining() == 0 {
+            return Err(io::Error::other("no file body is due"));
+        }
+        let buffered = self.buffer.len() - self.start;
+        if buffered > 0 {
+            // Body bytes that arrived with the header, through the decoder.
+            let end = self.start + buffered.min(buf.len());
+            let Ok(Some((AnswerItem::Body(body), used))) = decoder.decode(&self.buffer[self.start..end])
+            else {
+                return Err(io::Error::other("the frame decoder refused a body it announced"));
+            };
+            buf[..used].copy_from_slice(body);
+            self.consume(used);
+            return Ok(used);
+        }
+        let room = decoder.body_room(buf.len());
+        let n = self.stream.read(&mut buf[..room]).await?;
+        if let Decoder::Answer(decoder) = &mut self.decoder {
+            decoder.body_arrived(n);
+        }
+        Ok(n)
     }
 
     /// Writes an encoded frame (or a body chunk) and flushes it.
@@ -136,20 +261,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-/// Like `read_exact`, but reports how many bytes arrived before the end of the stream
-/// instead of failing, so the caller can tell "closed between frames" from "closed
-/// inside a frame".
-async fn read_full<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]).await? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,7 +270,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_crosses_a_connection() {
         let (a, b) = duplex(1024);
-        let (mut client, mut server) = (Connection::new(a), Connection::new(b));
+        let (mut client, mut server) = (Connection::client(a), Connection::server(b));
         let request = Request::new(ClientId::parse("web-01").unwrap());
         client.send_request(&request).await.unwrap();
         assert_eq!(server.read_request().await.unwrap(), request);
@@ -168,7 +279,7 @@ mod tests {
     #[tokio::test]
     async fn an_oversized_request_header_is_refused_from_its_length_alone() {
         let (mut a, b) = duplex(1024);
-        let mut server = Connection::new(b);
+        let mut server = Connection::server(b);
         // Only the prefix is sent: the server must answer without waiting for 60000 bytes.
         a.write_all(&60_000u16.to_be_bytes()).await.unwrap();
         let err = server.read_request().await.unwrap_err();
@@ -180,7 +291,7 @@ mod tests {
     async fn a_connection_closed_inside_a_frame_is_a_bad_frame() {
         for sent in [&[0u8][..], &[0, 10, b'{'][..]] {
             let (mut a, b) = duplex(1024);
-            let mut server = Connection::new(b);
+            let mut server = Connection::server(b);
             a.write_all(sent).await.unwrap();
             drop(a);
             let ReadError::Proto(err) = server.read_request().await.unwrap_err() else { panic!() };
@@ -192,16 +303,68 @@ mod tests {
     async fn a_connection_closed_between_frames_is_just_closed() {
         let (a, b) = duplex(1024);
         drop(a);
-        let mut server = Connection::new(b);
+        let mut server = Connection::server(b);
         assert!(matches!(server.read_request().await, Err(ReadError::Closed)));
     }
 
     #[tokio::test]
     async fn server_frames_cross_a_connection() {
         let (a, b) = duplex(1024);
-        let (mut client, mut server) = (Connection::new(a), Connection::new(b));
+        let (mut client, mut server) = (Connection::client(a), Connection::server(b));
         let done = ServerFrame::Done(Done { more: true, poll_after: 60 });
         server.send_frame(&done).await.unwrap();
         assert_eq!(client.read_server_frame().await.unwrap(), done);
+    }
+
+    /// A file frame, its body and the next frame, written in two pieces split at every
+    /// interesting place: the body comes out whole and exact, the next frame after it.
+    #[tokio::test]
+    async fn a_body_is_never_read_past_its_end_whatever_the_reads_bring() {
+        let header = format!(
+            r#"{{"type":"file","target":"all","seq":1,"file-name":"a.txt","file-size":5,"file-hash":"sha256:{}","published":"2026-11-25T17:00:00Z","key-id":"0000000000000000","signature":"{}=="}}"#,
+            "0".repeat(64),
+            "A".repeat(86)
+        );
+        let done = ServerFrame::Done(Done { more: false, poll_after: 60 }).encode().unwrap();
+        let mut wire = u16::try_from(header.len()).unwrap().to_be_bytes().to_vec();
+        wire.extend_from_slice(header.as_bytes());
+        wire.extend_from_slice(b"hello");
+        wire.extend_from_slice(&done);
+        for split in [0, 1, 2, 50, header.len() + 2, header.len() + 4, header.len() + 7, wire.len()] {
+            let (mut a, b) = duplex(1 << 16);
+            let mut client = Connection::client(b);
+            let (first, rest) = wire.split_at(split);
+            let (first, rest) = (first.to_vec(), rest.to_vec());
+            let writer = tokio::spawn(async move {
+                a.write_all(&first).await.unwrap();
+                tokio::task::yield_now().await;
+                a.write_all(&rest).await.unwrap();
+                a
+            });
+            let ServerFrame::File(file) = client.read_server_frame().await.unwrap() else { panic!() };
+            assert_eq!(file.file_size, 5);
+            let mut body = Vec::new();
+            let mut buf = [0u8; 3];
+            while body.len() < 5 {
+                let n = client.read_body_chunk(&mut buf).await.unwrap();
+                assert!(n > 0, "split at {split}");
+                body.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(body, b"hello", "split at {split}");
+            assert!(client.read_body_chunk(&mut buf).await.is_err(), "no body is due any more");
+            assert!(matches!(client.read_server_frame().await.unwrap(), ServerFrame::Done(_)));
+            drop(writer.await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_after_the_last_frame_is_just_closed() {
+        let (a, b) = duplex(1024);
+        let (mut client, mut server) = (Connection::client(a), Connection::server(b));
+        let done = ServerFrame::Done(Done { more: false, poll_after: 60 });
+        server.send_frame(&done).await.unwrap();
+        drop(server);
+        assert!(matches!(client.read_server_frame().await.unwrap(), ServerFrame::Done(_)));
+        assert!(matches!(client.read_server_frame().await, Err(ReadError::Closed)));
     }
 }

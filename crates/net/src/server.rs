@@ -288,7 +288,7 @@ async fn handle_connection(
     match &shared.transport {
         Transport::Plaintext => {
             drop(early);
-            serve_poll(shared, Connection::new(tcp), Peer::Unauthenticated, peer).await;
+            serve_poll(shared, Connection::server(tcp), Peer::Unauthenticated, peer).await;
         }
         Transport::Tls { acceptor, client_auth } => {
             // The span gives the peer's address to what the certificate verifier logs.
@@ -332,10 +332,10 @@ async fn handle_connection(
             if let Some(max) = shared.settings.crl_max_stale
                 && let Some(stale) = shared.settings.crl_health.failing_for().filter(|stale| *stale > max)
             {
-                refuse_while_crl_stale(shared, Connection::new(stream), stale, max).await;
+                refuse_while_crl_stale(shared, Connection::server(stream), stale, max).await;
                 return;
             }
-            serve_poll(shared, Connection::new(stream), Peer::Authenticated(identity), peer).await;
+            serve_poll(shared, Connection::server(stream), Peer::Authenticated(identity), peer).await;
         }
     }
 }

@@ -285,6 +285,16 @@ impl AnswerDecoder {
         self.frames.body_remaining()
     }
 
+    /// See [`FrameDecoder::body_room`].
+    pub fn body_room(&self, capacity: usize) -> usize {
+        self.frames.body_room(capacity)
+    }
+
+    /// See [`FrameDecoder::body_arrived`].
+    pub fn body_arrived(&mut self, n: usize) {
+        self.frames.body_arrived(n);
+    }
+
     /// See [`FrameDecoder::end_of_input`].
     pub fn end_of_input(&self, unused: &[u8]) -> Result<(), ProtoError> {
         self.frames.end_of_input(unused)

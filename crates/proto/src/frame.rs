@@ -161,6 +161,21 @@ impl FrameDecoder {
         self.body_remaining
     }
 
+    /// How many bytes a reader may take straight from the stream as body now: at most
+    /// `capacity`, never past the body (0 between frames). For readers that avoid a
+    /// copy through their buffer; they report what arrived with [`body_arrived`].
+    ///
+    /// [`body_arrived`]: FrameDecoder::body_arrived
+    pub fn body_room(&self, capacity: usize) -> usize {
+        usize::try_from(self.body_remaining).map_or(capacity, |r| r.min(capacity))
+    }
+
+    /// `n` body bytes, at most [`body_room`](FrameDecoder::body_room), were read
+    /// straight from the stream; the body is counted down by them.
+    pub fn body_arrived(&mut self, n: usize) {
+        self.body_remaining = self.body_remaining.saturating_sub(n as u64);
+    }
+
     /// Called when the input has ended, with the bytes still unused: an error
     /// (`bad-frame`) unless the stream ended exactly between two frames.
     pub fn end_of_input(&self, unused: &[u8]) -> Result<(), ProtoError> {

@@ -494,7 +494,7 @@ impl Client {
         let _ = tcp.set_nodelay(true);
         match self.settings.transport.clone() {
             ClientTransport::Plaintext => {
-                (self.exchange(Connection::new(tcp), clock, progress).await, Handshake::None)
+                (self.exchange(Connection::client(tcp), clock, progress).await, Handshake::None)
             }
             ClientTransport::Tls { config, server_name, .. } => {
                 let connecting = TlsConnector::from(config).connect(server_name.clone(), tcp);
@@ -513,7 +513,7 @@ impl Client {
                     _ => Handshake::Full,
                 };
                 tracing::debug!(resumed = handshake == Handshake::Resumed, "tls session established");
-                (self.exchange(Connection::new(tls), clock, progress).await, handshake)
+                (self.exchange(Connection::client(tls), clock, progress).await, handshake)
             }
         }
     }
@@ -531,7 +531,7 @@ impl Client {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let clock = PollClock::new(self.settings.read_timeout, Instant::now() + self.settings.poll_timeout);
-        self.exchange(Connection::new(stream), &clock, progress).await
+        self.exchange(Connection::client(stream), &clock, progress).await
     }
 
     async fn exchange<S>(
