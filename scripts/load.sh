@@ -10,7 +10,7 @@
 #
 # Sizes can be changed: CLIENTS=200 POLLS=5 IDLE=300 HANDSHAKE_TIMEOUT=5s scripts/load.sh
 # The driver is examples/load (its logic, examples/load/driver.rs, also runs reduced
-# in the test suite as tests/load.rs).
+# in the test suite as tests/it/load.rs).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."

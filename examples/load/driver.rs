@@ -1,5 +1,5 @@
 //! The load driver shared by `examples/load` (the full run of `scripts/load.sh`) and
-//! `tests/load.rs` (a reduced run in the suite): many hosts polling one server at once
+//! `tests/it/load.rs` (a reduced run in the suite): many hosts polling one server at once
 //! through the real verifying client (`fts_net::client::Client`, the code of
 //! `fts poll`), while idle TCP connections that never start a handshake are held open.
 

@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn public_files_are_written_0644_and_secret_files_0600_exactly() {
         // The umask is process-wide and tests run in parallel, so it is not changed
-        // here: `tests/revocation.rs` runs `fts keygen crl` under `umask 077`. This
+        // here: `tests/it/revocation.rs` runs `fts keygen crl` under `umask 077`. This
         // checks the mode is the one asked for, whatever was created.
         let dir = tempfile::tempdir().unwrap();
         for (name, mode, bits) in [("p", Mode::Public, 0o644), ("s", Mode::Secret, 0o600)] {

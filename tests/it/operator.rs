@@ -1,12 +1,10 @@
 //! Operator mistakes that used to pass silently: a target that reaches no host, a
 //! mistyped status folder, a CA folder readable by everyone.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Sandbox, expect_code, expect_success, stderr, stdout};
+use crate::common::{Sandbox, expect_code, expect_success, stderr, stdout};
 
 fn journal_len(sandbox: &Sandbox) -> u64 {
     fs::metadata(sandbox.join("store/journal")).map_or(0, |m| m.len())
@@ -113,7 +111,7 @@ fn a_mistyped_status_folder_is_an_error_not_an_empty_fleet() {
     assert!(stderr(&out).contains("is not a status folder of fts serve"), "{}", stderr(&out));
 
     // A server's own folder before any client polled: an empty fleet, truthfully.
-    let server = common::server::ServeProcess::start(&sandbox, &[]);
+    let server = crate::common::server::ServeProcess::start(&sandbox, &[]);
     server.wait_for_log(std::time::Duration::from_secs(10), |l| l["fields"]["message"] == "listening");
     let out = expect_success(&mut sandbox.fts(["status"]));
     assert!(stdout(&out).contains("no client has polled yet"), "{}", stdout(&out));

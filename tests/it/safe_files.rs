@@ -4,16 +4,14 @@
 //! unverified bytes out of the destination, and a publish repairs a damaged blob.
 //! Real binaries, real certificates, real TLS on 127.0.0.1.
 
-mod common;
-
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::raw_client::{RawClient, Received, client_config};
-use common::server::ServeProcess;
-use common::{Sandbox, expect_code, expect_success, run, stderr, stdout};
+use crate::common::raw_client::{RawClient, Received, client_config};
+use crate::common::server::ServeProcess;
+use crate::common::{Sandbox, expect_code, expect_success, run, stderr, stdout};
 use sha2::{Digest, Sha256};
 
 fn sandbox() -> Sandbox {

@@ -1,9 +1,7 @@
 //! The command line as a user meets it: help, exit codes, and the configuration
 //! layering of PRODUCT.md (flag, then environment, then config file, then default).
 
-mod common;
-
-use common::{Sandbox, expect_code, expect_success, stderr, stdout};
+use crate::common::{Sandbox, expect_code, expect_success, stderr, stdout};
 
 #[test]
 fn help_lists_every_command() {

@@ -4,16 +4,14 @@
 //! (127.0.0.2 stands for another host), every bound is generous: these tests measure a
 //! freeze (seconds against forever), not speed.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::raw_client::{RawClient, Received, client_config};
-use common::server::ServeProcess;
-use common::{Sandbox, stderr};
+use crate::common::raw_client::{RawClient, Received, client_config};
+use crate::common::server::ServeProcess;
+use crate::common::{Sandbox, stderr};
 use fts_net::proxy_protocol::{encode_local, encode_proxied};
 use fts_proto::ServerFrame;
 use rustls::pki_types::ServerName;
@@ -581,7 +579,7 @@ fn zero_limits_and_a_proxy_protocol_without_trusted_proxies_are_usage_errors() {
     ] {
         let mut cmd_args = vec!["serve", "--listen", "127.0.0.1:0"];
         cmd_args.extend_from_slice(args);
-        let out = common::expect_code(&mut sandbox.fts(&cmd_args), 2);
+        let out = crate::common::expect_code(&mut sandbox.fts(&cmd_args), 2);
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     }
 }

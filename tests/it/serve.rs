@@ -1,13 +1,11 @@
 //! `fts serve` from the outside: the real binary, real certificates from `fts keygen`,
 //! real TLS on 127.0.0.1, and a raw protocol client that can also misbehave.
 
-mod common;
-
 use std::time::Duration;
 
-use common::raw_client::{RawClient, Received, client_config};
-use common::server::ServeProcess;
-use common::{Sandbox, expect_code, stderr};
+use crate::common::raw_client::{RawClient, Received, client_config};
+use crate::common::server::ServeProcess;
+use crate::common::{Sandbox, expect_code, stderr};
 use fts_proto::{Done, ErrorCode, ServerFrame};
 use fts_trust::TrustedKeys;
 use serde_json::json;
@@ -241,7 +239,7 @@ fn a_client_without_alpn_is_closed_without_a_frame() {
 fn a_client_revoked_while_the_server_runs_is_refused_within_seconds_even_resuming() {
     let sandbox = sandbox_with_clients();
     let certs = sandbox.join("certs");
-    common::expect_success(&mut sandbox.fts(["keygen", "crl"]));
+    crate::common::expect_success(&mut sandbox.fts(["keygen", "crl"]));
     let server = ServeProcess::start(&sandbox, &[]);
     server.wait_for_log(Duration::from_secs(5), |l| l["fields"]["message"] == "revocation is ON");
     let web01 = client_config(&certs, "web-01");
@@ -252,7 +250,7 @@ fn a_client_revoked_while_the_server_runs_is_refused_within_seconds_even_resumin
         client.send_poll("web-01", json!({})).await.unwrap();
         assert!(matches!(client.receive_all().await.unwrap()[..], [Received::Frame(ServerFrame::Done(_))]));
 
-        common::expect_success(&mut sandbox.fts(["keygen", "revoke", "web-01"]));
+        crate::common::expect_success(&mut sandbox.fts(["keygen", "revoke", "web-01"]));
         server.wait_for_log(Duration::from_secs(10), |l| l["fields"]["message"] == "reloaded");
 
         // The session ticket from the first poll is offered again: the handshake is a
@@ -428,7 +426,7 @@ fn the_server_records_each_clients_since_and_reports_for_status() {
             .unwrap();
         client.receive_all().await.unwrap();
     });
-    let out = common::expect_success(&mut sandbox.fts(["status", "--json"]));
+    let out = crate::common::expect_success(&mut sandbox.fts(["status", "--json"]));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let web01 = &status["clients"].as_array().unwrap()[0];
     assert_eq!(web01["client-id"], "web-01");
@@ -436,7 +434,7 @@ fn the_server_records_each_clients_since_and_reports_for_status() {
     let all = web01["targets"].as_array().unwrap().iter().find(|t| t["target"] == "all").unwrap();
     assert_eq!((all["applied"].as_u64(), all["newest"].as_u64()), (Some(1), Some(1)));
     assert_eq!(web01["problems"][0]["reason"], "hook-failed");
-    let table = common::stdout(&common::expect_success(&mut sandbox.fts(["status"])));
+    let table = crate::common::stdout(&crate::common::expect_success(&mut sandbox.fts(["status"])));
     assert!(table.contains("web-01") && table.contains("hook-failed"), "{table}");
 }
 
@@ -452,7 +450,7 @@ fn poll_as_web01(sandbox: &Sandbox, server: &ServeProcess, since: serde_json::Va
 
 /// The `last-poll` time `fts status --json` shows for web-01.
 fn last_poll_shown(sandbox: &Sandbox) -> String {
-    let out = common::expect_success(&mut sandbox.fts(["status", "--json"]));
+    let out = crate::common::expect_success(&mut sandbox.fts(["status", "--json"]));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     status["clients"][0]["last-poll"].as_str().expect("a last-poll time").to_owned()
 }
@@ -481,7 +479,7 @@ fn a_poll_that_changes_nothing_reaches_status_at_the_next_flush_or_at_stop() {
 
     // A change is in the file at once.
     poll(json!({"all": 0}));
-    let out = common::expect_success(&mut sandbox.fts(["status", "--json"]));
+    let out = crate::common::expect_success(&mut sandbox.fts(["status", "--json"]));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let all =
         status["clients"][0]["targets"].as_array().unwrap().iter().find(|t| t["target"] == "all").unwrap();
@@ -564,14 +562,14 @@ fn a_poll_past_its_deadline_is_ended() {
 fn status_says_whether_the_servers_revocation_is_on_and_warns_when_its_crl_is_overdue() {
     let sandbox = sandbox_with_clients();
     let mut server = ServeProcess::start(&sandbox, &[]);
-    let out = common::expect_success(&mut sandbox.fts(["status"]));
+    let out = crate::common::expect_success(&mut sandbox.fts(["status"]));
     assert!(stderr(&out).contains("revocation is off"), "{}", stderr(&out));
     server.signal("TERM");
     server.wait_exit(Duration::from_secs(20));
 
-    common::expect_success(&mut sandbox.fts(["keygen", "crl"]));
+    crate::common::expect_success(&mut sandbox.fts(["keygen", "crl"]));
     let _server = ServeProcess::start(&sandbox, &[]);
-    let out = common::expect_success(&mut sandbox.fts(["status"]));
+    let out = crate::common::expect_success(&mut sandbox.fts(["status"]));
     assert!(
         !stderr(&out).contains("revocation is off") && !stderr(&out).contains("warning"),
         "{}",
@@ -586,7 +584,7 @@ fn status_says_whether_the_servers_revocation_is_on_and_warns_when_its_crl_is_ov
         ..recorded
     };
     fts_store::StatusDir::open(sandbox.join("status")).write_server(&overdue).unwrap();
-    let out = common::expect_success(&mut sandbox.fts(["status", "--json"]));
+    let out = crate::common::expect_success(&mut sandbox.fts(["status", "--json"]));
     assert!(stderr(&out).contains("past its next-update time"), "{}", stderr(&out));
     assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok(), "stdout stays clean JSON");
 }
@@ -594,7 +592,7 @@ fn status_says_whether_the_servers_revocation_is_on_and_warns_when_its_crl_is_ov
 #[test]
 fn a_broken_crl_keeps_the_last_good_one_and_sighup_reloads_at_once() {
     let sandbox = sandbox_with_clients();
-    common::expect_success(&mut sandbox.fts(["keygen", "revoke", "web-02"]));
+    crate::common::expect_success(&mut sandbox.fts(["keygen", "revoke", "web-02"]));
     let server = ServeProcess::start(&sandbox, &[]);
     let certs = sandbox.join("certs");
     let good = std::fs::read(certs.join("ca.crl")).unwrap();

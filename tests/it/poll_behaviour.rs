@@ -14,8 +14,6 @@
 //! - `--log-format json` makes every line on stderr JSON;
 //! - `--reset-state` never throws away a state file it merely cannot read.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -23,9 +21,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::hostile_server::{Answer, End, HostileServer, done_frame};
-use common::server::ServeProcess;
-use common::{Sandbox, expect_code, expect_success, run, stderr, stdout};
+use crate::common::hostile_server::{Answer, End, HostileServer, done_frame};
+use crate::common::server::ServeProcess;
+use crate::common::{Sandbox, expect_code, expect_success, run, stderr, stdout};
 use fts_proto::{
     ClientId, ErrorCode, ErrorFrame, FileHash, FileHeader, FileName, Published, ServerFrame, Target,
 };

@@ -4,15 +4,13 @@
 //! still re-checks the session's certificate against its CRLs). Real binaries, real
 //! TLS on 127.0.0.1.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::Sandbox;
-use common::server::ServeProcess;
+use crate::common::Sandbox;
+use crate::common::server::ServeProcess;
 
 #[test]
 fn polls_after_the_first_resume_their_tls_session_in_loop_mode() {

@@ -2,14 +2,12 @@
 //! host signs it with the groups it chooses, revokes it, renews the CRL; and the exit
 //! codes of every refusal.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Sandbox, expect_code, expect_success, stderr, stdout};
+use crate::common::{Sandbox, expect_code, expect_success, stderr, stdout};
 
 /// `/usr/bin/openssl` with `args` in `dir`, or `None` (with a message) when it is
 /// missing outside CI; under CI (env `CI` set) a missing openssl fails the test.

@@ -14,8 +14,6 @@
 //! - failed handshakes are summarized, and a refused certificate of the client CA is
 //!   one warning a minute naming it; another CA's is unverified, at debug.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -23,9 +21,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::raw_client::{RawClient, Received, client_config};
-use common::server::ServeProcess;
-use common::{Sandbox, expect_success, stderr};
+use crate::common::raw_client::{RawClient, Received, client_config};
+use crate::common::server::ServeProcess;
+use crate::common::{Sandbox, expect_success, stderr};
 use fts_proto::{ErrorCode, ServerFrame};
 use serde_json::{Value, json};
 

@@ -2,15 +2,13 @@
 //! what survives a restart, and how its hooks run. Real binaries, real certificates,
 //! real TLS on 127.0.0.1.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::server::ServeProcess;
-use common::{Sandbox, expect_code, expect_success, run, stderr, stdout};
+use crate::common::server::ServeProcess;
+use crate::common::{Sandbox, expect_code, expect_success, run, stderr, stdout};
 
 const WEB_01: (&str, &[&str]) = ("web-01", &["web"]);
 const WEB_02: (&str, &[&str]) = ("web-02", &[]);

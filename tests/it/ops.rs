@@ -2,8 +2,6 @@
 //! HTTP after real polls, the node-exporter file of `fts poll`, JSON logs, shell
 //! completions, and the systemd units. Real binaries, loopback only, bounded waits.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,9 +9,9 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::raw_client::{RawClient, Received, client_config};
-use common::server::ServeProcess;
-use common::{Sandbox, expect_code, expect_success, run, stderr, stdout};
+use crate::common::raw_client::{RawClient, Received, client_config};
+use crate::common::server::ServeProcess;
+use crate::common::{Sandbox, expect_code, expect_success, run, stderr, stdout};
 use fts_proto::{ErrorCode, ServerFrame};
 
 const WEB_01: (&str, &[&str]) = ("web-01", &["web"]);

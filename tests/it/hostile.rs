@@ -14,8 +14,6 @@
 //! - the next honest entry, at the very sequence number the attack used (or the next
 //!   one, when a rule on signed fields applied the entry), installs afterwards.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::net::SocketAddr;
@@ -23,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::Sandbox;
-use common::hostile_server::{Answer, End, HostileServer, done_frame};
+use crate::common::Sandbox;
+use crate::common::hostile_server::{Answer, End, HostileServer, done_frame};
 use fts_proto::Signature;
 use fts_trust::SigningKey;
 use rustls::SignatureScheme;
@@ -744,8 +742,8 @@ fn a_server_certificate_from_another_ca_is_refused() {
     let host = Host::new();
     let other = host.sandbox.join("other-ca");
     let dir = other.display().to_string();
-    common::expect_success(&mut host.sandbox.fts(["keygen", "ca", "--dir", &dir]));
-    common::expect_success(&mut host.sandbox.fts([
+    crate::common::expect_success(&mut host.sandbox.fts(["keygen", "ca", "--dir", &dir]));
+    crate::common::expect_success(&mut host.sandbox.fts([
         "keygen",
         "server",
         "--dir",
@@ -776,7 +774,7 @@ fn a_server_certificate_for_another_name_is_refused() {
         }
     }
     let dir = copy.display().to_string();
-    common::expect_success(&mut host.sandbox.fts([
+    crate::common::expect_success(&mut host.sandbox.fts([
         "keygen",
         "server",
         "--dir",

@@ -4,15 +4,14 @@
 //! held open. No poll may fail, every idle connection is closed by the handshake
 //! timeout, and the server's peak memory stays far below 200 MiB.
 
-mod common;
-#[path = "../examples/load/driver.rs"]
+#[path = "../../examples/load/driver.rs"]
 mod driver;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::server::ServeProcess;
-use common::{Sandbox, expect_success};
+use crate::common::server::ServeProcess;
+use crate::common::{Sandbox, expect_success};
 
 const CLIENTS: usize = 40;
 const POLLS: usize = 3;

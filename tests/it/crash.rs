@@ -4,8 +4,6 @@
 //! never a partial one; the store stays readable; temporary files are cleaned at the
 //! next start; and the next run converges.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -13,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::server::ServeProcess;
-use common::{Sandbox, expect_success, run, stderr, stdout};
+use crate::common::server::ServeProcess;
+use crate::common::{Sandbox, expect_success, run, stderr, stdout};
 use sha2::{Digest, Sha256};
 
 /// Each version of the file a host receives: large enough that a transfer over

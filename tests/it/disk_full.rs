@@ -5,15 +5,13 @@
 //! (exit 3): the old file is kept, no partial file is left, nothing is applied, and a
 //! later poll succeeds once there is room.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::ServeProcess;
-use common::{Sandbox, run, stderr, stdout};
+use crate::common::server::ServeProcess;
+use crate::common::{Sandbox, run, stderr, stdout};
 use sha2::{Digest, Sha256};
 
 /// A tmpfs mounted for the test, unmounted when dropped (also when the test fails).

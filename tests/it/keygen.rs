@@ -1,11 +1,9 @@
 //! `fts keygen` through the real binary: the files it writes, its refusals, and the
 //! configuration layering observed through where the files land.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Sandbox, expect_code, expect_success, stderr, stdout};
+use crate::common::{Sandbox, expect_code, expect_success, stderr, stdout};
 
 #[test]
 fn keygen_provisions_a_ca_a_server_a_client_and_a_signing_key() {
