@@ -1,9 +1,19 @@
 //! [`ProtoError`]: every way a frame or header can fail to encode or decode, and the
-//! error code of PROTOCOL.md section 3.4 each one maps to.
+//! error code of PROTOCOL.md section 3.4 each one maps to; and [`ErrorChain`], how
+//! every fts crate prints an error with its causes.
 //!
 //! Messages are lower-case, say what happened, and quote at most a short excerpt of
 //! the peer's input (never the raw header), so they can be logged and sent back in
 //! an `error` frame as they are.
+//!
+//! **The convention of every error in fts**: a message says what failed, about what
+//! (a path, a peer, a flag), and never quotes its cause; the cause is the error's
+//! `source()` (`#[source]`/`#[from]`). Whoever prints an error prints the chain, with
+//! [`ErrorChain`]: `cannot read certs/signing.pub: Permission denied (os error 13)`.
+//! So each cause appears once, whether an error is printed alone or inside another.
+
+use std::error::Error as StdError;
+use std::fmt;
 
 use crate::answer::ErrorCode;
 use crate::names::Target;
@@ -109,6 +119,28 @@ impl ProtoError {
     }
 }
 
+/// Displays an error and its causes, `: `-separated, outermost first: what a log line
+/// or `fts: error:` prints (see the module docs).
+pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 /// Longest excerpt of peer input quoted in a message, in bytes.
 const EXCERPT_MAX: usize = 64;
 
@@ -141,6 +173,18 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read the key")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_chain_prints_every_cause_once_outermost_first() {
+        let e = Outer(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied"));
+        assert_eq!(ErrorChain(&e).to_string(), "cannot read the key: permission denied");
+        let plain = ProtoError::HeaderTooShort { len: 1 };
+        assert_eq!(ErrorChain(&plain).to_string(), plain.to_string());
+    }
 
     #[test]
     fn excerpts_are_cut_on_character_boundaries() {

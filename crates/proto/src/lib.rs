@@ -23,7 +23,8 @@
 //! - [`answer`]: the server's [`ServerFrame`]s (`file`, `done`, `error`), the
 //!   [`ErrorCode`]s, and the client's [`AnswerDecoder`];
 //! - [`wire_int`]: the integer rule (0 to 2^53 - 1, no fraction or exponent);
-//! - [`error`]: [`ProtoError`], every failure with its section 3.4 code;
+//! - [`error`]: [`ProtoError`], every failure with its section 3.4 code, and
+//!   [`ErrorChain`], how fts prints an error with its causes;
 //! - [`names`]: the names of section 4 as types that cannot hold an invalid value;
 //! - [`keys`]: the `key-id` and `signature` fields, syntax only;
 //! - [`statement`]: the bytes of the signed statement of section 5;
@@ -56,7 +57,7 @@ pub mod statement;
 pub mod wire_int;
 
 pub use answer::{AnswerDecoder, AnswerItem, Done, ErrorCode, ErrorFrame, FileHeader, ServerFrame};
-pub use error::ProtoError;
+pub use error::{ErrorChain, ProtoError};
 pub use frame::{
     Chunk, FrameDecoder, LENGTH_PREFIX_LEN, MAX_CLIENT_REQUEST, MAX_HEADER_LEN, MAX_REQUEST_HEADER,
     MIN_CLIENT_HEADER_LIMIT, MIN_HEADER_LEN, check_header_length, encode_frame,
