@@ -12,9 +12,9 @@ use fts_net::client::metrics_file;
 use fts_net::client::poller::{RoundResult, Schedule, Stop, round, run_loop};
 use fts_net::client::receive::{NoProgress, Progress};
 use fts_net::client::{Client, ClientSettings, ClientTransport, PollError};
-use fts_proto::{ClientId, Published, Report, Target};
+use fts_proto::{ClientId, ErrorChain, Published, Report};
 use fts_trust::pem::{load_certificates, load_private_key};
-use fts_trust::{Statement, TrustedKeys, client_identity};
+use fts_trust::{ClientIdentity, Statement, TrustedKeys, client_identity};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::PollArgs;
@@ -93,7 +93,7 @@ fn resolve(args: PollArgs) -> anyhow::Result<ClientSettings> {
     let trusted = TrustedKeys::load(&trust).context("loading the trusted signing keys (--trust)")?;
 
     let (transport, targets) = if args.plaintext {
-        (ClientTransport::Plaintext, vec![Target::Client(id.clone()), Target::All])
+        (ClientTransport::Plaintext, ClientIdentity::claimed(id.clone()).targets())
     } else {
         let cert = args.cert.unwrap_or_else(|| PathBuf::from(format!("certs/{id}.crt")));
         let key = args.key.unwrap_or_else(|| PathBuf::from(format!("certs/{id}.key")));
@@ -112,9 +112,7 @@ fn resolve(args: PollArgs) -> anyhow::Result<ClientSettings> {
         let config = fts_trust::client_config(load_certificates(&args.ca)?, chain, load_private_key(&key)?)
             .map_err(|e| key_mismatch_names_files(e, &cert, &key))?;
         let server_name = fts_trust::tls::server_name(&host)?;
-        let mut targets = vec![Target::Client(id.clone()), Target::All];
-        targets.extend(identity.groups.into_iter().map(Target::Group));
-        (ClientTransport::tls(config, server_name, &certificate), targets)
+        (ClientTransport::tls(config, server_name, &certificate), identity.targets())
     };
 
     // Absolute, so that a hook gets a path it can use wherever it changes directory to.
@@ -180,7 +178,7 @@ fn once_exit(result: &RoundResult) -> u8 {
             exit::REPORTED
         }
         RoundResult::Failed(e) => {
-            stderr_line::error(&e.to_string());
+            stderr_line::error(&ErrorChain(e).to_string());
             exit::FAILURE
         }
     }
@@ -202,7 +200,7 @@ fn describe(reports: &[Report]) -> String {
 /// `--metrics-file`: a failure to write it is logged, and never stops polling.
 fn write_metrics(path: &Path, client: &Client, result: &RoundResult) {
     if let Err(e) = metrics_file::write(path, client, result, std::time::SystemTime::now()) {
-        tracing::warn!(metrics_file = %path.display(), error = %e, "cannot write the metrics file");
+        tracing::warn!(metrics_file = %path.display(), error = %ErrorChain(&e), "cannot write the metrics file");
     }
 }
 
@@ -211,7 +209,7 @@ fn log_round(result: &RoundResult) {
         RoundResult::Completed { installed, reported, .. } => {
             tracing::info!(installed, reported = reported.len(), "poll round complete");
         }
-        RoundResult::Failed(e) => tracing::warn!(error = %e, "poll failed"),
+        RoundResult::Failed(e) => tracing::warn!(error = %ErrorChain(e), "poll failed"),
     }
 }
 

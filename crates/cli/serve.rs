@@ -12,6 +12,7 @@
 //! It never loads the signing key: nothing here reads `--signing-key` or
 //! `signing.key`.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use fts_net::metrics::Metrics;
 use fts_net::metrics_http::serve_metrics;
 use fts_net::pacing::MinSendRate;
 use fts_net::server::{Server, ServerSettings, Transport};
-use fts_proto::Published;
+use fts_proto::{ErrorChain, Published};
 use fts_store::{CrlReloadFailing, ServerStatus, StatusDir, StoreReader};
 use fts_trust::crl::{CRL_FILE, Crl, load_crls};
 use fts_trust::crl_floor::{CRL_STATE_FILE, CrlFloor};
@@ -61,6 +62,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             return Err(UsageError(format!("{flag} must be at least 1")).into());
         }
     }
+    let at_least_one = |flag: &str, value: usize| {
+        NonZeroUsize::new(value).ok_or_else(|| UsageError(format!("{flag} must be at least 1")))
+    };
     let limits = fit_open_file_limit(&args)?;
     let metrics = Arc::new(Metrics::with_log_lines_dropped(crate::log_writer::lines_dropped()));
     let crl_health = CrlHealth::new();
@@ -72,9 +76,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         proxy_protocol: args.proxy_protocol,
     };
     let settings = ServerSettings {
-        max_connections: limits.max_connections,
-        max_active_polls: limits.max_active_polls,
-        max_polls_per_client: args.max_polls_per_client,
+        max_connections: at_least_one("--max-connections", limits.max_connections)?,
+        max_active_polls: at_least_one("--max-active-polls", limits.max_active_polls)?,
+        max_polls_per_client: at_least_one("--max-polls-per-client", args.max_polls_per_client)?,
         handshake_timeout: args.handshake_timeout,
         request_timeout: args.request_timeout,
         min_send_rate: MinSendRate {
@@ -82,23 +86,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             window: args.min_send_rate_window,
         },
         poll_deadline: args.poll_deadline,
-        poll_max_files: usize::try_from(args.poll_max_files).unwrap_or(usize::MAX),
+        poll_max_files: at_least_one(
+            "--poll-max-files",
+            usize::try_from(args.poll_max_files).unwrap_or(usize::MAX),
+        )?,
         poll_max_bytes: args.poll_max_bytes,
         poll_after: args.poll_after,
         grace: args.grace,
         status_flush_interval: args.status_interval,
-        metrics: Arc::clone(&metrics),
         admission,
         crl_max_stale: args.crl_max_stale,
         crl_health: Arc::clone(&crl_health),
     };
-    for (flag, value) in
-        [("--max-polls-per-client", args.max_polls_per_client), ("--poll-max-files", settings.poll_max_files)]
-    {
-        if value == 0 {
-            return Err(UsageError(format!("{flag} must be at least 1")).into());
-        }
-    }
     if args.status_interval.is_zero() {
         return Err(UsageError("--status-interval must be longer than 0s".to_owned()).into());
     }
@@ -178,7 +177,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tokio::spawn(serve_metrics(listener, Arc::clone(&metrics)));
         }
 
-        let server = Server::bind(args.listen, transport, settings, store, status)
+        let server = Server::bind(args.listen, transport, settings, store, status, Arc::clone(&metrics))
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = server.local_addr().context("cannot read the listening address")?;
@@ -266,7 +265,7 @@ fn record_crl_state(status: &StatusDir, crls: Option<&[Crl]>, failing: Option<&R
         }),
     };
     if let Err(e) = status.write_server(&server) {
-        tracing::warn!(error = %e, "cannot record the server's revocation state for `fts status`");
+        tracing::warn!(error = %ErrorChain(&e), "cannot record the server's revocation state for `fts status`");
     }
 }
 
@@ -276,7 +275,7 @@ fn record_crl_state(status: &StatusDir, crls: Option<&[Crl]>, failing: Option<&R
 fn save_crl_floor(floor: &CrlFloor, path: &Path) {
     if let Err(e) = floor.save(path) {
         tracing::error!(
-            error = %e,
+            error = %ErrorChain(&e),
             "cannot record the CRL numbers in force: after a restart an older CRL could be accepted"
         );
     }
