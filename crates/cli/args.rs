@@ -291,8 +291,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "plaintext")]
     pub crl_max_stale: Option<Duration>,
 
-    /// Accept one CRL with a lower CRL number than the one in force from the same CA,
-    /// once (a deliberate rollback); remove the flag afterwards
+    /// Accept the CRL loaded at start even if its CRL number is lower than the one in
+    /// force from the same CA (a deliberate rollback); later reloads are held to the
+    /// rule again. Put the older ca.crl in place first; remove the flag afterwards
     #[arg(long, conflicts_with = "plaintext")]
     pub accept_older_crl: bool,
 
@@ -301,7 +302,8 @@ pub struct ServeArgs {
     pub grace: Duration,
 
     /// Most connections open at once. Connections before their TLS handshake get at
-    /// most 90 % of them: the rest is kept for hosts that have authenticated [default:
+    /// most 90 % of them: the rest is kept for sources that completed a handshake in
+    /// the last two hours [default:
     /// 10000, lowered to fit the open-file limit; a value given that does not fit is
     /// refused]
     #[arg(long, value_name = "N")]

@@ -69,11 +69,11 @@ fn check_targets(args: &PublishArgs, targets: &[Target]) -> anyhow::Result<()> {
     for target in targets {
         match known.check(target) {
             TargetCheck::Known => {}
-            TargetCheck::Unverifiable => eprintln!(
+            TargetCheck::Unverifiable => crate::stderr_line::warn(&format!(
                 "warning: --to {target}: {} lists some client certificates without their groups \
                  (issued before fts recorded them), so whether a host is in this group cannot be checked",
                 index.display()
-            ),
+            )),
             TargetCheck::Unknown { suggestion } => {
                 let meant = suggestion.map(|s| format!("did you mean {s}? ")).unwrap_or_default();
                 let source = if index.exists() {

@@ -195,9 +195,9 @@ impl Server {
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
-            // The permits are taken before accept: at the limit, new connections wait in
-            // the kernel's backlog instead of costing memory here.
-            let (mut early, permit) = tokio::select! {
+            // The slot in all is taken before accept: at the limit, new connections wait
+            // in the kernel's backlog instead of costing memory here.
+            let (early, permit) = tokio::select! {
                 () = &mut shutdown => break,
                 permits = slots.acquire() => match permits {
                     Some(permits) => permits,
@@ -220,9 +220,10 @@ impl Server {
             while tasks.try_join_next().is_some() {}
             // Over its limits, a source's connection is closed here, before it costs a
             // task (counted and logged at a bounded rate inside).
-            if self.shared.admission.at_accept(peer, &mut early, &self.shared.settings.metrics).is_err() {
+            let Ok(early) = self.shared.admission.at_accept(peer, early, &self.shared.settings.metrics)
+            else {
                 continue;
-            }
+            };
             let shared = Arc::clone(&self.shared);
             let open = shared.settings.metrics.connection_opened();
             tasks.spawn(async move {
@@ -329,6 +330,8 @@ async fn handle_connection(
                     return;
                 }
             };
+            // A host: its source may use the reserve of connection slots from now on.
+            shared.admission.authenticated(tcp_peer);
             if let Some(max) = shared.settings.crl_max_stale
                 && let Some(stale) = shared.settings.crl_health.failing_for().filter(|stale| *stale > max)
             {
@@ -353,7 +356,12 @@ where
     let _ = timeout(shared.settings.request_timeout, conn.read_request()).await;
     let message = "the server cannot confirm revocation: its changed CRL has failed to load for too long \
                    (--crl-max-stale); polls are served again once it loads";
-    send_error(&shared.settings.metrics, &mut conn, error_frame(ErrorCode::Internal, message)).await;
+    // With the server's usual advice as `retry-after`: a failed poll would otherwise
+    // bring the whole fleet back at its shortest backoff, against a server that is
+    // failing closed.
+    let mut frame = error_frame(ErrorCode::Internal, message);
+    frame.retry_after = Some(shared.settings.poll_after.as_secs().max(1));
+    send_error(&shared.settings.metrics, &mut conn, frame).await;
     let _ = timeout(SHUTDOWN_TIMEOUT, conn.shutdown()).await;
     shared.handshake_log.refused_while_crl_stale(stale, max);
 }

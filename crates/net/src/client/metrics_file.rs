@@ -26,6 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::client::Client;
+use crate::client::PollError;
 use crate::client::poller::RoundResult;
 
 /// The metric whose previous value survives a failed round.
@@ -112,11 +113,13 @@ pub fn render(client: &Client, result: &RoundResult, now: SystemTime, previous: 
         "Rounds in which the server refused this host's certificate (revoked, expired or from another CA)",
         refusals,
     );
+    // A `--once` run that did not dial because of a recent refusal is still refused.
+    let still_refused = refused || matches!(result, RoundResult::Failed(PollError::RefusedRecently { .. }));
     gauge(
         &mut registry,
         "fts_poll_last_round_certificate_refused",
         "1 if the last round failed because the server refused this host's certificate",
-        i64::from(refused),
+        i64::from(still_refused),
     );
     gauge(
         &mut registry,

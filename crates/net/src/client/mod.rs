@@ -813,8 +813,13 @@ impl Client {
     fn io_error(&self, e: io::Error, first_read: bool) -> PollError {
         let server = self.settings.server.clone();
         match tls_words::tls_error(&e) {
-            Some(rustls::Error::AlertReceived(alert)) if first_read => {
+            Some(rustls::Error::AlertReceived(alert)) if first_read && is_certificate_alert(alert) => {
                 PollError::CertificateRefused { server, detail: tls_words::refusal_detail(alert) }
+            }
+            // Any other alert (internal_error, decode_error ...) says nothing about this
+            // host's certificate: a failed poll, not a refusal to back off from.
+            Some(rustls::Error::AlertReceived(alert)) => {
+                PollError::Interrupted(format!("the server sent TLS alert {}", u8::from(*alert)))
             }
             _ if first_read && e.kind() == io::ErrorKind::UnexpectedEof => self.no_answer(false),
             _ if first_read && e.kind() == io::ErrorKind::ConnectionReset => self.no_answer(true),

@@ -80,10 +80,12 @@ pub struct PendingHook {
     pub file_hash: FileHash,
 }
 
-/// The host's state. Fields a later release adds are ignored by this one (and a field
-/// this one does not know is dropped when it rewrites the file), so that a host can be
-/// downgraded by one release; only a change of meaning bumps [`STATE_FORMAT`]. Every
-/// name in it is still re-validated when it is read.
+/// The host's state. From this release on, fields a later release adds are ignored
+/// (and dropped when this one rewrites the file), so that a host can go back one
+/// release; only a change of meaning bumps [`STATE_FORMAT`]. Releases before this one
+/// refused unknown fields: going back to one of those works only while the state holds
+/// none of the fields added since (`certificate-refused` is written only after a
+/// refusal). Every name in it is still re-validated when it is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct State {
