@@ -5,7 +5,7 @@
 //! directory tree beyond one `stat` per entry it hands out.
 //!
 //! Refresh: one `lstat` of the journal, compared with what was read last
-//! (device, inode, length, mtime). Unchanged: done. Same file grown: re-read the last
+//! ([`FileIdentity`]: device, inode, length, mtime). Unchanged: done. Same file grown: re-read the last
 //! accepted record to check it is still the same bytes, then read on from there.
 //! Anything else (a new inode, as rsync's rename makes; a shorter or rewritten file):
 //! reload from the start. A reload that fails keeps the old index.
@@ -28,9 +28,8 @@
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
-use fts_fs::{Dir, FileKind, FileStat, FsError};
+use fts_fs::{Dir, FileIdentity, FileKind, FileStat, FsError};
 use fts_proto::{FileHash, Target};
 
 use crate::entry::Entry;
@@ -48,25 +47,6 @@ pub struct StoreReader {
     identity: Option<FileIdentity>,
     /// Why reading stopped before the end of the journal, if it did.
     damage: Option<JournalDamage>,
-}
-
-/// Enough of a file's metadata to tell "unchanged" from "appended to" from "replaced".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileIdentity {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: Option<SystemTime>,
-}
-
-impl FileIdentity {
-    fn of(stat: &FileStat) -> Self {
-        FileIdentity { dev: stat.dev, ino: stat.ino, len: stat.len, mtime: stat.mtime }
-    }
-
-    fn same_file(&self, other: &FileIdentity) -> bool {
-        self.dev == other.dev && self.ino == other.ino
-    }
 }
 
 /// What a [`StoreReader::refresh`] did.
@@ -179,7 +159,7 @@ impl StoreReader {
             }
             Err(e) => return Err(e.into()),
         };
-        let now = FileIdentity::of(&stat);
+        let now = stat.identity();
         let Some(before) = self.identity else {
             self.reload(store.open_file(JOURNAL)?)?;
             return Ok(Refresh::Reloaded { entries: self.index.entries.len() });
@@ -203,7 +183,7 @@ impl StoreReader {
     /// already indexed changed, so the caller reloads instead.
     fn read_appended(&mut self, file: &File) -> Result<bool> {
         let path = &self.journal_path;
-        let identity = FileIdentity::of(&FileStat::of_file(file, path)?);
+        let identity = FileStat::of_file(file, path)?.identity();
         let (Some(before), Some(mark)) = (self.identity, self.index.last_record) else {
             return Ok(false);
         };
@@ -231,7 +211,7 @@ impl StoreReader {
         let path = &self.journal_path;
         // The handle may have been read from already (a failed incremental read).
         file.seek(SeekFrom::Start(0)).map_err(StoreError::io("seek in", path))?;
-        let identity = FileIdentity::of(&FileStat::of_file(&file, path)?);
+        let identity = FileStat::of_file(&file, path)?.identity();
         let mut index = JournalIndex::default();
         let damage = index.read_from(&mut BufReader::with_capacity(1 << 16, file), path)?;
         if index.entries.len() < self.index.entries.len() {
