@@ -1,20 +1,26 @@
-//! The raw command line, as clap sees it: every flag of PRODUCT.md with its default,
-//! and nothing resolved yet. `config.rs` layers the environment and the config file
-//! over these and turns them into validated settings; nothing else reads them.
+//! The raw command line, as clap sees it (ripgrep's "low args"): every flag with its
+//! default, each value already parsed into its type (ids, targets, groups, file
+//! names, durations, sizes, limits of at least one), and nothing derived from other
+//! flags yet. [`crate::config`] layers the config file in before the one parse
+//! ([`crate::config::parse_layered`]) and resolves these into each command's settings;
+//! the command modules read only those.
 //!
-//! Keep flag names exactly as PRODUCT.md writes them: users, scripts, config files and
-//! `FTS_*` environment variables all depend on them.
+//! Keep flag names as they are: users, scripts, config files (keys named like the long
+//! flags) and `FTS_*` environment variables all depend on them. Every flag is long
+//! only: the config layering looks for `--NAME` on the command line.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use fts_net::admission::IpNet;
+use fts_proto::{ClientId, FileName, GroupName, Target};
 
-use crate::units::{parse_at_least_one, parse_duration, parse_percent, parse_size};
+use crate::units::{PositiveDuration, Size, parse_at_least_one, parse_duration, parse_percent, parse_size};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +31,10 @@ use crate::units::{parse_at_least_one, parse_duration, parse_percent, parse_size
         Every flag can also be set by an environment variable FTS_<FLAG> (upper case, dashes \
         as underscores) or in the TOML file named by --config, in the section of its command \
         ([keygen], [publish], [serve], [poll], [status]) with keys named like the long flags. \
-        Precedence: flag, then environment, then config file, then default.",
+        The global flags (--log-format) may also stand at the top of the file, before any \
+        section, for every command. Durations and sizes in the file are strings with a unit \
+        (interval = \"5s\", max-file-size = \"1GiB\"). Precedence: flag, then environment, \
+        then config file, then default.",
     propagate_version = true,
     max_term_width = 100
 )]
@@ -112,8 +121,9 @@ pub struct KeygenServerArgs {
     #[command(flatten)]
     pub dir: KeygenDir,
 
-    /// A DNS name or IP address clients dial (repeatable); each becomes a SAN
-    #[arg(long = "name", value_name = "NAME")]
+    /// A DNS name or IP address clients dial (repeatable, at least one); each becomes a
+    /// SAN
+    #[arg(long = "name", value_name = "NAME", required = true)]
     pub names: Vec<String>,
 
     /// Validity of the certificate, in days
@@ -127,12 +137,12 @@ pub struct KeygenClientArgs {
     pub dir: KeygenDir,
 
     /// The host's client id (the certificate's CN)
-    #[arg(long, value_name = "ID")]
-    pub id: Option<String>,
+    #[arg(long, value_name = "ID", required = true)]
+    pub id: ClientId,
 
     /// A group the host belongs to (repeatable); each becomes an O value
     #[arg(long = "group", value_name = "GROUP")]
-    pub groups: Vec<String>,
+    pub groups: Vec<GroupName>,
 
     /// Validity of the certificate, in days
     #[arg(long, value_name = "DAYS", default_value_t = 397)]
@@ -151,8 +161,8 @@ pub struct KeygenCsrArgs {
     pub dir: KeygenDir,
 
     /// The host's client id (the CSR's CN)
-    #[arg(long, value_name = "ID")]
-    pub id: Option<String>,
+    #[arg(long, value_name = "ID", required = true)]
+    pub id: ClientId,
 }
 
 #[derive(Debug, Args)]
@@ -167,7 +177,7 @@ pub struct KeygenSignArgs {
     /// A group the host belongs to (repeatable); each becomes an O value. Groups the
     /// CSR asks for are ignored
     #[arg(long = "group", value_name = "GROUP")]
-    pub groups: Vec<String>,
+    pub groups: Vec<GroupName>,
 
     /// Validity of the certificate, in days
     #[arg(long, value_name = "DAYS", default_value_t = 397)]
@@ -194,7 +204,7 @@ pub struct KeygenRevokeArgs {
 
     /// The client id whose certificates are all revoked
     #[arg(value_name = "ID")]
-    pub id: String,
+    pub id: ClientId,
 }
 
 #[derive(Debug, Args)]
@@ -209,13 +219,13 @@ pub struct PublishArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
-    /// Who receives it: a client id, `all`, or `group:NAME` (repeatable)
-    #[arg(long = "to", value_name = "TARGET")]
-    pub targets: Vec<String>,
+    /// Who receives it: a client id, `all`, or `group:NAME` (repeatable, at least one)
+    #[arg(long = "to", value_name = "TARGET", required = true)]
+    pub targets: Vec<Target>,
 
     /// The file name on the hosts (default: the file's own name)
     #[arg(long = "as", value_name = "NAME")]
-    pub name: Option<String>,
+    pub name: Option<FileName>,
 
     /// The store folder
     #[arg(long, value_name = "DIR", default_value = "store")]
@@ -255,14 +265,15 @@ pub struct ServeArgs {
 
     /// How often the last poll times of polls that changed nothing else are written to
     /// the status folder (any other change is written at once)
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = PositiveDuration)]
     pub status_interval: Duration,
 
-    /// Serve over mutual TLS (the default; accepted for clarity)
+    /// Serve over mutual TLS. It is the default, so this flag changes nothing: it is
+    /// there to say so in a unit file or script, and it refuses --plaintext
     #[arg(long, conflicts_with = "plaintext")]
     pub tls: bool,
 
-    /// Serve without TLS (lab use only; see PROTOCOL.md section 1)
+    /// Serve without TLS (lab use only; see docs/PROTOCOL.md section 1)
     #[arg(long)]
     pub plaintext: bool,
 
@@ -291,8 +302,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "plaintext")]
     pub crl_max_stale: Option<Duration>,
 
-    /// Accept one CRL with a lower CRL number than the one in force from the same CA,
-    /// once (a deliberate rollback); remove the flag afterwards
+    /// Accept the CRL loaded at start even if its CRL number is lower than the one in
+    /// force from the same CA (a deliberate rollback); later reloads are held to the
+    /// rule again. Put the older ca.crl in place first; remove the flag afterwards
     #[arg(long, conflicts_with = "plaintext")]
     pub accept_older_crl: bool,
 
@@ -301,25 +313,26 @@ pub struct ServeArgs {
     pub grace: Duration,
 
     /// Most connections open at once. Connections before their TLS handshake get at
-    /// most 90 % of them: the rest is kept for hosts that have authenticated [default:
+    /// most 90 % of them: the rest is kept for sources that completed a handshake in
+    /// the last two hours [default:
     /// 10000, lowered to fit the open-file limit; a value given that does not fit is
     /// refused]
-    #[arg(long, value_name = "N")]
-    pub max_connections: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = parse_at_least_one::<NonZeroUsize>)]
+    pub max_connections: Option<NonZeroUsize>,
 
     /// Most connections before their TLS handshake from one source (an IPv4 address or
     /// an IPv6 /64); more are closed at once. --trusted-proxy sources are not limited
-    #[arg(long, value_name = "N", default_value = "64", value_parser = parse_at_least_one)]
+    #[arg(long, value_name = "N", default_value = "64", value_parser = parse_at_least_one::<NonZeroU32>)]
     pub max_handshakes_per_ip: NonZeroU32,
 
     /// Most new connections per second from one source, with bursts of as many; more
     /// are closed at once. The default leaves room for 50,000 hosts behind one NAT
     /// polling every minute. --trusted-proxy sources are not limited
-    #[arg(long, value_name = "N", default_value = "2000", value_parser = parse_at_least_one)]
+    #[arg(long, value_name = "N", default_value = "2000", value_parser = parse_at_least_one::<NonZeroU32>)]
     pub max_connection_rate_per_ip: NonZeroU32,
 
     /// Time a new connection has to send its first byte (at most --handshake-timeout)
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = PositiveDuration)]
     pub first_byte_timeout: Duration,
 
     /// A load balancer or NAT gateway, as an address or CIDR network (repeatable, or
@@ -337,12 +350,12 @@ pub struct ServeArgs {
 
     /// Most polls served at once; beyond it clients get `busy` [default: 2000, lowered
     /// to fit the open-file limit; a value given that does not fit is refused]
-    #[arg(long, value_name = "N")]
-    pub max_active_polls: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = parse_at_least_one::<NonZeroUsize>)]
+    pub max_active_polls: Option<NonZeroUsize>,
 
     /// Most polls served at once for one client id; beyond it `busy`
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub max_polls_per_client: usize,
+    #[arg(long, value_name = "N", default_value = "2", value_parser = parse_at_least_one::<NonZeroUsize>)]
+    pub max_polls_per_client: NonZeroUsize,
 
     /// Time allowed from accept to the end of the TLS handshake (a PROXY header and the
     /// first byte included)
@@ -355,7 +368,7 @@ pub struct ServeArgs {
 
     /// Slowest accepted average send rate, in bytes per second
     #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
-    pub min_send_rate: u64,
+    pub min_send_rate: Size,
 
     /// Window over which the send rate is averaged
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
@@ -366,12 +379,12 @@ pub struct ServeArgs {
     pub poll_deadline: Duration,
 
     /// Most files sent in one poll (at least one entry always goes through)
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub poll_max_files: u64,
+    #[arg(long, value_name = "N", default_value = "100", value_parser = parse_at_least_one::<NonZeroUsize>)]
+    pub poll_max_files: NonZeroUsize,
 
     /// Most bytes sent in one poll (at least one entry always goes through)
     #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = parse_size)]
-    pub poll_max_bytes: u64,
+    pub poll_max_bytes: Size,
 
     /// The poll interval advised to clients (`poll-after`)
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
@@ -386,12 +399,12 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct PollArgs {
     /// The server to poll, as HOST:PORT; HOST is checked against its certificate
-    #[arg(long, value_name = "HOST:PORT")]
-    pub server: Option<String>,
+    #[arg(long, value_name = "HOST:PORT", required = true)]
+    pub server: ServerAddress,
 
     /// This host's client id
-    #[arg(long, value_name = "ID")]
-    pub id: Option<String>,
+    #[arg(long, value_name = "ID", required = true)]
+    pub id: ClientId,
 
     /// This host's certificate (default: certs/ID.crt)
     #[arg(long, value_name = "FILE")]
@@ -460,7 +473,7 @@ pub struct PollArgs {
 
     /// Largest file accepted; larger ones are refused as `too-large`
     #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = parse_size)]
-    pub max_file_size: u64,
+    pub max_file_size: Size,
 
     /// Program run after each install (no shell; the file's path is its last argument)
     #[arg(long, value_name = "PROGRAM")]
@@ -507,4 +520,45 @@ pub struct StatusArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--server HOST:PORT`, as given (what the client dials) and its HOST (what the
+/// server's certificate is checked against).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAddress {
+    /// `HOST:PORT` as given.
+    pub address: String,
+    /// HOST, without the brackets of an IPv6 address.
+    pub host: String,
+}
+
+impl FromStr for ServerAddress {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not HOST:PORT (an IPv6 address goes in brackets)");
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        port.parse::<u16>().map_err(|_| bad())?;
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(ServerAddress { address: s.to_owned(), host: host.to_owned() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_address_is_host_and_port() {
+        let parse = |s: &str| s.parse::<ServerAddress>().map(|a| a.host);
+        assert_eq!(parse("fts.example.net:6543"), Ok("fts.example.net".to_owned()));
+        assert_eq!(parse("10.0.0.5:6543"), Ok("10.0.0.5".to_owned()));
+        assert_eq!(parse("[::1]:6543"), Ok("::1".to_owned()));
+        for bad in ["fts.example.net", ":6543", "host:port", "host:65536", "[]:1"] {
+            assert!(parse(bad).unwrap_err().contains("is not HOST:PORT"), "{bad}");
+        }
+    }
 }

@@ -44,11 +44,17 @@ pub struct Fitted {
 /// the one that counts.
 pub fn raise_soft_limit() -> Option<u64> {
     let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
-    if current == maximum {
+    // Linux refuses a soft limit above fs.nr_open, even under an unlimited hard one.
+    let target = match (maximum, nr_open()) {
+        (None, Some(nr_open)) => Some(nr_open),
+        (Some(hard), Some(nr_open)) => Some(hard.min(nr_open)),
+        (hard, None) => hard,
+    };
+    if current == target {
         return current;
     }
-    match setrlimit(Resource::Nofile, Rlimit { current: maximum, maximum }) {
-        Ok(()) => maximum,
+    match setrlimit(Resource::Nofile, Rlimit { current: target, maximum }) {
+        Ok(()) => target,
         Err(e) => {
             tracing::warn!(
                 soft = ?current,
@@ -59,6 +65,12 @@ pub fn raise_soft_limit() -> Option<u64> {
             current
         }
     }
+}
+
+/// The kernel's ceiling on any process's open files (`/proc/sys/fs/nr_open`), when it
+/// can be read.
+fn nr_open() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/fs/nr_open").ok()?.trim().parse().ok()
 }
 
 /// Descriptors the server may need with these limits.

@@ -1,78 +1,48 @@
-//! `fts keygen`: turns the flags into fts-trust's option structs, runs it, and prints
-//! what was written. All the cryptography and every file rule (0600 keys, no
+//! `fts keygen`: runs fts-trust with the options resolved in
+//! [`crate::config::Keygen`], and prints what was written. All the cryptography and every file rule (0600 keys, no
 //! overwrite without `--force`, the issued index) live in fts-trust.
 
-use fts_proto::{ClientId, GroupName};
 use fts_trust::crl::CrlWritten;
 use fts_trust::enrol::{self, CsrOptions, SignOptions};
 use fts_trust::keygen::{self, CaOptions, ClientOptions, Issued, ServerOptions, SigningOptions};
 use fts_trust::revocation::{self, CrlOptions, RevokeOptions};
 
-use crate::UsageError;
-use crate::args::{
-    KeygenCaArgs, KeygenClientArgs, KeygenCommand, KeygenCrlArgs, KeygenCsrArgs, KeygenRevokeArgs,
-    KeygenServerArgs, KeygenSignArgs, KeygenSigningArgs,
-};
+use crate::config::Keygen;
 
-pub fn run(command: KeygenCommand) -> anyhow::Result<()> {
+pub fn run(command: Keygen) -> anyhow::Result<()> {
     match command {
-        KeygenCommand::Ca(args) => ca(args),
-        KeygenCommand::Server(args) => server(args),
-        KeygenCommand::Client(args) => client(args),
-        KeygenCommand::Signing(args) => signing(args),
-        KeygenCommand::Csr(args) => csr(args),
-        KeygenCommand::Sign(args) => sign(args),
-        KeygenCommand::Revoke(args) => revoke(args),
-        KeygenCommand::Crl(args) => crl(args),
+        Keygen::Ca(options) => ca(&options),
+        Keygen::Server(options) => server(&options),
+        Keygen::Client(options) => client(&options),
+        Keygen::Signing(options) => signing(&options),
+        Keygen::Csr(options) => csr(&options),
+        Keygen::Sign(options) => sign(&options),
+        Keygen::Revoke(options) => revoke(&options),
+        Keygen::Crl(options) => crl(&options),
     }
 }
 
-fn parse_groups(groups: &[String]) -> Result<Vec<GroupName>, UsageError> {
-    groups.iter().map(|g| GroupName::parse(g).map_err(|e| UsageError(format!("--group: {e}")))).collect()
-}
-
-fn ca(args: KeygenCaArgs) -> anyhow::Result<()> {
-    let issued = keygen::ca(&CaOptions { dir: args.dir.dir, days: args.days, force: args.dir.force })?;
+fn ca(options: &CaOptions) -> anyhow::Result<()> {
+    let issued = keygen::ca(options)?;
     print_issued("CA", &issued);
     Ok(())
 }
 
-fn server(args: KeygenServerArgs) -> anyhow::Result<()> {
-    if args.names.is_empty() {
-        return Err(UsageError(
-            "`fts keygen server` needs at least one --name: each DNS name or IP address clients dial".into(),
-        )
-        .into());
-    }
-    let issued = keygen::server(&ServerOptions {
-        dir: args.dir.dir,
-        names: args.names,
-        days: args.days,
-        force: args.dir.force,
-    })?;
+fn server(options: &ServerOptions) -> anyhow::Result<()> {
+    let issued = keygen::server(options)?;
     print_issued("server certificate", &issued);
     Ok(())
 }
 
-fn client(args: KeygenClientArgs) -> anyhow::Result<()> {
-    let id = args
-        .id
-        .ok_or_else(|| UsageError("`fts keygen client` needs --id ID, the host's client id".into()))?;
-    let id = ClientId::parse(&id).map_err(|e| UsageError(format!("--id: {e}")))?;
-    let groups = parse_groups(&args.groups)?;
-    let issued = keygen::client(&ClientOptions {
-        dir: args.dir.dir,
-        id,
-        groups,
-        days: args.days,
-        force: args.dir.force,
-    })?;
+fn client(options: &ClientOptions) -> anyhow::Result<()> {
+    let issued = keygen::client(options)?;
     print_issued("client certificate", &issued);
     Ok(())
 }
 
-fn signing(args: KeygenSigningArgs) -> anyhow::Result<()> {
-    let written = keygen::signing(&SigningOptions { dir: args.dir.dir, force: args.dir.force })?;
+fn signing(options: &SigningOptions) -> anyhow::Result<()> {
+    let written = keygen::signing(options)?;
+
     println!(
         "wrote {} (private, keep it on the signing host) and {} (give it to every host)",
         written.key_path.display(),
@@ -82,11 +52,8 @@ fn signing(args: KeygenSigningArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn csr(args: KeygenCsrArgs) -> anyhow::Result<()> {
-    let id =
-        args.id.ok_or_else(|| UsageError("`fts keygen csr` needs --id ID, this host's client id".into()))?;
-    let id = ClientId::parse(&id).map_err(|e| UsageError(format!("--id: {e}")))?;
-    let written = enrol::csr(&CsrOptions { dir: args.dir.dir, id, force: args.dir.force })?;
+fn csr(options: &CsrOptions) -> anyhow::Result<()> {
+    let written = enrol::csr(options)?;
     println!(
         "wrote {} (private, it stays on this host) and {}",
         written.key_path.display(),
@@ -102,15 +69,8 @@ fn csr(args: KeygenCsrArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sign(args: KeygenSignArgs) -> anyhow::Result<()> {
-    let groups = parse_groups(&args.groups)?;
-    let signed = enrol::sign(&SignOptions {
-        dir: args.dir.dir,
-        csr: args.csr,
-        groups,
-        days: args.days,
-        force: args.dir.force,
-    })?;
+fn sign(options: &SignOptions) -> anyhow::Result<()> {
+    let signed = enrol::sign(options)?;
     println!("wrote {}", signed.cert_path.display());
     let groups: Vec<&str> = signed.groups.iter().map(|g| g.as_str()).collect();
     println!(
@@ -138,9 +98,8 @@ fn sign(args: KeygenSignArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn revoke(args: KeygenRevokeArgs) -> anyhow::Result<()> {
-    let id = ClientId::parse(&args.id).map_err(|e| UsageError(format!("ID: {e}")))?;
-    let summary = revocation::revoke(&RevokeOptions { dir: args.crl.dir, id, crl_days: args.crl.crl_days })?;
+fn revoke(options: &RevokeOptions) -> anyhow::Result<()> {
+    let summary = revocation::revoke(options)?;
     let list = |serials: &[fts_trust::Serial]| {
         serials.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     };
@@ -159,8 +118,8 @@ fn revoke(args: KeygenRevokeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn crl(args: KeygenCrlArgs) -> anyhow::Result<()> {
-    let written = revocation::renew_crl(&CrlOptions { dir: args.crl.dir, crl_days: args.crl.crl_days })?;
+fn crl(options: &CrlOptions) -> anyhow::Result<()> {
+    let written = revocation::renew_crl(options)?;
     print_crl(&written);
     Ok(())
 }

@@ -1,7 +1,7 @@
-//! The `fts` binary. `main` only parses (flags, environment, config file), sets up
-//! logging, dispatches to one module per command, prints `fts: error: ...` (a JSON
-//! line with `--log-format json`, [`stderr_line`]) and picks the exit code of
-//! PRODUCT.md.
+//! The `fts` binary. `main` only parses (flags, environment, config file: [`config`]),
+//! sets up logging, resolves the command's settings ([`config`]) and dispatches to one
+//! module per command, prints `fts: error: ...` (a JSON line with `--log-format json`,
+//! [`stderr_line`]) and picks the exit code ([`exit`]).
 #![forbid(unsafe_code)]
 
 mod args;
@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use args::{Cli, Command, LogFormat};
 
-/// Exit statuses, as PRODUCT.md promises them to scripts.
+/// Exit statuses, as scripts and systemd units rely on them (docs/OPERATIONS.md).
 mod exit {
     /// Done, nothing to report.
     pub const SUCCESS: u8 = 0;
@@ -39,24 +39,9 @@ mod exit {
 pub struct UsageError(pub String);
 
 fn main() -> ExitCode {
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let cli = match config::parse_layered(argv.clone()) {
+    let cli = match config::parse_layered(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(config::ConfigError::Clap(err)) => {
-            // --help and --version print to stdout and exit 0; usage errors exit 2.
-            if err.use_stderr() && stderr_line::requested_format(&argv) == LogFormat::Json {
-                stderr_line::set_format(LogFormat::Json);
-                stderr_line::error(err.render().to_string().trim_end());
-            } else {
-                let _ = err.print();
-            }
-            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(exit::USAGE));
-        }
-        Err(err) => {
-            stderr_line::set_format(stderr_line::requested_format(&argv));
-            stderr_line::error(&err.to_string());
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(failure) => return parse_failure(*failure),
     };
     stderr_line::set_format(cli.log_format);
     // The long-running commands narrate at `info`; the one-shot ones print their
@@ -81,16 +66,47 @@ fn main() -> ExitCode {
     }
 }
 
+/// Resolves the command's settings ([`config`]), then runs it.
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Keygen(command) => keygen::run(command)?,
-        Command::Publish(args) => publish::run(args)?,
-        Command::Serve(args) => serve::run(args)?,
+        Command::Keygen(command) => keygen::run(config::Keygen::resolve(command))?,
+        Command::Publish(args) => publish::run(config::Publish::resolve(args)?)?,
+        Command::Serve(args) => serve::run(config::Serve::resolve(args)?)?,
         Command::Status(args) => status::run(args)?,
         Command::Completions(args) => completions::run(&args)?,
-        Command::Poll(args) => return poll::run(args),
+        Command::Poll(args) => return poll::run(config::Poll::resolve(args)?),
     }
     Ok(exit::SUCCESS)
+}
+
+/// Prints why the command line, environment or config file could not be parsed, and
+/// picks the exit code: clap's own (0 for `--help` and `--version`, 2 for usage
+/// errors), 2 for a config file that is wrong.
+fn parse_failure(failure: config::ParseFailure) -> ExitCode {
+    let format = stderr_line::requested_format(&failure.argv);
+    stderr_line::set_format(format);
+    match failure.error {
+        config::ConfigError::Clap(err) => {
+            use clap::error::ErrorKind;
+            let code = ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(exit::USAGE));
+            if !err.use_stderr() {
+                let _ = err.print();
+            } else if format == LogFormat::Json {
+                stderr_line::error(err.render().to_string().trim_end());
+            } else if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = err.print();
+            } else {
+                // clap's `error: ...` (in colour on a terminal) as one of ours.
+                eprint!("fts: ");
+                let _ = err.print();
+            }
+            code
+        }
+        err => {
+            stderr_line::error(&one_line(&anyhow::Error::new(err)));
+            ExitCode::from(exit::USAGE)
+        }
+    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

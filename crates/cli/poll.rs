@@ -1,43 +1,29 @@
-//! `fts poll`: resolves the flags into client settings (credentials, trusted keys, the
-//! host's targets read from its own certificate), then polls once (`--once`, with the
-//! exit codes of PRODUCT.md) or in a loop until SIGTERM/SIGINT.
+//! `fts poll`: with the client settings resolved in [`crate::config::Poll`]
+//! (credentials, trusted keys, the host's targets read from its own certificate),
+//! polls once (`--once`: exit 0 when nothing was reported, 3 when something about an
+//! entry was, 1 when the poll failed) or in a loop until SIGTERM/SIGINT.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use fts_net::client::hook::Hook;
 use fts_net::client::metrics_file;
-use fts_net::client::poller::{RoundResult, Schedule, Stop, round, run_loop};
+use fts_net::client::poller::{RoundResult, Stop, round, run_loop};
 use fts_net::client::receive::{NoProgress, Progress};
-use fts_net::client::{Client, ClientSettings, ClientTransport, PollError};
-use fts_proto::{ClientId, ErrorChain, Published, Report};
-use fts_trust::pem::{load_certificates, load_private_key};
-use fts_trust::{ClientIdentity, Statement, TrustedKeys, client_identity};
+use fts_net::client::{Client, PollError};
+use fts_proto::{ErrorChain, Published, Report};
+use fts_trust::Statement;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::args::PollArgs;
-use crate::{UsageError, exit, stderr_line};
-
-/// The most frames accepted in one answer (PRODUCT.md).
-const MAX_FRAMES: usize = 10_000;
+use crate::config::Poll;
+use crate::{exit, stderr_line};
 
 /// Files at least this large get a progress bar on a terminal.
 const PROGRESS_MIN_SIZE: u64 = 8 << 20;
 
-pub fn run(args: PollArgs) -> anyhow::Result<u8> {
-    let once = args.once;
-    let reset_state = args.reset_state;
-    let metrics_file = args.metrics_file.clone();
-    let schedule = Schedule {
-        interval: args.interval,
-        jitter_percent: args.jitter,
-        min_interval: args.min_interval,
-        max_interval: args.max_interval,
-    };
-    let settings = resolve(args)?;
-
+pub fn run(poll: Poll) -> anyhow::Result<u8> {
+    let Poll { settings, schedule, once, reset_state, metrics_file } = poll;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,77 +61,6 @@ pub fn run(args: PollArgs) -> anyhow::Result<u8> {
         run_loop(&mut client, schedule, stop, progress.as_mut(), on_round).await;
         Ok(exit::SUCCESS)
     })
-}
-
-/// The flags, checked and turned into the client's settings.
-fn resolve(args: PollArgs) -> anyhow::Result<ClientSettings> {
-    let server = args.server.ok_or_else(|| UsageError("--server HOST:PORT is required".into()))?;
-    let id = args.id.ok_or_else(|| UsageError("--id ID (this host's client id) is required".into()))?;
-    let id = ClientId::parse(&id).map_err(|e| UsageError(format!("--id: {e}")))?;
-    let host = host_of(&server).ok_or_else(|| {
-        UsageError(format!("--server {server:?} is not HOST:PORT (an IPv6 address goes in brackets)"))
-    })?;
-    if args.min_interval > args.max_interval {
-        return Err(UsageError("--min-interval is longer than --max-interval".into()).into());
-    }
-
-    let trust = if args.trust.is_empty() { vec![PathBuf::from("certs/signing.pub")] } else { args.trust };
-    let trusted = TrustedKeys::load(&trust).context("loading the trusted signing keys (--trust)")?;
-
-    let (transport, targets) = if args.plaintext {
-        (ClientTransport::Plaintext, ClientIdentity::claimed(id.clone()).targets())
-    } else {
-        let cert = args.cert.unwrap_or_else(|| PathBuf::from(format!("certs/{id}.crt")));
-        let key = args.key.unwrap_or_else(|| PathBuf::from(format!("certs/{id}.key")));
-        let chain = load_certificates(&cert)?;
-        let identity = client_identity(&chain[0])
-            .with_context(|| format!("{} is not a usable client certificate", cert.display()))?;
-        if identity.id != id {
-            return Err(UsageError(format!(
-                "{} is the certificate of client {}, not of --id {id}",
-                cert.display(),
-                identity.id
-            ))
-            .into());
-        }
-        let certificate = chain[0].clone();
-        let config = fts_trust::client_config(load_certificates(&args.ca)?, chain, load_private_key(&key)?)
-            .map_err(|e| key_mismatch_names_files(e, &cert, &key))?;
-        let server_name = fts_trust::tls::server_name(&host)?;
-        (ClientTransport::tls(config, server_name, &certificate), identity.targets())
-    };
-
-    // Absolute, so that a hook gets a path it can use wherever it changes directory to.
-    let dest = std::path::absolute(&args.dest)
-        .with_context(|| format!("cannot resolve --dest {}", args.dest.display()))?;
-    // Absolute too, so that an error about its folder names it whole.
-    let state_path = match args.state {
-        Some(state) => std::path::absolute(&state)
-            .with_context(|| format!("cannot resolve --state {}", state.display()))?,
-        None => dest.join(".fts-state.json"),
-    };
-    Ok(ClientSettings {
-        server,
-        transport,
-        id,
-        targets,
-        trusted,
-        dest,
-        state_path,
-        max_file_size: args.max_file_size,
-        read_timeout: args.read_timeout,
-        poll_timeout: args.poll_timeout,
-        max_frames: MAX_FRAMES,
-        hook: args.exec.map(|program| Hook { program, timeout: args.exec_timeout }),
-    })
-}
-
-/// HOST of `HOST:PORT`, without the brackets of an IPv6 address.
-fn host_of(server: &str) -> Option<String> {
-    let (host, port) = server.rsplit_once(':')?;
-    port.parse::<u16>().ok()?;
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    (!host.is_empty()).then(|| host.to_owned())
 }
 
 fn spawn_signal_handler(stop: Arc<Stop>) -> anyhow::Result<()> {
@@ -244,16 +159,5 @@ impl Progress for Bar {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-    }
-}
-
-/// A key that is not the certificate's, with both files named.
-fn key_mismatch_names_files(e: fts_trust::Error, cert: &Path, key: &Path) -> anyhow::Error {
-    let mismatch = matches!(e, fts_trust::Error::KeyMismatch);
-    let e = anyhow::Error::new(e);
-    if mismatch {
-        e.context(format!("cannot use --cert {} with --key {}", cert.display(), key.display()))
-    } else {
-        e
     }
 }

@@ -1,42 +1,28 @@
-//! `fts publish FILE --to TARGET...`: checks the names and that every target reaches
-//! a host, loads the signing key, and hands the file to the store, which hashes it
-//! while copying, numbers it per target under the store lock, signs each statement and
-//! appends them all in one record.
-
-use std::path::{Path, PathBuf};
+//! `fts publish FILE --to TARGET...`: checks that every target reaches a host (the
+//! names were parsed by clap, the rest resolved in [`crate::config::Publish`]), loads
+//! the signing key, and hands the file to the store, which hashes it while copying,
+//! numbers it per target under the store lock, signs each statement and appends them
+//! all in one record.
 
 use anyhow::Context;
-use fts_proto::{FileName, Target};
+use fts_proto::Target;
 use fts_store::Store;
 use fts_trust::SigningKey;
 use fts_trust::issued::{INDEX_FILE, KnownTargets, TargetCheck};
 
 use crate::UsageError;
-use crate::args::PublishArgs;
+use crate::config::{Publish, TargetLists};
 
-pub fn run(args: PublishArgs) -> anyhow::Result<()> {
-    if args.targets.is_empty() {
-        return Err(UsageError(
-            "say who receives the file with --to TARGET (a client id, `all`, or `group:NAME`; repeatable)"
-                .into(),
-        )
-        .into());
-    }
-    let targets = args
-        .targets
-        .iter()
-        .map(|t| Target::parse(t).map_err(|e| UsageError(format!("--to: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let file_name = file_name(&args.file, args.name.as_deref())?;
-    if !args.allow_unknown_target {
-        check_targets(&args, &targets)?;
+pub fn run(args: Publish) -> anyhow::Result<()> {
+    if let Some(check) = &args.target_check {
+        check_targets(check, &args.targets)?;
     }
 
     let key = SigningKey::load(&args.signing_key)
         .with_context(|| "publishing needs the release signing key (make one with `fts keygen signing`)")?;
     let store = Store::open_or_create(&args.store)
         .with_context(|| format!("cannot open the store {}", args.store.display()))?;
-    let entries = store.publish(&args.file, &file_name, &targets, &key)?;
+    let entries = store.publish(&args.file, &args.file_name, &args.targets, &key)?;
 
     let first = entries.first().map(|e| &e.statement);
     if let Some(statement) = first {
@@ -59,21 +45,20 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
 /// has: it would be signed and stored for good, and reach nobody, or whichever host is
 /// enrolled under that name one day. A group on an index that predates the groups
 /// field cannot be checked: a warning.
-fn check_targets(args: &PublishArgs, targets: &[Target]) -> anyhow::Result<()> {
-    let ca_dir = args.ca_dir.clone().unwrap_or_else(|| parent_dir(&args.signing_key));
-    let index = ca_dir.join(INDEX_FILE);
-    let mut known = KnownTargets::from_index(&ca_dir)?;
-    if let Some(list) = &args.known_targets {
+fn check_targets(check: &TargetLists, targets: &[Target]) -> anyhow::Result<()> {
+    let index = check.ca_dir.join(INDEX_FILE);
+    let mut known = KnownTargets::from_index(&check.ca_dir)?;
+    if let Some(list) = &check.known_targets {
         known.add_list(list)?;
     }
     for target in targets {
         match known.check(target) {
             TargetCheck::Known => {}
-            TargetCheck::Unverifiable => eprintln!(
+            TargetCheck::Unverifiable => crate::stderr_line::warn(&format!(
                 "warning: --to {target}: {} lists some client certificates without their groups \
                  (issued before fts recorded them), so whether a host is in this group cannot be checked",
                 index.display()
-            ),
+            )),
             TargetCheck::Unknown { suggestion } => {
                 let meant = suggestion.map(|s| format!("did you mean {s}? ")).unwrap_or_default();
                 let source = if index.exists() {
@@ -90,24 +75,4 @@ fn check_targets(args: &PublishArgs, targets: &[Target]) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The folder holding `path` (`.` for a bare file name).
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// `--as NAME`, or the file's own name; either must be a valid file name.
-fn file_name(file: &Path, name: Option<&str>) -> Result<FileName, UsageError> {
-    let (name, flag) = match name {
-        Some(name) => (name.to_owned(), "--as"),
-        None => {
-            let own = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            (own, "the file's own name (choose another with --as NAME)")
-        }
-    };
-    FileName::parse(&name).map_err(|e| UsageError(format!("{flag}: {e}")))
 }

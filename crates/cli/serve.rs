@@ -1,5 +1,5 @@
-//! `fts serve`: resolves the flags into server settings, fits them into the
-//! open-file limit ([`crate::fd_limit`]), loads the TLS credentials and the CRL, opens
+//! `fts serve`: with the settings resolved in [`crate::config::Serve`] (the limits
+//! fitted into the open-file limit there), loads the TLS credentials and the CRL, opens
 //! the store read-only, and runs the fts-net server until SIGINT or SIGTERM. SIGHUP
 //! reloads the CRL at once; a changed CRL file is picked up anyway, and one that fails
 //! to load is tried again until it loads ([`fts_net::crl_watch`]).
@@ -12,7 +12,6 @@
 //! It never loads the signing key: nothing here reads `--signing-key` or
 //! `signing.key`.
 
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +19,11 @@ use std::time::Duration;
 use anyhow::Context;
 use fts_net::admission::AdmissionSettings;
 use fts_net::crl_watch::{
-    CrlEvent, CrlFileVersion, CrlHealth, CrlWatch, ReloadFailing, earliest_next_update, log_loaded, watch_crl,
+    CrlEvent, CrlFileVersion, CrlWatch, ReloadFailing, earliest_next_update, log_loaded, watch_crl,
 };
 use fts_net::metrics::Metrics;
 use fts_net::metrics_http::serve_metrics;
-use fts_net::pacing::MinSendRate;
-use fts_net::server::{Server, ServerSettings, Transport};
+use fts_net::server::{Server, Transport};
 use fts_proto::{ErrorChain, Published};
 use fts_store::{CrlReloadFailing, ServerStatus, StatusDir, StoreReader};
 use fts_trust::crl::{CRL_FILE, Crl, load_crls};
@@ -35,104 +33,38 @@ use fts_trust::{ClientAuth, OlderCrls};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
-use crate::UsageError;
-use crate::args::ServeArgs;
-use crate::fd_limit::{self, Wanted};
+use crate::config::{Serve, TlsFiles};
 
 /// How often the CRL file is looked at for changes (and retried while it fails).
 const CRL_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The defaults of `--max-connections` and `--max-active-polls` (PRODUCT.md).
-const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-const DEFAULT_MAX_ACTIVE_POLLS: usize = 2_000;
-
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    if args.plaintext && !args.listen.ip().is_loopback() && !args.allow_insecure_remote {
-        return Err(UsageError(format!(
-            "--plaintext on {} would serve without TLS beyond this machine: use TLS, a loopback \
-             address, or add --allow-insecure-remote for a trusted segment",
-            args.listen
-        ))
-        .into());
-    }
-    for (flag, value) in
-        [("--max-connections", args.max_connections), ("--max-active-polls", args.max_active_polls)]
-    {
-        if value == Some(0) {
-            return Err(UsageError(format!("{flag} must be at least 1")).into());
-        }
-    }
-    let at_least_one = |flag: &str, value: usize| {
-        NonZeroUsize::new(value).ok_or_else(|| UsageError(format!("{flag} must be at least 1")))
-    };
-    let limits = fit_open_file_limit(&args)?;
-    let metrics = Arc::new(Metrics::with_log_lines_dropped(crate::log_writer::lines_dropped()));
-    let crl_health = CrlHealth::new();
-    let admission = AdmissionSettings {
-        max_handshakes_per_source: args.max_handshakes_per_ip,
-        connection_rate_per_source: args.max_connection_rate_per_ip,
-        first_byte_timeout: args.first_byte_timeout,
-        trusted_proxies: args.trusted_proxies.clone(),
-        proxy_protocol: args.proxy_protocol,
-    };
-    let settings = ServerSettings {
-        max_connections: at_least_one("--max-connections", limits.max_connections)?,
-        max_active_polls: at_least_one("--max-active-polls", limits.max_active_polls)?,
-        max_polls_per_client: at_least_one("--max-polls-per-client", args.max_polls_per_client)?,
-        handshake_timeout: args.handshake_timeout,
-        request_timeout: args.request_timeout,
-        min_send_rate: MinSendRate {
-            bytes_per_second: args.min_send_rate,
-            window: args.min_send_rate_window,
-        },
-        poll_deadline: args.poll_deadline,
-        poll_max_files: at_least_one(
-            "--poll-max-files",
-            usize::try_from(args.poll_max_files).unwrap_or(usize::MAX),
-        )?,
-        poll_max_bytes: args.poll_max_bytes,
-        poll_after: args.poll_after,
-        grace: args.grace,
-        status_flush_interval: args.status_interval,
-        admission,
-        crl_max_stale: args.crl_max_stale,
-        crl_health: Arc::clone(&crl_health),
-    };
-    if args.status_interval.is_zero() {
-        return Err(UsageError("--status-interval must be longer than 0s".to_owned()).into());
-    }
-    if args.first_byte_timeout.is_zero() {
-        return Err(UsageError("--first-byte-timeout must be longer than 0s".to_owned()).into());
-    }
-
-    let store = StoreReader::open(&args.store).with_context(|| {
+pub fn run(serve: Serve) -> anyhow::Result<()> {
+    let Serve { listen, store: store_path, status_dir, tls, settings, metrics, metrics_listen } = serve;
+    let crl_health = Arc::clone(&settings.crl_health);
+    let store = StoreReader::open(&store_path).with_context(|| {
         format!(
             "cannot open the store {} (publish with `fts publish` first, or set --store)",
-            args.store.display()
+            store_path.display()
         )
     })?;
-    let status = StatusDir::open_or_create(&args.status_dir)
-        .with_context(|| format!("cannot open the status folder {}", args.status_dir.display()))?;
+    let status = StatusDir::open_or_create(&status_dir)
+        .with_context(|| format!("cannot open the status folder {}", status_dir.display()))?;
     // A second handle on the same folder for `server.json` (the CRL's state, which
     // `fts status` warns about); the server keeps the first for client files.
-    let server_status = Arc::new(StatusDir::open(&args.status_dir));
+    let server_status = Arc::new(StatusDir::open(&status_dir));
 
     // Each file being sent holds one blocking thread that reads its blob, for as long
     // as its client takes to read it. Room for one per active poll, plus some for the
     // status writes, so slow readers can never starve the blocking work of others.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(limits.max_active_polls.saturating_add(64))
+        .max_blocking_threads(settings.max_active_polls.get().saturating_add(64))
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let reload = Arc::new(Notify::new());
-        let transport = if args.plaintext {
-            tracing::warn!("serving WITHOUT TLS (--plaintext): client ids are not authenticated");
-            record_crl_state(&server_status, None, None);
-            Transport::Plaintext
-        } else {
-            let (transport, client_auth, crl) = tls_transport(&args, &metrics)?;
+        let transport = if let Some(tls) = &tls {
+            let (transport, client_auth, crl) = tls_transport(tls, &status_dir, &metrics)?;
             record_crl_state(&server_status, crl.as_ref().map(|loaded| loaded.crls.as_slice()), None);
             match crl {
                 Some(LoadedCrl { path, version, .. }) => {
@@ -145,7 +77,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                         health: crl_health,
                         metrics: Arc::clone(&metrics),
                     };
-                    let (server_status, floor_path) = (Arc::clone(&server_status), args.status_dir.join(CRL_STATE_FILE));
+                    let (server_status, floor_path) = (Arc::clone(&server_status), status_dir.join(CRL_STATE_FILE));
                     tokio::spawn(watch_crl(watch, move |event| match event {
                         CrlEvent::Loaded(crls) => {
                             record_crl_state(&server_status, Some(crls), None);
@@ -156,16 +88,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                         }
                     }));
                 }
-                None if args.crl_max_stale.is_some() => {
+                None if settings.crl_max_stale.is_some() => {
                     tracing::warn!("--crl-max-stale has no effect: no CRL is configured");
                 }
                 None => {}
             }
             transport
+        } else {
+            tracing::warn!("serving WITHOUT TLS (--plaintext): client ids are not authenticated");
+            record_crl_state(&server_status, None, None);
+            Transport::Plaintext
         };
 
         // Bound before the server, so that a busy or wrong address stops the start.
-        if let Some(metrics_addr) = args.metrics_listen {
+        if let Some(metrics_addr) = metrics_listen {
             let listener = tokio::net::TcpListener::bind(metrics_addr)
                 .await
                 .with_context(|| format!("cannot listen on {metrics_addr} for metrics (--metrics-listen)"))?;
@@ -177,12 +113,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tokio::spawn(serve_metrics(listener, Arc::clone(&metrics)));
         }
 
-        let server = Server::bind(args.listen, transport, settings, store, status, Arc::clone(&metrics))
+        let admission = settings.admission.clone();
+        let server = Server::bind(listen, transport, settings, store, status, Arc::clone(&metrics))
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = server.local_addr().context("cannot read the listening address")?;
-        tracing::info!(%addr, store = %args.store.display(), status_dir = %args.status_dir.display(), "listening");
-        log_trusted_proxies(&args);
+        tracing::info!(%addr, store = %store_path.display(), status_dir = %status_dir.display(), "listening");
+        log_trusted_proxies(&admission);
 
         let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
         let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -203,45 +140,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Says who is trusted as a proxy, and warns when that is everyone.
-fn log_trusted_proxies(args: &ServeArgs) {
-    if args.trusted_proxies.is_empty() {
+fn log_trusted_proxies(admission: &AdmissionSettings) {
+    if admission.trusted_proxies.is_empty() {
         return;
     }
-    let proxies = args.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let proxies = admission.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     tracing::info!(
         trusted_proxies = %proxies,
-        proxy_protocol = args.proxy_protocol,
+        proxy_protocol = admission.proxy_protocol,
         "connections from trusted proxies are not limited per source"
     );
-    if args.trusted_proxies.iter().any(|net| net.prefix_len() == 0) {
+    if admission.trusted_proxies.iter().any(|net| net.prefix_len() == 0) {
         tracing::warn!(
             trusted_proxies = %proxies,
             "--trusted-proxy covers every address: no source is limited{}",
-            if args.proxy_protocol { " and anyone can claim any client address" } else { "" }
+            if admission.proxy_protocol { " and anyone can claim any client address" } else { "" }
         );
     }
-}
-
-/// Fits `--max-connections` and `--max-active-polls` into the open-file limit, after
-/// raising the soft limit to the hard one ([`crate::fd_limit`]).
-fn fit_open_file_limit(args: &ServeArgs) -> anyhow::Result<fd_limit::Fitted> {
-    let wanted =
-        |value: Option<usize>, default| Wanted { value: value.unwrap_or(default), explicit: value.is_some() };
-    let connections = wanted(args.max_connections, DEFAULT_MAX_CONNECTIONS);
-    let polls = wanted(args.max_active_polls, DEFAULT_MAX_ACTIVE_POLLS);
-    let limit = fd_limit::raise_soft_limit();
-    let fitted = fd_limit::fit(limit, connections, polls).map_err(UsageError)?;
-    if (fitted.max_connections, fitted.max_active_polls) != (connections.value, polls.value) {
-        tracing::warn!(
-            open_file_limit = limit.unwrap_or(u64::MAX),
-            max_connections = fitted.max_connections,
-            max_active_polls = fitted.max_active_polls,
-            "lowered the default --max-connections / --max-active-polls to fit the open-file limit \
-             (RLIMIT_NOFILE hard limit): raise it to serve more at once (LimitNOFILE= in the unit, \
-             ulimit -Hn), or set both flags"
-        );
-    }
-    Ok(fitted)
 }
 
 /// Writes the revocation state to `server.json` in the status folder. `None`: no CRL.
@@ -294,16 +209,14 @@ fn published(unix: i64) -> Published {
 /// Loads the server's certificate and key, the client CA and the CRL, and logs
 /// whether revocation is on. Returns the CRL file to watch, when there is one.
 fn tls_transport(
-    args: &ServeArgs,
+    tls: &TlsFiles,
+    status_dir: &Path,
     metrics: &Metrics,
 ) -> anyhow::Result<(Transport, Arc<ClientAuth>, Option<LoadedCrl>)> {
-    let chain = load_certificates(&args.cert)?;
-    let key = load_private_key(&args.key)?;
-    let roots = load_certificates(&args.client_ca)?;
-    let crl_path = match &args.crl {
-        Some(path) => Some(path.clone()),
-        None => default_crl(&args.client_ca),
-    };
+    let chain = load_certificates(&tls.cert)?;
+    let key = load_private_key(&tls.key)?;
+    let roots = load_certificates(&tls.client_ca)?;
+    let crl_path = tls.crl.clone();
     // The version before the content: a CRL replaced while it is read is loaded again
     // by the watcher's first look.
     let version = crl_path.as_deref().and_then(CrlFileVersion::of);
@@ -315,23 +228,21 @@ fn tls_transport(
     };
     metrics.set_crl_next_update(earliest_next_update(&crls));
     // The CRL numbers a previous run had in force: the CRL loaded now may not be older.
-    let floor_path = args.status_dir.join(CRL_STATE_FILE);
+    let floor_path = status_dir.join(CRL_STATE_FILE);
     let floor = CrlFloor::load(&floor_path)?;
-    let older = if args.accept_older_crl {
+    if tls.older_crls == OlderCrls::AcceptOnce {
         tracing::warn!(
             "--accept-older-crl: the first CRL older than the one in force will be accepted, once; \
              remove the flag afterwards"
         );
-        OlderCrls::AcceptOnce
-    } else {
-        OlderCrls::Refuse
-    };
-    let client_auth = ClientAuth::with_crl_floor(roots, crls.clone(), floor, older).with_context(|| {
-        format!(
-            "cannot put the CRL in force (the CRL numbers in force before are in {})",
-            floor_path.display()
-        )
-    })?;
+    }
+    let client_auth =
+        ClientAuth::with_crl_floor(roots, crls.clone(), floor, tls.older_crls).with_context(|| {
+            format!(
+                "cannot put the CRL in force (the CRL numbers in force before are in {})",
+                floor_path.display()
+            )
+        })?;
     if crl_path.is_some() {
         client_auth
             .crl_floor()
@@ -339,11 +250,11 @@ fn tls_transport(
             .with_context(|| "cannot record the CRL numbers in force in the status folder".to_owned())?;
     }
     let config = fts_trust::server_config(chain, key, Arc::clone(&client_auth))
-        .map_err(|e| key_mismatch_names_files(e, &args.cert, &args.key))?;
+        .map_err(|e| key_mismatch_names_files(e, &tls.cert, &tls.key))?;
     match &crl_path {
         Some(path) => log_loaded(path, &crls, "revocation is ON"),
         None => tracing::warn!(
-            client_ca = %args.client_ca.display(),
+            client_ca = %tls.client_ca.display(),
             "revocation is OFF: no CRL configured (--crl) and no {CRL_FILE} beside the client CA"
         ),
     }
@@ -357,12 +268,6 @@ struct LoadedCrl {
     path: PathBuf,
     crls: Vec<Crl>,
     version: Option<CrlFileVersion>,
-}
-
-/// `ca.crl` beside the client CA, when it exists.
-fn default_crl(client_ca: &Path) -> Option<PathBuf> {
-    let path = client_ca.parent().unwrap_or(Path::new(".")).join(CRL_FILE);
-    path.exists().then_some(path)
 }
 
 /// A key that is not the certificate's, with both files named.

@@ -123,15 +123,20 @@ fn check_status_dir(path: &std::path::Path, status_dir: &StatusDir) -> anyhow::R
             path.display()
         );
     }
-    if !status_dir.has_server_status() {
-        anyhow::bail!(
+    let server_json = status_dir.dir().join(fts_store::status::SERVER_STATUS_FILE);
+    match std::fs::metadata(&server_json) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(anyhow::Error::new(e).context(format!(
+            "cannot read {} (run fts status as a user who may read the server's status folder)",
+            server_json.display()
+        ))),
+        _ => anyhow::bail!(
             "{} is not a status folder of fts serve (it has no {}): name the folder `fts serve \
              --status-dir` writes to; the server writes it when it starts",
             path.display(),
             fts_store::status::SERVER_STATUS_FILE
-        );
+        ),
     }
-    Ok(())
 }
 
 /// What the server's own status calls for: revocation off, a CRL past its

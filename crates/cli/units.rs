@@ -1,8 +1,15 @@
 //! Human-friendly values for flags and config files: durations (`10s`, `6h`), byte
-//! sizes (`64GiB`, `16KiB`) and percentages (`10%`). Each parser is a clap value
-//! parser, so a bad value is reported with the flag that carried it.
+//! sizes (`64GiB`, `16KiB`), percentages (`10%`) and limits of at least one. Each
+//! parser is a clap value parser, so a bad value is reported with the flag that
+//! carried it, whether it came from the command line, the environment or the config
+//! file; and a value that must not be zero is refused here, never checked later.
 
+use std::ffi::OsStr;
+use std::num::NonZeroU64;
 use std::time::Duration;
+
+use clap::builder::TypedValueParser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 /// `500ms`, `10s`, `5m`, `6h`, `2d`; a bare number means seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -23,9 +30,51 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     n.checked_mul(unit_ms).map(Duration::from_millis).ok_or_else(|| format!("duration {s:?} is too large"))
 }
 
+/// A duration longer than zero, for intervals and timeouts where 0 would mean "at
+/// once, forever": refused as `--FLAG must be longer than 0s`.
+#[derive(Debug, Clone, Copy)]
+pub struct PositiveDuration;
+
+impl TypedValueParser for PositiveDuration {
+    type Value = Duration;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Duration, clap::Error> {
+        let duration = parse_duration.parse_ref(cmd, arg, value)?;
+        if !duration.is_zero() {
+            return Ok(duration);
+        }
+        let flag =
+            arg.and_then(clap::Arg::get_long).map_or_else(|| "a duration".to_owned(), |l| format!("--{l}"));
+        let mut err = clap::Error::raw(ErrorKind::ValueValidation, format!("{flag} must be longer than 0s"))
+            .format(&mut cmd.clone());
+        // Which flag it was, for the config layering to tell a value from the file.
+        if let Some(arg) = arg {
+            err.insert(ContextKind::InvalidArg, ContextValue::String(arg.to_string()));
+        }
+        Err(err)
+    }
+}
+
+/// A number of bytes, as `--max-file-size` and the like take it ([`parse_size`]). A
+/// type of its own so that the config file can tell a size from a count (a bare TOML
+/// integer is refused for a size: it needs a unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(u64);
+
+impl Size {
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
 /// `4096`, `16KiB`, `64GiB`, `1MB`; binary (KiB, MiB, GiB, TiB) and decimal (kB, MB,
 /// GB, TB) units; a bare number means bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<Size, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
@@ -44,15 +93,15 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "TB" => 1_000_000_000_000,
         other => return Err(format!("unknown size unit {other:?} in {s:?}: use B, KiB, MiB, GiB, TiB")),
     };
-    n.checked_mul(unit_bytes).ok_or_else(|| format!("size {s:?} is too large"))
+    n.checked_mul(unit_bytes).map(Size).ok_or_else(|| format!("size {s:?} is too large"))
 }
 
-/// A whole number of at least 1 (for limits where 0 would refuse everything).
-pub fn parse_at_least_one(s: &str) -> Result<std::num::NonZeroU32, String> {
-    match s.trim().parse::<u32>() {
-        Ok(n) => std::num::NonZeroU32::new(n).ok_or_else(|| "must be at least 1".to_owned()),
-        Err(_) => Err(format!("{s:?} is not a whole number from 1 to {}", u32::MAX)),
-    }
+/// A whole number of at least 1 (for limits where 0 would refuse everything), as
+/// whichever `NonZero` type the flag holds.
+pub fn parse_at_least_one<T: TryFrom<NonZeroU64>>(s: &str) -> Result<T, String> {
+    let n: u64 = s.trim().parse().map_err(|_| format!("{s:?} is not a whole number of at least 1"))?;
+    let n = NonZeroU64::new(n).ok_or_else(|| "must be at least 1".to_owned())?;
+    T::try_from(n).map_err(|_| format!("{s:?} is too large"))
 }
 
 /// `10%` or `10`: a whole percentage from 0 to 100.
@@ -82,10 +131,10 @@ mod tests {
 
     #[test]
     fn sizes_take_binary_and_decimal_units() {
-        assert_eq!(parse_size("64GiB"), Ok(64 << 30));
-        assert_eq!(parse_size("16KiB"), Ok(16 << 10));
-        assert_eq!(parse_size("1MB"), Ok(1_000_000));
-        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("64GiB"), Ok(Size(64 << 30)));
+        assert_eq!(parse_size("16KiB"), Ok(Size(16 << 10)));
+        assert_eq!(parse_size("1MB"), Ok(Size(1_000_000)));
+        assert_eq!(parse_size("123"), Ok(Size(123)));
         for bad in ["", "GiB", "1.5GiB", "1 zettabyte", "99999999999TiB"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
@@ -97,5 +146,26 @@ mod tests {
         assert_eq!(parse_percent("0"), Ok(0));
         assert!(parse_percent("101%").is_err());
         assert!(parse_percent("-1%").is_err());
+    }
+
+    #[test]
+    fn limits_of_at_least_one_refuse_zero_and_fit_their_type() {
+        assert_eq!(parse_at_least_one::<std::num::NonZeroU32>("64").map(|n| n.get()), Ok(64));
+        assert_eq!(parse_at_least_one::<std::num::NonZeroUsize>(" 7 ").map(|n| n.get()), Ok(7));
+        assert_eq!(parse_at_least_one::<std::num::NonZeroU32>("0"), Err("must be at least 1".to_owned()));
+        assert!(parse_at_least_one::<std::num::NonZeroU32>("many").unwrap_err().contains("whole number"));
+        assert!(parse_at_least_one::<std::num::NonZeroU32>("4294967296").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn a_positive_duration_refuses_zero_naming_the_flag() {
+        let cmd = clap::Command::new("fts").arg(
+            clap::Arg::new("first-byte-timeout").long("first-byte-timeout").value_parser(PositiveDuration),
+        );
+        let ok = cmd.clone().try_get_matches_from(["fts", "--first-byte-timeout", "3s"]).unwrap();
+        assert_eq!(ok.get_one::<Duration>("first-byte-timeout"), Some(&Duration::from_secs(3)));
+        let err = cmd.try_get_matches_from(["fts", "--first-byte-timeout", "0s"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("--first-byte-timeout must be longer than 0s"), "{err}");
     }
 }

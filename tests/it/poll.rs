@@ -239,12 +239,12 @@ fn temporary_files_of_an_interrupted_run_are_removed_at_start() {
     let sandbox = sandbox();
     let server = ServeProcess::start(&sandbox, &[]);
     std::fs::create_dir_all(sandbox.join("in/.fts-partial")).unwrap();
-    std::fs::write(sandbox.join("in/.fts-partial/body-0123456789abcdef.tmp"), "half a file").unwrap();
+    std::fs::write(sandbox.join("in/.fts-partial/.fts-tmp-body-0123456789abcdef"), "half a file").unwrap();
     std::fs::write(sandbox.join("in/.fts-tmp-state-0123456789abcdef"), "half a state").unwrap();
     // A body left in the destination itself by an older release.
     std::fs::write(sandbox.join("in/.fts-tmp-0123456789abcdef"), "half a file").unwrap();
     poll_ok(&sandbox, &server, "web-01", "in", &[]);
-    assert!(!sandbox.join("in/.fts-partial/body-0123456789abcdef.tmp").exists());
+    assert!(!sandbox.join("in/.fts-partial/.fts-tmp-body-0123456789abcdef").exists());
     assert!(!sandbox.join("in/.fts-tmp-state-0123456789abcdef").exists());
     assert!(!sandbox.join("in/.fts-tmp-0123456789abcdef").exists());
 }

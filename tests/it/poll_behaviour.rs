@@ -404,6 +404,7 @@ fn a_revoked_host_polling_once_gets_one_line_and_backs_off_across_runs_until_max
         prom.contains("\nfts_poll_certificate_refusals_total 1\n"),
         "a skipped run is no refusal: {prom}"
     );
+    assert!(prom.contains("\nfts_poll_last_round_certificate_refused 1\n"), "but still refused: {prom}");
 
     // Once --max-interval has passed, it knocks again.
     std::thread::sleep(Duration::from_millis(2100));

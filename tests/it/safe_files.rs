@@ -378,7 +378,7 @@ fn the_partial_folder_holds_the_body_during_a_transfer_and_dest_only_verified_fi
             && std::fs::metadata(partial.join(&bodies[0])).is_ok_and(|m| m.len() < latest.len() as u64);
         if mid_transfer {
             let body = &bodies[0];
-            assert!(body.starts_with("body-") && body.ends_with(".tmp"), "{body}");
+            assert!(body.starts_with(".fts-tmp-body-"), "{body}");
             assert_eq!(mode_of(&partial), 0o700, "no one else can reach the unverified bytes");
             assert_eq!(names(&dest).iter().filter(|n| !n.starts_with('.')).collect::<Vec<_>>(), ["app.bin"]);
             assert_destination_holds_only_verified_files(&dest);

@@ -75,7 +75,7 @@ impl FileStat {
     // The field types of `struct stat` differ between architectures; these casts
     // widen (or keep) each of them to the one type used here.
     #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-    fn of(stat: &rustix::fs::Stat) -> FileStat {
+    pub(crate) fn of(stat: &rustix::fs::Stat) -> FileStat {
         let mtime = (stat.st_mtime as i64).try_into().ok().and_then(|secs: u64| {
             SystemTime::UNIX_EPOCH
                 .checked_add(Duration::new(secs, (stat.st_mtime_nsec as u32).min(999_999_999)))
@@ -258,6 +258,19 @@ impl Dir {
             },
             e => FsError::io(action, path)(e.into()),
         }
+    }
+
+    /// Gives the file `from` in this folder a second name, `to` in `target` (same file
+    /// system), failing with [`FsError::AlreadyExists`] if `to` exists, even as a
+    /// dangling link: the check and the naming are one atomic step (`linkat`).
+    pub fn link_into(&self, from: impl AsRef<OsStr>, target: &Dir, to: impl AsRef<OsStr>) -> Result<()> {
+        let (from, to) = (from.as_ref(), to.as_ref());
+        check_name(from)?;
+        check_name(to)?;
+        rustix::fs::linkat(&self.fd, from, &target.fd, to, AtFlags::empty()).map_err(|e| match e {
+            Errno::EXIST => FsError::AlreadyExists { path: target.join(to) },
+            e => FsError::io("link into place", target.join(to))(e.into()),
+        })
     }
 
     /// Renames `from` to `to` in this folder, replacing `to` (a link there is

@@ -1,4 +1,5 @@
-//! [`FsError`]: every way an open, a creation, a rename or a privacy check fails.
+//! [`FsError`]: every way an open, a creation, a write, a rename or a privacy check
+//! fails.
 //! Each variant names the path; a failed system call keeps its `io::Error` as the
 //! source (not in the message), so a caller can tell "missing" from the rest.
 
@@ -43,6 +44,14 @@ pub enum FsError {
     /// A name that is not one path component: a bug of the caller, never the input's.
     #[error("{name:?} is not a single file name")]
     NotAName { name: OsString },
+
+    /// A write that must not replace a file found one under its name.
+    #[error("{} already exists", path.display())]
+    AlreadyExists { path: PathBuf },
+
+    /// A bounded read found more than the bound: not a file of the kind expected.
+    #[error("{} is larger than {max} bytes", path.display())]
+    TooLarge { path: PathBuf, max: u64 },
 }
 
 impl FsError {
@@ -64,7 +73,9 @@ impl FsError {
             | FsError::SymbolicLink { path }
             | FsError::WrongKind { path, .. }
             | FsError::OtherFileSystem { path, .. }
-            | FsError::NotPrivate { path, .. } => Some(path),
+            | FsError::NotPrivate { path, .. }
+            | FsError::AlreadyExists { path }
+            | FsError::TooLarge { path, .. } => Some(path),
             FsError::NotAName { .. } => None,
         }
     }
@@ -75,5 +86,23 @@ impl FsError {
             FsError::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+
+    /// An `io::Error` for callers whose errors carry one: the system error itself for
+    /// [`FsError::Io`], otherwise this error inside one of the matching kind.
+    pub fn into_io(self) -> io::Error {
+        if let FsError::Io { source, .. } = self {
+            return source;
+        }
+        let kind = match &self {
+            FsError::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
+            FsError::WrongKind { wanted: FileKind::Dir, .. } => io::ErrorKind::NotADirectory,
+            FsError::WrongKind { found: FileKind::Dir, .. } => io::ErrorKind::IsADirectory,
+            FsError::NotAName { .. } => io::ErrorKind::InvalidInput,
+            FsError::TooLarge { .. } => io::ErrorKind::FileTooLarge,
+            FsError::NotPrivate { .. } => io::ErrorKind::PermissionDenied,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, self)
     }
 }

@@ -5,9 +5,13 @@
 //! A connection that has not finished its handshake is unauthenticated and cheap to
 //! make, so everything it can take is bounded:
 //! - **connection slots**: `--max-connections` in all, of which connections before
-//!   their handshake may hold at most 90 % ([`RESERVED_PERCENT`] is kept for
-//!   connections past their handshake). Both permits are taken before `accept`, so at
-//!   the limit new connections wait in the kernel's backlog, not in memory here;
+//!   their handshake may hold at most 90 %. The slot in all is taken before `accept`,
+//!   so at the limit new connections wait in the kernel's backlog, not in memory here.
+//!   The last [`RESERVED_PERCENT`] are for hosts: once connections before their
+//!   handshake hold their 90 %, a new connection is admitted only from a source that
+//!   completed a handshake within [`KNOWN_FOR`] (a bounded table, [`KnownSources`]),
+//!   and every other is closed at once instead of waiting in the backlog. So a flood
+//!   of idle connections from many addresses cannot keep the fleet's own hosts out;
 //! - **per source**: at most `--max-handshakes-per-ip` connections before their
 //!   handshake, and new connections at most `--max-connection-rate-per-ip` per second
 //!   (a token bucket, bursts of as many). A source is an IPv4 address or an IPv6 /64
@@ -54,6 +58,12 @@ use crate::summary_log::SummaryLog;
 /// take, so that hosts already authenticated always find room.
 pub const RESERVED_PERCENT: usize = 10;
 
+/// How long a source that completed a handshake may use the reserve.
+pub const KNOWN_FOR: Duration = Duration::from_secs(2 * 3600);
+
+/// The most sources remembered as having completed a handshake.
+pub const MAX_KNOWN_SOURCES: usize = 65_536;
+
 /// How often entries of idle sources are removed from the table.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -99,7 +109,7 @@ impl Default for AdmissionSettings {
 /// The connections before their handshake that `max_connections` allows: all but the
 /// reserved share, and at least one.
 pub fn before_handshake_limit(max_connections: usize) -> usize {
-    let reserved = max_connections.div_ceil(100 / RESERVED_PERCENT);
+    let reserved = max_connections.saturating_mul(RESERVED_PERCENT).div_ceil(100);
     max_connections.saturating_sub(reserved).max(1)
 }
 
@@ -320,11 +330,12 @@ impl Drop for HandshakeSlot {
 }
 
 /// What a connection holds until its handshake is over: its share of the slots
-/// before the handshake and, for a limited source, its source's place. Drop it when
-/// the handshake completes (or fails: dropping happens anyway).
+/// before the handshake (none when it came in on the reserve) and, for a limited
+/// source, its source's place. Drop it when the handshake completes (or fails:
+/// dropping happens anyway).
 #[derive(Debug)]
 pub struct BeforeHandshake {
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
     slot: Option<HandshakeSlot>,
 }
 
@@ -343,11 +354,54 @@ impl ConnectionSlots {
         }
     }
 
-    /// Waits for a slot before the handshake and a slot in all; `None` once closed.
-    pub async fn acquire(&self) -> Option<(BeforeHandshake, OwnedSemaphorePermit)> {
-        let early = Arc::clone(&self.before_handshake).acquire_owned().await.ok()?;
+    /// Waits for a slot in all, and takes a slot before the handshake if one is free
+    /// (`None` in the first place: only the reserve is left, see
+    /// [`Admission::at_accept`]). `None` once closed.
+    pub async fn acquire(&self) -> Option<(Option<OwnedSemaphorePermit>, OwnedSemaphorePermit)> {
         let any = Arc::clone(&self.any).acquire_owned().await.ok()?;
-        Some((BeforeHandshake { _permit: early, slot: None }, any))
+        let early = Arc::clone(&self.before_handshake).try_acquire_owned().ok();
+        Some((early, any))
+    }
+}
+
+/// The sources that completed a handshake lately: the ones that may use the reserve.
+/// Bounded: entries older than [`KNOWN_FOR`] are dropped when it is full, and if it is
+/// still full, arbitrary ones (a host forgotten only waits for a free slot before its
+/// handshake, as any other, until its next handshake).
+#[derive(Debug, Default)]
+pub struct KnownSources {
+    seen: Mutex<HashMap<SourceKey, Instant>>,
+}
+
+impl KnownSources {
+    /// `ip` completed a handshake at `now`.
+    pub fn authenticated(&self, ip: IpAddr, now: Instant) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= MAX_KNOWN_SOURCES && !seen.contains_key(&SourceKey::of(ip)) {
+            seen.retain(|_, at| now.duration_since(*at) < KNOWN_FOR);
+            if seen.len() >= MAX_KNOWN_SOURCES {
+                let drop: Vec<SourceKey> = seen.keys().take(MAX_KNOWN_SOURCES / 2).copied().collect();
+                for key in drop {
+                    seen.remove(&key);
+                }
+            }
+        }
+        seen.insert(SourceKey::of(ip), now);
+    }
+
+    /// Whether `ip` completed a handshake within [`KNOWN_FOR`] of `now`.
+    pub fn is_known(&self, ip: IpAddr, now: Instant) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.get(&SourceKey::of(ip)).is_some_and(|at| now.duration_since(*at) < KNOWN_FOR)
+    }
+
+    /// Sources remembered now.
+    pub fn len(&self) -> usize {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -356,6 +410,7 @@ impl ConnectionSlots {
 pub struct Admission {
     settings: AdmissionSettings,
     sources: Arc<Sources>,
+    known: KnownSources,
     log: RefusalSummary,
 }
 
@@ -381,7 +436,7 @@ pub enum Closed {
 impl Admission {
     pub fn new(settings: AdmissionSettings, max_connections: usize) -> Admission {
         let sources = Sources::new(&settings, before_handshake_limit(max_connections));
-        Admission { settings, sources, log: RefusalSummary::new() }
+        Admission { settings, sources, known: KnownSources::default(), log: RefusalSummary::new() }
     }
 
     pub fn settings(&self) -> &AdmissionSettings {
@@ -392,24 +447,38 @@ impl Admission {
         self.settings.trusted_proxies.iter().any(|net| net.contains(ip))
     }
 
-    /// Right after accept, before any byte is read: the per-source limits of a source
-    /// that is not a trusted proxy. Trusted proxies pass (their clients are limited
+    /// Right after accept, before any byte is read: the reserve (`early` is `None`
+    /// when the slots before the handshake are all taken: only a source that
+    /// authenticated lately may go on), then the per-source limits of a source that is
+    /// not a trusted proxy. Trusted proxies pass the latter (their clients are limited
     /// once their PROXY header is read, in [`Admission::open`]).
     pub fn at_accept(
         &self,
         peer: SocketAddr,
-        early: &mut BeforeHandshake,
+        early: Option<OwnedSemaphorePermit>,
         metrics: &Metrics,
-    ) -> Result<(), Closed> {
-        if self.is_trusted(peer.ip()) {
-            return Ok(());
+    ) -> Result<BeforeHandshake, Closed> {
+        let now = Instant::now();
+        if early.is_none() && !self.known.is_known(peer.ip(), now) {
+            self.refuse(metrics, ConnectionRefusal::BeforeHandshakeFull, peer, None, None);
+            return Err(Closed::Refused);
         }
-        let slot = self.sources.admit(peer.ip(), Instant::now()).map_err(|reason| {
+        let mut before = BeforeHandshake { _permit: early, slot: None };
+        if self.is_trusted(peer.ip()) {
+            return Ok(before);
+        }
+        let slot = self.sources.admit(peer.ip(), now).map_err(|reason| {
             self.refuse(metrics, reason, peer, None, None);
             Closed::Refused
         })?;
-        early.slot = Some(slot);
-        Ok(())
+        before.slot = Some(slot);
+        Ok(before)
+    }
+
+    /// The connection from `tcp_peer` (the TCP peer: a proxy's clients share its
+    /// address) completed its handshake: from now on its source may use the reserve.
+    pub fn authenticated(&self, tcp_peer: SocketAddr) {
+        self.known.authenticated(tcp_peer.ip(), Instant::now());
     }
 
     /// Reads what comes before TLS, by `first_byte_deadline`: from a trusted proxy
@@ -521,8 +590,14 @@ enum ReadHeaderError {
 /// the announced block; for v1 the line up to its CRLF, a byte at a time (at most
 /// [`proxy_protocol::V1_MAX_LEN`] reads, once per connection of a trusted proxy).
 async fn read_proxy_header(tcp: &mut TcpStream, deadline: Instant) -> Result<ProxyHeader, ReadHeaderError> {
+    // The v1 prefix first: the shortest v1 line (`PROXY UNKNOWN\r\n`, 15 bytes) is
+    // shorter than the fixed part of v2, and nothing past a header may be consumed.
     let mut fixed = [0u8; FIXED_LEN];
-    read_exact_by(tcp, &mut fixed, deadline).await?;
+    let prefix_len = proxy_protocol::V1_PREFIX.len();
+    read_exact_by(tcp, &mut fixed[..prefix_len], deadline).await?;
+    if fixed[..prefix_len] != *proxy_protocol::V1_PREFIX {
+        read_exact_by(tcp, &mut fixed[prefix_len..], deadline).await?;
+    }
     match proxy_protocol::parse_start(&fixed).map_err(ReadHeaderError::Invalid)? {
         HeaderStart::V2 { block_len } => {
             let mut block = vec![0u8; block_len];
@@ -530,7 +605,7 @@ async fn read_proxy_header(tcp: &mut TcpStream, deadline: Instant) -> Result<Pro
             proxy_protocol::parse_block(&fixed, &block).map_err(ReadHeaderError::Invalid)
         }
         HeaderStart::V1 => {
-            let mut line = fixed.to_vec();
+            let mut line = fixed[..prefix_len].to_vec();
             while !line.ends_with(b"\r\n") {
                 if line.len() >= proxy_protocol::V1_MAX_LEN {
                     return Err(ReadHeaderError::Invalid(ProxyHeaderError::V1TooLong));
@@ -608,23 +683,71 @@ mod tests {
         assert_eq!(before_handshake_limit(10_000), 9_000);
         assert_eq!(before_handshake_limit(1_000), 900);
         assert_eq!(before_handshake_limit(15), 13, "the reserve is rounded up");
+        assert_eq!(before_handshake_limit(30), 27);
         assert_eq!(before_handshake_limit(2), 1);
         assert_eq!(before_handshake_limit(1), 1, "one connection can always start");
     }
 
     #[tokio::test]
-    async fn the_slots_before_the_handshake_stop_at_their_share() {
+    async fn the_slots_before_the_handshake_stop_at_their_share_and_the_rest_stays_acceptable() {
         let slots = ConnectionSlots::new(10);
         let mut held = Vec::new();
         for _ in 0..9 {
-            held.push(slots.acquire().await.unwrap());
+            let (early, any) = slots.acquire().await.unwrap();
+            assert!(early.is_some());
+            held.push((early, any));
         }
-        let blocked = tokio::time::timeout(Duration::from_millis(50), slots.acquire()).await;
-        assert!(blocked.is_err(), "a tenth connection before its handshake waits");
+        // The tenth is accepted, on the reserve: no slot before the handshake.
+        let (early, reserve) = slots.acquire().await.unwrap();
+        assert!(early.is_none(), "only the reserve is left");
+        let full = tokio::time::timeout(Duration::from_millis(50), slots.acquire()).await;
+        assert!(full.is_err(), "at --max-connections new connections wait in the backlog");
+        drop(reserve);
         // One past its handshake gives its early slot back and keeps its place in all.
         let (early, _any) = held.pop().unwrap();
         drop(early);
-        assert!(slots.acquire().await.is_some());
+        let (early, _) = slots.acquire().await.unwrap();
+        assert!(early.is_some());
+    }
+
+    #[test]
+    fn only_a_source_that_authenticated_lately_may_use_the_reserve() {
+        let admission = Admission::new(AdmissionSettings::default(), 10);
+        let metrics = Metrics::new();
+        let (host, stranger) = ("192.0.2.1:5000".parse().unwrap(), "192.0.2.2:5000".parse().unwrap());
+        assert!(admission.at_accept(stranger, None, &metrics).is_err(), "a stranger is closed at once");
+        assert!(admission.at_accept(host, None, &metrics).is_err());
+        admission.authenticated(host);
+        assert!(admission.at_accept(host, None, &metrics).is_ok(), "a known host gets the reserve");
+        assert!(admission.at_accept(stranger, None, &metrics).is_err());
+        let now = Instant::now();
+        assert!(!admission.known.is_known(host.ip(), now + KNOWN_FOR), "only for a while");
+    }
+
+    #[tokio::test]
+    async fn the_shortest_v1_line_is_read_without_a_byte_after_it() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut proxy = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        proxy.write_all(b"PROXY UNKNOWN\r\n\x16").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let result = read_proxy_header(&mut accepted, deadline).await;
+        assert!(matches!(result, Err(ReadHeaderError::Invalid(ProxyHeaderError::V1Unknown))));
+        let mut next = [0u8; 1];
+        accepted.read_exact(&mut next).await.unwrap();
+        assert_eq!(next, [0x16], "the byte after the line is left for TLS");
+    }
+
+    #[test]
+    fn the_table_of_known_sources_stays_bounded() {
+        let known = KnownSources::default();
+        let now = Instant::now();
+        for n in 0..(MAX_KNOWN_SOURCES as u32 + 10) {
+            known.authenticated(IpAddr::V4(Ipv4Addr::from(n)), now);
+        }
+        assert!(known.len() <= MAX_KNOWN_SOURCES);
+        assert!(known.is_known(IpAddr::V4(Ipv4Addr::from(MAX_KNOWN_SOURCES as u32 + 9)), now));
     }
 
     #[test]

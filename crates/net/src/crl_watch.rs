@@ -2,8 +2,8 @@
 //! SIGHUP, and a changed file is loaded into the running [`ClientAuth`], so new
 //! handshakes and the post-handshake re-check of resumed sessions use it at once.
 //!
-//! The file is checked by path (its metadata: device, inode, size, modification
-//! time), never through an open descriptor or an inotify watch on the inode, so a CRL
+//! The file is checked by path (its [`fts_fs::FileIdentity`]: device, inode, size,
+//! modification time), never through an open descriptor or an inotify watch on the inode, so a CRL
 //! replaced by rename (as `fts keygen crl`, editors and sync tools do) is seen.
 //!
 //! **A reload that fails is tried again at every look until it loads.** Whatever
@@ -41,28 +41,10 @@ use crate::summary_log::SummaryLog;
 /// While a reload keeps failing with the same error, it is logged at most this often.
 pub const LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// What identifies one version of the CRL file. Read before the file itself, so that
-/// a change in between is loaded again at the next look.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CrlFileVersion {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: Option<SystemTime>,
-}
-
-impl CrlFileVersion {
-    /// The version of the file at `path` now; `None` when it cannot be inspected.
-    pub fn of(path: &Path) -> Option<CrlFileVersion> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(CrlFileVersion {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime: meta.modified().ok(),
-        })
-    }
-}
+/// What identifies one version of the CRL file ([`CrlFileVersion::of`] its path:
+/// `None` when it cannot be inspected). Read before the file itself, so that a change
+/// in between is loaded again at the next look.
+pub type CrlFileVersion = fts_fs::FileIdentity;
 
 /// A CRL file that cannot be put in force, since when and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +152,7 @@ pub struct CrlWatch {
 pub async fn watch_crl(watch: CrlWatch, on_event: impl Fn(CrlEvent<'_>) + Send + Sync + 'static) {
     let reload = Arc::clone(&watch.reload);
     let every = watch.every;
-    let in_force = Mutex::new(watch.in_force.clone());
+    let in_force = Mutex::new(watch.in_force);
     let watcher = Arc::new(Watcher { in_force, watch, on_event });
     loop {
         let forced = tokio::select! {

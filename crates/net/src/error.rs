@@ -412,12 +412,6 @@ pub enum LocalFailure {
     WriterFailed(#[source] tokio::task::JoinError),
     #[error("the disk writer stopped")]
     WriterGone,
-    #[error("cannot flush {}", path.display())]
-    Flush {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
 }
 
 impl LocalFailure {

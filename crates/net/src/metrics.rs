@@ -122,15 +122,20 @@ pub enum ConnectionRefusal {
     ProxyHeaderInvalid,
     /// Nothing arrived within `--first-byte-timeout`.
     FirstByteTimeout,
+    /// Connections before their handshake held their whole share of
+    /// `--max-connections`, and the source is not one that authenticated lately (only
+    /// those may use the reserve).
+    BeforeHandshakeFull,
 }
 
 impl ConnectionRefusal {
-    pub const ALL: [ConnectionRefusal; 5] = [
+    pub const ALL: [ConnectionRefusal; 6] = [
         ConnectionRefusal::PerIpHandshakes,
         ConnectionRefusal::Rate,
         ConnectionRefusal::ProxyHeader,
         ConnectionRefusal::ProxyHeaderInvalid,
         ConnectionRefusal::FirstByteTimeout,
+        ConnectionRefusal::BeforeHandshakeFull,
     ];
 
     pub fn label(self) -> &'static str {
@@ -140,6 +145,7 @@ impl ConnectionRefusal {
             ConnectionRefusal::ProxyHeader => "proxy-header",
             ConnectionRefusal::ProxyHeaderInvalid => "proxy-header-invalid",
             ConnectionRefusal::FirstByteTimeout => "first-byte-timeout",
+            ConnectionRefusal::BeforeHandshakeFull => "before-handshake-full",
         }
     }
 }

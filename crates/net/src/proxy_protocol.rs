@@ -91,7 +91,8 @@ pub enum HeaderStart {
     /// A v2 header: read exactly `block_len` more bytes, then call [`parse_block`].
     V2 { block_len: usize },
     /// A v1 line: read on up to its CRLF (at most [`V1_MAX_LEN`] in all), then call
-    /// [`parse_v1`]. No valid v1 line is shorter than [`FIXED_LEN`] bytes.
+    /// [`parse_v1`]. Only [`V1_PREFIX`] of `fixed` need be read to tell: the shortest
+    /// v1 line, `PROXY UNKNOWN\r\n`, is shorter than [`FIXED_LEN`].
     V1,
 }
 

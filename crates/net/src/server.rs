@@ -44,7 +44,6 @@ use fts_proto::{
 };
 use fts_store::{Answer, Entry, StatusDir, StoreError, StoreReader, StoreSnapshot};
 use fts_trust::{ClientAuth, ClientIdentity};
-use std::io::Read;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -63,10 +62,11 @@ use crate::metrics::{HandshakeFailure, Metrics};
 use crate::pacing::{MinSendRate, Pacer};
 use crate::store_view::StoreView;
 
-/// Body bytes read from a blob and written to the client at a time. 64 KiB x 4 costs
-/// the same CPU per GiB as 256 KiB x 2 (measured, within noise) and half the memory per
-/// file being sent: 256 KiB, so 500 MiB at the default 2,000 active polls.
-pub const BODY_CHUNK: usize = 64 * 1024;
+/// Body bytes read from a blob and written to the client at a time: the stream chunk
+/// of fts-fs ([`fts_fs::stream`]). 64 KiB x 4 costs the same CPU per GiB as 256 KiB x 2
+/// (measured, within noise) and half the memory per file being sent: 256 KiB, so 500
+/// MiB at the default 2,000 active polls.
+pub const BODY_CHUNK: usize = fts_fs::stream::CHUNK;
 
 /// Buffers of [`BODY_CHUNK`] bytes in flight between a blob and its connection.
 const BLOB_BUFFERS: usize = 4;
@@ -264,7 +264,7 @@ impl Server {
     {
         let _open = self.shared.metrics.connection_opened();
         let handshake_deadline = Instant::now() + self.shared.settings.handshake_timeout;
-        serve_stream(&self.shared, stream, peer, None, handshake_deadline).await
+        serve_stream(&self.shared, stream, peer, None, None, handshake_deadline).await
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets connections in
@@ -278,9 +278,9 @@ impl Server {
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
-            // The permits are taken before accept: at the limit, new connections wait in
-            // the kernel's backlog instead of costing memory here.
-            let (mut early, permit) = tokio::select! {
+            // The slot in all is taken before accept: at the limit, new connections wait
+            // in the kernel's backlog instead of costing memory here.
+            let (early, permit) = tokio::select! {
                 () = &mut shutdown => break,
                 permits = slots.acquire() => match permits {
                     Some(permits) => permits,
@@ -303,9 +303,9 @@ impl Server {
             while tasks.try_join_next().is_some() {}
             // Over its limits, a source's connection is closed here, before it costs a
             // task (counted and logged at a bounded rate inside).
-            if self.shared.admission.at_accept(peer, &mut early, &self.shared.metrics).is_err() {
+            let Ok(early) = self.shared.admission.at_accept(peer, early, &self.shared.metrics) else {
                 continue;
-            }
+            };
             let shared = Arc::clone(&self.shared);
             let open = shared.metrics.connection_opened();
             tasks.spawn(async move {
@@ -361,16 +361,18 @@ async fn handle_connection(
         }
         Err(_) => return, // counted and logged by the admission checks
     };
-    serve_stream(shared, tcp, peer, Some(early), handshake_deadline).await;
+    serve_stream(shared, tcp, peer, Some(early), Some(tcp_peer), handshake_deadline).await;
 }
 
 /// Everything after admission: the handshake by `handshake_deadline`, the session
-/// check, then the poll.
+/// check, then the poll. `known_source`, the TCP source address, may use the reserve of
+/// connection slots once its client has authenticated.
 async fn serve_stream<S>(
     shared: &Shared,
     stream: S,
     peer: SocketAddr,
     early: Option<BeforeHandshake>,
+    known_source: Option<SocketAddr>,
     handshake_deadline: Instant,
 ) -> ConnectionEnd
 where
@@ -421,6 +423,10 @@ where
             return ConnectionEnd::BeforeRequest(FailedBefore::Refused);
         }
     };
+    // A host: its source may use the reserve of connection slots from now on.
+    if let Some(source) = known_source {
+        shared.admission.authenticated(source);
+    }
     if let Some(max) = shared.settings.crl_max_stale
         && let Some(stale) = shared.settings.crl_health.failing_for().filter(|stale| *stale > max)
     {
@@ -443,7 +449,12 @@ where
     let _ = timeout(shared.settings.request_timeout, conn.read_request()).await;
     let message = "the server cannot confirm revocation: its changed CRL has failed to load for too long \
                    (--crl-max-stale); polls are served again once it loads";
-    send_error(&shared.metrics, &mut conn, error_frame(ErrorCode::Internal, message)).await;
+    // With the server's usual advice as `retry-after`: a failed poll would otherwise
+    // bring the whole fleet back at its shortest backoff, against a server that is
+    // failing closed.
+    let mut frame = error_frame(ErrorCode::Internal, message);
+    frame.retry_after = Some(shared.settings.poll_after.as_secs().max(1));
+    send_error(&shared.metrics, &mut conn, frame).await;
     let _ = timeout(SHUTDOWN_TIMEOUT, conn.shutdown()).await;
     shared.handshake_log.refused_while_crl_stale(stale, max);
 }
@@ -695,20 +706,14 @@ fn read_blob(
     let mut remaining = size;
     while remaining > 0 {
         let Some(mut buffer) = free.blocking_recv() else { return };
-        let want = usize::try_from(remaining).map_or(BODY_CHUNK, |r| r.min(BODY_CHUNK));
-        buffer.resize(want, 0);
-        let mut filled = 0;
-        while filled < want {
-            match blob.read(&mut buffer[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = full.blocking_send(Err(e));
-                    return;
-                }
+        buffer.resize(fts_fs::stream::chunk_len(remaining), 0);
+        let filled = match fts_fs::stream::read_full(&mut blob, &mut buffer) {
+            Ok(filled) => filled,
+            Err(e) => {
+                let _ = full.blocking_send(Err(e));
+                return;
             }
-        }
+        };
         if filled == 0 {
             return; // ended early: dropping `full` tells the sender
         }

@@ -22,23 +22,22 @@
 //!
 //! Format, one line per client after a comment line, sorted by id:
 //! `<client-id> TAB <YYYY-MM-DDTHH:MM:SSZ>`. Lines that do not parse are skipped (one
-//! warning says how many). Advisory like the rest of the status: written by temp +
-//! rename, never flushed to disk. A crash costs the times noted since the last flush;
-//! a power loss can cost the whole file, and then each host shows the time of its last
-//! change until its next poll.
+//! warning says how many). Advisory like the rest of the status: replaced atomically
+//! ([`fts_fs::Dir::write_atomic`]), never flushed to disk. A crash costs the times
+//! noted since the last flush; a power loss can cost the whole file, and then each
+//! host shows the time of its last change until its next poll.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use fts_proto::{ClientId, Published};
 
-use crate::error::{Result, StoreError};
-use crate::fsutil::{TempFile, read_small_file};
+use crate::error::Result;
+use crate::status::{STATUS_WRITE, read_small_file};
 
 /// The snapshot's file name (never a client file: those end in `.json`).
 const LAST_POLLS_FILE: &str = "last-polls.tsv";
@@ -171,11 +170,9 @@ impl LastPolls {
             text.push_str(Published::from_unix_seconds(*secs).as_str());
             text.push('\n');
         }
-        let written = (|| {
-            let mut temp = TempFile::create(dir, ".status-")?;
-            temp.file.write_all(text.as_bytes()).map_err(StoreError::io("write", &temp.path))?;
-            temp.persist(&dir.join(LAST_POLLS_FILE))
-        })();
+        let written = fts_fs::Dir::open(dir)
+            .and_then(|folder| folder.write_atomic(LAST_POLLS_FILE, text.as_bytes(), &STATUS_WRITE))
+            .map_err(Into::into);
         if written.is_err() {
             self.dirty.store(true, Ordering::Release);
         }

@@ -21,7 +21,6 @@
 
 pub mod entry;
 pub mod error;
-mod fsutil;
 pub mod journal;
 mod last_polls;
 pub mod layout;

@@ -3,19 +3,20 @@
 //! publish lock.
 //!
 //! Order of a publish, and why each crash instant is safe (docs/STORE.md has the full
-//! argument):
+//! argument; the durable writes are fts-fs's, whose crate docs give theirs):
 //!
-//! 1. copy the file into `tmp/` while hashing it, fsync, rename into `blobs/`, fsync the
-//!    blob folder. Outside the lock: a slow copy never holds up other publishers. A
-//!    crash leaves at most a temp (removed later) or an unreferenced blob (harmless).
+//! 1. copy the file into a temp in `tmp/` while hashing it, then move it durably into
+//!    `blobs/`. Outside the lock: a slow copy never holds up other publishers. A crash leaves at most a temp (removed by the
+//!    next publisher, fts-fs's lock rule) or an unreferenced blob (harmless).
 //!    A blob already there is kept only if it is a regular file whose SHA-256 is its
 //!    name (hashed again, not trusted by its size); anything else (rotted bytes, a
 //!    link, a short copy) is replaced by the fresh temp, whose content is right.
 //! 2. take the lock, read the whole journal, truncate a torn tail (refuse if a damaged
 //!    record is followed by valid ones), compute each target's next seq and the
-//!    `published` time, sign, append the record with one `write_all`, `sync_data`,
-//!    release the lock. A crash before the record is complete leaves a torn tail that
-//!    readers never serve and the next publisher truncates.
+//!    `published` time, sign, append the record with one write and flush it
+//!    ([`fts_fs::append_durably`]), release the lock. A crash before the record is
+//!    complete leaves a torn tail that readers never serve and the next publisher
+//!    truncates.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -24,32 +25,25 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
+use fts_fs::stream::{CHUNK, DISK_BUFFERS, DiskWriter, read_full};
+use fts_fs::{Dir, FileMode, TempFile};
 use fts_proto::{FileHash, FileName, MAX_WIRE_INT, Published, Signer, Statement, Target};
 use sha2::{Digest, Sha256};
 
 use crate::entry::Entry;
 use crate::error::{Result, StoreError};
-use crate::fsutil::{TempFile, remove_stale_temps, sync_dir};
 use crate::journal::{
     HeaderRecord, JournalIndex, MAX_RECORD_LEN, PublishRecord, Record, RecordEntry, encode_line, read_line,
     valid_record_after,
 };
 use crate::layout::{self, BLOBS, JOURNAL, LOCK, OWN_NAMES, TMP};
 
-/// Size of the copy buffer: small enough that a buffer is still in the CPU caches when
-/// it is hashed and then copied into the page cache. Measured on a 1 GiB publish: 64 KiB
-/// took 1.0 s where 1 MiB took 2.8 s, nearly all of the difference in the kernel's copy
-/// of the buffer into the page cache (`copy_folio_from_iter_atomic`); 16 KiB is no
-/// faster, 128 KiB already slower (docs/PERFORMANCE.md).
-const COPY_BUFFER: usize = 64 << 10;
+/// The mode of the store's own files (the journal), less the umask: who reads the
+/// store is the operator's choice.
+const STORE_FILE_MODE: FileMode = FileMode::LessUmask(0o666);
 
-/// Copy buffers in flight between the reading (and hashing) thread and the writing one.
-const COPY_BUFFERS: usize = 8;
-
-/// The disk is asked to start writing back every this many bytes of a blob, so that
-/// the fsync at the end waits only for the tail. A 1 GiB publish (median of 5): 0.95 s
-/// with 2 MiB, 0.99 s with 8 MiB, 1.09 s with 32 MiB, 1.37 s with none.
-const WRITEBACK_SLICE: u64 = 2 << 20;
+/// Blobs are read-only from their first byte: nothing ever changes a stored blob.
+const BLOB_MODE: FileMode = FileMode::Exact(0o444);
 
 /// A store opened for publishing. Each handle takes the lock for itself, so handles in
 /// several threads or processes publish safely side by side.
@@ -104,9 +98,7 @@ impl Store {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
-                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    sync_dir(parent)?;
-                }
+                Dir::open(fts_fs::parent_dir(dir))?.sync()?;
             }
             Err(e) => return Err(StoreError::io("list", dir)(e)),
         }
@@ -118,13 +110,14 @@ impl Store {
         }
         // Written whole in a temp and renamed, so a journal either does not exist or
         // starts with a complete header: a journal without one is never a crash leftover.
-        let mut temp = TempFile::create(&dir.join(TMP), "journal-")?;
-        temp.file
-            .write_all(&encode_line(&HeaderRecord::current())?)
-            .map_err(StoreError::io("write", &temp.path))?;
-        temp.file.sync_all().map_err(StoreError::io("flush", &temp.path))?;
-        temp.persist(&journal)?;
-        sync_dir(dir)?;
+        let tmp = Dir::open(dir.join(TMP))?;
+        let (temp, mut file) = TempFile::create(&tmp, "journal", STORE_FILE_MODE)?;
+        file.write_all(&encode_line(&HeaderRecord::current())?)
+            .map_err(StoreError::io("write", temp.path()))?;
+        temp.sync()?;
+        let store = Dir::open(dir)?;
+        temp.persist(&store, JOURNAL)?;
+        store.sync()?;
         tracing::info!(store = %dir.display(), "created a new store");
         Ok(())
     }
@@ -165,25 +158,29 @@ impl Store {
     }
 
     fn put_blob_from(&self, mut reader: impl Read, source: &Path) -> Result<(FileHash, u64)> {
-        let mut temp = TempFile::create(&self.dir.join(TMP), "blob-")?;
-        let (hasher, size) = copy_hashing(&mut reader, &mut temp.file, source, &temp.path)?;
+        let tmp = Dir::open(self.dir.join(TMP))?;
+        let (temp, file) = TempFile::create(&tmp, "blob", BLOB_MODE)?;
+        let (hasher, size) = copy_hashing(&mut reader, &file, source, &temp.path())?;
+        drop(file);
         let hash = FileHash::from_digest(hasher.finalize().into());
-        set_read_only(&temp.file, &temp.path)?;
-        temp.file.sync_all().map_err(StoreError::io("flush", &temp.path))?;
+        temp.sync()?;
 
         let dest = self.blob_path(&hash);
-        let shard = dest.parent().map_or_else(|| self.dir.join(BLOBS), Path::to_path_buf);
-        match fs::create_dir(&shard) {
-            Ok(()) => sync_dir(&self.dir.join(BLOBS))?,
+        let (shard_name, blob_name) = layout::blob_names(&hash);
+        let blobs = self.dir.join(BLOBS);
+        let shard_path = blobs.join(&shard_name);
+        match fs::create_dir(&shard_path) {
+            Ok(()) => Dir::open(&blobs)?.sync()?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(StoreError::io("create", &shard)(e)),
+            Err(e) => return Err(StoreError::io("create", &shard_path)(e)),
         }
-        match existing_blob(&shard, &dest, &hash, size)? {
+        let shard = Dir::open(&shard_path)?;
+        match existing_blob(&shard, &blob_name, &dest, &hash, size)? {
             Existing::Sound => {
                 // Stored before. Its rename may not be durable yet if that publisher
                 // died before flushing the folder, so flush it here too.
                 drop(temp);
-                sync_dir(&shard)?;
+                shard.sync()?;
                 tracing::debug!(blob = %dest.display(), "content already stored");
                 return Ok((hash, size));
             }
@@ -193,8 +190,8 @@ impl Store {
                 tracing::warn!(blob = %dest.display(), found = %what, "replacing a damaged blob");
             }
         }
-        temp.persist(&dest)?;
-        sync_dir(&shard)?;
+        temp.persist(&shard, &blob_name)?;
+        shard.sync()?;
         Ok((hash, size))
     }
 
@@ -234,7 +231,7 @@ impl Store {
         }
 
         let _lock = self.lock()?;
-        remove_stale_temps(&self.dir.join(TMP), SystemTime::now());
+        self.remove_stale_temps();
         let journal_path = self.dir.join(JOURNAL);
         let mut journal = OpenOptions::new()
             .read(true)
@@ -296,12 +293,11 @@ impl Store {
         bytes.extend_from_slice(&line);
 
         journal.seek(SeekFrom::Start(index.good_end)).map_err(StoreError::io("seek in", &journal_path))?;
-        let written = journal.write_all(&bytes).and_then(|()| journal.sync_data());
-        if let Err(e) = written {
+        if let Err(e) = fts_fs::append_durably(&journal, &bytes, &journal_path) {
             // Best effort: leave no torn tail behind (the next publisher would
             // truncate it anyway).
-            let _ = journal.set_len(index.good_end).and_then(|()| journal.sync_data());
-            return Err(StoreError::io("append to", &journal_path)(e));
+            let _ = fts_fs::truncate_durably(&journal, index.good_end, &journal_path);
+            return Err(e.into());
         }
         tracing::info!(
             file = %file_name,
@@ -311,6 +307,22 @@ impl Store {
             "published"
         );
         Ok(entries)
+    }
+
+    /// Removes the temps in `tmp/` left by killed publishers (fts-fs's lock rule: a
+    /// live publisher's temp is locked and kept). Never fails a publish: a temp that
+    /// cannot be removed only takes space, and is logged.
+    fn remove_stale_temps(&self) {
+        let tmp = self.dir.join(TMP);
+        match Dir::open(&tmp).and_then(|dir| fts_fs::remove_stale_temps(&dir)) {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(dir = %tmp.display(), removed, "removed temporary files left by interrupted publishes")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove the temporary files of interrupted publishes")
+            }
+        }
     }
 }
 
@@ -323,13 +335,11 @@ enum Existing {
     Damaged(String),
 }
 
-/// Judges the file at `dest` (the blob of `hash`, `size` bytes) without following a
-/// link, hashing it when its size is right: a blob whose bytes rotted or were
-/// changed on the signing host would otherwise be kept by every later publish of its
-/// content, and hosts would refuse it as `hash-mismatch` forever.
-fn existing_blob(shard: &Path, dest: &Path, hash: &FileHash, size: u64) -> Result<Existing> {
-    let name = dest.file_name().unwrap_or_default();
-    let shard = fts_fs::Dir::open(shard)?;
+/// Judges the file `name` in `shard` (the blob of `hash` at `dest`, `size` bytes)
+/// without following a link, hashing it when its size is right: a blob whose bytes
+/// rotted or were changed on the signing host would otherwise be kept by every later
+/// publish of its content, and hosts would refuse it as `hash-mismatch` forever.
+fn existing_blob(shard: &Dir, name: &str, dest: &Path, hash: &FileHash, size: u64) -> Result<Existing> {
     let stat = match shard.stat(name) {
         Ok(stat) => stat,
         Err(e) if e.is_not_found() => return Ok(Existing::Missing),
@@ -360,12 +370,11 @@ fn existing_blob(shard: &Path, dest: &Path, hash: &FileHash, size: u64) -> Resul
 /// The SHA-256 of a whole file.
 fn hash_file(mut file: File, path: &Path) -> Result<FileHash> {
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; COPY_BUFFER];
+    let mut buffer = vec![0u8; CHUNK];
     loop {
-        match file.read(&mut buffer) {
+        match read_full(&mut file, &mut buffer) {
             Ok(0) => return Ok(FileHash::from_digest(hasher.finalize().into())),
             Ok(n) => hasher.update(&buffer[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(StoreError::io("read", path)(e)),
         }
     }
@@ -411,8 +420,7 @@ fn load_for_append(journal: &File, path: &Path) -> Result<JournalIndex> {
         });
     }
     tracing::warn!(journal = %path.display(), %damage, "truncating the torn tail left by an interrupted publish");
-    journal.set_len(index.good_end).map_err(StoreError::io("truncate", path))?;
-    journal.sync_data().map_err(StoreError::io("flush", path))?;
+    fts_fs::truncate_durably(journal, index.good_end, path)?;
     Ok(index)
 }
 
@@ -427,63 +435,40 @@ fn check_header_only(file: File, path: &Path) -> Result<()> {
     JournalIndex::default().read_from(&mut &line[..], path).map(drop)
 }
 
-#[cfg(unix)]
-fn set_read_only(file: &File, path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o444)).map_err(StoreError::io("set the mode of", path))
-}
-
-#[cfg(not(unix))]
-fn set_read_only(file: &File, path: &Path) -> Result<()> {
-    let mut perms = file.metadata().map_err(StoreError::io("inspect", path))?.permissions();
-    perms.set_readonly(true);
-    file.set_permissions(perms).map_err(StoreError::io("set the mode of", path))
-}
-
-/// Copies `reader` into `file` in one pass: this thread reads and hashes, a second one
-/// writes and starts the disk's writeback as it goes, through a few reused buffers.
-/// Returns the hasher and the number of bytes copied.
-fn copy_hashing(
-    reader: &mut impl Read,
-    file: &mut File,
-    source: &Path,
-    dest: &Path,
-) -> Result<(Sha256, u64)> {
-    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(COPY_BUFFERS);
-    let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(COPY_BUFFERS);
+/// Copies `reader` into `file` in one pass, in fts-fs's stream shape
+/// ([`fts_fs::stream`]): this thread reads and hashes, a second one writes and starts
+/// the disk's writeback as it goes ([`DiskWriter`]), through [`DISK_BUFFERS`] reused
+/// buffers. Returns the hasher and the number of bytes copied.
+fn copy_hashing(reader: &mut impl Read, file: &File, source: &Path, dest: &Path) -> Result<(Sha256, u64)> {
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(DISK_BUFFERS);
+    let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(DISK_BUFFERS);
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> std::io::Result<()> {
-            let (mut written, mut flushed_to) = (0u64, 0u64);
+            let mut disk = DiskWriter::new(file);
             for buffer in full_rx {
-                file.write_all(&buffer)?;
-                written += buffer.len() as u64;
-                if written - flushed_to >= WRITEBACK_SLICE {
-                    start_writeback(file, flushed_to, written - flushed_to);
-                    flushed_to = written;
-                }
-                // Never full: at most COPY_BUFFERS buffers exist.
+                disk.write(&buffer)?;
+                // Never full: at most DISK_BUFFERS buffers exist.
                 let _ = free_tx.try_send(buffer);
             }
             Ok(())
         });
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        let mut fresh = COPY_BUFFERS;
+        let mut fresh = DISK_BUFFERS;
         let read = loop {
             let mut buffer = if fresh > 0 {
                 fresh -= 1;
-                vec![0u8; COPY_BUFFER]
+                vec![0u8; CHUNK]
             } else {
                 match free_rx.recv() {
                     Ok(buffer) => buffer,
                     Err(_) => break Ok(()), // the writer failed: its error is reported below
                 }
             };
-            buffer.resize(COPY_BUFFER, 0);
-            let n = match reader.read(&mut buffer) {
+            buffer.resize(CHUNK, 0);
+            let n = match read_full(reader, &mut buffer) {
                 Ok(0) => break Ok(()),
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => break Err(StoreError::io("read", source)(e)),
             };
             hasher.update(&buffer[..n]);
@@ -500,14 +485,4 @@ fn copy_hashing(
         read?;
         Ok((hasher, size))
     })
-}
-
-/// Asks the kernel to start writing `len` bytes at `offset` to disk now, without
-/// waiting (POSIX_FADV_DONTNEED starts writeback of dirty pages and drops clean ones).
-/// Only a head start for the fsync that follows, which stays the durability point: a
-/// failure here changes nothing and is ignored.
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    if let Some(len) = std::num::NonZeroU64::new(len) {
-        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
-    }
 }

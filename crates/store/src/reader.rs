@@ -41,9 +41,8 @@ use std::io::{BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use fts_fs::{Dir, FileKind, FileStat, FsError};
+use fts_fs::{Dir, FileIdentity, FileKind, FileStat, FsError};
 use fts_proto::{FileHash, Target};
 
 use crate::entry::Entry;
@@ -81,25 +80,6 @@ pub struct StoreSnapshot {
     generation: u64,
     /// `blobs/`, opened without following a link, or why it cannot be.
     blobs: Result<Arc<Dir>, BlobProblem>,
-}
-
-/// Enough of a file's metadata to tell "unchanged" from "appended to" from "replaced".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileIdentity {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: Option<SystemTime>,
-}
-
-impl FileIdentity {
-    fn of(stat: &FileStat) -> Self {
-        FileIdentity { dev: stat.dev, ino: stat.ino, len: stat.len, mtime: stat.mtime }
-    }
-
-    fn same_file(&self, other: &FileIdentity) -> bool {
-        self.dev == other.dev && self.ino == other.ino
-    }
 }
 
 /// What a [`StoreReader::refresh`] did.
@@ -291,7 +271,7 @@ impl StoreReader {
             }
             Err(e) => return Err(e.into()),
         };
-        let now = FileIdentity::of(&stat);
+        let now = stat.identity();
         let Some(before) = self.identity else {
             self.reload(store.open_file(JOURNAL)?)?;
             return Ok(Refresh::Reloaded { entries: self.snapshot.index.entries.len() });
@@ -315,7 +295,7 @@ impl StoreReader {
     /// already indexed changed, so the caller reloads instead.
     fn read_appended(&mut self, file: &File) -> Result<bool> {
         let path = self.journal_path.clone();
-        let identity = FileIdentity::of(&FileStat::of_file(file, &path)?);
+        let identity = FileStat::of_file(file, &path)?.identity();
         let (Some(before), Some(mark)) = (self.identity, self.snapshot.index.last_record) else {
             return Ok(false);
         };
@@ -351,7 +331,7 @@ impl StoreReader {
         let path = self.journal_path.clone();
         // The handle may have been read from already (a failed incremental read).
         file.seek(SeekFrom::Start(0)).map_err(StoreError::io("seek in", &path))?;
-        let identity = FileIdentity::of(&FileStat::of_file(&file, &path)?);
+        let identity = FileStat::of_file(&file, &path)?.identity();
         let mut index = JournalIndex::default();
         let damage = index.read_from(&mut BufReader::with_capacity(1 << 16, file), &path)?;
         let before = self.snapshot.index.entries.len();

@@ -1,8 +1,8 @@
 //! Delivery status, kept by the server in its own folder (`--status-dir`), outside the
 //! store, so that the store can stay read-only for the server.
 //!
-//! One JSON file per client, `<client-id>.json`, replaced whole (temp + rename, so a
-//! reader sees the old file or the new one). It says when the client last polled,
+//! One JSON file per client, `<client-id>.json`, replaced whole
+//! ([`fts_fs::Dir::write_atomic`], so a reader sees the old file or the new one). It says when the client last polled,
 //! whether that poll was authenticated, its `since` per target, and the problems it
 //! reported: each (target, seq, reason) once, with first-seen and last-seen times, the
 //! newest [`MAX_PROBLEMS`] kept.
@@ -27,7 +27,6 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -35,8 +34,9 @@ use std::time::{Duration, SystemTime};
 use fts_proto::{ClientId, Published, RejectReason, Report, Target};
 use serde::{Deserialize, Serialize};
 
+use fts_fs::{Dir, FileMode, FsError, WriteOptions};
+
 use crate::error::{Result, StoreError};
-use crate::fsutil::{TempFile, read_small_file, remove_stale_temps, sync_dir};
 use crate::last_polls::{LastPolls, fingerprint, last_poll_to_show, read_snapshot};
 
 /// Problems kept per client; the ones seen least recently go first.
@@ -153,11 +153,19 @@ impl FlushBudget {
 
 impl StatusDir {
     /// Opens the folder for writing, creating it when missing, and removes temps left
-    /// by a server that was killed.
+    /// by a server that was killed (fts-fs's lock rule; a failure there is logged).
     pub fn open_or_create(dir: impl AsRef<Path>) -> Result<StatusDir> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
-        remove_stale_temps(&dir, SystemTime::now());
+        match fts_fs::remove_stale_temps(&Dir::open(&dir)?) {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(dir = %dir.display(), removed, "removed temporary files of an interrupted server")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove the temporary files of an interrupted server")
+            }
+        }
         let last_polls = LastPolls::load(&dir, unix_seconds(SystemTime::now()));
         Ok(StatusDir { last_polls, ..StatusDir::open(dir) })
     }
@@ -179,7 +187,7 @@ impl StatusDir {
     }
 
     fn path_of(&self, client: &ClientId) -> PathBuf {
-        self.dir.join(format!("{client}.json"))
+        self.dir.join(file_name_of(client))
     }
 
     /// Records a poll of `client` that changes nothing in its file but the time, and
@@ -274,7 +282,7 @@ impl StatusDir {
         let fingerprint = fingerprint(authenticated, since);
         let durable = new_problem
             && self.flushes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(client, secs);
-        match self.write(&path, &status, durable) {
+        match self.write(&file_name_of(client), &status, durable) {
             Ok(()) => self.last_polls.written(client, fingerprint, secs),
             Err(e) => {
                 self.last_polls.forget_written(client);
@@ -286,7 +294,7 @@ impl StatusDir {
 
     /// Records what the server says about itself.
     pub fn write_server(&self, status: &ServerStatus) -> Result<()> {
-        self.write(&self.dir.join(SERVER_STATUS_FILE), status, false)
+        self.write(SERVER_STATUS_FILE, status, false)
     }
 
     /// Whether a server ever wrote its own status here (every `fts serve` does at start).
@@ -298,7 +306,7 @@ impl StatusDir {
     /// is damaged, which is logged).
     pub fn read_server(&self) -> Option<ServerStatus> {
         let path = self.dir.join(SERVER_STATUS_FILE);
-        let bytes = fs::read(&path).ok()?;
+        let bytes = read_small_file(&path, MAX_STATUS_FILE).ok()??;
         match serde_json::from_slice::<ServerStatus>(&bytes) {
             Ok(status) if status.format == STATUS_FORMAT => Some(status),
             Ok(status) => {
@@ -312,19 +320,15 @@ impl StatusDir {
         }
     }
 
-    fn write(&self, path: &Path, status: &impl Serialize, durable: bool) -> Result<()> {
+    /// Replaces the file `name` of the folder with `status`, flushed to disk only when
+    /// `durable` (the module docs say when). The folder is opened by path at each
+    /// write, as the operator named it.
+    fn write(&self, name: &str, status: &impl Serialize, durable: bool) -> Result<()> {
         let mut bytes = serde_json::to_vec_pretty(status)
             .map_err(|e| StoreError::Encode { what: "a status file", detail: e.to_string() })?;
         bytes.push(b'\n');
-        let mut temp = TempFile::create(&self.dir, ".status-")?;
-        temp.file.write_all(&bytes).map_err(StoreError::io("write", &temp.path))?;
-        if durable {
-            temp.file.sync_data().map_err(StoreError::io("flush", &temp.path))?;
-        }
-        temp.persist(path)?;
-        if durable {
-            sync_dir(&self.dir)?;
-        }
+        let options = WriteOptions { durable, ..STATUS_WRITE };
+        Dir::open(&self.dir)?.write_atomic(name, &bytes, &options)?;
         Ok(())
     }
 
@@ -372,6 +376,30 @@ impl StatusDir {
         all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         Ok(all)
     }
+}
+
+/// How status files are written: atomically, replacing, mode 0666 less the umask
+/// (the operator chooses who reads the status); durable only when asked.
+pub(crate) const STATUS_WRITE: WriteOptions =
+    WriteOptions { label: "status", mode: FileMode::LessUmask(0o666), durable: false, overwrite: true };
+
+/// Reads a small file of the status folder whole; `None` when it does not exist. A
+/// file larger than `max` bytes cannot be one the server wrote and is refused.
+pub(crate) fn read_small_file(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    match fts_fs::read_bounded(path, max) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(FsError::TooLarge { .. }) => Err(StoreError::BadStatusFile {
+            path: path.to_path_buf(),
+            detail: format!("larger than {max} bytes"),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The name of `client`'s status file.
+fn file_name_of(client: &ClientId) -> String {
+    format!("{client}.json")
 }
 
 /// Reads one status file; `None` if it does not exist.

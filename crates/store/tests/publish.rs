@@ -185,19 +185,25 @@ fn a_link_in_the_place_of_a_blob_is_replaced_and_its_target_left_alone() {
 }
 
 #[test]
-fn a_publisher_removes_temps_left_by_a_killed_one_but_not_young_ones() {
+fn a_publisher_removes_temps_left_by_a_killed_one_but_not_live_ones() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("store")).unwrap();
-    let old = store.dir().join("tmp/blob-4242-000000000-0.tmp");
-    let young = store.dir().join("tmp/blob-4243-000000000-0.tmp");
+    // A killed publisher's temp: its lock went with the process, however young it is.
+    let old = store.dir().join("tmp/.fts-tmp-blob-4242424242424242");
+    let young = store.dir().join("tmp/.fts-tmp-blob-4343434343434343");
     fs::write(&old, b"half a copy").unwrap();
     fs::write(&young, b"half a copy").unwrap();
     let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
     fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+    // A live publisher's temp, locked while it copies, however slowly.
+    let tmp = fts_fs::Dir::open(store.dir().join("tmp")).unwrap();
+    let (live, _copying) =
+        fts_fs::TempFile::create(&tmp, "blob", fts_fs::FileMode::LessUmask(0o644)).unwrap();
     let file = source_file(dir.path(), "f", b"x");
     store.publish(&file, &name("a"), &targets(&["all"]), &TestKey::new(1)).unwrap();
     assert!(!old.exists(), "an old unlocked temp is removed");
-    assert!(young.exists(), "a young temp may still be in the making");
+    assert!(!young.exists(), "so is a young one: only a lock says a temp is in the making");
+    assert!(live.path().exists(), "a temp whose publisher holds its lock is kept");
 }
 
 #[test]

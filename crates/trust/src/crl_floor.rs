@@ -17,8 +17,8 @@
 //!   numbers become the new floor.
 //!
 //! The floor survives restarts in a small JSON file that the server rewrites durably
-//! (temp file, fsync, rename, fsync of the folder: [`crate::files`]) after each CRL
-//! set it puts in force. `fts serve` keeps it in its status folder beside
+//! ([`crate::files`], on fts-fs's durable writes) after each CRL set it puts in
+//! force. `fts serve` keeps it in its status folder beside
 //! `server.json`, as [`CRL_STATE_FILE`], whose name can never be a client's status
 //! file (those are `<client-id>.json`, and `server` is a reserved id besides).
 

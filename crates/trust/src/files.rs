@@ -1,25 +1,26 @@
-//! Reading and writing credential files safely.
+//! Reading and writing credential files safely: the rules every key and certificate
+//! file follows, on top of fts-fs's durable writes (whose crate docs give the crash
+//! argument):
 //!
-//! Owns the rules every key and certificate file follows:
-//!
-//! - a private key is created with mode 0600 from its first byte (the mode is given
-//!   to `open`, so no byte is ever readable by others), public files with 0644; then
-//!   the temporary file's mode is set again explicitly (`fchmod`), so the umask can
-//!   narrow neither: a `ca.crl` written under `UMask=0077` must still be readable by
-//!   the server that loads it (a 0600 CRL the server cannot read stops revocation
-//!   updates), and a key stays exactly 0600;
-//! - a file is written whole into a temporary file in the same folder, flushed to
-//!   disk, then moved into place, so a crash leaves the old file or the new one;
-//! - an existing file is never replaced unless the caller passes `overwrite`: the
-//!   move is then a hard link, which fails atomically if the name exists;
-//! - reads are bounded, so a huge or endless file (a FIFO, `/dev/zero`) is refused.
+//! - a private key is created with mode 0600 from its first byte, public files with
+//!   0644, both exactly whatever the umask ([`fts_fs::FileMode::Exact`]): a `ca.crl`
+//!   written under `UMask=0077` must still be readable by the server that loads it (a
+//!   0600 CRL the server cannot read stops revocation updates), and a key stays
+//!   exactly 0600;
+//! - a file is written whole and durably, so a crash leaves the old file or the new
+//!   one;
+//! - an existing file is never replaced unless the caller passes `overwrite`, and the
+//!   refusal is atomic (the new file is linked into place, which fails if the name
+//!   exists);
+//! - reads are bounded, so a huge or endless file (`/dev/zero`) is refused.
 //!
 //! Unix only (file modes, hard links), like the rest of fts.
 
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use fts_fs::{FileMode, FsError, WriteOptions};
 
 use crate::error::Error;
 
@@ -46,14 +47,12 @@ pub(crate) const MAX_CREDENTIAL_FILE: u64 = 1 << 20;
 
 /// Reads a whole file of at most `max` bytes.
 pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
-    let read_err = |source| Error::Read { path: path.to_owned(), source };
-    let file = File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes).map_err(read_err)?;
-    if bytes.len() as u64 > max {
-        return Err(Error::bad_file(path, format!("larger than {max} bytes: not a credential file")));
-    }
-    Ok(bytes)
+    fts_fs::read_bounded(path, max).map_err(|e| match e {
+        FsError::TooLarge { .. } => {
+            Error::bad_file(path, format!("larger than {max} bytes: not a credential file"))
+        }
+        e => Error::Read { path: path.to_owned(), source: e.into_io() },
+    })
 }
 
 /// `read_bounded`, with a missing file read as `None`.
@@ -95,55 +94,16 @@ pub(crate) fn refuse_existing(paths: &[&Path], overwrite: bool) -> Result<(), Er
     Ok(())
 }
 
-/// Writes `contents` to `path` atomically with the given mode. Without `overwrite`,
-/// an existing `path` is left untouched and reported as [`Error::AlreadyExists`].
+/// Writes `contents` to `path` atomically and durably with the given mode. Without
+/// `overwrite`, an existing `path` is left untouched and reported as
+/// [`Error::AlreadyExists`].
 pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: Mode, overwrite: bool) -> Result<(), Error> {
-    let write_err = |source| Error::Write { path: path.to_owned(), source };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| write_err(io::Error::new(io::ErrorKind::InvalidInput, "not a file name")))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", file_name.to_string_lossy(), random_suffix()?));
-
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode.bits())
-            .open(&tmp)
-            .map_err(write_err)?;
-        // fchmod on the open file: the mode no longer depends on the umask.
-        file.set_permissions(Permissions::from_mode(mode.bits())).map_err(write_err)?;
-        file.write_all(contents).map_err(write_err)?;
-        file.sync_all().map_err(write_err)?;
-        drop(file);
-        if overwrite {
-            fs::rename(&tmp, path).map_err(write_err)?;
-        } else {
-            match fs::hard_link(&tmp, path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(Error::AlreadyExists { path: path.to_owned() });
-                }
-                Err(e) => return Err(write_err(e)),
-            }
-        }
-        Ok(())
-    })();
-    // The temporary name is gone after a rename; after a link (or a failure) it remains.
-    let _ = fs::remove_file(&tmp);
-    result?;
-    // Make the new name itself durable.
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(write_err)
-}
-
-fn random_suffix() -> Result<String, Error> {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
-    Ok(hex::encode(bytes))
+    let options =
+        WriteOptions { label: "credential", mode: FileMode::Exact(mode.bits()), durable: true, overwrite };
+    fts_fs::write_atomic(path, contents, &options).map_err(|e| match e {
+        FsError::AlreadyExists { .. } => Error::AlreadyExists { path: path.to_owned() },
+        e => Error::Write { path: path.to_owned(), source: e.into_io() },
+    })
 }
 
 #[cfg(test)]

@@ -31,7 +31,6 @@
 
 use std::fmt;
 use std::fs::OpenOptions;
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -153,7 +152,7 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 pub fn append(ca_dir: &Path, record: &IssuedRecord) -> Result<(), Error> {
     let path = index_path(ca_dir);
     let write_err = |source| Error::Write { path: path.clone(), source };
-    let mut file = OpenOptions::new().append(true).create(true).mode(0o644).open(&path).map_err(write_err)?;
+    let file = OpenOptions::new().append(true).create(true).mode(0o644).open(&path).map_err(write_err)?;
     let is_new = file.metadata().map_err(write_err)?.len() == 0;
     // Subjects are validated names; a tab or newline would still never split a line.
     let subject: String = record.subject.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -171,8 +170,7 @@ pub fn append(ca_dir: &Path, record: &IssuedRecord) -> Result<(), Error> {
         rfc3339(record.issued_at)
     ));
     // One write of one short line to an O_APPEND file: never interleaved with another.
-    file.write_all(line.as_bytes()).map_err(write_err)?;
-    file.sync_all().map_err(write_err)
+    fts_fs::append_durably(&file, line.as_bytes(), &path).map_err(|e| write_err(e.into_io()))
 }
 
 /// Every record of the index in `ca_dir`; an empty list when there is no index yet.

@@ -107,8 +107,9 @@ pub struct ClientAuth {
 pub enum OlderCrls {
     /// Refuse it (the rule).
     Refuse,
-    /// Accept the first such set once (at start or at a later reload), then refuse
-    /// again: `fts serve --accept-older-crl`, for a deliberate rollback.
+    /// Accept the set put in force at start even if it is older, then refuse again:
+    /// `fts serve --accept-older-crl`, for a deliberate rollback. Only at start: a
+    /// flag left in a unit file must not accept a stale copy that arrives days later.
     AcceptOnce,
 }
 
@@ -177,6 +178,7 @@ impl ClientAuth {
             refusals: CertificateWarnings::default(),
         };
         auth.replace_crls(crls)?;
+        auth.accept_one_older.store(false, Ordering::SeqCst);
         Ok(Arc::new(auth))
     }
 
@@ -219,7 +221,6 @@ impl ClientAuth {
             .filter(|crl| self.root_certificates.iter().any(|root| crl.is_signed_by(root)))
             .collect();
         let older = floor.first_older(verified.iter().copied());
-        let revocation = Self::revocation(&self.provider, &self.roots, crls.clone())?;
         let rolled_back = match older {
             None => false,
             Some(older) if self.accept_one_older.swap(false, Ordering::SeqCst) => {
@@ -239,6 +240,9 @@ impl ClientAuth {
                 });
             }
         };
+        // Built only for a set the floor lets through: a refused stale copy, tried
+        // every few seconds, costs no verifier.
+        let revocation = Self::revocation(&self.provider, &self.roots, crls.clone())?;
         *self.revocation.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(revocation);
         floor.put_in_force(verified, rolled_back);
         Ok(())
@@ -337,7 +341,7 @@ impl ClientAuth {
             if first_time {
                 tracing::warn!(
                     client_id = %identity.id,
-                    organization = %org,
+                    organization = %fts_proto::Printable(org),
                     "client certificate O value is not a valid group name: it grants nothing"
                 );
             }
@@ -612,7 +616,8 @@ mod tests {
         let err = auth.replace_crls(vec![write_crl(dir.path(), &[], 2, 30).unwrap().crl]).unwrap_err();
         assert!(matches!(err, Error::OlderCrl { number: Some(2), in_force: 3, .. }), "only once: {err}");
 
-        // Not needed at start: the one rollback stays available for a later reload.
+        // Not needed at start: disarmed all the same, so a stale copy arriving later
+        // (the flag left in a unit file) is refused.
         let auth = ClientAuth::with_crl_floor(
             roots(&dir),
             vec![write_crl(dir.path(), &[], 8, 30).unwrap().crl],
@@ -620,8 +625,7 @@ mod tests {
             OlderCrls::AcceptOnce,
         )
         .unwrap();
-        auth.replace_crls(vec![stale()]).unwrap();
-        assert!(auth.replace_crls(vec![write_crl(dir.path(), &[], 1, 30).unwrap().crl]).is_err());
+        assert!(auth.replace_crls(vec![stale()]).is_err(), "only the CRL loaded at start");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! Prometheus text format that node-exporter's textfile collector reads (name the file
 //! `*.prom` in its `--collector.textfile.directory`).
 //!
-//! The file is replaced atomically (a temporary file beside it, then a rename), so
-//! the collector never reads half of it. Only gauges are written; none carries a
+//! The file is replaced atomically ([`fts_fs::write_atomic`]: its temp beside it is a
+//! dot-file, never `*.prom`), so the collector never reads half of it. Only gauges are written; none carries a
 //! secret or a key path: the labels are the host's target names.
 //!
 //! A round that fails keeps the last success time of the previous file, so that
@@ -14,8 +14,7 @@
 //! value; it restarts from 0 only when the file is removed, which `rate()` and
 //! `increase()` take as a counter reset.
 
-use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,6 +25,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::client::Client;
+use crate::client::PollError;
 use crate::client::poller::RoundResult;
 
 /// The metric whose previous value survives a failed round.
@@ -34,8 +34,17 @@ const LAST_SUCCESS: &str = "fts_poll_last_success_timestamp_seconds";
 /// The counter of certificate refusals, without the `_total` suffix the encoder adds.
 const REFUSALS: &str = "fts_poll_certificate_refusals";
 
-/// The most of an existing metrics file read back (for the last success time).
+/// The largest existing metrics file read back (for the last success time).
 const MAX_PREVIOUS: u64 = 1 << 20;
+
+/// How the file is written: durably, replacing the last one, mode 0644 whatever the
+/// umask (the collector must read it; the figures are not secret).
+const METRICS_WRITE: fts_fs::WriteOptions = fts_fs::WriteOptions {
+    label: "metrics",
+    mode: fts_fs::FileMode::Exact(0o644),
+    durable: true,
+    overwrite: true,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TargetLabel {
@@ -112,11 +121,13 @@ pub fn render(client: &Client, result: &RoundResult, now: SystemTime, previous: 
         "Rounds in which the server refused this host's certificate (revoked, expired or from another CA)",
         refusals,
     );
+    // A `--once` run that did not dial because of a recent refusal is still refused.
+    let still_refused = refused || matches!(result, RoundResult::Failed(PollError::RefusedRecently { .. }));
     gauge(
         &mut registry,
         "fts_poll_last_round_certificate_refused",
         "1 if the last round failed because the server refused this host's certificate",
-        i64::from(refused),
+        i64::from(still_refused),
     );
     gauge(
         &mut registry,
@@ -169,11 +180,10 @@ pub fn render(client: &Client, result: &RoundResult, now: SystemTime, previous: 
 
 /// What an existing metrics file at `path` recorded (nothing if there is none).
 pub fn previous(path: &Path) -> Previous {
-    let mut text = String::new();
-    let read = std::fs::File::open(path).and_then(|file| file.take(MAX_PREVIOUS).read_to_string(&mut text));
-    if read.is_err() {
+    let Some(text) = fts_fs::read_bounded(path, MAX_PREVIOUS).ok().and_then(|b| String::from_utf8(b).ok())
+    else {
         return Previous::default();
-    }
+    };
     let value = |name: &str| {
         text.lines()
             .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ').map(str::trim).map(str::to_owned))
@@ -192,25 +202,8 @@ pub fn previous_success(path: &Path) -> Option<i64> {
 /// Writes the figures for `client` after `result` to `path`, atomically.
 pub fn write(path: &Path, client: &Client, result: &RoundResult, now: SystemTime) -> io::Result<()> {
     let text = render(client, result, now, previous(path));
-    let file_name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the metrics file path has no file name")
-    })?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    // Not `*.prom`, so that the collector never reads it; unique per process.
-    let temp = dir.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        // Readable by the collector whatever the umask: the figures are not secret.
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
+    if path.file_name().is_none() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the metrics file path has no file name"));
     }
-    written
+    fts_fs::write_atomic(path, text.as_bytes(), &METRICS_WRITE).map_err(fts_fs::FsError::into_io)
 }

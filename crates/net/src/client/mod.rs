@@ -23,7 +23,8 @@
 //!   are [`fts_proto::FileName`]s (one component, no leading dot) and the client's own
 //!   dot-files;
 //! - a crash never leaves a partial file: bodies go to a temporary file that is
-//!   renamed into place only once verified and flushed;
+//!   renamed into place only once verified and flushed (fts-fs's crate docs give the
+//!   crash argument);
 //! - the destination holds only verified files (and the client's own dot-files): the
 //!   bodies being received live in `<dest>/.fts-partial/` ([`partial`]);
 //! - nobody else can redirect what the client writes or reads: the destination and
@@ -76,11 +77,6 @@ use partial::PartialDir;
 use poller::Stop;
 use receive::{Progress, ReceiveError, receive_file};
 use state::{CertificateRefused, Installed, PendingHook, State, StateError};
-
-/// Body bytes read from the connection and written to disk at a time: small enough to
-/// stay in the CPU caches between decryption, hashing and the copy into the page cache
-/// (1 GiB installs in 2.3 s with 64 KiB, 2.8 s with 256 KiB; docs/PERFORMANCE.md).
-pub const RECEIVE_CHUNK: usize = 64 * 1024;
 
 /// The most reports carried by one request (PROTOCOL.md section 3.1).
 const REPORTS_PER_REQUEST: usize = fts_proto::MAX_REPORTS;
@@ -162,7 +158,7 @@ pub struct Client {
     partial: PartialDir,
     /// The state file's folder (the destination's handle by default) and the file's
     /// name in it.
-    state_dir: Arc<Dir>,
+    state_dir: Dir,
     state_name: OsString,
     _lock: File,
     /// A stop request (SIGTERM) ends an answer between files, never inside one.
@@ -184,7 +180,7 @@ impl Client {
             .map_err(|source| PollError::CreateDestination { path: dest_path.clone(), source })?;
         // Both folders are judged before anything is created in either.
         let dest = open_private_dir(dest_path)?;
-        let state_dir = Arc::new(open_private_dir(state::parent_dir(&settings.state_path))?);
+        let state_dir = open_private_dir(fts_fs::parent_dir(&settings.state_path))?;
         let state_name = settings
             .state_path
             .file_name()
@@ -195,8 +191,8 @@ impl Client {
         let partial = PartialDir::open(&dest)?;
         let cleaned = [
             (partial.dir().path(), partial.remove_leftovers()),
-            (dest.path(), state::remove_temp_files(&dest)),
-            (state_dir.path(), state::remove_temp_files(&state_dir)),
+            (dest.path(), fts_fs::remove_stale_temps(&dest)),
+            (state_dir.path(), fts_fs::remove_stale_temps(&state_dir)),
         ];
         for (dir, removed) in cleaned {
             match removed {
@@ -714,9 +710,11 @@ impl Client {
     fn io_error(&self, e: io::Error, first_read: bool) -> PollError {
         let server = self.settings.server.clone();
         match tls_words::tls_error(&e) {
-            Some(rustls::Error::AlertReceived(alert)) if first_read => {
+            Some(rustls::Error::AlertReceived(alert)) if first_read && is_certificate_alert(alert) => {
                 PollError::CertificateRefused { server, alert: *alert }
             }
+            // Any other alert (internal_error, decode_error ...) says nothing about this
+            // host's certificate: a failed poll, not a refusal to back off from.
             _ if first_read && e.kind() == io::ErrorKind::UnexpectedEof => self.no_answer(false),
             _ if first_read && e.kind() == io::ErrorKind::ConnectionReset => self.no_answer(true),
             _ => PollError::Interrupted(Interruption::Transport(TransportError::Io(e))),

@@ -4,29 +4,26 @@
 //! sees unverified bytes under any name.
 //!
 //! Owns: the folder's name, its creation (mode 0700, checked private, on the
-//! destination's file system so the rename that installs stays atomic), the names of
-//! the bodies being received (`body-<16 hex>.tmp`), and their removal at start (a
-//! killed client leaves at most one). The renaming into the destination is
-//! [`VerifiedFile::install`](crate::client::receive::VerifiedFile::install)'s.
+//! destination's file system so the rename that installs stays atomic), the bodies
+//! being received (fts-fs temps, `.fts-tmp-body-<16 hex>`), and their removal at start
+//! (a killed client leaves at most one; fts-fs's lock rule). The renaming into the
+//! destination is [`VerifiedFile::install`](crate::client::receive::VerifiedFile::install)'s.
 //!
 //! The transfers that survive a restart (the delivery issue) will live here too,
-//! named by the signed hash and size and not ending in `.tmp`, so that this cleanup
-//! leaves them alone.
+//! named by the signed hash and size and not as temps, so that this cleanup leaves
+//! them alone.
 
 use std::fs::File;
 use std::sync::Arc;
 
-use fts_fs::{Dir, FileKind, FsError, TempFile};
+use fts_fs::{Dir, FileMode, FsError, TempFile};
 
 /// The partial folder's name in the destination. A dot-file: never a received
 /// [`FileName`](fts_proto::FileName), skipped by installers.
 pub const PARTIAL_DIR: &str = ".fts-partial";
 
-/// Prefix of a body being received.
-pub const BODY_PREFIX: &str = "body-";
-
-/// Suffix of every temporary file in the partial folder: removed at start.
-pub const TEMP_SUFFIX: &str = ".tmp";
+/// The temp label of a body being received (`.fts-tmp-body-<16 hex>`).
+pub const BODY_LABEL: &str = "body";
 
 /// The partial folder of one destination, opened.
 #[derive(Debug)]
@@ -54,29 +51,16 @@ impl PartialDir {
     }
 
     /// Creates a new, empty file for a body, mode 0644 whatever the umask (installed
-    /// files are readable and never executable). Removed when the returned
+    /// files are readable and never executable), set before its first byte; the
+    /// folder keeps others out until it is installed. Removed when the returned
     /// [`TempFile`] is dropped, unless it is installed.
     pub fn create_body(&self) -> Result<(TempFile, File), FsError> {
-        let (temp, file) = TempFile::create(&self.dir, BODY_PREFIX, TEMP_SUFFIX, 0o600)?;
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|source| FsError::Io {
-            action: "set the mode of",
-            path: temp.path(),
-            source,
-        })?;
-        Ok((temp, file))
+        TempFile::create(Arc::clone(&self.dir), BODY_LABEL, FileMode::Exact(0o644))
     }
 
     /// Removes the temporary files a killed client left. Returns how many.
     pub fn remove_leftovers(&self) -> Result<usize, FsError> {
-        let mut removed = 0;
-        for (name, kind) in self.dir.entries()? {
-            if kind == FileKind::File && name.to_string_lossy().ends_with(TEMP_SUFFIX) {
-                self.dir.remove_file(&name)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        fts_fs::remove_stale_temps(&self.dir)
     }
 }
 
@@ -92,7 +76,7 @@ mod tests {
         let partial = PartialDir::open(&dest).unwrap();
         let path = temp.path().join(PARTIAL_DIR);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
-        std::fs::write(path.join("body-0123456789abcdef.tmp"), b"half").unwrap();
+        std::fs::write(path.join(".fts-tmp-body-0123456789abcdef"), b"half").unwrap();
         std::fs::write(path.join("kept.partial"), b"a resumable transfer").unwrap();
         assert_eq!(partial.remove_leftovers().unwrap(), 1);
         assert!(path.join("kept.partial").exists());

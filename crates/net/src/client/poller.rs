@@ -68,11 +68,12 @@ impl Stop {
 /// One round: pending hooks first, then polls until the answer is complete, all
 /// within `--poll-timeout` (no new poll, and no new file, starts after it).
 pub async fn round(client: &mut Client, progress: &mut dyn Progress, stop: &Stop) -> RoundResult {
-    let deadline = Instant::now() + client.settings().poll_timeout;
     let mut reported = match client.run_pending_hooks().await {
         Ok(reported) => reported,
         Err(e) => return RoundResult::Failed(e),
     };
+    // From after the pending hooks: a slow hook must not leave the poll no time.
+    let deadline = Instant::now() + client.settings().poll_timeout;
     let mut installed = 0;
     let mut poll_after = None;
     for repeat in 0..MAX_REPEATS {

@@ -12,9 +12,9 @@
 //! removed.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 
+use fts_fs::stream::{DISK_BUFFERS, DiskWriter, chunk_len};
 use fts_fs::{Dir, FsError, TempFile};
 use fts_proto::FileHash;
 use fts_trust::{Statement, Verified};
@@ -69,23 +69,15 @@ pub trait Progress: Send {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-/// Body bytes read from the connection and handed to the disk at a time.
-const CHUNK: usize = crate::client::RECEIVE_CHUNK;
-
-/// Chunks in flight between the connection and the disk: the memory of a transfer is
-/// `PIPELINE_DEPTH` x [`CHUNK`] (512 KiB), whatever the file's size.
-const PIPELINE_DEPTH: usize = 8;
-
-/// The disk is asked to start writing back every this many bytes, so that the final
-/// fsync waits only for the tail instead of the whole file.
-const WRITEBACK_SLICE: u64 = 8 << 20;
-
 /// Receives the body of the entry `statement` from `conn` into the partial folder.
 ///
-/// Two stages over one pass of the bytes: this task reads (decrypts) into reused
-/// buffers and hands them through a bounded channel to a blocking thread that hashes
-/// and writes them, starting the disk's writeback as it goes. The hash is compared,
-/// and the file flushed, only once exactly `file-size` bytes were read and written.
+/// Two stages over one pass of the bytes, in fts-fs's stream shape
+/// ([`fts_fs::stream`]: [`DISK_BUFFERS`] reused buffers of
+/// [`CHUNK`](fts_fs::stream::CHUNK) bytes, 512 KiB
+/// whatever the file's size): this task reads (decrypts) into the buffers and hands
+/// them through a bounded channel to a blocking thread that hashes and writes them,
+/// starting the disk's writeback as it goes. The hash is compared, and the file
+/// flushed, only once exactly `file-size` bytes were read and written.
 pub async fn receive_file<S>(
     conn: &mut Connection<S>,
     statement: Verified<Statement>,
@@ -102,12 +94,11 @@ where
 
     // Removed again if anything below fails: `temp` is dropped.
     let (temp, file) = partial.create_body().map_err(|e| local(e.into()))?;
-    let temp_path = temp.path();
 
     progress.start(&statement);
-    let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(PIPELINE_DEPTH);
-    let (free_tx, mut free_rx) = mpsc::channel::<Vec<u8>>(PIPELINE_DEPTH);
-    for _ in 0..PIPELINE_DEPTH {
+    let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
+    let (free_tx, mut free_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
+    for _ in 0..DISK_BUFFERS {
         // Allocated on first use, and no larger than the body.
         let _ = free_tx.try_send(Vec::new());
     }
@@ -115,7 +106,7 @@ where
     let read = read_body(conn, expected, clock, progress, &full_tx, &mut free_rx).await;
     drop(full_tx);
     let written = writer.await.map_err(|e| local(LocalFailure::WriterFailed(e)))?;
-    let (file, digest) = match (read, written) {
+    let digest = match (read, written) {
         // The writer stopped first (disk full, I/O error): that is why the read stopped.
         (_, Err(cause)) => return Err(local(cause)),
         (Err(ReadStop::WriterGone), Ok(_)) => return Err(local(LocalFailure::WriterGone)),
@@ -128,11 +119,10 @@ where
     if actual != statement.file_hash {
         return Err(ReceiveError::HashMismatch { expected: statement.file_hash, actual });
     }
-    let flushed = tokio::task::spawn_blocking(move || file.sync_all())
+    let flushed = tokio::task::spawn_blocking(move || temp.sync().map(|()| temp))
         .await
-        .map_err(std::io::Error::other)
-        .and_then(|r| r);
-    flushed.map_err(|source| local(LocalFailure::Flush { path: temp_path, source }))?;
+        .map_err(|e| local(LocalFailure::WriterFailed(e)))?;
+    let temp = flushed.map_err(|e| local(LocalFailure::Fs(e)))?;
     Ok(VerifiedFile { statement, temp })
 }
 
@@ -161,7 +151,7 @@ where
     let mut transfer = clock.transfer();
     while received < expected {
         let Some(mut buffer) = free.recv().await else { return Err(ReadStop::WriterGone) };
-        let want = usize::try_from(expected - received).map_or(CHUNK, |left| left.min(CHUNK));
+        let want = chunk_len(expected - received);
         buffer.resize(want, 0);
         let mut filled = 0;
         while filled < want {
@@ -202,43 +192,24 @@ where
     Ok(())
 }
 
-/// The writer thread: hashes and writes each buffer in order, starts writeback every
-/// [`WRITEBACK_SLICE`], and returns the buffers for reuse. Ends when the reader drops
-/// its sender; returns the file and the SHA-256 of everything written.
+/// The writer thread: hashes and writes each buffer in order (a [`DiskWriter`], which
+/// starts writeback as it goes), and returns the buffers for reuse. Ends when the
+/// reader drops its sender; returns the SHA-256 of everything written. The temp keeps
+/// its own handle, so `file` is closed here.
 fn write_body(
-    mut file: File,
+    file: File,
     mut full: mpsc::Receiver<Vec<u8>>,
     free: mpsc::Sender<Vec<u8>>,
-) -> Result<(File, [u8; 32]), LocalFailure> {
+) -> Result<[u8; 32], LocalFailure> {
     let mut hasher = Sha256::new();
-    let mut written: u64 = 0;
-    let mut flushed_to: u64 = 0;
+    let mut disk = DiskWriter::new(&file);
     while let Some(buffer) = full.blocking_recv() {
         hasher.update(&buffer);
-        write_chunk(&mut file, &buffer)?;
-        written += buffer.len() as u64;
-        if written - flushed_to >= WRITEBACK_SLICE {
-            start_writeback(&file, flushed_to, written - flushed_to);
-            flushed_to = written;
-        }
-        // Never full: at most PIPELINE_DEPTH buffers exist.
+        disk.write(&buffer).map_err(LocalFailure::write)?;
+        // Never full: at most DISK_BUFFERS buffers exist.
         let _ = free.try_send(buffer);
     }
-    Ok((file, hasher.finalize().into()))
-}
-
-/// Asks the kernel to start writing `len` bytes at `offset` to disk now, without
-/// waiting (POSIX_FADV_DONTNEED starts writeback of dirty pages, and drops the pages
-/// already clean). Only a head start for the final fsync, which stays the durability
-/// point: a failure here changes nothing and is ignored.
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    if let Some(len) = std::num::NonZeroU64::new(len) {
-        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
-    }
-}
-
-fn write_chunk(file: &mut File, bytes: &[u8]) -> Result<(), LocalFailure> {
-    file.write_all(bytes).map_err(LocalFailure::write)
+    Ok(hasher.finalize().into())
 }
 
 /// Refuses a file that cannot fit. A disk that fills up mid-way is still caught by the

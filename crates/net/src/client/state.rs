@@ -2,33 +2,35 @@
 //! last applied seq, per installed file name what was installed, the hooks still to
 //! run, and the problems not yet reported to the server.
 //!
-//! It is written atomically (a temp file in the same folder, flushed, renamed over the
-//! old one, the folder flushed), so a crash leaves the old state or the new one. A
+//! It is written durably and atomically ([`fts_fs::Dir::write_atomic`], whose crate
+//! docs give the crash argument), so a crash leaves the old state or the new one. A
 //! state file that exists but cannot be read stops the client (`StateError`) unless
 //! the operator asks for a reset: guessing would re-install or skip entries silently.
 //!
 //! Every access goes through the folder's handle ([`fts_fs::Dir`], checked private by
 //! the client when it opens): the state is read with `O_NOFOLLOW` and must be a
-//! regular file (a link planted in its place is refused, never read through), the
-//! temp is created with `O_EXCL`, and the rename is a `renameat` on that handle.
+//! regular file (a link planted in its place is refused, never read through), and it
+//! is replaced through that handle, its temp (`.fts-tmp-state-*`) beside it.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use fts_fs::{Dir, FileKind, FsError, TempFile};
+use fts_fs::{Dir, FileKind, FileMode, FsError, WriteOptions};
 use fts_proto::{FileHash, FileName, Published, Report, Target};
 use serde::{Deserialize, Serialize};
 
 /// The only state format this code reads and writes.
 pub const STATE_FORMAT: u32 = 1;
 
-/// Prefix of every temporary file the client makes beside its state file (and of the
-/// bodies that older releases received in the destination itself). Removed at start;
-/// no received file can have it (file names never start with a dot).
-pub const TEMP_PREFIX: &str = ".fts-tmp-";
+/// The start of the name of every temporary file the client makes (its state's,
+/// `.fts-tmp-state-*`, and its bodies'): fts-fs's one scheme, re-exported for the
+/// client's fuzz target, which checks that a poll leaves none behind.
+pub use fts_fs::TEMP_PREFIX;
+
+/// How the state is written: durably, replacing the old one, mode 0600 less the umask.
+const STATE_WRITE: WriteOptions =
+    WriteOptions { label: "state", mode: FileMode::LessUmask(0o600), durable: true, overwrite: true };
 
 /// The most reports kept while the server cannot be reached; older ones are dropped
 /// first (each also went to the log when it happened).
@@ -88,10 +90,12 @@ pub struct PendingHook {
     pub file_hash: FileHash,
 }
 
-/// The host's state. Fields a later release adds are ignored by this one (and a field
-/// this one does not know is dropped when it rewrites the file), so that a host can be
-/// downgraded by one release; only a change of meaning bumps [`STATE_FORMAT`]. Every
-/// name in it is still re-validated when it is read.
+/// The host's state. From this release on, fields a later release adds are ignored
+/// (and dropped when this one rewrites the file), so that a host can go back one
+/// release; only a change of meaning bumps [`STATE_FORMAT`]. Releases before this one
+/// refused unknown fields: going back to one of those works only while the state holds
+/// none of the fields added since (`certificate-refused` is written only after a
+/// refusal). Every name in it is still re-validated when it is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct State {
@@ -145,24 +149,24 @@ impl State {
     /// Reads the state at `path`: empty when it does not exist, an error when it
     /// exists but cannot be read or parsed, or is not a regular file.
     pub fn load(path: &Path) -> Result<State, StateError> {
-        let dir = Dir::open(parent_dir(path)).map_err(|e| read_error(path, e))?;
+        let dir = Dir::open(fts_fs::parent_dir(path)).map_err(|e| read_error(path, e))?;
         Self::load_in(&dir, path.file_name().unwrap_or_default())
     }
 
     /// [`State::load`] of the file `name` in the folder `dir`.
     pub fn load_in(dir: &Dir, name: &OsStr) -> Result<State, StateError> {
         let path = &dir.join(name);
-        let file = match dir.open_file(name) {
-            Ok(file) => file,
+        let bytes = match dir.read_bounded(name, MAX_STATE_FILE) {
+            Ok(bytes) => bytes,
             Err(e) if e.is_not_found() => return Ok(State::empty()),
+            Err(FsError::TooLarge { .. }) => {
+                return Err(StateError::Corrupt {
+                    path: path.to_owned(),
+                    detail: "larger than 64 MiB".into(),
+                });
+            }
             Err(e) => return Err(read_error(path, e)),
         };
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_STATE_FILE + 1), &mut bytes)
-            .map_err(|source| StateError::Read { path: path.to_owned(), source })?;
-        if bytes.len() as u64 > MAX_STATE_FILE {
-            return Err(StateError::Corrupt { path: path.to_owned(), detail: "larger than 64 MiB".into() });
-        }
         Self::parse(&bytes).map_err(|detail| StateError::Corrupt { path: path.to_owned(), detail })
     }
 
@@ -177,23 +181,17 @@ impl State {
 
     /// Writes the state atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
-        let write_err = |e: FsError| StateError::Write { path: path.to_owned(), source: into_io(e) };
-        let dir = Arc::new(Dir::open(parent_dir(path)).map_err(write_err)?);
+        let write_err = |e: FsError| StateError::Write { path: path.to_owned(), source: e.into_io() };
+        let dir = Dir::open(fts_fs::parent_dir(path)).map_err(write_err)?;
         self.save_in(&dir, path.file_name().unwrap_or_default())
     }
 
-    /// Writes the state atomically as `name` in `dir`: a temp created there
-    /// exclusively, flushed, renamed over the old state on the folder's handle, and
-    /// the folder flushed.
-    pub fn save_in(&self, dir: &Arc<Dir>, name: &OsStr) -> Result<(), StateError> {
-        let path = dir.join(name);
-        let err = |source| StateError::Write { path: path.clone(), source };
+    /// Writes the state durably and atomically as `name` in `dir`, through the
+    /// folder's handle.
+    pub fn save_in(&self, dir: &Dir, name: &OsStr) -> Result<(), StateError> {
+        let err = |source| StateError::Write { path: dir.join(name), source };
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| err(std::io::Error::other(e)))?;
-        let (temp, mut file) =
-            TempFile::create(dir, &format!("{TEMP_PREFIX}state-"), "", 0o600).map_err(|e| err(into_io(e)))?;
-        file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(err)?;
-        // On failure, dropping `temp` removes it.
-        temp.persist(dir, name).and_then(|()| dir.sync()).map_err(|e| err(into_io(e)))
+        dir.write_atomic(name, &bytes, &STATE_WRITE).map_err(|e| err(e.into_io()))
     }
 }
 
@@ -205,38 +203,8 @@ fn read_error(path: &Path, e: FsError) -> StateError {
             StateError::NotAFile { path: path.to_owned(), found: FileKind::SymbolicLink }
         }
         FsError::WrongKind { found, .. } => StateError::NotAFile { path: path.to_owned(), found },
-        e => StateError::Read { path: path.to_owned(), source: into_io(e) },
+        e => StateError::Read { path: path.to_owned(), source: e.into_io() },
     }
-}
-
-/// The system error behind `e` (the state errors carry an `io::Error`); any other
-/// failure is wrapped whole, so its message and cause stay in the chain.
-fn into_io(e: FsError) -> std::io::Error {
-    match e {
-        FsError::Io { source, .. } => source,
-        other => std::io::Error::other(other),
-    }
-}
-
-/// The folder holding `path` (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Removes the temporary files (`.fts-tmp-*`, regular files only) a killed client
-/// left in `dir`. Returns how many.
-pub fn remove_temp_files(dir: &Dir) -> Result<usize, FsError> {
-    let mut removed = 0;
-    for (name, kind) in dir.entries()? {
-        if kind == FileKind::File && name.to_string_lossy().starts_with(TEMP_PREFIX) {
-            dir.remove_file(&name)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]
@@ -268,7 +236,7 @@ mod tests {
         sample().save(&path).unwrap();
         assert_eq!(State::load(&path).unwrap(), sample());
         assert_eq!(
-            remove_temp_files(&Dir::open(dir.path()).unwrap()).unwrap(),
+            fts_fs::remove_stale_temps(&Dir::open(dir.path()).unwrap()).unwrap(),
             0,
             "no temp file is left behind"
         );

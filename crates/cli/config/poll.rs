@@ -1,0 +1,116 @@
+//! `fts poll`: the flags as [`ClientSettings`] and a [`Schedule`]. The host's
+//! credentials are loaded here: its certificate says which groups it is in, so its
+//! targets are known only once it is read, and a certificate of another client is a
+//! usage error before anything is dialled. The defaults that depend on other flags:
+//! `certs/ID.crt` and `certs/ID.key` from `--id`, `DEST/.fts-state.json` from `--dest`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use fts_net::client::hook::Hook;
+use fts_net::client::poller::Schedule;
+use fts_net::client::{ClientSettings, ClientTransport};
+use fts_trust::pem::{load_certificates, load_private_key};
+use fts_trust::{ClientIdentity, TrustedKeys, client_identity};
+
+use crate::UsageError;
+use crate::args::PollArgs;
+
+/// The most frames accepted in one answer: a bound on what one answer can make this
+/// host read, whatever the server sends.
+const MAX_FRAMES: usize = 10_000;
+
+/// What `fts poll` is to run.
+pub struct Poll {
+    pub settings: ClientSettings,
+    pub schedule: Schedule,
+    /// `--once`: one round, then the exit code says how it went.
+    pub once: bool,
+    /// `--reset-state`: start from empty state when the state file is damaged.
+    pub reset_state: bool,
+    pub metrics_file: Option<PathBuf>,
+}
+
+impl Poll {
+    pub fn resolve(args: PollArgs) -> anyhow::Result<Self> {
+        if args.min_interval > args.max_interval {
+            return Err(UsageError("--min-interval is longer than --max-interval".into()).into());
+        }
+        let schedule = Schedule {
+            interval: args.interval,
+            jitter_percent: args.jitter,
+            min_interval: args.min_interval,
+            max_interval: args.max_interval,
+        };
+        let id = args.id;
+
+        let trust = if args.trust.is_empty() { vec![PathBuf::from("certs/signing.pub")] } else { args.trust };
+        let trusted = TrustedKeys::load(&trust).context("loading the trusted signing keys (--trust)")?;
+
+        let (transport, targets) = if args.plaintext {
+            (ClientTransport::Plaintext, ClientIdentity::claimed(id.clone()).targets())
+        } else {
+            let cert = args.cert.unwrap_or_else(|| PathBuf::from(format!("certs/{id}.crt")));
+            let key = args.key.unwrap_or_else(|| PathBuf::from(format!("certs/{id}.key")));
+            let chain = load_certificates(&cert)?;
+            let identity = client_identity(&chain[0])
+                .with_context(|| format!("{} is not a usable client certificate", cert.display()))?;
+            if identity.id != id {
+                return Err(UsageError(format!(
+                    "{} is the certificate of client {}, not of --id {id}",
+                    cert.display(),
+                    identity.id
+                ))
+                .into());
+            }
+            let certificate = chain[0].clone();
+            let config =
+                fts_trust::client_config(load_certificates(&args.ca)?, chain, load_private_key(&key)?)
+                    .map_err(|e| key_mismatch_names_files(e, &cert, &key))?;
+            let server_name = fts_trust::tls::server_name(&args.server.host)?;
+            (ClientTransport::tls(config, server_name, &certificate), identity.targets())
+        };
+
+        // Absolute, so that a hook gets a path it can use wherever it changes directory to.
+        let dest = std::path::absolute(&args.dest)
+            .with_context(|| format!("cannot resolve --dest {}", args.dest.display()))?;
+        // Absolute too, so that an error about its folder names it whole.
+        let state_path = match args.state {
+            Some(state) => std::path::absolute(&state)
+                .with_context(|| format!("cannot resolve --state {}", state.display()))?,
+            None => dest.join(".fts-state.json"),
+        };
+        let settings = ClientSettings {
+            server: args.server.address,
+            transport,
+            id,
+            targets,
+            trusted,
+            dest,
+            state_path,
+            max_file_size: args.max_file_size.bytes(),
+            read_timeout: args.read_timeout,
+            poll_timeout: args.poll_timeout,
+            max_frames: MAX_FRAMES,
+            hook: args.exec.map(|program| Hook { program, timeout: args.exec_timeout }),
+        };
+        Ok(Poll {
+            settings,
+            schedule,
+            once: args.once,
+            reset_state: args.reset_state,
+            metrics_file: args.metrics_file,
+        })
+    }
+}
+
+/// A key that is not the certificate's, with both files named.
+fn key_mismatch_names_files(e: fts_trust::Error, cert: &Path, key: &Path) -> anyhow::Error {
+    let mismatch = matches!(e, fts_trust::Error::KeyMismatch);
+    let e = anyhow::Error::new(e);
+    if mismatch {
+        e.context(format!("cannot use --cert {} with --key {}", cert.display(), key.display()))
+    } else {
+        e
+    }
+}
