@@ -12,7 +12,7 @@ use fts_net::client::metrics_file;
 use fts_net::client::poller::{RoundResult, Stop, round, run_loop};
 use fts_net::client::receive::{NoProgress, Progress};
 use fts_net::client::{Client, PollError};
-use fts_proto::{Published, Report};
+use fts_proto::{ErrorChain, Published, Report};
 use fts_trust::Statement;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -93,7 +93,7 @@ fn once_exit(result: &RoundResult) -> u8 {
             exit::REPORTED
         }
         RoundResult::Failed(e) => {
-            stderr_line::error(&e.to_string());
+            stderr_line::error(&ErrorChain(e).to_string());
             exit::FAILURE
         }
     }
@@ -115,7 +115,7 @@ fn describe(reports: &[Report]) -> String {
 /// `--metrics-file`: a failure to write it is logged, and never stops polling.
 fn write_metrics(path: &Path, client: &Client, result: &RoundResult) {
     if let Err(e) = metrics_file::write(path, client, result, std::time::SystemTime::now()) {
-        tracing::warn!(metrics_file = %path.display(), error = %e, "cannot write the metrics file");
+        tracing::warn!(metrics_file = %path.display(), error = %ErrorChain(&e), "cannot write the metrics file");
     }
 }
 
@@ -124,7 +124,7 @@ fn log_round(result: &RoundResult) {
         RoundResult::Completed { installed, reported, .. } => {
             tracing::info!(installed, reported = reported.len(), "poll round complete");
         }
-        RoundResult::Failed(e) => tracing::warn!(error = %e, "poll failed"),
+        RoundResult::Failed(e) => tracing::warn!(error = %ErrorChain(e), "poll failed"),
     }
 }
 

@@ -24,7 +24,7 @@ use fts_net::crl_watch::{
 use fts_net::metrics::Metrics;
 use fts_net::metrics_http::serve_metrics;
 use fts_net::server::{Server, Transport};
-use fts_proto::Published;
+use fts_proto::{ErrorChain, Published};
 use fts_store::{CrlReloadFailing, ServerStatus, StatusDir, StoreReader};
 use fts_trust::crl::{CRL_FILE, Crl, load_crls};
 use fts_trust::crl_floor::{CRL_STATE_FILE, CrlFloor};
@@ -39,8 +39,7 @@ use crate::config::{Serve, TlsFiles};
 const CRL_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 pub fn run(serve: Serve) -> anyhow::Result<()> {
-    let Serve { listen, store: store_path, status_dir, tls, settings, metrics_listen } = serve;
-    let metrics = Arc::clone(&settings.metrics);
+    let Serve { listen, store: store_path, status_dir, tls, settings, metrics, metrics_listen } = serve;
     let crl_health = Arc::clone(&settings.crl_health);
     let store = StoreReader::open(&store_path).with_context(|| {
         format!(
@@ -59,7 +58,7 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
     // status writes, so slow readers can never starve the blocking work of others.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(settings.max_active_polls.saturating_add(64))
+        .max_blocking_threads(settings.max_active_polls.get().saturating_add(64))
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
@@ -115,7 +114,7 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
         }
 
         let admission = settings.admission.clone();
-        let server = Server::bind(listen, transport, settings, store, status)
+        let server = Server::bind(listen, transport, settings, store, status, Arc::clone(&metrics))
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = server.local_addr().context("cannot read the listening address")?;
@@ -181,7 +180,7 @@ fn record_crl_state(status: &StatusDir, crls: Option<&[Crl]>, failing: Option<&R
         }),
     };
     if let Err(e) = status.write_server(&server) {
-        tracing::warn!(error = %e, "cannot record the server's revocation state for `fts status`");
+        tracing::warn!(error = %ErrorChain(&e), "cannot record the server's revocation state for `fts status`");
     }
 }
 
@@ -191,7 +190,7 @@ fn record_crl_state(status: &StatusDir, crls: Option<&[Crl]>, failing: Option<&R
 fn save_crl_floor(floor: &CrlFloor, path: &Path) {
     if let Err(e) = floor.save(path) {
         tracing::error!(
-            error = %e,
+            error = %ErrorChain(&e),
             "cannot record the CRL numbers in force: after a restart an older CRL could be accepted"
         );
     }

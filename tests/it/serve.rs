@@ -534,7 +534,10 @@ fn a_client_that_stops_reading_is_cut_off_by_the_minimum_send_rate() {
         assert!(matches!(stalled.receive_header().await.unwrap(), ServerFrame::File(_)));
         // Read nothing more: the server must give up on this client by itself.
         server.wait_for_log(Duration::from_secs(20), |l| {
-            l["fields"]["result"].as_str().is_some_and(|r| r.contains("slower than the minimum send rate"))
+            l["fields"]["result"] == "slow-reader"
+                && l["fields"]["error"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("slower than the minimum send rate"))
         });
         // And the slot is free again for a reader that keeps up.
         let mut reader =
@@ -554,7 +557,9 @@ fn a_poll_past_its_deadline_is_ended() {
             RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-01")).await.unwrap();
         slow.send_poll("web-01", json!({})).await.unwrap();
         assert!(matches!(slow.receive_header().await.unwrap(), ServerFrame::File(_)));
-        server.wait_for_log(Duration::from_secs(20), |l| l["fields"]["result"] == "the poll deadline passed");
+        server.wait_for_log(Duration::from_secs(20), |l| {
+            l["fields"]["result"] == "deadline" && l["fields"]["error"] == "the poll deadline passed"
+        });
     });
 }
 

@@ -10,9 +10,8 @@ use anyhow::Context;
 use fts_net::client::hook::Hook;
 use fts_net::client::poller::Schedule;
 use fts_net::client::{ClientSettings, ClientTransport};
-use fts_proto::Target;
 use fts_trust::pem::{load_certificates, load_private_key};
-use fts_trust::{TrustedKeys, client_identity};
+use fts_trust::{ClientIdentity, TrustedKeys, client_identity};
 
 use crate::UsageError;
 use crate::args::PollArgs;
@@ -49,7 +48,7 @@ impl Poll {
         let trusted = TrustedKeys::load(&trust).context("loading the trusted signing keys (--trust)")?;
 
         let (transport, targets) = if args.plaintext {
-            (ClientTransport::Plaintext, vec![Target::Client(id.clone()), Target::All])
+            (ClientTransport::Plaintext, ClientIdentity::claimed(id.clone()).targets())
         } else {
             let cert = args.cert.unwrap_or_else(|| PathBuf::from(format!("certs/{id}.crt")));
             let key = args.key.unwrap_or_else(|| PathBuf::from(format!("certs/{id}.key")));
@@ -69,9 +68,7 @@ impl Poll {
                 fts_trust::client_config(load_certificates(&args.ca)?, chain, load_private_key(&key)?)
                     .map_err(|e| key_mismatch_names_files(e, &cert, &key))?;
             let server_name = fts_trust::tls::server_name(&args.server.host)?;
-            let mut targets = vec![Target::Client(id.clone()), Target::All];
-            targets.extend(identity.groups.into_iter().map(Target::Group));
-            (ClientTransport::tls(config, server_name, &certificate), targets)
+            (ClientTransport::tls(config, server_name, &certificate), identity.targets())
         };
 
         // Absolute, so that a hook gets a path it can use wherever it changes directory to.

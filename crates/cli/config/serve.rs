@@ -5,6 +5,7 @@
 //! where the CRL watcher takes over ([`crate::serve`]).
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,6 +35,8 @@ pub struct Serve {
     /// `None`: `--plaintext`.
     pub tls: Option<TlsFiles>,
     pub settings: ServerSettings,
+    /// The server's counters, shared with the CRL watcher and `--metrics-listen`.
+    pub metrics: Arc<Metrics>,
     pub metrics_listen: Option<SocketAddr>,
 }
 
@@ -60,9 +63,9 @@ impl Serve {
         }
         let limits = fit_open_file_limit(&args)?;
         let settings = ServerSettings {
-            max_connections: limits.max_connections,
-            max_active_polls: limits.max_active_polls,
-            max_polls_per_client: args.max_polls_per_client.get(),
+            max_connections: at_least_one("--max-connections", limits.max_connections)?,
+            max_active_polls: at_least_one("--max-active-polls", limits.max_active_polls)?,
+            max_polls_per_client: args.max_polls_per_client,
             handshake_timeout: args.handshake_timeout,
             request_timeout: args.request_timeout,
             min_send_rate: MinSendRate {
@@ -70,12 +73,11 @@ impl Serve {
                 window: args.min_send_rate_window,
             },
             poll_deadline: args.poll_deadline,
-            poll_max_files: args.poll_max_files.get(),
+            poll_max_files: args.poll_max_files,
             poll_max_bytes: args.poll_max_bytes.bytes(),
             poll_after: args.poll_after,
             grace: args.grace,
             status_flush_interval: args.status_interval,
-            metrics: Arc::new(Metrics::with_log_lines_dropped(crate::log_writer::lines_dropped())),
             admission: AdmissionSettings {
                 max_handshakes_per_source: args.max_handshakes_per_ip,
                 connection_rate_per_source: args.max_connection_rate_per_ip,
@@ -99,6 +101,7 @@ impl Serve {
             status_dir: args.status_dir,
             tls,
             settings,
+            metrics: Arc::new(Metrics::with_log_lines_dropped(crate::log_writer::lines_dropped())),
             metrics_listen: args.metrics_listen,
         })
     }
@@ -126,6 +129,13 @@ fn fit_open_file_limit(args: &ServeArgs) -> anyhow::Result<fd_limit::Fitted> {
         );
     }
     Ok(fitted)
+}
+
+/// A limit the open-file limit fitted, which must still let one connection in.
+fn at_least_one(flag: &str, value: usize) -> Result<NonZeroUsize, UsageError> {
+    NonZeroUsize::new(value).ok_or_else(|| {
+        UsageError(format!("{flag} would be 0 to fit the open-file limit: raise it (ulimit -Hn)"))
+    })
 }
 
 /// `ca.crl` beside the client CA, when it exists.

@@ -52,6 +52,7 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::metrics::{ConnectionRefusal, Metrics};
 use crate::proxy_protocol::{self, FIXED_LEN, HeaderStart, Preamble, ProxyHeader, ProxyHeaderError};
+use crate::summary_log::SummaryLog;
 
 /// The share of `--max-connections` that connections before their handshake can never
 /// take, so that hosts already authenticated always find room.
@@ -410,7 +411,7 @@ pub struct Admission {
     settings: AdmissionSettings,
     sources: Arc<Sources>,
     known: KnownSources,
-    log: RefusalLog,
+    log: RefusalSummary,
 }
 
 /// Who a connection is from, once its preamble is read.
@@ -435,7 +436,7 @@ pub enum Closed {
 impl Admission {
     pub fn new(settings: AdmissionSettings, max_connections: usize) -> Admission {
         let sources = Sources::new(&settings, before_handshake_limit(max_connections));
-        Admission { settings, sources, known: KnownSources::default(), log: RefusalLog::new() }
+        Admission { settings, sources, known: KnownSources::default(), log: RefusalSummary::new() }
     }
 
     pub fn settings(&self) -> &AdmissionSettings {
@@ -630,43 +631,24 @@ async fn read_exact_by(
     }
 }
 
-/// Counts refusals between summaries, and writes a summary at info at most once a
+/// Refusals at debug one by one, and a summary at info at most once a
 /// [`SUMMARY_INTERVAL`] (the first refusal after a quiet interval at once).
 #[derive(Debug)]
-struct RefusalLog {
-    state: Mutex<RefusalLogState>,
+struct RefusalSummary {
+    log: SummaryLog<{ ConnectionRefusal::ALL.len() }>,
 }
 
-#[derive(Debug)]
-struct RefusalLogState {
-    since_summary: [u64; ConnectionRefusal::ALL.len()],
-    next_summary: Option<Instant>,
-}
-
-impl RefusalLog {
-    fn new() -> RefusalLog {
-        RefusalLog {
-            state: Mutex::new(RefusalLogState {
-                since_summary: [0; ConnectionRefusal::ALL.len()],
-                next_summary: None,
-            }),
-        }
+impl RefusalSummary {
+    fn new() -> RefusalSummary {
+        RefusalSummary { log: SummaryLog::new(SUMMARY_INTERVAL) }
     }
 
     fn note(&self, reason: ConnectionRefusal, peer: SocketAddr, now: Instant) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(i) = ConnectionRefusal::ALL.iter().position(|r| *r == reason) {
-            state.since_summary[i] += 1;
-        }
-        if state.next_summary.is_some_and(|next| now < next) {
-            return;
-        }
-        state.next_summary = Some(now + SUMMARY_INTERVAL);
-        let counts = std::mem::take(&mut state.since_summary);
-        drop(state);
+        let kind = ConnectionRefusal::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        let Some(summary) = self.log.count(kind, now) else { return };
         let summary = ConnectionRefusal::ALL
             .iter()
-            .zip(counts)
+            .zip(summary.counts)
             .filter(|(_, n)| *n > 0)
             .map(|(reason, n)| format!("{}={n}", reason.label()))
             .collect::<Vec<_>>()

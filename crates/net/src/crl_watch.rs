@@ -25,15 +25,18 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
+use fts_proto::ErrorChain;
 use fts_trust::ClientAuth;
 use fts_trust::crl::{Crl, load_crls};
 use fts_trust::issued::rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::metrics::{CrlReloadFailure, Metrics};
+use crate::summary_log::SummaryLog;
 
 /// While a reload keeps failing with the same error, it is logged at most this often.
 pub const LOG_EVERY: Duration = Duration::from_secs(60);
@@ -55,14 +58,21 @@ pub struct ReloadFailing {
     /// Attempts that failed so far.
     pub attempts: u64,
     started: Instant,
-    last_logged: Instant,
 }
 
 /// Whether the CRL file on disk is the one in force; shared by the watcher (which
 /// writes it), the server (`--crl-max-stale`) and the status it reports.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CrlHealth {
     failing: Mutex<Option<ReloadFailing>>,
+    /// When a failure that goes on is logged again.
+    log: SummaryLog<1>,
+}
+
+impl Default for CrlHealth {
+    fn default() -> Self {
+        CrlHealth { failing: Mutex::new(None), log: SummaryLog::new(LOG_EVERY) }
+    }
 }
 
 impl CrlHealth {
@@ -88,29 +98,19 @@ impl CrlHealth {
     /// error, or [`LOG_EVERY`] after the last line).
     fn failed(&self, error: String, hint: Option<String>, now: Instant) -> (ReloadFailing, bool) {
         let mut failing = self.lock();
-        let (state, log) = match failing.take() {
-            None => (
-                ReloadFailing {
-                    since: SystemTime::now(),
-                    error,
-                    hint,
-                    attempts: 1,
-                    started: now,
-                    last_logged: now,
-                },
-                true,
-            ),
+        let (state, new) = match failing.take() {
+            None => {
+                (ReloadFailing { since: SystemTime::now(), error, hint, attempts: 1, started: now }, true)
+            }
             Some(mut state) => {
-                let log = state.error != error || now.duration_since(state.last_logged) >= LOG_EVERY;
+                let new = state.error != error;
                 state.attempts += 1;
                 state.error = error;
                 state.hint = hint;
-                if log {
-                    state.last_logged = now;
-                }
-                (state, log)
+                (state, new)
             }
         };
+        let log = self.log.note(0, now, new).is_some();
         *failing = Some(state.clone());
         (state, log)
     }
@@ -161,7 +161,7 @@ pub async fn watch_crl(watch: CrlWatch, on_event: impl Fn(CrlEvent<'_>) + Send +
         };
         let watcher = Arc::clone(&watcher);
         if let Err(e) = tokio::task::spawn_blocking(move || watcher.look(forced)).await {
-            tracing::error!(error = %e, "the CRL check failed unexpectedly: trying again at the next look");
+            tracing::error!(error = %ErrorChain(&e), "the CRL check failed unexpectedly: trying again at the next look");
         }
     }
 }
@@ -205,7 +205,8 @@ impl<F: Fn(CrlEvent<'_>)> Watcher<F> {
             Err(e) => {
                 watch.metrics.crl_reload_failed(failure_kind(&e));
                 watch.metrics.set_crl_reload_failing(true);
-                let (state, log) = watch.health.failed(e.to_string(), hint(&watch.path, &e), Instant::now());
+                let error = ErrorChain(&e).to_string();
+                let (state, log) = watch.health.failed(error, hint(&watch.path, &e), Instant::now());
                 if log {
                     tracing::error!(
                         crl = %watch.path.display(),

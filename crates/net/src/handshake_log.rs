@@ -3,9 +3,9 @@
 //! Anyone can open a connection, so one log line per failed handshake would let a
 //! port scan (or a flood) write the log: each failure is logged at debug, and a
 //! summary at info says how many failed, by reason, at most once per
-//! [`SUMMARY_EVERY`] (the first failure gets one at once; later ones are summed into
-//! the summary that the first failure after the interval writes). The metrics count
-//! every one (`fts_handshake_failures_total`).
+//! [`SUMMARY_EVERY`] ([`SummaryLog`]: the first failure gets one at once; later ones
+//! are summed into the summary that the first failure after the interval writes). The
+//! metrics count every one (`fts_handshake_failures_total`).
 //!
 //! The one refusal an operator must hear about, a certificate issued by the client
 //! CA that was refused (revoked, expired, identity rules), is logged at warn by
@@ -15,13 +15,14 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use fts_trust::issued::rfc3339;
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use crate::metrics::HandshakeFailure;
+use crate::summary_log::SummaryLog;
 
 /// The least time between two summaries.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
@@ -42,7 +43,8 @@ pub enum FailedBefore {
 }
 
 impl FailedBefore {
-    const ALL: [FailedBefore; 5] = [
+    /// Every kind, in the order of the summary's counts.
+    pub const ALL: [FailedBefore; 5] = [
         FailedBefore::Refused,
         FailedBefore::Timeout,
         FailedBefore::Closed,
@@ -110,30 +112,18 @@ pub fn describe_handshake_error(e: &io::Error) -> String {
     }
 }
 
-/// The counts since the last summary.
-#[derive(Debug)]
-struct Window {
-    counts: [u64; FailedBefore::ALL.len()],
-    since: SystemTime,
-    last_summary: Option<Instant>,
-}
-
 /// The server's log of connections that failed before a request.
 #[derive(Debug)]
 pub struct HandshakeLog {
-    window: Mutex<Window>,
-    crl_stale_refusals: Mutex<(u64, Option<Instant>)>,
+    failures: SummaryLog<{ FailedBefore::ALL.len() }>,
+    crl_stale_refusals: SummaryLog<1>,
 }
 
 impl Default for HandshakeLog {
     fn default() -> Self {
         HandshakeLog {
-            window: Mutex::new(Window {
-                counts: [0; FailedBefore::ALL.len()],
-                since: SystemTime::now(),
-                last_summary: None,
-            }),
-            crl_stale_refusals: Mutex::new((0, None)),
+            failures: SummaryLog::new(SUMMARY_EVERY),
+            crl_stale_refusals: SummaryLog::new(SUMMARY_EVERY),
         }
     }
 }
@@ -143,48 +133,28 @@ impl HandshakeLog {
     /// the summary when it is due.
     pub fn failed(&self, kind: FailedBefore, peer: SocketAddr, detail: &dyn fmt::Display) {
         tracing::debug!(%peer, reason = ?kind, detail = %detail, "connection failed before a request");
-        if let Some((counts, since)) = self.count(kind, Instant::now()) {
-            let [refused, timeout, closed, not_tls, other] = counts;
+        if let Some(summary) = self.failures.count(kind.index(), Instant::now()) {
+            let [refused, timeout, closed, not_tls, other] = summary.counts;
             tracing::info!(
-                total = counts.iter().sum::<u64>(),
+                total = summary.total(),
                 refused,
                 timeout,
                 closed,
                 not_tls,
                 other,
-                since = %rfc3339(OffsetDateTime::from(since)),
+                since = %rfc3339(OffsetDateTime::from(summary.since)),
                 "connections failed before a request (details at debug level; summed at most once a minute)"
             );
         }
-    }
-
-    /// Counts one failure; returns the counts to summarize, and since when, when due.
-    fn count(&self, kind: FailedBefore, now: Instant) -> Option<([u64; 5], SystemTime)> {
-        let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        window.counts[kind.index()] += 1;
-        if window.last_summary.is_some_and(|last| now.duration_since(last) < SUMMARY_EVERY) {
-            return None;
-        }
-        let counts = std::mem::take(&mut window.counts);
-        let since = std::mem::replace(&mut window.since, SystemTime::now());
-        window.last_summary = Some(now);
-        Some((counts, since))
     }
 
     /// A poll was refused because the changed CRL has failed to load for `stale`
     /// (`--crl-max-stale`): one warning at once, then at most one a minute with the
     /// number refused meanwhile.
     pub fn refused_while_crl_stale(&self, stale: Duration, max: Duration) {
-        let now = Instant::now();
-        let mut state = self.crl_stale_refusals.lock().unwrap_or_else(PoisonError::into_inner);
-        state.0 += 1;
-        if state.1.is_some_and(|last| now.duration_since(last) < SUMMARY_EVERY) {
-            return;
-        }
-        let refused = std::mem::take(&mut state.0);
-        state.1 = Some(now);
+        let Some(summary) = self.crl_stale_refusals.count(0, Instant::now()) else { return };
         tracing::warn!(
-            refused,
+            refused = summary.total(),
             failing_for_seconds = stale.as_secs(),
             crl_max_stale_seconds = max.as_secs(),
             "refusing polls: the changed CRL has failed to load for longer than --crl-max-stale \
@@ -201,13 +171,13 @@ mod tests {
     fn the_first_failure_is_summarized_at_once_then_once_a_minute() {
         let log = HandshakeLog::default();
         let start = Instant::now();
-        assert_eq!(log.count(FailedBefore::Closed, start).map(|(c, _)| c), Some([0, 0, 1, 0, 0]));
+        let count = |kind: FailedBefore, at| log.failures.count(kind.index(), at).map(|s| s.counts);
+        assert_eq!(count(FailedBefore::Closed, start), Some([0, 0, 1, 0, 0]));
         for i in 0..10 {
-            assert!(log.count(FailedBefore::NotTls, start + Duration::from_secs(i)).is_none());
+            assert!(count(FailedBefore::NotTls, start + Duration::from_secs(i)).is_none());
         }
-        assert!(log.count(FailedBefore::Refused, start + Duration::from_secs(30)).is_none());
-        let (counts, _) = log.count(FailedBefore::Timeout, start + SUMMARY_EVERY).unwrap();
-        assert_eq!(counts, [1, 1, 0, 10, 0]);
+        assert!(count(FailedBefore::Refused, start + Duration::from_secs(30)).is_none());
+        assert_eq!(count(FailedBefore::Timeout, start + SUMMARY_EVERY), Some([1, 1, 0, 10, 0]));
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! - [`crl_watch`]: reloads a changed CRL into the running server, and retries one
 //!   that fails until it loads;
 //! - [`handshake_log`]: what is logged about connections that fail before a request;
+//! - [`summary_log`]: the rate limit of every log line that others can cause;
+//! - [`store_view`]: the store as polls read it, an immutable snapshot kept current by
+//!   one refresher on a blocking thread;
+//! - [`error`]: the crate's errors, and how a poll ended ([`PollEnd`]);
 //! - [`metrics`] and [`metrics_http`]: what the server counts, and `/metrics`;
 //! - [`client`]: the host side of `fts poll`, which verifies before it installs.
 #![forbid(unsafe_code)]
@@ -18,6 +22,7 @@ pub mod admission;
 pub mod client;
 pub mod connection;
 pub mod crl_watch;
+pub mod error;
 pub mod handshake_log;
 pub mod limits;
 pub mod metrics;
@@ -25,5 +30,8 @@ pub mod metrics_http;
 pub mod pacing;
 pub mod proxy_protocol;
 pub mod server;
+pub mod store_view;
+pub mod summary_log;
 
 pub use connection::{Connection, ReadError};
+pub use error::{PollEnd, PollError};

@@ -10,31 +10,44 @@
 //! `BLOB_BUFFERS` buffers of [`BODY_CHUNK`] bytes; bodies stream from their blob and are never held
 //! whole.
 //!
+//! Nothing blocks an async worker: the store is read from an immutable snapshot
+//! ([`crate::store_view`], refreshed on a blocking thread), the blob checks of one
+//! answer run in one blocking task, each blob is opened and read on the blocking
+//! thread that streams it, and status files are written on blocking threads.
+//!
 //! Security properties that hold here, and why:
 //! - the server never holds a signing key: it forwards the signature made at publish
 //!   time, so nothing it does can make a host install unsigned bytes;
 //! - a client can never act as another: under TLS the targets come from the session's
 //!   certificate ([`fts_trust::ClientAuth::check_session`], run after every handshake,
-//!   resumed or not, before a byte of the request is read), and a request naming
-//!   another id gets `identity-mismatch`;
+//!   resumed or not, before a byte of the request is read, and
+//!   [`ClientIdentity::targets`]), and a request naming another id gets
+//!   `identity-mismatch`;
 //! - the store is only read: entries and blobs come through [`StoreReader`], and the
 //!   only thing written is delivery status, in its own folder.
+//!
+//! [`Server::run`] serves a listener until its shutdown future completes;
+//! [`Server::serve_connection`] serves one stream that is already connected (any
+//! `AsyncRead + AsyncWrite`, past accept and admission), which is how tests drive the
+//! server over an in-memory pipe on paused time.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fts_proto::{
-    ClientId, Done, ErrorCode, ErrorFrame, FileHeader, ProtoError, Report, Request, ServerFrame, Target,
+    ClientId, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, ProtoError, Report, Request, ServerFrame,
+    Target,
 };
-use fts_store::{Entry, StatusDir, StoreReader};
+use fts_store::{Answer, Entry, StatusDir, StoreError, StoreReader, StoreSnapshot};
 use fts_trust::{ClientAuth, ClientIdentity};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_rustls::TlsAcceptor;
@@ -42,10 +55,12 @@ use tokio_rustls::TlsAcceptor;
 use crate::admission::{Admission, AdmissionSettings, BeforeHandshake, ConnectionSlots};
 use crate::connection::{Connection, ReadError};
 use crate::crl_watch::CrlHealth;
+use crate::error::{IdentityMismatch, PollEnd};
 use crate::handshake_log::{FailedBefore, HandshakeLog, classify_handshake_error, describe_handshake_error};
 use crate::limits::PollLimits;
 use crate::metrics::{HandshakeFailure, Metrics};
 use crate::pacing::{MinSendRate, Pacer};
+use crate::store_view::StoreView;
 
 /// Body bytes read from a blob and written to the client at a time: the stream chunk
 /// of fts-fs ([`fts_fs::stream`]). 64 KiB x 4 costs the same CPU per GiB as 256 KiB x 2
@@ -66,19 +81,27 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The `retry-after` sent with `busy`.
 const BUSY_RETRY_AFTER_SECS: u64 = 30;
 
-/// Everything `fts serve` can tune. Defaults are those of PRODUCT.md.
+/// Everything `fts serve` can tune. Defaults are those of docs/OPERATIONS.md.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// Most connections open at once; those before their handshake get at most 90 %
     /// of it (see `admission`).
-    pub max_connections: usize,
-    pub max_active_polls: usize,
-    pub max_polls_per_client: usize,
+    pub max_connections: NonZeroUsize,
+    /// Most polls answered at once (past their request), server-wide.
+    pub max_active_polls: NonZeroUsize,
+    /// Most polls answered at once for one client id.
+    pub max_polls_per_client: NonZeroUsize,
+    /// How long a connection may take from accept to the end of its TLS handshake.
     pub handshake_timeout: Duration,
+    /// How long the request may take to arrive after the handshake.
     pub request_timeout: Duration,
+    /// The slowest a client may read the answer ([`crate::pacing`]).
     pub min_send_rate: MinSendRate,
+    /// The longest one poll may take, from the end of the handshake.
     pub poll_deadline: Duration,
-    pub poll_max_files: usize,
+    /// Most files in one answer (one is always sent, whatever its size).
+    pub poll_max_files: NonZeroUsize,
+    /// Most body bytes in one answer (one file is always sent, whatever its size).
     pub poll_max_bytes: u64,
     /// The `poll-after` advice of every `done` frame.
     pub poll_after: Duration,
@@ -87,8 +110,6 @@ pub struct ServerSettings {
     /// How often the last poll times of polls that changed nothing else are written
     /// to the status folder (also written when the server stops).
     pub status_flush_interval: Duration,
-    /// Where the server counts what it does (`--metrics-listen` serves it).
-    pub metrics: Arc<Metrics>,
     /// What a source may hold before its handshake, and who is a trusted proxy.
     pub admission: AdmissionSettings,
     /// `--crl-max-stale`: once the changed CRL has failed to load for longer than
@@ -100,20 +121,20 @@ pub struct ServerSettings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
+        let non_zero = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
         ServerSettings {
-            max_connections: 10_000,
-            max_active_polls: 2_000,
-            max_polls_per_client: 2,
+            max_connections: non_zero(10_000),
+            max_active_polls: non_zero(2_000),
+            max_polls_per_client: non_zero(2),
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             min_send_rate: MinSendRate { bytes_per_second: 16 * 1024, window: Duration::from_secs(60) },
             poll_deadline: Duration::from_secs(6 * 3600),
-            poll_max_files: 100,
+            poll_max_files: non_zero(100),
             poll_max_bytes: 64 << 30,
             poll_after: Duration::from_secs(60),
             grace: Duration::from_secs(30),
             status_flush_interval: Duration::from_secs(5),
-            metrics: Arc::new(Metrics::new()),
             admission: AdmissionSettings::default(),
             crl_max_stale: None,
             crl_health: CrlHealth::new(),
@@ -132,16 +153,54 @@ pub enum Transport {
     Plaintext,
 }
 
+/// How one connection ended: what [`Server::serve_connection`] returns, and what the
+/// log line and the metrics of the connection say.
+#[derive(Debug)]
+pub enum ConnectionEnd {
+    /// It failed before a request: the handshake failed or timed out, or the session
+    /// was refused (counted in the summary of connections that failed before a
+    /// request).
+    BeforeRequest(FailedBefore),
+    /// `--crl-max-stale`: refused with `internal`, because the changed CRL has failed
+    /// to load for too long.
+    CrlStale,
+    /// A poll was answered, completely or not.
+    Poll(PollReport),
+}
+
+impl ConnectionEnd {
+    /// How the poll ended, when the connection got as far as one.
+    pub fn poll_end(&self) -> Option<&PollEnd> {
+        match self {
+            ConnectionEnd::Poll(report) => Some(&report.end),
+            _ => None,
+        }
+    }
+}
+
+/// One poll, as its log line says it.
+#[derive(Debug)]
+pub struct PollReport {
+    /// Whose poll it was, once the request (or the certificate) said.
+    pub client: Option<ClientId>,
+    /// Files and body bytes sent whole.
+    pub files: u64,
+    pub bytes: u64,
+    pub end: PollEnd,
+}
+
 /// The state every connection task shares.
 struct Shared {
     transport: Transport,
     settings: ServerSettings,
+    /// Where the server counts what it does (`--metrics-listen` serves it).
+    metrics: Arc<Metrics>,
     /// The checks before TLS: per-source limits, the first byte, PROXY headers.
     admission: Admission,
     limits: PollLimits,
-    /// Behind a mutex because a refresh needs `&mut`; held only for a refresh and one
-    /// in-memory query, never across an await.
-    store: Mutex<StoreReader>,
+    /// The store as polls read it: a snapshot, kept current by one refresher on a
+    /// blocking thread.
+    store: StoreView,
     /// Unchanged polls are noted in memory on the connection's task; everything that
     /// writes a file runs on a blocking thread.
     status: Arc<StatusDir>,
@@ -157,23 +216,27 @@ pub struct Server {
 
 impl Server {
     /// Binds `addr`. The store is opened by the caller (read-only) and the status
-    /// folder created by the caller.
+    /// folder created by the caller; `metrics` is where the server counts (it may be
+    /// shared with a `/metrics` endpoint and the CRL watcher). Starts the store's
+    /// refresher on the current runtime.
     pub async fn bind(
         addr: SocketAddr,
         transport: Transport,
         settings: ServerSettings,
         store: StoreReader,
         status: StatusDir,
+        metrics: Arc<Metrics>,
     ) -> io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
-        let limits = PollLimits::new(settings.max_active_polls, settings.max_polls_per_client);
-        let admission = Admission::new(settings.admission.clone(), settings.max_connections);
+        let limits = PollLimits::new(settings.max_active_polls.get(), settings.max_polls_per_client.get());
+        let admission = Admission::new(settings.admission.clone(), settings.max_connections.get());
         let shared = Arc::new(Shared {
             transport,
             settings,
+            metrics,
             admission,
             limits,
-            store: Mutex::new(store),
+            store: StoreView::start(store),
             status: Arc::new(status),
             handshake_log: HandshakeLog::default(),
         });
@@ -184,10 +247,30 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The store as the server serves it now (for tests and diagnostics).
+    pub fn store_snapshot(&self) -> Arc<StoreSnapshot> {
+        self.shared.store.last()
+    }
+
+    /// Serves one connection that is already accepted, from `peer` (the address its
+    /// log lines and status name): the TLS handshake (unless plaintext), the session
+    /// check, the request and the answer, with every timeout of a connection that
+    /// came through [`run`](Server::run), from now. It skips only accept and the
+    /// admission checks before TLS (connection slots, per-source limits, the first
+    /// byte, PROXY headers). Logs and counts the connection like `run` does.
+    pub async fn serve_connection<S>(&self, stream: S, peer: SocketAddr) -> ConnectionEnd
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let _open = self.shared.metrics.connection_opened();
+        let handshake_deadline = Instant::now() + self.shared.settings.handshake_timeout;
+        serve_stream(&self.shared, stream, peer, None, None, handshake_deadline).await
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets connections in
     /// flight finish within the grace period, and drops the rest.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let slots = ConnectionSlots::new(self.shared.settings.max_connections);
+        let slots = ConnectionSlots::new(self.shared.settings.max_connections.get());
         let flusher = tokio::spawn(flush_last_polls_every(
             Arc::clone(&self.shared.status),
             self.shared.settings.status_flush_interval,
@@ -210,7 +293,7 @@ impl Server {
                     Ok(accepted) => accepted,
                     Err(e) => {
                         // EMFILE and friends: back off briefly instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
+                        tracing::warn!(error = %ErrorChain(&e), "accept failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
@@ -220,12 +303,11 @@ impl Server {
             while tasks.try_join_next().is_some() {}
             // Over its limits, a source's connection is closed here, before it costs a
             // task (counted and logged at a bounded rate inside).
-            let Ok(early) = self.shared.admission.at_accept(peer, early, &self.shared.settings.metrics)
-            else {
+            let Ok(early) = self.shared.admission.at_accept(peer, early, &self.shared.metrics) else {
                 continue;
             };
             let shared = Arc::clone(&self.shared);
-            let open = shared.settings.metrics.connection_opened();
+            let open = shared.metrics.connection_opened();
             tasks.spawn(async move {
                 handle_connection(&shared, tcp, peer, early, accepted).await;
                 drop(open);
@@ -250,14 +332,9 @@ impl Server {
     }
 }
 
-/// Who is on the other end, as far as the server can tell.
-enum Peer {
-    Authenticated(ClientIdentity),
-    Unauthenticated,
-}
-
-/// Serves one connection from `tcp_peer`, accepted at `accepted`. `early` holds its
-/// slots before the handshake, given back as soon as the handshake is over.
+/// Serves one TCP connection from `tcp_peer`, accepted at `accepted`: the admission
+/// checks before TLS, then [`serve_stream`]. `early` holds its slots before the
+/// handshake, given back as soon as the handshake is over.
 async fn handle_connection(
     shared: &Shared,
     mut tcp: TcpStream,
@@ -271,10 +348,8 @@ async fn handle_connection(
     let handshake_deadline = accepted + shared.settings.handshake_timeout;
     let first_byte_deadline =
         handshake_deadline.min(accepted + shared.admission.settings().first_byte_timeout);
-    let opened = shared
-        .admission
-        .open(&mut tcp, tcp_peer, &mut early, first_byte_deadline, &shared.settings.metrics)
-        .await;
+    let opened =
+        shared.admission.open(&mut tcp, tcp_peer, &mut early, first_byte_deadline, &shared.metrics).await;
     // From here on the peer is the client a trusted proxy named, if it named one: in
     // logs, limits and status alike.
     let peer = match opened {
@@ -286,61 +361,79 @@ async fn handle_connection(
         }
         Err(_) => return, // counted and logged by the admission checks
     };
-    match &shared.transport {
+    serve_stream(shared, tcp, peer, Some(early), Some(tcp_peer), handshake_deadline).await;
+}
+
+/// Everything after admission: the handshake by `handshake_deadline`, the session
+/// check, then the poll. `known_source`, the TCP source address, may use the reserve of
+/// connection slots once its client has authenticated.
+async fn serve_stream<S>(
+    shared: &Shared,
+    stream: S,
+    peer: SocketAddr,
+    early: Option<BeforeHandshake>,
+    known_source: Option<SocketAddr>,
+    handshake_deadline: Instant,
+) -> ConnectionEnd
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (acceptor, client_auth) = match &shared.transport {
         Transport::Plaintext => {
             drop(early);
-            serve_poll(shared, Connection::server(tcp), Peer::Unauthenticated, peer).await;
+            return ConnectionEnd::Poll(serve_poll(shared, Connection::server(stream), None, peer).await);
         }
-        Transport::Tls { acceptor, client_auth } => {
-            // The span gives the peer's address to what the certificate verifier logs.
-            let handshake = tracing::info_span!("handshake", %peer);
-            let handshaking = timeout_at(handshake_deadline, acceptor.accept(tcp));
-            let stream = match tracing::Instrument::instrument(handshaking, handshake.clone()).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    // A certificate refused here was logged by the verifier (at warn when
-                    // the client CA issued it): this is the port-scan-proof part.
-                    let kind = classify_handshake_error(&e);
-                    shared.settings.metrics.handshake_failed(kind.metric());
-                    let detail = describe_handshake_error(&e);
-                    shared.handshake_log.failed(kind, peer, &format_args!("tls handshake failed: {detail}"));
-                    return;
-                }
-                Err(_) => {
-                    shared.settings.metrics.handshake_failed(HandshakeFailure::Timeout);
-                    shared.handshake_log.failed(FailedBefore::Timeout, peer, &"tls handshake timed out");
-                    return;
-                }
-            };
-            // Past the handshake: its slots before the handshake go to the next one.
-            drop(early);
-            let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-            tracing::debug!(%peer, resumed, "tls session established");
-            // Resumed or not, the session's certificate is checked against the CRLs again.
-            let identity = match handshake.in_scope(|| client_auth.check_session(stream.get_ref().1)) {
-                Ok(identity) => identity,
-                Err(refused) => {
-                    // Closed without a frame: the peer learns nothing about why.
-                    shared.settings.metrics.handshake_failed(HandshakeFailure::Refused);
-                    shared.handshake_log.failed(
-                        FailedBefore::Refused,
-                        peer,
-                        &format_args!("connection refused after the handshake: {refused}"),
-                    );
-                    return;
-                }
-            };
-            // A host: its source may use the reserve of connection slots from now on.
-            shared.admission.authenticated(tcp_peer);
-            if let Some(max) = shared.settings.crl_max_stale
-                && let Some(stale) = shared.settings.crl_health.failing_for().filter(|stale| *stale > max)
-            {
-                refuse_while_crl_stale(shared, Connection::server(stream), stale, max).await;
-                return;
-            }
-            serve_poll(shared, Connection::server(stream), Peer::Authenticated(identity), peer).await;
+        Transport::Tls { acceptor, client_auth } => (acceptor, client_auth),
+    };
+    // The span gives the peer's address to what the certificate verifier logs.
+    let handshake = tracing::info_span!("handshake", %peer);
+    let handshaking = timeout_at(handshake_deadline, acceptor.accept(stream));
+    let stream = match tracing::Instrument::instrument(handshaking, handshake.clone()).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            // A certificate refused here was logged by the verifier (at warn when the
+            // client CA issued it): this is the port-scan-proof part.
+            let kind = classify_handshake_error(&e);
+            shared.metrics.handshake_failed(kind.metric());
+            let detail = describe_handshake_error(&e);
+            shared.handshake_log.failed(kind, peer, &format_args!("tls handshake failed: {detail}"));
+            return ConnectionEnd::BeforeRequest(kind);
         }
+        Err(_) => {
+            shared.metrics.handshake_failed(HandshakeFailure::Timeout);
+            shared.handshake_log.failed(FailedBefore::Timeout, peer, &"tls handshake timed out");
+            return ConnectionEnd::BeforeRequest(FailedBefore::Timeout);
+        }
+    };
+    // Past the handshake: its slots before the handshake go to the next one.
+    drop(early);
+    let resumed = matches!(stream.get_ref().1.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+    tracing::debug!(%peer, resumed, "tls session established");
+    // Resumed or not, the session's certificate is checked against the CRLs again.
+    let identity = match handshake.in_scope(|| client_auth.check_session(stream.get_ref().1)) {
+        Ok(identity) => identity,
+        Err(refused) => {
+            // Closed without a frame: the peer learns nothing about why.
+            shared.metrics.handshake_failed(HandshakeFailure::Refused);
+            shared.handshake_log.failed(
+                FailedBefore::Refused,
+                peer,
+                &format_args!("connection refused after the handshake: {}", ErrorChain(&refused)),
+            );
+            return ConnectionEnd::BeforeRequest(FailedBefore::Refused);
+        }
+    };
+    // A host: its source may use the reserve of connection slots from now on.
+    if let Some(source) = known_source {
+        shared.admission.authenticated(source);
     }
+    if let Some(max) = shared.settings.crl_max_stale
+        && let Some(stale) = shared.settings.crl_health.failing_for().filter(|stale| *stale > max)
+    {
+        refuse_while_crl_stale(shared, Connection::server(stream), stale, max).await;
+        return ConnectionEnd::CrlStale;
+    }
+    ConnectionEnd::Poll(serve_poll(shared, Connection::server(stream), Some(identity), peer).await)
 }
 
 /// `--crl-max-stale`: the changed CRL has failed to load for `stale`, longer than
@@ -361,210 +454,249 @@ where
     // failing closed.
     let mut frame = error_frame(ErrorCode::Internal, message);
     frame.retry_after = Some(shared.settings.poll_after.as_secs().max(1));
-    send_error(&shared.settings.metrics, &mut conn, frame).await;
+    send_error(&shared.metrics, &mut conn, frame).await;
     let _ = timeout(SHUTDOWN_TIMEOUT, conn.shutdown()).await;
     shared.handshake_log.refused_while_crl_stale(stale, max);
 }
 
-/// How one poll ended, for its log line.
-struct Outcome {
-    client: Option<ClientId>,
-    files: u64,
-    bytes: u64,
-    result: Result<(), String>,
-}
-
-async fn serve_poll<S>(shared: &Shared, mut conn: Connection<S>, who: Peer, peer: SocketAddr)
+/// Reads the request of `who` (`None`: a plaintext client, whose id is only claimed)
+/// and answers it within the poll deadline; logs and counts how the poll ended.
+async fn serve_poll<S>(
+    shared: &Shared,
+    mut conn: Connection<S>,
+    who: Option<ClientIdentity>,
+    peer: SocketAddr,
+) -> PollReport
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let started = Instant::now();
-    let mut outcome = Outcome { client: None, files: 0, bytes: 0, result: Ok(()) };
+    let mut report = PollReport { client: None, files: 0, bytes: 0, end: PollEnd::Served };
     let deadline = started + shared.settings.poll_deadline;
-    match timeout_at(deadline, answer(shared, &mut conn, who, &mut outcome)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(problem)) => outcome.result = Err(problem),
-        Err(_) => outcome.result = Err("the poll deadline passed".into()),
-    }
+    report.end = match timeout_at(deadline, answer(shared, &mut conn, who, &mut report)).await {
+        Ok(Ok(end) | Err(end)) => end,
+        Err(_) => PollEnd::Deadline,
+    };
     let _ = timeout(SHUTDOWN_TIMEOUT, conn.shutdown()).await;
 
-    shared.settings.metrics.poll_finished(outcome.result.is_ok(), started.elapsed().as_secs_f64());
+    shared.metrics.poll_finished(report.end.is_answered(), started.elapsed().as_secs_f64());
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let client = outcome.client.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
-    match &outcome.result {
-        Ok(()) => tracing::info!(
-            client_id = %client, %peer, files = outcome.files, bytes = outcome.bytes, duration_ms, result = "ok", "poll"
-        ),
-        Err(problem) => tracing::warn!(
-            client_id = %client, %peer, files = outcome.files, bytes = outcome.bytes, duration_ms, result = %problem, "poll"
+    let client = report.client.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+    let (files, bytes, end) = (report.files, report.bytes, &report.end);
+    match end {
+        PollEnd::Served => {
+            tracing::info!(client_id = %client, %peer, files, bytes, duration_ms, result = %end, "poll");
+        }
+        _ => tracing::warn!(
+            client_id = %client, %peer, files, bytes, duration_ms, result = %end, error = %end.reason(), "poll"
         ),
     }
+    report
 }
 
-/// Reads the request and sends the whole answer. An `Err` is the reason the poll
-/// failed, for the log line (an error frame, if one applies, was already sent).
+/// Reads the request and sends the whole answer. `Ok` is a poll answered (completely,
+/// or up to a blob that vanished); `Err` says why the poll failed (an error frame, if
+/// one applies, was already sent).
 async fn answer<S>(
     shared: &Shared,
     conn: &mut Connection<S>,
-    who: Peer,
-    outcome: &mut Outcome,
-) -> Result<(), String>
+    who: Option<ClientIdentity>,
+    report: &mut PollReport,
+) -> Result<PollEnd, PollEnd>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let request = match timeout(shared.settings.request_timeout, conn.read_request()).await {
-        Err(_) => return Err("no request within the request timeout".into()),
+        Err(_) => return Err(PollEnd::NoRequest),
         Ok(Err(ReadError::Proto(e))) => {
-            send_error(&shared.settings.metrics, conn, ErrorFrame::from_error(&e)).await;
+            send_error(&shared.metrics, conn, ErrorFrame::from_error(&e)).await;
             if matches!(e, ProtoError::HeaderTooLarge { .. }) {
                 conn.drain(DRAIN_AFTER_ERROR).await;
             }
-            return Err(format!("{}: {e}", e.code()));
+            return Err(PollEnd::BadRequest(e));
         }
-        Ok(Err(e)) => return Err(format!("reading the request: {e}")),
+        Ok(Err(ReadError::Closed)) => return Err(PollEnd::ClientClosed),
+        Ok(Err(ReadError::Io(e))) => return Err(PollEnd::ReadFailed(e)),
         Ok(Ok(request)) => request,
     };
 
-    let (client, targets, authenticated) = match who {
-        Peer::Authenticated(identity) => {
+    let authenticated = who.is_some();
+    let identity = match who {
+        Some(identity) => {
             if request.client_id != identity.id {
-                outcome.client = Some(identity.id.clone());
-                let message = format!(
-                    "the request names client {} but the certificate is for {}",
-                    request.client_id, identity.id
-                );
-                send_error(
-                    &shared.settings.metrics,
-                    conn,
-                    error_frame(ErrorCode::IdentityMismatch, &message),
-                )
-                .await;
-                return Err(format!("identity-mismatch: {message}"));
+                report.client = Some(identity.id.clone());
+                let mismatch =
+                    IdentityMismatch { requested: request.client_id.clone(), certificate: identity.id };
+                let frame = error_frame(ErrorCode::IdentityMismatch, &mismatch.to_string());
+                send_error(&shared.metrics, conn, frame).await;
+                return Err(PollEnd::IdentityMismatch(mismatch));
             }
-            let mut targets = vec![Target::Client(identity.id.clone()), Target::All];
-            targets.extend(identity.groups.into_iter().map(Target::Group));
-            (identity.id, targets, true)
+            identity
         }
-        Peer::Unauthenticated => {
-            let id = request.client_id.clone();
-            (id.clone(), vec![Target::Client(id), Target::All], false)
-        }
+        None => ClientIdentity::claimed(request.client_id.clone()),
     };
-    outcome.client = Some(client.clone());
+    let client = identity.id.clone();
+    let targets = identity.targets();
+    report.client = Some(client.clone());
 
     let _permit = match shared.limits.try_admit(&client) {
         Ok(permit) => permit,
         Err(busy) => {
             let mut frame = error_frame(ErrorCode::Busy, &busy.to_string());
             frame.retry_after = Some(BUSY_RETRY_AFTER_SECS);
-            send_error(&shared.settings.metrics, conn, frame).await;
-            return Err(format!("busy: {busy}"));
+            send_error(&shared.metrics, conn, frame).await;
+            return Err(PollEnd::Busy(busy));
         }
     };
 
     record_status(shared, &client, authenticated, &targets, &request).await;
 
     let wants: Vec<(Target, u64)> = targets.iter().map(|t| (t.clone(), request.since(t))).collect();
-    let answer = {
-        let mut store = shared.store.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = store.refresh() {
-            // The index keeps what it had; serving it is still correct, only late.
-            tracing::warn!(error = %e, "cannot refresh the store index: serving what is already indexed");
-        }
-        store.entries_for(&wants, shared.settings.poll_max_files, shared.settings.poll_max_bytes)
-    };
+    let snapshot = shared.store.current().await;
+    let answer = choose_entries(shared, &snapshot, wants).await?;
+    drop(snapshot);
     if let Some(blocked) = &answer.blocked {
         tracing::warn!(
             target = %blocked.entry.statement.target,
             seq = blocked.entry.statement.seq,
-            problem = %blocked.problem,
+            problem = %ErrorChain(&blocked.problem),
             "an entry cannot be served yet: its target waits until its content is complete"
         );
     }
 
     let mut pacer = Pacer::new(shared.settings.min_send_rate);
     let mut more = answer.more;
-    for entry in &answer.entries {
-        let blob = {
-            let store = shared.store.lock().unwrap_or_else(PoisonError::into_inner);
-            store.open_blob(entry)
-        };
-        let blob = match blob {
+    let mut end = PollEnd::Served;
+    for entry in answer.entries {
+        // Opened from the newest snapshot, not the one the answer came from: a long
+        // transfer then never keeps an old index alive. (After a switch to another
+        // replica, an entry whose blob is not there yet ends the answer, as below.)
+        let blob = match BlobStream::open(shared.store.last(), entry.clone()).await {
             Ok(blob) => blob,
-            Err(e) => {
+            Err(PollEnd::BlobVanished(e)) => {
                 // Nothing of this entry was sent: stop before it, keeping every target
                 // contiguous, and let the client come back.
-                tracing::warn!(error = %e, "a blob vanished between query and send: ending the answer early");
+                tracing::warn!(error = %ErrorChain(&e), "a blob vanished between query and send: ending the answer early");
                 more = false;
+                end = PollEnd::BlobVanished(e);
                 break;
             }
+            Err(other) => return Err(other),
         };
-        send_entry(conn, entry, blob, &mut pacer, &shared.settings.metrics).await?;
-        outcome.files += 1;
-        shared.settings.metrics.file_sent();
-        outcome.bytes += entry.statement.file_size;
+        send_entry(conn, &entry, blob, &mut pacer, &shared.metrics).await?;
+        report.files += 1;
+        shared.metrics.file_sent();
+        report.bytes += entry.statement.file_size;
     }
 
     let done = ServerFrame::Done(Done { more, poll_after: shared.settings.poll_after.as_secs() });
     timeout_at(pacer.write_deadline(), conn.send_frame(&done))
         .await
-        .map_err(|_| "the client stopped reading".to_owned())?
-        .map_err(|e| format!("sending done: {e}"))?;
-    Ok(())
+        .map_err(|_| PollEnd::StoppedReading)?
+        .map_err(PollEnd::SendFailed)?;
+    Ok(end)
+}
+
+/// The entries of one answer, from `snapshot`: nothing to do when the client is
+/// caught up; else the query, with its blob checks, on one blocking thread.
+async fn choose_entries(
+    shared: &Shared,
+    snapshot: &Arc<StoreSnapshot>,
+    wants: Vec<(Target, u64)>,
+) -> Result<Answer, PollEnd> {
+    if snapshot.is_caught_up(&wants) {
+        return Ok(Answer::default());
+    }
+    let snapshot = Arc::clone(snapshot);
+    let (max_files, max_bytes) = (shared.settings.poll_max_files.get(), shared.settings.poll_max_bytes);
+    tokio::task::spawn_blocking(move || snapshot.entries_for(&wants, max_files, max_bytes))
+        .await
+        .map_err(PollEnd::Internal)
+}
+
+/// A blob being read on a blocking thread into [`BLOB_BUFFERS`] reused buffers,
+/// handed over a bounded channel, so reading the disk overlaps encrypting and sending,
+/// with no copy between the read and the TLS layer and no thread hop per chunk.
+struct BlobStream {
+    full: mpsc::Receiver<io::Result<Vec<u8>>>,
+    free: mpsc::Sender<Vec<u8>>,
+}
+
+impl BlobStream {
+    /// Opens the blob of `entry` on the blocking thread that will read it, and waits
+    /// only for the open: a blob that cannot be opened is known before a byte of its
+    /// frame is sent.
+    async fn open(snapshot: Arc<StoreSnapshot>, entry: Entry) -> Result<BlobStream, PollEnd> {
+        let (opened_tx, opened_rx) = oneshot::channel::<Result<(), StoreError>>();
+        let (full_tx, full) = mpsc::channel::<io::Result<Vec<u8>>>(BLOB_BUFFERS);
+        let (free, free_rx) = mpsc::channel::<Vec<u8>>(BLOB_BUFFERS);
+        for _ in 0..BLOB_BUFFERS {
+            let _ = free.try_send(Vec::new());
+        }
+        tokio::task::spawn_blocking(move || {
+            let opened = snapshot.open_blob(&entry);
+            // The snapshot is not kept while the body streams: a newer one may replace it.
+            drop(snapshot);
+            match opened {
+                Ok(blob) => {
+                    if opened_tx.send(Ok(())).is_ok() {
+                        read_blob(blob, entry.statement.file_size, &full_tx, free_rx);
+                    }
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
+            }
+        });
+        match opened_rx.await {
+            Ok(Ok(())) => Ok(BlobStream { full, free }),
+            Ok(Err(e)) => Err(PollEnd::BlobVanished(e)),
+            // The reading thread ended without a word: it panicked.
+            Err(_) => Err(PollEnd::BlobUnreadable(io::Error::other("the blob reader stopped"))),
+        }
+    }
 }
 
 /// Writes one `file` frame: the header, then exactly `file-size` bytes from the blob.
-///
-/// A blocking thread reads the blob into [`BLOB_BUFFERS`] reused buffers and hands
-/// them over a bounded channel, so reading the disk overlaps encrypting and sending,
-/// with no copy between the read and the TLS layer and no thread hop per chunk.
 async fn send_entry<S>(
     conn: &mut Connection<S>,
     entry: &Entry,
-    blob: std::fs::File,
+    mut blob: BlobStream,
     pacer: &mut Pacer,
     metrics: &Metrics,
-) -> Result<(), String>
+) -> Result<(), PollEnd>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let header = ServerFrame::File(FileHeader::new(entry.statement.clone(), entry.key_id, entry.signature));
-    let header = header.encode().map_err(|e| format!("encoding a file header: {e}"))?;
+    let header = header.encode().map_err(PollEnd::Encode)?;
     write_paced(conn, &header, pacer).await?;
 
-    let size = entry.statement.file_size;
-    if size > 0 {
-        let (full_tx, mut full_rx) = mpsc::channel::<io::Result<Vec<u8>>>(BLOB_BUFFERS);
-        let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>(BLOB_BUFFERS);
-        for _ in 0..BLOB_BUFFERS {
-            let _ = free_tx.try_send(Vec::new());
-        }
-        tokio::task::spawn_blocking(move || read_blob(blob, size, &full_tx, free_rx));
-        let mut remaining = size;
-        while remaining > 0 {
-            let chunk = match full_rx.recv().await {
-                Some(Ok(chunk)) => chunk,
-                Some(Err(e)) => return Err(format!("reading a blob: {e}")),
-                // The blob shrank after it was opened: the frame cannot be completed, so
-                // the connection is dropped and the client sees a truncated body.
-                None => return Err(format!("blob {} ended early", entry.statement.file_hash)),
-            };
-            write_paced(conn, &chunk, pacer).await?;
-            metrics.bytes_sent(chunk.len() as u64);
-            remaining -= chunk.len() as u64;
-            // Never full: at most BLOB_BUFFERS buffers exist.
-            let _ = free_tx.try_send(chunk);
-        }
+    let mut remaining = entry.statement.file_size;
+    while remaining > 0 {
+        let chunk = match blob.full.recv().await {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => return Err(PollEnd::BlobUnreadable(e)),
+            // The blob shrank after it was opened: the frame cannot be completed, so
+            // the connection is dropped and the client sees a truncated body.
+            None => return Err(PollEnd::BlobShrank { hash: entry.statement.file_hash }),
+        };
+        write_paced(conn, &chunk, pacer).await?;
+        metrics.bytes_sent(chunk.len() as u64);
+        remaining -= chunk.len() as u64;
+        // Never full: at most BLOB_BUFFERS buffers exist.
+        let _ = blob.free.try_send(chunk);
     }
     timeout_at(pacer.write_deadline(), conn.flush())
         .await
-        .map_err(|_| "the client stopped reading".to_owned())?
-        .map_err(|e| format!("sending: {e}"))
+        .map_err(|_| PollEnd::StoppedReading)?
+        .map_err(PollEnd::SendFailed)
 }
 
-/// The reading side of [`send_entry`], on a blocking thread: fills buffers from `free`
-/// with the next bytes of the blob (never more than `size` in all) and sends them on.
-/// Stops at the end of the blob, at a read error (sent on), or when the sender is gone.
+/// The reading side of [`BlobStream`], on a blocking thread: fills buffers from
+/// `free` with the next bytes of the blob (never more than `size` in all) and sends
+/// them on. Stops at the end of the blob, at a read error (sent on), or when the
+/// sender is gone.
 fn read_blob(
     mut blob: std::fs::File,
     size: u64,
@@ -593,14 +725,14 @@ fn read_blob(
     }
 }
 
-async fn write_paced<S>(conn: &mut Connection<S>, bytes: &[u8], pacer: &mut Pacer) -> Result<(), String>
+async fn write_paced<S>(conn: &mut Connection<S>, bytes: &[u8], pacer: &mut Pacer) -> Result<(), PollEnd>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     timeout_at(pacer.write_deadline(), conn.write_body_chunk(bytes))
         .await
-        .map_err(|_| "the client read slower than the minimum send rate".to_owned())?
-        .map_err(|e| format!("sending: {e}"))?;
+        .map_err(|_| PollEnd::SlowReader)?
+        .map_err(PollEnd::SendFailed)?;
     pacer.sent(bytes.len() as u64);
     Ok(())
 }
@@ -633,8 +765,8 @@ async fn flush_last_polls_every(status: Arc<StatusDir>, interval: Duration) {
 async fn flush_last_polls(status: Arc<StatusDir>) {
     match tokio::task::spawn_blocking(move || status.flush_last_polls()).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot record the last poll times"),
-        Err(e) => tracing::warn!(error = %e, "recording the last poll times failed"),
+        Ok(Err(e)) => tracing::warn!(error = %ErrorChain(&e), "cannot record the last poll times"),
+        Err(e) => tracing::warn!(error = %ErrorChain(&e), "recording the last poll times failed"),
     }
 }
 
@@ -664,7 +796,11 @@ async fn record_status(
     .await;
     match written {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(client_id = %client, error = %e, "cannot record delivery status"),
-        Err(e) => tracing::warn!(client_id = %client, error = %e, "recording delivery status failed"),
+        Ok(Err(e)) => {
+            tracing::warn!(client_id = %client, error = %ErrorChain(&e), "cannot record delivery status");
+        }
+        Err(e) => {
+            tracing::warn!(client_id = %client, error = %ErrorChain(&e), "recording delivery status failed");
+        }
     }
 }

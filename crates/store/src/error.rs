@@ -71,8 +71,12 @@ pub enum StoreError {
     Encode { what: &'static str, detail: String },
 
     /// A blob cannot be served (missing, a link, not a regular file, the wrong size).
-    #[error("blob {} cannot be served: {problem}", path.display())]
-    BadBlob { path: PathBuf, problem: crate::reader::BlobProblem },
+    #[error("blob {} cannot be served", path.display())]
+    BadBlob {
+        path: PathBuf,
+        #[source]
+        problem: crate::reader::BlobProblem,
+    },
 
     /// A store file is a link or not the kind of file it should be (the message
     /// names it), or a folder is not private.

@@ -33,5 +33,5 @@ pub use error::{Result, StoreError};
 pub use journal::{DamageKind, FORMAT_VERSION, JournalDamage, MAX_RECORD_LEN};
 pub use layout::blob_path;
 pub use publish::Store;
-pub use reader::{Answer, BlobProblem, BlockedEntry, Refresh, StoreReader};
+pub use reader::{Answer, BlobProblem, BlockedEntry, Refresh, StoreReader, StoreSnapshot};
 pub use status::{ClientStatus, CrlReloadFailing, MAX_PROBLEMS, Problem, ServerStatus, StatusDir};

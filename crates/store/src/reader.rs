@@ -1,14 +1,25 @@
 //! The serving side: [`StoreReader`] opens a store READ-ONLY (it never creates, locks
 //! or writes anything in it, so it works as a user without write permission and on a
-//! replica), keeps an in-memory index of the journal's valid prefix, refreshes it
-//! cheaply, and answers "which entries does this host get" without touching the
-//! directory tree beyond one `stat` per entry it hands out.
+//! replica), keeps an in-memory index of the journal's valid prefix, and publishes it
+//! as an immutable [`StoreSnapshot`]: what a poll reads, without a lock, to answer
+//! "which entries does this host get".
 //!
-//! Refresh: one `lstat` of the journal, compared with what was read last
-//! ([`FileIdentity`]: device, inode, length, mtime). Unchanged: done. Same file grown: re-read the last
-//! accepted record to check it is still the same bytes, then read on from there.
-//! Anything else (a new inode, as rsync's rename makes; a shorter or rewritten file):
-//! reload from the start. A reload that fails keeps the old index.
+//! Refresh: one `stat` of the store folder's path (to follow an operator who switches
+//! a link to another replica), one `lstat` each of `blobs/` and of the journal, all
+//! compared with what was seen last. The folder handles are kept open and reopened
+//! only when their identity changes. Journal unchanged (device, inode, length, mtime):
+//! done. Same file grown: re-read the last accepted record to check it is still the
+//! same bytes, then read on from there. Anything else (a new inode, as rsync's rename
+//! makes; a shorter or rewritten file): reload from the start. A reload that fails
+//! keeps the old index. Each change makes a new snapshot; a snapshot already handed
+//! out never changes.
+//!
+//! Answering a poll ([`StoreSnapshot::entries_for`]) touches the directory tree only
+//! for the entries it hands out: per entry, one open of its shard folder and one
+//! `lstat` of its blob, from the kept `blobs/` handle. Opening a blob to send it
+//! ([`StoreSnapshot::open_blob`]) is one open of the shard, one of the blob and an
+//! `fstat`. All of it is blocking file I/O: an async server calls it from a blocking
+//! thread.
 //!
 //! Whoever can write the store (a replica's sync job, a shared folder) must not make
 //! the server read anything but the store's own files: a blob that is a link to the
@@ -20,14 +31,16 @@
 //! on the opened descriptor. A blob that is a link or not a regular file is a
 //! [`BlobProblem`]: never served, its target waits, and the server logs it. The store
 //! folder itself is the operator's configuration and may be reached through a link
-//! (reopened by path at each look, so a replica switched by renaming a link is
+//! (its path is looked at each refresh, so a replica switched by renaming a link is
 //! followed as before). Hard links are not refused (replicas kept with `rsync
 //! --link-dest` use them); the kernel's `fs.protected_hardlinks` keeps a store writer
 //! from linking a file it can neither read nor write (docs/STORE.md).
 
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fts_fs::{Dir, FileIdentity, FileKind, FileStat, FsError};
 use fts_proto::{FileHash, Target};
@@ -42,11 +55,31 @@ use crate::layout::{self, BLOBS, JOURNAL};
 pub struct StoreReader {
     dir: PathBuf,
     journal_path: PathBuf,
-    index: JournalIndex,
+    /// The store folder as last opened, and the identity its path had then.
+    store: Arc<Dir>,
+    store_identity: (u64, u64),
+    /// `blobs/` as last seen from the store folder (`None` until it can be opened).
+    blobs_identity: Option<(u64, u64)>,
+    /// What polls read; replaced (copy on write) when the journal or `blobs/` changes.
+    snapshot: Arc<StoreSnapshot>,
     /// The journal as last read; `None` while it does not exist.
     identity: Option<FileIdentity>,
     /// Why reading stopped before the end of the journal, if it did.
     damage: Option<JournalDamage>,
+}
+
+/// One version of the store as the server serves it: the journal's valid prefix (its
+/// entries in publish order and, per target, their positions) and the `blobs/` folder
+/// their content is read from. Immutable once published: a poll that holds one reads
+/// it without a lock while a refresh makes the next.
+#[derive(Debug, Clone)]
+pub struct StoreSnapshot {
+    dir: PathBuf,
+    index: JournalIndex,
+    /// Counts the snapshots a reader has made: a new one for each change.
+    generation: u64,
+    /// `blobs/`, opened without following a link, or why it cannot be.
+    blobs: Result<Arc<Dir>, BlobProblem>,
 }
 
 /// What a [`StoreReader::refresh`] did.
@@ -80,38 +113,42 @@ pub struct BlockedEntry {
 }
 
 /// Why an entry's blob cannot be served.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BlobProblem {
+    #[error("the blob is missing")]
     Missing,
+    #[error("the blob is not a regular file")]
     NotAFile,
     /// The blob, its shard folder or `blobs/` is a symbolic link (named here): links
     /// in the store are never followed, so it is never served.
-    Link {
-        path: PathBuf,
-    },
-    WrongSize {
-        found: u64,
-    },
-    Unreadable(String),
+    #[error("{} is a symbolic link, which the server never follows (a store writer's doing?)", path.display())]
+    Link { path: PathBuf },
+    #[error("the blob has {found} bytes, not the size signed")]
+    WrongSize { found: u64 },
+    /// Anything else on the way to the blob (permissions, I/O): the cause says what.
+    #[error("the blob cannot be inspected")]
+    Unreadable(#[source] Arc<FsError>),
 }
 
-impl std::fmt::Display for BlobProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BlobProblem::Missing => f.write_str("the blob is missing"),
-            BlobProblem::NotAFile => f.write_str("the blob is not a regular file"),
-            BlobProblem::Link { path } => {
-                write!(
-                    f,
-                    "{} is a symbolic link, which the server never follows (a store writer's doing?)",
-                    path.display()
-                )
+/// Problems are equal when they are of the same kind about the same thing; two
+/// unreadable blobs compare by what their causes say.
+impl PartialEq for BlobProblem {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (BlobProblem::Missing, BlobProblem::Missing) | (BlobProblem::NotAFile, BlobProblem::NotAFile) => {
+                true
             }
-            BlobProblem::WrongSize { found } => write!(f, "the blob has {found} bytes, not the size signed"),
-            BlobProblem::Unreadable(e) => write!(f, "the blob cannot be inspected: {e}"),
+            (BlobProblem::Link { path: a }, BlobProblem::Link { path: b }) => a == b,
+            (BlobProblem::WrongSize { found: a }, BlobProblem::WrongSize { found: b }) => a == b,
+            (BlobProblem::Unreadable(a), BlobProblem::Unreadable(b)) => {
+                fts_proto::ErrorChain(a.as_ref()).to_string() == fts_proto::ErrorChain(b.as_ref()).to_string()
+            }
+            _ => false,
         }
     }
 }
+
+impl Eq for BlobProblem {}
 
 impl StoreReader {
     /// Opens the store in `dir` read-only and indexes its journal. The folder must
@@ -119,17 +156,32 @@ impl StoreReader {
     /// counts as empty and is picked up by [`refresh`](StoreReader::refresh).
     pub fn open(dir: impl AsRef<Path>) -> Result<StoreReader> {
         let dir = dir.as_ref().to_path_buf();
-        let store = match Dir::open(&dir) {
-            Ok(store) => store,
+        let (store, store_identity) = match open_store_dir(&dir) {
+            Ok(opened) => opened,
             Err(FsError::WrongKind { .. }) => {
                 return Err(StoreError::NotAStore { path: dir, detail: "it is not a folder".into() });
             }
             Err(e) => return Err(e.into()),
         };
         let journal_path = dir.join(JOURNAL);
-        let mut reader =
-            StoreReader { dir, journal_path, index: JournalIndex::default(), identity: None, damage: None };
-        match store.open_file(JOURNAL) {
+        let snapshot = StoreSnapshot {
+            dir: dir.clone(),
+            index: JournalIndex::default(),
+            generation: 0,
+            blobs: Err(BlobProblem::Missing),
+        };
+        let mut reader = StoreReader {
+            dir,
+            journal_path,
+            store: Arc::new(store),
+            store_identity,
+            blobs_identity: None,
+            snapshot: Arc::new(snapshot),
+            identity: None,
+            damage: None,
+        };
+        reader.look_at_blobs();
+        match reader.store.open_file(JOURNAL) {
             Ok(file) => reader.reload(file)?,
             Err(e) if e.is_not_found() => {
                 tracing::warn!(journal = %reader.journal_path.display(), "the store has no journal yet: serving nothing until it appears");
@@ -139,16 +191,76 @@ impl StoreReader {
         Ok(reader)
     }
 
-    /// The store folder, opened afresh (its path may go through a link the operator
-    /// switches); everything beneath it is reached from this handle.
-    fn store_dir(&self) -> Result<Dir, FsError> {
-        Dir::open(&self.dir)
+    /// The store folder: the handle kept, or a new one when the folder's path now
+    /// leads elsewhere (an operator switched a link to another replica).
+    fn store_dir(&mut self) -> Result<Arc<Dir>, FsError> {
+        let now = std::fs::metadata(&self.dir).map_err(|source| FsError::Io {
+            action: "inspect",
+            path: self.dir.clone(),
+            source,
+        })?;
+        if (now.dev(), now.ino()) != self.store_identity {
+            let (store, identity) = open_store_dir(&self.dir)?;
+            self.store = Arc::new(store);
+            self.store_identity = identity;
+            self.blobs_identity = None;
+        }
+        Ok(Arc::clone(&self.store))
     }
 
-    /// Brings the index up to date with the journal. Cheap when nothing changed: one
-    /// `metadata()` call. On error the index stays as it was, still served.
+    /// Keeps the snapshot's `blobs/` handle current: reopened when the name now
+    /// holds another folder (or something else), retried while it cannot be opened.
+    fn look_at_blobs(&mut self) {
+        let seen = self.store.stat(BLOBS).ok().map(|stat| (stat.dev, stat.ino));
+        if seen.is_some() && seen == self.blobs_identity && self.snapshot.blobs.is_ok() {
+            return;
+        }
+        let blobs = match self.store.open_dir(BLOBS) {
+            Ok(blobs) => {
+                // The identity of what was opened, so a change in between shows next time.
+                self.blobs_identity = blobs.metadata().ok().map(|stat| (stat.dev, stat.ino));
+                Ok(Arc::new(blobs))
+            }
+            Err(e) => {
+                self.blobs_identity = None;
+                Err(blob_problem(e))
+            }
+        };
+        if blobs.is_err() && self.snapshot.blobs.as_ref().err() == blobs.as_ref().err() {
+            return; // still the same problem: nothing new to publish
+        }
+        self.next_snapshot(None, Some(blobs));
+    }
+
+    /// Makes the next snapshot with a new index or `blobs/` handle: in place when
+    /// nobody holds the current one, else as a new one, so that a snapshot handed out
+    /// never changes.
+    fn next_snapshot(&mut self, index: Option<JournalIndex>, blobs: Option<Result<Arc<Dir>, BlobProblem>>) {
+        if let Some(snapshot) = Arc::get_mut(&mut self.snapshot) {
+            snapshot.generation += 1;
+            if let Some(index) = index {
+                snapshot.index = index;
+            }
+            if let Some(blobs) = blobs {
+                snapshot.blobs = blobs;
+            }
+            return;
+        }
+        let current = &self.snapshot;
+        self.snapshot = Arc::new(StoreSnapshot {
+            dir: current.dir.clone(),
+            index: index.unwrap_or_else(|| current.index.clone()),
+            generation: current.generation + 1,
+            blobs: blobs.unwrap_or_else(|| current.blobs.clone()),
+        });
+    }
+
+    /// Brings the index up to date with the journal. Cheap when nothing changed: three
+    /// `stat` calls (the store folder, `blobs/`, the journal). On error the index
+    /// stays as it was, still served.
     pub fn refresh(&mut self) -> Result<Refresh> {
         let store = self.store_dir()?;
+        self.look_at_blobs();
         let stat = match store.stat(JOURNAL) {
             Ok(stat) => stat,
             Err(e) if e.is_not_found() => {
@@ -162,7 +274,7 @@ impl StoreReader {
         let now = stat.identity();
         let Some(before) = self.identity else {
             self.reload(store.open_file(JOURNAL)?)?;
-            return Ok(Refresh::Reloaded { entries: self.index.entries.len() });
+            return Ok(Refresh::Reloaded { entries: self.snapshot.index.entries.len() });
         };
         if now == before {
             return Ok(Refresh::Unchanged);
@@ -170,36 +282,44 @@ impl StoreReader {
         // A link or a FIFO put in the journal's place is refused here, by the open.
         let file = store.open_file(JOURNAL)?;
         if now.same_file(&before) && now.len > before.len {
-            let count = self.index.entries.len();
+            let count = self.snapshot.index.entries.len();
             if self.read_appended(&file)? {
-                return Ok(Refresh::Appended { new_entries: self.index.entries.len() - count });
+                return Ok(Refresh::Appended { new_entries: self.snapshot.index.entries.len() - count });
             }
         }
         self.reload(file)?;
-        Ok(Refresh::Reloaded { entries: self.index.entries.len() })
+        Ok(Refresh::Reloaded { entries: self.snapshot.index.entries.len() })
     }
 
     /// Reads what was appended after the last accepted record. False when the bytes
     /// already indexed changed, so the caller reloads instead.
     fn read_appended(&mut self, file: &File) -> Result<bool> {
-        let path = &self.journal_path;
-        let identity = FileStat::of_file(file, path)?.identity();
-        let (Some(before), Some(mark)) = (self.identity, self.index.last_record) else {
+        let path = self.journal_path.clone();
+        let identity = FileStat::of_file(file, &path)?.identity();
+        let (Some(before), Some(mark)) = (self.identity, self.snapshot.index.last_record) else {
             return Ok(false);
         };
         if !identity.same_file(&before) {
             return Ok(false);
         }
         let mut handle = file;
-        handle.seek(SeekFrom::Start(mark.start)).map_err(StoreError::io("seek in", path))?;
+        handle.seek(SeekFrom::Start(mark.start)).map_err(StoreError::io("seek in", &path))?;
         let mut reader = BufReader::with_capacity(1 << 16, handle);
-        match record_unchanged(&mut reader, &mark).map_err(StoreError::io("read", path))? {
-            Some(end) if end == self.index.good_end => {}
+        match record_unchanged(&mut reader, &mark).map_err(StoreError::io("read", &path))? {
+            Some(end) if end == self.snapshot.index.good_end => {}
             _ => return Ok(false),
         }
         // Each record is applied whole, so even an I/O error half way leaves an index
-        // of complete, valid records.
-        let damage = self.index.read_from(&mut reader, path)?;
+        // of complete, valid records. Read into a copy: the snapshot in use stays as
+        // it is until the read is over.
+        let mut index = self.snapshot.index.clone();
+        let read = index.read_from(&mut reader, &path);
+        let grew = index.entries.len() != self.snapshot.index.entries.len()
+            || index.good_end != self.snapshot.index.good_end;
+        if grew {
+            self.next_snapshot(Some(index), None);
+        }
+        let damage = read?;
         self.identity = Some(identity);
         self.set_damage(damage);
         Ok(true)
@@ -208,21 +328,22 @@ impl StoreReader {
     /// Reads the journal from the start into a new index, which replaces the old one
     /// only if the read succeeded.
     fn reload(&mut self, mut file: File) -> Result<()> {
-        let path = &self.journal_path;
+        let path = self.journal_path.clone();
         // The handle may have been read from already (a failed incremental read).
-        file.seek(SeekFrom::Start(0)).map_err(StoreError::io("seek in", path))?;
-        let identity = FileStat::of_file(&file, path)?.identity();
+        file.seek(SeekFrom::Start(0)).map_err(StoreError::io("seek in", &path))?;
+        let identity = FileStat::of_file(&file, &path)?.identity();
         let mut index = JournalIndex::default();
-        let damage = index.read_from(&mut BufReader::with_capacity(1 << 16, file), path)?;
-        if index.entries.len() < self.index.entries.len() {
+        let damage = index.read_from(&mut BufReader::with_capacity(1 << 16, file), &path)?;
+        let before = self.snapshot.index.entries.len();
+        if index.entries.len() < before {
             tracing::warn!(
                 journal = %path.display(),
-                before = self.index.entries.len(),
+                before,
                 now = index.entries.len(),
                 "the journal was replaced by one with fewer entries"
             );
         }
-        self.index = index;
+        self.next_snapshot(Some(index), None);
         self.identity = Some(identity);
         self.set_damage(damage);
         Ok(())
@@ -241,6 +362,11 @@ impl StoreReader {
         self.damage = damage;
     }
 
+    /// The store as indexed now, to read without holding the reader.
+    pub fn snapshot(&self) -> Arc<StoreSnapshot> {
+        Arc::clone(&self.snapshot)
+    }
+
     /// The store folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -251,23 +377,67 @@ impl StoreReader {
         layout::blob_path(&self.dir, hash)
     }
 
-    /// Opens the blob of `entry` for streaming: a regular file of the signed size
-    /// beneath the store folder, reached without following a link (the module docs).
+    /// See [`StoreSnapshot::open_blob`].
     pub fn open_blob(&self, entry: &Entry) -> Result<File> {
-        let hash = &entry.statement.file_hash;
-        let bad = |problem| StoreError::BadBlob { path: self.blob_path(hash), problem };
-        let blobs =
-            self.store_dir().and_then(|store| store.open_dir(BLOBS)).map_err(|e| bad(blob_problem(e)))?;
-        let (shard, name) = layout::blob_names(hash);
-        let file = blobs
-            .open_dir(&shard)
-            .and_then(|shard| shard.open_file(&name))
-            .map_err(|e| bad(blob_problem(e)))?;
-        let stat = FileStat::of_file(&file, &self.blob_path(hash))?;
-        if stat.len != entry.statement.file_size {
-            return Err(bad(BlobProblem::WrongSize { found: stat.len }));
-        }
-        Ok(file)
+        self.snapshot.open_blob(entry)
+    }
+
+    /// The newest seq published for `target`, 0 when none.
+    pub fn newest_seq(&self, target: &Target) -> u64 {
+        self.snapshot.newest_seq(target)
+    }
+
+    /// Every target with entries, in order, and its newest seq.
+    pub fn targets(&self) -> impl Iterator<Item = (&Target, u64)> {
+        self.snapshot.targets()
+    }
+
+    /// The entry `seq` of `target`.
+    pub fn entry(&self, target: &Target, seq: u64) -> Option<&Entry> {
+        self.snapshot.entry(target, seq)
+    }
+
+    /// All entries, in publish order.
+    pub fn entries(&self) -> &[Entry] {
+        self.snapshot.entries()
+    }
+
+    /// Why the last read stopped before the end of the journal, if it did. A record
+    /// still being appended shows here for a moment; anything else is damage.
+    pub fn damage(&self) -> Option<&JournalDamage> {
+        self.damage.as_ref()
+    }
+
+    /// See [`StoreSnapshot::entries_for`].
+    pub fn entries_for(&self, wants: &[(Target, u64)], max_files: usize, max_bytes: u64) -> Answer {
+        self.snapshot.entries_for(wants, max_files, max_bytes)
+    }
+}
+
+impl StoreSnapshot {
+    /// Which snapshot of its reader this is: each change makes the next.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Entries indexed (the journal's valid prefix).
+    pub fn len(&self) -> usize {
+        self.index.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.entries.is_empty()
+    }
+
+    /// All entries, in publish order (`entries()[i].position == i`).
+    pub fn entries(&self) -> &[Entry] {
+        &self.index.entries
+    }
+
+    /// The positions in [`entries`](Self::entries) of `target`'s entries: seq `n` at
+    /// index `n - 1`.
+    pub fn positions(&self, target: &Target) -> &[usize] {
+        self.index.by_target.get(target).map_or(&[], Vec::as_slice)
     }
 
     /// The newest seq published for `target`, 0 when none.
@@ -287,15 +457,15 @@ impl StoreReader {
         self.index.entries.get(position)
     }
 
-    /// All entries, in publish order.
-    pub fn entries(&self) -> &[Entry] {
-        &self.index.entries
+    /// Whether no target of `wants` has an entry after its `since`: then the answer
+    /// is `done` alone, and [`entries_for`](Self::entries_for) would touch no file.
+    pub fn is_caught_up(&self, wants: &[(Target, u64)]) -> bool {
+        wants.iter().all(|(target, since)| self.newest_seq(target) <= *since)
     }
 
-    /// Why the last read stopped before the end of the journal, if it did. A record
-    /// still being appended shows here for a moment; anything else is damage.
-    pub fn damage(&self) -> Option<&JournalDamage> {
-        self.damage.as_ref()
+    /// Where the blob of `hash` lives (whether or not it is there).
+    pub fn blob_path(&self, hash: &FileHash) -> PathBuf {
+        layout::blob_path(&self.dir, hash)
     }
 
     /// The entries a host gets: for each `(target, since)`, the target's entries from
@@ -303,11 +473,13 @@ impl StoreReader {
     /// twice counts once (its first `since`).
     ///
     /// The answer is always a prefix of that merged order: it stops at the first entry
-    /// whose blob is missing or has the wrong size (checked with one `stat`, not a
+    /// whose blob is missing or has the wrong size (checked with one `lstat`, not a
     /// hash), for every target, not only that entry's. Letting other targets run
     /// ahead could deliver an earlier publication of a file name after a later one
     /// once the blob arrives. At most `max_files` entries and `max_bytes` bytes, but
     /// always at least one entry; `more` says the budget cut it short.
+    ///
+    /// Blocking file I/O, one shard open and one `lstat` per entry handed out.
     pub fn entries_for(&self, wants: &[(Target, u64)], max_files: usize, max_bytes: u64) -> Answer {
         let mut cursors: Vec<&[usize]> = Vec::with_capacity(wants.len());
         let mut seen: Vec<&Target> = Vec::with_capacity(wants.len());
@@ -324,8 +496,6 @@ impl StoreReader {
         }
         let mut answer = Answer::default();
         let mut bytes = 0u64;
-        // Opened at the first entry, once for the whole answer.
-        let mut blobs: Option<Result<Dir, FsError>> = None;
         loop {
             let next = cursors
                 .iter()
@@ -334,8 +504,7 @@ impl StoreReader {
                 .min_by_key(|&(_, p)| p);
             let Some((cursor, position)) = next else { break };
             let Some(entry) = self.index.entries.get(position) else { break };
-            let blobs = blobs.get_or_insert_with(|| self.store_dir().and_then(|store| store.open_dir(BLOBS)));
-            if let Err(problem) = check_blob(blobs, entry) {
+            if let Err(problem) = self.check_blob(entry) {
                 answer.blocked = Some(BlockedEntry { entry: entry.clone(), problem });
                 break;
             }
@@ -352,37 +521,55 @@ impl StoreReader {
         }
         answer
     }
+
+    /// The blob of `entry` is a regular file of the signed size in its shard folder:
+    /// one open of the shard and one `lstat` of the blob, neither following a link.
+    fn check_blob(&self, entry: &Entry) -> Result<(), BlobProblem> {
+        let blobs = self.blobs.as_ref().map_err(Clone::clone)?;
+        let (shard, name) = layout::blob_names(&entry.statement.file_hash);
+        let stat = blobs.open_dir(&shard).and_then(|shard| shard.stat(&name)).map_err(blob_problem)?;
+        match stat.kind {
+            FileKind::File if stat.len == entry.statement.file_size => Ok(()),
+            FileKind::File => Err(BlobProblem::WrongSize { found: stat.len }),
+            FileKind::SymbolicLink => Err(BlobProblem::Link { path: blobs.path().join(shard).join(name) }),
+            _ => Err(BlobProblem::NotAFile),
+        }
+    }
+
+    /// Opens the blob of `entry` for streaming: a regular file of the signed size
+    /// beneath the store folder, reached without following a link (the module docs).
+    /// Blocking file I/O.
+    pub fn open_blob(&self, entry: &Entry) -> Result<File> {
+        let hash = &entry.statement.file_hash;
+        let bad = |problem| StoreError::BadBlob { path: self.blob_path(hash), problem };
+        let blobs = self.blobs.as_ref().map_err(|problem| bad(problem.clone()))?;
+        let (shard, name) = layout::blob_names(hash);
+        let file = blobs
+            .open_dir(&shard)
+            .and_then(|shard| shard.open_file(&name))
+            .map_err(|e| bad(blob_problem(e)))?;
+        let stat = FileStat::of_file(&file, &self.blob_path(hash))?;
+        if stat.len != entry.statement.file_size {
+            return Err(bad(BlobProblem::WrongSize { found: stat.len }));
+        }
+        Ok(file)
+    }
 }
 
-/// The blob of `entry` is a regular file of the signed size in its shard folder of
-/// `blobs` (the store's `blobs/`, already opened without following a link): one open
-/// of the shard and one `lstat` of the blob, neither following a link.
-fn check_blob(blobs: &Result<Dir, FsError>, entry: &Entry) -> Result<(), BlobProblem> {
-    let blobs = blobs.as_ref().map_err(problem_of)?;
-    let (shard, name) = layout::blob_names(&entry.statement.file_hash);
-    let stat = blobs.open_dir(&shard).and_then(|shard| shard.stat(&name)).map_err(blob_problem)?;
-    match stat.kind {
-        FileKind::File if stat.len == entry.statement.file_size => Ok(()),
-        FileKind::File => Err(BlobProblem::WrongSize { found: stat.len }),
-        FileKind::SymbolicLink => Err(BlobProblem::Link { path: blobs.path().join(shard).join(name) }),
-        _ => Err(BlobProblem::NotAFile),
-    }
+/// Opens the store folder (through a link if its path is one) and says which folder
+/// it is, from the opened handle.
+fn open_store_dir(dir: &Path) -> Result<(Dir, (u64, u64)), FsError> {
+    let store = Dir::open(dir)?;
+    let stat = store.metadata()?;
+    Ok((store, (stat.dev, stat.ino)))
 }
 
 /// What a failed open or `lstat` on the way to a blob means for serving it.
 fn blob_problem(e: FsError) -> BlobProblem {
-    problem_of(&e)
-}
-
-/// [`blob_problem`] of an error kept for the whole answer.
-fn problem_of(e: &FsError) -> BlobProblem {
     match e {
         e if e.is_not_found() => BlobProblem::Missing,
-        FsError::SymbolicLink { path } => BlobProblem::Link { path: path.clone() },
+        FsError::SymbolicLink { path } => BlobProblem::Link { path },
         FsError::WrongKind { .. } => BlobProblem::NotAFile,
-        e => BlobProblem::Unreadable(match e.io_error() {
-            Some(source) => format!("{e}: {source}"),
-            None => e.to_string(),
-        }),
+        e => BlobProblem::Unreadable(Arc::new(e)),
     }
 }

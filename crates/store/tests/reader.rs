@@ -269,7 +269,7 @@ fn a_blob_that_is_a_link_is_never_opened_and_its_target_waits() {
     let blob = reader.blob_path(&first[0].statement.file_hash);
     assert_eq!(blocked.problem, BlobProblem::Link { path: blob.clone() });
     assert!(blocked.problem.to_string().contains("symbolic link"), "{}", blocked.problem);
-    let err = reader.open_blob(&first[0]).unwrap_err().to_string();
+    let err = fts_proto::ErrorChain(&reader.open_blob(&first[0]).unwrap_err()).to_string();
     assert!(err.contains("symbolic link") && err.contains(&blob.display().to_string()), "{err}");
 }
 
@@ -278,7 +278,7 @@ fn a_shard_folder_or_blob_folder_that_is_a_link_is_never_followed() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("store")).unwrap();
     let entry = publish(&store, dir.path(), "one", b"content", &["all"]).remove(0);
-    let reader = StoreReader::open(store.dir()).unwrap();
+    let mut reader = StoreReader::open(store.dir()).unwrap();
     let blob = reader.blob_path(&entry.statement.file_hash);
     let shard = blob.parent().unwrap().to_path_buf();
 
@@ -292,15 +292,17 @@ fn a_shard_folder_or_blob_folder_that_is_a_link_is_never_followed() {
     fs::remove_file(&shard).unwrap();
     fs::rename(&elsewhere, &shard).unwrap();
 
-    // The same for `blobs/` itself.
+    // The same for `blobs/` itself, once a refresh has seen it (a poll refreshes first).
     let blobs = store.dir().join("blobs");
     fs::rename(&blobs, &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &blobs).unwrap();
+    reader.refresh().unwrap();
     let answer = reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX);
     assert_eq!(answer.blocked.unwrap().problem, BlobProblem::Link { path: blobs.clone() });
     assert!(reader.open_blob(&entry).is_err());
     fs::remove_file(&blobs).unwrap();
     fs::rename(&elsewhere, &blobs).unwrap();
+    reader.refresh().unwrap();
     assert_eq!(reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX).entries.len(), 1);
 }
 

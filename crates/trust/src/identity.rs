@@ -14,7 +14,7 @@
 //! runs on every connection: the caller logs them once (the server's
 //! [`crate::tls::ClientAuth::check_session`] does).
 
-use fts_proto::{ClientId, GroupName};
+use fts_proto::{ClientId, GroupName, Target};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::oid_registry::OID_X509_EXT_BASIC_CONSTRAINTS;
@@ -30,6 +30,25 @@ pub struct ClientIdentity {
     pub groups: Vec<GroupName>,
     /// Subject O values that are not valid group names, for the log.
     pub ignored_organizations: Vec<String>,
+}
+
+impl ClientIdentity {
+    /// The identity a client only claims (PROTOCOL.md section 1, without TLS): its id
+    /// and no group, so it gets its own entries and `all`, never a group's.
+    pub fn claimed(id: ClientId) -> ClientIdentity {
+        ClientIdentity { id, groups: Vec::new(), ignored_organizations: Vec::new() }
+    }
+
+    /// The targets this client gets, and the only ones (PROTOCOL.md section 4): its id,
+    /// `all`, and `group:G` for each of its groups. The server answers from these and
+    /// the client accepts entries for nothing else, so both take them from here.
+    pub fn targets(&self) -> Vec<Target> {
+        let mut targets = Vec::with_capacity(2 + self.groups.len());
+        targets.push(Target::Client(self.id.clone()));
+        targets.push(Target::All);
+        targets.extend(self.groups.iter().cloned().map(Target::Group));
+        targets
+    }
 }
 
 /// Reads the identity of a client certificate (DER), applying every rule of
@@ -114,6 +133,16 @@ mod tests {
             let issuer = Issuer::new(CertificateParams::default(), issuer_key);
             sign_with_subject(&self.params, &self.subject, &key, &issuer).unwrap().to_vec()
         }
+    }
+
+    #[test]
+    fn a_client_gets_its_id_all_and_its_groups_and_a_claimed_id_no_group() {
+        let identity = client_identity(&cert(&["web-01"], &["web", "db"]).der()).unwrap();
+        let names: Vec<String> = identity.targets().iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["web-01", "all", "group:db", "group:web"]);
+        let claimed = ClientIdentity::claimed(ClientId::parse("web-01").unwrap());
+        let names: Vec<String> = claimed.targets().iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["web-01", "all"]);
     }
 
     #[test]

@@ -212,13 +212,14 @@ impl Checked {
     }
 }
 
-/// The log of refused certificates, with its per-client-id limit.
+/// The warnings about refused certificates the client CA issued, at most one per
+/// client id a minute (not the summary of refused connections: `fts_net::summary_log`).
 #[derive(Debug, Default)]
-pub(crate) struct RefusalLog {
+pub(crate) struct CertificateWarnings {
     warned: Mutex<HashMap<String, Instant>>,
 }
 
-impl RefusalLog {
+impl CertificateWarnings {
     pub(crate) fn log(&self, refusal: &CertificateRefusal, checked: Checked) {
         let name = refusal.common_name.as_deref().map(Printable);
         let serial = refusal.serial.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
@@ -276,14 +277,14 @@ mod tests {
 
     #[test]
     fn one_warning_per_client_id_per_minute_and_a_bounded_memory() {
-        let log = RefusalLog::default();
+        let log = CertificateWarnings::default();
         let start = Instant::now();
         assert!(log.may_warn("web-01", start));
         assert!(!log.may_warn("web-01", start + Duration::from_secs(59)));
         assert!(log.may_warn("web-02", start + Duration::from_secs(59)), "another id is its own");
         assert!(log.may_warn("web-01", start + Duration::from_secs(61)));
 
-        let log = RefusalLog::default();
+        let log = CertificateWarnings::default();
         for i in 0..MAX_REMEMBERED {
             assert!(log.may_warn(&format!("h{i}"), start));
         }

@@ -59,7 +59,7 @@ use crate::crl_floor::CrlFloor;
 use crate::error::{Error, SessionRefused};
 use crate::identity::{ClientIdentity, client_identity};
 use crate::pem::load_certificates;
-use crate::refusals::{Checked, RefusalLog, RefusalReason, classify, verified_refusal};
+use crate::refusals::{CertificateWarnings, Checked, RefusalReason, classify, verified_refusal};
 use crate::verified_chains::VerifiedChains;
 
 /// The one ALPN protocol id of version 1 of the protocol.
@@ -99,7 +99,7 @@ pub struct ClientAuth {
     accept_one_older: AtomicBool,
     /// (client id, O value) pairs already logged, so each is logged once.
     warned: Mutex<HashSet<(String, String)>>,
-    refusals: RefusalLog,
+    refusals: CertificateWarnings,
 }
 
 /// What [`ClientAuth`] does with a CRL set older than the CRLs in force.
@@ -175,7 +175,7 @@ impl ClientAuth {
             floor: Mutex::new(floor),
             accept_one_older: AtomicBool::new(older == OlderCrls::AcceptOnce),
             warned: Mutex::new(HashSet::new()),
-            refusals: RefusalLog::default(),
+            refusals: CertificateWarnings::default(),
         };
         auth.replace_crls(crls)?;
         auth.accept_one_older.store(false, Ordering::SeqCst);

@@ -59,8 +59,7 @@ use std::time::Duration;
 
 use fts_fs::{Dir, FsError};
 use fts_proto::{
-    ClientId, ErrorFrame, FileHeader, Printable, Published, RejectReason, Report, Request, ServerFrame,
-    Target, printable,
+    ClientId, ErrorChain, FileHeader, Published, RejectReason, Report, Request, ServerFrame, Target,
 };
 use fts_trust::{Statement, TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
@@ -70,11 +69,13 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use crate::connection::{Connection, ReadError};
+use crate::error::peer_text;
+pub use crate::error::{Interruption, PollError, ProtocolBreach, TlsProblem, TransportError};
 use deadline::{Cut, PollClock};
 use hook::Hook;
 use partial::PartialDir;
 use poller::Stop;
-use receive::{Progress, ReceiveError, receive_file, with_cause};
+use receive::{Progress, ReceiveError, receive_file};
 use state::{CertificateRefused, Installed, PendingHook, State, StateError};
 
 /// The most reports carried by one request (PROTOCOL.md section 3.1).
@@ -132,98 +133,6 @@ pub struct ClientSettings {
     pub hook: Option<Hook>,
 }
 
-/// Why a poll failed as a whole (nothing about one entry): exit status 1.
-///
-/// Text that came from the server is escaped ([`Printable`]) in every message: the
-/// `String` fields hold text already escaped, and [`PollError::Refused`] escapes the
-/// frame's code and message when displayed.
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    #[error("cannot connect to {server}: {reason}")]
-    Connect { server: String, reason: String },
-    /// The handshake failed on this host's side (the server's certificate, above all);
-    /// `reason` says what does not match and what to check.
-    #[error("the TLS handshake with {server} failed: {reason}")]
-    Handshake { server: String, reason: String },
-    /// The server answered this host's certificate with a TLS alert (during the
-    /// handshake or, in TLS 1.3, at the first read): `detail` says which, in words.
-    #[error(
-        "the server refused this host's certificate (revoked, expired or from another CA): {server} {detail}"
-    )]
-    CertificateRefused { server: String, detail: String },
-    /// A `--once` run did not dial: the server refused this certificate less than
-    /// `--max-interval` ago ([`Client::recent_certificate_refusal`]).
-    #[error(
-        "the server refused this host's certificate at {at} (revoked, expired or from another CA): not \
-         dialling again with it before {again_after} (--max-interval); a new certificate is tried at once"
-    )]
-    RefusedRecently { at: Published, again_after: Published },
-    /// The connection ended before the first frame, without a TLS alert.
-    #[error(
-        "the server {how} the connection without answering ({server}{after})",
-        how = if *.reset { "reset" } else { "closed" },
-        after = if *.tls { ", right after the TLS handshake: its log says why" } else { "" }
-    )]
-    NoAnswer { server: String, reset: bool, tls: bool },
-    #[error(
-        "the server refused the poll: {code}: {message}",
-        code = printable(&.0.code.to_string()),
-        message = Printable(&.0.message)
-    )]
-    Refused(ErrorFrame),
-    #[error("the server's answer breaks the protocol: {0}")]
-    Protocol(String),
-    #[error("the poll was cut short: {0}")]
-    Interrupted(String),
-    #[error("no progress for {0:?}: the poll was abandoned")]
-    Timeout(Duration),
-    /// `--poll-timeout` passed: the round ended between two files.
-    #[error(
-        "the poll ran past --poll-timeout ({limit:?}) and was ended between two files: what was \
-         installed stays installed, the rest comes at the next poll"
-    )]
-    PollDeadline { limit: Duration },
-    /// `--poll-timeout` passed while a file arrived below the minimum receive rate.
-    #[error(
-        "the poll ran past --poll-timeout ({limit:?}) while a file arrived slower than {rate} bytes/s \
-         (the minimum receive rate): it was abandoned after {received} of {expected} bytes",
-        rate = deadline::MIN_RECEIVE_RATE.bytes_per_second
-    )]
-    BelowMinimumRate { limit: Duration, received: u64, expected: u64 },
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// The destination or the state file's folder cannot be used: missing, a link
-    /// where fts makes its own files, writable by others, or an I/O error.
-    #[error(transparent)]
-    Folder(#[from] FsError),
-    /// `--reset-state` was given, but the state file is not damaged: it cannot be read
-    /// at all (permissions, I/O), and throwing it away would refetch and re-run every
-    /// hook for nothing.
-    #[error(
-        "--reset-state replaces only a state file whose content is damaged, and this one could not be \
-         read at all (permissions are not damage): check its owner and mode, and the user fts runs as"
-    )]
-    ResetRefused(#[source] StateError),
-    #[error("{0}")]
-    Local(String),
-}
-
-impl PollError {
-    /// The server's `retry-after` advice, for `busy`.
-    pub fn retry_after(&self) -> Option<u64> {
-        match self {
-            PollError::Refused(frame) => frame.retry_after,
-            _ => None,
-        }
-    }
-
-    /// The server refused this host's certificate with a TLS alert: polling again soon
-    /// will not help (the loop waits `--max-interval`, the metrics file counts it).
-    pub fn is_certificate_refusal(&self) -> bool {
-        matches!(self, PollError::CertificateRefused { .. })
-    }
-}
-
 /// What one poll did.
 #[derive(Debug, Default)]
 pub struct PollOutcome {
@@ -264,19 +173,21 @@ impl Client {
     pub fn open(settings: ClientSettings, reset_state: bool) -> Result<Client, PollError> {
         let dest_path = &settings.dest;
         // 0750 (less the umask) for the folders fts makes, the default `incoming/` too.
-        std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dest_path).map_err(|e| {
-            PollError::Local(format!("cannot create the destination {}: {e}", dest_path.display()))
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dest_path)
+            .map_err(|source| PollError::CreateDestination { path: dest_path.clone(), source })?;
         // Both folders are judged before anything is created in either.
         let dest = open_private_dir(dest_path)?;
         let state_dir = open_private_dir(fts_fs::parent_dir(&settings.state_path))?;
-        let state_name = settings.state_path.file_name().map(OsString::from).ok_or_else(|| {
-            PollError::Local(format!("--state {} does not name a file", settings.state_path.display()))
-        })?;
+        let state_name = settings
+            .state_path
+            .file_name()
+            .map(OsString::from)
+            .ok_or_else(|| PollError::StateNotAFile { path: settings.state_path.clone() })?;
         let lock = dest.open_or_create_file(LOCK_FILE, 0o600)?;
-        lock.try_lock().map_err(|_| {
-            PollError::Local(format!("another fts poll is already using {}", dest_path.display()))
-        })?;
+        lock.try_lock().map_err(|_| PollError::Locked { path: dest_path.clone() })?;
         let partial = PartialDir::open(&dest)?;
         let cleaned = [
             (partial.dir().path(), partial.remove_leftovers()),
@@ -289,13 +200,7 @@ impl Client {
                 Ok(n) => {
                     tracing::info!(dir = %dir.display(), removed = n, "removed temporary files of an interrupted run")
                 }
-                Err(e) => {
-                    return Err(PollError::Local(format!(
-                        "cannot clean {}: {}",
-                        dir.display(),
-                        with_cause(&e)
-                    )));
-                }
+                Err(source) => return Err(PollError::Clean { dir: dir.to_owned(), source }),
             }
         }
         let state = match State::load_in(&state_dir, &state_name) {
@@ -304,7 +209,7 @@ impl Client {
             // EIO) may be intact, and a reset would refetch everything and re-run
             // every hook.
             Err(e @ StateError::Corrupt { .. }) if reset_state => {
-                tracing::warn!(error = %e, "--reset-state: starting from empty state");
+                tracing::warn!(error = %ErrorChain(&e), "--reset-state: starting from empty state");
                 State::empty()
             }
             Err(e @ StateError::Read { .. }) if reset_state => return Err(PollError::ResetRefused(e)),
@@ -407,7 +312,7 @@ impl Client {
         let result = match self.connect_and_exchange(&clock, progress).await {
             (Err(e @ PollError::NoAnswer { .. }), Handshake::Resumed) => {
                 tracing::info!(
-                    problem = %e,
+                    problem = %ErrorChain(&e),
                     "the server closed a resumed TLS session without answering: trying once more at once \
                      with a full handshake"
                 );
@@ -444,7 +349,7 @@ impl Client {
         }
         self.state.certificate_refused = refused;
         if let Err(e) = self.save() {
-            tracing::warn!(error = %e, "cannot record the certificate refusal in the state file");
+            tracing::warn!(error = %ErrorChain(&e), "cannot record the certificate refusal in the state file");
         }
     }
 
@@ -478,13 +383,8 @@ impl Client {
         let timeout = self.settings.read_timeout;
         let server = self.settings.server.clone();
         let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&server)).await {
-            Err(_) => {
-                let reason = format!("no answer within {timeout:?}");
-                return (Err(PollError::Connect { server, reason }), Handshake::None);
-            }
-            Ok(Err(e)) => {
-                return (Err(PollError::Connect { server, reason: e.to_string() }), Handshake::None);
-            }
+            Err(_) => return (Err(PollError::ConnectTimeout { server, after: timeout }), Handshake::None),
+            Ok(Err(source)) => return (Err(PollError::Connect { server, source }), Handshake::None),
             Ok(Ok(tcp)) => tcp,
         };
         let _ = tcp.set_nodelay(true);
@@ -496,10 +396,12 @@ impl Client {
                 let connecting = TlsConnector::from(config).connect(server_name.clone(), tcp);
                 let tls = match tokio::time::timeout(timeout, connecting).await {
                     Err(_) => {
-                        let reason = format!("no progress for {timeout:?}");
-                        return (Err(PollError::Handshake { server, reason }), Handshake::None);
+                        return (
+                            Err(PollError::HandshakeTimeout { server, after: timeout }),
+                            Handshake::None,
+                        );
                     }
-                    Ok(Err(e)) => return (Err(handshake_error(&server, &server_name, &e)), Handshake::None),
+                    Ok(Err(e)) => return (Err(handshake_error(&server, &server_name, e)), Handshake::None),
                     Ok(Ok(tls)) => tls,
                 };
                 // The config (and its session store) is shared by every poll of this
@@ -590,20 +492,17 @@ impl Client {
                     // Check 1: a bad header that names its entry is reported; one that
                     // cannot be tied to an entry fails the poll. The error may quote the
                     // server's bytes.
-                    let problem = peer_text(&e.to_string());
                     return match e.report() {
                         Some(report) => {
-                            tracing::warn!(%problem, "refused an entry");
+                            tracing::warn!(problem = %peer_text(&e.to_string()), "refused an entry");
                             self.report(outcome, report)
                         }
-                        None => Err(PollError::Protocol(problem)),
+                        None => Err(PollError::Protocol(ProtocolBreach::Frame(e))),
                     };
                 }
                 Ok(Err(ReadError::Closed)) if first => return Err(self.no_answer(false)),
                 Ok(Err(ReadError::Closed)) => {
-                    return Err(PollError::Interrupted(
-                        "the server closed the connection before `done`".into(),
-                    ));
+                    return Err(PollError::Interrupted(Interruption::ClosedBeforeDone));
                 }
                 Ok(Err(ReadError::Io(e))) => return Err(self.io_error(e, first)),
             };
@@ -627,7 +526,7 @@ impl Client {
                 }
             }
         }
-        Err(PollError::Protocol(format!("more than {} frames in one answer", self.settings.max_frames)))
+        Err(PollError::Protocol(ProtocolBreach::TooManyFrames(self.settings.max_frames)))
     }
 
     fn deadline_passed(&self) -> PollError {
@@ -653,7 +552,7 @@ impl Client {
         }
         self.state.reports.retain(|r| !carried.contains(r));
         if let Err(e) = self.save() {
-            tracing::warn!(error = %e, "cannot record that the server has the reports: they will be sent again");
+            tracing::warn!(error = %ErrorChain(&e), "cannot record that the server has the reports: they will be sent again");
         }
         Ok(())
     }
@@ -674,7 +573,7 @@ impl Client {
         self.state.add_report(report.clone());
         outcome.reported.push(report);
         if let Err(e) = self.save() {
-            tracing::warn!(error = %e, "cannot save the report of a local failure: it is kept in memory only");
+            tracing::warn!(error = %ErrorChain(&e), "cannot save the report of a local failure: it is kept in memory only");
         }
         Ok(())
     }
@@ -722,7 +621,7 @@ impl Client {
                     VerifyError::UntrustedKey { .. } => RejectReason::UntrustedKey,
                     VerifyError::BadSignature { .. } => RejectReason::Signature,
                 };
-                tracing::warn!(%target, seq, problem = %e, "refused an entry whose signature does not verify");
+                tracing::warn!(%target, seq, problem = %ErrorChain(&e), "refused an entry whose signature does not verify");
                 self.report(outcome, refuse(reason))?;
                 return Ok(false);
             }
@@ -755,16 +654,18 @@ impl Client {
         let file = match receive_file(conn, verified, &self.partial, clock, progress).await {
             Ok(file) => file,
             Err(e @ ReceiveError::HashMismatch { .. }) => {
-                tracing::warn!(%target, seq, problem = %e, "refused a body that is not what was signed");
+                tracing::warn!(%target, seq, problem = %ErrorChain(&e), "refused a body that is not what was signed");
                 self.report(outcome, refuse(RejectReason::HashMismatch))?;
                 return Ok(false);
             }
             Err(e @ ReceiveError::Local { .. }) => {
-                tracing::error!(%target, seq, problem = %e, "cannot store a file");
+                tracing::error!(%target, seq, problem = %ErrorChain(&e), "cannot store a file");
                 self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
                 return Ok(false);
             }
-            Err(e @ ReceiveError::Truncated { .. }) => return Err(PollError::Interrupted(e.to_string())),
+            Err(e @ ReceiveError::Truncated { .. }) => {
+                return Err(PollError::Interrupted(Interruption::Body(e)));
+            }
             Err(ReceiveError::Timeout) => return Err(PollError::Timeout(self.settings.read_timeout)),
             Err(ReceiveError::BelowMinimumRate { received, expected }) => {
                 let limit = self.settings.poll_timeout;
@@ -778,7 +679,7 @@ impl Client {
         let path = match file.install(&self.dest) {
             Ok(path) => path,
             Err(e) => {
-                tracing::error!(%target, seq, problem = %with_cause(&e), "cannot install a verified file");
+                tracing::error!(%target, seq, problem = %ErrorChain(&e), "cannot install a verified file");
                 self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
                 return Ok(false);
             }
@@ -810,16 +711,13 @@ impl Client {
         let server = self.settings.server.clone();
         match tls_words::tls_error(&e) {
             Some(rustls::Error::AlertReceived(alert)) if first_read && is_certificate_alert(alert) => {
-                PollError::CertificateRefused { server, detail: tls_words::refusal_detail(alert) }
+                PollError::CertificateRefused { server, alert: *alert }
             }
             // Any other alert (internal_error, decode_error ...) says nothing about this
             // host's certificate: a failed poll, not a refusal to back off from.
-            Some(rustls::Error::AlertReceived(alert)) => {
-                PollError::Interrupted(format!("the server sent TLS alert {}", u8::from(*alert)))
-            }
             _ if first_read && e.kind() == io::ErrorKind::UnexpectedEof => self.no_answer(false),
             _ if first_read && e.kind() == io::ErrorKind::ConnectionReset => self.no_answer(true),
-            _ => PollError::Interrupted(tls_words::io_reason(&e)),
+            _ => PollError::Interrupted(Interruption::Transport(TransportError::Io(e))),
         }
     }
 }
@@ -831,13 +729,6 @@ fn open_private_dir(path: &Path) -> Result<Dir, FsError> {
     fts_fs::private::check_private(&dir)?;
     fts_fs::private::check_ancestors(path)?;
     Ok(dir)
-}
-
-/// Text that quotes what the server sent (a protocol error's excerpt), safe to print:
-/// fts-proto already quotes peer strings with `{:?}`, so the text is escaped again only
-/// when a control character got through, which keeps those quotes readable.
-fn peer_text(text: &str) -> String {
-    if text.chars().any(char::is_control) { printable(text) } else { text.to_owned() }
 }
 
 /// Marks a hook pending for `entry`, replacing any hook still pending for the same file
@@ -875,21 +766,19 @@ enum Handshake {
 
 /// A handshake that failed, in words: the server's certificate (which name, which CA,
 /// which date, what to check), or an alert from the server.
-fn handshake_error(server: &str, dialled: &ServerName<'_>, e: &io::Error) -> PollError {
+fn handshake_error(server: &str, dialled: &ServerName<'_>, e: io::Error) -> PollError {
     let server = server.to_owned();
-    match tls_words::tls_error(e) {
+    let problem = match tls_words::tls_error(&e) {
         Some(rustls::Error::AlertReceived(alert)) if is_certificate_alert(alert) => {
-            PollError::CertificateRefused { server, detail: tls_words::refusal_detail(alert) }
+            return PollError::CertificateRefused { server, alert: *alert };
         }
-        Some(rustls::Error::AlertReceived(alert)) => {
-            PollError::Handshake { server, reason: tls_words::handshake_alert(alert) }
-        }
+        Some(rustls::Error::AlertReceived(alert)) => TlsProblem::Alert(*alert),
         Some(rustls::Error::InvalidCertificate(problem)) => {
-            PollError::Handshake { server, reason: tls_words::server_certificate_problem(problem, dialled) }
+            TlsProblem::ServerCertificate { problem: problem.clone(), dialled: dialled.to_owned() }
         }
-        Some(other) => PollError::Handshake { server, reason: tls_words::other_tls_error(other) },
-        None => PollError::Handshake { server, reason: tls_words::io_reason(e) },
-    }
+        _ => TlsProblem::Transport(e),
+    };
+    PollError::Handshake { server, problem }
 }
 
 /// Alerts a server sends about the client's certificate.
@@ -940,7 +829,7 @@ mod tests {
 
     #[test]
     fn an_error_frame_is_displayed_with_its_control_characters_escaped() {
-        let frame = ErrorFrame {
+        let frame = fts_proto::ErrorFrame {
             code: fts_proto::ErrorCode::parse("x\u{1b}]0;t\u{7}"),
             message: "\u{1b}[2K\rfts poll: done".into(),
             retry_after: None,

@@ -223,14 +223,14 @@ mod tests {
     fn a_refused_certificate_waits_the_maximum_interval_at_once() {
         let refused = RoundResult::Failed(PollError::CertificateRefused {
             server: "127.0.0.1:6543".into(),
-            detail: "says it is revoked".into(),
+            alert: rustls::AlertDescription::CertificateRevoked,
         });
         assert_eq!(SCHEDULE.next_wait(&refused, 0), Duration::from_secs(3600));
     }
 
     #[test]
     fn failures_back_off_exponentially_up_to_the_maximum() {
-        let failed = || RoundResult::Failed(PollError::Local("down".into()));
+        let failed = || RoundResult::Failed(PollError::Locked { path: "/srv/incoming".into() });
         let waits: Vec<u64> = (0..12).map(|n| SCHEDULE.next_wait(&failed(), n).as_secs()).collect();
         assert_eq!(waits[..5], [10, 20, 40, 80, 160]);
         assert_eq!(*waits.last().unwrap(), 3600);

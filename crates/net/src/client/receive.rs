@@ -22,34 +22,11 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use crate::client::deadline::{Cut, MIN_RECEIVE_RATE, PollClock};
+use crate::client::deadline::{Cut, PollClock};
 use crate::client::partial::PartialDir;
 use crate::connection::Connection;
-
-/// Why a body was not turned into a [`VerifiedFile`].
-#[derive(Debug, thiserror::Error)]
-pub enum ReceiveError {
-    /// The bytes arrived but are not what was signed: reported as `hash-mismatch`.
-    #[error("the body's hash is {actual}, not the signed {expected}")]
-    HashMismatch { expected: FileHash, actual: FileHash },
-    /// The connection ended or failed mid-body: a failure of the poll.
-    #[error("the body was cut short: {received} of {expected} bytes arrived ({reason})")]
-    Truncated { received: u64, expected: u64, reason: String },
-    /// No body byte arrived for the read timeout: a failure of the poll.
-    #[error("no body bytes arrived for the read timeout")]
-    Timeout,
-    /// The poll deadline passed while the body arrived slower than the minimum receive
-    /// rate ([`crate::client::deadline`]): a failure of the poll.
-    #[error(
-        "the body arrived slower than {} bytes/s after the poll deadline: {received} of {expected} bytes arrived",
-        MIN_RECEIVE_RATE.bytes_per_second
-    )]
-    BelowMinimumRate { received: u64, expected: u64 },
-    /// This host could not store the file (disk full, permissions, I/O): reported as
-    /// `install-failed`.
-    #[error("cannot store the file in {}: {reason}", dir.display())]
-    Local { dir: PathBuf, reason: String },
-}
+pub use crate::error::ReceiveError;
+use crate::error::{LocalFailure, TransportError};
 
 /// A file whose every byte has been checked against a verified signed statement,
 /// sitting in a temporary file in the partial folder. Only [`receive_file`] makes one;
@@ -112,12 +89,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let expected = statement.file_size;
-    let local = |reason: String| ReceiveError::Local { dir: partial.dir().path().to_owned(), reason };
+    let local = |cause: LocalFailure| ReceiveError::Local { dir: partial.dir().path().to_owned(), cause };
     check_free_space(partial.dir(), expected).map_err(local)?;
 
     // Removed again if anything below fails: `temp` is dropped.
-    let (temp, file) = partial.create_body().map_err(|e| local(with_cause(&e)))?;
-    let temp_path = temp.path();
+    let (temp, file) = partial.create_body().map_err(|e| local(e.into()))?;
 
     progress.start(&statement);
     let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
@@ -129,11 +105,11 @@ where
     let writer = tokio::task::spawn_blocking(move || write_body(file, full_rx, free_tx));
     let read = read_body(conn, expected, clock, progress, &full_tx, &mut free_rx).await;
     drop(full_tx);
-    let written = writer.await.map_err(|e| local(format!("the disk writer failed: {e}")))?;
+    let written = writer.await.map_err(|e| local(LocalFailure::WriterFailed(e)))?;
     let digest = match (read, written) {
         // The writer stopped first (disk full, I/O error): that is why the read stopped.
-        (_, Err(reason)) => return Err(local(reason)),
-        (Err(ReadStop::WriterGone), Ok(_)) => return Err(local("the disk writer stopped".into())),
+        (_, Err(cause)) => return Err(local(cause)),
+        (Err(ReadStop::WriterGone), Ok(_)) => return Err(local(LocalFailure::WriterGone)),
         (Err(ReadStop::Failed(e)), Ok(_)) => return Err(e),
         (Ok(()), Ok(done)) => done,
     };
@@ -145,18 +121,9 @@ where
     }
     let flushed = tokio::task::spawn_blocking(move || temp.sync().map(|()| temp))
         .await
-        .map_err(|e| local(format!("cannot flush {}: {e}", temp_path.display())))?;
-    let temp = flushed.map_err(|e| local(with_cause(&e)))?;
+        .map_err(|e| local(LocalFailure::WriterFailed(e)))?;
+    let temp = flushed.map_err(|e| local(LocalFailure::Fs(e)))?;
     Ok(VerifiedFile { statement, temp })
-}
-
-/// An error and its system cause on one line, for the `reason` strings of this
-/// module's errors.
-pub(crate) fn with_cause(e: &FsError) -> String {
-    match e.io_error() {
-        Some(source) => format!("{e}: {source}"),
-        None => e.to_string(),
-    }
 }
 
 /// Why [`read_body`] stopped before the end.
@@ -200,7 +167,7 @@ where
                     return Err(ReadStop::Failed(ReceiveError::Truncated {
                         received,
                         expected,
-                        reason: "the connection closed".into(),
+                        cause: TransportError::Closed,
                     }));
                 }
                 Ok(Ok(n)) => n,
@@ -208,8 +175,8 @@ where
                     return Err(ReadStop::Failed(ReceiveError::Truncated {
                         received,
                         expected,
-                        // Not rustls' own text: its unclean-close message carries a link.
-                        reason: crate::client::tls_words::io_reason(&e),
+                        // Said in words: rustls' unclean-close message carries a link.
+                        cause: TransportError::Io(e),
                     }));
                 }
             };
@@ -233,15 +200,12 @@ fn write_body(
     file: File,
     mut full: mpsc::Receiver<Vec<u8>>,
     free: mpsc::Sender<Vec<u8>>,
-) -> Result<[u8; 32], String> {
+) -> Result<[u8; 32], LocalFailure> {
     let mut hasher = Sha256::new();
     let mut disk = DiskWriter::new(&file);
     while let Some(buffer) = full.blocking_recv() {
         hasher.update(&buffer);
-        disk.write(&buffer).map_err(|e| match e.raw_os_error() {
-            Some(28) => "the disk is full".to_owned(),
-            _ => e.to_string(),
-        })?;
+        disk.write(&buffer).map_err(LocalFailure::write)?;
         // Never full: at most DISK_BUFFERS buffers exist.
         let _ = free.try_send(buffer);
     }
@@ -250,10 +214,10 @@ fn write_body(
 
 /// Refuses a file that cannot fit. A disk that fills up mid-way is still caught by the
 /// writes; this only avoids starting a transfer that cannot end.
-fn check_free_space(dir: &Dir, size: u64) -> Result<(), String> {
-    let available = dir.available_space().map_err(|e| with_cause(&e))?;
+fn check_free_space(dir: &Dir, size: u64) -> Result<(), LocalFailure> {
+    let available = dir.available_space()?;
     if available < size {
-        return Err(format!("not enough free space: {size} bytes needed, {available} available"));
+        return Err(LocalFailure::NoSpace { needed: size, available });
     }
     Ok(())
 }

@@ -41,16 +41,24 @@ const MAX_STATE_FILE: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot read the state file {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the state file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "the state file {} is unreadable ({detail}); fix or remove it, or run with --reset-state \
          to start from empty state (everything published will be fetched and checked again)",
         path.display()
     )]
     Corrupt { path: PathBuf, detail: String },
-    #[error("cannot write the state file {}: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot write the state file {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Something that is not a regular file sits where the state belongs: fts never
     /// reads its state through a link (someone else may have planted it).
     #[error(

@@ -1,0 +1,485 @@
+//! The errors of fts-net, and how a poll ends, in one place.
+//!
+//! - the server: [`PollEnd`], how one poll ended (logged as `result = %end`, counted,
+//!   and what the tests match); its causes are typed ([`Busy`], [`IdentityMismatch`],
+//!   `ProtoError`, `io::Error`, `StoreError`);
+//! - the client: [`PollError`], why a poll failed as a whole, with its typed causes
+//!   ([`TlsProblem`], [`Interruption`], [`ProtocolBreach`], [`ReceiveError`],
+//!   [`LocalFailure`]); [`ReceiveError`], why a body was not turned into a verified
+//!   file; the state file's `StateError` lives with the state
+//!   ([`crate::client::state`]).
+//!
+//! The convention of every fts error ([`fts_proto::ErrorChain`]): a message says what
+//! failed and about what, never quotes its cause; the cause is `source()`. Whoever
+//! prints one prints the chain. Two kinds of leaf here say a lower layer's failure in
+//! their own words instead of exposing it as a source: [`TlsProblem`] (what the
+//! operator should check, without rustls' documentation links or `Debug` dumps) and
+//! [`ProtocolBreach::Frame`] (a protocol error that may quote the server's bytes,
+//! escaped). Their causes stay reachable as fields, for code, but a chain printer
+//! never prints the raw text.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fts_fs::FsError;
+use fts_proto::{ClientId, ErrorChain, ErrorFrame, FileHash, ProtoError, Published, printable};
+use fts_store::StoreError;
+use rustls::pki_types::ServerName;
+use rustls::{AlertDescription, CertificateError};
+
+use crate::client::deadline::MIN_RECEIVE_RATE;
+use crate::client::state::StateError;
+use crate::client::tls_words;
+pub use crate::limits::Busy;
+
+// ---------------------------------------------------------------------------------
+// The server
+
+/// How one poll ended: the `result` of its log line (`result = %end` prints a short,
+/// stable name: `ok`, `blob-vanished`, `no-request`, `client-closed`, the protocol
+/// error code of a bad request (`bad-json`, `header-too-large` ...), `read-failed`,
+/// `identity-mismatch`, `busy`, `deadline`, `slow-reader`, `stopped-reading`,
+/// `send-failed`, `blob-unreadable`, `blob-shrank`, `encode-failed`, `internal`; its `error` says
+/// it in words, [`PollEnd::reason`]), whether it counts as answered in
+/// `fts_polls_total`, and what tests match.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PollEnd {
+    /// The whole answer went out, up to `done`.
+    Served,
+    /// A blob that was checked when the answer was chosen could not be opened when
+    /// its turn came: the answer ended before it (with `done`, `more` false), every
+    /// target still contiguous, and the client comes back for the rest.
+    BlobVanished(StoreError),
+    /// No request arrived within `--request-timeout`.
+    NoRequest,
+    /// The client closed the connection before its request.
+    ClientClosed,
+    /// The request broke the protocol; an `error` frame with its code was sent.
+    BadRequest(ProtoError),
+    /// Reading the request failed (a reset, a TLS error).
+    ReadFailed(io::Error),
+    /// The request named another client than the certificate; `identity-mismatch`
+    /// was sent.
+    IdentityMismatch(IdentityMismatch),
+    /// The server or the client id was at its limit of polls; `busy` was sent.
+    Busy(Busy),
+    /// `--poll-deadline` passed.
+    Deadline,
+    /// A write of the answer did not finish in time: the client reads slower than
+    /// `--min-send-rate`.
+    SlowReader,
+    /// The last flush (or `done`) did not finish in time: the client stopped reading.
+    StoppedReading,
+    /// Sending the answer failed (a reset, a TLS error).
+    SendFailed(io::Error),
+    /// Reading a blob failed midway: the client sees a truncated body.
+    BlobUnreadable(io::Error),
+    /// A blob ended before its signed size: the client sees a truncated body.
+    BlobShrank { hash: FileHash },
+    /// A file header could not be encoded (a bug: the store holds what it checked).
+    Encode(ProtoError),
+    /// A blocking task of the poll failed (a bug).
+    Internal(tokio::task::JoinError),
+}
+
+impl PollEnd {
+    fn fixed_name(&self) -> &'static str {
+        match self {
+            PollEnd::Served => "ok",
+            PollEnd::BlobVanished(_) => "blob-vanished",
+            PollEnd::NoRequest => "no-request",
+            PollEnd::ClientClosed => "client-closed",
+            PollEnd::BadRequest(_) => "bad-request",
+            PollEnd::ReadFailed(_) => "read-failed",
+            PollEnd::IdentityMismatch(_) => "identity-mismatch",
+            PollEnd::Busy(_) => "busy",
+            PollEnd::Deadline => "deadline",
+            PollEnd::SlowReader => "slow-reader",
+            PollEnd::StoppedReading => "stopped-reading",
+            PollEnd::SendFailed(_) => "send-failed",
+            PollEnd::BlobUnreadable(_) => "blob-unreadable",
+            PollEnd::BlobShrank { .. } => "blob-shrank",
+            PollEnd::Encode(_) => "encode-failed",
+            PollEnd::Internal(_) => "internal",
+        }
+    }
+
+    /// Whether the client got a complete answer (`fts_polls_total{result="ok"}`).
+    pub fn is_answered(&self) -> bool {
+        matches!(self, PollEnd::Served | PollEnd::BlobVanished(_))
+    }
+
+    /// How the poll ended in words, with every cause (the `error` of its log line).
+    pub fn reason(&self) -> Reason<'_> {
+        Reason(self)
+    }
+}
+
+/// `result = %end`: the short name.
+impl fmt::Display for PollEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PollEnd::BadRequest(e) => write!(f, "{}", e.code()),
+            other => f.write_str(other.fixed_name()),
+        }
+    }
+}
+
+/// [`PollEnd::reason`]: what happened, in the words the log has always used, then its
+/// causes.
+pub struct Reason<'a>(&'a PollEnd);
+
+impl fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            PollEnd::Served => f.write_str("ok"),
+            PollEnd::BlobVanished(e) => {
+                write!(f, "a blob vanished between query and send: {}", ErrorChain(e))
+            }
+            PollEnd::NoRequest => f.write_str("no request within the request timeout"),
+            PollEnd::ClientClosed => {
+                f.write_str("reading the request: the connection closed before a frame began")
+            }
+            PollEnd::BadRequest(e) => write!(f, "{}: {}", e.code(), ErrorChain(e)),
+            PollEnd::ReadFailed(e) => write!(f, "reading the request: {}", ErrorChain(e)),
+            PollEnd::IdentityMismatch(e) => write!(f, "identity-mismatch: {e}"),
+            PollEnd::Busy(e) => write!(f, "busy: {e}"),
+            PollEnd::Deadline => f.write_str("the poll deadline passed"),
+            PollEnd::SlowReader => f.write_str("the client read slower than the minimum send rate"),
+            PollEnd::StoppedReading => f.write_str("the client stopped reading"),
+            PollEnd::SendFailed(e) => write!(f, "sending: {}", ErrorChain(e)),
+            PollEnd::BlobUnreadable(e) => write!(f, "reading a blob: {}", ErrorChain(e)),
+            PollEnd::BlobShrank { hash } => write!(f, "blob {hash} ended early"),
+            PollEnd::Encode(e) => write!(f, "encoding a file header: {}", ErrorChain(e)),
+            PollEnd::Internal(e) => write!(f, "a task of the poll failed: {}", ErrorChain(e)),
+        }
+    }
+}
+
+impl fmt::Debug for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A request that names another client than the session's certificate. The message
+/// goes to the client in the `identity-mismatch` frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the request names client {requested} but the certificate is for {certificate}")]
+pub struct IdentityMismatch {
+    pub requested: ClientId,
+    pub certificate: ClientId,
+}
+
+// ---------------------------------------------------------------------------------
+// The client
+
+/// Why a poll failed as a whole (nothing about one entry): exit status 1.
+///
+/// Text that came from the server is escaped ([`fts_proto::Printable`]) in every
+/// message: [`PollError::Refused`] escapes the frame's code and message when
+/// displayed, [`ProtocolBreach`] the protocol error that may quote the server's bytes,
+/// [`TlsProblem`] the names of the server's certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("cannot connect to {server}")]
+    Connect {
+        server: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot connect to {server}: no answer within {after:?}")]
+    ConnectTimeout { server: String, after: Duration },
+    /// The handshake failed on this host's side (the server's certificate, above all);
+    /// `problem` says what does not match and what to check.
+    #[error("the TLS handshake with {server} failed")]
+    Handshake {
+        server: String,
+        #[source]
+        problem: TlsProblem,
+    },
+    #[error("the TLS handshake with {server} failed: no progress for {after:?}")]
+    HandshakeTimeout { server: String, after: Duration },
+    /// The server answered this host's certificate with a TLS alert (during the
+    /// handshake or, in TLS 1.3, at the first read).
+    #[error(
+        "the server refused this host's certificate (revoked, expired or from another CA): {server} {}",
+        tls_words::refusal_detail(alert)
+    )]
+    CertificateRefused { server: String, alert: AlertDescription },
+    /// A `--once` run did not dial: the server refused this certificate less than
+    /// `--max-interval` ago ([`crate::client::Client::recent_certificate_refusal`]).
+    #[error(
+        "the server refused this host's certificate at {at} (revoked, expired or from another CA): not \
+         dialling again with it before {again_after} (--max-interval); a new certificate is tried at once"
+    )]
+    RefusedRecently { at: Published, again_after: Published },
+    /// The connection ended before the first frame, without a TLS alert.
+    #[error(
+        "the server {how} the connection without answering ({server}{after})",
+        how = if *.reset { "reset" } else { "closed" },
+        after = if *.tls { ", right after the TLS handshake: its log says why" } else { "" }
+    )]
+    NoAnswer { server: String, reset: bool, tls: bool },
+    #[error(
+        "the server refused the poll: {code}: {message}",
+        code = printable(&.0.code.to_string()),
+        message = fts_proto::Printable(&.0.message)
+    )]
+    Refused(ErrorFrame),
+    #[error("the server's answer breaks the protocol")]
+    Protocol(#[source] ProtocolBreach),
+    #[error("the poll was cut short")]
+    Interrupted(#[source] Interruption),
+    #[error("no progress for {0:?}: the poll was abandoned")]
+    Timeout(Duration),
+    /// `--poll-timeout` passed: the round ended between two files.
+    #[error(
+        "the poll ran past --poll-timeout ({limit:?}) and was ended between two files: what was \
+         installed stays installed, the rest comes at the next poll"
+    )]
+    PollDeadline { limit: Duration },
+    /// `--poll-timeout` passed while a file arrived below the minimum receive rate.
+    #[error(
+        "the poll ran past --poll-timeout ({limit:?}) while a file arrived slower than {rate} bytes/s \
+         (the minimum receive rate): it was abandoned after {received} of {expected} bytes",
+        rate = MIN_RECEIVE_RATE.bytes_per_second
+    )]
+    BelowMinimumRate { limit: Duration, received: u64, expected: u64 },
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The destination or the state file's folder cannot be used: missing, a link
+    /// where fts makes its own files, writable by others, or an I/O error.
+    #[error(transparent)]
+    Folder(#[from] FsError),
+    /// `--reset-state` was given, but the state file is not damaged: it cannot be read
+    /// at all (permissions, I/O), and throwing it away would refetch and re-run every
+    /// hook for nothing.
+    #[error(
+        "--reset-state replaces only a state file whose content is damaged, and this one could not be \
+         read at all (permissions are not damage): check its owner and mode, and the user fts runs as"
+    )]
+    ResetRefused(#[source] StateError),
+    #[error("cannot create the destination {}", path.display())]
+    CreateDestination {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("--state {} does not name a file", path.display())]
+    StateNotAFile { path: PathBuf },
+    #[error("another fts poll is already using {}", path.display())]
+    Locked { path: PathBuf },
+    /// The temporary files of an interrupted run could not be removed.
+    #[error("cannot clean {}", dir.display())]
+    Clean {
+        dir: PathBuf,
+        #[source]
+        source: FsError,
+    },
+}
+
+impl PollError {
+    /// The server's `retry-after` advice, for `busy`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            PollError::Refused(frame) => frame.retry_after,
+            _ => None,
+        }
+    }
+
+    /// The server refused this host's certificate with a TLS alert: polling again soon
+    /// will not help (the loop waits `--max-interval`, the metrics file counts it).
+    pub fn is_certificate_refusal(&self) -> bool {
+        matches!(self, PollError::CertificateRefused { .. })
+    }
+}
+
+/// Why a TLS handshake failed on this host's side, in words an operator can act on
+/// ([`tls_words`]). A leaf: the words replace rustls' message, which is kept here for
+/// code but never printed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsProblem {
+    /// The server's certificate is not acceptable; `dialled` is the HOST of `--server`.
+    #[error("{}", tls_words::server_certificate_problem(problem, dialled))]
+    ServerCertificate { problem: CertificateError, dialled: ServerName<'static> },
+    /// The server ended the handshake with an alert that is not about this host's
+    /// certificate (no common protocol, version or cipher ...).
+    #[error("{}", tls_words::handshake_alert(.0))]
+    Alert(AlertDescription),
+    /// Another TLS or transport failure.
+    #[error("{}", tls_words::io_reason(.0))]
+    Transport(io::Error),
+}
+
+/// How a poll under way was cut short.
+#[derive(Debug, thiserror::Error)]
+pub enum Interruption {
+    #[error("the server closed the connection before `done`")]
+    ClosedBeforeDone,
+    /// The connection failed between frames.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The connection failed in the middle of a body ([`ReceiveError::Truncated`]).
+    #[error(transparent)]
+    Body(ReceiveError),
+}
+
+/// A connection that failed under a poll, said in words ([`tls_words::io_reason`]): an
+/// unclean TLS close without rustls' documentation link, an alert by its number. A
+/// leaf, like [`TlsProblem`].
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("the connection closed")]
+    Closed,
+    #[error("{}", tls_words::io_reason(.0))]
+    Io(io::Error),
+}
+
+/// How the server broke the protocol.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolBreach {
+    /// A frame that cannot be read. Displayed escaped when a control character got
+    /// through (fts-proto already quotes peer strings with `{:?}`): a leaf, so that a
+    /// chain printer never prints the server's bytes raw.
+    #[error("{}", peer_text(&.0.to_string()))]
+    Frame(ProtoError),
+    #[error("more than {0} frames in one answer")]
+    TooManyFrames(usize),
+}
+
+/// Text that quotes what the server sent (a protocol error's excerpt), safe to print:
+/// fts-proto already quotes peer strings with `{:?}`, so the text is escaped again only
+/// when a control character got through, which keeps those quotes readable.
+pub(crate) fn peer_text(text: &str) -> String {
+    if text.chars().any(char::is_control) { printable(text) } else { text.to_owned() }
+}
+
+/// Why a body was not turned into a [`crate::client::receive::VerifiedFile`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The bytes arrived but are not what was signed: reported as `hash-mismatch`.
+    #[error("the body's hash is {actual}, not the signed {expected}")]
+    HashMismatch { expected: FileHash, actual: FileHash },
+    /// The connection ended or failed mid-body: a failure of the poll.
+    #[error("the body was cut short: {received} of {expected} bytes arrived")]
+    Truncated {
+        received: u64,
+        expected: u64,
+        #[source]
+        cause: TransportError,
+    },
+    /// No body byte arrived for the read timeout: a failure of the poll.
+    #[error("no body bytes arrived for the read timeout")]
+    Timeout,
+    /// The poll deadline passed while the body arrived slower than the minimum receive
+    /// rate ([`crate::client::deadline`]): a failure of the poll.
+    #[error(
+        "the body arrived slower than {} bytes/s after the poll deadline: {received} of {expected} bytes arrived",
+        MIN_RECEIVE_RATE.bytes_per_second
+    )]
+    BelowMinimumRate { received: u64, expected: u64 },
+    /// This host could not store the file (disk full, permissions, I/O): reported as
+    /// `install-failed`.
+    #[error("cannot store the file in {}", dir.display())]
+    Local {
+        dir: PathBuf,
+        #[source]
+        cause: LocalFailure,
+    },
+}
+
+/// Why this host could not store a file it was receiving.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalFailure {
+    /// Checked before the transfer starts.
+    #[error("not enough free space: {needed} bytes needed, {available} available")]
+    NoSpace { needed: u64, available: u64 },
+    /// A write found the disk full (`ENOSPC`).
+    #[error("the disk is full")]
+    DiskFull,
+    /// A write failed otherwise.
+    #[error(transparent)]
+    Write(io::Error),
+    /// Creating the temporary file, or looking at the free space, failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// The thread that hashes and writes the body panicked.
+    #[error("the disk writer failed")]
+    WriterFailed(#[source] tokio::task::JoinError),
+    #[error("the disk writer stopped")]
+    WriterGone,
+}
+
+impl LocalFailure {
+    /// A failed write: `ENOSPC` is said as such.
+    pub fn write(e: io::Error) -> LocalFailure {
+        match e.raw_os_error() {
+            Some(28) => LocalFailure::DiskFull,
+            _ => LocalFailure::Write(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_end_logs_its_name_as_result_and_its_reason_in_words() {
+        let bad = PollEnd::BadRequest(ProtoError::BadJson { detail: "not an object".into() });
+        assert_eq!(bad.to_string(), "bad-json");
+        assert_eq!(
+            bad.reason().to_string(),
+            "bad-json: the header is not a valid JSON object: not an object"
+        );
+        assert_eq!(PollEnd::Deadline.to_string(), "deadline");
+        assert_eq!(PollEnd::Deadline.reason().to_string(), "the poll deadline passed");
+        let mismatch = PollEnd::IdentityMismatch(IdentityMismatch {
+            requested: ClientId::parse("web-02").unwrap(),
+            certificate: ClientId::parse("web-01").unwrap(),
+        });
+        assert_eq!(
+            mismatch.reason().to_string(),
+            "identity-mismatch: the request names client web-02 but the certificate is for web-01"
+        );
+        assert!(PollEnd::Served.is_answered() && !PollEnd::SlowReader.is_answered());
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let e = PollError::Interrupted(Interruption::Body(ReceiveError::Truncated {
+            received: 3,
+            expected: 10,
+            cause: TransportError::Closed,
+        }));
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "the poll was cut short: the body was cut short: 3 of 10 bytes arrived: the connection closed"
+        );
+        let full = ReceiveError::Local {
+            dir: "/srv/in/.fts-partial".into(),
+            cause: LocalFailure::write(io::Error::from_raw_os_error(28)),
+        };
+        assert_eq!(
+            ErrorChain(&full).to_string(),
+            "cannot store the file in /srv/in/.fts-partial: the disk is full"
+        );
+    }
+
+    #[test]
+    fn a_protocol_breach_never_prints_the_servers_control_characters() {
+        let e = PollError::Protocol(ProtocolBreach::Frame(ProtoError::BadServerFrame {
+            detail: "unknown field `\u{1b}[2K`".into(),
+        }));
+        let text = ErrorChain(&e).to_string();
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert_eq!(
+            text,
+            r"the server's answer breaks the protocol: bad server frame: unknown field `\u{1b}[2K`"
+        );
+    }
+}
