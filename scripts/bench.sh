@@ -20,6 +20,9 @@
 # PARTS="install huge polls idle publish" to run only some parts (install: rows 1, 2 and
 # the 1 GiB memory rows; huge: the 4 GiB transfer; polls: row 3; idle: the idle
 # connections; publish: row 5), e.g. PARTS=polls for a two-minute check of row 3.
+# FTS_BASELINE=/path/to/another/fts adds row 3b to the polls part: the same empty polls
+# against a second server run by that binary (same store, certificates and flags),
+# alternated with this build's in every run (scripts/compare.sh REV sets it up).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
@@ -157,6 +160,16 @@ say "disk: $disk_mbs MB/s durable write (dd 512 MiB, conv=fdatasync)"
 fts_pid=$!
 pids+=("$fts_pid")
 addr=$(wait_for_listening "$fts_pid" serve.log) || exit 1
+baseline="${FTS_BASELINE:-}"
+if [ -n "$baseline" ] && want polls; then
+  mkdir -p status-baseline
+  "$baseline" --log-format json serve --listen 127.0.0.1:0 --store store --status-dir status-baseline \
+    --request-timeout 300s --max-polls-per-client 100 \
+    --max-handshakes-per-ip 100000 --max-connection-rate-per-ip 100000 2>serve-baseline.log &
+  base_pid=$!
+  pids+=("$base_pid")
+  base_addr=$(wait_for_listening "$base_pid" serve-baseline.log) || exit 1
+fi
 
 port=$(free_port)
 mkdir nginx
@@ -293,6 +306,8 @@ handshakes() { # MODE SERVER-PID KEY [--resume]
   c0=$(cpu_ticks "$2")
   if [ "$1" = fts ]; then
     out=$(timeout 300 "$loadgen" fts --server "$addr" --certs certs --id bench-empty --connections "$connections" ${4:-})
+  elif [ "$1" = baseline ]; then
+    out=$(timeout 300 "$loadgen" fts --server "$base_addr" --certs certs --id bench-empty --connections "$connections" ${4:-})
   else
     out=$(timeout 300 "$loadgen" http --server "$nginx_addr" --certs certs --id bench-empty --path /empty \
       --connections "$connections" ${4:-})
@@ -308,6 +323,16 @@ want polls && for r in $(seq 1 "$runs"); do
   else
     handshakes http "$worker" nginx_full; handshakes fts "$fts_pid" fts_full
     handshakes http "$worker" nginx_resumed --resume; handshakes fts "$fts_pid" fts_resumed --resume
+  fi
+  # 3b: this build against the baseline binary, in alternating order too.
+  if [ -n "$baseline" ]; then
+    if [ $((r % 2)) -eq 1 ]; then
+      handshakes baseline "$base_pid" base_full; handshakes fts "$fts_pid" new_full
+      handshakes baseline "$base_pid" base_resumed --resume; handshakes fts "$fts_pid" new_resumed --resume
+    else
+      handshakes fts "$fts_pid" new_full; handshakes baseline "$base_pid" base_full
+      handshakes fts "$fts_pid" new_resumed --resume; handshakes baseline "$base_pid" base_resumed --resume
+    fi
   fi
 done
 
@@ -389,6 +414,15 @@ if want polls; then
 | 3 | server CPU us per empty poll, resumed                 | $fr | $nr | $(calc "$fr / $nr") | <= 0.5: $(verdict "$fr <= $nr / 2") |
 | 3 | (resumed handshakes out of $connections, fts / nginx)        | $(median fts_resumed_resumed) | $(median nginx_resumed_resumed) | - | - |
 EOF
+  if [ -n "$baseline" ]; then
+    bf=$(median base_full); nwf=$(median new_full); br=$(median base_resumed); nwr=$(median new_resumed)
+    # The allowance of issue 16: at most 5 % or 20 us more, whichever is larger.
+    allow() { awk -v b="$1" 'BEGIN { printf "%.0f", (b * 0.05 > 20 ? b * 1.05 : b + 20) }'; }
+    cat <<EOF
+| 3b | CPU us per empty poll, full: this build vs baseline   | $nwf | $bf | $(calc "$nwf / $bf") | <= $(allow "$bf"): $(verdict "$nwf <= $(allow "$bf")") |
+| 3b | CPU us per empty poll, resumed: this build vs baseline | $nwr | $br | $(calc "$nwr / $br") | <= $(allow "$br"): $(verdict "$nwr <= $(allow "$br")") |
+EOF
+  fi
 fi
 if want install; then cat <<EOF
 | 4 | peak RSS MiB, 1 GiB: fts serve / nginx worker          | $(mib "$server_hwm_1g") | $(mib "$(status_kib "$worker" VmHWM)") | - | <= 20: $(verdict "$server_hwm_1g <= 20480") |

@@ -9,6 +9,8 @@
 # of the idle connections, under a 10-minute timeout; the server is stopped on exit.
 #
 # Sizes can be changed: CLIENTS=200 POLLS=5 IDLE=300 HANDSHAKE_TIMEOUT=5s scripts/load.sh
+# FTS_BIN=/path/to/fts serves (and provisions) with that binary instead of this tree's,
+# as scripts/compare.sh does to set an older build beside this one.
 # The driver is examples/load (its logic, examples/load/driver.rs, also runs reduced
 # in the test suite as tests/it/load.rs).
 set -euo pipefail
@@ -23,7 +25,7 @@ handshake_timeout="${HANDSHAKE_TIMEOUT:-5s}"
 echo "== building fts and the load driver (release)"
 cargo build --release --locked --quiet --bin fts --example load
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-fts="$target/release/fts"
+fts="${FTS_BIN:-$target/release/fts}"
 driver="$target/release/examples/load"
 
 enter_workdir fts-load
