@@ -457,7 +457,7 @@ fn the_raw_signer_signs_exactly_what_fts_signs() {
     let entry = Entry::of(7, "app.bin", V1, T1);
     let statement = fts_proto::Statement {
         target: fts_proto::Target::parse(ID).expect("target"),
-        seq: 7,
+        seq: fts_proto::Seq::new(7).expect("seq"),
         file_name: fts_proto::FileName::parse("app.bin").expect("name"),
         file_size: V1.len() as u64,
         file_hash: fts_proto::FileHash::parse(&sha256(V1)).expect("hash"),

@@ -95,7 +95,7 @@ fn signed_file(sandbox: &Sandbox, seq: u64, name: &str, body: &[u8]) -> Vec<u8> 
     let key = SigningKey::load(&sandbox.join("certs/signing.key")).unwrap();
     let statement = Statement {
         target: Target::Client(ClientId::parse(ID).unwrap()),
-        seq,
+        seq: fts_proto::Seq::new(seq).unwrap(),
         file_name: FileName::parse(name).unwrap(),
         file_size: body.len() as u64,
         file_hash: FileHash::from_digest(Sha256::digest(body).into()),

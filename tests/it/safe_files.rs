@@ -64,7 +64,7 @@ fn assert_key_not_served(received: &[Received], key: &[u8]) -> Vec<u64> {
                 "a body holds a private key (seq {})",
                 header.seq
             );
-            seqs.push(header.seq);
+            seqs.push(header.seq.get());
         }
     }
     seqs
@@ -156,7 +156,7 @@ fn a_forged_record_whose_blob_links_to_the_servers_key_is_never_served() {
     let served: Vec<(String, u64)> = received
         .iter()
         .filter_map(|r| match r {
-            Received::File(h, _) => Some((h.target.to_string(), h.seq)),
+            Received::File(h, _) => Some((h.target.to_string(), h.seq.get())),
             _ => None,
         })
         .collect();

@@ -56,7 +56,7 @@ fn published_files_arrive_signed_whole_and_in_publish_order() {
             assert_eq!(body.len() as u64, verified.file_size);
             let hash = format!("sha256:{}", hex::encode(Sha256::digest(body)));
             assert_eq!(hash, verified.file_hash.to_string(), "the body is the signed content");
-            names.push((verified.target.to_string(), verified.seq, verified.file_name.to_string()));
+            names.push((verified.target.to_string(), verified.seq.get(), verified.file_name.to_string()));
         }
         assert_eq!(
             names,

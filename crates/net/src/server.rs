@@ -558,7 +558,7 @@ where
     if let Some(blocked) = &answer.blocked {
         tracing::warn!(
             target = %blocked.entry.statement.target,
-            seq = blocked.entry.statement.seq,
+            seq = blocked.entry.statement.seq.get(),
             problem = %ErrorChain(&blocked.problem),
             "an entry cannot be served yet: its target waits until its content is complete"
         );

@@ -35,7 +35,7 @@ fn every_fuzz_corpus_input_is_handled_without_panicking() {
 fn file(key: &SigningKey, target: &str, seq: u64, name: &str, body: &[u8], published: u64) -> Vec<u8> {
     let statement = Statement {
         target: Target::parse(target).unwrap(),
-        seq,
+        seq: fts_proto::Seq::new(seq).unwrap(),
         file_name: FileName::parse(name).unwrap(),
         file_size: body.len() as u64,
         file_hash: FileHash::from_digest(Sha256::digest(body).into()),

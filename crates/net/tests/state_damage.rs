@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fts_net::client::state::{Installed, PendingHook, State};
 use fts_net::client::{Client, ClientSettings, ClientTransport, PollError};
-use fts_proto::{ClientId, FileHash, FileName, GroupName, Published, RejectReason, Report, Target};
+use fts_proto::{ClientId, FileHash, FileName, GroupName, Published, RejectReason, Report, Seq, Target};
 use proptest::prelude::*;
 
 fn target() -> impl Strategy<Value = Target> {
@@ -50,10 +50,15 @@ fn reason() -> impl Strategy<Value = RejectReason> {
     ]
 }
 
+/// The seq of an applied entry: never 0.
+fn entry_seq() -> impl Strategy<Value = Seq> {
+    seq().prop_filter_map("a seq starts at 1", Seq::new)
+}
+
 fn state() -> impl Strategy<Value = State> {
-    let installed = (target(), seq(), published(), file_hash())
+    let installed = (target(), entry_seq(), published(), file_hash())
         .prop_map(|(target, seq, published, file_hash)| Installed { target, seq, published, file_hash });
-    let hook = (file_name(), target(), seq(), published(), file_hash()).prop_map(
+    let hook = (file_name(), target(), entry_seq(), published(), file_hash()).prop_map(
         |(file_name, target, seq, published, file_hash)| PendingHook {
             file_name,
             target,

@@ -24,6 +24,7 @@ use crate::json::{self, optional, required};
 use crate::keys::{KeyId, Signature};
 use crate::names::{FileHash, FileName, Published, Target};
 use crate::request::RejectReason;
+use crate::seq::Seq;
 use crate::statement::Statement;
 use crate::wire_int::{self, WireInt};
 
@@ -72,8 +73,7 @@ impl ServerFrame {
 #[serde(rename_all = "kebab-case")]
 pub struct FileHeader {
     pub target: Target,
-    #[serde(with = "wire_int")]
-    pub seq: u64,
+    pub seq: Seq,
     pub file_name: FileName,
     #[serde(with = "wire_int")]
     pub file_size: u64,
@@ -114,12 +114,17 @@ impl FileHeader {
         let unreportable =
             |detail: String| ProtoError::BadServerFrame { detail: format!("file header: {detail}") };
         let target: Target = required(object, "target").map_err(unreportable)?;
-        let seq = required::<WireInt>(object, "seq").map_err(unreportable)?.0;
+        let number = required::<WireInt>(object, "seq").map_err(unreportable)?.0;
         let reportable = |reason: RejectReason| {
             let target = target.clone();
-            move |detail: String| ProtoError::BadFileHeader { target, seq, reason, detail }
+            move |detail: String| ProtoError::BadFileHeader { target, seq: number, reason, detail }
         };
         let bad_header = || reportable(RejectReason::BadHeader);
+        // Entries are numbered from 1: a header that says 0 names no entry, and is
+        // reported as malformed rather than taken for one already applied.
+        let Some(seq) = Seq::new(number) else {
+            return Err(bad_header()("seq 0: sequence numbers start at 1".to_owned()));
+        };
         let file_name: FileName = match object.get("file-name") {
             Some(value) => json::convert(value, "file-name").map_err(reportable(RejectReason::BadName))?,
             None => return Err(bad_header()("missing field `file-name`".to_owned())),

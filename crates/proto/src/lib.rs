@@ -53,6 +53,7 @@ pub mod keys;
 pub mod names;
 pub mod printable;
 pub mod request;
+pub mod seq;
 pub mod statement;
 pub mod wire_int;
 
@@ -66,5 +67,6 @@ pub use keys::{KeyId, Signature};
 pub use names::{ClientId, FileHash, FileName, GroupName, NameError, Published, Target};
 pub use printable::{Printable, printable};
 pub use request::{MAX_REPORTS, PROTOCOL_VERSION, REQUEST_TYPE_POLL, RejectReason, Report, Request};
+pub use seq::Seq;
 pub use statement::{STATEMENT_TAG, Signer, Statement};
 pub use wire_int::{MAX_WIRE_INT, WireInt};

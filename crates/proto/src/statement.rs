@@ -7,6 +7,7 @@
 
 use crate::keys::{KeyId, Signature};
 use crate::names::{FileHash, FileName, Published, Target};
+use crate::seq::Seq;
 
 /// The first line of every version-1 statement. A new signed field means a new tag.
 pub const STATEMENT_TAG: &str = "fts-file-v1";
@@ -16,7 +17,7 @@ pub const STATEMENT_TAG: &str = "fts-file-v1";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Statement {
     pub target: Target,
-    pub seq: u64,
+    pub seq: Seq,
     pub file_name: FileName,
     pub file_size: u64,
     pub file_hash: FileHash,

@@ -284,7 +284,7 @@ fn web_01_seq_13(reason: RejectReason) -> Option<Report> {
 fn the_example_frames_of_the_protocol_decode() {
     let ServerFrame::File(file) = frame_json(&valid_file()).unwrap() else { panic!("a file frame") };
     assert_eq!(file.file_size, 4);
-    assert_eq!(file.statement().seq, 13);
+    assert_eq!(file.statement().seq.get(), 13);
     assert_eq!(
         ServerFrame::decode(br#"{"type": "done", "more": false, "poll-after": 60}"#).unwrap(),
         ServerFrame::Done(fts_proto::Done { more: false, poll_after: 60 })
@@ -329,6 +329,15 @@ fn other_bad_file_fields_are_reported_as_bad_header() {
         let err = frame_json(&bad).unwrap_err();
         assert_eq!(err.report(), web_01_seq_13(RejectReason::BadHeader), "{bad}: {err}");
     }
+}
+
+#[test]
+fn a_file_header_with_seq_zero_is_reported_as_malformed_with_its_target() {
+    let err = frame_json(&with(valid_file(), "seq", json!(0))).unwrap_err();
+    let expected =
+        Report { target: Target::parse("web-01").unwrap(), seq: 0, reason: RejectReason::BadHeader };
+    assert_eq!(err.report(), Some(expected), "{err}");
+    assert!(err.to_string().contains("start at 1"), "{err}");
 }
 
 #[test]

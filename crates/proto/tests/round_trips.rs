@@ -4,7 +4,7 @@
 use fts_proto::{
     AnswerDecoder, AnswerItem, Chunk, ClientId, Done, ErrorCode, ErrorFrame, FileHash, FileHeader, FileName,
     FrameDecoder, GroupName, KeyId, MAX_CLIENT_REQUEST, MAX_REPORTS, MAX_REQUEST_HEADER, MAX_WIRE_INT,
-    ProtoError, Published, RejectReason, Report, Request, ServerFrame, Signature, Target,
+    ProtoError, Published, RejectReason, Report, Request, Seq, ServerFrame, Signature, Target,
 };
 use proptest::prelude::*;
 
@@ -64,7 +64,7 @@ fn request() -> impl Strategy<Value = Request> {
 fn file_header() -> impl Strategy<Value = FileHeader> {
     (
         target(),
-        wire_int(),
+        (1..=MAX_WIRE_INT).prop_map(|n| Seq::new(n).unwrap()),
         "[A-Za-z0-9][A-Za-z0-9._+-]{0,199}",
         wire_int(),
         any::<[u8; 32]>(),

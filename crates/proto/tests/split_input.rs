@@ -4,7 +4,8 @@
 
 use fts_proto::{
     AnswerDecoder, AnswerItem, Chunk, ClientId, Done, FileHash, FileHeader, FileName, FrameDecoder, KeyId,
-    MAX_REQUEST_HEADER, ProtoError, Published, RejectReason, Report, Request, ServerFrame, Signature, Target,
+    MAX_REQUEST_HEADER, ProtoError, Published, RejectReason, Report, Request, Seq, ServerFrame, Signature,
+    Target,
 };
 
 /// What a client makes of an answer: the frames, and the body of each file.
@@ -42,7 +43,7 @@ fn read_answer(pieces: &[&[u8]]) -> Result<Answer, ProtoError> {
 fn file(seq: u64, name: &str, body: &[u8]) -> FileHeader {
     FileHeader {
         target: Target::parse("group:web").unwrap(),
-        seq,
+        seq: Seq::new(seq).unwrap(),
         file_name: FileName::parse(name).unwrap(),
         file_size: body.len() as u64,
         file_hash: FileHash::from_digest([seq as u8; 32]),

@@ -3,7 +3,7 @@
 //! fts-trust verifies the signatures.
 
 use fts_proto::{
-    FileHash, FileHeader, FileName, KeyId, Published, ServerFrame, Signature, Statement, Target,
+    FileHash, FileHeader, FileName, KeyId, Published, Seq, ServerFrame, Signature, Statement, Target,
 };
 use serde_json::Value;
 
@@ -18,7 +18,7 @@ fn statement_from(fields: &Value) -> Statement {
     let int = |name: &str| fields[name].as_u64().unwrap();
     Statement {
         target: Target::parse(text("target")).unwrap(),
-        seq: int("seq"),
+        seq: Seq::new(int("seq")).unwrap(),
         file_name: FileName::parse(text("file-name")).unwrap(),
         file_size: int("file-size"),
         file_hash: FileHash::parse(text("file-hash")).unwrap(),

@@ -25,7 +25,7 @@ use std::fmt;
 use std::io::{self, BufRead, Read};
 use std::path::Path;
 
-use fts_proto::{FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Signature, Statement, Target};
+use fts_proto::{FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Seq, Signature, Statement, Target};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -81,7 +81,7 @@ pub(crate) struct PublishRecord {
 #[serde(rename_all = "kebab-case")]
 pub(crate) struct RecordEntry {
     pub target: Target,
-    pub seq: u64,
+    pub seq: Seq,
     pub signature: Signature,
 }
 
@@ -190,8 +190,14 @@ pub(crate) struct JournalIndex {
 }
 
 impl JournalIndex {
+    /// How many entries `target` has: the seq of its newest, 0 for none.
     pub(crate) fn newest_seq(&self, target: &Target) -> u64 {
         self.by_target.get(target).map_or(0, |positions| positions.len() as u64)
+    }
+
+    /// The seq the next entry for `target` gets; `None` once the sequence is exhausted.
+    pub(crate) fn next_seq(&self, target: &Target) -> Option<Seq> {
+        Seq::after(self.newest_seq(target))
     }
 
     /// Checks a publish record against the journal's rules, then adds its entries.
@@ -213,8 +219,9 @@ impl JournalIndex {
             if !seen.insert(&e.target) {
                 return Err(format!("target {} appears twice in one record", e.target));
             }
-            let expected = self.newest_seq(&e.target) + 1;
-            if e.seq != expected {
+            let expected = self.next_seq(&e.target);
+            if Some(e.seq) != expected {
+                let expected = expected.map_or_else(|| "none".to_owned(), |seq| seq.to_string());
                 return Err(format!("target {} has seq {} where {expected} was expected", e.target, e.seq));
             }
         }

@@ -257,10 +257,10 @@ impl Store {
         let mut entries = Vec::with_capacity(targets.len());
         let mut record_entries = Vec::with_capacity(targets.len());
         for (i, target) in targets.iter().enumerate() {
-            let seq = index.newest_seq(target) + 1;
-            if seq > MAX_WIRE_INT {
-                return Err(StoreError::OutOfRange { what: "sequence number", value: seq });
-            }
+            let Some(seq) = index.next_seq(target) else {
+                let value = index.newest_seq(target).saturating_add(1);
+                return Err(StoreError::OutOfRange { what: "sequence number", value });
+            };
             let statement = Statement {
                 target: target.clone(),
                 seq,

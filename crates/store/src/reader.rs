@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fts_fs::{Dir, FileIdentity, FileKind, FileStat, FsError};
-use fts_proto::{FileHash, Target};
+use fts_proto::{FileHash, Seq, Target};
 
 use crate::entry::Entry;
 use crate::error::{Result, StoreError};
@@ -393,7 +393,7 @@ impl StoreReader {
     }
 
     /// The entry `seq` of `target`.
-    pub fn entry(&self, target: &Target, seq: u64) -> Option<&Entry> {
+    pub fn entry(&self, target: &Target, seq: Seq) -> Option<&Entry> {
         self.snapshot.entry(target, seq)
     }
 
@@ -451,9 +451,8 @@ impl StoreSnapshot {
     }
 
     /// The entry `seq` of `target`.
-    pub fn entry(&self, target: &Target, seq: u64) -> Option<&Entry> {
-        let index = usize::try_from(seq.checked_sub(1)?).ok()?;
-        let position = *self.index.by_target.get(target)?.get(index)?;
+    pub fn entry(&self, target: &Target, seq: Seq) -> Option<&Entry> {
+        let position = *self.index.by_target.get(target)?.get(seq.index())?;
         self.index.entries.get(position)
     }
 

@@ -13,7 +13,7 @@ const CHILD_STORE_ENV: &str = "FTS_STORE_TEST_CHILD_STORE";
 fn assert_consecutive_on_all(store_dir: &std::path::Path, count: u64) {
     let reader = StoreReader::open(store_dir).unwrap();
     assert_eq!(reader.damage(), None, "the journal stays valid to its end");
-    let mut seqs: Vec<u64> = reader.entries().iter().map(|e| e.statement.seq).collect();
+    let mut seqs: Vec<u64> = reader.entries().iter().map(|e| e.statement.seq.get()).collect();
     assert_eq!(seqs, (1..=count).collect::<Vec<_>>(), "publish order is seq order");
     seqs.dedup();
     assert_eq!(seqs.len() as u64, count);
@@ -36,7 +36,7 @@ fn twenty_concurrent_publishers_get_distinct_consecutive_seqs() {
                 let entries = store
                     .publish(&file, &name(&format!("file-{i}")), &targets(&["all"]), &TestKey::new(1))
                     .unwrap();
-                entries[0].statement.seq
+                entries[0].statement.seq.get()
             })
         })
         .collect();

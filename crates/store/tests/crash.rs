@@ -62,7 +62,7 @@ fn a_zero_filled_tail_is_never_served_and_is_truncated_by_the_next_publish() {
 
     let file = source_file(dir.path(), "h", b"third");
     let entries = store.publish(&file, &name("third"), &targets(&["all"]), &TestKey::new(3)).unwrap();
-    assert_eq!(entries[0].statement.seq, 3);
+    assert_eq!(entries[0].statement.seq.get(), 3);
     assert_eq!(
         &fs::read(&journal).unwrap()[..after.len()],
         &after[..],

@@ -83,7 +83,7 @@ fn publish_over(bytes: &[u8]) -> Result<u64, String> {
         .and_then(|s| {
             s.publish(&source_file(dir.path(), "x", b"x"), &name("x"), &targets(&["all"]), &TestKey::new(5))
         })
-        .map(|entries| entries[0].statement.seq)
+        .map(|entries| entries[0].statement.seq.get())
         .map_err(|e| e.to_string())
 }
 

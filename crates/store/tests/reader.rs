@@ -199,7 +199,7 @@ fn the_servable_prefix_stops_at_a_missing_or_short_blob_and_resumes_when_it_is_c
     let answer = reader.entries_for(&all, 100, u64::MAX);
     assert_eq!(seqs(&answer.entries), [("all".into(), 1)], "later entries of other targets wait too");
     let blocked = answer.blocked.unwrap();
-    assert_eq!((blocked.entry.statement.seq, blocked.problem), (2, BlobProblem::Missing));
+    assert_eq!((blocked.entry.statement.seq.get(), blocked.problem), (2, BlobProblem::Missing));
     assert!(!answer.more);
 
     fs::write(&blob, b"sec").unwrap(); // a replica still copying it

@@ -295,7 +295,7 @@ mod tests {
         let s = |k: &str| fields[k].as_str().unwrap();
         Statement {
             target: Target::parse(s("target")).unwrap(),
-            seq: fields["seq"].as_u64().unwrap(),
+            seq: fts_proto::Seq::new(fields["seq"].as_u64().unwrap()).unwrap(),
             file_name: FileName::parse(s("file-name")).unwrap(),
             file_size: fields["file-size"].as_u64().unwrap(),
             file_hash: FileHash::parse(s("file-hash")).unwrap(),

@@ -59,7 +59,7 @@ use std::time::Duration;
 
 use fts_fs::{Dir, FsError};
 use fts_proto::{
-    ClientId, ErrorChain, FileHeader, Published, RejectReason, Report, Request, ServerFrame, Target,
+    ClientId, ErrorChain, FileHeader, Published, RejectReason, Report, Request, Seq, ServerFrame, Target,
 };
 use fts_trust::{Statement, TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
@@ -262,14 +262,14 @@ impl Client {
             // with a stale hash.
             let superseded = self.state.hooks_pending[1..].iter().any(|p| p.file_name == pending.file_name);
             if superseded {
-                tracing::info!(file = %path.display(), seq = pending.seq, "skipping a hook for a version that a newer install replaced");
+                tracing::info!(file = %path.display(), seq = pending.seq.get(), "skipping a hook for a version that a newer install replaced");
             } else {
-                tracing::info!(file = %path.display(), seq = pending.seq, "running the hook");
+                tracing::info!(file = %path.display(), seq = pending.seq.get(), "running the hook");
                 if let Err(problem) = hook.run(&pending, &path).await {
                     tracing::warn!(file = %path.display(), problem = %problem, "hook failed");
                     let report = Report {
                         target: pending.target.clone(),
-                        seq: pending.seq,
+                        seq: pending.seq.get(),
                         reason: RejectReason::HookFailed,
                     };
                     self.state.add_report(report.clone());
@@ -593,19 +593,20 @@ impl Client {
     {
         let target = header.target.clone();
         let seq = header.seq;
-        let refuse = |reason: RejectReason| Report { target: target.clone(), seq, reason };
+        let refuse = |reason: RejectReason| Report { target: target.clone(), seq: seq.get(), reason };
 
         // Check 2: one of this host's targets.
         if !self.settings.targets.contains(&target) {
-            tracing::warn!(%target, seq, "refused an entry for a target that is not this host's");
+            tracing::warn!(%target, seq = seq.get(), "refused an entry for a target that is not this host's");
             self.report(outcome, refuse(RejectReason::WrongTarget))?;
             return Ok(false);
         }
         // Check 3: the next in sequence.
-        let expected = self.state.since(&target) + 1;
-        if seq != expected {
-            let reason = if seq < expected { RejectReason::Replay } else { RejectReason::Gap };
-            tracing::warn!(%target, seq, expected, %reason, "refused an entry out of sequence");
+        let since = self.state.since(&target);
+        if Seq::after(since) != Some(seq) {
+            let reason = if seq.get() <= since { RejectReason::Replay } else { RejectReason::Gap };
+            let expected = since.saturating_add(1);
+            tracing::warn!(%target, seq = seq.get(), expected, %reason, "refused an entry out of sequence");
             self.report(outcome, refuse(reason))?;
             return Ok(false);
         }
@@ -621,7 +622,7 @@ impl Client {
                     VerifyError::UntrustedKey { .. } => RejectReason::UntrustedKey,
                     VerifyError::BadSignature { .. } => RejectReason::Signature,
                 };
-                tracing::warn!(%target, seq, problem = %ErrorChain(&e), "refused an entry whose signature does not verify");
+                tracing::warn!(%target, seq = seq.get(), problem = %ErrorChain(&e), "refused an entry whose signature does not verify");
                 self.report(outcome, refuse(reason))?;
                 return Ok(false);
             }
@@ -635,15 +636,15 @@ impl Client {
             _ => None,
         };
         if let Some(reason) = rule {
-            tracing::warn!(%target, seq, file = %verified.file_name, %reason, "applied an entry without installing it");
-            self.state.since.insert(target.clone(), seq);
+            tracing::warn!(%target, seq = seq.get(), file = %verified.file_name, %reason, "applied an entry without installing it");
+            self.state.applied(&target, seq);
             outcome.repeat_now = true;
             self.report(outcome, refuse(reason))?;
             return Ok(false);
         }
         if installed.as_ref().is_some_and(|old| old.file_hash == verified.file_hash) {
-            tracing::info!(%target, seq, file = %verified.file_name, "already installed with this content");
-            self.state.since.insert(target.clone(), seq);
+            tracing::info!(%target, seq = seq.get(), file = %verified.file_name, "already installed with this content");
+            self.state.applied(&target, seq);
             self.state.installed.insert(verified.file_name.clone(), installed_record(&verified));
             outcome.repeat_now = true;
             self.save()?;
@@ -654,12 +655,12 @@ impl Client {
         let file = match receive_file(conn, verified, &self.partial, clock, progress).await {
             Ok(file) => file,
             Err(e @ ReceiveError::HashMismatch { .. }) => {
-                tracing::warn!(%target, seq, problem = %ErrorChain(&e), "refused a body that is not what was signed");
+                tracing::warn!(%target, seq = seq.get(), problem = %ErrorChain(&e), "refused a body that is not what was signed");
                 self.report(outcome, refuse(RejectReason::HashMismatch))?;
                 return Ok(false);
             }
             Err(e @ ReceiveError::Local { .. }) => {
-                tracing::error!(%target, seq, problem = %ErrorChain(&e), "cannot store a file");
+                tracing::error!(%target, seq = seq.get(), problem = %ErrorChain(&e), "cannot store a file");
                 self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
                 return Ok(false);
             }
@@ -669,7 +670,7 @@ impl Client {
             Err(ReceiveError::Timeout) => return Err(PollError::Timeout(self.settings.read_timeout)),
             Err(ReceiveError::BelowMinimumRate { received, expected }) => {
                 let limit = self.settings.poll_timeout;
-                tracing::warn!(%target, seq, received, expected, "--poll-timeout passed and the file arrives below the minimum rate: abandoning it");
+                tracing::warn!(%target, seq = seq.get(), received, expected, "--poll-timeout passed and the file arrives below the minimum rate: abandoning it");
                 return Err(PollError::BelowMinimumRate { limit, received, expected });
             }
         };
@@ -679,12 +680,12 @@ impl Client {
         let path = match file.install(&self.dest) {
             Ok(path) => path,
             Err(e) => {
-                tracing::error!(%target, seq, problem = %ErrorChain(&e), "cannot install a verified file");
+                tracing::error!(%target, seq = seq.get(), problem = %ErrorChain(&e), "cannot install a verified file");
                 self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
                 return Ok(false);
             }
         };
-        self.state.since.insert(target.clone(), seq);
+        self.state.applied(&target, seq);
         self.state.installed.insert(statement.file_name.clone(), installed_record(&statement));
         if self.settings.hook.is_some() {
             mark_hook_pending(
@@ -699,7 +700,7 @@ impl Client {
             );
         }
         self.save()?;
-        tracing::info!(%target, seq, file = %path.display(), size = statement.file_size, hash = %statement.file_hash, "installed");
+        tracing::info!(%target, seq = seq.get(), file = %path.display(), size = statement.file_size, hash = %statement.file_hash, "installed");
         outcome.installed.push(path);
         Ok(true)
     }
@@ -806,7 +807,7 @@ mod tests {
         PendingHook {
             file_name: fts_proto::FileName::parse(name).unwrap(),
             target: Target::All,
-            seq,
+            seq: Seq::new(seq).unwrap(),
             published: fts_proto::Published::from_unix_seconds(1_800_000_000 + seq),
             file_hash: fts_proto::FileHash::from_digest([byte; 32]),
         }

@@ -17,7 +17,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use fts_fs::{Dir, FileKind, FileMode, FsError, WriteOptions};
-use fts_proto::{FileHash, FileName, Published, Report, Target};
+use fts_proto::{FileHash, FileName, Published, Report, Seq, Target};
 use serde::{Deserialize, Serialize};
 
 /// The only state format this code reads and writes.
@@ -74,7 +74,7 @@ pub enum StateError {
 #[serde(rename_all = "kebab-case")]
 pub struct Installed {
     pub target: Target,
-    pub seq: u64,
+    pub seq: Seq,
     pub published: Published,
     pub file_hash: FileHash,
 }
@@ -85,7 +85,7 @@ pub struct Installed {
 pub struct PendingHook {
     pub file_name: FileName,
     pub target: Target,
-    pub seq: u64,
+    pub seq: Seq,
     pub published: Published,
     pub file_hash: FileHash,
 }
@@ -100,7 +100,7 @@ pub struct PendingHook {
 #[serde(rename_all = "kebab-case")]
 pub struct State {
     pub format: u32,
-    /// Per target, the seq of the last applied entry.
+    /// Per target, the seq of the last applied entry (how many are applied).
     pub since: BTreeMap<Target, u64>,
     /// Per file name, what is installed.
     pub installed: BTreeMap<FileName, Installed>,
@@ -134,6 +134,11 @@ impl State {
     /// The last applied seq of `target` (0 when none).
     pub fn since(&self, target: &Target) -> u64 {
         self.since.get(target).copied().unwrap_or(0)
+    }
+
+    /// Records `seq` of `target` as applied: the next entry expected is the one after.
+    pub fn applied(&mut self, target: &Target, seq: Seq) {
+        self.since.insert(target.clone(), seq.get());
     }
 
     /// Queues a report for the next request, once per (target, seq, reason).
@@ -219,7 +224,7 @@ mod tests {
             FileName::parse("a.deb").unwrap(),
             Installed {
                 target: Target::All,
-                seq: 4,
+                seq: Seq::new(4).unwrap(),
                 published: Published::parse("2026-11-25T17:00:00Z").unwrap(),
                 file_hash: FileHash::from_digest([7; 32]),
             },

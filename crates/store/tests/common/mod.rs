@@ -89,5 +89,5 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u64, u32, SystemTime)> {
 
 /// The (target, seq) of each entry.
 pub fn seqs(entries: &[Entry]) -> Vec<(String, u64)> {
-    entries.iter().map(|e| (e.statement.target.to_string(), e.statement.seq)).collect()
+    entries.iter().map(|e| (e.statement.target.to_string(), e.statement.seq.get())).collect()
 }
