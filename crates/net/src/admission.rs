@@ -78,7 +78,8 @@ pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 /// header but are too few to tell (only a client that sends a byte at a time).
 const PREAMBLE_RETRY: Duration = Duration::from_millis(20);
 
-/// What `fts serve` can tune about admission. Defaults are those of PRODUCT.md.
+/// What `fts serve` can tune about admission. The defaults are those of the `fts serve`
+/// flags, listed in docs/OPERATIONS.md section 13.
 #[derive(Debug, Clone)]
 pub struct AdmissionSettings {
     /// Most connections before their handshake from one source.

@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use fts_proto::ErrorCode;
+use fts_proto::{ErrorChain, ErrorCode};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -385,7 +385,7 @@ impl Metrics {
         let mut text = String::new();
         // Writing into a String cannot fail; an encoder error would only drop lines.
         if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry) {
-            tracing::warn!(error = %e, "cannot encode the metrics");
+            tracing::warn!(error = %ErrorChain(&e), "cannot encode the metrics");
         }
         text
     }

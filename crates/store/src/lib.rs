@@ -18,6 +18,7 @@
 //! Not here: signing keys and signature checks (fts-trust), the network (fts-net).
 //! Synchronous std code only; an async server calls it from blocking tasks.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod entry;
 pub mod error;
@@ -29,7 +30,7 @@ pub mod reader;
 pub mod status;
 
 pub use entry::Entry;
-pub use error::{Result, StoreError};
+pub use error::{BadStatusFile, NotAStore, Result, StoreError};
 pub use journal::{DamageKind, FORMAT_VERSION, JournalDamage, MAX_RECORD_LEN};
 pub use layout::blob_path;
 pub use publish::Store;

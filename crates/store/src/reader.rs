@@ -46,7 +46,7 @@ use fts_fs::{Dir, FileIdentity, FileKind, FileStat, FsError};
 use fts_proto::{FileHash, Target};
 
 use crate::entry::Entry;
-use crate::error::{Result, StoreError};
+use crate::error::{NotAStore, Result, StoreError};
 use crate::journal::{DamageKind, JournalDamage, JournalIndex, record_unchanged};
 use crate::layout::{self, BLOBS, JOURNAL};
 
@@ -159,7 +159,7 @@ impl StoreReader {
         let (store, store_identity) = match open_store_dir(&dir) {
             Ok(opened) => opened,
             Err(FsError::WrongKind { .. }) => {
-                return Err(StoreError::NotAStore { path: dir, detail: "it is not a folder".into() });
+                return Err(StoreError::NotAStore { path: dir, problem: NotAStore::NotAFolder });
             }
             Err(e) => return Err(e.into()),
         };

@@ -31,12 +31,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use fts_proto::{ClientId, Published, RejectReason, Report, Target};
+use fts_proto::{ClientId, ErrorChain, Published, RejectReason, Report, Target};
 use serde::{Deserialize, Serialize};
 
 use fts_fs::{Dir, FileMode, FsError, WriteOptions};
 
-use crate::error::{Result, StoreError};
+use crate::error::{BadStatusFile, Result, StoreError};
 use crate::last_polls::{LastPolls, fingerprint, last_poll_to_show, read_snapshot};
 
 /// Problems kept per client; the ones seen least recently go first.
@@ -163,7 +163,7 @@ impl StatusDir {
                 tracing::info!(dir = %dir.display(), removed, "removed temporary files of an interrupted server")
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot remove the temporary files of an interrupted server")
+                tracing::warn!(error = %ErrorChain(&e), "cannot remove the temporary files of an interrupted server")
             }
         }
         let last_polls = LastPolls::load(&dir, unix_seconds(SystemTime::now()));
@@ -234,7 +234,7 @@ impl StatusDir {
         let previous = match read_status(&path, client) {
             Ok(previous) => previous,
             Err(e) => {
-                tracing::warn!(error = %e, "starting a fresh status for this client");
+                tracing::warn!(error = %ErrorChain(&e), "starting a fresh status for this client");
                 None
             }
         };
@@ -297,11 +297,6 @@ impl StatusDir {
         self.write(SERVER_STATUS_FILE, status, false)
     }
 
-    /// Whether a server ever wrote its own status here (every `fts serve` does at start).
-    pub fn has_server_status(&self) -> bool {
-        self.dir.join(SERVER_STATUS_FILE).is_file()
-    }
-
     /// What the server last said about itself; `None` when it never did (or the file
     /// is damaged, which is logged).
     pub fn read_server(&self) -> Option<ServerStatus> {
@@ -314,7 +309,7 @@ impl StatusDir {
                 None
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "skipping a damaged server status file");
+                tracing::warn!(path = %path.display(), error = %ErrorChain(&e), "skipping a damaged server status file");
                 None
             }
         }
@@ -325,7 +320,7 @@ impl StatusDir {
     /// write, as the operator named it.
     fn write(&self, name: &str, status: &impl Serialize, durable: bool) -> Result<()> {
         let mut bytes = serde_json::to_vec_pretty(status)
-            .map_err(|e| StoreError::Encode { what: "a status file", detail: e.to_string() })?;
+            .map_err(|source| StoreError::Encode { what: "a status file", source })?;
         bytes.push(b'\n');
         let options = WriteOptions { durable, ..STATUS_WRITE };
         Dir::open(&self.dir)?.write_atomic(name, &bytes, &options)?;
@@ -370,7 +365,7 @@ impl StatusDir {
                     all.push(status);
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "skipping a status file"),
+                Err(e) => tracing::warn!(error = %ErrorChain(&e), "skipping a status file"),
             }
         }
         all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
@@ -391,7 +386,7 @@ pub(crate) fn read_small_file(path: &Path, max: u64) -> Result<Option<Vec<u8>>> 
         Err(e) if e.is_not_found() => Ok(None),
         Err(FsError::TooLarge { .. }) => Err(StoreError::BadStatusFile {
             path: path.to_path_buf(),
-            detail: format!("larger than {max} bytes"),
+            problem: BadStatusFile::TooLarge { max },
         }),
         Err(e) => Err(e.into()),
     }
@@ -404,14 +399,14 @@ fn file_name_of(client: &ClientId) -> String {
 
 /// Reads one status file; `None` if it does not exist.
 fn read_status(path: &Path, client: &ClientId) -> Result<Option<ClientStatus>> {
-    let bad = |detail: String| StoreError::BadStatusFile { path: path.to_path_buf(), detail };
+    let bad = |problem| StoreError::BadStatusFile { path: path.to_path_buf(), problem };
     let Some(bytes) = read_small_file(path, MAX_STATUS_FILE)? else { return Ok(None) };
-    let status: ClientStatus = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let status: ClientStatus = serde_json::from_slice(&bytes).map_err(|e| bad(BadStatusFile::Json(e)))?;
     if status.format != STATUS_FORMAT {
-        return Err(bad(format!("status format {} (this fts writes {STATUS_FORMAT})", status.format)));
+        return Err(bad(BadStatusFile::Format { found: status.format, supported: STATUS_FORMAT }));
     }
     if status.client_id != *client {
-        return Err(bad(format!("it holds the status of {}", status.client_id)));
+        return Err(bad(BadStatusFile::OtherClient { holder: status.client_id }));
     }
     Ok(Some(status))
 }

@@ -265,8 +265,8 @@ impl Client {
                 tracing::info!(file = %path.display(), seq = pending.seq, "skipping a hook for a version that a newer install replaced");
             } else {
                 tracing::info!(file = %path.display(), seq = pending.seq, "running the hook");
-                if let Err(problem) = hook.run(&pending, &path).await {
-                    tracing::warn!(file = %path.display(), problem = %problem, "hook failed");
+                if let Err(e) = hook.run(&pending, &path).await {
+                    tracing::warn!(file = %path.display(), error = %ErrorChain(&e), "hook failed");
                     let report = Report {
                         target: pending.target.clone(),
                         seq: pending.seq,

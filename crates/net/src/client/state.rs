@@ -47,12 +47,19 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    /// The state file's content is damaged; the message names the way out.
     #[error(
-        "the state file {} is unreadable ({detail}); fix or remove it, or run with --reset-state \
+        "the state file {} is unreadable; fix or remove it, or run with --reset-state \
          to start from empty state (everything published will be fetched and checked again)",
         path.display()
     )]
-    Corrupt { path: PathBuf, detail: String },
+    Corrupt {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with its content.
+        #[source]
+        damage: StateDamage,
+    },
     #[error("cannot write the state file {}", path.display())]
     Write {
         path: PathBuf,
@@ -67,6 +74,21 @@ pub enum StateError {
         path.display()
     )]
     NotAFile { path: PathBuf, found: FileKind },
+}
+
+/// Why a state file's content cannot be used ([`StateError::Corrupt`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateDamage {
+    /// The file is above the size a state can have.
+    #[error("larger than 64 MiB")]
+    TooLarge,
+    /// The file is not a state in JSON (or names something invalid).
+    #[error(transparent)]
+    Json(serde_json::Error),
+    /// The file is a state of another format.
+    #[error("state format {0} is not the supported {STATE_FORMAT}")]
+    Format(u32),
 }
 
 /// What was installed under one file name.
@@ -160,21 +182,18 @@ impl State {
             Ok(bytes) => bytes,
             Err(e) if e.is_not_found() => return Ok(State::empty()),
             Err(FsError::TooLarge { .. }) => {
-                return Err(StateError::Corrupt {
-                    path: path.to_owned(),
-                    detail: "larger than 64 MiB".into(),
-                });
+                return Err(StateError::Corrupt { path: path.to_owned(), damage: StateDamage::TooLarge });
             }
             Err(e) => return Err(read_error(path, e)),
         };
-        Self::parse(&bytes).map_err(|detail| StateError::Corrupt { path: path.to_owned(), detail })
+        Self::parse(&bytes).map_err(|damage| StateError::Corrupt { path: path.to_owned(), damage })
     }
 
     /// Parses state bytes: the format must be known and every name valid.
-    pub fn parse(bytes: &[u8]) -> Result<State, String> {
-        let state: State = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn parse(bytes: &[u8]) -> Result<State, StateDamage> {
+        let state: State = serde_json::from_slice(bytes).map_err(StateDamage::Json)?;
         if state.format != STATE_FORMAT {
-            return Err(format!("state format {} is not the supported {STATE_FORMAT}", state.format));
+            return Err(StateDamage::Format(state.format));
         }
         Ok(state)
     }
