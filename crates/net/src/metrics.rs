@@ -129,6 +129,7 @@ pub enum ConnectionRefusal {
 }
 
 impl ConnectionRefusal {
+    /// Every reason, so that each label is exported from the start (at zero).
     pub const ALL: [ConnectionRefusal; 6] = [
         ConnectionRefusal::PerIpHandshakes,
         ConnectionRefusal::Rate,
@@ -138,6 +139,7 @@ impl ConnectionRefusal {
         ConnectionRefusal::BeforeHandshakeFull,
     ];
 
+    /// The reason's `reason` label in `fts_connections_refused_total`.
     pub fn label(self) -> &'static str {
         match self {
             ConnectionRefusal::PerIpHandshakes => "per-ip-handshakes",
@@ -341,6 +343,7 @@ impl Metrics {
         self.bytes_sent.inc_by(bytes);
     }
 
+    /// A TLS handshake failed, counted by how.
     pub fn handshake_failed(&self, failure: HandshakeFailure) {
         match failure {
             HandshakeFailure::Error => &self.handshake_error,

@@ -120,6 +120,7 @@ pub struct JournalDamage {
     /// Bytes of that record as read (up to its LF, the end of the file, or the
     /// length limit).
     pub len: u64,
+    /// What is wrong with it.
     pub kind: DamageKind,
 }
 

@@ -54,8 +54,11 @@ pub const DURABLE_WRITES_PER_MINUTE: u32 = 6;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ClientStatus {
+    /// The status file format, [`STATUS_FORMAT`].
     pub format: u32,
+    /// The client this status is about (its file is named after it).
     pub client_id: ClientId,
+    /// When it last polled.
     pub last_poll: Published,
     /// Whether the last poll came over mutual TLS (false: plaintext, id unproven).
     pub authenticated: bool,
@@ -69,10 +72,15 @@ pub struct ClientStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Problem {
+    /// The target of the entry.
     pub target: Target,
+    /// The seq of the entry.
     pub seq: u64,
+    /// Why the client refused or could not install it.
     pub reason: RejectReason,
+    /// When a poll first reported it.
     pub first_seen: Published,
+    /// When a poll last reported it.
     pub last_seen: Published,
     /// How many polls reported it.
     pub count: u64,
@@ -86,13 +94,16 @@ pub struct Problem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ServerStatus {
+    /// The status file format, [`STATUS_FORMAT`].
     pub format: u32,
     /// When the server last wrote this file (at start, at each CRL reload, and while a
     /// reload fails, at most once a minute).
     pub updated: Published,
+    /// Whether the server checks client certificates against a CRL.
     pub revocation: bool,
     /// The earliest next-update time of the CRLs in force, when they give one.
     pub crl_next_update: Option<Published>,
+    /// The highest CRL number in force, when the CRLs give one.
     pub crl_number: Option<u64>,
     /// Set while the CRL file has changed but cannot be put in force (the CRLs above
     /// are still enforced). Absent in files of older servers.
@@ -108,6 +119,7 @@ pub struct CrlReloadFailing {
     pub since: Published,
     /// The last error (with its file name), and what to do about it when known.
     pub error: String,
+    /// What the operator can do about it, when fts knows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
 }

@@ -34,7 +34,9 @@ const REAP_LIMIT: Duration = Duration::from_secs(5);
 /// How to run the hook.
 #[derive(Debug, Clone)]
 pub struct Hook {
+    /// The program (`--exec`), run without a shell.
     pub program: PathBuf,
+    /// How long it may run (`--exec-timeout`).
     pub timeout: Duration,
 }
 

@@ -39,11 +39,16 @@ pub const MAX_PENDING_REPORTS: usize = 1000;
 /// A state file larger than this is not read (a wrong `--state` path, or damage).
 const MAX_STATE_FILE: u64 = 64 << 20;
 
+/// Why the state file cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// Reading it failed (permissions, I/O): not damage, so `--reset-state` does not
+    /// replace it.
     #[error("cannot read the state file {}", path.display())]
     Read {
+        /// The state file.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
@@ -60,9 +65,12 @@ pub enum StateError {
         #[source]
         damage: StateDamage,
     },
+    /// Writing it failed: the state on disk is the previous one.
     #[error("cannot write the state file {}", path.display())]
     Write {
+        /// The state file (or its temporary file).
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
@@ -73,7 +81,12 @@ pub enum StateError {
          (and find out who made it)",
         path.display()
     )]
-    NotAFile { path: PathBuf, found: FileKind },
+    NotAFile {
+        /// The state file.
+        path: PathBuf,
+        /// What is there instead.
+        found: FileKind,
+    },
 }
 
 /// Why a state file's content cannot be used ([`StateError::Corrupt`]).
@@ -95,9 +108,13 @@ pub enum StateDamage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Installed {
+    /// The target of the entry installed.
     pub target: Target,
+    /// Its seq.
     pub seq: u64,
+    /// When it was published.
     pub published: Published,
+    /// The hash of the file installed.
     pub file_hash: FileHash,
 }
 
@@ -105,10 +122,15 @@ pub struct Installed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PendingHook {
+    /// The name the file is installed under.
     pub file_name: FileName,
+    /// The target of its entry.
     pub target: Target,
+    /// Its seq.
     pub seq: u64,
+    /// When it was published.
     pub published: Published,
+    /// The hash of the file installed.
     pub file_hash: FileHash,
 }
 
@@ -121,6 +143,7 @@ pub struct PendingHook {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct State {
+    /// The state format, [`STATE_FORMAT`].
     pub format: u32,
     /// Per target, the seq of the last applied entry.
     pub since: BTreeMap<Target, u64>,
@@ -149,6 +172,7 @@ pub struct CertificateRefused {
 }
 
 impl State {
+    /// The state of a host that has installed nothing yet.
     pub fn empty() -> Self {
         State { format: STATE_FORMAT, ..State::default() }
     }
