@@ -226,3 +226,33 @@ impl From<fts_fs::FsError> for StoreError {
 
 /// The crate's result type.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use fts_proto::ErrorChain;
+
+    use super::*;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let e = StoreError::io("open", "/srv/store/journal")(io::Error::from_raw_os_error(13));
+        assert_eq!(e.to_string(), "cannot open /srv/store/journal");
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "cannot open /srv/store/journal: Permission denied (os error 13)"
+        );
+
+        let json = serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err();
+        let e = StoreError::BadStatusFile {
+            path: "status/web-01.json".into(),
+            problem: BadStatusFile::Json(json),
+        };
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "status file status/web-01.json is unreadable: EOF while parsing an object at line 1 column 1"
+        );
+
+        let e = StoreError::NotAStore { path: "/srv/store".into(), problem: NotAStore::NotAFolder };
+        assert_eq!(ErrorChain(&e).to_string(), "/srv/store is not an fts store: it is not a folder");
+    }
+}

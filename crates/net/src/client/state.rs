@@ -302,6 +302,19 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_state_says_its_damage_once_in_its_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, br#"{"format":2,"since":{},"installed":{},"hooks-pending":[],"reports":[]}"#)
+            .unwrap();
+        let err = State::load(&path).unwrap_err();
+        assert!(matches!(err, StateError::Corrupt { damage: StateDamage::Format(2), .. }), "{err:?}");
+        let text = fts_proto::ErrorChain(&err).to_string();
+        assert!(text.ends_with("(everything published will be fetched and checked again): state format 2 is not the supported 1"), "{text}");
+        assert_eq!(text.matches("state format 2").count(), 1, "{text}");
+    }
+
+    #[test]
     fn reports_are_queued_once_and_bounded() {
         let mut state = State::empty();
         for seq in 0..(MAX_PENDING_REPORTS as u64 + 10) {
