@@ -78,7 +78,8 @@ pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 /// header but are too few to tell (only a client that sends a byte at a time).
 const PREAMBLE_RETRY: Duration = Duration::from_millis(20);
 
-/// What `fts serve` can tune about admission. Defaults are those of PRODUCT.md.
+/// What `fts serve` can tune about admission. The defaults are those of the `fts serve`
+/// flags, listed in docs/OPERATIONS.md section 13.
 #[derive(Debug, Clone)]
 pub struct AdmissionSettings {
     /// Most connections before their handshake from one source.
@@ -124,12 +125,27 @@ pub struct IpNet {
 /// Why a `--trusted-proxy` value is not a network.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IpNetError {
+    /// The value is neither an address nor `ADDRESS/PREFIX` (it is quoted).
     #[error("`{0}` is not an IP address or a network like 10.0.0.0/8 or 2001:db8::/32")]
     Syntax(String),
+    /// The prefix is longer than its address family has bits.
     #[error("prefix length /{prefix} is too long for {address} (at most /{max})")]
-    PrefixTooLong { address: IpAddr, prefix: u8, max: u8 },
+    PrefixTooLong {
+        /// The network's address.
+        address: IpAddr,
+        /// The prefix length given.
+        prefix: u8,
+        /// The bits of the family: 32 or 128.
+        max: u8,
+    },
+    /// The address has bits set past the prefix, which is likely a typo.
     #[error("{net} has bits set after its prefix: did you mean {expected}?")]
-    HostBits { net: String, expected: String },
+    HostBits {
+        /// The value as given.
+        net: String,
+        /// The network with those bits cleared.
+        expected: String,
+    },
 }
 
 impl IpNet {
@@ -138,6 +154,7 @@ impl IpNet {
         self.prefix
     }
 
+    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.address, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => mask_v4(ip, self.prefix) == net,
@@ -302,6 +319,7 @@ impl Sources {
         self.table.lock().unwrap_or_else(PoisonError::into_inner).sources.len()
     }
 
+    /// Whether no source is in the table.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -347,6 +365,8 @@ pub struct ConnectionSlots {
 }
 
 impl ConnectionSlots {
+    /// Slots for `max_connections` connections, of which those before their
+    /// handshake may hold all but the reserve ([`before_handshake_limit`]).
     pub fn new(max_connections: usize) -> ConnectionSlots {
         ConnectionSlots {
             any: Arc::new(Semaphore::new(max_connections)),
@@ -400,6 +420,7 @@ impl KnownSources {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
+    /// Whether no source is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -434,11 +455,14 @@ pub enum Closed {
 }
 
 impl Admission {
+    /// The admission state of a server with `settings` that holds at most
+    /// `max_connections` connections.
     pub fn new(settings: AdmissionSettings, max_connections: usize) -> Admission {
         let sources = Sources::new(&settings, before_handshake_limit(max_connections));
         Admission { settings, sources, known: KnownSources::default(), log: RefusalSummary::new() }
     }
 
+    /// The settings it was made with.
     pub fn settings(&self) -> &AdmissionSettings {
         &self.settings
     }

@@ -104,10 +104,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Connection { stream, buffer: Vec::new(), start: 0, decoder }
     }
 
+    /// The stream underneath (a TLS session's peer certificate, say).
     pub fn get_ref(&self) -> &S {
         &self.stream
     }
 
+    /// The stream underneath, to shut it down or tune it.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.stream
     }
@@ -224,6 +226,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.stream.write_all(bytes).await
     }
 
+    /// Flushes what was written to the stream.
     pub async fn flush(&mut self) -> io::Result<()> {
         self.stream.flush().await
     }

@@ -76,6 +76,7 @@ impl Default for CrlHealth {
 }
 
 impl CrlHealth {
+    /// The health of a CRL file that is in force (nothing failing yet).
     pub fn new() -> Arc<CrlHealth> {
         Arc::new(CrlHealth::default())
     }
@@ -132,13 +133,17 @@ pub enum CrlEvent<'a> {
 
 /// What [`watch_crl`] works with.
 pub struct CrlWatch {
+    /// The CRL file (`--crl`).
     pub path: PathBuf,
+    /// The server's client certificate check, whose CRLs a reload replaces.
     pub client_auth: Arc<ClientAuth>,
     /// How often the file is looked at.
     pub every: Duration,
     /// Notified on SIGHUP: load the file now, changed or not.
     pub reload: Arc<Notify>,
+    /// Where the watch says whether the file on disk is in force.
     pub health: Arc<CrlHealth>,
+    /// Where reloads and their failures are counted.
     pub metrics: Arc<Metrics>,
     /// The version of the file whose CRLs are in force when the watch starts (taken
     /// before they were read): a change made since is loaded at the first look.

@@ -78,7 +78,10 @@ pub enum PollEnd {
     /// Reading a blob failed midway: the client sees a truncated body.
     BlobUnreadable(io::Error),
     /// A blob ended before its signed size: the client sees a truncated body.
-    BlobShrank { hash: FileHash },
+    BlobShrank {
+        /// The blob's hash.
+        hash: FileHash,
+    },
     /// A file header could not be encoded (a bug: the store holds what it checked).
     Encode(ProtoError),
     /// A blocking task of the poll failed (a bug).
@@ -170,7 +173,9 @@ impl fmt::Debug for Reason<'_> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the request names client {requested} but the certificate is for {certificate}")]
 pub struct IdentityMismatch {
+    /// The client id the request names.
     pub requested: ClientId,
+    /// The client id of the session's certificate.
     pub certificate: ClientId,
 }
 
@@ -185,55 +190,93 @@ pub struct IdentityMismatch {
 /// [`TlsProblem`] the names of the server's certificate.
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
+    /// The TCP connection to the server could not be made.
     #[error("cannot connect to {server}")]
     Connect {
+        /// `--server` as given.
         server: String,
+        /// The system's error.
         #[source]
         source: io::Error,
     },
+    /// The TCP connection was not made in time.
     #[error("cannot connect to {server}: no answer within {after:?}")]
-    ConnectTimeout { server: String, after: Duration },
+    ConnectTimeout {
+        /// `--server` as given.
+        server: String,
+        /// How long the client waited.
+        after: Duration,
+    },
     /// The handshake failed on this host's side (the server's certificate, above all);
     /// `problem` says what does not match and what to check.
     #[error("the TLS handshake with {server} failed")]
     Handshake {
+        /// `--server` as given.
         server: String,
+        /// What went wrong, in words an operator can act on.
         #[source]
         problem: TlsProblem,
     },
+    /// The TLS handshake made no progress.
     #[error("the TLS handshake with {server} failed: no progress for {after:?}")]
-    HandshakeTimeout { server: String, after: Duration },
+    HandshakeTimeout {
+        /// `--server` as given.
+        server: String,
+        /// How long it made none.
+        after: Duration,
+    },
     /// The server answered this host's certificate with a TLS alert (during the
     /// handshake or, in TLS 1.3, at the first read).
     #[error(
         "the server refused this host's certificate (revoked, expired or from another CA): {server} {}",
         tls_words::refusal_detail(alert)
     )]
-    CertificateRefused { server: String, alert: AlertDescription },
+    CertificateRefused {
+        /// `--server` as given.
+        server: String,
+        /// The alert the server sent.
+        alert: AlertDescription,
+    },
     /// A `--once` run did not dial: the server refused this certificate less than
     /// `--max-interval` ago ([`crate::client::Client::recent_certificate_refusal`]).
     #[error(
         "the server refused this host's certificate at {at} (revoked, expired or from another CA): not \
          dialling again with it before {again_after} (--max-interval); a new certificate is tried at once"
     )]
-    RefusedRecently { at: Published, again_after: Published },
+    RefusedRecently {
+        /// When the server refused it.
+        at: Published,
+        /// When a run dials again with the same certificate.
+        again_after: Published,
+    },
     /// The connection ended before the first frame, without a TLS alert.
     #[error(
         "the server {how} the connection without answering ({server}{after})",
         how = if *.reset { "reset" } else { "closed" },
         after = if *.tls { ", right after the TLS handshake: its log says why" } else { "" }
     )]
-    NoAnswer { server: String, reset: bool, tls: bool },
+    NoAnswer {
+        /// `--server` as given.
+        server: String,
+        /// Whether the connection was reset rather than closed.
+        reset: bool,
+        /// Whether a TLS handshake had completed.
+        tls: bool,
+    },
+    /// The server answered with an `error` frame (`busy`, `identity-mismatch` ...).
     #[error(
         "the server refused the poll: {code}: {message}",
         code = printable(&.0.code.to_string()),
         message = fts_proto::Printable(&.0.message)
     )]
     Refused(ErrorFrame),
+    /// The server's answer cannot be read as the protocol says.
     #[error("the server's answer breaks the protocol")]
     Protocol(#[source] ProtocolBreach),
+    /// The connection ended or failed under the poll.
     #[error("the poll was cut short")]
     Interrupted(#[source] Interruption),
+    /// A read made no progress for the read timeout.
     #[error("no progress for {0:?}: the poll was abandoned")]
     Timeout(Duration),
     /// `--poll-timeout` passed: the round ended between two files.
@@ -241,14 +284,25 @@ pub enum PollError {
         "the poll ran past --poll-timeout ({limit:?}) and was ended between two files: what was \
          installed stays installed, the rest comes at the next poll"
     )]
-    PollDeadline { limit: Duration },
+    PollDeadline {
+        /// `--poll-timeout`.
+        limit: Duration,
+    },
     /// `--poll-timeout` passed while a file arrived below the minimum receive rate.
     #[error(
         "the poll ran past --poll-timeout ({limit:?}) while a file arrived slower than {rate} bytes/s \
          (the minimum receive rate): it was abandoned after {received} of {expected} bytes",
         rate = MIN_RECEIVE_RATE.bytes_per_second
     )]
-    BelowMinimumRate { limit: Duration, received: u64, expected: u64 },
+    BelowMinimumRate {
+        /// `--poll-timeout`.
+        limit: Duration,
+        /// The bytes of the body that arrived.
+        received: u64,
+        /// The body's signed size.
+        expected: u64,
+    },
+    /// The state file cannot be read or written.
     #[error(transparent)]
     State(#[from] StateError),
     /// The destination or the state file's folder cannot be used: missing, a link
@@ -263,20 +317,33 @@ pub enum PollError {
          read at all (permissions are not damage): check its owner and mode, and the user fts runs as"
     )]
     ResetRefused(#[source] StateError),
+    /// The destination folder did not exist and could not be made.
     #[error("cannot create the destination {}", path.display())]
     CreateDestination {
+        /// The destination.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: io::Error,
     },
+    /// `--state` has no file name (it is `/` or ends in `..`).
     #[error("--state {} does not name a file", path.display())]
-    StateNotAFile { path: PathBuf },
+    StateNotAFile {
+        /// `--state` as given.
+        path: PathBuf,
+    },
+    /// Another client holds the destination's lock.
     #[error("another fts poll is already using {}", path.display())]
-    Locked { path: PathBuf },
+    Locked {
+        /// The destination.
+        path: PathBuf,
+    },
     /// The temporary files of an interrupted run could not be removed.
     #[error("cannot clean {}", dir.display())]
     Clean {
+        /// The folder they are in.
         dir: PathBuf,
+        /// The error that stopped the cleaning.
         #[source]
         source: FsError,
     },
@@ -305,7 +372,12 @@ impl PollError {
 pub enum TlsProblem {
     /// The server's certificate is not acceptable; `dialled` is the HOST of `--server`.
     #[error("{}", tls_words::server_certificate_problem(problem, dialled))]
-    ServerCertificate { problem: CertificateError, dialled: ServerName<'static> },
+    ServerCertificate {
+        /// What rustls found wrong with it.
+        problem: CertificateError,
+        /// The name the certificate had to hold.
+        dialled: ServerName<'static>,
+    },
     /// The server ended the handshake with an alert that is not about this host's
     /// certificate (no common protocol, version or cipher ...).
     #[error("{}", tls_words::handshake_alert(.0))]
@@ -318,6 +390,7 @@ pub enum TlsProblem {
 /// How a poll under way was cut short.
 #[derive(Debug, thiserror::Error)]
 pub enum Interruption {
+    /// The server closed the connection cleanly, but before its answer ended.
     #[error("the server closed the connection before `done`")]
     ClosedBeforeDone,
     /// The connection failed between frames.
@@ -333,8 +406,10 @@ pub enum Interruption {
 /// leaf, like [`TlsProblem`].
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// The server closed the connection (a clean TLS close, or the end of the stream).
     #[error("the connection closed")]
     Closed,
+    /// Reading or writing failed (a reset, a TLS error).
     #[error("{}", tls_words::io_reason(.0))]
     Io(io::Error),
 }
@@ -347,6 +422,8 @@ pub enum ProtocolBreach {
     /// chain printer never prints the server's bytes raw.
     #[error("{}", peer_text(&.0.to_string()))]
     Frame(ProtoError),
+    /// The answer held more frames than the client accepts (the limit,
+    /// [`ClientSettings::max_frames`](crate::client::ClientSettings::max_frames)).
     #[error("more than {0} frames in one answer")]
     TooManyFrames(usize),
 }
@@ -363,12 +440,20 @@ pub(crate) fn peer_text(text: &str) -> String {
 pub enum ReceiveError {
     /// The bytes arrived but are not what was signed: reported as `hash-mismatch`.
     #[error("the body's hash is {actual}, not the signed {expected}")]
-    HashMismatch { expected: FileHash, actual: FileHash },
+    HashMismatch {
+        /// The hash the statement signs.
+        expected: FileHash,
+        /// The hash of the bytes that arrived.
+        actual: FileHash,
+    },
     /// The connection ended or failed mid-body: a failure of the poll.
     #[error("the body was cut short: {received} of {expected} bytes arrived")]
     Truncated {
+        /// The bytes of the body that arrived.
         received: u64,
+        /// The body's signed size.
         expected: u64,
+        /// How the connection ended or failed.
         #[source]
         cause: TransportError,
     },
@@ -381,12 +466,19 @@ pub enum ReceiveError {
         "the body arrived slower than {} bytes/s after the poll deadline: {received} of {expected} bytes arrived",
         MIN_RECEIVE_RATE.bytes_per_second
     )]
-    BelowMinimumRate { received: u64, expected: u64 },
+    BelowMinimumRate {
+        /// The bytes of the body that arrived.
+        received: u64,
+        /// The body's signed size.
+        expected: u64,
+    },
     /// This host could not store the file (disk full, permissions, I/O): reported as
     /// `install-failed`.
     #[error("cannot store the file in {}", dir.display())]
     Local {
+        /// The folder the file was being written in.
         dir: PathBuf,
+        /// What failed.
         #[source]
         cause: LocalFailure,
     },
@@ -397,7 +489,12 @@ pub enum ReceiveError {
 pub enum LocalFailure {
     /// Checked before the transfer starts.
     #[error("not enough free space: {needed} bytes needed, {available} available")]
-    NoSpace { needed: u64, available: u64 },
+    NoSpace {
+        /// The body's size.
+        needed: u64,
+        /// The bytes available on the destination's file system.
+        available: u64,
+    },
     /// A write found the disk full (`ENOSPC`).
     #[error("the disk is full")]
     DiskFull,
@@ -410,6 +507,7 @@ pub enum LocalFailure {
     /// The thread that hashes and writes the body panicked.
     #[error("the disk writer failed")]
     WriterFailed(#[source] tokio::task::JoinError),
+    /// The thread that hashes and writes the body ended before the body did.
     #[error("the disk writer stopped")]
     WriterGone,
 }

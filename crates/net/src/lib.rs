@@ -17,6 +17,7 @@
 //! - [`metrics`] and [`metrics_http`]: what the server counts, and `/metrics`;
 //! - [`client`]: the host side of `fts poll`, which verifies before it installs.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod admission;
 pub mod client;

@@ -13,8 +13,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Why a poll was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Busy {
+    /// `--max-active-polls` polls are running.
     #[error("the server is at its limit of active polls")]
     Server,
+    /// This client id has `--max-polls-per-client` polls running.
     #[error("this client id already has the maximum number of polls running")]
     Client,
 }
@@ -38,6 +40,7 @@ pub struct PollPermit {
 }
 
 impl PollLimits {
+    /// Limits of `max_active` polls in all and `max_per_client` per client id.
     pub fn new(max_active: usize, max_per_client: usize) -> Self {
         PollLimits {
             active: Arc::new(Semaphore::new(max_active)),

@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use fts_proto::ErrorCode;
+use fts_proto::{ErrorChain, ErrorCode};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -129,6 +129,7 @@ pub enum ConnectionRefusal {
 }
 
 impl ConnectionRefusal {
+    /// Every reason, so that each label is exported from the start (at zero).
     pub const ALL: [ConnectionRefusal; 6] = [
         ConnectionRefusal::PerIpHandshakes,
         ConnectionRefusal::Rate,
@@ -138,6 +139,7 @@ impl ConnectionRefusal {
         ConnectionRefusal::BeforeHandshakeFull,
     ];
 
+    /// The reason's `reason` label in `fts_connections_refused_total`.
     pub fn label(self) -> &'static str {
         match self {
             ConnectionRefusal::PerIpHandshakes => "per-ip-handshakes",
@@ -341,6 +343,7 @@ impl Metrics {
         self.bytes_sent.inc_by(bytes);
     }
 
+    /// A TLS handshake failed, counted by how.
     pub fn handshake_failed(&self, failure: HandshakeFailure) {
         match failure {
             HandshakeFailure::Error => &self.handshake_error,
@@ -385,7 +388,7 @@ impl Metrics {
         let mut text = String::new();
         // Writing into a String cannot fail; an encoder error would only drop lines.
         if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry) {
-            tracing::warn!(error = %e, "cannot encode the metrics");
+            tracing::warn!(error = %ErrorChain(&e), "cannot encode the metrics");
         }
         text
     }

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fts_proto::ErrorChain;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -39,7 +40,7 @@ pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
-                tracing::warn!(error = %e, "metrics: accept failed");
+                tracing::warn!(error = %ErrorChain(&e), "metrics: accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

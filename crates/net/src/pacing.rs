@@ -16,7 +16,10 @@ use tokio::time::Instant;
 /// The minimum send rate, averaged over a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MinSendRate {
+    /// The rate a client must read at, at least.
     pub bytes_per_second: u64,
+    /// How long the client may fall behind before it is cut off (a grace for slow
+    /// starts and short stalls).
     pub window: Duration,
 }
 
@@ -29,6 +32,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
+    /// A pacer whose clock starts now.
     pub fn new(rate: MinSendRate) -> Self {
         Pacer { rate, paid_until: Instant::now() }
     }

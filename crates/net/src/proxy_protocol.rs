@@ -59,28 +59,50 @@ pub enum ProxyHeader {
     /// The proxy speaks for itself (a health check): use the connection's own address.
     Local,
     /// The proxy relays a client: its address, and the address it connected to.
-    Proxied { source: SocketAddr, destination: SocketAddr },
+    Proxied {
+        /// The client's address: the one limited per source and logged as `peer`.
+        source: SocketAddr,
+        /// The address the client connected to, on the proxy.
+        destination: SocketAddr,
+    },
 }
 
 /// Why bytes are not an acceptable PROXY v2 header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyHeaderError {
+    /// The bytes do not start with a PROXY signature.
     #[error("no PROXY protocol signature")]
     NoSignature,
+    /// A v2 header of another version.
     #[error("PROXY protocol version {0} (only 2 is accepted)")]
     UnsupportedVersion(u8),
+    /// A v2 command other than LOCAL and PROXY.
     #[error("unknown PROXY command {0:#x} (LOCAL or PROXY expected)")]
     UnknownCommand(u8),
+    /// A v2 family and protocol other than TCP over IPv4 or IPv6.
     #[error("PROXY address family and protocol {0:#04x}: only TCP over IPv4 or IPv6 is accepted")]
     UnsupportedFamily(u8),
+    /// A v2 address block longer than this side reads.
     #[error("PROXY address block of {length} bytes, above the limit of {MAX_BLOCK_LEN}")]
-    TooLong { length: usize },
+    TooLong {
+        /// The length the header announces.
+        length: usize,
+    },
+    /// A v2 address block too short for the addresses of its family.
     #[error("PROXY address block of {length} bytes, too short for its family (at least {needed})")]
-    TooShort { length: usize, needed: usize },
+    TooShort {
+        /// The length the header announces.
+        length: usize,
+        /// The length its family needs.
+        needed: usize,
+    },
+    /// A v1 line without its end within the specification's bound.
     #[error("PROXY v1 line without its CRLF within {V1_MAX_LEN} bytes")]
     V1TooLong,
+    /// A v1 line that does not parse (the text says which part).
     #[error("PROXY v1 line is malformed: {0}")]
     V1Syntax(&'static str),
+    /// A v1 `PROXY UNKNOWN` line, which names no client to limit.
     #[error("PROXY v1 UNKNOWN: the proxy does not say which client this is")]
     V1Unknown,
 }
@@ -89,7 +111,10 @@ pub enum ProxyHeaderError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeaderStart {
     /// A v2 header: read exactly `block_len` more bytes, then call [`parse_block`].
-    V2 { block_len: usize },
+    V2 {
+        /// The length of the address block that follows.
+        block_len: usize,
+    },
     /// A v1 line: read on up to its CRLF (at most [`V1_MAX_LEN`] in all), then call
     /// [`parse_v1`]. Only [`V1_PREFIX`] of `fixed` need be read to tell: the shortest
     /// v1 line, `PROXY UNKNOWN\r\n`, is shorter than [`FIXED_LEN`].

@@ -147,7 +147,12 @@ impl Default for ServerSettings {
 pub enum Transport {
     /// Mutual TLS: the acceptor's config must use `client_auth` as its client
     /// certificate verifier (as [`fts_trust::server_config`] builds it).
-    Tls { acceptor: TlsAcceptor, client_auth: Arc<ClientAuth> },
+    Tls {
+        /// The server's TLS configuration.
+        acceptor: TlsAcceptor,
+        /// The client certificate check (and its CRLs) the configuration uses.
+        client_auth: Arc<ClientAuth>,
+    },
     /// No TLS (PROTOCOL.md section 1): the id is only claimed, so only that id and
     /// `all` are served and the client's status is marked unauthenticated.
     Plaintext,
@@ -183,9 +188,11 @@ impl ConnectionEnd {
 pub struct PollReport {
     /// Whose poll it was, once the request (or the certificate) said.
     pub client: Option<ClientId>,
-    /// Files and body bytes sent whole.
+    /// Files sent whole.
     pub files: u64,
+    /// The body bytes of the files sent whole.
     pub bytes: u64,
+    /// How the poll ended.
     pub end: PollEnd,
 }
 
@@ -243,6 +250,7 @@ impl Server {
         Ok(Server { listener, shared })
     }
 
+    /// The address the server listens on (its port, when it was bound to port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }

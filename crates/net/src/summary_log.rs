@@ -36,11 +36,14 @@ struct Window<const N: usize> {
 /// when (wall clock, for the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary<const N: usize> {
+    /// Per kind, the events since the last summary.
     pub counts: [u64; N],
+    /// When the period began.
     pub since: SystemTime,
 }
 
 impl<const N: usize> Summary<N> {
+    /// The events of every kind.
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }

@@ -4,6 +4,10 @@
 //! when there is something to do. Damage that a reader can live with (a torn journal
 //! tail, a corrupt status file) is not an error: it is reported through
 //! [`JournalDamage`](crate::JournalDamage) or a log line instead.
+//!
+//! The convention of every fts error ([`fts_proto::ErrorChain`]): a message says what
+//! failed and about what, never quotes its cause; the cause is `source()`. Whoever
+//! prints one prints the chain.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,17 +19,26 @@ use fts_proto::Target;
 #[non_exhaustive]
 pub enum StoreError {
     /// A file system operation failed. `action` says which ("open", "rename", ...).
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}", path.display())]
     Io {
+        /// The operation that failed, as a verb.
         action: &'static str,
+        /// The file or folder it was about.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: io::Error,
     },
 
     /// The folder or journal is not an fts store (or not one this code can create in).
-    #[error("{} is not an fts store: {detail}", path.display())]
-    NotAStore { path: PathBuf, detail: String },
+    #[error("{} is not an fts store", path.display())]
+    NotAStore {
+        /// The store folder or its journal.
+        path: PathBuf,
+        /// What makes it no store.
+        #[source]
+        problem: NotAStore,
+    },
 
     /// The store was written by a different format version.
     #[error(
@@ -33,16 +46,32 @@ pub enum StoreError {
          (use the fts release that wrote it, or a newer one)",
         path.display()
     )]
-    UnsupportedVersion { path: PathBuf, found: u64, supported: u64 },
+    UnsupportedVersion {
+        /// The journal.
+        path: PathBuf,
+        /// The version its header names.
+        found: u64,
+        /// [`FORMAT_VERSION`](crate::FORMAT_VERSION).
+        supported: u64,
+    },
 
     /// The journal holds a damaged record followed by valid ones, or a record that is
     /// intact but breaks the journal's rules. Not a torn tail: nothing is truncated.
+    /// A leaf: `detail` describes the damage ([`JournalDamage`](crate::JournalDamage)),
+    /// it wraps no error.
     #[error(
         "journal {} is corrupt at byte {offset}: {detail} (restore it from a backup or a \
          replica; publishing is refused until then)",
         path.display()
     )]
-    Corrupt { path: PathBuf, offset: u64, detail: String },
+    Corrupt {
+        /// The journal.
+        path: PathBuf,
+        /// Where the damaged or invalid record starts.
+        offset: u64,
+        /// What is wrong there.
+        detail: String,
+    },
 
     /// A publish named no target.
     #[error("a publish needs at least one target")]
@@ -50,30 +79,56 @@ pub enum StoreError {
 
     /// A publish named the same target twice.
     #[error("target {target} is given more than once")]
-    DuplicateTarget { target: Target },
+    DuplicateTarget {
+        /// The target named twice.
+        target: Target,
+    },
 
     /// The file to publish is not a regular file.
     #[error("{} is not a regular file", path.display())]
-    NotAFile { path: PathBuf },
+    NotAFile {
+        /// The file given to publish.
+        path: PathBuf,
+    },
 
     /// A number would leave the protocol's integer range (0 to 2^53 - 1).
     #[error("{what} {value} is above the protocol limit of 2^53 - 1")]
-    OutOfRange { what: &'static str, value: u64 },
+    OutOfRange {
+        /// Which number ("file size", ...).
+        what: &'static str,
+        /// Its value.
+        value: u64,
+    },
 
     /// One publish record would exceed the journal's record size limit.
     #[error(
         "a publish to {targets} targets makes a journal record of {len} bytes, above the limit of {limit} bytes"
     )]
-    RecordTooLarge { targets: usize, len: usize, limit: usize },
+    RecordTooLarge {
+        /// How many targets the publish names.
+        targets: usize,
+        /// The length of its record line.
+        len: usize,
+        /// [`MAX_RECORD_LEN`](crate::MAX_RECORD_LEN).
+        limit: usize,
+    },
 
     /// A record or status could not be serialized (a bug, never the input's fault).
-    #[error("cannot encode {what}: {detail}")]
-    Encode { what: &'static str, detail: String },
+    #[error("cannot encode {what}")]
+    Encode {
+        /// What was being encoded ("a journal record", "a status file").
+        what: &'static str,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
 
     /// A blob cannot be served (missing, a link, not a regular file, the wrong size).
     #[error("blob {} cannot be served", path.display())]
     BadBlob {
+        /// The blob's file.
         path: PathBuf,
+        /// What is wrong with it.
         #[source]
         problem: crate::reader::BlobProblem,
     },
@@ -84,8 +139,70 @@ pub enum StoreError {
     Unsafe(fts_fs::FsError),
 
     /// A status file could not be read back.
-    #[error("status file {} is unreadable: {detail}", path.display())]
-    BadStatusFile { path: PathBuf, detail: String },
+    #[error("status file {} is unreadable", path.display())]
+    BadStatusFile {
+        /// The status file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        problem: BadStatusFile,
+    },
+}
+
+/// Why a folder or journal is not an fts store ([`StoreError::NotAStore`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotAStore {
+    /// The store's path exists but is no folder.
+    #[error("it is not a folder")]
+    NotAFolder,
+    /// A store is to be created in a folder that holds something else.
+    #[error("the folder holds {name:?} but no journal; give an empty or new folder to create a store")]
+    ForeignFile {
+        /// The first file found that is not the store's.
+        name: std::ffi::OsString,
+    },
+    /// The journal's first record is damaged.
+    #[error("its first record is not a store header: {0}")]
+    DamagedHeader(crate::JournalDamage),
+    /// The journal's first record is not JSON.
+    #[error("unreadable header")]
+    UnreadableHeader(#[source] serde_json::Error),
+    /// The journal's first record is JSON but not the header of this format.
+    #[error("its first record is not a {} header", crate::journal::FORMAT_NAME)]
+    ForeignHeader,
+    /// The journal's header has no version number.
+    #[error("its header has no version number")]
+    NoVersion,
+}
+
+/// Why a status file cannot be read back ([`StoreError::BadStatusFile`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadStatusFile {
+    /// The file is above the size a status file can have.
+    #[error("larger than {max} bytes")]
+    TooLarge {
+        /// The limit.
+        max: u64,
+    },
+    /// The file is not a status in JSON.
+    #[error(transparent)]
+    Json(serde_json::Error),
+    /// The file is a status of another format.
+    #[error("status format {found} (this fts writes {supported})")]
+    Format {
+        /// The format it names.
+        found: u32,
+        /// The format this fts writes.
+        supported: u32,
+    },
+    /// The file holds the status of another client than its name says.
+    #[error("it holds the status of {holder}")]
+    OtherClient {
+        /// The client the file is about.
+        holder: fts_proto::ClientId,
+    },
 }
 
 impl StoreError {
@@ -109,3 +226,33 @@ impl From<fts_fs::FsError> for StoreError {
 
 /// The crate's result type.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use fts_proto::ErrorChain;
+
+    use super::*;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let e = StoreError::io("open", "/srv/store/journal")(io::Error::from_raw_os_error(13));
+        assert_eq!(e.to_string(), "cannot open /srv/store/journal");
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "cannot open /srv/store/journal: Permission denied (os error 13)"
+        );
+
+        let json = serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err();
+        let e = StoreError::BadStatusFile {
+            path: "status/web-01.json".into(),
+            problem: BadStatusFile::Json(json),
+        };
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "status file status/web-01.json is unreadable: EOF while parsing an object at line 1 column 1"
+        );
+
+        let e = StoreError::NotAStore { path: "/srv/store".into(), problem: NotAStore::NotAFolder };
+        assert_eq!(ErrorChain(&e).to_string(), "/srv/store is not an fts store: it is not a folder");
+    }
+}

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::entry::Entry;
-use crate::error::{Result, StoreError};
+use crate::error::{NotAStore, Result, StoreError};
 
 /// The `format` of the header record.
 pub const FORMAT_NAME: &str = "fts-store";
@@ -96,7 +96,7 @@ fn checksum(json: &[u8]) -> [u8; 8] {
 /// The line for a record: JSON, TAB, checksum, LF.
 pub(crate) fn encode_line(record: &impl Serialize) -> Result<Vec<u8>> {
     let mut line = serde_json::to_vec(record)
-        .map_err(|e| StoreError::Encode { what: "a journal record", detail: e.to_string() })?;
+        .map_err(|source| StoreError::Encode { what: "a journal record", source })?;
     let sum = hex::encode(checksum(&line));
     line.push(b'\t');
     line.extend_from_slice(sum.as_bytes());
@@ -120,6 +120,7 @@ pub struct JournalDamage {
     /// Bytes of that record as read (up to its LF, the end of the file, or the
     /// length limit).
     pub len: u64,
+    /// What is wrong with it.
     pub kind: DamageKind,
 }
 
@@ -285,7 +286,7 @@ impl JournalIndex {
                     if !self.has_header {
                         return Err(StoreError::NotAStore {
                             path: path.to_path_buf(),
-                            detail: format!("its first record is not a store header: {damage}"),
+                            problem: NotAStore::DamagedHeader(damage),
                         });
                     }
                     return Ok(Some(damage));
@@ -306,21 +307,21 @@ impl JournalIndex {
 /// The first record must be a header of this format and version. The version is
 /// read before anything else, so a future format can change all the rest.
 fn check_header(json: &[u8], path: &Path) -> Result<()> {
-    let not_a_store = |detail: String| StoreError::NotAStore { path: path.to_path_buf(), detail };
+    let not_a_store = |problem| StoreError::NotAStore { path: path.to_path_buf(), problem };
     let value: serde_json::Value =
-        serde_json::from_slice(json).map_err(|e| not_a_store(format!("unreadable header: {e}")))?;
+        serde_json::from_slice(json).map_err(|e| not_a_store(NotAStore::UnreadableHeader(e)))?;
     let field = |name: &str| value.get(name);
     if field("record").and_then(|v| v.as_str()) != Some("store")
         || field("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME)
     {
-        return Err(not_a_store(format!("its first record is not a {FORMAT_NAME} header")));
+        return Err(not_a_store(NotAStore::ForeignHeader));
     }
     match field("version").and_then(|v| v.as_u64()) {
         Some(FORMAT_VERSION) => Ok(()),
         Some(found) => {
             Err(StoreError::UnsupportedVersion { path: path.to_path_buf(), found, supported: FORMAT_VERSION })
         }
-        None => Err(not_a_store("its header has no version number".into())),
+        None => Err(not_a_store(NotAStore::NoVersion)),
     }
 }
 

@@ -34,7 +34,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use fts_proto::{ClientId, Published};
+use fts_proto::{ClientId, ErrorChain, Published};
 
 use crate::error::Result;
 use crate::status::{STATUS_WRITE, read_small_file};
@@ -188,7 +188,7 @@ pub(crate) fn read_snapshot(dir: &Path) -> HashMap<ClientId, Published> {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return HashMap::new(),
         Err(e) => {
-            tracing::warn!(error = %e, "ignoring the last poll times");
+            tracing::warn!(error = %ErrorChain(&e), "ignoring the last poll times");
             return HashMap::new();
         }
     };

@@ -11,13 +11,15 @@
 //!
 //! Modules: [`publish`] (the signing host's [`Store`]), [`reader`] (the server's
 //! [`StoreReader`]), [`journal`] (the record format and the index), [`status`]
-//! ([`StatusDir`], with `last_polls` for the times of unchanged polls), [`entry`] ([`Entry`]), [`layout`] (file names),
-//! [`error`] ([`StoreError`]). The on-disk format, the crash-safety argument and
-//! replication are described in `docs/STORE.md`.
+//! ([`StatusDir`], with `last_polls` for the times of unchanged polls), [`entry`]
+//! ([`Entry`]), [`layout`] (file names), [`error`] ([`StoreError`], with its typed
+//! causes [`NotAStore`] and [`BadStatusFile`]). The on-disk format, the crash-safety
+//! argument and replication are described in `docs/STORE.md`.
 //!
 //! Not here: signing keys and signature checks (fts-trust), the network (fts-net).
 //! Synchronous std code only; an async server calls it from blocking tasks.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod entry;
 pub mod error;
@@ -29,7 +31,7 @@ pub mod reader;
 pub mod status;
 
 pub use entry::Entry;
-pub use error::{Result, StoreError};
+pub use error::{BadStatusFile, NotAStore, Result, StoreError};
 pub use journal::{DamageKind, FORMAT_VERSION, JournalDamage, MAX_RECORD_LEN};
 pub use layout::blob_path;
 pub use publish::Store;

@@ -27,11 +27,11 @@ use std::time::{Duration, SystemTime};
 
 use fts_fs::stream::{CHUNK, DISK_BUFFERS, DiskWriter, read_full};
 use fts_fs::{Dir, FileMode, TempFile};
-use fts_proto::{FileHash, FileName, MAX_WIRE_INT, Published, Signer, Statement, Target};
+use fts_proto::{ErrorChain, FileHash, FileName, MAX_WIRE_INT, Published, Signer, Statement, Target};
 use sha2::{Digest, Sha256};
 
 use crate::entry::Entry;
-use crate::error::{Result, StoreError};
+use crate::error::{NotAStore, Result, StoreError};
 use crate::journal::{
     HeaderRecord, JournalIndex, MAX_RECORD_LEN, PublishRecord, Record, RecordEntry, encode_line, read_line,
     valid_record_after,
@@ -89,9 +89,7 @@ impl Store {
                     if !OWN_NAMES.iter().any(|own| name == *own) {
                         return Err(StoreError::NotAStore {
                             path: dir.clone(),
-                            detail: format!(
-                                "the folder holds {name:?} but no journal; give an empty or new folder to create a store"
-                            ),
+                            problem: NotAStore::ForeignFile { name },
                         });
                     }
                 }
@@ -320,7 +318,7 @@ impl Store {
                 tracing::info!(dir = %tmp.display(), removed, "removed temporary files left by interrupted publishes")
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot remove the temporary files of interrupted publishes")
+                tracing::warn!(error = %ErrorChain(&e), "cannot remove the temporary files of interrupted publishes")
             }
         }
     }

@@ -46,7 +46,7 @@ use fts_fs::{Dir, FileIdentity, FileKind, FileStat, FsError};
 use fts_proto::{FileHash, Seq, Target};
 
 use crate::entry::Entry;
-use crate::error::{Result, StoreError};
+use crate::error::{NotAStore, Result, StoreError};
 use crate::journal::{DamageKind, JournalDamage, JournalIndex, record_unchanged};
 use crate::layout::{self, BLOBS, JOURNAL};
 
@@ -88,14 +88,21 @@ pub enum Refresh {
     /// The journal did not change (or is still missing).
     Unchanged,
     /// The journal grew; this many entries were added.
-    Appended { new_entries: usize },
+    Appended {
+        /// How many entries the new records hold.
+        new_entries: usize,
+    },
     /// The journal was replaced or rewritten and read again from the start.
-    Reloaded { entries: usize },
+    Reloaded {
+        /// How many entries the index holds now.
+        entries: usize,
+    },
 }
 
 /// The entries for one poll, in publish order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Answer {
+    /// The entries to send, each with its blob checked servable.
     pub entries: Vec<Entry>,
     /// The budget stopped the answer while a servable entry was still waiting.
     pub more: bool,
@@ -108,23 +115,34 @@ pub struct Answer {
 /// An entry that cannot be served yet, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockedEntry {
+    /// The entry whose blob is not servable.
     pub entry: Entry,
+    /// What is wrong with its blob.
     pub problem: BlobProblem,
 }
 
 /// Why an entry's blob cannot be served.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BlobProblem {
+    /// There is no blob of that hash (yet: a replica may still be syncing it).
     #[error("the blob is missing")]
     Missing,
+    /// The blob's name holds something else than a regular file.
     #[error("the blob is not a regular file")]
     NotAFile,
     /// The blob, its shard folder or `blobs/` is a symbolic link (named here): links
     /// in the store are never followed, so it is never served.
     #[error("{} is a symbolic link, which the server never follows (a store writer's doing?)", path.display())]
-    Link { path: PathBuf },
+    Link {
+        /// The link.
+        path: PathBuf,
+    },
+    /// The blob is not of the size its entry signs (still syncing, or damaged).
     #[error("the blob has {found} bytes, not the size signed")]
-    WrongSize { found: u64 },
+    WrongSize {
+        /// Its size on disk.
+        found: u64,
+    },
     /// Anything else on the way to the blob (permissions, I/O): the cause says what.
     #[error("the blob cannot be inspected")]
     Unreadable(#[source] Arc<FsError>),
@@ -159,7 +177,7 @@ impl StoreReader {
         let (store, store_identity) = match open_store_dir(&dir) {
             Ok(opened) => opened,
             Err(FsError::WrongKind { .. }) => {
-                return Err(StoreError::NotAStore { path: dir, detail: "it is not a folder".into() });
+                return Err(StoreError::NotAStore { path: dir, problem: NotAStore::NotAFolder });
             }
             Err(e) => return Err(e.into()),
         };
@@ -425,6 +443,7 @@ impl StoreSnapshot {
         self.index.entries.len()
     }
 
+    /// Whether the snapshot holds no entry.
     pub fn is_empty(&self) -> bool {
         self.index.entries.is_empty()
     }

@@ -31,12 +31,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use fts_proto::{ClientId, Published, RejectReason, Report, Target};
+use fts_proto::{ClientId, ErrorChain, Published, RejectReason, Report, Target};
 use serde::{Deserialize, Serialize};
 
 use fts_fs::{Dir, FileMode, FsError, WriteOptions};
 
-use crate::error::{Result, StoreError};
+use crate::error::{BadStatusFile, Result, StoreError};
 use crate::last_polls::{LastPolls, fingerprint, last_poll_to_show, read_snapshot};
 
 /// Problems kept per client; the ones seen least recently go first.
@@ -54,8 +54,11 @@ pub const DURABLE_WRITES_PER_MINUTE: u32 = 6;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ClientStatus {
+    /// The status file format, [`STATUS_FORMAT`].
     pub format: u32,
+    /// The client this status is about (its file is named after it).
     pub client_id: ClientId,
+    /// When it last polled.
     pub last_poll: Published,
     /// Whether the last poll came over mutual TLS (false: plaintext, id unproven).
     pub authenticated: bool,
@@ -69,10 +72,15 @@ pub struct ClientStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Problem {
+    /// The target of the entry.
     pub target: Target,
+    /// The seq of the entry.
     pub seq: u64,
+    /// Why the client refused or could not install it.
     pub reason: RejectReason,
+    /// When a poll first reported it.
     pub first_seen: Published,
+    /// When a poll last reported it.
     pub last_seen: Published,
     /// How many polls reported it.
     pub count: u64,
@@ -86,13 +94,16 @@ pub struct Problem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ServerStatus {
+    /// The status file format, [`STATUS_FORMAT`].
     pub format: u32,
     /// When the server last wrote this file (at start, at each CRL reload, and while a
     /// reload fails, at most once a minute).
     pub updated: Published,
+    /// Whether the server checks client certificates against a CRL.
     pub revocation: bool,
     /// The earliest next-update time of the CRLs in force, when they give one.
     pub crl_next_update: Option<Published>,
+    /// The highest CRL number in force, when the CRLs give one.
     pub crl_number: Option<u64>,
     /// Set while the CRL file has changed but cannot be put in force (the CRLs above
     /// are still enforced). Absent in files of older servers.
@@ -108,6 +119,7 @@ pub struct CrlReloadFailing {
     pub since: Published,
     /// The last error (with its file name), and what to do about it when known.
     pub error: String,
+    /// What the operator can do about it, when fts knows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
 }
@@ -163,7 +175,7 @@ impl StatusDir {
                 tracing::info!(dir = %dir.display(), removed, "removed temporary files of an interrupted server")
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot remove the temporary files of an interrupted server")
+                tracing::warn!(error = %ErrorChain(&e), "cannot remove the temporary files of an interrupted server")
             }
         }
         let last_polls = LastPolls::load(&dir, unix_seconds(SystemTime::now()));
@@ -234,7 +246,7 @@ impl StatusDir {
         let previous = match read_status(&path, client) {
             Ok(previous) => previous,
             Err(e) => {
-                tracing::warn!(error = %e, "starting a fresh status for this client");
+                tracing::warn!(error = %ErrorChain(&e), "starting a fresh status for this client");
                 None
             }
         };
@@ -297,11 +309,6 @@ impl StatusDir {
         self.write(SERVER_STATUS_FILE, status, false)
     }
 
-    /// Whether a server ever wrote its own status here (every `fts serve` does at start).
-    pub fn has_server_status(&self) -> bool {
-        self.dir.join(SERVER_STATUS_FILE).is_file()
-    }
-
     /// What the server last said about itself; `None` when it never did (or the file
     /// is damaged, which is logged).
     pub fn read_server(&self) -> Option<ServerStatus> {
@@ -314,7 +321,7 @@ impl StatusDir {
                 None
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "skipping a damaged server status file");
+                tracing::warn!(path = %path.display(), error = %ErrorChain(&e), "skipping a damaged server status file");
                 None
             }
         }
@@ -325,7 +332,7 @@ impl StatusDir {
     /// write, as the operator named it.
     fn write(&self, name: &str, status: &impl Serialize, durable: bool) -> Result<()> {
         let mut bytes = serde_json::to_vec_pretty(status)
-            .map_err(|e| StoreError::Encode { what: "a status file", detail: e.to_string() })?;
+            .map_err(|source| StoreError::Encode { what: "a status file", source })?;
         bytes.push(b'\n');
         let options = WriteOptions { durable, ..STATUS_WRITE };
         Dir::open(&self.dir)?.write_atomic(name, &bytes, &options)?;
@@ -370,7 +377,7 @@ impl StatusDir {
                     all.push(status);
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "skipping a status file"),
+                Err(e) => tracing::warn!(error = %ErrorChain(&e), "skipping a status file"),
             }
         }
         all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
@@ -391,7 +398,7 @@ pub(crate) fn read_small_file(path: &Path, max: u64) -> Result<Option<Vec<u8>>> 
         Err(e) if e.is_not_found() => Ok(None),
         Err(FsError::TooLarge { .. }) => Err(StoreError::BadStatusFile {
             path: path.to_path_buf(),
-            detail: format!("larger than {max} bytes"),
+            problem: BadStatusFile::TooLarge { max },
         }),
         Err(e) => Err(e.into()),
     }
@@ -404,14 +411,14 @@ fn file_name_of(client: &ClientId) -> String {
 
 /// Reads one status file; `None` if it does not exist.
 fn read_status(path: &Path, client: &ClientId) -> Result<Option<ClientStatus>> {
-    let bad = |detail: String| StoreError::BadStatusFile { path: path.to_path_buf(), detail };
+    let bad = |problem| StoreError::BadStatusFile { path: path.to_path_buf(), problem };
     let Some(bytes) = read_small_file(path, MAX_STATUS_FILE)? else { return Ok(None) };
-    let status: ClientStatus = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let status: ClientStatus = serde_json::from_slice(&bytes).map_err(|e| bad(BadStatusFile::Json(e)))?;
     if status.format != STATUS_FORMAT {
-        return Err(bad(format!("status format {} (this fts writes {STATUS_FORMAT})", status.format)));
+        return Err(bad(BadStatusFile::Format { found: status.format, supported: STATUS_FORMAT }));
     }
     if status.client_id != *client {
-        return Err(bad(format!("it holds the status of {}", status.client_id)));
+        return Err(bad(BadStatusFile::OtherClient { holder: status.client_id }));
     }
     Ok(Some(status))
 }

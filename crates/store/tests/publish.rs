@@ -216,7 +216,8 @@ fn a_folder_with_other_files_is_not_turned_into_a_store() {
     fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
     let err = Store::open_or_create(dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
-    assert!(err.to_string().contains("notes.txt"), "{err}");
+    let text = fts_proto::ErrorChain(&err).to_string();
+    assert!(text.contains("notes.txt"), "{text}");
     assert!(!dir.path().join("journal").exists());
 }
 

@@ -50,10 +50,13 @@ pub struct PollClock {
 }
 
 impl PollClock {
+    /// A poll whose reads may each stall for `read_timeout` and that starts no new
+    /// file after `deadline`.
     pub fn new(read_timeout: Duration, deadline: Instant) -> Self {
         PollClock { read_timeout, deadline }
     }
 
+    /// How long a read may make no progress.
     pub fn read_timeout(&self) -> Duration {
         self.read_timeout
     }

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use fts_proto::ErrorChain;
+
 use crate::client::state::PendingHook;
 
 /// `PATH` for a hook when fts itself runs without one.
@@ -32,13 +34,15 @@ const REAP_LIMIT: Duration = Duration::from_secs(5);
 /// How to run the hook.
 #[derive(Debug, Clone)]
 pub struct Hook {
+    /// The program (`--exec`), run without a shell.
     pub program: PathBuf,
+    /// How long it may run (`--exec-timeout`).
     pub timeout: Duration,
 }
 
 impl Hook {
     /// Runs the hook for `entry`, installed at `path`. `Err` says why it failed.
-    pub async fn run(&self, entry: &PendingHook, path: &Path) -> Result<(), String> {
+    pub async fn run(&self, entry: &PendingHook, path: &Path) -> Result<(), HookError> {
         let mut command = tokio::process::Command::new(&self.program);
         command
             .arg(path)
@@ -48,26 +52,61 @@ impl Hook {
             // Its own process group (pgid = its pid), killed whole on timeout.
             .process_group(0)
             .kill_on_drop(true);
-        let mut child =
-            command.spawn().map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+        let program = || self.program.clone();
+        let mut child = command.spawn().map_err(|source| HookError::Start { program: program(), source })?;
         match tokio::time::timeout(self.timeout, child.wait()).await {
             Ok(Ok(status)) if status.success() => Ok(()),
-            Ok(Ok(status)) => Err(format!("{} {status}", self.program.display())),
-            Ok(Err(e)) => Err(format!("cannot wait for {}: {e}", self.program.display())),
+            Ok(Ok(status)) => Err(HookError::Failed { program: program(), status }),
+            Ok(Err(source)) => Err(HookError::Wait { program: program(), source }),
             Err(_) => {
                 // The child is not reaped yet (its wait did not complete), so its pid is
                 // still its group's id and cannot have been reused.
                 kill_group(&self.program, child.id());
                 let _ = child.start_kill();
                 let _ = tokio::time::timeout(REAP_LIMIT, child.wait()).await;
-                Err(format!(
-                    "{} ran longer than {:?} and was killed with its process group",
-                    self.program.display(),
-                    self.timeout
-                ))
+                Err(HookError::Timeout { program: program(), timeout: self.timeout })
             }
         }
     }
+}
+
+/// Why a hook failed: the install is reported as `hook-failed`.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The program could not be started.
+    #[error("cannot start {}", program.display())]
+    Start {
+        /// The hook's program.
+        program: PathBuf,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the program failed.
+    #[error("cannot wait for {}", program.display())]
+    Wait {
+        /// The hook's program.
+        program: PathBuf,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program exited unsuccessfully or was killed by a signal.
+    #[error("{} {status}", program.display())]
+    Failed {
+        /// The hook's program.
+        program: PathBuf,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+    /// The program ran past `--exec-timeout` and was killed with its process group.
+    #[error("{} ran longer than {timeout:?} and was killed with its process group", program.display())]
+    Timeout {
+        /// The hook's program.
+        program: PathBuf,
+        /// `--exec-timeout`.
+        timeout: Duration,
+    },
 }
 
 /// Kills the process group led by the hook `pid` (its pgid is its pid:
@@ -78,7 +117,7 @@ fn kill_group(program: &Path, pid: Option<u32>) {
         return;
     };
     if let Err(e) = rustix::process::kill_process_group(group, rustix::process::Signal::KILL) {
-        tracing::warn!(program = %program.display(), error = %e, "cannot kill the hook's process group");
+        tracing::warn!(program = %program.display(), error = %ErrorChain(&e), "cannot kill the hook's process group");
     }
 }
 

@@ -18,6 +18,7 @@ use std::io;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use fts_proto::ErrorChain;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -173,7 +174,7 @@ pub fn render(client: &Client, result: &RoundResult, now: SystemTime, previous: 
 
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry) {
-        tracing::warn!(error = %e, "cannot encode the poll metrics");
+        tracing::warn!(error = %ErrorChain(&e), "cannot encode the poll metrics");
     }
     text
 }
@@ -192,11 +193,6 @@ pub fn previous(path: &Path) -> Previous {
         success: value(LAST_SUCCESS).and_then(|v| v.parse().ok()).filter(|&t: &i64| t > 0),
         refusals: value(&format!("{REFUSALS}_total")).and_then(|v| v.parse().ok()).unwrap_or(0),
     }
-}
-
-/// The last success time recorded in an existing metrics file at `path`.
-pub fn previous_success(path: &Path) -> Option<i64> {
-    previous(path).success
 }
 
 /// Writes the figures for `client` after `result` to `path`, atomically.

@@ -3,7 +3,7 @@
 //!
 //! - [`state`]: the durable state (since per target, installed files, pending hooks
 //!   and reports), written atomically;
-//! - [`receive`]: the streaming receiver, the only maker of a [`VerifiedFile`];
+//! - [`receive`]: the streaming receiver, the only maker of a [`VerifiedFile`](receive::VerifiedFile);
 //! - [`partial`]: the folder beside the destination where bodies wait until verified;
 //! - [`hook`]: the `--exec` hook;
 //! - [`poller`]: `--once` and the loop with its intervals and backoff;
@@ -13,7 +13,7 @@
 //!
 //! Security properties that hold here, and why:
 //! - a host never installs bytes that fail a check: installing takes a
-//!   [`VerifiedFile`], which only [`receive::receive_file`] builds, from a
+//!   [`VerifiedFile`](receive::VerifiedFile), which only [`receive::receive_file`] builds, from a
 //!   `Verified<Statement>` (which only signature verification builds) and a body whose
 //!   length and SHA-256 matched it;
 //! - a forged frame can never make the host skip a genuine entry: only an install, or
@@ -87,13 +87,18 @@ const LOCK_FILE: &str = ".fts-lock";
 /// How the client reaches the server.
 #[derive(Clone)]
 pub enum ClientTransport {
+    /// Mutual TLS, the normal case.
     Tls {
+        /// This host's certificate and key, and the CA that the server's must chain to.
         config: Arc<rustls::ClientConfig>,
+        /// The name the server's certificate must hold (the HOST of `--server`).
         server_name: ServerName<'static>,
         /// Hex SHA-256 of this host's certificate (DER), to tell whether a refusal
         /// recorded in the state was of the certificate in use now.
         certificate_sha256: String,
     },
+    /// `--plaintext`, for a lab or a trusted segment: the client id is unproven
+    /// (docs/PROTOCOL.md).
     Plaintext,
 }
 
@@ -114,14 +119,20 @@ impl ClientTransport {
 pub struct ClientSettings {
     /// `HOST:PORT` as given; HOST is also the name checked against the certificate.
     pub server: String,
+    /// How to reach the server.
     pub transport: ClientTransport,
+    /// This host's client id, as its request names it.
     pub id: ClientId,
     /// The host's targets: its id, `all`, and `group:G` for each group of its
     /// certificate (no groups in plaintext).
     pub targets: Vec<Target>,
+    /// The signing keys whose signatures this host accepts.
     pub trusted: TrustedKeys,
+    /// The folder files are installed in.
     pub dest: PathBuf,
+    /// The state file ([`state`]).
     pub state_path: PathBuf,
+    /// A file larger than this is refused (reported as `too-large`), never stored.
     pub max_file_size: u64,
     /// A read that makes no progress for this long ends the poll.
     pub read_timeout: Duration,
@@ -130,6 +141,7 @@ pub struct ClientSettings {
     pub poll_timeout: Duration,
     /// The most frames accepted in one answer.
     pub max_frames: usize,
+    /// The program run after each install (`--exec`).
     pub hook: Option<Hook>,
 }
 
@@ -232,10 +244,12 @@ impl Client {
         self.stop = stop;
     }
 
+    /// The settings it was opened with.
     pub fn settings(&self) -> &ClientSettings {
         &self.settings
     }
 
+    /// The state as last loaded or saved.
     pub fn state(&self) -> &State {
         &self.state
     }
@@ -265,8 +279,8 @@ impl Client {
                 tracing::info!(file = %path.display(), seq = pending.seq.get(), "skipping a hook for a version that a newer install replaced");
             } else {
                 tracing::info!(file = %path.display(), seq = pending.seq.get(), "running the hook");
-                if let Err(problem) = hook.run(&pending, &path).await {
-                    tracing::warn!(file = %path.display(), problem = %problem, "hook failed");
+                if let Err(e) = hook.run(&pending, &path).await {
+                    tracing::warn!(file = %path.display(), error = %ErrorChain(&e), "hook failed");
                     let report = Report {
                         target: pending.target.clone(),
                         seq: pending.seq.get(),

@@ -30,7 +30,14 @@ pub const MAX_REPEATS: usize = 100;
 pub enum RoundResult {
     /// Every poll completed. `reported` holds the problems found in this round (an
     /// entry refused, too large, superseded, a hook that failed).
-    Completed { installed: usize, reported: Vec<Report>, poll_after: Option<u64> },
+    Completed {
+        /// How many files were installed.
+        installed: usize,
+        /// The problems found.
+        reported: Vec<Report>,
+        /// The server's last `poll-after` advice, in seconds.
+        poll_after: Option<u64>,
+    },
     /// A poll failed as a whole.
     Failed(PollError),
 }
@@ -43,11 +50,13 @@ pub struct Stop {
 }
 
 impl Stop {
+    /// Asks the loop to stop, and wakes it from a wait.
     pub fn request(&self) {
         self.requested.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
     }
 
+    /// Whether a stop was asked for.
     pub fn is_requested(&self) -> bool {
         self.requested.load(Ordering::SeqCst)
     }
@@ -113,10 +122,13 @@ pub async fn round(client: &mut Client, progress: &mut dyn Progress, stop: &Stop
 /// The timing of the loop.
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
+    /// The wait after a complete round (`--interval`).
     pub interval: Duration,
     /// Random jitter added to each wait, in percent of it.
     pub jitter_percent: u8,
+    /// The shortest wait, and the start of the backoff (`--min-interval`).
     pub min_interval: Duration,
+    /// The longest wait (`--max-interval`).
     pub max_interval: Duration,
 }
 

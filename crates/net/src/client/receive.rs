@@ -38,10 +38,12 @@ pub struct VerifiedFile {
 }
 
 impl VerifiedFile {
+    /// The signed statement its bytes were checked against.
     pub fn statement(&self) -> &Statement {
         &self.statement
     }
 
+    /// Where it sits until it is installed.
     pub fn temp_path(&self) -> PathBuf {
         self.temp.path()
     }
@@ -60,8 +62,11 @@ impl VerifiedFile {
 
 /// Something that wants to know how a transfer goes (a progress bar).
 pub trait Progress: Send {
+    /// A body of the file `_statement` describes starts to arrive.
     fn start(&mut self, _statement: &Statement) {}
+    /// `_bytes` more of it arrived.
     fn advance(&mut self, _bytes: u64) {}
+    /// The whole body arrived (not called when it was cut short).
     fn finish(&mut self) {}
 }
 

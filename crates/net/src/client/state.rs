@@ -39,23 +39,38 @@ pub const MAX_PENDING_REPORTS: usize = 1000;
 /// A state file larger than this is not read (a wrong `--state` path, or damage).
 const MAX_STATE_FILE: u64 = 64 << 20;
 
+/// Why the state file cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// Reading it failed (permissions, I/O): not damage, so `--reset-state` does not
+    /// replace it.
     #[error("cannot read the state file {}", path.display())]
     Read {
+        /// The state file.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The state file's content is damaged; the message names the way out.
     #[error(
-        "the state file {} is unreadable ({detail}); fix or remove it, or run with --reset-state \
+        "the state file {} is unreadable; fix or remove it, or run with --reset-state \
          to start from empty state (everything published will be fetched and checked again)",
         path.display()
     )]
-    Corrupt { path: PathBuf, detail: String },
+    Corrupt {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with its content.
+        #[source]
+        damage: StateDamage,
+    },
+    /// Writing it failed: the state on disk is the previous one.
     #[error("cannot write the state file {}", path.display())]
     Write {
+        /// The state file (or its temporary file).
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
@@ -66,16 +81,40 @@ pub enum StateError {
          (and find out who made it)",
         path.display()
     )]
-    NotAFile { path: PathBuf, found: FileKind },
+    NotAFile {
+        /// The state file.
+        path: PathBuf,
+        /// What is there instead.
+        found: FileKind,
+    },
+}
+
+/// Why a state file's content cannot be used ([`StateError::Corrupt`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateDamage {
+    /// The file is above the size a state can have.
+    #[error("larger than 64 MiB")]
+    TooLarge,
+    /// The file is not a state in JSON (or names something invalid).
+    #[error(transparent)]
+    Json(serde_json::Error),
+    /// The file is a state of another format.
+    #[error("state format {0} is not the supported {STATE_FORMAT}")]
+    Format(u32),
 }
 
 /// What was installed under one file name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Installed {
+    /// The target of the entry installed.
     pub target: Target,
+    /// Its seq.
     pub seq: Seq,
+    /// When it was published.
     pub published: Published,
+    /// The hash of the file installed.
     pub file_hash: FileHash,
 }
 
@@ -83,10 +122,15 @@ pub struct Installed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PendingHook {
+    /// The name the file is installed under.
     pub file_name: FileName,
+    /// The target of its entry.
     pub target: Target,
+    /// Its seq.
     pub seq: Seq,
+    /// When it was published.
     pub published: Published,
+    /// The hash of the file installed.
     pub file_hash: FileHash,
 }
 
@@ -99,6 +143,7 @@ pub struct PendingHook {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct State {
+    /// The state format, [`STATE_FORMAT`].
     pub format: u32,
     /// Per target, the seq of the last applied entry (how many are applied).
     pub since: BTreeMap<Target, u64>,
@@ -127,6 +172,7 @@ pub struct CertificateRefused {
 }
 
 impl State {
+    /// The state of a host that has installed nothing yet.
     pub fn empty() -> Self {
         State { format: STATE_FORMAT, ..State::default() }
     }
@@ -165,21 +211,18 @@ impl State {
             Ok(bytes) => bytes,
             Err(e) if e.is_not_found() => return Ok(State::empty()),
             Err(FsError::TooLarge { .. }) => {
-                return Err(StateError::Corrupt {
-                    path: path.to_owned(),
-                    detail: "larger than 64 MiB".into(),
-                });
+                return Err(StateError::Corrupt { path: path.to_owned(), damage: StateDamage::TooLarge });
             }
             Err(e) => return Err(read_error(path, e)),
         };
-        Self::parse(&bytes).map_err(|detail| StateError::Corrupt { path: path.to_owned(), detail })
+        Self::parse(&bytes).map_err(|damage| StateError::Corrupt { path: path.to_owned(), damage })
     }
 
     /// Parses state bytes: the format must be known and every name valid.
-    pub fn parse(bytes: &[u8]) -> Result<State, String> {
-        let state: State = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn parse(bytes: &[u8]) -> Result<State, StateDamage> {
+        let state: State = serde_json::from_slice(bytes).map_err(StateDamage::Json)?;
         if state.format != STATE_FORMAT {
-            return Err(format!("state format {} is not the supported {STATE_FORMAT}", state.format));
+            return Err(StateDamage::Format(state.format));
         }
         Ok(state)
     }
@@ -261,6 +304,19 @@ mod tests {
             let err = State::load(&path).unwrap_err().to_string();
             assert!(err.contains("--reset-state") && err.contains("state.json"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_damaged_state_says_its_damage_once_in_its_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, br#"{"format":2,"since":{},"installed":{},"hooks-pending":[],"reports":[]}"#)
+            .unwrap();
+        let err = State::load(&path).unwrap_err();
+        assert!(matches!(err, StateError::Corrupt { damage: StateDamage::Format(2), .. }), "{err:?}");
+        let text = fts_proto::ErrorChain(&err).to_string();
+        assert!(text.ends_with("(everything published will be fetched and checked again): state format 2 is not the supported 1"), "{text}");
+        assert_eq!(text.matches("state format 2").count(), 1, "{text}");
     }
 
     #[test]
