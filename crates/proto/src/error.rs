@@ -20,6 +20,11 @@ use crate::names::Target;
 use crate::request::{RejectReason, Report};
 
 /// Why a frame or header could not be encoded or decoded.
+///
+/// Every variant is a leaf (no `source()`): its message is what a server sends back
+/// whole in an `error` frame, where a chain would not travel. So the `detail` fields
+/// say a lower layer's failure (serde's message, cut to 200 bytes) in its own words;
+/// none of them holds an `Error` that could be a source instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtoError {

@@ -155,7 +155,7 @@ pub fn load_crls(path: &Path) -> Result<Vec<Crl>, Error> {
     pem::all_blocks::<CertificateRevocationListDer<'static>>(&bytes, path, "X509 CRL")?
         .into_iter()
         .map(|der| {
-            Crl::from_der(der).map_err(|problem| Error::bad_file(path, format!("not a valid CRL: {problem}")))
+            Crl::from_der(der).map_err(|problem| Error::bad_file_because(path, "not a valid CRL", problem))
         })
         .collect()
 }
@@ -198,7 +198,7 @@ pub fn build_crl(
     };
     let der = params.signed_by(ca.issuer())?.der().clone();
     Crl::from_der(der)
-        .map_err(|problem| Error::bad_file(ca.dir(), format!("signed an unreadable crl: {problem}")))
+        .map_err(|problem| Error::bad_file_because(ca.dir(), "signed an unreadable crl", problem))
 }
 
 /// What [`write_crl`] wrote.

@@ -97,9 +97,10 @@ impl CrlFloor {
     pub fn load(path: &Path) -> Result<Self, Error> {
         let Some(bytes) = read_optional(path, MAX_STATE_FILE)? else { return Ok(Self::default()) };
         let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::bad_file(
+            Error::bad_file_because(
                 path,
-                format!("not a CRL state file ({e}); restore it, or delete it to start afresh"),
+                "not a CRL state file (restore it, or delete it to start afresh)",
+                e,
             )
         })?;
         if file.format != FORMAT {
@@ -133,7 +134,7 @@ impl CrlFloor {
                 .collect(),
         };
         let mut bytes = serde_json::to_vec_pretty(&file)
-            .map_err(|e| Error::bad_file(path, format!("cannot encode the CRL state: {e}")))?;
+            .map_err(|e| Error::bad_file_because(path, "cannot encode the CRL state", e))?;
         bytes.push(b'\n');
         write_atomic(path, &bytes, Mode::Public, true)
     }

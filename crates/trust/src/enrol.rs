@@ -199,26 +199,34 @@ pub fn read_csr(path: &Path) -> Result<CsrRequest, Error> {
     let bytes = read_bounded(path, MAX_CREDENTIAL_FILE)?;
     let der: CertificateSigningRequestDer<'static> =
         pem::exactly_one_block(&bytes, path, "CERTIFICATE REQUEST")?;
-    parse_csr(der.as_ref()).map_err(|problem| Error::bad_file(path, problem))
+    parse_csr(der.as_ref(), path)
 }
 
-fn parse_csr(der: &[u8]) -> Result<CsrRequest, String> {
+fn parse_csr(der: &[u8], path: &Path) -> Result<CsrRequest, Error> {
     let (rest, csr) = X509CertificationRequest::from_der(der)
-        .map_err(|e| format!("not a valid certificate signing request: {e}"))?;
+        // x509-parser's errors quote their own cause: its text is the leaf.
+        .map_err(|e| {
+            Error::bad_file_because(path, "not a valid certificate signing request", e.to_string())
+        })?;
     if !rest.is_empty() {
-        return Err("trailing bytes after the certificate signing request".into());
+        return Err(Error::bad_file(path, "trailing bytes after the certificate signing request"));
     }
     csr.verify_signature().map_err(|_| {
-        "the request's self-signature does not verify: it was altered, or not signed by the key it carries"
-            .to_owned()
+        Error::bad_file(
+            path,
+            "the request's self-signature does not verify: it was altered, or not signed by the key it carries",
+        )
     })?;
 
     let spki = &csr.certification_request_info.subject_pki;
     if spki.raw.len() != P256_SPKI_LEN || !spki.raw.starts_with(&P256_SPKI_PREFIX) {
-        return Err(format!(
-            "the request's key is not an ECDSA P-256 key (algorithm {}): fts certificates use P-256 keys, \
-             as `fts keygen csr` or `openssl ecparam -name prime256v1 -genkey` make",
-            spki.algorithm.algorithm
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "the request's key is not an ECDSA P-256 key (algorithm {}): fts certificates use P-256 keys, \
+                 as `fts keygen csr` or `openssl ecparam -name prime256v1 -genkey` make",
+                spki.algorithm.algorithm
+            ),
         ));
     }
     let public_key = CsrPublicKey(spki.subject_public_key.data.to_vec());
@@ -226,19 +234,28 @@ fn parse_csr(der: &[u8]) -> Result<CsrRequest, String> {
     let subject = &csr.certification_request_info.subject;
     let common_names: Vec<_> = subject.iter_common_name().collect();
     let common_name = match common_names.as_slice() {
-        [] => return Err("the request has no common name (CN): it must be the host's client id".into()),
-        [one] => {
-            one.as_str().map_err(|_| "the request's common name (CN) is not a text string".to_owned())?
+        [] => {
+            return Err(Error::bad_file(
+                path,
+                "the request has no common name (CN): it must be the host's client id",
+            ));
         }
+        [one] => one
+            .as_str()
+            .map_err(|_| Error::bad_file(path, "the request's common name (CN) is not a text string"))?,
         several => {
-            return Err(format!(
-                "the request has {} common names (CN): exactly one, the host's client id, is allowed",
-                several.len()
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "the request has {} common names (CN): exactly one, the host's client id, is allowed",
+                    several.len()
+                ),
             ));
         }
     };
-    let id = ClientId::parse(common_name)
-        .map_err(|e| format!("the request's common name is not a valid client id: {e}"))?;
+    let id = ClientId::parse(common_name).map_err(|e| {
+        Error::bad_file_because(path, "the request's common name is not a valid client id", e)
+    })?;
 
     let mut ignored = Vec::new();
     for attr in subject.iter_attributes() {

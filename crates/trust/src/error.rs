@@ -12,6 +12,12 @@
 //! Messages are lower-case, name the file when a file is involved, and say who is at
 //! fault: the file (its contents), the operator (a flag or an existing file), the
 //! peer (the client or its certificate), or this machine (I/O, randomness).
+//!
+//! A message never quotes its cause: the cause is the error's `source()`, and whoever
+//! prints the error prints the chain ([`fts_proto::ErrorChain`]). The errors of
+//! x509-parser, pkcs8 and spki quote their own causes, so a chain through them would
+//! say a cause twice: they are kept as text, a leaf ([`Error::BadFile`]'s source, or
+//! [`IdentityError::Malformed`]).
 
 use std::io;
 use std::path::PathBuf;
@@ -25,14 +31,14 @@ use crate::refusals::CertificateRefusal;
 #[non_exhaustive]
 pub enum Error {
     /// This machine could not read a file (missing, permissions, I/O).
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
     /// This machine could not write a file.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
         #[source]
@@ -41,9 +47,16 @@ pub enum Error {
     /// The operator asked to write a file that exists, without `--force`.
     #[error("{} already exists: refusing to overwrite it without --force", path.display())]
     AlreadyExists { path: PathBuf },
-    /// The file was read but its contents are not what they must be.
+    /// The file was read but its contents are not what they must be. `problem` says
+    /// what is wrong in fts's words; `source` is the lower error that found it, when
+    /// one did (a parser of keys, PEM, JSON or names).
     #[error("{}: {problem}", path.display())]
-    BadFile { path: PathBuf, problem: String },
+    BadFile {
+        path: PathBuf,
+        problem: String,
+        #[source]
+        source: Option<BoxedCause>,
+    },
     /// The operator ran a command that needs the CA before making one.
     #[error("no CA in {}: run `fts keygen ca` first", dir.display())]
     MissingCa { dir: PathBuf },
@@ -73,12 +86,13 @@ pub enum Error {
     #[error("{}: key id {key_id} is already used by a different trusted key", path.display())]
     KeyIdCollision { path: PathBuf, key_id: KeyId },
     /// This machine's random number generator failed.
-    #[error("the system random number generator failed: {0}")]
-    Random(String),
+    #[error("the system random number generator failed")]
+    Random(#[source] getrandom::Error),
     /// rcgen refused to build a certificate or CRL (a bug here or a bad CA file).
-    #[error("cannot build the certificate or crl: {0}")]
+    #[error("cannot build the certificate or crl")]
     Certificate(#[from] rcgen::Error),
     /// A certificate could not be encoded as required (a bug here, never the input).
+    /// The text is fts's own description of what came out wrong, not a lower error.
     #[error("cannot encode the certificate: {0}")]
     CertificateEncoding(String),
     /// The operator gave a private key that is not the key of the certificate given
@@ -89,10 +103,10 @@ pub enum Error {
     )]
     KeyMismatch,
     /// rustls refused the configuration (a key type it cannot use, ...).
-    #[error("tls configuration refused: {0}")]
+    #[error("tls configuration refused")]
     Tls(#[from] rustls::Error),
     /// rustls refused the trust anchors or CRLs given for a verifier.
-    #[error("cannot build the certificate verifier from the configured ca and crls: {0}")]
+    #[error("cannot build the certificate verifier from the configured ca and crls")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
     /// A CRL would take its CA's CRL number back below the one in force: most
     /// likely a stale copy, which would un-revoke every certificate revoked since.
@@ -111,9 +125,23 @@ pub enum Error {
     Identity(#[from] IdentityError),
 }
 
+/// A lower error kept as the `source` of an [`Error::BadFile`].
+pub type BoxedCause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 impl Error {
+    /// A file whose contents are wrong, found by fts's own checks.
     pub(crate) fn bad_file(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
-        Error::BadFile { path: path.into(), problem: problem.into() }
+        Error::BadFile { path: path.into(), problem: problem.into(), source: None }
+    }
+
+    /// A file whose contents are wrong, found by a lower parser: its error is the
+    /// source, and `problem` says what the file is not.
+    pub(crate) fn bad_file_because(
+        path: impl Into<PathBuf>,
+        problem: impl Into<String>,
+        source: impl Into<BoxedCause>,
+    ) -> Self {
+        Error::BadFile { path: path.into(), problem: problem.into(), source: Some(source.into()) }
     }
 }
 
@@ -131,6 +159,9 @@ pub enum VerifyError {
 /// certificate, and so whoever presented or issued it, is at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
+    /// The certificate does not parse, or breaks its own structure. The text is
+    /// x509-parser's message or fts's own: x509-parser's errors quote their own cause,
+    /// so they are kept as a leaf (and this enum stays `Clone` and `Eq`).
     #[error("client certificate is not a well-formed x.509 certificate: {0}")]
     Malformed(String),
     #[error("client certificate has no common name (CN) in its subject")]
@@ -139,8 +170,8 @@ pub enum IdentityError {
     SeveralCommonNames { count: usize },
     #[error("client certificate's common name is not a text string")]
     CommonNameNotText,
-    #[error("client certificate's common name is not a valid client id: {0}")]
-    InvalidClientId(NameError),
+    #[error("client certificate's common name is not a valid client id")]
+    InvalidClientId(#[source] NameError),
     #[error("client certificate lacks the clientAuth extended key usage")]
     NoClientAuth,
     #[error("client certificate is a CA certificate (basicConstraints CA=true)")]
@@ -162,8 +193,37 @@ pub enum SessionRefused {
     NoCertificate,
     #[error("the client certificate is revoked")]
     Revoked,
+    /// The certificate was refused by the verifier or the CRLs. The refusal is a
+    /// description of the certificate (why, and what it claims), not a lower error.
     #[error("the client certificate is not accepted: {0}")]
     Certificate(CertificateRefusal),
     #[error(transparent)]
     Identity(#[from] IdentityError),
+}
+
+#[cfg(test)]
+mod tests {
+    use fts_proto::ErrorChain;
+
+    use super::*;
+
+    #[test]
+    fn a_message_says_its_own_part_and_the_chain_adds_the_cause_once() {
+        let io = io::Error::new(io::ErrorKind::PermissionDenied, "Permission denied (os error 13)");
+        let e = Error::Read { path: "certs/signing.pub".into(), source: io };
+        assert_eq!(e.to_string(), "cannot read certs/signing.pub");
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "cannot read certs/signing.pub: Permission denied (os error 13)"
+        );
+
+        let name = fts_proto::ClientId::parse("Web 01").unwrap_err();
+        let e = Error::bad_file_because("issued.tsv", "line 3", name.clone());
+        assert_eq!(e.to_string(), "issued.tsv: line 3");
+        assert_eq!(ErrorChain(&e).to_string(), format!("issued.tsv: line 3: {name}"));
+        assert_eq!(
+            ErrorChain(&Error::bad_file("ca.crl", "trailing bytes")).to_string(),
+            "ca.crl: trailing bytes"
+        );
+    }
 }

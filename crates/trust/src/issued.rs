@@ -58,7 +58,7 @@ impl Serial {
     /// (RFC 5280 allows up to 20 bytes; CA/B asks for at least 64 random bits).
     pub fn random() -> Result<Self, Error> {
         let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+        getrandom::fill(&mut bytes).map_err(Error::Random)?;
         bytes[0] = (bytes[0] & 0x3f) | 0x40;
         Ok(Serial(bytes.to_vec()))
     }
@@ -284,7 +284,7 @@ impl KnownTargets {
                     self.groups.insert(group);
                 }
                 Ok(Target::All) => {}
-                Err(e) => return Err(Error::bad_file(path, format!("line {}: {e}", n + 1))),
+                Err(e) => return Err(Error::bad_file_because(path, format!("line {}", n + 1), e)),
             }
         }
         Ok(())

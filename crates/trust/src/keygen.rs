@@ -134,10 +134,11 @@ impl CertificateAuthority {
         let key_text =
             std::str::from_utf8(&key_pem).map_err(|_| Error::bad_file(&key_path, "not PEM text"))?;
         let key = KeyPair::from_pem(key_text)
-            .map_err(|e| Error::bad_file(&key_path, format!("not a usable CA private key: {e}")))?;
+            .map_err(|e| Error::bad_file_because(&key_path, "not a usable CA private key", e))?;
 
         let (_, parsed) = X509Certificate::from_der(&certificate)
-            .map_err(|e| Error::bad_file(&cert_path, format!("not an X.509 certificate: {e}")))?;
+            // x509-parser's errors quote their own cause: its text is the leaf.
+            .map_err(|e| Error::bad_file_because(&cert_path, "not an X.509 certificate", e.to_string()))?;
         if parsed.public_key().subject_public_key.data.as_ref() != rcgen::PublicKeyData::der_bytes(&key) {
             return Err(Error::bad_file(
                 &key_path,
@@ -158,7 +159,7 @@ impl CertificateAuthority {
             })
             .unwrap_or(KeyIdMethod::Sha256);
         let issuer = Issuer::from_ca_cert_der(&certificate, key)
-            .map_err(|e| Error::bad_file(&cert_path, format!("cannot use this CA certificate: {e}")))?;
+            .map_err(|e| Error::bad_file_because(&cert_path, "cannot use this CA certificate", e))?;
         Ok(CertificateAuthority { dir: dir.to_owned(), certificate, issuer, key_id_method })
     }
 

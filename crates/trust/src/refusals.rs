@@ -79,7 +79,8 @@ impl fmt::Display for RefusalReason {
             RefusalReason::WrongPurpose => {
                 f.write_str("not made for client authentication (no clientAuth usage)")
             }
-            RefusalReason::Identity(e) => write!(f, "{e}"),
+            // A description, not an error: it prints the identity error with its cause.
+            RefusalReason::Identity(e) => write!(f, "{}", fts_proto::ErrorChain(e)),
             RefusalReason::Other(problem) => f.write_str(problem),
         }
     }
