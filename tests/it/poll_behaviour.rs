@@ -27,7 +27,8 @@ use crate::common::{Sandbox, expect_code, expect_success, run, stderr, stdout};
 use fts_proto::{
     ClientId, ErrorCode, ErrorFrame, FileHash, FileHeader, FileName, Published, ServerFrame, Target,
 };
-use fts_trust::{SigningKey, Statement};
+use fts_proto::Statement;
+use fts_trust::SigningKey;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

@@ -61,7 +61,8 @@ use fts_fs::{Dir, FsError};
 use fts_proto::{
     ClientId, ErrorChain, FileHeader, Published, RejectReason, Report, Request, ServerFrame, Target,
 };
-use fts_trust::{Statement, TrustedKeys, VerifyError};
+use fts_proto::Statement;
+use fts_trust::{TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
