@@ -8,8 +8,9 @@
 //! against the issuer of each client certificate it is used for, so a forged CRL
 //! revokes nothing and a CRL from another CA is simply never consulted.
 //!
-//! A CRL past its next-update time is still used (PRODUCT.md: revocations stay in
-//! force; the server warns): [`Crl::is_past_next_update`] lets the server say so.
+//! A CRL past its next-update time is still used: its revocations stay in force, and
+//! locking every host out for a late renewal would be worse (docs/PKI.md, "Revocation
+//! policy"). The server warns instead: [`Crl::is_past_next_update`] lets it say so.
 //!
 //! [`Crl::issuer_key`] names the CA a CRL speaks for (issuer name and authority key
 //! id), and [`Crl::is_signed_by`] checks its signature against a CA certificate: the
