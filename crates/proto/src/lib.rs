@@ -43,6 +43,7 @@
 //! # Ok::<(), fts_proto::ProtoError>(())
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod answer;
 mod calendar;

@@ -65,6 +65,7 @@
 //! rustls with `ring` only, passed explicitly to every builder ([`tls::provider`]):
 //! the process-wide default provider is never needed.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod crl;
 pub mod crl_floor;
