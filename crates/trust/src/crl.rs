@@ -42,6 +42,7 @@ pub const CRL_FILE: &str = "ca.crl";
 /// CRLs can legitimately be large; this bounds memory for a wrong path.
 const MAX_CRL_FILE: u64 = 64 << 20;
 
+/// How long a new CRL is valid when `--crl-days` is not given.
 pub const DEFAULT_CRL_DAYS: u32 = 30;
 
 /// One parsed CRL.
@@ -106,6 +107,7 @@ impl Crl {
         crl.verify_signature(ca.public_key()).is_ok()
     }
 
+    /// The CRL as DER, as the TLS verifier takes it.
     pub fn der(&self) -> &CertificateRevocationListDer<'static> {
         &self.der
     }
@@ -115,6 +117,7 @@ impl Crl {
         &self.issuer
     }
 
+    /// When the CA signed this CRL.
     pub fn this_update(&self) -> OffsetDateTime {
         self.this_update
     }
@@ -135,6 +138,7 @@ impl Crl {
         self.number
     }
 
+    /// The serials of the certificates this CRL revokes.
     pub fn revoked_serials(&self) -> &[Serial] {
         &self.revoked
     }
@@ -145,6 +149,7 @@ impl Crl {
         self.next_update.is_some_and(|next| now > next)
     }
 
+    /// The CRL as a PEM `X509 CRL` block, as `ca.crl` holds it.
     pub fn to_pem(&self) -> String {
         pem::encode("X509 CRL", self.der.as_ref())
     }
@@ -165,7 +170,9 @@ pub fn load_crls(path: &Path) -> Result<Vec<Crl>, Error> {
 /// each time the CRL is re-signed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revoked {
+    /// The revoked certificate's serial.
     pub serial: Serial,
+    /// When it was revoked (the time the CRL states for it).
     pub revoked_at: OffsetDateTime,
 }
 
@@ -205,7 +212,9 @@ pub fn build_crl(
 /// What [`write_crl`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlWritten {
+    /// Where the CRL was written (`ca.crl` in the CA folder).
     pub path: PathBuf,
+    /// The CRL that was signed and written.
     pub crl: Crl,
 }
 

@@ -43,14 +43,18 @@ use crate::x509_subject::{SubjectAttribute, sign_with_subject};
 /// `fts keygen csr --id ID`
 #[derive(Debug, Clone)]
 pub struct CsrOptions {
+    /// The folder the key and CSR are written to (`--dir`).
     pub dir: PathBuf,
+    /// The host's client id, the CSR's only CN.
     pub id: ClientId,
+    /// Replace existing files (`--force`).
     pub force: bool,
 }
 
 /// What `fts keygen csr` wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsrWritten {
+    /// The client id the CSR asks for.
     pub id: ClientId,
     /// `<id>.key`, mode 0600: stays on the host.
     pub key_path: PathBuf,
@@ -63,9 +67,13 @@ pub struct CsrWritten {
 pub struct SignOptions {
     /// The CA folder; the certificate is written here as `<id>.crt`.
     pub dir: PathBuf,
+    /// The CSR file to sign.
     pub csr: PathBuf,
+    /// The groups to give the host (each an O value); what the CSR asked for is ignored.
     pub groups: Vec<GroupName>,
+    /// Validity of the certificate, in days.
     pub days: u32,
+    /// Replace an existing certificate (`--force`).
     pub force: bool,
 }
 
@@ -76,9 +84,13 @@ pub struct SignedCsr {
     pub id: ClientId,
     /// The groups given to `sign`, sorted, without duplicates.
     pub groups: Vec<GroupName>,
+    /// Where the certificate was written (`<id>.crt` in the CA folder).
     pub cert_path: PathBuf,
+    /// The certificate's serial, as recorded in `issued.tsv`.
     pub serial: Serial,
+    /// The start of the certificate's validity.
     pub not_before: OffsetDateTime,
+    /// The end of the certificate's validity.
     pub not_after: OffsetDateTime,
     /// Everything the CSR asked for beyond its CN and key, none of it granted, in
     /// words an operator reads (`CA`, `SAN DNS:evil.example`, `serverAuth`, `O=admin`).
@@ -164,8 +176,11 @@ pub fn sign(opts: &SignOptions) -> Result<SignedCsr, Error> {
 /// The parts of a CSR the signer uses, and a description of the rest.
 #[derive(Debug)]
 pub struct CsrRequest {
+    /// The client id from the CSR's one CN, checked.
     pub id: ClientId,
+    /// The key to certify; its self-signature was checked.
     pub public_key: CsrPublicKey,
+    /// What the CSR asked for beyond its CN and key, escaped for printing; none of it is granted.
     pub ignored: Vec<String>,
 }
 

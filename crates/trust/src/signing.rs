@@ -50,10 +50,12 @@ impl SigningKey {
         SigningKey { inner: ed25519_dalek::SigningKey::from_bytes(seed) }
     }
 
+    /// The public half, to write to `signing.pub` for the hosts.
     pub fn public_key(&self) -> PublicKey {
         PublicKey { inner: self.inner.verifying_key() }
     }
 
+    /// The id entries signed with this key carry (`key-id`).
     pub fn key_id(&self) -> KeyId {
         self.public_key().key_id()
     }
@@ -216,14 +218,17 @@ impl TrustedKeys {
         }
     }
 
+    /// The ids of the trusted keys, for logs and `fts status`.
     pub fn key_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
         self.keys.keys().copied()
     }
 
+    /// How many keys are trusted.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// True when no key is trusted (a loaded set never is).
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -261,6 +266,7 @@ impl<T> Verified<T> {
         self.key_id
     }
 
+    /// The checked value, for code that no longer needs the proof that it was checked.
     pub fn into_inner(self) -> T {
         self.value
     }

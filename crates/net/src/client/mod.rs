@@ -58,10 +58,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fts_fs::{Dir, FsError};
+use fts_proto::Statement;
 use fts_proto::{
     ClientId, ErrorChain, FileHeader, Published, RejectReason, Report, Request, ServerFrame, Target,
 };
-use fts_proto::Statement;
 use fts_trust::{TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
