@@ -59,7 +59,7 @@ pub fn raise_soft_limit() -> Option<u64> {
             tracing::warn!(
                 soft = ?current,
                 hard = ?maximum,
-                error = %e,
+                error = %fts_proto::ErrorChain(&e),
                 "cannot raise the open-file limit to its hard limit: the soft limit counts"
             );
             current

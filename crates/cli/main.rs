@@ -20,6 +20,7 @@ mod units;
 use std::process::ExitCode;
 
 use args::{Cli, Command, LogFormat};
+use fts_proto::ErrorChain;
 
 /// Exit statuses, as scripts and systemd units rely on them (docs/OPERATIONS.md).
 mod exit {
@@ -34,9 +35,30 @@ mod exit {
 }
 
 /// A mistake in how fts was called, as opposed to a failure while running: exit 2.
+/// The message says what is wrong with the call; a lower error that found it (a name
+/// that breaks the rules) is its source.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+#[error("{message}")]
+pub struct UsageError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl UsageError {
+    /// A usage error found by fts's own checks.
+    pub fn new(message: impl Into<String>) -> Self {
+        UsageError { message: message.into(), source: None }
+    }
+
+    /// A usage error found by a lower check, whose error is the cause.
+    pub fn because(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        UsageError { message: message.into(), source: Some(Box::new(source)) }
+    }
+}
 
 fn main() -> ExitCode {
     let cli = match config::parse_layered(std::env::args_os()) {
@@ -115,22 +137,11 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// The error and its causes on one line, each cause once: the library errors already
-/// quote their source in their own message, so a cause whose text is already there
-/// is not repeated.
+/// The error and its causes on one line, outermost first, `: ` between them
+/// ([`ErrorChain`]): every error says its own part only, so nothing is repeated, and
+/// two causes that happen to read the same are both printed.
 fn one_line(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+    ErrorChain(err.as_ref()).to_string()
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `default_level`), as text or
@@ -166,4 +177,42 @@ fn init_logging(format: LogFormat, default_level: &str) -> Option<log_writer::Lo
         LogFormat::Json => builder.json().init(),
     }
     guard
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that says only its own part, like every fts error.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Layer {
+        text: &'static str,
+        #[source]
+        source: Option<std::io::Error>,
+    }
+
+    #[test]
+    fn two_causes_that_read_the_same_are_both_printed() {
+        // Before, a cause whose text was already on the line was dropped: here the
+        // wrapper and the system error both say "timed out", and both happened.
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let err = anyhow::Error::new(Layer { text: "timed out", source: Some(io) })
+            .context("cannot poll server.example:8443");
+        assert_eq!(one_line(&err), "cannot poll server.example:8443: timed out: timed out");
+    }
+
+    #[test]
+    fn each_cause_is_printed_once_outermost_first() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let err = anyhow::Error::new(Layer { text: "cannot read certs/signing.pub", source: Some(io) })
+            .context("loading the trusted signing keys (--trust)");
+        assert_eq!(
+            one_line(&err),
+            "loading the trusted signing keys (--trust): cannot read certs/signing.pub: No such file or \
+             directory (os error 2)"
+        );
+        let usage = anyhow::Error::new(UsageError::new("--min-interval is longer than --max-interval"));
+        assert_eq!(one_line(&usage), "--min-interval is longer than --max-interval");
+    }
 }

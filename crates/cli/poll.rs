@@ -12,8 +12,8 @@ use fts_net::client::metrics_file;
 use fts_net::client::poller::{RoundResult, Stop, round, run_loop};
 use fts_net::client::receive::{NoProgress, Progress};
 use fts_net::client::{Client, PollError};
+use fts_proto::Statement;
 use fts_proto::{ErrorChain, Published, Report};
-use fts_trust::Statement;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Poll;

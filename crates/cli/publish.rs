@@ -66,7 +66,7 @@ fn check_targets(check: &TargetLists, targets: &[Target]) -> anyhow::Result<()> 
                 } else {
                     format!("there is no index of issued certificates at {} (set --ca-dir)", index.display())
                 };
-                return Err(UsageError(format!(
+                return Err(UsageError::new(format!(
                     "--to {target} reaches no host: {source}. {meant}List targets of certificates made \
                      outside fts in --known-targets FILE, or publish anyway with --allow-unknown-target"
                 ))

@@ -188,3 +188,37 @@ fn a_required_flag_follows_the_precedence_too() {
     expect_success(sandbox.fts(["--config", "fts.toml", "keygen", "client"]).env("FTS_ID", "web-08"));
     assert!(sandbox.join("certs/web-08.crt").is_file());
 }
+
+/// A failure with a nested system error prints that error once (issue 16 item 1):
+/// every message says its own part, and `main` prints the chain without trimming it.
+/// A folder where a file is expected fails for root too, unlike a permission error.
+#[test]
+fn a_nested_io_cause_is_printed_exactly_once() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir(sandbox.join("keys")).unwrap();
+    let out = expect_code(
+        &mut sandbox.fts([
+            "poll",
+            "--once",
+            "--server",
+            "127.0.0.1:1",
+            "--id",
+            "web-01",
+            "--ca",
+            "ca.crt",
+            "--dest",
+            "dest",
+            "--trust",
+            "keys",
+        ]),
+        1,
+    );
+    let err = stderr(&out);
+    let io = std::io::Error::from_raw_os_error(21).to_string(); // EISDIR, in the C library's words
+    assert_eq!(err.matches(&io).count(), 1, "the cause once: {err}");
+    assert!(
+        err.trim_end()
+            .ends_with(&format!("loading the trusted signing keys (--trust): cannot read keys: {io}")),
+        "the chain, outermost first: {err}"
+    );
+}

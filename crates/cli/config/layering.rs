@@ -46,6 +46,8 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is not TOML. `message` is toml's own description of the mistake
+    /// (without its excerpt of the file, which the line and column replace): a leaf.
     #[error("config file {path} is not valid TOML: line {line}, column {column}: {message}")]
     Syntax { path: PathBuf, line: usize, column: usize, message: String },
     #[error("unknown section [{section}] in config file {path} (sections: {known})")]
@@ -60,7 +62,8 @@ pub enum ConfigError {
     BadValue { path: PathBuf, place: Place, key: String, expected: &'static str },
     #[error("key `{key}` {place} of config file {path} needs a unit: write {key} = \"{example}\" ({units})")]
     NeedsUnit { path: PathBuf, place: Place, key: String, example: String, units: &'static str },
-    /// clap refused a value (or a combination) that came from the file.
+    /// clap refused a value (or a combination) that came from the file. `message` is
+    /// clap's first paragraph, reworded to name the key instead of the flag: a leaf.
     #[error("key `{key}` {place} of config file {path}: {message}")]
     Rejected { path: PathBuf, place: Place, key: String, message: String },
 }

@@ -34,7 +34,7 @@ pub struct Poll {
 impl Poll {
     pub fn resolve(args: PollArgs) -> anyhow::Result<Self> {
         if args.min_interval > args.max_interval {
-            return Err(UsageError("--min-interval is longer than --max-interval".into()).into());
+            return Err(UsageError::new("--min-interval is longer than --max-interval").into());
         }
         let schedule = Schedule {
             interval: args.interval,
@@ -56,7 +56,7 @@ impl Poll {
             let identity = client_identity(&chain[0])
                 .with_context(|| format!("{} is not a usable client certificate", cert.display()))?;
             if identity.id != id {
-                return Err(UsageError(format!(
+                return Err(UsageError::new(format!(
                     "{} is the certificate of client {}, not of --id {id}",
                     cert.display(),
                     identity.id

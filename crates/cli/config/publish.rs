@@ -53,7 +53,7 @@ impl Publish {
 fn own_name(file: &Path) -> Result<FileName, UsageError> {
     let own = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     FileName::parse(&own)
-        .map_err(|e| UsageError(format!("the file's own name (choose another with --as NAME): {e}")))
+        .map_err(|e| UsageError::because("the file's own name (choose another with --as NAME)", e))
 }
 
 /// The folder holding `path` (`.` for a bare file name).
@@ -77,6 +77,6 @@ mod tests {
     #[test]
     fn the_file_name_defaults_to_the_files_own_name() {
         assert_eq!(own_name(Path::new("dir/fix.sh")).unwrap().as_str(), "fix.sh");
-        assert!(own_name(Path::new("/")).unwrap_err().0.contains("--as NAME"));
+        assert!(own_name(Path::new("/")).unwrap_err().to_string().contains("--as NAME"));
     }
 }

@@ -54,7 +54,7 @@ pub struct TlsFiles {
 impl Serve {
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
         if args.plaintext && !args.listen.ip().is_loopback() && !args.allow_insecure_remote {
-            return Err(UsageError(format!(
+            return Err(UsageError::new(format!(
                 "--plaintext on {} would serve without TLS beyond this machine: use TLS, a loopback \
                  address, or add --allow-insecure-remote for a trusted segment",
                 args.listen
@@ -117,7 +117,7 @@ fn fit_open_file_limit(args: &ServeArgs) -> anyhow::Result<fd_limit::Fitted> {
     let connections = wanted(args.max_connections, DEFAULT_MAX_CONNECTIONS);
     let polls = wanted(args.max_active_polls, DEFAULT_MAX_ACTIVE_POLLS);
     let limit = fd_limit::raise_soft_limit();
-    let fitted = fd_limit::fit(limit, connections, polls).map_err(UsageError)?;
+    let fitted = fd_limit::fit(limit, connections, polls).map_err(UsageError::new)?;
     if (fitted.max_connections, fitted.max_active_polls) != (connections.value, polls.value) {
         tracing::warn!(
             open_file_limit = limit.unwrap_or(u64::MAX),
@@ -134,7 +134,7 @@ fn fit_open_file_limit(args: &ServeArgs) -> anyhow::Result<fd_limit::Fitted> {
 /// A limit the open-file limit fitted, which must still let one connection in.
 fn at_least_one(flag: &str, value: usize) -> Result<NonZeroUsize, UsageError> {
     NonZeroUsize::new(value).ok_or_else(|| {
-        UsageError(format!("{flag} would be 0 to fit the open-file limit: raise it (ulimit -Hn)"))
+        UsageError::new(format!("{flag} would be 0 to fit the open-file limit: raise it (ulimit -Hn)"))
     })
 }
 

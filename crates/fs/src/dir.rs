@@ -17,13 +17,21 @@ use crate::{FsError, Result};
 /// What a name is, as `lstat` or `fstat` tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
+    /// A regular file.
     File,
+    /// A folder.
     Dir,
+    /// A symbolic link (only `lstat` sees one: opens never follow it).
     SymbolicLink,
+    /// A named pipe, which could hang a reader that opened it blocking.
     Fifo,
+    /// A Unix socket.
     Socket,
+    /// A character device.
     CharDevice,
+    /// A block device.
     BlockDevice,
+    /// A kind the platform reports that none of the above is.
     Unknown,
 }
 
@@ -60,14 +68,21 @@ impl fmt::Display for FileKind {
 /// The metadata fts looks at, from `fstat` or `lstat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStat {
+    /// What the name is.
     pub kind: FileKind,
+    /// The size in bytes.
     pub len: u64,
+    /// The device of the file system it is on (a rename across devices is not atomic).
     pub dev: u64,
+    /// The inode number: with `dev`, which file this is.
     pub ino: u64,
+    /// How many names the file has (hard links).
     pub nlink: u64,
+    /// The owner's user id.
     pub uid: u32,
     /// The permission bits, with setuid, setgid and sticky (`st_mode & 0o7777`).
     pub mode: u32,
+    /// The last modification time, when the platform gives one.
     pub mtime: Option<SystemTime>,
 }
 

@@ -16,42 +16,84 @@ pub enum FsError {
     /// A system call failed. `action` says which ("open", "rename", ...).
     #[error("cannot {action} {}", path.display())]
     Io {
+        /// What was being done, as a verb phrase: "open", "rename into place", ...
         action: &'static str,
+        /// The name it was done to.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: io::Error,
     },
 
     /// The name is a symbolic link, which these opens never follow.
     #[error("{} is a symbolic link, which fts does not follow there", path.display())]
-    SymbolicLink { path: PathBuf },
+    SymbolicLink {
+        /// The link's name.
+        path: PathBuf,
+    },
 
     /// The name exists but is not the kind of file wanted.
     #[error("{} is {found}, not {wanted}", path.display())]
-    WrongKind { path: PathBuf, found: FileKind, wanted: FileKind },
+    WrongKind {
+        /// The name.
+        path: PathBuf,
+        /// What the name is.
+        found: FileKind,
+        /// What it had to be.
+        wanted: FileKind,
+    },
 
     /// A rename across these folders would not be atomic.
     #[error("{} is on another file system than {}: a rename between them is not atomic", path.display(), other.display())]
-    OtherFileSystem { path: PathBuf, other: PathBuf },
+    OtherFileSystem {
+        /// The folder that would be renamed from or into.
+        path: PathBuf,
+        /// The folder on the other file system.
+        other: PathBuf,
+    },
 
     /// A folder someone other than the user running fts could change.
     #[error(
         "refusing to use {}: {problem} (owner uid {owner}, mode {mode:04o}; fts runs as uid {euid}); {fix}",
         path.display()
     )]
-    NotPrivate { path: PathBuf, problem: String, owner: u32, mode: u32, euid: u32, fix: String },
+    NotPrivate {
+        /// The folder that was to be used.
+        path: PathBuf,
+        /// Who could change it, and which folder (it or one on its way), in fts's words.
+        problem: String,
+        /// The owner of the folder at fault.
+        owner: u32,
+        /// The permission bits of the folder at fault.
+        mode: u32,
+        /// The user fts runs as.
+        euid: u32,
+        /// What to do about it: a command to run, or another folder to choose.
+        fix: String,
+    },
 
     /// A name that is not one path component: a bug of the caller, never the input's.
     #[error("{name:?} is not a single file name")]
-    NotAName { name: OsString },
+    NotAName {
+        /// The name given.
+        name: OsString,
+    },
 
     /// A write that must not replace a file found one under its name.
     #[error("{} already exists", path.display())]
-    AlreadyExists { path: PathBuf },
+    AlreadyExists {
+        /// The name that was taken.
+        path: PathBuf,
+    },
 
     /// A bounded read found more than the bound: not a file of the kind expected.
     #[error("{} is larger than {max} bytes", path.display())]
-    TooLarge { path: PathBuf, max: u64 },
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The bound it went over, in bytes.
+        max: u64,
+    },
 }
 
 impl FsError {

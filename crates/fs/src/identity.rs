@@ -17,9 +17,13 @@ use crate::FileStat;
 /// from "another file under the name". Equal identities mean unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileIdentity {
+    /// The file system's device: with `ino`, which file it is.
     pub dev: u64,
+    /// The inode number: a new file under the name has another.
     pub ino: u64,
+    /// The size in bytes: an append changes it.
     pub len: u64,
+    /// The last modification time: a rewrite in place changes it.
     pub mtime: Option<SystemTime>,
 }
 

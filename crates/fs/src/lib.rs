@@ -161,6 +161,7 @@
 //!
 //! Unix only, like the rest of fts. Synchronous: async callers use blocking tasks.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod dir;
 mod error;

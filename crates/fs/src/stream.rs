@@ -75,6 +75,7 @@ pub struct DiskWriter<'a> {
 }
 
 impl<'a> DiskWriter<'a> {
+    /// A writer onto `file` from its current position, nothing written yet.
     pub fn new(file: &'a File) -> DiskWriter<'a> {
         DiskWriter { file, written: 0, writeback_from: 0 }
     }

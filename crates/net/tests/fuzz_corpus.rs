@@ -8,10 +8,11 @@ include!("../fuzz/poll_answer.rs");
 use std::path::{Path, PathBuf};
 
 use fts_net::client::PollError;
+use fts_proto::Statement;
 use fts_proto::{
     Done, ErrorCode, ErrorFrame, FileHash, FileHeader, FileName, Published, RejectReason, ServerFrame, Target,
 };
-use fts_trust::{SigningKey, Statement};
+use fts_trust::SigningKey;
 use sha2::{Digest, Sha256};
 
 fn corpus_dir() -> PathBuf {

@@ -72,14 +72,22 @@ impl ServerFrame {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct FileHeader {
+    /// Who the entry is published for.
     pub target: Target,
+    /// The entry's place in its target's sequence, from 1.
     pub seq: Seq,
+    /// The name the host installs the body under.
     pub file_name: FileName,
     #[serde(with = "wire_int")]
+    /// The length of the body that follows, in bytes.
     pub file_size: u64,
+    /// The SHA-256 of the body, checked before the file is installed.
     pub file_hash: FileHash,
+    /// When the entry was published, as signed.
     pub published: Published,
+    /// Which release signing key signed the statement.
     pub key_id: KeyId,
+    /// The Ed25519 signature over the statement (PROTOCOL.md section 5).
     pub signature: Signature,
 }
 
@@ -157,6 +165,7 @@ pub struct Done {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ErrorFrame {
+    /// Which of the section 3.4 failures this is.
     pub code: ErrorCode,
     /// Human-readable; never secrets, server paths or stack traces.
     #[serde(default)]
@@ -176,14 +185,23 @@ impl ErrorFrame {
 /// The error codes of PROTOCOL.md section 3.4.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
+    /// `bad-frame`: the request's framing is broken (a header too short or cut off).
     BadFrame,
+    /// `header-too-large`: the request header is longer than the server accepts.
     HeaderTooLarge,
+    /// `bad-json`: the request header is not one strict JSON object.
     BadJson,
+    /// `bad-request`: the header is JSON but a field is missing, mistyped or invalid.
     BadRequest,
+    /// `unknown-request`: the `request-type` is not one this server knows.
     UnknownRequest,
+    /// `unsupported-protocol`: the request asks for a protocol version other than 1.
     UnsupportedProtocol,
+    /// `identity-mismatch`: the request's `client-id` is not the id of its certificate.
     IdentityMismatch,
+    /// `busy`: the server is at its limit; poll again after `retry-after` seconds.
     Busy,
+    /// `internal`: the server failed on its side; the request was not at fault.
     Internal,
     /// A code this side does not know (from a newer server), kept as sent so that
     /// the client can still show it.
@@ -211,6 +229,7 @@ impl ErrorCode {
             .map_or_else(|| ErrorCode::Unknown(s.to_owned()), |(code, _)| code.clone())
     }
 
+    /// The wire spelling (`bad-frame`, ...), as `parse` reads it.
     pub fn as_str(&self) -> &str {
         match self {
             ErrorCode::Unknown(s) => s,

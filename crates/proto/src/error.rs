@@ -20,70 +20,115 @@ use crate::names::Target;
 use crate::request::{RejectReason, Report};
 
 /// Why a frame or header could not be encoded or decoded.
+///
+/// Every variant is a leaf (no `source()`): its message is what a server sends back
+/// whole in an `error` frame, where a chain would not travel. So the `detail` fields
+/// say a lower layer's failure (serde's message, cut to 200 bytes) in its own words;
+/// none of them holds an `Error` that could be a source instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtoError {
     /// The peer announced a header shorter than the 2 bytes of `{}`.
     #[error("header length {len} is below the minimum of 2 bytes")]
-    HeaderTooShort { len: u16 },
+    HeaderTooShort {
+        /// The announced length.
+        len: u16,
+    },
 
     /// The peer announced a header longer than this side accepts. Detected from the
     /// length prefix alone, before any header byte is read or any buffer reserved.
     #[error("header length {len} exceeds the limit of {limit} bytes")]
-    HeaderTooLarge { len: usize, limit: usize },
+    HeaderTooLarge {
+        /// The announced length.
+        len: usize,
+        /// The longest header this side accepts.
+        limit: usize,
+    },
 
     /// The input ended between the start of a frame and the end of its header.
     #[error("the input ended inside a frame: {buffered} bytes of an unfinished header")]
-    TruncatedHeader { buffered: usize },
+    TruncatedHeader {
+        /// How many bytes of the header had arrived.
+        buffered: usize,
+    },
 
     /// The input ended before the last byte of a `file` frame's body.
     #[error("the input ended {missing} bytes before the end of a file body")]
-    TruncatedBody { missing: u64 },
+    TruncatedBody {
+        /// How many bytes of the body never arrived.
+        missing: u64,
+    },
 
     /// The header is not one JSON object in UTF-8 without a byte-order mark and
     /// without duplicate keys.
     #[error("the header is not a valid JSON object: {detail}")]
-    BadJson { detail: String },
+    BadJson {
+        /// What is wrong, in fts's words or serde's (cut to 200 bytes).
+        detail: String,
+    },
 
     /// A request that is JSON but misses a required field or has a known field of
     /// the wrong type (a bad name included), or carries too many reports.
     #[error("bad request: {detail}")]
-    BadRequest { detail: String },
+    BadRequest {
+        /// Which field is wrong and how.
+        detail: String,
+    },
 
     /// A request whose `request-type` is a string other than `poll`.
     #[error("unknown request type {request_type:?}")]
-    UnknownRequest { request_type: String },
+    UnknownRequest {
+        /// The type asked for, cut to a short excerpt.
+        request_type: String,
+    },
 
     /// A request whose `protocol` is a well-formed integer other than 1.
     #[error("unsupported protocol version {version} (this side speaks version 1)")]
-    UnsupportedProtocol { version: u64 },
+    UnsupportedProtocol {
+        /// The version asked for.
+        version: u64,
+    },
 
     /// A server frame that is JSON but cannot be tied to an entry: no valid `type`,
     /// an unknown type, or a `file` header whose `target` or `seq` is unreadable, or a
     /// `done` / `error` frame with a missing or mistyped field. A failure of the poll.
     #[error("bad server frame: {detail}")]
-    BadServerFrame { detail: String },
+    BadServerFrame {
+        /// Which field is wrong and how.
+        detail: String,
+    },
 
     /// A `file` header whose `target` and `seq` are valid but another field breaks
     /// PROTOCOL.md section 4. The client reports it (see [`ProtoError::report`]).
     #[error("bad file header for target {target} seq {seq} ({reason}): {detail}")]
     BadFileHeader {
+        /// The entry's target, as the header gave it.
         target: Target,
+        /// The entry's sequence number, as the header gave it.
         seq: u64,
         /// [`RejectReason::BadName`] or [`RejectReason::BadHeader`].
         reason: RejectReason,
+        /// Which field is wrong and how.
         detail: String,
     },
 
     /// A request that would not stay under the client's limit of
     /// [`MAX_CLIENT_REQUEST`](crate::MAX_CLIENT_REQUEST) bytes.
     #[error("the request frame would be {len} bytes, not under the limit of {limit} bytes")]
-    RequestTooLarge { len: usize, limit: usize },
+    RequestTooLarge {
+        /// The length of the frame the request would make.
+        len: usize,
+        /// The client's limit ([`MAX_CLIENT_REQUEST`](crate::MAX_CLIENT_REQUEST)).
+        limit: usize,
+    },
 
     /// This side failed to encode a header (an integer above 2^53 - 1, a header over
     /// 65535 bytes, or not an object). A local bug, never the peer's fault.
     #[error("cannot encode the header: {detail}")]
-    Encode { detail: String },
+    Encode {
+        /// serde's message (cut to 200 bytes).
+        detail: String,
+    },
 }
 
 impl ProtoError {

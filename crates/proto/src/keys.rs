@@ -18,6 +18,7 @@ const SIGNATURE_RULE: &str = "the standard base64 (with padding) of 64 bytes";
 pub struct KeyId([u8; 8]);
 
 impl KeyId {
+    /// Reads the 16 lower-case hex digits of the wire form; anything else is refused.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let bad = || NameError::new("key id", s, KEY_ID_RULE);
         let b = s.as_bytes();
@@ -38,6 +39,7 @@ impl KeyId {
         KeyId(prefix)
     }
 
+    /// The 8 bytes of the id, as they prefix the key's SHA-256.
     pub fn bytes(&self) -> &[u8; 8] {
         &self.0
     }
@@ -90,10 +92,12 @@ impl Signature {
         Ok(Signature(out))
     }
 
+    /// Wraps 64 signature bytes made or received locally (any bytes are well-formed).
     pub fn from_bytes(bytes: [u8; 64]) -> Self {
         Signature(bytes)
     }
 
+    /// The 64 bytes an Ed25519 verifier takes.
     pub fn bytes(&self) -> &[u8; 64] {
         &self.0
     }

@@ -28,7 +28,7 @@
 //! - [`names`]: the names of section 4 as types that cannot hold an invalid value;
 //! - [`keys`]: the `key-id` and `signature` fields, syntax only;
 //! - [`statement`]: the bytes of the signed statement of section 5;
-//! - [`printable`]: peer text made safe to print or log ([`Printable`]).
+//! - [`printable`](mod@printable): peer text made safe to print or log ([`Printable`]).
 //!
 //! A server reads a request like this (the limit is checked on the two prefix bytes,
 //! before the header is read):
@@ -43,6 +43,7 @@
 //! # Ok::<(), fts_proto::ProtoError>(())
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod answer;
 mod calendar;

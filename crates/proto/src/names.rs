@@ -126,6 +126,8 @@ string_name!(
 );
 
 impl ClientId {
+    /// A client id from text: refused when it breaks the syntax or is one of
+    /// [`RESERVED_CLIENT_IDS`]; the error states the rule.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         if is_id_syntax(s) && !RESERVED_CLIENT_IDS.contains(&s) {
             Ok(ClientId(s.to_owned()))
@@ -142,6 +144,8 @@ string_name!(
 );
 
 impl GroupName {
+    /// A group name from text: refused when it breaks the syntax; the error states
+    /// the rule.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         if is_id_syntax(s) {
             Ok(GroupName(s.to_owned()))
@@ -154,14 +158,18 @@ impl GroupName {
 /// Who an entry is published for: one client, every client, or a group.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Target {
+    /// One client, by its id.
     Client(ClientId),
+    /// Every client: the wire spelling `all`.
     All,
+    /// Every client in the group: the wire spelling `group:NAME`.
     Group(GroupName),
 }
 
 impl Target {
     const GROUP_PREFIX: &'static str = "group:";
 
+    /// Reads `all`, `group:NAME` or a client id.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let bad = || NameError::new("target", s, TARGET_RULE);
         if s == "all" {
@@ -211,8 +219,11 @@ string_name!(
 );
 
 impl FileName {
+    /// The longest file name accepted, in bytes.
     pub const MAX_LEN: usize = 200;
 
+    /// A file name from text: refused unless it is one path component that starts
+    /// with a letter or digit (so never hidden, `.` or `..`).
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let b = s.as_bytes();
         let ok = !b.is_empty()
@@ -230,6 +241,7 @@ pub struct FileHash([u8; 32]);
 impl FileHash {
     const PREFIX: &'static str = "sha256:";
 
+    /// Reads `sha256:` and 64 lower-case hex digits; upper case is refused.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let bad = || NameError::new("file hash", s, FILE_HASH_RULE);
         let hex = s.strip_prefix(Self::PREFIX).ok_or_else(bad)?;
@@ -250,6 +262,7 @@ impl FileHash {
         FileHash(digest)
     }
 
+    /// The 32 bytes of the digest, to compare with one computed over a body.
     pub fn digest(&self) -> &[u8; 32] {
         &self.0
     }
@@ -299,6 +312,7 @@ impl<'de> Deserialize<'de> for FileHash {
 pub struct Published(String);
 
 impl Published {
+    /// Checks the exact form and that the date and time exist (no leap seconds).
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let bad = || NameError::new("published time", s, PUBLISHED_RULE);
         let b = s.as_bytes();
@@ -349,6 +363,7 @@ impl Published {
         days * 86_400 + num(11..13) * 3600 + num(14..16) * 60 + num(17..19)
     }
 
+    /// The time in its wire form, `YYYY-MM-DDTHH:MM:SSZ`.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -161,9 +161,12 @@ impl Serialize for Request {
 /// One problem with one entry, reported in a later request.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Report {
+    /// The target of the entry that was refused.
     pub target: Target,
     #[serde(with = "wire_int")]
+    /// The sequence number of the entry that was refused.
     pub seq: u64,
+    /// Why the client refused it.
     pub reason: RejectReason,
 }
 
@@ -227,6 +230,7 @@ impl RejectReason {
         is_kebab_word(s, Self::MAX_OTHER_LEN).then(|| RejectReason::Other(s.to_owned()))
     }
 
+    /// The wire spelling of the reason, as `parse` reads it.
     pub fn as_str(&self) -> &str {
         match self {
             RejectReason::Other(s) => s,

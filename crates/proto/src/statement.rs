@@ -16,11 +16,17 @@ pub const STATEMENT_TAG: &str = "fts-file-v1";
 /// this place in the target's sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Statement {
+    /// Who the file is published for.
     pub target: Target,
+    /// The entry's place in the target's sequence: signed, so an entry cannot be replayed under another.
     pub seq: Seq,
+    /// The name the file is installed under.
     pub file_name: FileName,
+    /// The file's length in bytes.
     pub file_size: u64,
+    /// The SHA-256 of the file's bytes.
     pub file_hash: FileHash,
+    /// When it was published.
     pub published: Published,
 }
 

@@ -8,8 +8,9 @@
 //! against the issuer of each client certificate it is used for, so a forged CRL
 //! revokes nothing and a CRL from another CA is simply never consulted.
 //!
-//! A CRL past its next-update time is still used (PRODUCT.md: revocations stay in
-//! force; the server warns): [`Crl::is_past_next_update`] lets the server say so.
+//! A CRL past its next-update time is still used: its revocations stay in force, and
+//! locking every host out for a late renewal would be worse (docs/PKI.md, "Revocation
+//! policy"). The server warns instead: [`Crl::is_past_next_update`] lets it say so.
 //!
 //! [`Crl::issuer_key`] names the CA a CRL speaks for (issuer name and authority key
 //! id), and [`Crl::is_signed_by`] checks its signature against a CA certificate: the
@@ -41,6 +42,7 @@ pub const CRL_FILE: &str = "ca.crl";
 /// CRLs can legitimately be large; this bounds memory for a wrong path.
 const MAX_CRL_FILE: u64 = 64 << 20;
 
+/// How long a new CRL is valid when `--crl-days` is not given.
 pub const DEFAULT_CRL_DAYS: u32 = 30;
 
 /// One parsed CRL.
@@ -105,6 +107,7 @@ impl Crl {
         crl.verify_signature(ca.public_key()).is_ok()
     }
 
+    /// The CRL as DER, as the TLS verifier takes it.
     pub fn der(&self) -> &CertificateRevocationListDer<'static> {
         &self.der
     }
@@ -114,6 +117,7 @@ impl Crl {
         &self.issuer
     }
 
+    /// When the CA signed this CRL.
     pub fn this_update(&self) -> OffsetDateTime {
         self.this_update
     }
@@ -134,6 +138,7 @@ impl Crl {
         self.number
     }
 
+    /// The serials of the certificates this CRL revokes.
     pub fn revoked_serials(&self) -> &[Serial] {
         &self.revoked
     }
@@ -144,6 +149,7 @@ impl Crl {
         self.next_update.is_some_and(|next| now > next)
     }
 
+    /// The CRL as a PEM `X509 CRL` block, as `ca.crl` holds it.
     pub fn to_pem(&self) -> String {
         pem::encode("X509 CRL", self.der.as_ref())
     }
@@ -155,7 +161,7 @@ pub fn load_crls(path: &Path) -> Result<Vec<Crl>, Error> {
     pem::all_blocks::<CertificateRevocationListDer<'static>>(&bytes, path, "X509 CRL")?
         .into_iter()
         .map(|der| {
-            Crl::from_der(der).map_err(|problem| Error::bad_file(path, format!("not a valid CRL: {problem}")))
+            Crl::from_der(der).map_err(|problem| Error::bad_file_because(path, "not a valid CRL", problem))
         })
         .collect()
 }
@@ -164,7 +170,9 @@ pub fn load_crls(path: &Path) -> Result<Vec<Crl>, Error> {
 /// each time the CRL is re-signed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revoked {
+    /// The revoked certificate's serial.
     pub serial: Serial,
+    /// When it was revoked (the time the CRL states for it).
     pub revoked_at: OffsetDateTime,
 }
 
@@ -198,13 +206,15 @@ pub fn build_crl(
     };
     let der = params.signed_by(ca.issuer())?.der().clone();
     Crl::from_der(der)
-        .map_err(|problem| Error::bad_file(ca.dir(), format!("signed an unreadable crl: {problem}")))
+        .map_err(|problem| Error::bad_file_because(ca.dir(), "signed an unreadable crl", problem))
 }
 
 /// What [`write_crl`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlWritten {
+    /// Where the CRL was written (`ca.crl` in the CA folder).
     pub path: PathBuf,
+    /// The CRL that was signed and written.
     pub crl: Crl,
 }
 

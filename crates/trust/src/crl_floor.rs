@@ -17,7 +17,7 @@
 //!   numbers become the new floor.
 //!
 //! The floor survives restarts in a small JSON file that the server rewrites durably
-//! ([`crate::files`], on fts-fs's durable writes) after each CRL set it puts in
+//! (`files.rs`, on fts-fs's durable writes) after each CRL set it puts in
 //! force. `fts serve` keeps it in its status folder beside
 //! `server.json`, as [`CRL_STATE_FILE`], whose name can never be a client's status
 //! file (those are `<client-id>.json`, and `server` is a reserved id besides).
@@ -62,6 +62,7 @@ impl fmt::Display for CrlIssuer {
 /// A CRL that would take a CA's CRL number back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OlderCrl {
+    /// The CA whose CRL it is (its name and authority key id).
     pub issuer: CrlIssuer,
     /// The refused CRL's number (`None`: it has none).
     pub number: Option<u64>,
@@ -97,9 +98,10 @@ impl CrlFloor {
     pub fn load(path: &Path) -> Result<Self, Error> {
         let Some(bytes) = read_optional(path, MAX_STATE_FILE)? else { return Ok(Self::default()) };
         let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::bad_file(
+            Error::bad_file_because(
                 path,
-                format!("not a CRL state file ({e}); restore it, or delete it to start afresh"),
+                "not a CRL state file (restore it, or delete it to start afresh)",
+                e,
             )
         })?;
         if file.format != FORMAT {
@@ -133,7 +135,7 @@ impl CrlFloor {
                 .collect(),
         };
         let mut bytes = serde_json::to_vec_pretty(&file)
-            .map_err(|e| Error::bad_file(path, format!("cannot encode the CRL state: {e}")))?;
+            .map_err(|e| Error::bad_file_because(path, "cannot encode the CRL state", e))?;
         bytes.push(b'\n');
         write_atomic(path, &bytes, Mode::Public, true)
     }
@@ -148,6 +150,7 @@ impl CrlFloor {
         self.numbers.iter().map(|(issuer, &number)| (issuer, number))
     }
 
+    /// True when no CRL number has been recorded yet (a first start).
     pub fn is_empty(&self) -> bool {
         self.numbers.is_empty()
     }

@@ -43,14 +43,18 @@ use crate::x509_subject::{SubjectAttribute, sign_with_subject};
 /// `fts keygen csr --id ID`
 #[derive(Debug, Clone)]
 pub struct CsrOptions {
+    /// The folder the key and CSR are written to (`--dir`).
     pub dir: PathBuf,
+    /// The host's client id, the CSR's only CN.
     pub id: ClientId,
+    /// Replace existing files (`--force`).
     pub force: bool,
 }
 
 /// What `fts keygen csr` wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsrWritten {
+    /// The client id the CSR asks for.
     pub id: ClientId,
     /// `<id>.key`, mode 0600: stays on the host.
     pub key_path: PathBuf,
@@ -63,9 +67,13 @@ pub struct CsrWritten {
 pub struct SignOptions {
     /// The CA folder; the certificate is written here as `<id>.crt`.
     pub dir: PathBuf,
+    /// The CSR file to sign.
     pub csr: PathBuf,
+    /// The groups to give the host (each an O value); what the CSR asked for is ignored.
     pub groups: Vec<GroupName>,
+    /// Validity of the certificate, in days.
     pub days: u32,
+    /// Replace an existing certificate (`--force`).
     pub force: bool,
 }
 
@@ -76,9 +84,13 @@ pub struct SignedCsr {
     pub id: ClientId,
     /// The groups given to `sign`, sorted, without duplicates.
     pub groups: Vec<GroupName>,
+    /// Where the certificate was written (`<id>.crt` in the CA folder).
     pub cert_path: PathBuf,
+    /// The certificate's serial, as recorded in `issued.tsv`.
     pub serial: Serial,
+    /// The start of the certificate's validity.
     pub not_before: OffsetDateTime,
+    /// The end of the certificate's validity.
     pub not_after: OffsetDateTime,
     /// Everything the CSR asked for beyond its CN and key, none of it granted, in
     /// words an operator reads (`CA`, `SAN DNS:evil.example`, `serverAuth`, `O=admin`).
@@ -164,8 +176,11 @@ pub fn sign(opts: &SignOptions) -> Result<SignedCsr, Error> {
 /// The parts of a CSR the signer uses, and a description of the rest.
 #[derive(Debug)]
 pub struct CsrRequest {
+    /// The client id from the CSR's one CN, checked.
     pub id: ClientId,
+    /// The key to certify; its self-signature was checked.
     pub public_key: CsrPublicKey,
+    /// What the CSR asked for beyond its CN and key, escaped for printing; none of it is granted.
     pub ignored: Vec<String>,
 }
 
@@ -199,26 +214,34 @@ pub fn read_csr(path: &Path) -> Result<CsrRequest, Error> {
     let bytes = read_bounded(path, MAX_CREDENTIAL_FILE)?;
     let der: CertificateSigningRequestDer<'static> =
         pem::exactly_one_block(&bytes, path, "CERTIFICATE REQUEST")?;
-    parse_csr(der.as_ref()).map_err(|problem| Error::bad_file(path, problem))
+    parse_csr(der.as_ref(), path)
 }
 
-fn parse_csr(der: &[u8]) -> Result<CsrRequest, String> {
+fn parse_csr(der: &[u8], path: &Path) -> Result<CsrRequest, Error> {
     let (rest, csr) = X509CertificationRequest::from_der(der)
-        .map_err(|e| format!("not a valid certificate signing request: {e}"))?;
+        // x509-parser's errors quote their own cause: its text is the leaf.
+        .map_err(|e| {
+            Error::bad_file_because(path, "not a valid certificate signing request", e.to_string())
+        })?;
     if !rest.is_empty() {
-        return Err("trailing bytes after the certificate signing request".into());
+        return Err(Error::bad_file(path, "trailing bytes after the certificate signing request"));
     }
     csr.verify_signature().map_err(|_| {
-        "the request's self-signature does not verify: it was altered, or not signed by the key it carries"
-            .to_owned()
+        Error::bad_file(
+            path,
+            "the request's self-signature does not verify: it was altered, or not signed by the key it carries",
+        )
     })?;
 
     let spki = &csr.certification_request_info.subject_pki;
     if spki.raw.len() != P256_SPKI_LEN || !spki.raw.starts_with(&P256_SPKI_PREFIX) {
-        return Err(format!(
-            "the request's key is not an ECDSA P-256 key (algorithm {}): fts certificates use P-256 keys, \
-             as `fts keygen csr` or `openssl ecparam -name prime256v1 -genkey` make",
-            spki.algorithm.algorithm
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "the request's key is not an ECDSA P-256 key (algorithm {}): fts certificates use P-256 keys, \
+                 as `fts keygen csr` or `openssl ecparam -name prime256v1 -genkey` make",
+                spki.algorithm.algorithm
+            ),
         ));
     }
     let public_key = CsrPublicKey(spki.subject_public_key.data.to_vec());
@@ -226,19 +249,28 @@ fn parse_csr(der: &[u8]) -> Result<CsrRequest, String> {
     let subject = &csr.certification_request_info.subject;
     let common_names: Vec<_> = subject.iter_common_name().collect();
     let common_name = match common_names.as_slice() {
-        [] => return Err("the request has no common name (CN): it must be the host's client id".into()),
-        [one] => {
-            one.as_str().map_err(|_| "the request's common name (CN) is not a text string".to_owned())?
+        [] => {
+            return Err(Error::bad_file(
+                path,
+                "the request has no common name (CN): it must be the host's client id",
+            ));
         }
+        [one] => one
+            .as_str()
+            .map_err(|_| Error::bad_file(path, "the request's common name (CN) is not a text string"))?,
         several => {
-            return Err(format!(
-                "the request has {} common names (CN): exactly one, the host's client id, is allowed",
-                several.len()
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "the request has {} common names (CN): exactly one, the host's client id, is allowed",
+                    several.len()
+                ),
             ));
         }
     };
-    let id = ClientId::parse(common_name)
-        .map_err(|e| format!("the request's common name is not a valid client id: {e}"))?;
+    let id = ClientId::parse(common_name).map_err(|e| {
+        Error::bad_file_because(path, "the request's common name is not a valid client id", e)
+    })?;
 
     let mut ignored = Vec::new();
     for attr in subject.iter_attributes() {

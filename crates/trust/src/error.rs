@@ -12,6 +12,12 @@
 //! Messages are lower-case, name the file when a file is involved, and say who is at
 //! fault: the file (its contents), the operator (a flag or an existing file), the
 //! peer (the client or its certificate), or this machine (I/O, randomness).
+//!
+//! A message never quotes its cause: the cause is the error's `source()`, and whoever
+//! prints the error prints the chain ([`fts_proto::ErrorChain`]). The errors of
+//! x509-parser, pkcs8 and spki quote their own causes, so a chain through them would
+//! say a cause twice: they are kept as text, a leaf ([`Error::BadFile`]'s source, or
+//! [`IdentityError::Malformed`]).
 
 use std::io;
 use std::path::PathBuf;
@@ -25,60 +31,97 @@ use crate::refusals::CertificateRefusal;
 #[non_exhaustive]
 pub enum Error {
     /// This machine could not read a file (missing, permissions, I/O).
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: io::Error,
     },
     /// This machine could not write a file.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
+        /// The file (or the folder it was to go in).
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: io::Error,
     },
     /// The operator asked to write a file that exists, without `--force`.
     #[error("{} already exists: refusing to overwrite it without --force", path.display())]
-    AlreadyExists { path: PathBuf },
-    /// The file was read but its contents are not what they must be.
+    AlreadyExists {
+        /// The file that exists.
+        path: PathBuf,
+    },
+    /// The file was read but its contents are not what they must be. `problem` says
+    /// what is wrong in fts's words; `source` is the lower error that found it, when
+    /// one did (a parser of keys, PEM, JSON or names).
     #[error("{}: {problem}", path.display())]
-    BadFile { path: PathBuf, problem: String },
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What the file is not, or what is wrong in it.
+        problem: String,
+        /// The lower error that found it, if one did.
+        #[source]
+        source: Option<BoxedCause>,
+    },
     /// The operator ran a command that needs the CA before making one.
     #[error("no CA in {}: run `fts keygen ca` first", dir.display())]
-    MissingCa { dir: PathBuf },
+    MissingCa {
+        /// The folder that has no CA.
+        dir: PathBuf,
+    },
     /// The operator asked to revoke an id the CA never issued a certificate for.
     #[error(
         "no certificate was ever issued for {id:?} according to {}: nothing to revoke \
          (check the id; certificates made outside fts keygen are not in the index)",
         index.display()
     )]
-    NeverIssued { id: String, index: PathBuf },
+    NeverIssued {
+        /// The id asked for.
+        id: String,
+        /// The index of issued certificates that was searched (`issued.tsv`).
+        index: PathBuf,
+    },
     /// The operator gave a name that breaks PROTOCOL.md section 4.
     #[error(transparent)]
     InvalidName(#[from] NameError),
     /// The operator gave a server name that is neither a DNS name nor an IP address.
     #[error("invalid server name {name:?}: expected a DNS name (like server.example) or an IP address")]
-    InvalidServerName { name: String },
+    InvalidServerName {
+        /// The name given.
+        name: String,
+    },
     /// The operator asked for a server certificate without any name.
     #[error("a server certificate needs at least one name (--name)")]
     NoServerNames,
     /// The operator asked for a validity or CRL period of zero days.
     #[error("{what} must be at least 1 day")]
-    ZeroDays { what: &'static str },
+    ZeroDays {
+        /// Which period, with its flag.
+        what: &'static str,
+    },
     /// The operator gave no trusted signing key at all.
     #[error("no trusted signing key given: at least one public key file is needed")]
     NoTrustedKeys,
     /// Two different trusted keys have the same 8-byte id; one of the files is wrong.
     #[error("{}: key id {key_id} is already used by a different trusted key", path.display())]
-    KeyIdCollision { path: PathBuf, key_id: KeyId },
+    KeyIdCollision {
+        /// The file whose key clashes with one loaded before.
+        path: PathBuf,
+        /// The id both keys have.
+        key_id: KeyId,
+    },
     /// This machine's random number generator failed.
-    #[error("the system random number generator failed: {0}")]
-    Random(String),
+    #[error("the system random number generator failed")]
+    Random(#[source] getrandom::Error),
     /// rcgen refused to build a certificate or CRL (a bug here or a bad CA file).
-    #[error("cannot build the certificate or crl: {0}")]
+    #[error("cannot build the certificate or crl")]
     Certificate(#[from] rcgen::Error),
     /// A certificate could not be encoded as required (a bug here, never the input).
+    /// The text is fts's own description of what came out wrong, not a lower error.
     #[error("cannot encode the certificate: {0}")]
     CertificateEncoding(String),
     /// The operator gave a private key that is not the key of the certificate given
@@ -89,10 +132,10 @@ pub enum Error {
     )]
     KeyMismatch,
     /// rustls refused the configuration (a key type it cannot use, ...).
-    #[error("tls configuration refused: {0}")]
+    #[error("tls configuration refused")]
     Tls(#[from] rustls::Error),
     /// rustls refused the trust anchors or CRLs given for a verifier.
-    #[error("cannot build the certificate verifier from the configured ca and crls: {0}")]
+    #[error("cannot build the certificate verifier from the configured ca and crls")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
     /// A CRL would take its CA's CRL number back below the one in force: most
     /// likely a stale copy, which would un-revoke every certificate revoked since.
@@ -102,7 +145,14 @@ pub enum Error {
          serve once with --accept-older-crl)",
         number.map_or_else(|| "has no CRL number, which".to_owned(), |n| format!("is number {n}, which"))
     )]
-    OlderCrl { issuer: String, number: Option<u64>, in_force: u64 },
+    OlderCrl {
+        /// The CA whose CRL it is.
+        issuer: String,
+        /// The refused CRL's number (`None`: it has none).
+        number: Option<u64>,
+        /// The highest number accepted before for this CA.
+        in_force: u64,
+    },
     /// A statement did not verify.
     #[error(transparent)]
     Verify(#[from] VerifyError),
@@ -111,9 +161,23 @@ pub enum Error {
     Identity(#[from] IdentityError),
 }
 
+/// A lower error kept as the `source` of an [`Error::BadFile`].
+pub type BoxedCause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 impl Error {
+    /// A file whose contents are wrong, found by fts's own checks.
     pub(crate) fn bad_file(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
-        Error::BadFile { path: path.into(), problem: problem.into() }
+        Error::BadFile { path: path.into(), problem: problem.into(), source: None }
+    }
+
+    /// A file whose contents are wrong, found by a lower parser: its error is the
+    /// source, and `problem` says what the file is not.
+    pub(crate) fn bad_file_because(
+        path: impl Into<PathBuf>,
+        problem: impl Into<String>,
+        source: impl Into<BoxedCause>,
+    ) -> Self {
+        Error::BadFile { path: path.into(), problem: problem.into(), source: Some(source.into()) }
     }
 }
 
@@ -122,27 +186,47 @@ impl Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     #[error("signing key {key_id} is not trusted by this host")]
-    UntrustedKey { key_id: KeyId },
+    /// The entry names a key this host does not trust.
+    UntrustedKey {
+        /// The key id the entry carries.
+        key_id: KeyId,
+    },
     #[error("signature does not verify with trusted key {key_id}: the entry was altered or not signed by it")]
-    BadSignature { key_id: KeyId },
+    /// The signature does not verify with the trusted key the entry names.
+    BadSignature {
+        /// The key id the entry carries.
+        key_id: KeyId,
+    },
 }
 
 /// Why a certificate cannot identify a client (PROTOCOL.md section 4). The
 /// certificate, and so whoever presented or issued it, is at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
+    /// The certificate does not parse, or breaks its own structure. The text is
+    /// x509-parser's message or fts's own: x509-parser's errors quote their own cause,
+    /// so they are kept as a leaf (and this enum stays `Clone` and `Eq`).
     #[error("client certificate is not a well-formed x.509 certificate: {0}")]
     Malformed(String),
+    /// The subject has no CN, so there is no client id.
     #[error("client certificate has no common name (CN) in its subject")]
     NoCommonName,
     #[error("client certificate has {count} common names (CN) in its subject: exactly one is allowed")]
-    SeveralCommonNames { count: usize },
+    /// The subject has more than one CN: which one is the id would be ambiguous.
+    SeveralCommonNames {
+        /// How many CNs it has.
+        count: usize,
+    },
+    /// The CN is not a string type fts can read as text.
     #[error("client certificate's common name is not a text string")]
     CommonNameNotText,
-    #[error("client certificate's common name is not a valid client id: {0}")]
-    InvalidClientId(NameError),
+    /// The CN breaks the client id rules; the source says how.
+    #[error("client certificate's common name is not a valid client id")]
+    InvalidClientId(#[source] NameError),
+    /// The certificate was not made for client authentication.
     #[error("client certificate lacks the clientAuth extended key usage")]
     NoClientAuth,
+    /// The certificate could issue others, so it cannot be a client's.
     #[error("client certificate is a CA certificate (basicConstraints CA=true)")]
     IsCa,
 }
@@ -152,18 +236,53 @@ pub enum IdentityError {
 /// client is at fault; the connection is closed without a frame.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SessionRefused {
+    /// The session was checked before its handshake ended: a bug of the caller.
     #[error("the tls handshake has not completed (caller bug: check the session after the handshake)")]
     Handshaking,
+    /// The client did not say it speaks `fts/1`.
     #[error("the client offered no ALPN protocol: `fts/1` is required")]
     NoAlpn,
+    /// The client negotiated another protocol than `fts/1` (the name it gave).
     #[error("the client negotiated ALPN protocol {0:?}: `fts/1` is required")]
     WrongAlpn(String),
+    /// The client sent no certificate, so it has no identity.
     #[error("the client presented no certificate")]
     NoCertificate,
+    /// A CRL in force revokes the client's certificate.
     #[error("the client certificate is revoked")]
     Revoked,
+    /// The certificate was refused by the verifier or the CRLs. The refusal is a
+    /// description of the certificate (why, and what it claims), not a lower error.
     #[error("the client certificate is not accepted: {0}")]
     Certificate(CertificateRefusal),
+    /// The certificate verified but breaks the identity rules.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+}
+
+#[cfg(test)]
+mod tests {
+    use fts_proto::ErrorChain;
+
+    use super::*;
+
+    #[test]
+    fn a_message_says_its_own_part_and_the_chain_adds_the_cause_once() {
+        let io = io::Error::new(io::ErrorKind::PermissionDenied, "Permission denied (os error 13)");
+        let e = Error::Read { path: "certs/signing.pub".into(), source: io };
+        assert_eq!(e.to_string(), "cannot read certs/signing.pub");
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "cannot read certs/signing.pub: Permission denied (os error 13)"
+        );
+
+        let name = fts_proto::ClientId::parse("Web 01").unwrap_err();
+        let e = Error::bad_file_because("issued.tsv", "line 3", name.clone());
+        assert_eq!(e.to_string(), "issued.tsv: line 3");
+        assert_eq!(ErrorChain(&e).to_string(), format!("issued.tsv: line 3: {name}"));
+        assert_eq!(
+            ErrorChain(&Error::bad_file("ca.crl", "trailing bytes")).to_string(),
+            "ca.crl: trailing bytes"
+        );
+    }
 }

@@ -25,6 +25,7 @@ use crate::error::IdentityError;
 /// Who a certificate says its holder is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIdentity {
+    /// The client id: the certificate's one CN.
     pub id: ClientId,
     /// Sorted, without duplicates.
     pub groups: Vec<GroupName>,

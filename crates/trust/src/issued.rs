@@ -58,7 +58,7 @@ impl Serial {
     /// (RFC 5280 allows up to 20 bytes; CA/B asks for at least 64 random bits).
     pub fn random() -> Result<Self, Error> {
         let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+        getrandom::fill(&mut bytes).map_err(Error::Random)?;
         bytes[0] = (bytes[0] & 0x3f) | 0x40;
         Ok(Serial(bytes.to_vec()))
     }
@@ -73,6 +73,7 @@ impl Serial {
         hex::decode(s).ok().filter(|b| !b.is_empty() && b.len() <= 21).map(Serial)
     }
 
+    /// The serial's bytes, big-endian, as the certificate carries them.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -93,8 +94,11 @@ impl fmt::Debug for Serial {
 /// What an issued certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IssuedKind {
+    /// The CA's own certificate.
     Ca,
+    /// The server's certificate.
     Server,
+    /// A host's client certificate.
     Client,
 }
 
@@ -126,10 +130,15 @@ impl fmt::Display for IssuedKind {
 /// One line of the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedRecord {
+    /// The certificate's serial.
     pub serial: Serial,
+    /// What the certificate is for.
     pub kind: IssuedKind,
+    /// The client id, the server's names joined by `,`, or the CA's CN.
     pub subject: String,
+    /// The end of the certificate's validity.
     pub not_after: OffsetDateTime,
+    /// When fts issued it.
     pub issued_at: OffsetDateTime,
     /// A client certificate's groups; empty for the CA and the server. `None` on a
     /// line written before the index had this field.
@@ -240,12 +249,14 @@ pub struct KnownTargets {
 /// What [`KnownTargets::check`] says of one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetCheck {
+    /// Some certificate in the index has this target: a host will get the entry.
     Known,
     /// A group no certificate in the index names, on an index where some client
     /// certificates were recorded without their groups: it may or may not have members.
     Unverifiable,
     /// No host has this target. `suggestion`: a known target it is probably a typo of.
     Unknown {
+        /// The known target closest to the one given, if one is close.
         suggestion: Option<Target>,
     },
 }
@@ -284,7 +295,7 @@ impl KnownTargets {
                     self.groups.insert(group);
                 }
                 Ok(Target::All) => {}
-                Err(e) => return Err(Error::bad_file(path, format!("line {}: {e}", n + 1))),
+                Err(e) => return Err(Error::bad_file_because(path, format!("line {}", n + 1), e)),
             }
         }
         Ok(())

@@ -43,11 +43,17 @@ use crate::pem;
 use crate::signing::SigningKey;
 use crate::x509_subject::{SubjectAttribute, sign_with_subject};
 
+/// The CA certificate's file name in the CA folder.
 pub const CA_CERT_FILE: &str = "ca.crt";
+/// The CA private key's file name (mode 0600, signing host only).
 pub const CA_KEY_FILE: &str = "ca.key";
+/// The server certificate's file name.
 pub const SERVER_CERT_FILE: &str = "server.crt";
+/// The server private key's file name (mode 0600).
 pub const SERVER_KEY_FILE: &str = "server.key";
+/// The release signing key's file name (mode 0600, signing host only).
 pub const SIGNING_KEY_FILE: &str = "signing.key";
+/// The release public key's file name, the one hosts trust (`--trust`).
 pub const SIGNING_PUB_FILE: &str = "signing.pub";
 
 /// How far back `not_before` is set, so a machine whose clock is a little behind
@@ -59,55 +65,76 @@ const CA_COMMON_NAME: &str = "fts CA";
 /// `fts keygen ca`
 #[derive(Debug, Clone)]
 pub struct CaOptions {
+    /// The folder the CA is written to (`--dir`).
     pub dir: PathBuf,
+    /// Validity of the CA certificate, in days.
     pub days: u32,
+    /// Replace an existing CA (`--force`).
     pub force: bool,
 }
 
 /// `fts keygen server --name N...`
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
+    /// The folder with the CA, where the server's files are written (`--dir`).
     pub dir: PathBuf,
     /// DNS names or IP addresses; the first is also the CN.
     pub names: Vec<String>,
+    /// Validity of the certificate, in days.
     pub days: u32,
+    /// Replace existing files (`--force`).
     pub force: bool,
 }
 
 /// `fts keygen client --id ID [--group G]...`
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
+    /// The folder with the CA, where the host's files are written (`--dir`).
     pub dir: PathBuf,
+    /// The host's client id, the certificate's CN.
     pub id: ClientId,
+    /// The groups the host belongs to, each an O value.
     pub groups: Vec<GroupName>,
+    /// Validity of the certificate, in days.
     pub days: u32,
+    /// Replace existing files (`--force`).
     pub force: bool,
 }
 
 /// `fts keygen signing`
 #[derive(Debug, Clone)]
 pub struct SigningOptions {
+    /// The folder the key pair is written to (`--dir`).
     pub dir: PathBuf,
+    /// Replace an existing key (`--force`).
     pub force: bool,
 }
 
 /// What a keygen command wrote, for the CLI to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issued {
+    /// What the certificate is for.
     pub kind: IssuedKind,
+    /// Where the certificate was written.
     pub cert_path: PathBuf,
+    /// Where its private key was written (mode 0600).
     pub key_path: PathBuf,
     /// The client id, the server's names joined by `,`, or the CA's CN.
     pub subject: String,
+    /// The certificate's serial, as recorded in `issued.tsv`.
     pub serial: Serial,
+    /// The end of the certificate's validity.
     pub not_after: OffsetDateTime,
 }
 
 /// What `fts keygen signing` wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeyWritten {
+    /// Where the private key was written (mode 0600).
     pub key_path: PathBuf,
+    /// Where the public key was written, for the hosts.
     pub public_key_path: PathBuf,
+    /// The key's id, which entries signed with it carry.
     pub key_id: KeyId,
 }
 
@@ -134,10 +161,11 @@ impl CertificateAuthority {
         let key_text =
             std::str::from_utf8(&key_pem).map_err(|_| Error::bad_file(&key_path, "not PEM text"))?;
         let key = KeyPair::from_pem(key_text)
-            .map_err(|e| Error::bad_file(&key_path, format!("not a usable CA private key: {e}")))?;
+            .map_err(|e| Error::bad_file_because(&key_path, "not a usable CA private key", e))?;
 
         let (_, parsed) = X509Certificate::from_der(&certificate)
-            .map_err(|e| Error::bad_file(&cert_path, format!("not an X.509 certificate: {e}")))?;
+            // x509-parser's errors quote their own cause: its text is the leaf.
+            .map_err(|e| Error::bad_file_because(&cert_path, "not an X.509 certificate", e.to_string()))?;
         if parsed.public_key().subject_public_key.data.as_ref() != rcgen::PublicKeyData::der_bytes(&key) {
             return Err(Error::bad_file(
                 &key_path,
@@ -158,14 +186,16 @@ impl CertificateAuthority {
             })
             .unwrap_or(KeyIdMethod::Sha256);
         let issuer = Issuer::from_ca_cert_der(&certificate, key)
-            .map_err(|e| Error::bad_file(&cert_path, format!("cannot use this CA certificate: {e}")))?;
+            .map_err(|e| Error::bad_file_because(&cert_path, "cannot use this CA certificate", e))?;
         Ok(CertificateAuthority { dir: dir.to_owned(), certificate, issuer, key_id_method })
     }
 
+    /// The CA folder it was loaded from, where its index and CRL live.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The CA certificate, as DER.
     pub fn certificate(&self) -> &CertificateDer<'static> {
         &self.certificate
     }

@@ -25,7 +25,7 @@
 //! host only; the server stores and forwards signatures and never holds it. So a
 //! compromised server, or anyone on the network, can withhold files or serve them
 //! late, but cannot make a host install anything that was not published for it.
-//! [`TrustedKeys::verify`] is the only constructor of [`Verified<Statement>`], so code
+//! [`TrustedKeys::verify`] is the only constructor of [`Verified<Statement>`](Verified), so code
 //! that installs cannot be handed an unchecked statement. Verification is strict
 //! Ed25519 (no malleable signatures, no small-order keys). Several keys can be
 //! trusted at once for rotation; key ids are unambiguous within a set.
@@ -65,6 +65,7 @@
 //! rustls with `ring` only, passed explicitly to every builder ([`tls::provider`]):
 //! the process-wide default provider is never needed.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod crl;
 pub mod crl_floor;
@@ -84,7 +85,6 @@ mod x509_subject;
 
 pub use crl::{Crl, Revoked};
 pub use error::{Error, IdentityError, SessionRefused, VerifyError};
-pub use fts_proto::Statement;
 pub use identity::{ClientIdentity, client_identity};
 pub use issued::Serial;
 pub use signing::{PublicKey, SigningKey, TrustedKeys, Verified};

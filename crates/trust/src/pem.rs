@@ -36,7 +36,7 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
 pub(crate) fn all_blocks<T: PemObject>(bytes: &[u8], path: &Path, label: &str) -> Result<Vec<T>, Error> {
     let blocks = T::pem_slice_iter(bytes)
         .collect::<Result<Vec<T>, _>>()
-        .map_err(|e| Error::bad_file(path, format!("not valid PEM: {e}")))?;
+        .map_err(|e| Error::bad_file_because(path, "not valid PEM", e))?;
     if blocks.is_empty() {
         return Err(Error::bad_file(path, format!("no PEM `{label}` block found")));
     }

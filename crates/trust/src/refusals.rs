@@ -15,7 +15,7 @@
 //!   handshakes counts it.
 //!
 //! webpki checks a certificate's dates before its chain, so "expired" alone does not
-//! say who issued it: [`classify`] then asks the verifier again at a time inside the
+//! say who issued it: `classify` then asks the verifier again at a time inside the
 //! certificate's validity, **only** to decide how to log it. The refusal itself
 //! always stands; nothing here can turn a refusal into an acceptance.
 //!
@@ -45,11 +45,16 @@ pub const MAX_REMEMBERED: usize = 10_000;
 /// Why a client certificate was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefusalReason {
+    /// A CRL in force lists the certificate's serial.
     Revoked,
+    /// The certificate's validity ended.
     Expired {
+        /// When it ended, when the certificate could be read.
         not_after: Option<OffsetDateTime>,
     },
+    /// The certificate's validity has not begun.
     NotYetValid {
+        /// When it begins, when the certificate could be read.
         not_before: Option<OffsetDateTime>,
     },
     /// Revocation is on and no CRL in force covers the certificate's issuer.
@@ -58,7 +63,9 @@ pub enum RefusalReason {
     NotIssuedByClientCa,
     /// No clientAuth extended key usage.
     WrongPurpose,
+    /// The certificate breaks the identity rules of PROTOCOL.md section 4.
     Identity(IdentityError),
+    /// Any other refusal of the verifier, in its words.
     Other(String),
 }
 
@@ -79,7 +86,8 @@ impl fmt::Display for RefusalReason {
             RefusalReason::WrongPurpose => {
                 f.write_str("not made for client authentication (no clientAuth usage)")
             }
-            RefusalReason::Identity(e) => write!(f, "{e}"),
+            // A description, not an error: it prints the identity error with its cause.
+            RefusalReason::Identity(e) => write!(f, "{}", fts_proto::ErrorChain(e)),
             RefusalReason::Other(problem) => f.write_str(problem),
         }
     }
@@ -88,12 +96,14 @@ impl fmt::Display for RefusalReason {
 /// A refused client certificate: why, and what it says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateRefusal {
+    /// Why it was refused.
     pub reason: RefusalReason,
     /// Whether its chain verified up to a client CA root (at a time inside its
     /// validity, for an expired one). Only then are its name and serial facts.
     pub issued_by_client_ca: bool,
     /// The subject's first common name, as presented (escape before printing).
     pub common_name: Option<String>,
+    /// The certificate's serial, as presented.
     pub serial: Option<Serial>,
 }
 

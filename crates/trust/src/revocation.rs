@@ -79,35 +79,44 @@ impl CaLock {
 /// One line of `revoked.tsv`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedRecord {
+    /// The revoked certificate's serial.
     pub serial: Serial,
     /// The client id the certificate was issued for.
     pub id: String,
+    /// When it was revoked; kept each time the CRL is signed again.
     pub revoked_at: OffsetDateTime,
 }
 
 /// `fts keygen revoke ID`
 #[derive(Debug, Clone)]
 pub struct RevokeOptions {
+    /// The CA folder (`--dir`).
     pub dir: PathBuf,
+    /// The client whose every certificate is revoked.
     pub id: ClientId,
+    /// Validity of the new CRL, in days.
     pub crl_days: u32,
 }
 
 /// `fts keygen crl`
 #[derive(Debug, Clone)]
 pub struct CrlOptions {
+    /// The CA folder (`--dir`).
     pub dir: PathBuf,
+    /// Validity of the new CRL, in days.
     pub crl_days: u32,
 }
 
 /// What `fts keygen revoke` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokeSummary {
+    /// The client that was revoked.
     pub id: ClientId,
     /// Serials revoked by this call.
     pub newly_revoked: Vec<Serial>,
     /// Serials of the id that were revoked before (their revocation time is kept).
     pub already_revoked: Vec<Serial>,
+    /// The CRL signed with the revocations, and where it was written.
     pub crl: crl::CrlWritten,
 }
 

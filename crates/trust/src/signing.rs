@@ -41,7 +41,7 @@ impl SigningKey {
     /// A new key from 32 bytes of the operating system's random number generator.
     pub fn generate() -> Result<Self, Error> {
         let mut seed = Zeroizing::new([0u8; 32]);
-        getrandom::fill(seed.as_mut()).map_err(|e| Error::Random(e.to_string()))?;
+        getrandom::fill(seed.as_mut()).map_err(Error::Random)?;
         Ok(Self::from_seed(&seed))
     }
 
@@ -50,10 +50,12 @@ impl SigningKey {
         SigningKey { inner: ed25519_dalek::SigningKey::from_bytes(seed) }
     }
 
+    /// The public half, to write to `signing.pub` for the hosts.
     pub fn public_key(&self) -> PublicKey {
         PublicKey { inner: self.inner.verifying_key() }
     }
 
+    /// The id entries signed with this key carry (`key-id`).
     pub fn key_id(&self) -> KeyId {
         self.public_key().key_id()
     }
@@ -83,7 +85,8 @@ impl SigningKey {
     pub fn from_pem(pem_text: &[u8], path: &Path) -> Result<Self, Error> {
         let der: PrivatePkcs8KeyDer<'static> = pem::exactly_one_block(pem_text, path, "PRIVATE KEY")?;
         let inner = ed25519_dalek::SigningKey::from_pkcs8_der(der.secret_pkcs8_der())
-            .map_err(|e| Error::bad_file(path, format!("not an Ed25519 PKCS#8 private key: {e}")))?;
+            // pkcs8's errors quote their own cause: its text is the leaf.
+            .map_err(|e| Error::bad_file_because(path, "not an Ed25519 PKCS#8 private key", e.to_string()))?;
         Ok(SigningKey { inner })
     }
 
@@ -154,7 +157,8 @@ impl PublicKey {
     pub fn from_pem(pem_text: &[u8], path: &Path) -> Result<Self, Error> {
         let der: SubjectPublicKeyInfoDer<'static> = pem::exactly_one_block(pem_text, path, "PUBLIC KEY")?;
         let inner = ed25519_dalek::VerifyingKey::from_public_key_der(der.as_ref())
-            .map_err(|e| Error::bad_file(path, format!("not an Ed25519 public key: {e}")))?;
+            // spki's errors quote their own cause: its text is the leaf.
+            .map_err(|e| Error::bad_file_because(path, "not an Ed25519 public key", e.to_string()))?;
         if inner.is_weak() {
             return Err(Error::bad_file(path, "Ed25519 public key of small order: refused as weak"));
         }
@@ -214,14 +218,17 @@ impl TrustedKeys {
         }
     }
 
+    /// The ids of the trusted keys, for logs and `fts status`.
     pub fn key_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
         self.keys.keys().copied()
     }
 
+    /// How many keys are trusted.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// True when no key is trusted (a loaded set never is).
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -259,6 +266,7 @@ impl<T> Verified<T> {
         self.key_id
     }
 
+    /// The checked value, for code that no longer needs the proof that it was checked.
     pub fn into_inner(self) -> T {
         self.value
     }

@@ -58,10 +58,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fts_fs::{Dir, FsError};
+use fts_proto::Statement;
 use fts_proto::{
     ClientId, ErrorChain, FileHeader, Published, RejectReason, Report, Request, Seq, ServerFrame, Target,
 };
-use fts_trust::{Statement, TrustedKeys, VerifyError};
+use fts_trust::{TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
