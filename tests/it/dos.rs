@@ -4,11 +4,12 @@
 //! (127.0.0.2 stands for another host), every bound is generous: these tests measure a
 //! freeze (seconds against forever), not speed.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::metrics::wait_for_sample;
 use crate::common::raw_client::{RawClient, Received, client_config};
 use crate::common::server::ServeProcess;
 use crate::common::{Sandbox, stderr};
@@ -78,40 +79,6 @@ fn poll_once_within(
     let mut err = String::new();
     let _ = child.stderr.take().unwrap().read_to_string(&mut err);
     (status.is_some_and(|s| s.success()), took, err)
-}
-
-/// GETs `/metrics`, every call bounded.
-fn scrape(addr: SocketAddr) -> std::io::Result<String> {
-    let mut stream = StdTcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut page = String::new();
-    stream.read_to_string(&mut page)?;
-    Ok(page)
-}
-
-/// The value of one sample (`name{labels}`) on a metrics page.
-fn sample(page: &str, name: &str) -> Option<f64> {
-    page.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// Scrapes until `sample(name)` is at least `min`, for at most 10 s; returns the last value.
-fn wait_for_sample(addr: SocketAddr, name: &str, min: f64) -> f64 {
-    let started = Instant::now();
-    loop {
-        let value = scrape(addr).ok().and_then(|page| sample(&page, name)).unwrap_or(-1.0);
-        if value >= min || started.elapsed() > Duration::from_secs(10) {
-            return value;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn metrics_addr(server: &ServeProcess) -> SocketAddr {
-    let line = server
-        .wait_for_log(Duration::from_secs(10), |l| l["fields"]["message"] == "serving metrics at /metrics");
-    line["fields"]["addr"].as_str().unwrap().parse().unwrap()
 }
 
 /// Whether the server closes `stream` within `limit` (a read that ends or fails)
@@ -339,7 +306,7 @@ fn nine_hundred_idle_connections_from_one_address_do_not_stop_a_poll_from_anothe
         &sandbox,
         &["--max-connections", "500", "--handshake-timeout", "30s", "--metrics-listen", "127.0.0.1:0"],
     );
-    let metrics = metrics_addr(&server);
+    let metrics = server.metrics_addr();
 
     let (ok, baseline, err) = poll_once_within(&sandbox, server.addr, "baseline", Duration::from_secs(30));
     assert!(ok, "the baseline poll failed: {err}");
@@ -390,7 +357,7 @@ fn idle_connections_from_many_addresses_leave_the_reserve_to_hosts_that_authenti
         &sandbox,
         &["--max-connections", "20", "--first-byte-timeout", "9s", "--metrics-listen", "127.0.0.1:0"],
     );
-    let metrics = metrics_addr(&server);
+    let metrics = server.metrics_addr();
     let (ok, baseline, err) = poll_once_within(&sandbox, server.addr, "baseline", Duration::from_secs(30));
     assert!(ok, "the baseline poll failed: {err}");
 
@@ -461,7 +428,7 @@ fn a_burst_beyond_the_rate_from_one_source_is_refused_while_another_source_is_se
             "127.0.0.1:0",
         ],
     );
-    let metrics = metrics_addr(&server);
+    let metrics = server.metrics_addr();
     let (refused, held) = runtime().block_on(async {
         let mut burst = Vec::new();
         for _ in 0..100 {
@@ -498,7 +465,7 @@ fn a_proxy_header_from_a_source_that_is_not_a_trusted_proxy_is_refused() {
         &sandbox,
         &["--trusted-proxy", "127.0.0.3", "--proxy-protocol", "--metrics-listen", "127.0.0.1:0"],
     );
-    let metrics = metrics_addr(&server);
+    let metrics = server.metrics_addr();
     runtime().block_on(async {
         let mut tcp = TcpStream::connect(server.addr).await.unwrap();
         let header = encode_proxied("198.51.100.7:40000".parse().unwrap(), server.addr).unwrap();
@@ -534,7 +501,7 @@ fn from_a_trusted_proxy_the_address_of_its_proxy_header_is_the_one_limited_and_l
             "127.0.0.1:0",
         ],
     );
-    let metrics = metrics_addr(&server);
+    let metrics = server.metrics_addr();
     let client: SocketAddr = "198.51.100.7:40000".parse().unwrap();
     let header_from = |source: &str| encode_proxied(source.parse().unwrap(), server.addr).unwrap();
     runtime().block_on(async {

@@ -29,13 +29,7 @@ fn now_unix() -> i64 {
 
 /// `GET path` over plain HTTP/1.1; the whole answer (status line, headers, body).
 fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to metrics");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read the metrics answer");
-    answer
+    crate::common::metrics::http_get(addr, path).expect("read the metrics answer")
 }
 
 /// The samples of a Prometheus text page: `name{labels}` -> value.

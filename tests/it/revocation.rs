@@ -78,22 +78,9 @@ fn message(line: &Value) -> &str {
     line["fields"]["message"].as_str().unwrap_or("")
 }
 
-/// The Prometheus text of a server started with `--metrics-listen 127.0.0.1:0`.
-fn metrics(server: &ServeProcess) -> String {
-    let line = server.wait_for_log(Duration::from_secs(5), |l| message(l) == "serving metrics at /metrics");
-    let addr = line["fields"]["addr"].as_str().unwrap().to_owned();
-    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut text = String::new();
-    tcp.read_to_string(&mut text).unwrap();
-    text
-}
-
+/// The value of `series` on a metrics page, which must have it.
 fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    crate::common::metrics::sample(text, series).unwrap_or_else(|| panic!("no {series} in\n{text}")) as u64
 }
 
 fn server_json(sandbox: &Sandbox) -> Value {
@@ -208,7 +195,7 @@ fn a_failed_crl_reload_is_retried_until_it_loads_even_when_the_fixed_file_looks_
     });
 
     // Visible while it fails: metrics, server.json, fts status (text and JSON).
-    let text = metrics(&server);
+    let text = server.metrics();
     assert_eq!(metric(&text, "fts_crl_reload_failing"), 1);
     assert!(metric(&text, "fts_crl_reload_failures_total{reason=\"invalid\"}") >= 1);
     let failing = &server_json(&sandbox)["crl-reload-failing"];
@@ -232,7 +219,7 @@ fn a_failed_crl_reload_is_retried_until_it_loads_even_when_the_fixed_file_looks_
     assert!(!served(&server, &sandbox, "web-01"), "revoked");
     assert!(served(&server, &sandbox, "web-02"));
 
-    assert_eq!(metric(&metrics(&server), "fts_crl_reload_failing"), 0);
+    assert_eq!(metric(&server.metrics(), "fts_crl_reload_failing"), 0);
     assert!(server_json(&sandbox).get("crl-reload-failing").is_none());
     let out = expect_success(&mut sandbox.fts(["status", "--json"]));
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -364,7 +351,7 @@ fn an_older_crl_is_refused_also_after_a_restart_unless_accepted_once_on_purpose(
             && l["fields"]["error"].as_str().is_some_and(|e| e.contains("lower than number 2"))
     });
     assert_eq!(refused["level"], "ERROR");
-    assert!(metric(&metrics(&server), "fts_crl_reload_failures_total{reason=\"older\"}") >= 1);
+    assert!(metric(&server.metrics(), "fts_crl_reload_failures_total{reason=\"older\"}") >= 1);
     assert!(!served(&server, &sandbox, "web-01"), "still revoked");
     server.signal("TERM");
     server.wait_exit(Duration::from_secs(20));
@@ -450,11 +437,11 @@ fn failed_handshakes_are_summarized_rather_than_logged_one_by_one() {
     }
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(15)
-        && metric(&metrics(&server), "fts_handshake_failures_total{reason=\"error\"}") < 25
+        && metric(&server.metrics(), "fts_handshake_failures_total{reason=\"error\"}") < 25
     {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(metric(&metrics(&server), "fts_handshake_failures_total{reason=\"error\"}"), 25);
+    assert_eq!(metric(&server.metrics(), "fts_handshake_failures_total{reason=\"error\"}"), 25);
     let loud: Vec<Value> = server
         .logs()
         .into_iter()
@@ -483,7 +470,7 @@ fn a_refused_certificate_of_the_client_ca_is_one_warning_a_minute_naming_it_and_
     for _ in 0..4 {
         assert!(!served(&server, &sandbox, "web-01"));
     }
-    let text = metrics(&server);
+    let text = server.metrics();
     assert_eq!(metric(&text, "fts_handshake_failures_total{reason=\"refused\"}"), 4, "{text}");
     assert_eq!(metric(&text, "fts_handshake_failures_total{reason=\"error\"}"), 0, "{text}");
     let warnings: Vec<Value> = server

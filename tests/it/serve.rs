@@ -122,20 +122,6 @@ fn the_poll_budget_always_lets_one_entry_through_and_says_more() {
     });
 }
 
-#[test]
-fn a_request_naming_another_client_is_an_identity_mismatch() {
-    let sandbox = sandbox_with_clients();
-    sandbox.publish("secret.bin", b"web-02's", &["web-02"]);
-    let server = ServeProcess::start(&sandbox, &[]);
-    runtime().block_on(async {
-        let mut client =
-            RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-01")).await.unwrap();
-        client.send_poll("web-02", json!({})).await.unwrap();
-        let received = client.receive_all().await.unwrap();
-        assert_eq!(error_code(&received).0, ErrorCode::IdentityMismatch);
-    });
-}
-
 /// Each malformed request gets the error code PROTOCOL.md section 2 classifies it as.
 #[test]
 fn malformed_requests_get_their_specific_error_codes() {
@@ -291,41 +277,6 @@ fn publish_large(sandbox: &Sandbox, target: &str) {
 }
 
 #[test]
-fn a_client_id_gets_at_most_two_polls_at_once() {
-    let sandbox = sandbox_with_clients();
-    publish_large(&sandbox, "all");
-    let server = ServeProcess::start(&sandbox, &[]);
-    let web01 = client_config(&sandbox.join("certs"), "web-01");
-    runtime().block_on(async {
-        let mut running = Vec::new();
-        for _ in 0..2 {
-            let mut client = RawClient::connect(server.addr, web01.clone()).await.unwrap();
-            client.send_poll("web-01", json!({})).await.unwrap();
-            assert!(matches!(client.receive_header().await.unwrap(), ServerFrame::File(_)));
-            running.push(client);
-        }
-        let mut third = RawClient::connect(server.addr, web01.clone()).await.unwrap();
-        third.send_poll("web-01", json!({})).await.unwrap();
-        let (code, retry_after) = error_code(&third.receive_all().await.unwrap());
-        assert_eq!(code, ErrorCode::Busy);
-        assert!(retry_after.is_some_and(|s| s > 0), "busy carries retry-after");
-
-        // Another client is not affected.
-        let mut other =
-            RawClient::connect(server.addr, client_config(&sandbox.join("certs"), "web-02")).await.unwrap();
-        other.send_poll("web-02", json!({"all": 1})).await.unwrap();
-        assert!(matches!(other.receive_all().await.unwrap()[..], [Received::Frame(ServerFrame::Done(_))]));
-
-        // When one poll ends, the client id may poll again.
-        drop(running.pop());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut again = RawClient::connect(server.addr, web01.clone()).await.unwrap();
-        again.send_poll("web-01", json!({"all": 1})).await.unwrap();
-        assert!(matches!(again.receive_all().await.unwrap()[..], [Received::Frame(ServerFrame::Done(_))]));
-    });
-}
-
-#[test]
 fn fifty_idle_connections_do_not_stop_a_real_poll() {
     let sandbox = sandbox_with_clients();
     sandbox.publish("file.bin", b"data", &["all"]);
@@ -363,20 +314,6 @@ impl HoldTls for Vec<tokio::net::TcpStream> {
         let (tcp, _) = client.stream.into_inner();
         self.push(tcp);
     }
-}
-
-#[test]
-fn idle_connections_are_closed_by_the_handshake_timeout() {
-    let sandbox = sandbox_with_clients();
-    let server = ServeProcess::start(&sandbox, &["--handshake-timeout", "1s"]);
-    runtime().block_on(async {
-        let mut idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        let mut buf = [0u8; 16];
-        let read =
-            tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read(&mut idle, &mut buf))
-                .await;
-        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the server closed the idle connection: {read:?}");
-    });
 }
 
 #[test]

@@ -79,29 +79,22 @@ impl ServeProcess {
         }
     }
 
-    /// The Prometheus text at `/metrics` of a server started with
-    /// `--metrics-listen 127.0.0.1:0`, fetched with bounded reads.
-    pub fn metrics(&self) -> String {
-        use std::io::{Read, Write};
+    /// The address of `/metrics` of a server started with `--metrics-listen 127.0.0.1:0`.
+    pub fn metrics_addr(&self) -> SocketAddr {
         let line = self.wait_for_log(Duration::from_secs(10), |l| {
             l["fields"]["message"] == "serving metrics at /metrics"
         });
-        let addr: SocketAddr =
-            line["fields"]["addr"].as_str().expect("an address").parse().expect("an address");
-        let mut tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-        tcp.set_read_timeout(Some(Duration::from_secs(10))).expect("set a timeout");
-        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("send");
-        let mut text = String::new();
-        tcp.read_to_string(&mut text).expect("read the metrics");
-        text
+        line["fields"]["addr"].as_str().expect("an address").parse().expect("an address")
+    }
+
+    /// The Prometheus text at `/metrics` ([`ServeProcess::metrics_addr`]).
+    pub fn metrics(&self) -> String {
+        super::metrics::scrape(self.metrics_addr()).expect("read the metrics")
     }
 
     /// The value of one series (`name{labels}`) at `/metrics`, 0 when absent.
     pub fn metric(&self, series: &str) -> f64 {
-        let text = self.metrics();
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or(0.0)
+        super::metrics::sample(&self.metrics(), series).unwrap_or(0.0)
     }
 
     /// Sends a signal to the server process.
