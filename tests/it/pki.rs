@@ -4,25 +4,11 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::common::{Sandbox, expect_code, expect_success, stderr, stdout};
+use fts_testkit::openssl::openssl;
 
-/// `/usr/bin/openssl` with `args` in `dir`, or `None` (with a message) when it is
-/// missing outside CI; under CI (env `CI` set) a missing openssl fails the test.
-fn openssl(args: &[&str], dir: &Path) -> Option<Output> {
-    let path = Path::new("/usr/bin/openssl");
-    if !path.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "openssl is required under CI but /usr/bin/openssl is missing"
-        );
-        eprintln!("skipping openssl check: /usr/bin/openssl not found");
-        return None;
-    }
-    Some(Command::new(path).args(args).current_dir(dir).output().expect("run openssl"))
-}
+use crate::common::{Sandbox, expect_code, expect_success, stderr, stdout};
 
 fn both(out: &Output) -> String {
     format!("{}{}", stdout(out), stderr(out))

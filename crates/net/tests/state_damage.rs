@@ -9,56 +9,19 @@ use std::time::Duration;
 
 use fts_net::client::state::{Installed, PendingHook, State};
 use fts_net::client::{Client, ClientSettings, ClientTransport, PollError};
-use fts_proto::{ClientId, FileHash, FileName, GroupName, Published, RejectReason, Report, Seq, Target};
+use fts_proto::{ClientId, Target};
+use fts_testkit::strategies::{file_hash, file_name, published, report, seq, target};
 use proptest::prelude::*;
 
-fn target() -> impl Strategy<Value = Target> {
-    prop_oneof![
-        Just(Target::All),
-        "[a-z0-9][a-z0-9._-]{0,12}"
-            .prop_filter_map("a client id", |s| ClientId::parse(&s).ok().map(Target::Client)),
-        "[a-z0-9][a-z0-9._-]{0,12}"
-            .prop_filter_map("a group", |s| GroupName::parse(&s).ok().map(Target::Group)),
-    ]
-}
-
-fn file_name() -> impl Strategy<Value = FileName> {
-    "[A-Za-z0-9][A-Za-z0-9._+-]{0,30}".prop_filter_map("a file name", |s| FileName::parse(&s).ok())
-}
-
-fn published() -> impl Strategy<Value = Published> {
-    (0u64..4_000_000_000).prop_map(Published::from_unix_seconds)
-}
-
-fn file_hash() -> impl Strategy<Value = FileHash> {
-    any::<[u8; 32]>().prop_map(FileHash::from_digest)
-}
-
-/// Seqs within the wire range (2^53 - 1).
-fn seq() -> impl Strategy<Value = u64> {
+/// Seqs within the wire range (2^53 - 1), 0 included: `since` counts entries.
+fn since() -> impl Strategy<Value = u64> {
     0u64..(1 << 53)
 }
 
-fn reason() -> impl Strategy<Value = RejectReason> {
-    prop_oneof![
-        Just(RejectReason::Signature),
-        Just(RejectReason::HashMismatch),
-        Just(RejectReason::InstallFailed),
-        Just(RejectReason::HookFailed),
-        Just(RejectReason::Gap),
-        Just(RejectReason::TooLarge),
-    ]
-}
-
-/// The seq of an applied entry: never 0.
-fn entry_seq() -> impl Strategy<Value = Seq> {
-    seq().prop_filter_map("a seq starts at 1", Seq::new)
-}
-
 fn state() -> impl Strategy<Value = State> {
-    let installed = (target(), entry_seq(), published(), file_hash())
+    let installed = (target(), seq(), published(), file_hash())
         .prop_map(|(target, seq, published, file_hash)| Installed { target, seq, published, file_hash });
-    let hook = (file_name(), target(), entry_seq(), published(), file_hash()).prop_map(
+    let hook = (file_name(), target(), seq(), published(), file_hash()).prop_map(
         |(file_name, target, seq, published, file_hash)| PendingHook {
             file_name,
             target,
@@ -67,12 +30,11 @@ fn state() -> impl Strategy<Value = State> {
             file_hash,
         },
     );
-    let report = (target(), seq(), reason()).prop_map(|(target, seq, reason)| Report { target, seq, reason });
     (
-        proptest::collection::btree_map(target(), seq(), 0..6),
+        proptest::collection::btree_map(target(), since(), 0..6),
         proptest::collection::btree_map(file_name(), installed, 0..6),
         proptest::collection::vec(hook, 0..3),
-        proptest::collection::vec(report, 0..4),
+        proptest::collection::vec(report(), 0..4),
     )
         .prop_map(|(since, installed, hooks_pending, reports)| State {
             since,

@@ -2,55 +2,12 @@
 //! unchanged, through the frame decoder, with arbitrary valid names and integers.
 
 use fts_proto::{
-    AnswerDecoder, AnswerItem, Chunk, ClientId, Done, ErrorCode, ErrorFrame, FileHash, FileHeader, FileName,
-    FrameDecoder, GroupName, KeyId, MAX_CLIENT_REQUEST, MAX_REPORTS, MAX_REQUEST_HEADER, MAX_WIRE_INT,
-    ProtoError, Published, RejectReason, Report, Request, Seq, ServerFrame, Signature, Target,
+    AnswerDecoder, AnswerItem, Chunk, ClientId, Done, ErrorCode, ErrorFrame, FileHeader, FrameDecoder, KeyId,
+    MAX_CLIENT_REQUEST, MAX_REPORTS, MAX_REQUEST_HEADER, MAX_WIRE_INT, ProtoError, Request, ServerFrame,
+    Signature, Target,
 };
+use fts_testkit::strategies::{client_id, file_hash, file_name, published, report, seq, target, wire_int};
 use proptest::prelude::*;
-
-fn wire_int() -> impl Strategy<Value = u64> {
-    prop_oneof![0..=100u64, 0..=MAX_WIRE_INT, Just(MAX_WIRE_INT)]
-}
-
-fn client_id() -> impl Strategy<Value = ClientId> {
-    "[a-z0-9][a-z0-9._-]{0,62}".prop_filter_map("reserved word", |s| ClientId::parse(&s).ok())
-}
-
-fn target() -> impl Strategy<Value = Target> {
-    prop_oneof![
-        client_id().prop_map(Target::Client),
-        Just(Target::All),
-        "[a-z0-9][a-z0-9._-]{0,62}".prop_map(|s| Target::Group(GroupName::parse(&s).unwrap())),
-    ]
-}
-
-fn reason() -> impl Strategy<Value = RejectReason> {
-    let known = prop_oneof![
-        Just(RejectReason::BadHeader),
-        Just(RejectReason::BadName),
-        Just(RejectReason::WrongTarget),
-        Just(RejectReason::Replay),
-        Just(RejectReason::Gap),
-        Just(RejectReason::UntrustedKey),
-        Just(RejectReason::Signature),
-        Just(RejectReason::Superseded),
-        Just(RejectReason::TooLarge),
-        Just(RejectReason::HashMismatch),
-        Just(RejectReason::InstallFailed),
-        Just(RejectReason::HookFailed),
-    ];
-    let newer = "[a-z][a-z0-9]{0,8}(-[a-z0-9]{1,6}){0,3}".prop_filter_map("a known reason", |s| {
-        match RejectReason::parse(&s) {
-            Some(RejectReason::Other(s)) => Some(RejectReason::Other(s)),
-            _ => None,
-        }
-    });
-    prop_oneof![4 => known, 1 => newer]
-}
-
-fn report() -> impl Strategy<Value = Report> {
-    (target(), wire_int(), reason()).prop_map(|(target, seq, reason)| Report { target, seq, reason })
-}
 
 fn request() -> impl Strategy<Value = Request> {
     (
@@ -64,21 +21,21 @@ fn request() -> impl Strategy<Value = Request> {
 fn file_header() -> impl Strategy<Value = FileHeader> {
     (
         target(),
-        (1..=MAX_WIRE_INT).prop_map(|n| Seq::new(n).unwrap()),
-        "[A-Za-z0-9][A-Za-z0-9._+-]{0,199}",
+        seq(),
+        file_name(),
         wire_int(),
-        any::<[u8; 32]>(),
-        0..=253_402_300_799u64,
+        file_hash(),
+        published(),
         any::<[u8; 8]>(),
         prop::collection::vec(any::<u8>(), 64),
     )
-        .prop_map(|(target, seq, name, file_size, digest, secs, key, sig)| FileHeader {
+        .prop_map(|(target, seq, file_name, file_size, file_hash, published, key, sig)| FileHeader {
             target,
             seq,
-            file_name: FileName::parse(&name).unwrap(),
+            file_name,
             file_size,
-            file_hash: FileHash::from_digest(digest),
-            published: Published::from_unix_seconds(secs),
+            file_hash,
+            published,
             key_id: KeyId::from_prefix(key),
             signature: Signature::from_bytes(sig.try_into().unwrap()),
         })

@@ -6,8 +6,9 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Pki, ServerSaw, connect_once, openssl, openssl_ok};
+use common::{Pki, ServerSaw, connect_once};
 use fts_proto::ClientId;
+use fts_testkit::openssl::{openssl, openssl_ok};
 use fts_trust::Error;
 use fts_trust::issued::{IssuedKind, client_serials, read_index};
 use fts_trust::keygen::{self, CaOptions, ClientOptions, ServerOptions, SigningOptions};

@@ -8,8 +8,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{Pki, ServerSaw, connect_once, openssl, openssl_ok};
+use common::{Pki, ServerSaw, connect_once};
 use fts_proto::{ClientId, GroupName};
+use fts_testkit::openssl::{openssl, openssl_ok};
 use fts_trust::crl::{CRL_FILE, load_crls};
 use fts_trust::enrol::{self, CsrOptions, SignOptions, SignedCsr};
 use fts_trust::issued::{INDEX_FILE, client_serials, read_index};

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,31 +136,4 @@ pub async fn connect_once(
     tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(server_side, client_side) })
         .await
         .expect("connection timed out")
-}
-
-/// `/usr/bin/openssl` with `args`, or `None` (with a message) when it is missing
-/// outside CI. Under CI (env `CI` set) a missing openssl fails the test.
-pub fn openssl(args: &[&str], dir: &Path) -> Option<Output> {
-    let path = Path::new("/usr/bin/openssl");
-    if !path.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "openssl is required under CI but /usr/bin/openssl is missing"
-        );
-        eprintln!("skipping openssl check: /usr/bin/openssl not found");
-        return None;
-    }
-    Some(Command::new(path).args(args).current_dir(dir).output().unwrap())
-}
-
-/// Like [`openssl`], asserting success; returns stdout.
-pub fn openssl_ok(args: &[&str], dir: &Path) -> Option<String> {
-    let out = openssl(args, dir)?;
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
