@@ -17,6 +17,8 @@
 //!
 //! The command modules (`serve.rs`, `poll.rs`, ...) only run what is resolved here.
 
+use std::path::Path;
+
 mod keygen;
 mod layering;
 mod poll;
@@ -28,3 +30,15 @@ pub use layering::{ConfigError, ParseFailure, command, parse_layered};
 pub use poll::Poll;
 pub use publish::{Publish, TargetLists};
 pub use serve::{Serve, TlsFiles};
+
+/// A key that is not the certificate's, with both files named (`fts poll`'s `--cert` and
+/// `--key`, `fts serve`'s).
+pub fn key_mismatch_names_files(e: fts_trust::Error, cert: &Path, key: &Path) -> anyhow::Error {
+    let mismatch = matches!(e, fts_trust::Error::KeyMismatch);
+    let e = anyhow::Error::new(e);
+    if mismatch {
+        e.context(format!("cannot use --cert {} with --key {}", cert.display(), key.display()))
+    } else {
+        e
+    }
+}

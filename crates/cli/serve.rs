@@ -250,7 +250,7 @@ fn tls_transport(
             .with_context(|| "cannot record the CRL numbers in force in the status folder".to_owned())?;
     }
     let config = fts_trust::server_config(chain, key, Arc::clone(&client_auth))
-        .map_err(|e| key_mismatch_names_files(e, &tls.cert, &tls.key))?;
+        .map_err(|e| crate::config::key_mismatch_names_files(e, &tls.cert, &tls.key))?;
     match &crl_path {
         Some(path) => log_loaded(path, &crls, "revocation is ON"),
         None => tracing::warn!(
@@ -268,15 +268,4 @@ struct LoadedCrl {
     path: PathBuf,
     crls: Vec<Crl>,
     version: Option<CrlFileVersion>,
-}
-
-/// A key that is not the certificate's, with both files named.
-fn key_mismatch_names_files(e: fts_trust::Error, cert: &Path, key: &Path) -> anyhow::Error {
-    let mismatch = matches!(e, fts_trust::Error::KeyMismatch);
-    let e = anyhow::Error::new(e);
-    if mismatch {
-        e.context(format!("cannot use --cert {} with --key {}", cert.display(), key.display()))
-    } else {
-        e
-    }
 }

@@ -4,7 +4,7 @@
 //! usage error before anything is dialled. The defaults that depend on other flags:
 //! `certs/ID.crt` and `certs/ID.key` from `--id`, `DEST/.fts-state.json` from `--dest`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use fts_net::client::hook::Hook;
@@ -66,7 +66,7 @@ impl Poll {
             let certificate = chain[0].clone();
             let config =
                 fts_trust::client_config(load_certificates(&args.ca)?, chain, load_private_key(&key)?)
-                    .map_err(|e| key_mismatch_names_files(e, &cert, &key))?;
+                    .map_err(|e| super::key_mismatch_names_files(e, &cert, &key))?;
             let server_name = fts_trust::tls::server_name(&args.server.host)?;
             (ClientTransport::tls(config, server_name, &certificate), identity.targets())
         };
@@ -101,16 +101,5 @@ impl Poll {
             reset_state: args.reset_state,
             metrics_file: args.metrics_file,
         })
-    }
-}
-
-/// A key that is not the certificate's, with both files named.
-fn key_mismatch_names_files(e: fts_trust::Error, cert: &Path, key: &Path) -> anyhow::Error {
-    let mismatch = matches!(e, fts_trust::Error::KeyMismatch);
-    let e = anyhow::Error::new(e);
-    if mismatch {
-        e.context(format!("cannot use --cert {} with --key {}", cert.display(), key.display()))
-    } else {
-        e
     }
 }
