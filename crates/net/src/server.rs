@@ -224,8 +224,8 @@ pub struct Server {
 impl Server {
     /// Binds `addr`. The store is opened by the caller (read-only) and the status
     /// folder created by the caller; `metrics` is where the server counts (it may be
-    /// shared with a `/metrics` endpoint and the CRL watcher). Starts the store's
-    /// refresher on the current runtime.
+    /// shared with a `/metrics` endpoint and the CRL watcher). Looks at the store
+    /// run on the current runtime's blocking threads.
     pub async fn bind(
         addr: SocketAddr,
         transport: Transport,

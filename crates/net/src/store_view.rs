@@ -1,29 +1,34 @@
 //! The server's view of the store: polls read an immutable [`StoreSnapshot`] without
-//! taking a lock, and one refresher keeps it current on a blocking thread.
+//! taking a lock, and looks at the store happen on a blocking thread.
 //!
 //! A poll must see every entry published before its request was read (a host that
-//! polls right after a publish gets it). So each poll takes a ticket and wakes the
-//! refresher; the refresher notes the highest ticket taken, refreshes the reader on a
-//! blocking thread ([`StoreReader::refresh`]: three `stat` calls when nothing changed),
-//! and publishes the snapshot with that ticket as checked. A poll then waits until a
-//! check that began after its ticket is done. Polls that arrive during a refresh are
-//! all served by the next one, so a thousand polls at once cost a few refreshes, not
-//! a thousand, and none of them ever blocks an async worker on the file system.
+//! polls right after a publish gets it). So each poll takes a ticket; the looker notes
+//! the highest ticket taken, refreshes the reader ([`StoreReader::refresh`]: three
+//! `stat` calls when nothing changed) and publishes the snapshot with that ticket as
+//! checked. A poll then waits until a check that began after its ticket is done.
+//! Polls that arrive during a look are all served by the next one, so a thousand polls
+//! at once cost a few looks, not a thousand, and none of them ever blocks an async
+//! worker on the file system.
+//!
+//! There is no refresher task in between: the poll that finds no look under way starts
+//! one with `spawn_blocking`, and that blocking thread goes on looking while tickets
+//! keep coming, then stops. A look thus costs one wake-up of a blocking thread and one
+//! of the poll (the hand-off is most of what a look costs; docs/PERFORMANCE.md). Being
+//! a `spawn_blocking` task, a look also holds paused tokio time still in tests.
 //!
 //! A store that does not answer (a hung NFS mount) cannot hold polls for long: after
 //! [`CHECK_WAIT`] a poll is served from the snapshot it has (correct, only late), and
 //! a refresh that took long is logged. A refresh that fails keeps the old index,
 //! which is still served.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fts_proto::ErrorChain;
 use fts_store::{StoreReader, StoreSnapshot};
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::sync::watch;
 
 /// The longest a poll waits for a look at the store begun after its request.
 pub const CHECK_WAIT: Duration = Duration::from_secs(1);
@@ -31,62 +36,62 @@ pub const CHECK_WAIT: Duration = Duration::from_secs(1);
 /// A refresh that takes longer than this is logged.
 const SLOW_REFRESH: Duration = Duration::from_secs(1);
 
-/// What the refresher publishes: the snapshot, and the last ticket whose check it
-/// includes.
+/// What a look publishes: the snapshot, and the last ticket whose check it includes.
 #[derive(Debug, Clone)]
 struct Checked {
     ticket: u64,
     snapshot: Arc<StoreSnapshot>,
 }
 
-/// What the polls and the refresher share.
+/// What the polls and the looker share.
 #[derive(Debug)]
 struct Shared {
-    /// Locked only by the refresher, on a blocking thread.
-    reader: Arc<Mutex<StoreReader>>,
+    /// Locked only by the looker, on a blocking thread.
+    reader: Mutex<StoreReader>,
     /// Tickets taken so far (one per poll).
     tickets: AtomicU64,
-    /// Wakes the refresher; a wake-up that finds it busy is kept for its next round.
-    wake: Notify,
+    /// A looker is running (at most one is).
+    looking: AtomicBool,
     checked: watch::Sender<Checked>,
 }
 
-/// The store as the server's polls see it. Dropping it stops the refresher.
+/// The store as the server's polls see it.
 #[derive(Debug)]
 pub struct StoreView {
     shared: Arc<Shared>,
-    refresher: JoinHandle<()>,
 }
 
 impl StoreView {
-    /// Starts the refresher of `reader` on the current runtime.
+    /// The view of `reader`; its looks run on the current runtime's blocking threads.
     pub fn start(reader: StoreReader) -> StoreView {
-        let snapshot = reader.snapshot();
-        let (checked, _) = watch::channel(Checked { ticket: 0, snapshot });
-        let shared = Arc::new(Shared {
-            reader: Arc::new(Mutex::new(reader)),
+        let (checked, _) = watch::channel(Checked { ticket: 0, snapshot: reader.snapshot() });
+        let shared = Shared {
+            reader: Mutex::new(reader),
             tickets: AtomicU64::new(0),
-            wake: Notify::new(),
+            looking: AtomicBool::new(false),
             checked,
-        });
-        let refresher = tokio::spawn(refresh_when_asked(Arc::clone(&shared)));
-        StoreView { shared, refresher }
+        };
+        StoreView { shared: Arc::new(shared) }
     }
 
     /// The store as it is now: a snapshot that includes a look at the store begun
     /// after this call (or, if the store takes longer than [`CHECK_WAIT`] to answer,
     /// the one already indexed).
     pub async fn current(&self) -> Arc<StoreSnapshot> {
-        let ticket = self.shared.tickets.fetch_add(1, Ordering::AcqRel) + 1;
         let mut checked = self.shared.checked.subscribe();
-        self.shared.wake.notify_one();
+        let ticket = self.shared.tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.shared.looking.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            let shared = Arc::clone(&self.shared);
+            // Not awaited: the looker ends by itself, and the poll waits for the
+            // snapshot, not for the thread.
+            drop(tokio::task::spawn_blocking(move || look_while_asked(&shared)));
+        }
         let waited = tokio::time::timeout(CHECK_WAIT, checked.wait_for(|c| c.ticket >= ticket))
             .await
             .ok()
             .and_then(Result::ok)
             .map(|done| Arc::clone(&done.snapshot));
-        // Too slow, or the refresher is gone (only while the server stops): what is
-        // indexed is still correct, only late.
+        // Too slow: what is indexed is still correct, only late.
         waited.unwrap_or_else(|| Arc::clone(&checked.borrow().snapshot))
     }
 
@@ -96,53 +101,50 @@ impl StoreView {
     }
 }
 
-impl Drop for StoreView {
-    fn drop(&mut self) {
-        self.refresher.abort();
+/// The looker, on a blocking thread: looks until a look covers every ticket taken,
+/// then stops, unless a ticket came as it was stopping (then it goes on, so that no
+/// poll is left waiting with nobody looking).
+fn look_while_asked(shared: &Shared) {
+    let mut reader = shared.reader.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        let upto = shared.tickets.load(Ordering::SeqCst);
+        look(&mut reader);
+        shared.checked.send_replace(Checked { ticket: upto, snapshot: reader.snapshot() });
+        if shared.tickets.load(Ordering::SeqCst) != upto {
+            continue;
+        }
+        shared.looking.store(false, Ordering::SeqCst);
+        // A poll that took its ticket after the check above found `looking` still
+        // set and started nobody: take the job back if nobody else has.
+        let again = shared.tickets.load(Ordering::SeqCst) != upto
+            && shared.looking.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+        if !again {
+            return;
+        }
     }
 }
 
-/// The refresher: one refresh at a time, each covering every ticket taken before it
-/// began.
-async fn refresh_when_asked(shared: Arc<Shared>) {
-    let mut done = 0;
-    loop {
-        shared.wake.notified().await;
-        let upto = shared.tickets.load(Ordering::Acquire);
-        if upto <= done {
-            continue;
+/// One look at the store, logged when it fails or takes long.
+fn look(reader: &mut StoreReader) {
+    let started = Instant::now();
+    // A panic in a look (a bug) must not end the looker with `looking` still set:
+    // every later poll would wait CHECK_WAIT for nothing. The published snapshot
+    // stays whole either way.
+    match std::panic::catch_unwind(AssertUnwindSafe(|| reader.refresh())) {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            // The index keeps what it had; serving it is still correct, only late.
+            tracing::warn!(error = %ErrorChain(&e), "cannot refresh the store index: serving what is already indexed");
         }
-        let reader = Arc::clone(&shared.reader);
-        let started = Instant::now();
-        let refreshed = tokio::task::spawn_blocking(move || {
-            let mut reader = reader.lock().unwrap_or_else(PoisonError::into_inner);
-            let result = reader.refresh();
-            (result, reader.snapshot())
-        })
-        .await;
-        let snapshot = match refreshed {
-            Ok((result, snapshot)) => {
-                if let Err(e) = result {
-                    // The index keeps what it had; serving it is still correct, only late.
-                    tracing::warn!(error = %ErrorChain(&e), "cannot refresh the store index: serving what is already indexed");
-                }
-                snapshot
-            }
-            Err(e) => {
-                tracing::error!(error = %ErrorChain(&e), "refreshing the store index failed: serving what is already indexed");
-                Arc::clone(&shared.checked.borrow().snapshot)
-            }
-        };
-        let took = started.elapsed();
-        if took > SLOW_REFRESH {
-            tracing::warn!(
-                took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-                "the store took long to answer a look at its journal: polls meanwhile were served the \
-                 entries already indexed (is its file system slow or hung?)"
-            );
-        }
-        done = upto;
-        shared.checked.send_replace(Checked { ticket: upto, snapshot });
+        Err(_) => tracing::error!("refreshing the store index failed: serving what is already indexed"),
+    }
+    let took = started.elapsed();
+    if took > SLOW_REFRESH {
+        tracing::warn!(
+            took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            "the store took long to answer a look at its journal: polls meanwhile were served the \
+             entries already indexed (is its file system slow or hung?)"
+        );
     }
 }
 
