@@ -159,8 +159,29 @@ pub fn is_temp_name(name: &OsStr) -> bool {
     name.as_bytes().starts_with(TEMP_PREFIX.as_bytes())
 }
 
+/// The temps of the release before fts-fs (`blob-*.tmp` and `journal-*.tmp` in a
+/// store's `tmp/`, `body-*.tmp` in a host's `.fts-partial/`): a crash under that
+/// release left them, and nothing else removes them after an upgrade. Their writers
+/// locked them too, but only just after creating them, so they are judged only once
+/// [`LEGACY_TEMP_MIN_AGE`] old. To be dropped a release or two from now.
+fn is_legacy_temp_name(name: &OsStr) -> bool {
+    let name = name.as_bytes();
+    name.ends_with(b".tmp") && [&b"blob-"[..], b"journal-", b"body-"].iter().any(|p| name.starts_with(p))
+}
+
+/// How old a temp of the previous release must be before it is judged stale.
+pub const LEGACY_TEMP_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether `stat` says the file was last written at least [`LEGACY_TEMP_MIN_AGE`] ago.
+fn old_enough(stat: &FileStat) -> bool {
+    stat.mtime
+        .and_then(|m| std::time::SystemTime::now().duration_since(m).ok())
+        .is_some_and(|age| age >= LEGACY_TEMP_MIN_AGE)
+}
+
 /// Removes the temps in `dir` whose writer is gone: regular files named as temps
-/// whose lock this call can take. A temp whose lock is held (its writer lives,
+/// (or as the previous release's, once old: [`is_legacy_temp_name`]) whose lock this
+/// call can take. A temp whose lock is held (its writer lives,
 /// however slow) is kept; one that cannot be judged (no `flock` on this file system,
 /// not readable by this user) is left alone. Returns how many were removed, or the
 /// first error met after trying every temp.
@@ -168,7 +189,12 @@ pub fn remove_stale_temps(dir: &Dir) -> Result<usize> {
     let mut removed = 0;
     let mut first_error = None;
     for (name, kind) in dir.entries()? {
-        if kind != FileKind::File || !is_temp_name(&name) {
+        if kind != FileKind::File {
+            continue;
+        }
+        let stale_candidate = is_temp_name(&name)
+            || (is_legacy_temp_name(&name) && dir.stat(&name).is_ok_and(|stat| old_enough(&stat)));
+        if !stale_candidate {
             continue;
         }
         match remove_if_stale(dir, &name) {
@@ -228,6 +254,26 @@ fn random_hex() -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_old_temp_of_the_previous_release_is_removed_and_a_fresh_one_kept() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(temp.path()).unwrap();
+        let long_ago = std::time::SystemTime::now() - 2 * LEGACY_TEMP_MIN_AGE;
+        for name in ["blob-1234-000000001-0.tmp", "journal-1-2-3.tmp", "body-0123456789abcdef.tmp"] {
+            std::fs::File::create(temp.path().join(name)).unwrap().set_modified(long_ago).unwrap();
+        }
+        std::fs::write(temp.path().join("blob-fresh.tmp"), b"a live old writer's").unwrap();
+        std::fs::File::create(temp.path().join("notes.tmp")).unwrap().set_modified(long_ago).unwrap();
+        assert_eq!(remove_stale_temps(&dir).unwrap(), 3);
+        let mut left: Vec<_> = std::fs::read_dir(temp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["blob-fresh.tmp", "notes.tmp"]);
+    }
+
     use super::*;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;

@@ -105,6 +105,9 @@ impl StoreView {
 /// then stops, unless a ticket came as it was stopping (then it goes on, so that no
 /// poll is left waiting with nobody looking).
 fn look_while_asked(shared: &Shared) {
+    // Whatever ends this looker (a panic included), `looking` must not stay set, or no
+    // look would ever start again and every poll would wait CHECK_WAIT for nothing.
+    let _unset = UnsetOnUnwind(&shared.looking);
     let mut reader = shared.reader.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         let upto = shared.tickets.load(Ordering::SeqCst);
@@ -124,6 +127,18 @@ fn look_while_asked(shared: &Shared) {
     }
 }
 
+/// Clears the `looking` flag if the looker unwinds (its normal ends clear it
+/// themselves, in order with the tickets).
+struct UnsetOnUnwind<'a>(&'a AtomicBool);
+
+impl Drop for UnsetOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
 /// One look at the store, logged when it fails or takes long.
 fn look(reader: &mut StoreReader) {
     let started = Instant::now();
@@ -136,7 +151,14 @@ fn look(reader: &mut StoreReader) {
             // The index keeps what it had; serving it is still correct, only late.
             tracing::warn!(error = %ErrorChain(&e), "cannot refresh the store index: serving what is already indexed");
         }
-        Err(_) => tracing::error!("refreshing the store index failed: serving what is already indexed"),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %message, "refreshing the store index failed: serving what is already indexed");
+        }
     }
     let took = started.elapsed();
     if took > SLOW_REFRESH {
