@@ -180,7 +180,7 @@ fn old_enough(stat: &FileStat) -> bool {
 }
 
 /// Removes the temps in `dir` whose writer is gone: regular files named as temps
-/// (or as the previous release's, once [`LEGACY_TEMP_MIN_AGE`] old) whose lock this
+/// (or as the previous release's, once an hour old) whose lock this
 /// call can take. A temp whose lock is held (its writer lives,
 /// however slow) is kept; one that cannot be judged (no `flock` on this file system,
 /// not readable by this user) is left alone. Returns how many were removed, or the
