@@ -660,7 +660,7 @@ impl Client {
         if installed.as_ref().is_some_and(|old| old.file_hash == verified.file_hash) {
             tracing::info!(%target, seq = seq.get(), file = %verified.file_name, "already installed with this content");
             self.state.applied(&target, seq);
-            self.state.installed.insert(verified.file_name.clone(), installed_record(&verified));
+            self.state.installed.insert(verified.file_name.clone(), installed_record(&verified, &header));
             outcome.repeat_now = true;
             self.save()?;
             return Ok(false);
@@ -701,7 +701,7 @@ impl Client {
             }
         };
         self.state.applied(&target, seq);
-        self.state.installed.insert(statement.file_name.clone(), installed_record(&statement));
+        self.state.installed.insert(statement.file_name.clone(), installed_record(&statement, &header));
         if self.settings.hook.is_some() {
             mark_hook_pending(
                 &mut self.state.hooks_pending,
@@ -762,12 +762,15 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn installed_record(statement: &Statement) -> Installed {
+fn installed_record(statement: &Statement, header: &FileHeader) -> Installed {
     Installed {
         target: statement.target.clone(),
         seq: statement.seq,
         published: statement.published.clone(),
         file_hash: statement.file_hash,
+        file_size: Some(statement.file_size),
+        key_id: Some(header.key_id),
+        signature: Some(header.signature),
     }
 }
 

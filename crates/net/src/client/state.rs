@@ -17,7 +17,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use fts_fs::{Dir, FileKind, FileMode, FsError, WriteOptions};
-use fts_proto::{FileHash, FileName, Published, Report, Seq, Target};
+use fts_proto::{FileHash, FileName, KeyId, Published, Report, Seq, Signature, Statement, Target};
 use serde::{Deserialize, Serialize};
 
 /// The only state format this code reads and writes.
@@ -116,6 +116,32 @@ pub struct Installed {
     pub published: Published,
     /// The hash of the file installed.
     pub file_hash: FileHash,
+    /// Its size, as signed. Absent in states written before the delivery release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_size: Option<u64>,
+    /// The key that signed its statement, and the signature (`fts verify-installed`
+    /// checks the file on disk against them). Absent in older states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<KeyId>,
+    /// See [`Installed::key_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+}
+
+impl Installed {
+    /// The signed statement this record was installed from, when the record holds
+    /// everything it needs (states written before the delivery release do not).
+    pub fn statement(&self, file_name: &FileName) -> Option<(Statement, KeyId, Signature)> {
+        let statement = Statement {
+            target: self.target.clone(),
+            seq: self.seq,
+            file_name: file_name.clone(),
+            file_size: self.file_size?,
+            file_hash: self.file_hash,
+            published: self.published.clone(),
+        };
+        Some((statement, self.key_id?, self.signature?))
+    }
 }
 
 /// A hook that must run (again) for an installed file.
@@ -270,6 +296,9 @@ mod tests {
                 seq: Seq::new(4).unwrap(),
                 published: Published::parse("2026-11-25T17:00:00Z").unwrap(),
                 file_hash: FileHash::from_digest([7; 32]),
+                file_size: Some(3),
+                key_id: None,
+                signature: None,
             },
         );
         state.add_report(Report { target: Target::All, seq: 5, reason: RejectReason::Signature });
