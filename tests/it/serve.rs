@@ -70,7 +70,7 @@ fn published_files_arrive_signed_whole_and_in_publish_order() {
         assert!(
             matches!(
                 received.last(),
-                Some(Received::Frame(ServerFrame::Done(Done { more: false, poll_after: 60 })))
+                Some(Received::Frame(ServerFrame::Done(Done { more: false, poll_after: 60, .. })))
             ),
             "{received:?}"
         );

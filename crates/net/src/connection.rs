@@ -314,7 +314,7 @@ mod tests {
     async fn server_frames_cross_a_connection() {
         let (a, b) = duplex(1024);
         let (mut client, mut server) = (Connection::client(a), Connection::server(b));
-        let done = ServerFrame::Done(Done { more: true, poll_after: 60 });
+        let done = ServerFrame::Done(Done { more: true, poll_after: 60, ..Done::default() });
         server.send_frame(&done).await.unwrap();
         assert_eq!(client.read_server_frame().await.unwrap(), done);
     }
@@ -328,7 +328,8 @@ mod tests {
             "0".repeat(64),
             "A".repeat(86)
         );
-        let done = ServerFrame::Done(Done { more: false, poll_after: 60 }).encode().unwrap();
+        let done =
+            ServerFrame::Done(Done { more: false, poll_after: 60, ..Done::default() }).encode().unwrap();
         let mut wire = u16::try_from(header.len()).unwrap().to_be_bytes().to_vec();
         wire.extend_from_slice(header.as_bytes());
         wire.extend_from_slice(b"hello");
@@ -364,7 +365,7 @@ mod tests {
     async fn a_stream_that_ends_after_the_last_frame_is_just_closed() {
         let (a, b) = duplex(1024);
         let (mut client, mut server) = (Connection::client(a), Connection::server(b));
-        let done = ServerFrame::Done(Done { more: false, poll_after: 60 });
+        let done = ServerFrame::Done(Done { more: false, poll_after: 60, ..Done::default() });
         server.send_frame(&done).await.unwrap();
         drop(server);
         assert!(matches!(client.read_server_frame().await.unwrap(), ServerFrame::Done(_)));

@@ -597,7 +597,8 @@ where
         report.bytes += entry.statement.file_size;
     }
 
-    let done = ServerFrame::Done(Done { more, poll_after: shared.settings.poll_after.as_secs() });
+    let done =
+        ServerFrame::Done(Done { more, poll_after: shared.settings.poll_after.as_secs(), ..Done::default() });
     timeout_at(pacer.write_deadline(), conn.send_frame(&done))
         .await
         .map_err(|_| PollEnd::StoppedReading)?

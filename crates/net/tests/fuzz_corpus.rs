@@ -49,7 +49,7 @@ fn file(key: &SigningKey, target: &str, seq: u64, name: &str, body: &[u8], publi
 }
 
 fn done(more: bool) -> Vec<u8> {
-    ServerFrame::Done(Done { more, poll_after: 60 }).encode().unwrap()
+    ServerFrame::Done(Done { more, poll_after: 60, ..Done::default() }).encode().unwrap()
 }
 
 fn error(code: ErrorCode) -> Vec<u8> {

@@ -13,6 +13,7 @@
 //! [`ErrorCode::Unknown`], and one without `message` gets an empty message, so that
 //! a client always learns that, and if possible why, the server refused it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -51,6 +52,12 @@ impl ServerFrame {
             "done" => Ok(ServerFrame::Done(Done {
                 more: required(&object, "more").map_err(bad)?,
                 poll_after: required::<WireInt>(&object, "poll-after").map_err(bad)?.0,
+                heads: optional::<BTreeMap<Target, WireInt>>(&object, "heads")
+                    .map_err(bad)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(target, n)| (target, n.0))
+                    .collect(),
             })),
             "error" => Ok(ServerFrame::Error(ErrorFrame {
                 code: required(&object, "code").map_err(bad)?,
@@ -89,6 +96,11 @@ pub struct FileHeader {
     pub key_id: KeyId,
     /// The Ed25519 signature over the statement (PROTOCOL.md section 5).
     pub signature: Signature,
+    /// Where the body starts in the file: the frame resumes a transfer the client
+    /// asked to resume (PROTOCOL.md section 3.2.1), and `file-size - offset` bytes
+    /// follow. Not signed: it changes which bytes travel, never what is installed.
+    #[serde(default, with = "wire_int::option", skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 impl FileHeader {
@@ -103,7 +115,18 @@ impl FileHeader {
             published: statement.published,
             key_id,
             signature,
+            offset: None,
         }
+    }
+
+    /// Where the body starts in the file (0 unless the frame resumes a transfer).
+    pub fn body_offset(&self) -> u64 {
+        self.offset.unwrap_or(0)
+    }
+
+    /// How many body bytes follow the header.
+    pub fn body_len(&self) -> u64 {
+        self.file_size.saturating_sub(self.body_offset())
     }
 
     /// The statement the signature must verify over (PROTOCOL.md section 5).
@@ -137,8 +160,17 @@ impl FileHeader {
             Some(value) => json::convert(value, "file-name").map_err(reportable(RejectReason::BadName))?,
             None => return Err(bad_header()("missing field `file-name`".to_owned())),
         };
+        let file_size = required::<WireInt>(object, "file-size").map_err(bad_header())?.0;
+        let offset = optional::<WireInt>(object, "offset").map_err(bad_header())?.map(|n| n.0);
+        if offset.is_some_and(|offset| offset > file_size) {
+            return Err(bad_header()(format!(
+                "offset {} is past the file's {file_size} bytes",
+                offset.unwrap_or(0)
+            )));
+        }
         Ok(FileHeader {
-            file_size: required::<WireInt>(object, "file-size").map_err(bad_header())?.0,
+            file_size,
+            offset,
             file_hash: required(object, "file-hash").map_err(bad_header())?,
             published: required(object, "published").map_err(bad_header())?,
             key_id: required(object, "key-id").map_err(bad_header())?,
@@ -151,7 +183,7 @@ impl FileHeader {
 }
 
 /// The end of a successful answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Done {
     /// The server stopped at its per-poll budget; more entries are waiting.
@@ -159,6 +191,14 @@ pub struct Done {
     /// The server's advice for the next regular poll, in seconds.
     #[serde(with = "wire_int")]
     pub poll_after: u64,
+    /// Per target of the client that has entries, the newest seq the server can
+    /// serve (display only: how many entries wait behind a held one).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", serialize_with = "heads_on_the_wire")]
+    pub heads: BTreeMap<Target, u64>,
+}
+
+fn heads_on_the_wire<S: Serializer>(heads: &BTreeMap<Target, u64>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(heads.iter().map(|(target, &n)| (target, WireInt(n))))
 }
 
 /// A refusal of the whole request.
@@ -297,7 +337,7 @@ impl AnswerDecoder {
             Some((Chunk::Header(header), used)) => {
                 let frame = ServerFrame::decode(header)?;
                 if let ServerFrame::File(file) = &frame {
-                    self.frames.expect_body(file.file_size);
+                    self.frames.expect_body(file.body_len());
                 }
                 Ok(Some((AnswerItem::Frame(frame), used)))
             }

@@ -157,7 +157,7 @@ impl ProtoError {
     pub fn report(&self) -> Option<Report> {
         match self {
             ProtoError::BadFileHeader { target, seq, reason, .. } => {
-                Some(Report { target: target.clone(), seq: *seq, reason: reason.clone() })
+                Some(Report::new(target.clone(), *seq, reason.clone()))
             }
             _ => None,
         }

@@ -67,7 +67,9 @@ pub use frame::{
 pub use keys::{KeyId, Signature};
 pub use names::{ClientId, FileHash, FileName, GroupName, NameError, Published, Target};
 pub use printable::{Printable, printable};
-pub use request::{MAX_REPORTS, PROTOCOL_VERSION, REQUEST_TYPE_POLL, RejectReason, Report, Request};
+pub use request::{
+    MAX_HELD, MAX_REPORTS, PROTOCOL_VERSION, REQUEST_TYPE_POLL, RejectReason, Report, Request, Resume,
+};
 pub use seq::Seq;
 pub use statement::{STATEMENT_TAG, Signer, Statement};
 pub use wire_int::{MAX_WIRE_INT, WireInt};

@@ -32,7 +32,8 @@ use serde_json::Value;
 use crate::error::{ProtoError, excerpt};
 use crate::frame::{MAX_CLIENT_REQUEST, encode_frame};
 use crate::json::{self, convert, optional, required};
-use crate::names::{ClientId, Target};
+use crate::names::{ClientId, FileHash, Target};
+use crate::seq::Seq;
 use crate::wire_int::{self, WireInt};
 
 /// The only request type of protocol version 1.
@@ -43,6 +44,11 @@ pub const PROTOCOL_VERSION: u64 = 1;
 
 /// At most this many reports ride in one request; the client keeps the rest.
 pub const MAX_REPORTS: usize = 32;
+
+/// At most this many held targets, and this many resume items, in one request (a
+/// host has its id, `all` and its groups; a certificate with more groups than this
+/// is not a host's).
+pub const MAX_HELD: usize = 64;
 
 /// A decoded `poll` request. `request-type` and `protocol` are not fields: decoding
 /// guarantees they were `"poll"` and `1`, and encoding always writes them.
@@ -55,12 +61,35 @@ pub struct Request {
     pub since: BTreeMap<Target, u64>,
     /// Problems not yet reported, at most [`MAX_REPORTS`].
     pub rejected: Vec<Report>,
+    /// Per target the client holds, the entry it holds it at: the server sends
+    /// nothing of that target (PROTOCOL.md section 3.1.1).
+    pub held: BTreeMap<Target, Seq>,
+    /// Transfers the client kept a prefix of (PROTOCOL.md section 3.2.1).
+    pub resume: Vec<Resume>,
+}
+
+/// A kept prefix of a cut transfer: the client has the first `offset` bytes of the
+/// file whose hash is `file_hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Resume {
+    /// The signed hash of the whole file.
+    pub file_hash: FileHash,
+    /// How many of its first bytes the client has.
+    #[serde(with = "wire_int")]
+    pub offset: u64,
 }
 
 impl Request {
     /// A request with nothing applied and nothing to report.
     pub fn new(client_id: ClientId) -> Self {
-        Request { client_id, since: BTreeMap::new(), rejected: Vec::new() }
+        Request {
+            client_id,
+            since: BTreeMap::new(),
+            rejected: Vec::new(),
+            held: BTreeMap::new(),
+            resume: Vec::new(),
+        }
     }
 
     /// The last applied seq for `target` (0 when the client sent none).
@@ -117,7 +146,37 @@ impl Request {
             }
         };
 
-        Ok(Request { client_id, since: since.into_iter().map(|(t, n)| (t, n.0)).collect(), rejected })
+        let held: BTreeMap<Target, WireInt> = optional(&object, "held").map_err(bad)?.unwrap_or_default();
+        if held.len() > MAX_HELD {
+            return Err(bad(format!(
+                "field `held`: {} targets, more than the {MAX_HELD} allowed",
+                held.len()
+            )));
+        }
+        let held = held
+            .into_iter()
+            .map(|(target, n)| match Seq::new(n.0) {
+                Some(seq) => Ok((target, seq)),
+                None => {
+                    Err(bad(format!("field `held`: target {target} held at seq 0, which names no entry")))
+                }
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
+        let resume: Vec<Resume> = optional(&object, "resume").map_err(bad)?.unwrap_or_default();
+        if resume.len() > MAX_HELD {
+            return Err(bad(format!(
+                "field `resume`: {} items, more than the {MAX_HELD} allowed",
+                resume.len()
+            )));
+        }
+
+        Ok(Request {
+            client_id,
+            since: since.into_iter().map(|(t, n)| (t, n.0)).collect(),
+            rejected,
+            held,
+            resume,
+        })
     }
 
     /// The whole request frame (length prefix and header), refused unless it stays
@@ -143,6 +202,10 @@ struct RequestWire<'a> {
     since: BTreeMap<&'a Target, WireInt>,
     #[serde(skip_serializing_if = "<[Report]>::is_empty")]
     rejected: &'a [Report],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    held: &'a BTreeMap<Target, Seq>,
+    #[serde(skip_serializing_if = "<[Resume]>::is_empty")]
+    resume: &'a [Resume],
 }
 
 impl Serialize for Request {
@@ -153,6 +216,8 @@ impl Serialize for Request {
             client_id: &self.client_id,
             since: self.since.iter().map(|(t, &n)| (t, WireInt(n))).collect(),
             rejected: &self.rejected,
+            held: &self.held,
+            resume: &self.resume,
         }
         .serialize(serializer)
     }
@@ -168,6 +233,16 @@ pub struct Report {
     pub seq: u64,
     /// Why the client refused it.
     pub reason: RejectReason,
+    /// For a failed hook, which run of it failed (from 1); absent otherwise.
+    #[serde(default, with = "wire_int::option", skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u64>,
+}
+
+impl Report {
+    /// A report of `reason` about entry `seq` of `target`, without an attempt number.
+    pub fn new(target: Target, seq: u64, reason: RejectReason) -> Report {
+        Report { target, seq, reason, attempt: None }
+    }
 }
 
 /// Why a client refused an entry (PROTOCOL.md section 3.1).
@@ -197,6 +272,8 @@ pub enum RejectReason {
     InstallFailed,
     /// The hook ran and failed.
     HookFailed,
+    /// The hook failed at its last attempt: it is not run again by itself.
+    HookGivenUp,
     /// A reason from a newer client: a lower-case kebab-case word, kept so that the
     /// server can record it instead of refusing the request.
     Other(String),
@@ -206,7 +283,7 @@ impl RejectReason {
     /// The longest unknown reason accepted as [`RejectReason::Other`].
     pub const MAX_OTHER_LEN: usize = 32;
 
-    const KNOWN: [(RejectReason, &'static str); 12] = [
+    const KNOWN: [(RejectReason, &'static str); 13] = [
         (RejectReason::BadHeader, "bad-header"),
         (RejectReason::BadName, "bad-name"),
         (RejectReason::WrongTarget, "wrong-target"),
@@ -219,6 +296,7 @@ impl RejectReason {
         (RejectReason::HashMismatch, "hash-mismatch"),
         (RejectReason::InstallFailed, "install-failed"),
         (RejectReason::HookFailed, "hook-failed"),
+        (RejectReason::HookGivenUp, "hook-given-up"),
     ];
 
     /// A known reason by its wire spelling, an unknown one that looks like a reason

@@ -48,10 +48,7 @@ fn the_example_request_of_the_protocol_decodes() {
     assert_eq!(request.since(&Target::All), 40);
     assert_eq!(request.since(&Target::parse("group:web").unwrap()), 3);
     assert_eq!(request.since(&Target::parse("group:db").unwrap()), 0);
-    assert_eq!(
-        request.rejected,
-        vec![Report { target: Target::All, seq: 41, reason: RejectReason::Signature }]
-    );
+    assert_eq!(request.rejected, vec![Report::new(Target::All, 41, RejectReason::Signature)]);
 }
 
 #[test]
@@ -277,7 +274,7 @@ fn frame_json(value: &Value) -> Result<ServerFrame, ProtoError> {
 }
 
 fn web_01_seq_13(reason: RejectReason) -> Option<Report> {
-    Some(Report { target: Target::parse("web-01").unwrap(), seq: 13, reason })
+    Some(Report::new(Target::parse("web-01").unwrap(), 13, reason))
 }
 
 #[test]
@@ -287,7 +284,7 @@ fn the_example_frames_of_the_protocol_decode() {
     assert_eq!(file.statement().seq.get(), 13);
     assert_eq!(
         ServerFrame::decode(br#"{"type": "done", "more": false, "poll-after": 60}"#).unwrap(),
-        ServerFrame::Done(fts_proto::Done { more: false, poll_after: 60 })
+        ServerFrame::Done(fts_proto::Done { more: false, poll_after: 60, ..fts_proto::Done::default() })
     );
     let ServerFrame::Error(error) = ServerFrame::decode(
         br#"{"type": "error", "code": "identity-mismatch", "message": "human-readable text"}"#,
@@ -334,8 +331,7 @@ fn other_bad_file_fields_are_reported_as_bad_header() {
 #[test]
 fn a_file_header_with_seq_zero_is_reported_as_malformed_with_its_target() {
     let err = frame_json(&with(valid_file(), "seq", json!(0))).unwrap_err();
-    let expected =
-        Report { target: Target::parse("web-01").unwrap(), seq: 0, reason: RejectReason::BadHeader };
+    let expected = Report::new(Target::parse("web-01").unwrap(), 0, RejectReason::BadHeader);
     assert_eq!(err.report(), Some(expected), "{err}");
     assert!(err.to_string().contains("start at 1"), "{err}");
 }

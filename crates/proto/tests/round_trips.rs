@@ -3,8 +3,8 @@
 
 use fts_proto::{
     AnswerDecoder, AnswerItem, Chunk, ClientId, Done, ErrorCode, ErrorFrame, FileHeader, FrameDecoder, KeyId,
-    MAX_CLIENT_REQUEST, MAX_REPORTS, MAX_REQUEST_HEADER, MAX_WIRE_INT, ProtoError, Request, ServerFrame,
-    Signature, Target,
+    MAX_CLIENT_REQUEST, MAX_REPORTS, MAX_REQUEST_HEADER, MAX_WIRE_INT, ProtoError, Request, Resume,
+    ServerFrame, Signature, Target,
 };
 use fts_testkit::strategies::{client_id, file_hash, file_name, published, report, seq, target, wire_int};
 use proptest::prelude::*;
@@ -14,8 +14,19 @@ fn request() -> impl Strategy<Value = Request> {
         client_id(),
         prop::collection::btree_map(target(), wire_int(), 0..6),
         prop::collection::vec(report(), 0..=MAX_REPORTS),
+        prop::collection::btree_map(target(), seq(), 0..4),
+        prop::collection::vec(
+            (file_hash(), wire_int()).prop_map(|(file_hash, offset)| Resume { file_hash, offset }),
+            0..3,
+        ),
     )
-        .prop_map(|(client_id, since, rejected)| Request { client_id, since, rejected })
+        .prop_map(|(client_id, since, rejected, held, resume)| Request {
+            client_id,
+            since,
+            rejected,
+            held,
+            resume,
+        })
 }
 
 fn file_header() -> impl Strategy<Value = FileHeader> {
@@ -38,7 +49,13 @@ fn file_header() -> impl Strategy<Value = FileHeader> {
             published,
             key_id: KeyId::from_prefix(key),
             signature: Signature::from_bytes(sig.try_into().unwrap()),
+            offset: None,
         })
+        .prop_flat_map(|header| {
+            let size = header.file_size;
+            (Just(header), prop::option::of(0..=size))
+        })
+        .prop_map(|(header, offset)| FileHeader { offset, ..header })
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
@@ -59,8 +76,8 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 fn server_frame() -> impl Strategy<Value = ServerFrame> {
     prop_oneof![
         file_header().prop_map(ServerFrame::File),
-        (any::<bool>(), wire_int())
-            .prop_map(|(more, poll_after)| ServerFrame::Done(Done { more, poll_after })),
+        (any::<bool>(), wire_int(), prop::collection::btree_map(target(), wire_int(), 0..4))
+            .prop_map(|(more, poll_after, heads)| ServerFrame::Done(Done { more, poll_after, heads })),
         (error_code(), ".{0,200}", prop::option::of(wire_int())).prop_map(|(code, message, retry_after)| {
             ServerFrame::Error(ErrorFrame { code, message, retry_after })
         }),
@@ -85,7 +102,7 @@ proptest! {
         let (item, used) = decoder.decode(&bytes).unwrap().unwrap();
         prop_assert_eq!(used, bytes.len());
         prop_assert_eq!(item, AnswerItem::Frame(frame.clone()));
-        let expected_body = match &frame { ServerFrame::File(f) => f.file_size, _ => 0 };
+        let expected_body = match &frame { ServerFrame::File(f) => f.body_len(), _ => 0 };
         prop_assert_eq!(decoder.body_remaining(), expected_body);
     }
 
@@ -95,7 +112,7 @@ proptest! {
         request.since.insert(Target::All, seq);
         let encoded = matches!(request.encode(), Err(ProtoError::Encode { .. }));
         prop_assert!(encoded, "a request with since {} was encoded", seq);
-        let done = ServerFrame::Done(Done { more: false, poll_after: seq });
+        let done = ServerFrame::Done(Done { more: false, poll_after: seq, ..Done::default() });
         let encoded = matches!(done.encode(), Err(ProtoError::Encode { .. }));
         prop_assert!(encoded, "a done frame with poll-after {} was encoded", seq);
     }

@@ -50,6 +50,7 @@ fn file(seq: u64, name: &str, body: &[u8]) -> FileHeader {
         published: Published::parse("2026-11-25T17:00:00Z").unwrap(),
         key_id: KeyId::from_prefix([7; 8]),
         signature: Signature::from_bytes([9; 64]),
+        offset: None,
     }
 }
 
@@ -60,7 +61,7 @@ fn sample_answer() -> (Vec<u8>, Answer) {
     let frames = vec![
         ServerFrame::File(file(1, "a.deb", first_body)),
         ServerFrame::File(file(2, "b.deb", b"")),
-        ServerFrame::Done(Done { more: true, poll_after: 60 }),
+        ServerFrame::Done(Done { more: true, poll_after: 60, ..Done::default() }),
     ];
     let mut wire = frames[0].encode().unwrap();
     wire.extend_from_slice(first_body);
@@ -123,7 +124,7 @@ fn frame_boundaries(wire: &[u8]) -> Vec<usize> {
 fn a_request_split_at_every_byte_decodes_the_same() {
     let mut request = Request::new(ClientId::parse("web-01").unwrap());
     request.since.insert(Target::All, 40);
-    request.rejected.push(Report { target: Target::All, seq: 41, reason: RejectReason::Signature });
+    request.rejected.push(Report::new(Target::All, 41, RejectReason::Signature));
     let wire = request.encode().unwrap();
     for split in 0..=wire.len() {
         let mut decoder = FrameDecoder::new(MAX_REQUEST_HEADER);

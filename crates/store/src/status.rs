@@ -441,7 +441,7 @@ mod tests {
         let status = StatusDir::open_or_create(dir.path()).unwrap();
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_626_000 / 60 * 60);
         for seq in 1..=20 {
-            let report = Report { target: Target::All, seq, reason: RejectReason::Signature };
+            let report = Report::new(Target::All, seq, RejectReason::Signature);
             let now = start + Duration::from_secs(seq);
             status.record_poll(&id("web-01"), true, &BTreeMap::new(), &[report], now).unwrap();
         }
@@ -450,7 +450,7 @@ mod tests {
         let recorded = status.read(&id("web-01")).unwrap().unwrap();
         assert_eq!(recorded.problems.len(), 20, "every report is still recorded");
 
-        let report = Report { target: Target::All, seq: 1, reason: RejectReason::Gap };
+        let report = Report::new(Target::All, 1, RejectReason::Gap);
         status
             .record_poll(&id("db-01"), true, &BTreeMap::new(), std::slice::from_ref(&report), start)
             .unwrap();

@@ -15,7 +15,7 @@ fn client(s: &str) -> ClientId {
 }
 
 fn report(t: &str, seq: u64, reason: &str) -> Report {
-    Report { target: target(t), seq, reason: RejectReason::parse(reason).unwrap() }
+    Report::new(target(t), seq, RejectReason::parse(reason).unwrap())
 }
 
 #[test]

@@ -75,5 +75,6 @@ pub fn reason() -> impl Strategy<Value = RejectReason> {
 
 /// A report as a request carries it (its seq is the server's claim: 0 included).
 pub fn report() -> impl Strategy<Value = Report> {
-    (target(), wire_int(), reason()).prop_map(|(target, seq, reason)| Report { target, seq, reason })
+    (target(), wire_int(), reason(), proptest::option::of(1..=MAX_WIRE_INT))
+        .prop_map(|(target, seq, reason, attempt)| Report { attempt, ..Report::new(target, seq, reason) })
 }

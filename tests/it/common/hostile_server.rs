@@ -44,7 +44,7 @@ impl Answer {
 
 /// The frame bytes of a `done` frame saying nothing more is waiting.
 pub fn done_frame() -> Vec<u8> {
-    ServerFrame::Done(Done { more: false, poll_after: 60 }).encode().expect("encode done")
+    ServerFrame::Done(Done { more: false, poll_after: 60, ..Done::default() }).encode().expect("encode done")
 }
 
 /// A running hostile server; stopped when dropped.

@@ -282,11 +282,8 @@ impl Client {
                 tracing::info!(file = %path.display(), seq = pending.seq.get(), "running the hook");
                 if let Err(e) = hook.run(&pending, &path).await {
                     tracing::warn!(file = %path.display(), error = %ErrorChain(&e), "hook failed");
-                    let report = Report {
-                        target: pending.target.clone(),
-                        seq: pending.seq.get(),
-                        reason: RejectReason::HookFailed,
-                    };
+                    let report =
+                        Report::new(pending.target.clone(), pending.seq.get(), RejectReason::HookFailed);
                     self.state.add_report(report.clone());
                     reported.push(report);
                 }
@@ -608,7 +605,7 @@ impl Client {
     {
         let target = header.target.clone();
         let seq = header.seq;
-        let refuse = |reason: RejectReason| Report { target: target.clone(), seq: seq.get(), reason };
+        let refuse = |reason: RejectReason| Report::new(target.clone(), seq.get(), reason);
 
         // Check 2: one of this host's targets.
         if !self.settings.targets.contains(&target) {

@@ -301,7 +301,7 @@ mod tests {
                 signature: None,
             },
         );
-        state.add_report(Report { target: Target::All, seq: 5, reason: RejectReason::Signature });
+        state.add_report(Report::new(Target::All, 5, RejectReason::Signature));
         state
     }
 
@@ -352,7 +352,7 @@ mod tests {
     fn reports_are_queued_once_and_bounded() {
         let mut state = State::empty();
         for seq in 0..(MAX_PENDING_REPORTS as u64 + 10) {
-            let report = Report { target: Target::All, seq, reason: RejectReason::Gap };
+            let report = Report::new(Target::All, seq, RejectReason::Gap);
             state.add_report(report.clone());
             state.add_report(report);
         }
