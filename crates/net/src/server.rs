@@ -31,6 +31,7 @@
 //! `AsyncRead + AsyncWrite`, past accept and admission), which is how tests drive the
 //! server over an in-memory pipe on paused time.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -559,11 +560,22 @@ where
 
     record_status(shared, &client, authenticated, &targets, &request).await;
 
-    let wants: Vec<(Target, u64)> = targets.iter().map(|t| (t.clone(), request.since(t))).collect();
+    // A held target gets nothing (PROTOCOL.md section 3.1.1): the client holds it at
+    // an entry it cannot apply yet, and would refuse a frame for it.
+    let wants: Vec<(Target, u64)> = targets
+        .iter()
+        .filter(|t| !request.held.contains_key(*t))
+        .map(|t| (t.clone(), request.since(t)))
+        .collect();
     let snapshot = shared.store.current().await;
+    let heads: BTreeMap<Target, u64> = targets
+        .iter()
+        .map(|t| (t.clone(), snapshot.newest_seq(t)))
+        .filter(|&(_, newest)| newest > 0)
+        .collect();
     let answer = choose_entries(shared, &snapshot, wants).await?;
     drop(snapshot);
-    if let Some(blocked) = &answer.blocked {
+    for blocked in &answer.blocked {
         tracing::warn!(
             target = %blocked.entry.statement.target,
             seq = blocked.entry.statement.seq.get(),
@@ -573,32 +585,38 @@ where
     }
 
     let mut pacer = Pacer::new(shared.settings.min_send_rate);
-    let mut more = answer.more;
+    let more = answer.more;
     let mut end = PollEnd::Served;
+    // Targets whose blob vanished in this answer: the rest of each waits.
+    let mut stopped: Vec<Target> = Vec::new();
     for entry in answer.entries {
+        let target = &entry.statement.target;
+        if stopped.contains(target) {
+            continue;
+        }
+        let offset = resume_offset(&request, &entry);
         // Opened from the newest snapshot, not the one the answer came from: a long
         // transfer then never keeps an old index alive. (After a switch to another
-        // replica, an entry whose blob is not there yet ends the answer, as below.)
-        let blob = match BlobStream::open(shared.store.last(), entry.clone()).await {
+        // replica, an entry whose blob is not there yet stops its target, as below.)
+        let blob = match BlobStream::open(shared.store.last(), entry.clone(), offset).await {
             Ok(blob) => blob,
             Err(PollEnd::BlobVanished(e)) => {
-                // Nothing of this entry was sent: stop before it, keeping every target
-                // contiguous, and let the client come back.
-                tracing::warn!(error = %ErrorChain(&e), "a blob vanished between query and send: ending the answer early");
-                more = false;
+                // Nothing of this entry was sent: its target stops before it, staying
+                // contiguous, and the client comes back for it; other targets go on.
+                tracing::warn!(%target, seq = entry.statement.seq.get(), error = %ErrorChain(&e), "a blob vanished between query and send: its target waits");
+                stopped.push(target.clone());
                 end = PollEnd::BlobVanished(e);
-                break;
+                continue;
             }
             Err(other) => return Err(other),
         };
-        send_entry(conn, &entry, blob, &mut pacer, &shared.metrics).await?;
+        send_entry(conn, &entry, blob, offset, &mut pacer, &shared.metrics).await?;
         report.files += 1;
         shared.metrics.file_sent();
-        report.bytes += entry.statement.file_size;
+        report.bytes += entry.statement.file_size - offset;
     }
 
-    let done =
-        ServerFrame::Done(Done { more, poll_after: shared.settings.poll_after.as_secs(), ..Done::default() });
+    let done = ServerFrame::Done(Done { more, poll_after: shared.settings.poll_after.as_secs(), heads });
     timeout_at(pacer.write_deadline(), conn.send_frame(&done))
         .await
         .map_err(|_| PollEnd::StoppedReading)?
@@ -623,6 +641,17 @@ async fn choose_entries(
         .map_err(PollEnd::Internal)
 }
 
+/// Where to start the body of `entry`: the offset the client asked to resume that
+/// file at (PROTOCOL.md section 3.2.1), when it lies inside the file; else 0.
+fn resume_offset(request: &Request, entry: &Entry) -> u64 {
+    let statement = &entry.statement;
+    request
+        .resume
+        .iter()
+        .find(|r| r.file_hash == statement.file_hash && r.offset > 0 && r.offset < statement.file_size)
+        .map_or(0, |r| r.offset)
+}
+
 /// A blob being read on a blocking thread into [`BLOB_BUFFERS`] reused buffers,
 /// handed over a bounded channel, so reading the disk overlaps encrypting and sending,
 /// with no copy between the read and the TLS layer and no thread hop per chunk.
@@ -635,7 +664,7 @@ impl BlobStream {
     /// Opens the blob of `entry` on the blocking thread that will read it, and waits
     /// only for the open: a blob that cannot be opened is known before a byte of its
     /// frame is sent.
-    async fn open(snapshot: Arc<StoreSnapshot>, entry: Entry) -> Result<BlobStream, PollEnd> {
+    async fn open(snapshot: Arc<StoreSnapshot>, entry: Entry, offset: u64) -> Result<BlobStream, PollEnd> {
         let (opened_tx, opened_rx) = oneshot::channel::<Result<(), StoreError>>();
         let (full_tx, full) = mpsc::channel::<io::Result<Vec<u8>>>(BLOB_BUFFERS);
         let (free, free_rx) = mpsc::channel::<Vec<u8>>(BLOB_BUFFERS);
@@ -649,7 +678,7 @@ impl BlobStream {
             match opened {
                 Ok(blob) => {
                     if opened_tx.send(Ok(())).is_ok() {
-                        read_blob(blob, entry.statement.file_size, &full_tx, free_rx);
+                        read_blob(blob, offset, entry.statement.file_size, &full_tx, free_rx);
                     }
                 }
                 Err(e) => {
@@ -666,22 +695,27 @@ impl BlobStream {
     }
 }
 
-/// Writes one `file` frame: the header, then exactly `file-size` bytes from the blob.
+/// Writes one `file` frame: the header, then exactly `file-size` bytes from the blob,
+/// or the last `file-size - offset` when it resumes a transfer (`offset` in the
+/// header then says where they start).
 async fn send_entry<S>(
     conn: &mut Connection<S>,
     entry: &Entry,
     mut blob: BlobStream,
+    offset: u64,
     pacer: &mut Pacer,
     metrics: &Metrics,
 ) -> Result<(), PollEnd>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let header = ServerFrame::File(FileHeader::new(entry.statement.clone(), entry.key_id, entry.signature));
-    let header = header.encode().map_err(PollEnd::Encode)?;
+    let mut header = FileHeader::new(entry.statement.clone(), entry.key_id, entry.signature);
+    header.offset = (offset > 0).then_some(offset);
+    let body_len = header.body_len();
+    let header = ServerFrame::File(header).encode().map_err(PollEnd::Encode)?;
     write_paced(conn, &header, pacer).await?;
 
-    let mut remaining = entry.statement.file_size;
+    let mut remaining = body_len;
     while remaining > 0 {
         let chunk = match blob.full.recv().await {
             Some(Ok(chunk)) => chunk,
@@ -703,16 +737,23 @@ where
 }
 
 /// The reading side of [`BlobStream`], on a blocking thread: fills buffers from
-/// `free` with the next bytes of the blob (never more than `size` in all) and sends
+/// `free` with the next bytes of the blob from `offset` (never past `size`) and sends
 /// them on. Stops at the end of the blob, at a read error (sent on), or when the
 /// sender is gone.
 fn read_blob(
     mut blob: std::fs::File,
+    offset: u64,
     size: u64,
     full: &mpsc::Sender<io::Result<Vec<u8>>>,
     mut free: mpsc::Receiver<Vec<u8>>,
 ) {
-    let mut remaining = size;
+    if offset > 0
+        && let Err(e) = io::Seek::seek(&mut blob, io::SeekFrom::Start(offset))
+    {
+        let _ = full.blocking_send(Err(e));
+        return;
+    }
+    let mut remaining = size.saturating_sub(offset);
     while remaining > 0 {
         let Some(mut buffer) = free.blocking_recv() else { return };
         buffer.resize(fts_fs::stream::chunk_len(remaining), 0);
@@ -792,15 +833,22 @@ async fn record_status(
     request: &Request,
 ) {
     let since = targets.iter().map(|t| (t.clone(), request.since(t))).collect();
-    if shared.status.note_unchanged_poll(client, authenticated, &since, &request.rejected, SystemTime::now())
-    {
+    // Only the client's own targets: a held target it does not have says nothing.
+    let held: BTreeMap<Target, u64> = request
+        .held
+        .iter()
+        .filter(|(target, _)| targets.contains(target))
+        .map(|(target, seq)| (target.clone(), seq.get()))
+        .collect();
+    let now = SystemTime::now();
+    if shared.status.note_unchanged_poll(client, authenticated, &since, &held, &request.rejected, now) {
         return;
     }
     let reports: Vec<Report> = request.rejected.clone();
     let status = Arc::clone(&shared.status);
     let who = client.clone();
     let written = tokio::task::spawn_blocking(move || {
-        status.record_poll(&who, authenticated, &since, &reports, SystemTime::now())
+        status.record_poll(&who, authenticated, &since, &held, &reports, SystemTime::now())
     })
     .await;
     match written {

@@ -106,10 +106,10 @@ pub struct Answer {
     pub entries: Vec<Entry>,
     /// The budget stopped the answer while a servable entry was still waiting.
     pub more: bool,
-    /// The entry the answer stopped at because its content is not (completely)
-    /// there. The server should log it: on a replica it means "still syncing",
-    /// anywhere else a damaged store.
-    pub blocked: Option<BlockedEntry>,
+    /// Per target that stopped early, the entry it stopped at because its content is
+    /// not (completely) there: that target waits, the others go on. The server should
+    /// log them: on a replica it means "still syncing", anywhere else a damaged store.
+    pub blocked: Vec<BlockedEntry>,
 }
 
 /// An entry that cannot be served yet, and why.
@@ -490,11 +490,13 @@ impl StoreSnapshot {
     /// `since + 1` on, contiguous, all targets merged in publish order. A target given
     /// twice counts once (its first `since`).
     ///
-    /// The answer is always a prefix of that merged order: it stops at the first entry
-    /// whose blob is missing or has the wrong size (checked with one `lstat`, not a
-    /// hash), for every target, not only that entry's. Letting other targets run
-    /// ahead could deliver an earlier publication of a file name after a later one
-    /// once the blob arrives. At most `max_files` entries and `max_bytes` bytes, but
+    /// Each target progresses on its own (PROTOCOL.md section 3.2): a target stops at
+    /// its first entry whose blob is missing or has the wrong size (checked with one
+    /// `lstat`, not a hash), and the other targets go on. So per target the answer is
+    /// a contiguous run from `since + 1`; across targets it is in publish order. (An
+    /// earlier publication of a file name on a waiting target may then reach a host
+    /// after a later one on another target: the host's `superseded` rule applies it
+    /// without installing it.) At most `max_files` entries and `max_bytes` bytes, but
     /// always at least one entry; `more` says the budget cut it short.
     ///
     /// Blocking file I/O, one shard open and one `lstat` per entry handed out.
@@ -523,8 +525,9 @@ impl StoreSnapshot {
             let Some((cursor, position)) = next else { break };
             let Some(entry) = self.index.entries.get(position) else { break };
             if let Err(problem) = self.check_blob(entry) {
-                answer.blocked = Some(BlockedEntry { entry: entry.clone(), problem });
-                break;
+                answer.blocked.push(BlockedEntry { entry: entry.clone(), problem });
+                cursors[cursor] = &[];
+                continue;
             }
             let size = entry.statement.file_size;
             let fits = answer.entries.is_empty()

@@ -64,6 +64,10 @@ pub struct ClientStatus {
     pub authenticated: bool,
     /// The client's `since` per target at its last poll.
     pub since: BTreeMap<Target, u64>,
+    /// The targets the client held at its last poll, and the entry each is held at
+    /// (PROTOCOL.md section 3.1.1). Absent in files of older servers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub held: BTreeMap<Target, u64>,
     /// Problems reported, oldest first by last-seen time.
     pub problems: Vec<Problem>,
 }
@@ -86,6 +90,9 @@ pub struct Problem {
     pub count: u64,
     /// Whether any poll that reported it was authenticated.
     pub authenticated: bool,
+    /// For a failed hook, the highest attempt reported. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u64>,
 }
 
 /// What the server says about itself, in `server.json` ("server" can never be a client
@@ -212,11 +219,12 @@ impl StatusDir {
         client: &ClientId,
         authenticated: bool,
         since: &BTreeMap<Target, u64>,
+        held: &BTreeMap<Target, u64>,
         reports: &[Report],
         now: SystemTime,
     ) -> bool {
         reports.is_empty()
-            && self.last_polls.note_if_unchanged(client, fingerprint(authenticated, since), unix_seconds(now))
+            && self.last_polls.note_if_unchanged(client, fingerprint(authenticated, &(since, held)), unix_seconds(now))
     }
 
     /// Writes `last-polls.tsv` if [`note_unchanged_poll`](Self::note_unchanged_poll)
@@ -232,6 +240,7 @@ impl StatusDir {
         client: &ClientId,
         authenticated: bool,
         since: &BTreeMap<Target, u64>,
+        held: &BTreeMap<Target, u64>,
         reports: &[Report],
         now: SystemTime,
     ) -> Result<ClientStatus> {
@@ -259,6 +268,14 @@ impl StatusDir {
                 .iter_mut()
                 .find(|p| p.target == report.target && p.seq == report.seq && p.reason == report.reason);
             match known {
+                Some(problem) if report.attempt > problem.attempt => {
+                    // A later attempt of a hook: news, kept durably like a new problem.
+                    new_problem = true;
+                    problem.attempt = report.attempt;
+                    problem.last_seen = now.clone();
+                    problem.count += 1;
+                    problem.authenticated |= authenticated;
+                }
                 Some(problem) => {
                     problem.last_seen = now.clone();
                     problem.count += 1;
@@ -274,6 +291,7 @@ impl StatusDir {
                         last_seen: now.clone(),
                         count: 1,
                         authenticated,
+                        attempt: report.attempt,
                     });
                 }
             }
@@ -289,9 +307,10 @@ impl StatusDir {
             last_poll: now,
             authenticated,
             since: since.clone(),
+            held: held.clone(),
             problems,
         };
-        let fingerprint = fingerprint(authenticated, since);
+        let fingerprint = fingerprint(authenticated, &(since, held));
         let durable = new_problem
             && self.flushes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(client, secs);
         match self.write(&file_name_of(client), &status, durable) {
@@ -443,7 +462,7 @@ mod tests {
         for seq in 1..=20 {
             let report = Report::new(Target::All, seq, RejectReason::Signature);
             let now = start + Duration::from_secs(seq);
-            status.record_poll(&id("web-01"), true, &BTreeMap::new(), &[report], now).unwrap();
+            status.record_poll(&id("web-01"), true, &BTreeMap::new(), &BTreeMap::new(), &[report], now).unwrap();
         }
         let used = |client: &str| status.flushes.lock().unwrap().used.get(&id(client)).copied();
         assert_eq!(used("web-01"), Some(DURABLE_WRITES_PER_MINUTE), "flushes stop at the budget");
@@ -452,12 +471,12 @@ mod tests {
 
         let report = Report::new(Target::All, 1, RejectReason::Gap);
         status
-            .record_poll(&id("db-01"), true, &BTreeMap::new(), std::slice::from_ref(&report), start)
+            .record_poll(&id("db-01"), true, &BTreeMap::new(), &BTreeMap::new(), std::slice::from_ref(&report), start)
             .unwrap();
         assert_eq!(used("db-01"), Some(1), "other clients have their own budget");
         let next_minute = start + Duration::from_secs(61);
         let report = Report { seq: 2, ..report };
-        status.record_poll(&id("web-01"), true, &BTreeMap::new(), &[report], next_minute).unwrap();
+        status.record_poll(&id("web-01"), true, &BTreeMap::new(), &BTreeMap::new(), &[report], next_minute).unwrap();
         assert_eq!(used("web-01"), Some(1), "the budget is per minute");
         assert_eq!(used("db-01"), None, "an old window is forgotten");
     }

@@ -147,7 +147,7 @@ fn entries_are_contiguous_from_since_and_merged_in_publish_order() {
     let positions: Vec<u64> = answer.entries.iter().map(|e| e.position).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "publish order: {positions:?}");
     assert!(!answer.more);
-    assert_eq!(answer.blocked, None);
+    assert_eq!(answer.blocked, []);
 
     let beyond =
         reader.entries_for(&wants(&[("all", 3), ("web-01", 99), ("group:web", u64::MAX)]), 100, u64::MAX);
@@ -184,12 +184,13 @@ fn the_budget_lets_one_entry_through_even_when_it_is_too_large_and_says_more() {
 }
 
 #[test]
-fn the_servable_prefix_stops_at_a_missing_or_short_blob_and_resumes_when_it_is_complete() {
+fn a_missing_or_short_blob_stops_only_its_own_target_which_resumes_when_it_is_complete() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("store")).unwrap();
     publish(&store, dir.path(), "one", b"first", &["all"]);
     let second = publish(&store, dir.path(), "two", b"second", &["all"]);
     publish(&store, dir.path(), "three", b"third", &["web-01"]);
+    publish(&store, dir.path(), "four", b"fourth", &["all"]);
     let reader = StoreReader::open(store.dir()).unwrap();
     let all = wants(&[("all", 0), ("web-01", 0)]);
     let blob = reader.blob_path(&second[0].statement.file_hash);
@@ -197,21 +198,25 @@ fn the_servable_prefix_stops_at_a_missing_or_short_blob_and_resumes_when_it_is_c
     fs::rename(&blob, &saved).unwrap();
 
     let answer = reader.entries_for(&all, 100, u64::MAX);
-    assert_eq!(seqs(&answer.entries), [("all".into(), 1)], "later entries of other targets wait too");
-    let blocked = answer.blocked.unwrap();
-    assert_eq!((blocked.entry.statement.seq.get(), blocked.problem), (2, BlobProblem::Missing));
+    assert_eq!(
+        seqs(&answer.entries),
+        [("all".into(), 1), ("web-01".into(), 1)],
+        "the other target goes on; its own later entry waits"
+    );
+    let [blocked] = &answer.blocked[..] else { panic!("one target waits: {:?}", answer.blocked) };
+    assert_eq!((blocked.entry.statement.seq.get(), &blocked.problem), (2, &BlobProblem::Missing));
     assert!(!answer.more);
 
     fs::write(&blob, b"sec").unwrap(); // a replica still copying it
     let answer = reader.entries_for(&all, 100, u64::MAX);
-    assert_eq!(answer.entries.len(), 1);
-    assert_eq!(answer.blocked.unwrap().problem, BlobProblem::WrongSize { found: 3 });
+    assert_eq!(answer.entries.len(), 2);
+    assert_eq!(answer.blocked[0].problem, BlobProblem::WrongSize { found: 3 });
     assert!(reader.open_blob(&second[0]).is_err());
 
     fs::rename(&saved, &blob).unwrap();
     let answer = reader.entries_for(&all, 100, u64::MAX);
-    assert_eq!(answer.entries.len(), 3);
-    assert_eq!(answer.blocked, None);
+    assert_eq!(answer.entries.len(), 4);
+    assert_eq!(answer.blocked, []);
     let mut content = Vec::new();
     std::io::Read::read_to_end(&mut reader.open_blob(&second[0]).unwrap(), &mut content).unwrap();
     assert_eq!(content, b"second");
@@ -265,7 +270,7 @@ fn a_blob_that_is_a_link_is_never_opened_and_its_target_waits() {
 
     let answer = reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX);
     assert!(answer.entries.is_empty(), "nothing is served past the link: {answer:?}");
-    let blocked = answer.blocked.expect("the entry is blocked");
+    let blocked = answer.blocked.first().expect("the entry is blocked");
     let blob = reader.blob_path(&first[0].statement.file_hash);
     assert_eq!(blocked.problem, BlobProblem::Link { path: blob.clone() });
     assert!(blocked.problem.to_string().contains("symbolic link"), "{}", blocked.problem);
@@ -287,7 +292,7 @@ fn a_shard_folder_or_blob_folder_that_is_a_link_is_never_followed() {
     fs::rename(&shard, &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &shard).unwrap();
     let answer = reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX);
-    assert_eq!(answer.blocked.unwrap().problem, BlobProblem::Link { path: shard.clone() });
+    assert_eq!(answer.blocked[0].problem, BlobProblem::Link { path: shard.clone() });
     assert!(reader.open_blob(&entry).is_err());
     fs::remove_file(&shard).unwrap();
     fs::rename(&elsewhere, &shard).unwrap();
@@ -298,7 +303,7 @@ fn a_shard_folder_or_blob_folder_that_is_a_link_is_never_followed() {
     std::os::unix::fs::symlink(&elsewhere, &blobs).unwrap();
     reader.refresh().unwrap();
     let answer = reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX);
-    assert_eq!(answer.blocked.unwrap().problem, BlobProblem::Link { path: blobs.clone() });
+    assert_eq!(answer.blocked[0].problem, BlobProblem::Link { path: blobs.clone() });
     assert!(reader.open_blob(&entry).is_err());
     fs::remove_file(&blobs).unwrap();
     fs::rename(&elsewhere, &blobs).unwrap();
@@ -316,7 +321,7 @@ fn a_blob_that_is_a_fifo_is_refused_without_hanging() {
     fs::remove_file(&blob).unwrap();
     assert!(std::process::Command::new("mkfifo").arg(&blob).status().unwrap().success());
     let answer = reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX);
-    assert_eq!(answer.blocked.unwrap().problem, BlobProblem::NotAFile);
+    assert_eq!(answer.blocked[0].problem, BlobProblem::NotAFile);
     // Without O_NONBLOCK this open would wait for a writer forever.
     assert!(reader.open_blob(&entry).is_err());
 }
