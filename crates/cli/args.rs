@@ -483,6 +483,28 @@ pub struct PollArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub exec_timeout: Duration,
 
+    /// How many times a failed hook runs again, at later polls with a backoff that
+    /// starts at --min-interval and doubles (each failure is reported with its
+    /// attempt number; after the last, the hook is reported as given up)
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub hook_retries: u32,
+
+    /// Hold a target while the hook of its last install fails: nothing more of that
+    /// target installs until the hook succeeds (for files that must not be installed
+    /// over a half-installed previous one)
+    #[arg(long)]
+    pub hold_on_hook_failure: bool,
+
+    /// Run the hook of the installed file NAME now (its failure is reported at the
+    /// next poll), then exit: 0 when it succeeded, 3 when it failed. Does not poll
+    #[arg(long, value_name = "NAME")]
+    pub rerun_hook: Option<fts_proto::FileName>,
+
+    /// The received part of a cut transfer is kept, to resume it, only while this
+    /// share of the destination's file system stays free
+    #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = parse_percent)]
+    pub min_free: u8,
+
     /// Talk to a plaintext server (lab use only)
     #[arg(long)]
     pub plaintext: bool,

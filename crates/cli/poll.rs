@@ -23,7 +23,7 @@ use crate::{exit, stderr_line};
 const PROGRESS_MIN_SIZE: u64 = 8 << 20;
 
 pub fn run(poll: Poll) -> anyhow::Result<u8> {
-    let Poll { settings, schedule, once, reset_state, metrics_file } = poll;
+    let Poll { settings, schedule, once, reset_state, metrics_file, rerun_hook } = poll;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,6 +35,16 @@ pub fn run(poll: Poll) -> anyhow::Result<u8> {
         let stop = Arc::new(Stop::default());
         spawn_signal_handler(Arc::clone(&stop))?;
         client.stop_with(Arc::clone(&stop));
+
+        if let Some(name) = rerun_hook {
+            let reported = client.rerun_hook(&name).await?;
+            if reported.is_empty() {
+                println!("fts poll: the hook of {name} succeeded");
+                return Ok(exit::SUCCESS);
+            }
+            stderr_line::warn(&format!("the hook of {name} failed: {}", describe(&reported)));
+            return Ok(exit::REPORTED);
+        }
 
         if once {
             let result = match client.recent_certificate_refusal(schedule.max_interval) {
@@ -50,7 +60,7 @@ pub fn run(poll: Poll) -> anyhow::Result<u8> {
             if let Some(path) = &metrics_file {
                 write_metrics(path, &client, &result);
             }
-            return Ok(once_exit(&result));
+            return Ok(once_exit(&result, &client));
         }
         let on_round = |client: &Client, result: &RoundResult| {
             log_round(result);
@@ -77,19 +87,29 @@ fn spawn_signal_handler(stop: Arc<Stop>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--once`: 0 when nothing was reported, 3 when something about an entry was, 1 when
-/// the poll failed; every non-zero exit with a one-line reason on stderr (a JSON line
-/// with `--log-format json`). The summary on stdout is the command's output and stays
-/// plain text in both formats, like the output of `fts status`.
-fn once_exit(result: &RoundResult) -> u8 {
+/// `--once`: 0 when nothing was reported and no target is held, 3 when something
+/// about an entry was reported or a target is held, 1 when the poll failed; every
+/// non-zero exit with a one-line reason on stderr (a JSON line with `--log-format
+/// json`). The summary on stdout is the command's output and stays plain text in both
+/// formats, like the output of `fts status`.
+fn once_exit(result: &RoundResult, client: &Client) -> u8 {
+    let held = describe_held(client);
     match result {
-        RoundResult::Completed { installed, reported, .. } if reported.is_empty() => {
+        RoundResult::Completed { installed, reported, .. } if reported.is_empty() && held.is_none() => {
             println!("fts poll: done, {installed} file(s) installed");
             exit::SUCCESS
         }
         RoundResult::Completed { installed, reported, .. } => {
-            println!("fts poll: done, {installed} file(s) installed");
-            stderr_line::warn(&format!("{} problem(s) reported: {}", reported.len(), describe(reported)));
+            let mut summary = format!("fts poll: done, {installed} file(s) installed");
+            if !reported.is_empty() {
+                summary.push_str(&format!(", {} problem(s) reported", reported.len()));
+                stderr_line::warn(&format!("{} problem(s) reported: {}", reported.len(), describe(reported)));
+            }
+            if let Some(held) = &held {
+                summary.push_str(&format!(", held: {held}"));
+                stderr_line::warn(&format!("held: {held}"));
+            }
+            println!("{summary}");
             exit::REPORTED
         }
         RoundResult::Failed(e) => {
@@ -99,11 +119,31 @@ fn once_exit(result: &RoundResult) -> u8 {
     }
 }
 
+/// The held targets in words: `all at seq 4 (untrusted-key, 2 waiting behind)`.
+fn describe_held(client: &Client) -> Option<String> {
+    let held = &client.state().held;
+    if held.is_empty() {
+        return None;
+    }
+    let text = held
+        .iter()
+        .map(|(target, hold)| {
+            let behind = hold.waiting_behind().map_or_else(String::new, |n| format!(", {n} waiting behind"));
+            format!("{target} at seq {} ({}{behind})", hold.seq, hold.reason)
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(text)
+}
+
 fn describe(reports: &[Report]) -> String {
     let mut text = reports
         .iter()
         .take(5)
-        .map(|r| format!("{} seq {}: {}", r.target, r.seq, r.reason))
+        .map(|r| match r.attempt {
+            Some(attempt) => format!("{} seq {}: {} (attempt {attempt})", r.target, r.seq, r.reason),
+            None => format!("{} seq {}: {}", r.target, r.seq, r.reason),
+        })
         .collect::<Vec<_>>()
         .join("; ");
     if reports.len() > 5 {

@@ -29,6 +29,8 @@ pub struct Poll {
     /// `--reset-state`: start from empty state when the state file is damaged.
     pub reset_state: bool,
     pub metrics_file: Option<PathBuf>,
+    /// `--rerun-hook NAME`: run that hook now instead of polling.
+    pub rerun_hook: Option<fts_proto::FileName>,
 }
 
 impl Poll {
@@ -93,6 +95,10 @@ impl Poll {
             poll_timeout: args.poll_timeout,
             max_frames: MAX_FRAMES,
             hook: args.exec.map(|program| Hook { program, timeout: args.exec_timeout }),
+            hook_retries: args.hook_retries,
+            hold_on_hook_failure: args.hold_on_hook_failure,
+            retry_base: args.min_interval,
+            min_free_percent: args.min_free,
         };
         Ok(Poll {
             settings,
@@ -100,6 +106,7 @@ impl Poll {
             once: args.once,
             reset_state: args.reset_state,
             metrics_file: args.metrics_file,
+            rerun_hook: args.rerun_hook,
         })
     }
 }

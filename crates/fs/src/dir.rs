@@ -345,6 +345,13 @@ impl Dir {
         Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
     }
 
+    /// The size of this folder's file system, in bytes.
+    pub fn total_space(&self) -> Result<u64> {
+        let stat = rustix::fs::fstatvfs(&self.fd)
+            .map_err(|e| FsError::io("read the size of", &self.path)(e.into()))?;
+        Ok(stat.f_blocks.saturating_mul(stat.f_frsize))
+    }
+
     /// Refuses `other` unless it is on this folder's file system, so that a rename
     /// between the two is atomic.
     pub fn expect_same_file_system(&self, other: &Dir) -> Result<()> {

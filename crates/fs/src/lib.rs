@@ -177,7 +177,9 @@ pub use error::FsError;
 pub use identity::FileIdentity;
 pub use read::read_bounded;
 pub use temp::{TEMP_PREFIX, TempFile, is_temp_name, remove_stale_temps};
-pub use write::{FileMode, WriteOptions, append_durably, parent_dir, truncate_durably, write_atomic};
+pub use write::{
+    FileMode, WriteOptions, append_durably, parent_dir, sync_file, truncate_durably, write_atomic,
+};
 
 /// The crate's result type.
 pub type Result<T, E = FsError> = std::result::Result<T, E>;

@@ -70,31 +70,38 @@ pub fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize>
 #[derive(Debug)]
 pub struct DiskWriter<'a> {
     file: &'a File,
-    written: u64,
+    /// Where the handle's position started, and where it is now.
+    start: u64,
+    position: u64,
     writeback_from: u64,
 }
 
 impl<'a> DiskWriter<'a> {
-    /// A writer onto `file` from its current position, nothing written yet.
+    /// A writer onto `file` at offset 0 (its position), nothing written yet.
     pub fn new(file: &'a File) -> DiskWriter<'a> {
-        DiskWriter { file, written: 0, writeback_from: 0 }
+        DiskWriter::at(file, 0)
+    }
+
+    /// A writer onto `file` whose position is `offset` (after a kept prefix).
+    pub fn at(file: &'a File, offset: u64) -> DiskWriter<'a> {
+        DiskWriter { file, start: offset, position: offset, writeback_from: offset }
     }
 
     /// Writes `bytes` whole after what was written before.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut file = self.file;
         file.write_all(bytes)?;
-        self.written += bytes.len() as u64;
-        if self.written - self.writeback_from >= WRITEBACK_SLICE {
-            start_writeback(self.file, self.writeback_from, self.written - self.writeback_from);
-            self.writeback_from = self.written;
+        self.position += bytes.len() as u64;
+        if self.position - self.writeback_from >= WRITEBACK_SLICE {
+            start_writeback(self.file, self.writeback_from, self.position - self.writeback_from);
+            self.writeback_from = self.position;
         }
         Ok(())
     }
 
     /// The bytes written so far.
     pub fn written(&self) -> u64 {
-        self.written
+        self.position - self.start
     }
 }
 

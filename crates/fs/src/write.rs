@@ -111,6 +111,12 @@ pub fn truncate_durably(file: &File, len: u64, path: &Path) -> Result<()> {
     rustix::fs::fdatasync(file).map_err(|e| FsError::io("flush", path)(e.into()))
 }
 
+/// Flushes a file's content and size to disk (`fsync`), before it is renamed into
+/// place. `path` is for messages.
+pub fn sync_file(file: &File, path: &Path) -> Result<()> {
+    rustix::fs::fsync(file).map_err(|e| FsError::io("flush", path)(e.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,10 @@ pub fn poll_answer(data: &[u8]) -> Result<fts_net::client::PollOutcome, fts_net:
         poll_timeout: std::time::Duration::from_secs(60),
         max_frames: 64,
         hook: None,
+        hook_retries: 5,
+        hold_on_hook_failure: false,
+        retry_base: std::time::Duration::from_secs(10),
+        min_free_percent: 5,
     };
     let mut client = Client::open(settings, false).expect("open the client");
     let server_side = tokio::io::join(data, tokio::io::sink());

@@ -190,6 +190,15 @@ pub struct IdentityMismatch {
 /// [`TlsProblem`] the names of the server's certificate.
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
+    /// `--rerun-hook` without `--exec`.
+    #[error("no hook to run: --rerun-hook needs --exec")]
+    NoHook,
+    /// `--rerun-hook NAME` for a name this host has not installed.
+    #[error("{name} is not installed on this host (its state records no such file)")]
+    NotInstalled {
+        /// The name asked for.
+        name: fts_proto::FileName,
+    },
     /// The TCP connection to the server could not be made.
     #[error("cannot connect to {server}")]
     Connect {
@@ -426,6 +435,18 @@ pub enum ProtocolBreach {
     /// [`ClientSettings::max_frames`](crate::client::ClientSettings::max_frames)).
     #[error("more than {0} frames in one answer")]
     TooManyFrames(usize),
+    /// A `file` frame for a target the request held (PROTOCOL.md section 3.1.1): the
+    /// server ignored `held`, so it is older than this host (upgrade servers first).
+    #[error(
+        "the server sent entry {seq} of {target}, a target this host holds and said so: \
+         the server ignores `held` (is it older than this host? upgrade servers first)"
+    )]
+    FrameForHeldTarget {
+        /// The held target.
+        target: fts_proto::Target,
+        /// The entry sent.
+        seq: u64,
+    },
 }
 
 /// Text that quotes what the server sent (a protocol error's excerpt), safe to print:
@@ -510,6 +531,17 @@ pub enum LocalFailure {
     /// The thread that hashes and writes the body ended before the body did.
     #[error("the disk writer stopped")]
     WriterGone,
+    /// The kept prefix of a transfer is shorter than the offset the server resumed at
+    /// (someone changed the partial folder).
+    #[error("{} has {len} bytes, fewer than the {start} the transfer resumes after", path.display())]
+    KeptTooShort {
+        /// The kept file.
+        path: std::path::PathBuf,
+        /// Its length now.
+        len: u64,
+        /// The offset asked for.
+        start: u64,
+    },
 }
 
 impl LocalFailure {

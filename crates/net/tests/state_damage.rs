@@ -30,6 +30,9 @@ fn state() -> impl Strategy<Value = State> {
             seq,
             published,
             file_hash,
+            failures: 0,
+            retry_at: None,
+            given_up: false,
         },
     );
     (
@@ -65,6 +68,10 @@ fn settings(dest: &Path) -> ClientSettings {
         poll_timeout: Duration::from_secs(60),
         max_frames: 10,
         hook: None,
+        hook_retries: 5,
+        hold_on_hook_failure: false,
+        retry_base: std::time::Duration::from_secs(10),
+        min_free_percent: 5,
     }
 }
 

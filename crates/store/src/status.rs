@@ -224,7 +224,11 @@ impl StatusDir {
         now: SystemTime,
     ) -> bool {
         reports.is_empty()
-            && self.last_polls.note_if_unchanged(client, fingerprint(authenticated, &(since, held)), unix_seconds(now))
+            && self.last_polls.note_if_unchanged(
+                client,
+                fingerprint(authenticated, &(since, held)),
+                unix_seconds(now),
+            )
     }
 
     /// Writes `last-polls.tsv` if [`note_unchanged_poll`](Self::note_unchanged_poll)
@@ -462,7 +466,9 @@ mod tests {
         for seq in 1..=20 {
             let report = Report::new(Target::All, seq, RejectReason::Signature);
             let now = start + Duration::from_secs(seq);
-            status.record_poll(&id("web-01"), true, &BTreeMap::new(), &BTreeMap::new(), &[report], now).unwrap();
+            status
+                .record_poll(&id("web-01"), true, &BTreeMap::new(), &BTreeMap::new(), &[report], now)
+                .unwrap();
         }
         let used = |client: &str| status.flushes.lock().unwrap().used.get(&id(client)).copied();
         assert_eq!(used("web-01"), Some(DURABLE_WRITES_PER_MINUTE), "flushes stop at the budget");
@@ -471,12 +477,21 @@ mod tests {
 
         let report = Report::new(Target::All, 1, RejectReason::Gap);
         status
-            .record_poll(&id("db-01"), true, &BTreeMap::new(), &BTreeMap::new(), std::slice::from_ref(&report), start)
+            .record_poll(
+                &id("db-01"),
+                true,
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+                std::slice::from_ref(&report),
+                start,
+            )
             .unwrap();
         assert_eq!(used("db-01"), Some(1), "other clients have their own budget");
         let next_minute = start + Duration::from_secs(61);
         let report = Report { seq: 2, ..report };
-        status.record_poll(&id("web-01"), true, &BTreeMap::new(), &BTreeMap::new(), &[report], next_minute).unwrap();
+        status
+            .record_poll(&id("web-01"), true, &BTreeMap::new(), &BTreeMap::new(), &[report], next_minute)
+            .unwrap();
         assert_eq!(used("web-01"), Some(1), "the budget is per minute");
         assert_eq!(used("db-01"), None, "an old window is forgotten");
     }

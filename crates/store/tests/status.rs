@@ -23,7 +23,16 @@ fn a_poll_is_recorded_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let status = StatusDir::open_or_create(dir.path().join("status")).unwrap();
     let since = BTreeMap::from([(target("all"), 4), (target("web-01"), 2)]);
-    status.record_poll(&client("web-01"), true, &since, &BTreeMap::new(), &[report("all", 5, "signature")], at(0)).unwrap();
+    status
+        .record_poll(
+            &client("web-01"),
+            true,
+            &since,
+            &BTreeMap::new(),
+            &[report("all", 5, "signature")],
+            at(0),
+        )
+        .unwrap();
     status.record_poll(&client("db-01"), false, &BTreeMap::new(), &BTreeMap::new(), &[], at(5)).unwrap();
 
     let all = StatusDir::open(dir.path().join("status")).read_all().unwrap();
@@ -49,9 +58,18 @@ fn a_problem_reported_again_is_recorded_once_with_first_and_last_seen() {
     let status = StatusDir::open_or_create(dir.path()).unwrap();
     let id = client("web-01");
     let none = BTreeMap::new();
-    status.record_poll(&id, false, &none, &BTreeMap::new(), &[report("all", 5, "hook-failed")], at(0)).unwrap();
     status
-        .record_poll(&id, true, &none, &BTreeMap::new(), &[report("all", 5, "hook-failed"), report("all", 6, "gap")], at(60))
+        .record_poll(&id, false, &none, &BTreeMap::new(), &[report("all", 5, "hook-failed")], at(0))
+        .unwrap();
+    status
+        .record_poll(
+            &id,
+            true,
+            &none,
+            &BTreeMap::new(),
+            &[report("all", 5, "hook-failed"), report("all", 6, "gap")],
+            at(60),
+        )
         .unwrap();
     let s = status.record_poll(&id, true, &none, &BTreeMap::new(), &[], at(120)).unwrap();
     assert_eq!(s.problems.len(), 2);
@@ -71,7 +89,16 @@ fn only_the_newest_problems_are_kept() {
     let status = StatusDir::open_or_create(dir.path()).unwrap();
     let id = client("web-01");
     for seq in 1..=(MAX_PROBLEMS as u64 + 20) {
-        status.record_poll(&id, true, &BTreeMap::new(), &BTreeMap::new(), &[report("all", seq, "replay")], at(seq)).unwrap();
+        status
+            .record_poll(
+                &id,
+                true,
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+                &[report("all", seq, "replay")],
+                at(seq),
+            )
+            .unwrap();
     }
     let s = status.read(&id).unwrap().unwrap();
     assert_eq!(s.problems.len(), MAX_PROBLEMS);
@@ -95,7 +122,8 @@ fn a_damaged_or_foreign_status_file_is_skipped_and_a_fresh_one_written_over_it()
     assert_eq!(ids, ["good"]);
     assert!(status.read(&client("broken")).is_err());
 
-    let fresh = status.record_poll(&client("broken"), true, &BTreeMap::new(), &BTreeMap::new(), &[], at(9)).unwrap();
+    let fresh =
+        status.record_poll(&client("broken"), true, &BTreeMap::new(), &BTreeMap::new(), &[], at(9)).unwrap();
     assert_eq!(status.read(&client("broken")).unwrap(), Some(fresh));
 }
 
@@ -115,7 +143,10 @@ fn an_unchanged_poll_is_kept_in_memory_until_the_flush_and_a_change_is_written_a
     let since = BTreeMap::from([(target("all"), 4), (target("web-01"), 2)]);
     let last_poll = || reader.read(&id).unwrap().unwrap().last_poll.as_str().to_owned();
 
-    assert!(!status.note_unchanged_poll(&id, true, &since, &BTreeMap::new(), &[], at(0)), "a first poll needs the file");
+    assert!(
+        !status.note_unchanged_poll(&id, true, &since, &BTreeMap::new(), &[], at(0)),
+        "a first poll needs the file"
+    );
     status.record_poll(&id, true, &since, &BTreeMap::new(), &[], at(0)).unwrap();
     let file = fs::read(path.join("web-01.json")).unwrap();
     assert!(status.note_unchanged_poll(&id, true, &since, &BTreeMap::new(), &[], at(60)));
@@ -129,9 +160,15 @@ fn an_unchanged_poll_is_kept_in_memory_until_the_flush_and_a_change_is_written_a
     assert_eq!(all[0].last_poll.as_str(), "2026-11-25T17:01:00Z");
 
     let moved = BTreeMap::from([(target("all"), 5), (target("web-01"), 2)]);
-    assert!(!status.note_unchanged_poll(&id, false, &since, &BTreeMap::new(), &[], at(120)), "authentication changed");
+    assert!(
+        !status.note_unchanged_poll(&id, false, &since, &BTreeMap::new(), &[], at(120)),
+        "authentication changed"
+    );
     assert!(!status.note_unchanged_poll(&id, true, &moved, &BTreeMap::new(), &[], at(120)), "since changed");
-    assert!(!status.note_unchanged_poll(&id, true, &since, &BTreeMap::new(), &[report("all", 5, "gap")], at(120)), "a report");
+    assert!(
+        !status.note_unchanged_poll(&id, true, &since, &BTreeMap::new(), &[report("all", 5, "gap")], at(120)),
+        "a report"
+    );
     status.record_poll(&id, true, &moved, &BTreeMap::new(), &[], at(120)).unwrap();
     assert_eq!(reader.read(&id).unwrap().unwrap().since, moved, "written at once");
     assert!(status.note_unchanged_poll(&id, true, &moved, &BTreeMap::new(), &[], at(180)));

@@ -53,6 +53,12 @@ struct TargetLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HeldLabel {
+    target: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -152,6 +158,44 @@ pub fn render(client: &Client, result: &RoundResult, now: SystemTime, previous: 
         "fts_poll_applied_seq",
         "Sequence number of the last entry applied, per target",
         applied,
+    );
+    let held = Family::<HeldLabel, Gauge>::default();
+    let behind = Family::<TargetLabel, Gauge>::default();
+    for (target, hold) in &state.held {
+        let label = HeldLabel { target: target.to_string(), reason: hold.reason.to_string() };
+        held.get_or_create(&label).set(i64::try_from(hold.seq.get()).unwrap_or(i64::MAX));
+        if let Some(n) = hold.waiting_behind() {
+            behind
+                .get_or_create(&TargetLabel { target: target.to_string() })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+    registry.register(
+        "fts_poll_held_seq",
+        "Per held target (an entry that cannot be applied yet; the reason is a label), the seq it is held at",
+        held,
+    );
+    registry.register(
+        "fts_poll_held_waiting_entries",
+        "Per held target, how many later entries wait behind the held one (as the server last said)",
+        behind,
+    );
+    let (retrying, given_up) = state.hooks_pending.iter().fold((0, 0), |(r, g), hook| match hook {
+        hook if hook.given_up => (r, g + 1),
+        hook if hook.failures > 0 => (r + 1, g),
+        _ => (r, g),
+    });
+    gauge(
+        &mut registry,
+        "fts_poll_hooks_retrying",
+        "Hooks that failed and run again later (--hook-retries)",
+        retrying,
+    );
+    gauge(
+        &mut registry,
+        "fts_poll_hooks_given_up",
+        "Hooks that failed at every attempt and are not run again by themselves (fts poll --rerun-hook)",
+        given_up,
     );
     gauge(
         &mut registry,

@@ -41,6 +41,7 @@
 //!   read and the whole round, between files.
 
 pub mod deadline;
+pub mod held;
 pub mod hook;
 pub mod metrics_file;
 pub mod partial;
@@ -49,6 +50,7 @@ pub mod receive;
 pub mod state;
 pub mod tls_words;
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
@@ -60,7 +62,8 @@ use std::time::Duration;
 use fts_fs::{Dir, FsError};
 use fts_proto::Statement;
 use fts_proto::{
-    ClientId, ErrorChain, FileHeader, Published, RejectReason, Report, Request, Seq, ServerFrame, Target,
+    ClientId, ErrorChain, FileHash, FileHeader, FileName, KeyId, Published, RejectReason, Report, Request,
+    Resume, Seq, ServerFrame, Target,
 };
 use fts_trust::{TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
@@ -70,20 +73,39 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use crate::connection::{Connection, ReadError};
-use crate::error::peer_text;
 pub use crate::error::{Interruption, PollError, ProtocolBreach, TlsProblem, TransportError};
+use crate::error::{LocalFailure, peer_text};
 use deadline::{Cut, PollClock};
+use held::{Conditions, Hold, HoldCause};
 use hook::Hook;
 use partial::PartialDir;
 use poller::Stop;
-use receive::{Progress, ReceiveError, receive_file};
-use state::{CertificateRefused, Installed, PendingHook, State, StateError};
+use receive::{Into, Progress, ReceiveError, receive_file};
+use state::{CertificateRefused, Installed, KeptTransfer, PendingHook, State, StateError};
 
 /// The most reports carried by one request (PROTOCOL.md section 3.1).
 const REPORTS_PER_REQUEST: usize = fts_proto::MAX_REPORTS;
 
 /// The name of the lock file that keeps two clients off one destination.
 const LOCK_FILE: &str = ".fts-lock";
+
+/// Files at least this large are received into a kept file, so that a cut transfer
+/// resumes (PROTOCOL.md section 3.2.1); a prefix shorter than this is not kept.
+pub const RESUMABLE_MIN: u64 = 1 << 20;
+
+/// What one request held and asked to resume: the answer is checked against it.
+#[derive(Debug, Default)]
+struct Exchange {
+    held: BTreeMap<Target, Seq>,
+    resume: Vec<Resume>,
+}
+
+impl Exchange {
+    /// The offset the request asked the file of `hash` to resume at.
+    fn resume_offset(&self, hash: &FileHash) -> Option<u64> {
+        self.resume.iter().find(|r| r.file_hash == *hash).map(|r| r.offset)
+    }
+}
 
 /// How the client reaches the server.
 #[derive(Clone)]
@@ -144,6 +166,17 @@ pub struct ClientSettings {
     pub max_frames: usize,
     /// The program run after each install (`--exec`).
     pub hook: Option<Hook>,
+    /// How many times a failed hook runs again (`--hook-retries`).
+    pub hook_retries: u32,
+    /// Hold a target while the hook of its last install fails
+    /// (`--hold-on-hook-failure`).
+    pub hold_on_hook_failure: bool,
+    /// Where the backoff of a held entry and of a failed hook starts
+    /// (`--min-interval`): doubled at each failure, up to [`held::MAX_BACKOFF`].
+    pub retry_base: Duration,
+    /// A kept prefix never leaves less than this share of the file system free
+    /// (`--min-free`, in percent).
+    pub min_free_percent: u8,
 }
 
 /// What one poll did.
@@ -228,7 +261,7 @@ impl Client {
             Err(e @ StateError::Read { .. }) if reset_state => return Err(PollError::ResetRefused(e)),
             Err(e) => return Err(e.into()),
         };
-        Ok(Client {
+        let mut client = Client {
             settings,
             state,
             dest,
@@ -237,7 +270,9 @@ impl Client {
             state_name,
             _lock: lock,
             stop: Arc::default(),
-        })
+        };
+        client.tidy_up()?;
+        Ok(client)
     }
 
     /// Lets `stop` end an answer between two files (the rest comes at the next run).
@@ -255,11 +290,12 @@ impl Client {
         &self.state
     }
 
-    /// Runs the hooks marked pending: after a poll, those of the files it installed;
-    /// at the start of a round, those a previous run did not finish.
+    /// Runs the hooks that are due: after a poll, those of the files it installed; at
+    /// the start of a round, those a previous run did not finish, and the retries of
+    /// failed ones whose backoff has ended. Returns the problems it reported.
     pub async fn run_pending_hooks(&mut self) -> Result<Vec<Report>, PollError> {
         let mut reported = Vec::new();
-        let Some(hook) = self.settings.hook.clone() else {
+        if self.settings.hook.is_none() {
             if !self.state.hooks_pending.is_empty() {
                 tracing::warn!(
                     pending = self.state.hooks_pending.len(),
@@ -269,28 +305,117 @@ impl Client {
                 self.save()?;
             }
             return Ok(reported);
-        };
-        while let Some(pending) = self.state.hooks_pending.first().cloned() {
-            let path = self.settings.dest.join(pending.file_name.as_str());
-            // A state written before hooks were coalesced ([`mark_hook_pending`]) may
-            // hold an older hook for a name that a later one replaced: it would run
-            // with a stale hash.
-            let superseded = self.state.hooks_pending[1..].iter().any(|p| p.file_name == pending.file_name);
-            if superseded {
-                tracing::info!(file = %path.display(), seq = pending.seq.get(), "skipping a hook for a version that a newer install replaced");
+        }
+        // A state written before hooks were coalesced ([`mark_hook_pending`]) may hold
+        // an older hook for a name that a later one replaced: it would run with a
+        // stale hash.
+        let mut seen: Vec<FileName> = Vec::new();
+        let before = self.state.hooks_pending.len();
+        for i in (0..before).rev() {
+            let name = self.state.hooks_pending[i].file_name.clone();
+            if seen.contains(&name) {
+                let stale = self.state.hooks_pending.remove(i);
+                tracing::info!(file = %name, seq = stale.seq.get(), "skipping a hook for a version that a newer install replaced");
             } else {
-                tracing::info!(file = %path.display(), seq = pending.seq.get(), "running the hook");
-                if let Err(e) = hook.run(&pending, &path).await {
-                    tracing::warn!(file = %path.display(), error = %ErrorChain(&e), "hook failed");
-                    let report =
-                        Report::new(pending.target.clone(), pending.seq.get(), RejectReason::HookFailed);
-                    self.state.add_report(report.clone());
-                    reported.push(report);
-                }
+                seen.push(name);
             }
-            self.state.hooks_pending.remove(0);
+        }
+        if self.state.hooks_pending.len() != before {
             self.save()?;
         }
+        let due: Vec<FileName> = self
+            .state
+            .hooks_pending
+            .iter()
+            .filter(|hook| hook.is_due(unix_now()))
+            .map(|hook| hook.file_name.clone())
+            .collect();
+        for name in due {
+            reported.extend(self.run_hook_of(&name).await?);
+        }
+        Ok(reported)
+    }
+
+    /// `fts poll --rerun-hook NAME`: runs the hook of the installed file `name` now,
+    /// whether it is pending, waiting for a retry, given up, or done. Its outcome is
+    /// recorded as any run's (a failure is reported at the next poll).
+    pub async fn rerun_hook(&mut self, name: &FileName) -> Result<Vec<Report>, PollError> {
+        if self.settings.hook.is_none() {
+            return Err(PollError::NoHook);
+        }
+        let Some(installed) = self.state.installed.get(name) else {
+            return Err(PollError::NotInstalled { name: name.clone() });
+        };
+        let fresh = PendingHook::new(name.clone(), installed);
+        match self.state.hooks_pending.iter_mut().find(|hook| hook.file_name == *name) {
+            // The same install: keep its count of failures, and run it now.
+            Some(hook) if hook.file_hash == fresh.file_hash => {
+                hook.given_up = false;
+                hook.retry_at = None;
+            }
+            _ => mark_hook_pending(&mut self.state.hooks_pending, fresh),
+        }
+        self.run_hook_of(name).await
+    }
+
+    /// Runs the pending hook of `name` once and records its outcome: done, or failed
+    /// with a retry after a backoff, or given up after `--hook-retries` retries.
+    async fn run_hook_of(&mut self, name: &FileName) -> Result<Vec<Report>, PollError> {
+        let (Some(hook), Some(pending)) = (
+            self.settings.hook.clone(),
+            self.state.hooks_pending.iter().find(|hook| hook.file_name == *name).cloned(),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let path = self.settings.dest.join(name.as_str());
+        let attempt = pending.failures.saturating_add(1);
+        tracing::info!(file = %path.display(), seq = pending.seq.get(), attempt, "running the hook");
+        let result = hook.run(&pending, &path).await;
+        let mut reported = Vec::new();
+        let position = self.state.hooks_pending.iter().position(|hook| hook.file_name == *name);
+        match (result, position) {
+            (_, None) => {}
+            (Ok(()), Some(i)) => {
+                self.state.hooks_pending.remove(i);
+                if attempt > 1 {
+                    tracing::info!(file = %path.display(), attempt, "the hook succeeded");
+                }
+                // A hold on this failing hook ends with it.
+                self.state
+                    .held
+                    .retain(|_, hold| hold.cause != HoldCause::HookFailing { file_name: name.clone() });
+            }
+            (Err(e), Some(i)) => {
+                let give_up = attempt > self.settings.hook_retries;
+                let hook = &mut self.state.hooks_pending[i];
+                hook.failures = attempt;
+                let report = |reason| Report {
+                    attempt: Some(u64::from(attempt)),
+                    ..Report::new(pending.target.clone(), pending.seq.get(), reason)
+                };
+                reported.push(report(RejectReason::HookFailed));
+                if give_up {
+                    hook.given_up = true;
+                    tracing::error!(file = %path.display(), attempt, error = %ErrorChain(&e), "the hook failed for the last time: giving up (fts poll --rerun-hook runs it again)");
+                    reported.push(report(RejectReason::HookGivenUp));
+                } else {
+                    let wait = held::backoff(self.settings.retry_base, attempt);
+                    hook.retry_at =
+                        Some(Published::from_unix_seconds(unix_now().saturating_add(wait.as_secs())));
+                    tracing::warn!(file = %path.display(), attempt, retry_in = ?wait, error = %ErrorChain(&e), "the hook failed: it runs again later");
+                }
+                if self.settings.hold_on_hook_failure
+                    && let Some(next) = Seq::after(self.state.since(&pending.target))
+                {
+                    let cause = HoldCause::HookFailing { file_name: name.clone() };
+                    self.record_hold(&pending.target, next, RejectReason::HookFailed, cause);
+                }
+                for report in &reported {
+                    self.state.add_report(report.clone());
+                }
+            }
+        }
+        self.save()?;
         Ok(reported)
     }
 
@@ -334,6 +459,9 @@ impl Client {
             (result, _) => result,
         };
         self.note_certificate_refusal(&result);
+        if let Err(e) = self.tidy_up() {
+            tracing::warn!(error = %ErrorChain(&e), "cannot tidy the partial folder up");
+        }
         // Hooks run once the connection is closed, so a slow hook never holds the
         // server's connection; their pending marks are already on disk. They run even
         // when the poll failed later on: the files they are for were installed.
@@ -459,6 +587,9 @@ impl Client {
         }
         let carried: Vec<Report> = self.state.reports.iter().take(REPORTS_PER_REQUEST).cloned().collect();
         request.rejected = carried.clone();
+        let exchange = self.exchange_plan();
+        request.held = exchange.held.clone();
+        request.resume = exchange.resume.clone();
         match tokio::time::timeout(clock.read_timeout(), conn.send_request(&request)).await {
             Err(_) => return Err(PollError::Timeout(clock.read_timeout())),
             Ok(Err(e)) => return Err(self.io_error(e, true)),
@@ -466,7 +597,7 @@ impl Client {
         }
 
         let mut outcome = PollOutcome::default();
-        let result = self.read_answer(&mut conn, &carried, &mut outcome, clock, progress).await;
+        let result = self.read_answer(&mut conn, &carried, &exchange, &mut outcome, clock, progress).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.shutdown()).await;
         result.map(|()| outcome)
     }
@@ -476,6 +607,7 @@ impl Client {
         &mut self,
         conn: &mut Connection<S>,
         carried: &[Report],
+        exchange: &Exchange,
         outcome: &mut PollOutcome,
         clock: &PollClock,
         progress: &mut dyn Progress,
@@ -526,19 +658,107 @@ impl Client {
                     }
                     outcome.more = done.more;
                     outcome.poll_after = Some(done.poll_after);
+                    self.note_heads(&done.heads);
                     return Ok(());
                 }
                 ServerFrame::File(header) => {
                     if first {
                         self.answered(carried)?;
                     }
-                    if !self.take_file(conn, header, outcome, clock, progress).await? {
+                    if !self.take_file(conn, header, exchange, outcome, clock, progress).await? {
                         return Ok(());
                     }
                 }
             }
         }
         Err(PollError::Protocol(ProtocolBreach::TooManyFrames(self.settings.max_frames)))
+    }
+
+    /// What the next request holds and asks to resume (PROTOCOL.md sections 3.1.1
+    /// and 3.2.1): each held target whose backoff has not ended and whose cause is
+    /// still there (a failing hook's hold ends only when the hook succeeds), and each
+    /// kept transfer of a target not held, at the length of its kept file.
+    fn exchange_plan(&self) -> Exchange {
+        let now = unix_now();
+        let available_space = self.partial.dir().available_space().ok();
+        let trusts = |key: &KeyId| self.settings.trusted.key_ids().any(|k| k == *key);
+        let hook_failing = |name: &FileName| {
+            self.state.hooks_pending.iter().any(|hook| hook.file_name == *name && hook.failures > 0)
+        };
+        let conditions = Conditions {
+            max_file_size: self.settings.max_file_size,
+            available_space,
+            trusts: &trusts,
+            hook_failing: &hook_failing,
+        };
+        let mut exchange = Exchange::default();
+        for (target, hold) in &self.state.held {
+            if !self.settings.targets.contains(target) || exchange.held.len() >= fts_proto::MAX_HELD {
+                continue;
+            }
+            let waiting = match hold.cause {
+                HoldCause::HookFailing { .. } => true,
+                _ => hold.retry_at.unix_seconds() > now,
+            };
+            if waiting && !hold.cause.has_cleared(&conditions) {
+                exchange.held.insert(target.clone(), hold.seq);
+            }
+        }
+        for (target, transfer) in &self.state.transfers {
+            if exchange.held.contains_key(target) || exchange.resume.len() >= fts_proto::MAX_HELD {
+                continue;
+            }
+            let name = PartialDir::kept_name(&transfer.file_hash, transfer.file_size);
+            if let Some(offset) =
+                self.partial.kept_len(&name).filter(|&len| len > 0 && len < transfer.file_size)
+            {
+                exchange.resume.push(Resume { file_hash: transfer.file_hash, offset });
+            }
+        }
+        exchange
+    }
+
+    /// Keeps the server's newest seq of each held target, to say how many entries
+    /// wait behind the held one.
+    fn note_heads(&mut self, heads: &BTreeMap<Target, u64>) {
+        let mut changed = false;
+        for (target, hold) in &mut self.state.held {
+            let newest = heads.get(target).copied();
+            if newest.is_some() && hold.newest != newest {
+                hold.newest = newest;
+                changed = true;
+            }
+        }
+        if changed && let Err(e) = self.save() {
+            tracing::warn!(error = %ErrorChain(&e), "cannot record how many entries wait behind a held one");
+        }
+    }
+
+    /// Forgets holds and kept transfers that are over (their entry applied, or their
+    /// target no longer this host's) and removes the partial folder's files that no
+    /// kept transfer names. At start and after each poll.
+    fn tidy_up(&mut self) -> Result<(), PollError> {
+        let before = (self.state.held.len(), self.state.transfers.len());
+        let targets = &self.settings.targets;
+        let since = self.state.since.clone();
+        let open = |target: &Target, seq: Seq| {
+            targets.contains(target) && seq.get() > since.get(target).copied().unwrap_or(0)
+        };
+        self.state.held.retain(|target, hold| open(target, hold.seq));
+        self.state.transfers.retain(|target, transfer| open(target, transfer.seq));
+        if (self.state.held.len(), self.state.transfers.len()) != before {
+            self.save()?;
+        }
+        let wanted: Vec<String> =
+            self.state.transfers.values().map(|t| PartialDir::kept_name(&t.file_hash, t.file_size)).collect();
+        match self.partial.remove_unwanted(&wanted) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed received parts of transfers no longer wanted"),
+            Err(source) => {
+                return Err(PollError::Clean { dir: self.partial.dir().path().to_owned(), source });
+            }
+        }
+        Ok(())
     }
 
     fn deadline_passed(&self) -> PollError {
@@ -591,11 +811,13 @@ impl Client {
     }
 
     /// Checks 2 to 7 for one `file` frame. `Ok(true)`: go on to the next frame;
-    /// `Ok(false)`: the answer ends here (a refusal, or a rule of check 5).
+    /// `Ok(false)`: the answer ends here (a refusal, a hold, or a rule of check 5).
+    /// `asked` holds the resume offsets the request asked for, by file hash.
     async fn take_file<S>(
         &mut self,
         conn: &mut Connection<S>,
         header: FileHeader,
+        exchange: &Exchange,
         outcome: &mut PollOutcome,
         clock: &PollClock,
         progress: &mut dyn Progress,
@@ -607,20 +829,27 @@ impl Client {
         let seq = header.seq;
         let refuse = |reason: RejectReason| Report::new(target.clone(), seq.get(), reason);
 
-        // Check 2: one of this host's targets.
+        // Check 2: one of this host's targets, and not one it held.
         if !self.settings.targets.contains(&target) {
             tracing::warn!(%target, seq = seq.get(), "refused an entry for a target that is not this host's");
             self.report(outcome, refuse(RejectReason::WrongTarget))?;
             return Ok(false);
         }
-        // Check 3: the next in sequence.
+        if exchange.held.contains_key(&target) {
+            return Err(PollError::Protocol(ProtocolBreach::FrameForHeldTarget { target, seq: seq.get() }));
+        }
+        // Check 3: the next in sequence. What was sent is not the entry this host
+        // waits for, so the target is held at that one.
         let since = self.state.since(&target);
-        if Seq::after(since) != Some(seq) {
-            let reason = if seq.get() <= since { RejectReason::Replay } else { RejectReason::Gap };
-            let expected = since.saturating_add(1);
-            tracing::warn!(%target, seq = seq.get(), expected, %reason, "refused an entry out of sequence");
-            self.report(outcome, refuse(reason))?;
+        let Some(next) = Seq::after(since) else {
+            // Nothing can follow the largest seq: whatever was sent is a replay.
+            self.report(outcome, refuse(RejectReason::Replay))?;
             return Ok(false);
+        };
+        if next != seq {
+            let reason = if seq.get() <= since { RejectReason::Replay } else { RejectReason::Gap };
+            tracing::warn!(%target, seq = seq.get(), expected = next.get(), %reason, "refused an entry out of sequence");
+            return self.hold(outcome, &target, next, refuse(reason), HoldCause::Backoff);
         }
         // Check 4: signed by a trusted key.
         let verified = match self.settings.trusted.verify(
@@ -629,61 +858,106 @@ impl Client {
             &header.signature,
         ) {
             Ok(verified) => verified,
-            Err(e) => {
-                let reason = match e {
-                    VerifyError::UntrustedKey { .. } => RejectReason::UntrustedKey,
-                    VerifyError::BadSignature { .. } => RejectReason::Signature,
-                };
+            Err(e @ VerifyError::UntrustedKey { .. }) => {
+                tracing::warn!(%target, seq = seq.get(), problem = %ErrorChain(&e), "refused an entry signed by a key this host does not trust");
+                let cause = HoldCause::UntrustedKey { key_id: header.key_id };
+                return self.hold(outcome, &target, seq, refuse(RejectReason::UntrustedKey), cause);
+            }
+            Err(e @ VerifyError::BadSignature { .. }) => {
                 tracing::warn!(%target, seq = seq.get(), problem = %ErrorChain(&e), "refused an entry whose signature does not verify");
-                self.report(outcome, refuse(reason))?;
-                return Ok(false);
+                return self.hold(outcome, &target, seq, refuse(RejectReason::Signature), HoldCause::Backoff);
             }
         };
 
-        // Check 5: rules on signed fields, which apply the entry without installing it.
+        // Check 5: rules on signed fields.
         let installed = self.state.installed.get(&verified.file_name).cloned();
-        let rule = match &installed {
-            Some(old) if old.published > verified.published => Some(RejectReason::Superseded),
-            _ if verified.file_size > self.settings.max_file_size => Some(RejectReason::TooLarge),
-            _ => None,
-        };
-        if let Some(reason) = rule {
-            tracing::warn!(%target, seq = seq.get(), file = %verified.file_name, %reason, "applied an entry without installing it");
+        if installed.as_ref().is_some_and(|old| old.published > verified.published) {
+            tracing::warn!(%target, seq = seq.get(), file = %verified.file_name, "applied an entry without installing it: a later publication of its name is installed");
             self.state.applied(&target, seq);
             outcome.repeat_now = true;
-            self.report(outcome, refuse(reason))?;
+            self.report(outcome, refuse(RejectReason::Superseded))?;
             return Ok(false);
+        }
+        if verified.file_size > self.settings.max_file_size {
+            // Held, never skipped: it installs once the limit allows it.
+            tracing::warn!(%target, seq = seq.get(), file = %verified.file_name, size = verified.file_size, limit = self.settings.max_file_size, "an entry is larger than --max-file-size");
+            let cause = HoldCause::TooLarge { file_size: verified.file_size };
+            return self.hold(outcome, &target, seq, refuse(RejectReason::TooLarge), cause);
         }
         if installed.as_ref().is_some_and(|old| old.file_hash == verified.file_hash) {
             tracing::info!(%target, seq = seq.get(), file = %verified.file_name, "already installed with this content");
             self.state.applied(&target, seq);
+            self.state.held.remove(&target);
             self.state.installed.insert(verified.file_name.clone(), installed_record(&verified, &header));
             outcome.repeat_now = true;
             self.save()?;
             return Ok(false);
         }
 
-        // Check 6: the body, streamed, counted and hashed.
-        let file = match receive_file(conn, verified, &self.partial, clock, progress).await {
+        // Check 6: the body, streamed, counted and hashed; a large one into a kept
+        // file that a later try can resume.
+        let offset = header.body_offset();
+        let asked = exchange.resume_offset(&verified.file_hash);
+        if offset > 0 && asked != Some(offset) {
+            tracing::warn!(%target, seq = seq.get(), offset, asked = asked.unwrap_or(0), "refused a frame that resumes a transfer at an offset this host did not ask for");
+            self.drop_kept(&target);
+            return self.hold(outcome, &target, seq, refuse(RejectReason::BadHeader), HoldCause::Backoff);
+        }
+        let into = self.receive_into(&target, &verified, offset)?;
+        let kept = matches!(into, Into::Kept { .. });
+        let file = match receive_file(conn, verified, &self.partial, into, clock, progress).await {
             Ok(file) => file,
             Err(e @ ReceiveError::HashMismatch { .. }) => {
-                tracing::warn!(%target, seq = seq.get(), problem = %ErrorChain(&e), "refused a body that is not what was signed");
-                self.report(outcome, refuse(RejectReason::HashMismatch))?;
-                return Ok(false);
+                tracing::warn!(%target, seq = seq.get(), resumed_at = offset, problem = %ErrorChain(&e), "refused a body that is not what was signed");
+                self.drop_kept(&target);
+                if offset > 0 {
+                    // The kept prefix may be what was wrong: the next try starts from
+                    // zero, and only a whole body that fails holds the target.
+                    self.report(outcome, refuse(RejectReason::HashMismatch))?;
+                    return Ok(false);
+                }
+                return self.hold(
+                    outcome,
+                    &target,
+                    seq,
+                    refuse(RejectReason::HashMismatch),
+                    HoldCause::Backoff,
+                );
             }
-            Err(e @ ReceiveError::Local { .. }) => {
+            Err(ReceiveError::Local { dir, cause }) => {
+                let needed = header.body_len();
+                let e = ReceiveError::Local { dir, cause };
                 tracing::error!(%target, seq = seq.get(), problem = %ErrorChain(&e), "cannot store a file");
-                self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
-                return Ok(false);
+                // A full disk is not helped by a kept prefix.
+                self.drop_kept(&target);
+                let cause = match &e {
+                    ReceiveError::Local {
+                        cause: LocalFailure::NoSpace { .. } | LocalFailure::DiskFull,
+                        ..
+                    } => HoldCause::NoSpace { needed },
+                    _ => HoldCause::Backoff,
+                };
+                return self.hold_local_failure(
+                    outcome,
+                    &target,
+                    seq,
+                    refuse(RejectReason::InstallFailed),
+                    cause,
+                );
             }
-            Err(e @ ReceiveError::Truncated { .. }) => {
-                return Err(PollError::Interrupted(Interruption::Body(e)));
-            }
-            Err(ReceiveError::Timeout) => return Err(PollError::Timeout(self.settings.read_timeout)),
-            Err(ReceiveError::BelowMinimumRate { received, expected }) => {
-                let limit = self.settings.poll_timeout;
-                tracing::warn!(%target, seq = seq.get(), received, expected, "--poll-timeout passed and the file arrives below the minimum rate: abandoning it");
-                return Err(PollError::BelowMinimumRate { limit, received, expected });
+            Err(e) => {
+                if kept {
+                    self.keep_or_drop_prefix(&target);
+                }
+                return Err(match e {
+                    e @ ReceiveError::Truncated { .. } => PollError::Interrupted(Interruption::Body(e)),
+                    ReceiveError::BelowMinimumRate { received, expected } => {
+                        let limit = self.settings.poll_timeout;
+                        tracing::warn!(%target, seq = seq.get(), received, expected, "--poll-timeout passed and the file arrives below the minimum rate: abandoning it");
+                        PollError::BelowMinimumRate { limit, received, expected }
+                    }
+                    _ => PollError::Timeout(self.settings.read_timeout),
+                });
             }
         };
 
@@ -693,28 +967,135 @@ impl Client {
             Ok(path) => path,
             Err(e) => {
                 tracing::error!(%target, seq = seq.get(), problem = %ErrorChain(&e), "cannot install a verified file");
-                self.report_local_failure(outcome, refuse(RejectReason::InstallFailed))?;
-                return Ok(false);
+                self.drop_kept(&target);
+                let report = refuse(RejectReason::InstallFailed);
+                return self.hold_local_failure(outcome, &target, seq, report, HoldCause::Backoff);
             }
         };
         self.state.applied(&target, seq);
-        self.state.installed.insert(statement.file_name.clone(), installed_record(&statement, &header));
+        self.state.held.remove(&target);
+        self.state.transfers.remove(&target);
+        let record = installed_record(&statement, &header);
         if self.settings.hook.is_some() {
             mark_hook_pending(
                 &mut self.state.hooks_pending,
-                PendingHook {
-                    file_name: statement.file_name.clone(),
-                    target: target.clone(),
-                    seq,
-                    published: statement.published.clone(),
-                    file_hash: statement.file_hash,
-                },
+                PendingHook::new(statement.file_name.clone(), &record),
             );
         }
+        self.state.installed.insert(statement.file_name.clone(), record);
         self.save()?;
-        tracing::info!(%target, seq = seq.get(), file = %path.display(), size = statement.file_size, hash = %statement.file_hash, "installed");
+        tracing::info!(%target, seq = seq.get(), file = %path.display(), size = statement.file_size, hash = %statement.file_hash, resumed_at = offset, "installed");
         outcome.installed.push(path);
         Ok(true)
+    }
+
+    /// Where the body of `verified` goes: a file at least [`RESUMABLE_MIN`] large into
+    /// its kept file (recorded in the state before its first byte, so that a host
+    /// killed mid-way resumes it), after the `offset` bytes kept from before; a smaller
+    /// one into a temp. A kept file of another transfer of the same target is removed
+    /// (at most one per target).
+    fn receive_into(
+        &mut self,
+        target: &Target,
+        verified: &Statement,
+        offset: u64,
+    ) -> Result<Into, PollError> {
+        if verified.file_size < RESUMABLE_MIN {
+            self.drop_kept(target);
+            return Ok(Into::Temp);
+        }
+        let record =
+            KeptTransfer { seq: verified.seq, file_hash: verified.file_hash, file_size: verified.file_size };
+        if self.state.transfers.get(target) != Some(&record) {
+            self.drop_kept(target);
+            self.state.transfers.insert(target.clone(), record);
+            self.save()?;
+        }
+        Ok(Into::Kept { name: PartialDir::kept_name(&verified.file_hash, verified.file_size), start: offset })
+    }
+
+    /// After a cut transfer into a kept file: keeps the prefix for a resume when it
+    /// is at least [`RESUMABLE_MIN`] and the file system keeps `--min-free` free;
+    /// else removes it.
+    fn keep_or_drop_prefix(&mut self, target: &Target) {
+        let Some(record) = self.state.transfers.get(target) else { return };
+        let name = PartialDir::kept_name(&record.file_hash, record.file_size);
+        let len = self.partial.kept_len(&name).unwrap_or(0);
+        let dir = self.partial.dir();
+        let free_enough = match (dir.available_space(), dir.total_space()) {
+            (Ok(free), Ok(total)) => {
+                u128::from(free) * 100 >= u128::from(total) * u128::from(self.settings.min_free_percent)
+            }
+            _ => false,
+        };
+        if len >= RESUMABLE_MIN && free_enough {
+            tracing::info!(%target, seq = record.seq.get(), kept = len, of = record.file_size, "kept the received part of a cut transfer, to resume it");
+            return;
+        }
+        tracing::info!(%target, kept = len, free_enough, "not keeping the received part of a cut transfer");
+        self.drop_kept(target);
+    }
+
+    /// Removes the kept transfer of `target`, its file and its record (saved with the
+    /// next state write; an orphan file is removed by the next tidy-up).
+    fn drop_kept(&mut self, target: &Target) {
+        if let Some(record) = self.state.transfers.remove(target) {
+            let name = PartialDir::kept_name(&record.file_hash, record.file_size);
+            if let Err(e) = self.partial.remove_kept(&name) {
+                tracing::warn!(error = %ErrorChain(&e), "cannot remove a kept transfer");
+            }
+        }
+    }
+
+    /// Holds `target` at entry `seq` (PROTOCOL.md section 3.1.1): reports `report`,
+    /// records the hold with its backoff and `cause`, and ends the answer so that the
+    /// other targets go on at once, in a poll that names this one in `held`.
+    fn hold(
+        &mut self,
+        outcome: &mut PollOutcome,
+        target: &Target,
+        seq: Seq,
+        report: Report,
+        cause: HoldCause,
+    ) -> Result<bool, PollError> {
+        self.record_hold(target, seq, report.reason.clone(), cause);
+        outcome.repeat_now = true;
+        self.report(outcome, report)?;
+        Ok(false)
+    }
+
+    /// [`Client::hold`] for a local failure: saved if the disk lets it (see
+    /// [`Client::report_local_failure`]).
+    fn hold_local_failure(
+        &mut self,
+        outcome: &mut PollOutcome,
+        target: &Target,
+        seq: Seq,
+        report: Report,
+        cause: HoldCause,
+    ) -> Result<bool, PollError> {
+        self.record_hold(target, seq, report.reason.clone(), cause);
+        outcome.repeat_now = true;
+        self.report_local_failure(outcome, report)?;
+        Ok(false)
+    }
+
+    fn record_hold(&mut self, target: &Target, seq: Seq, reason: RejectReason, cause: HoldCause) {
+        let now = unix_now();
+        let previous = self.state.held.get(target).filter(|hold| hold.seq == seq);
+        let tries = previous.map_or(1, |hold| hold.tries.saturating_add(1));
+        let held_since =
+            previous.map_or_else(|| Published::from_unix_seconds(now), |hold| hold.held_since.clone());
+        let newest = previous.and_then(|hold| hold.newest);
+        let wait = held::backoff(self.settings.retry_base, tries);
+        let retry_at = Published::from_unix_seconds(now.saturating_add(wait.as_secs()));
+        tracing::warn!(
+            %target, seq = seq.get(), %reason, tries, retry_at = %retry_at,
+            "holding the target at this entry: its other targets go on"
+        );
+        self.state
+            .held
+            .insert(target.clone(), Hold { seq, reason, held_since, tries, retry_at, cause, newest });
     }
 
     /// Names an I/O failure. At the first read after the handshake, a TLS alert is the
@@ -819,13 +1200,16 @@ mod tests {
     use super::*;
 
     fn pending(name: &str, seq: u64, byte: u8) -> PendingHook {
-        PendingHook {
-            file_name: fts_proto::FileName::parse(name).unwrap(),
+        let installed = Installed {
             target: Target::All,
             seq: Seq::new(seq).unwrap(),
             published: fts_proto::Published::from_unix_seconds(1_800_000_000 + seq),
             file_hash: fts_proto::FileHash::from_digest([byte; 32]),
-        }
+            file_size: None,
+            key_id: None,
+            signature: None,
+        };
+        PendingHook::new(fts_proto::FileName::parse(name).unwrap(), &installed)
     }
 
     #[test]

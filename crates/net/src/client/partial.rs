@@ -9,14 +9,17 @@
 //! (a killed client leaves at most one; fts-fs's lock rule). The renaming into the
 //! destination is [`VerifiedFile::install`](crate::client::receive::VerifiedFile::install)'s.
 //!
-//! The transfers that survive a restart (the delivery issue) will live here too,
-//! named by the signed hash and size and not as temps, so that this cleanup leaves
-//! them alone.
+//! Also the kept prefixes of cut transfers (PROTOCOL.md section 3.2.1), named by
+//! the signed hash and size ([`PartialDir::kept_name`]) rather than as temps, so the
+//! temp cleanup leaves them alone; the client removes those it no longer wants
+//! ([`PartialDir::remove_unwanted`]). A kept prefix is unverified: it is never
+//! installed, reported or handed to a hook until the whole file's hash matched.
 
 use std::fs::File;
 use std::sync::Arc;
 
-use fts_fs::{Dir, FileMode, FsError, TempFile};
+use fts_fs::{Dir, FileKind, FileMode, FsError, TempFile};
+use fts_proto::FileHash;
 
 /// The partial folder's name in the destination. A dot-file: never a received
 /// [`FileName`](fts_proto::FileName), skipped by installers.
@@ -50,12 +53,65 @@ impl PartialDir {
         &self.dir
     }
 
+    /// The folder's shared handle (a received body keeps one until it is installed).
+    pub fn shared_dir(&self) -> &Arc<Dir> {
+        &self.dir
+    }
+
     /// Creates a new, empty file for a body, mode 0644 whatever the umask (installed
     /// files are readable and never executable), set before its first byte; the
     /// folder keeps others out until it is installed. Removed when the returned
     /// [`TempFile`] is dropped, unless it is installed.
     pub fn create_body(&self) -> Result<(TempFile, File), FsError> {
         TempFile::create(Arc::clone(&self.dir), BODY_LABEL, FileMode::Exact(0o644))
+    }
+
+    /// The name of the kept prefix of the file of `hash` and `size`:
+    /// `sha256-<64 hex>-<size>`, which no temp and no installed file can have.
+    pub fn kept_name(hash: &FileHash, size: u64) -> String {
+        format!("sha256-{}-{size}", hex::encode(hash.digest()))
+    }
+
+    /// Opens (creating it when missing, mode 0644 whatever the umask) the kept file
+    /// `name` for reading and writing, never through a link.
+    pub fn open_kept(&self, name: &str) -> Result<File, FsError> {
+        let file = self.dir.open_or_create_file(name, 0o644)?;
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(|source| FsError::Io { action: "set the mode of", path: self.dir.join(name), source })?;
+        Ok(file)
+    }
+
+    /// The length of the kept file `name`, when it is there as a regular file.
+    pub fn kept_len(&self, name: &str) -> Option<u64> {
+        self.dir.stat(name).ok().filter(|stat| stat.kind == FileKind::File).map(|stat| stat.len)
+    }
+
+    /// Removes the kept file `name` (nothing when it is not there).
+    pub fn remove_kept(&self, name: &str) -> Result<(), FsError> {
+        match self.dir.remove_file(name) {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes every file that is neither a temp (those are [`remove_leftovers`]'s)
+    /// nor named in `wanted`. Returns how many.
+    ///
+    /// [`remove_leftovers`]: PartialDir::remove_leftovers
+    pub fn remove_unwanted(&self, wanted: &[String]) -> Result<usize, FsError> {
+        let mut removed = 0;
+        for (name, kind) in self.dir.entries()? {
+            let removable = matches!(kind, FileKind::File | FileKind::SymbolicLink);
+            if !removable
+                || fts_fs::is_temp_name(&name)
+                || wanted.iter().any(|w| std::ffi::OsStr::new(w) == name)
+            {
+                continue;
+            }
+            self.dir.remove_file(&name)?;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Removes the temporary files a killed client left. Returns how many.

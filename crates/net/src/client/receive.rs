@@ -5,14 +5,20 @@
 //! hash. The installer takes nothing else, so no code path can install bytes that
 //! were not checked.
 //!
-//! Bounds: never more than `file-size` bytes are read from the connection (the next
-//! frame's bytes are never consumed as body); nothing is preallocated from the claimed
-//! size; the free space is checked first and a full disk mid-way is a local failure.
-//! Until the end the bytes are untrusted, and on any failure the temporary file is
-//! removed.
+//! Bounds: never more than the frame's body length is read from the connection (the
+//! next frame's bytes are never consumed as body); nothing is preallocated from the
+//! claimed size; the free space is checked first and a full disk mid-way is a local
+//! failure. Until the end the bytes are untrusted. On any failure a temporary file is
+//! removed; a kept file ([`Into::Kept`], a transfer that can be resumed) stays, and the
+//! caller decides whether its prefix is worth keeping.
+//!
+//! A resumed transfer ([`Into::Kept`] with a `start`) hashes the kept prefix again
+//! from disk before it appends what arrives, so the hash compared at the end is
+//! always that of the whole file, every byte of it read back or received now.
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use fts_fs::stream::{DISK_BUFFERS, DiskWriter, chunk_len};
 use fts_fs::{Dir, FsError, TempFile};
@@ -35,7 +41,30 @@ use crate::error::{LocalFailure, TransportError};
 #[derive(Debug)]
 pub struct VerifiedFile {
     statement: Verified<Statement>,
-    temp: TempFile,
+    body: Body,
+}
+
+/// Where a verified body sits until it is installed.
+#[derive(Debug)]
+enum Body {
+    Temp(TempFile),
+    Kept { dir: Arc<Dir>, name: String },
+}
+
+/// Where [`receive_file`] puts a body.
+#[derive(Debug, Clone)]
+pub enum Into {
+    /// A new temporary file, removed on failure.
+    Temp,
+    /// The kept file `name` in the partial folder: its first `start` bytes are kept
+    /// from an earlier, cut transfer and the frame's body follows them. Left in place
+    /// on failure.
+    Kept {
+        /// Its name ([`PartialDir::kept_name`]).
+        name: String,
+        /// How many bytes of it are kept (the frame's `offset`).
+        start: u64,
+    },
 }
 
 impl VerifiedFile {
@@ -46,7 +75,10 @@ impl VerifiedFile {
 
     /// Where it sits until it is installed.
     pub fn temp_path(&self) -> PathBuf {
-        self.temp.path()
+        match &self.body {
+            Body::Temp(temp) => temp.path(),
+            Body::Kept { dir, name } => dir.join(name),
+        }
     }
 
     /// Renames the file onto `<file-name>` in `dest` (`renameat` from the partial
@@ -55,7 +87,10 @@ impl VerifiedFile {
     /// the new one is whole. A link planted under the name is replaced, not followed.
     pub fn install(self, dest: &Dir) -> Result<PathBuf, FsError> {
         let name = self.statement.file_name.as_str();
-        self.temp.persist(dest, name)?;
+        match self.body {
+            Body::Temp(temp) => temp.persist(dest, name)?,
+            Body::Kept { dir, name: kept } => dir.rename_into(&kept, dest, name)?,
+        }
         dest.sync()?;
         Ok(dest.join(name))
     }
@@ -75,7 +110,8 @@ pub trait Progress: Send {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-/// Receives the body of the entry `statement` from `conn` into the partial folder.
+/// Receives the body of the entry `statement` from `conn` into the partial folder,
+/// `into` a temp or a kept file (after its first `start` bytes).
 ///
 /// Two stages over one pass of the bytes, in fts-fs's stream shape
 /// ([`fts_fs::stream`]: [`DISK_BUFFERS`] reused buffers of
@@ -88,27 +124,48 @@ pub async fn receive_file<S>(
     conn: &mut Connection<S>,
     statement: Verified<Statement>,
     partial: &PartialDir,
+    into: Into,
     clock: &PollClock,
     progress: &mut dyn Progress,
 ) -> Result<VerifiedFile, ReceiveError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let expected = statement.file_size;
     let local = |cause: LocalFailure| ReceiveError::Local { dir: partial.dir().path().to_owned(), cause };
+    let start = match &into {
+        Into::Temp => 0,
+        Into::Kept { start, .. } => (*start).min(statement.file_size),
+    };
+    let expected = statement.file_size - start;
     check_free_space(partial.dir(), expected).map_err(local)?;
 
-    // Removed again if anything below fails: `temp` is dropped.
-    let (temp, file) = partial.create_body().map_err(|e| local(e.into()))?;
+    // A temp is removed again if anything below fails (`body` is dropped).
+    let (body, file) = match &into {
+        Into::Temp => {
+            let (temp, file) = partial.create_body().map_err(|e| local(e.into()))?;
+            (Body::Temp(temp), file)
+        }
+        Into::Kept { name, .. } => {
+            let file = partial.open_kept(name).map_err(|e| local(e.into()))?;
+            let path = partial.dir().join(name);
+            let len = file.metadata().map_err(|e| local(LocalFailure::write(e)))?.len();
+            if len < start {
+                return Err(local(LocalFailure::KeptTooShort { path, len, start }));
+            }
+            fts_fs::truncate_durably(&file, start, &path).map_err(|e| local(e.into()))?;
+            (Body::Kept { dir: Arc::clone(partial.shared_dir()), name: name.clone() }, file)
+        }
+    };
 
     progress.start(&statement);
+    progress.advance(start);
     let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
     let (free_tx, mut free_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
     for _ in 0..DISK_BUFFERS {
         // Allocated on first use, and no larger than the body.
         let _ = free_tx.try_send(Vec::new());
     }
-    let writer = tokio::task::spawn_blocking(move || write_body(file, full_rx, free_tx));
+    let writer = tokio::task::spawn_blocking(move || write_body(file, start, full_rx, free_tx));
     let read = read_body(conn, expected, clock, progress, &full_tx, &mut free_rx).await;
     drop(full_tx);
     let written = writer.await.map_err(|e| local(LocalFailure::WriterFailed(e)))?;
@@ -125,11 +182,21 @@ where
     if actual != statement.file_hash {
         return Err(ReceiveError::HashMismatch { expected: statement.file_hash, actual });
     }
-    let flushed = tokio::task::spawn_blocking(move || temp.sync().map(|()| temp))
+    let flushed = tokio::task::spawn_blocking(move || body.sync().map(|()| body))
         .await
         .map_err(|e| local(LocalFailure::WriterFailed(e)))?;
-    let temp = flushed.map_err(|e| local(LocalFailure::Fs(e)))?;
-    Ok(VerifiedFile { statement, temp })
+    let body = flushed.map_err(|e| local(LocalFailure::Fs(e)))?;
+    Ok(VerifiedFile { statement, body })
+}
+
+impl Body {
+    /// Flushes the received file to disk, before it is renamed into place.
+    fn sync(&self) -> Result<(), FsError> {
+        match self {
+            Body::Temp(temp) => temp.sync(),
+            Body::Kept { dir, name } => fts_fs::sync_file(&dir.open_file(name)?, &dir.join(name)),
+        }
+    }
 }
 
 /// Why [`read_body`] stopped before the end.
@@ -198,17 +265,22 @@ where
     Ok(())
 }
 
-/// The writer thread: hashes and writes each buffer in order (a [`DiskWriter`], which
-/// starts writeback as it goes), and returns the buffers for reuse. Ends when the
-/// reader drops its sender; returns the SHA-256 of everything written. The temp keeps
-/// its own handle, so `file` is closed here.
+/// The writer thread: hashes the file's first `start` bytes (a kept prefix) again
+/// from disk, then hashes and writes each buffer in order after them (a
+/// [`DiskWriter`], which starts writeback as it goes), and returns the buffers for
+/// reuse. Ends when the reader drops its sender; returns the SHA-256 of the whole
+/// file. The temp keeps its own handle, so `file` is closed here.
 fn write_body(
-    file: File,
+    mut file: File,
+    start: u64,
     mut full: mpsc::Receiver<Vec<u8>>,
     free: mpsc::Sender<Vec<u8>>,
 ) -> Result<[u8; 32], LocalFailure> {
     let mut hasher = Sha256::new();
-    let mut disk = DiskWriter::new(&file);
+    if start > 0 {
+        hash_prefix(&mut file, start, &mut hasher).map_err(LocalFailure::write)?;
+    }
+    let mut disk = DiskWriter::at(&file, start);
     while let Some(buffer) = full.blocking_recv() {
         hasher.update(&buffer);
         disk.write(&buffer).map_err(LocalFailure::write)?;
@@ -216,6 +288,25 @@ fn write_body(
         let _ = free.try_send(buffer);
     }
     Ok(hasher.finalize().into())
+}
+
+/// Feeds the first `len` bytes of `file` to `hasher` and leaves the handle at `len`.
+fn hash_prefix(file: &mut File, len: u64, hasher: &mut Sha256) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(0))?;
+    let mut buffer = vec![0u8; fts_fs::stream::CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let want = chunk_len(left);
+        let n = file.read(&mut buffer[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the kept prefix shrank"));
+        }
+        hasher.update(&buffer[..n]);
+        left -= n as u64;
+    }
+    file.seek(SeekFrom::Start(len))?;
+    Ok(())
 }
 
 /// Refuses a file that cannot fit. A disk that fills up mid-way is still caught by the

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use fts_fs::{Dir, FileKind, FileMode, FsError, WriteOptions};
 use fts_proto::{FileHash, FileName, KeyId, Published, Report, Seq, Signature, Statement, Target};
+
+use crate::client::held::Hold;
 use serde::{Deserialize, Serialize};
 
 /// The only state format this code reads and writes.
@@ -158,6 +160,55 @@ pub struct PendingHook {
     pub published: Published,
     /// The hash of the file installed.
     pub file_hash: FileHash,
+    /// How many runs of the hook failed for this install (0 before the first run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
+    /// When the next retry is due after a failure; absent: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Published>,
+    /// Every retry failed: the hook is not run again by itself (`fts poll
+    /// --rerun-hook` runs it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub given_up: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl PendingHook {
+    /// The hook due for the file `installed` under `file_name`, never run yet.
+    pub fn new(file_name: FileName, installed: &Installed) -> PendingHook {
+        PendingHook {
+            file_name,
+            target: installed.target.clone(),
+            seq: installed.seq,
+            published: installed.published.clone(),
+            file_hash: installed.file_hash,
+            failures: 0,
+            retry_at: None,
+            given_up: false,
+        }
+    }
+
+    /// Whether it is to run now, at `now` (unix seconds).
+    pub fn is_due(&self, now: u64) -> bool {
+        !self.given_up && self.retry_at.as_ref().is_none_or(|at| at.unix_seconds() <= now)
+    }
+}
+
+/// The received prefix of a cut transfer, kept to resume it (PROTOCOL.md section
+/// 3.2.1). The bytes are in the partial folder, named by hash and size
+/// ([`PartialDir::kept_name`](crate::client::partial::PartialDir::kept_name)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct KeptTransfer {
+    /// The entry being received.
+    pub seq: Seq,
+    /// The signed hash of the whole file.
+    pub file_hash: FileHash,
+    /// Its signed size.
+    pub file_size: u64,
 }
 
 /// The host's state. From this release on, fields a later release adds are ignored
@@ -182,6 +233,13 @@ pub struct State {
     /// The last time the server refused this host's certificate, and which one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_refused: Option<CertificateRefused>,
+    /// The targets held at an entry that cannot be applied yet ([`Hold`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub held: BTreeMap<Target, Hold>,
+    /// Per target, the transfer whose received prefix is kept for a resume (at most
+    /// one per target).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub transfers: BTreeMap<Target, KeptTransfer>,
 }
 
 /// A refusal of this host's certificate by the server (a TLS alert in a full
