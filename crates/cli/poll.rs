@@ -128,7 +128,10 @@ fn describe_held(client: &Client) -> Option<String> {
     let text = held
         .iter()
         .map(|(target, hold)| {
-            let behind = hold.waiting_behind().map_or_else(String::new, |n| format!(", {n} waiting behind"));
+            let behind = match hold.waiting_behind() {
+                Some(n) if n > 0 => format!(", {n} waiting behind"),
+                _ => String::new(),
+            };
             format!("{target} at seq {} ({}{behind})", hold.seq, hold.reason)
         })
         .collect::<Vec<_>>()

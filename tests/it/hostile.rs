@@ -355,14 +355,19 @@ fn report(target: &str, seq: u64, reason: &str) -> Value {
 // ---------------------------------------------------------------------------------
 
 /// An entry refused by checks 1 to 4 or 6: exit 3 with the report in its one-line
-/// reason, nothing changes, the entry is not applied (no repeat), the report is in the
-/// next request, and the honest entry at seq 2 then installs. Returns the attack's run.
+/// reason, nothing changes, the entry is not applied but its target held (PROTOCOL.md
+/// section 3.1.1): the client polls again at once, naming the target in `held` at the
+/// entry it waits for and carrying the report. Once the hold's backoff (from
+/// `--min-interval`, 1 s here) has ended, the target is asked for again and the
+/// honest entry at seq 2 installs. Returns the attack's run.
 fn assert_refused(host: &Host, attack: Vec<u8>, extra: &[&str], expected: (&str, u64, &str)) -> Run {
     let (target, seq, reason) = expected;
+    let mut extra = extra.to_vec();
+    extra.extend(["--min-interval", "1s"]);
     let before = host.snapshot();
     let n = host.requests().len();
     host.server.push(Answer::bytes(attack));
-    let run = host.poll(extra);
+    let run = host.poll(&extra);
     assert_eq!(run.code, 3, "a refused entry exits 3: {run:#?}");
     let lines = run.reason_lines();
     assert!(
@@ -370,26 +375,27 @@ fn assert_refused(host: &Host, attack: Vec<u8>, extra: &[&str], expected: (&str,
         "the one-line reason names the refused entry: {run:#?}"
     );
     host.assert_unchanged(&before);
-    assert_eq!(host.requests().len(), n + 1, "a refusal does not apply the entry: no repeat poll");
-    assert_eq!(since(&host.requests()[n], ID), 1);
+    let requests = host.requests();
+    assert_eq!(requests.len(), n + 2, "a refusal holds the target and polls again at once: {requests:#?}");
+    assert_eq!(since(&requests[n], ID), 1);
+    let repeat = &requests[n + 1];
+    assert_eq!(repeat["held"][target], json!(2), "the target is held at the entry it waits for: {repeat}");
+    assert_eq!(rejected(repeat), vec![report(target, seq, reason)], "the repeat reports it: {repeat}");
+    assert_eq!(since(repeat, ID), 1, "the refused entry was not applied: {repeat}");
 
+    std::thread::sleep(Duration::from_millis(1100));
     host.server.push(Answer::bytes(host.honest(2, V2, T2)));
-    let honest = host.poll(extra);
+    let honest = host.poll(&extra);
     assert_eq!(honest.code, 0, "the honest entry at seq 2 installs: {honest:#?}");
-    let next = &host.requests()[n + 1];
-    assert_eq!(
-        rejected(next),
-        vec![report(target, seq, reason)],
-        "the next request reports the refused entry: {next}"
-    );
-    assert_eq!(since(next, ID), 1, "the refused entry was not applied: {next}");
+    let next = &host.requests()[n + 2];
+    assert!(next.get("held").is_none(), "the backoff ended: the target is asked for again: {next}");
+    assert!(rejected(next).is_empty(), "the report was dropped once delivered: {next}");
     host.assert_destination(&[("app.bin", V2)]);
 
-    // Once a request that carried it was answered, the report is not sent again.
-    let after = host.poll(extra);
+    let after = host.poll(&extra);
     assert_eq!(after.code, 0, "{after:#?}");
     let last = host.requests().last().cloned().expect("a request");
-    assert!(rejected(&last).is_empty(), "the report was dropped once delivered: {last}");
+    assert!(rejected(&last).is_empty(), "{last}");
     assert_eq!(since(&last, ID), 2);
     run
 }
@@ -621,11 +627,10 @@ fn a_claimed_size_of_one_tib_with_a_few_bytes_sent_fails_cleanly_without_allocat
     let before = host.snapshot();
     let n = host.requests().len();
     // A maximum above 1 TiB, so that check 5 does not stop it first.
-    let extra = ["--max-file-size", "2TiB"];
+    let extra = ["--max-file-size", "2TiB", "--min-interval", "1s"];
     host.server.push(Answer::bytes(one_tib_claim(&host)));
     let run = host.poll(&extra);
     host.assert_unchanged(&before);
-    assert_eq!(host.requests().len(), n + 1, "not applied: no repeat poll");
     // Either the free-space check refuses it before a byte is stored (a local failure,
     // reported as install-failed), or the body is cut short (a failed poll).
     let expected_report = match run.code {
@@ -635,11 +640,17 @@ fn a_claimed_size_of_one_tib_with_a_few_bytes_sent_fails_cleanly_without_allocat
                 "{run:#?}"
             );
             assert!(run.stderr.contains("free space"), "the log says why: {run:#?}");
-            vec![report(ID, 2, "install-failed")]
+            // Held (not enough space), with the report in the repeat at once.
+            let repeat = &host.requests()[n + 1];
+            assert_eq!(repeat["held"][ID], json!(2), "{repeat}");
+            assert_eq!(rejected(repeat), vec![report(ID, 2, "install-failed")], "{repeat}");
+            std::thread::sleep(Duration::from_millis(1100));
+            n + 2
         }
         1 => {
             assert!(run.stderr.contains("cut short"), "{run:#?}");
-            Vec::new()
+            assert_eq!(host.requests().len(), n + 1, "a failed poll is not repeated");
+            n + 1
         }
         other => panic!("exit {other}: neither a free-space refusal nor a truncation: {run:#?}"),
     };
@@ -647,17 +658,17 @@ fn a_claimed_size_of_one_tib_with_a_few_bytes_sent_fails_cleanly_without_allocat
     host.server.push(Answer::bytes(host.honest(2, V2, T2)));
     let honest = host.poll(&extra);
     assert_eq!(honest.code, 0, "{honest:#?}");
-    let next = &host.requests()[n + 1];
-    assert_eq!(rejected(next), expected_report, "{next}");
+    let next = &host.requests()[expected_report];
+    assert!(rejected(next).is_empty(), "{next}");
     assert_eq!(since(next, ID), 1, "{next}");
     host.assert_destination(&[("app.bin", V2)]);
 }
 
 #[test]
-fn a_claimed_size_of_one_tib_is_applied_without_install_as_too_large_by_default() {
+fn a_claimed_size_of_one_tib_is_held_as_too_large_by_default() {
     let host = Host::new();
     let attack = then_done(one_tib_claim(&host));
-    assert_applied_without_install(&host, attack, &[], (2, "too-large"));
+    assert_refused(&host, attack, &[], (ID, 2, "too-large"));
 }
 
 // ---------------------------------------------------------------------------------

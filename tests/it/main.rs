@@ -9,6 +9,7 @@ mod common;
 
 mod cli;
 mod crash;
+mod delivery;
 mod disk_full;
 mod dos;
 mod hostile;

@@ -151,7 +151,7 @@ fn an_older_publication_of_a_name_never_replaces_a_newer_one() {
 }
 
 #[test]
-fn a_file_above_the_size_limit_is_refused_as_too_large_and_not_fetched_again() {
+fn a_file_above_the_size_limit_is_held_as_too_large_with_what_follows_it_until_the_limit_allows_it() {
     let sandbox = sandbox();
     sandbox.publish("big.iso", &[7u8; 4096], &["all"]);
     sandbox.publish("small.txt", b"fits", &["all"]);
@@ -159,7 +159,13 @@ fn a_file_above_the_size_limit_is_refused_as_too_large_and_not_fetched_again() {
     let out = poll(&sandbox, &server, "web-01", "in", &["--max-file-size", "1KiB"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("all seq 1: too-large"), "{}", stderr(&out));
-    assert_eq!(files_in(&sandbox.join("in")), ["small.txt"], "the rest still arrives");
+    assert!(files_in(&sandbox.join("in")).is_empty(), "held, not skipped: the rest of its target waits");
+    poll_ok(&sandbox, &server, "web-01", "in", &["--max-file-size", "8KiB"]);
+    assert_eq!(
+        files_in(&sandbox.join("in")),
+        ["big.iso", "small.txt"],
+        "both arrive once the limit allows it"
+    );
 }
 
 #[test]

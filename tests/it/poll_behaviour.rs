@@ -616,7 +616,10 @@ fn with_log_format_json_every_line_on_stderr_is_json() {
         ]),
         3,
     );
-    assert_eq!(stdout(&out), "fts poll: done, 0 file(s) installed\n");
+    assert_eq!(
+        stdout(&out),
+        "fts poll: done, 0 file(s) installed, 1 problem(s) reported, held: web-01 at seq 1 (too-large)\n"
+    );
     let lines = json_lines(&stderr(&out));
     assert!(
         lines.iter().any(|l| l["level"] == "WARN"

@@ -639,7 +639,15 @@ impl Client {
                     return match e.report() {
                         Some(report) => {
                             tracing::warn!(problem = %peer_text(&e.to_string()), "refused an entry");
-                            self.report(outcome, report)
+                            // The entry's own target waits for it; the others go on.
+                            let next = Seq::after(self.state.since(&report.target));
+                            match next {
+                                Some(next) if self.settings.targets.contains(&report.target) => {
+                                    let target = report.target.clone();
+                                    self.hold(outcome, &target, next, report, HoldCause::Backoff).map(drop)
+                                }
+                                _ => self.report(outcome, report),
+                            }
                         }
                         None => Err(PollError::Protocol(ProtocolBreach::Frame(e))),
                     };
