@@ -19,6 +19,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use fts_net::admission::IpNet;
 use fts_proto::{ClientId, FileName, GroupName, Target};
+use fts_store::Note;
 
 use crate::units::{PositiveDuration, Size, parse_at_least_one, parse_duration, parse_percent, parse_size};
 
@@ -30,7 +31,8 @@ use crate::units::{PositiveDuration, Size, parse_at_least_one, parse_duration, p
     long_about = "Signed file distribution to fleets of hosts that pull over mutual TLS.\n\n\
         Every flag can also be set by an environment variable FTS_<FLAG> (upper case, dashes \
         as underscores) or in the TOML file named by --config, in the section of its command \
-        ([keygen], [publish], [serve], [poll], [status]) with keys named like the long flags. \
+        ([keygen], [publish], [serve], [poll], [status], [log], [verify-installed]) with keys \
+        named like the long flags; verify-installed also takes state and trust from [poll]. \
         The global flags (--log-format) may also stand at the top of the file, before any \
         section, for every command. Durations and sizes in the file are strings with a unit \
         (interval = \"5s\", max-file-size = \"1GiB\"). Precedence: flag, then environment, \
@@ -70,6 +72,11 @@ pub enum Command {
     Poll(PollArgs),
     /// Show what each host has applied and the problems it reported
     Status(StatusArgs),
+    /// List the store's entries in publish order, with their notes and publishers
+    Log(LogArgs),
+    /// On a host: check an installed file against the signed statement recorded when it
+    /// was installed (exit 0: it is that file, 3: it is not)
+    VerifyInstalled(VerifyInstalledArgs),
     /// Print a shell completion script (e.g. `fts completions bash > /etc/bash_completion.d/fts`)
     Completions(CompletionsArgs),
 }
@@ -247,6 +254,17 @@ pub struct PublishArgs {
     /// Publish to a target that no issued certificate has (it reaches no host yet)
     #[arg(long)]
     pub allow_unknown_target: bool,
+
+    /// Say what would be published where (each target's seq, the file's size and hash,
+    /// the key id) after every check a publish makes, without signing or writing anything
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// A note kept in the store with the entries, beside the user and host that
+    /// published (not signed, never sent to hosts; `fts log` shows it): one line of
+    /// printable text, at most 1000 bytes
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<Note>,
 }
 
 #[derive(Debug, Args)]
@@ -542,6 +560,37 @@ pub struct StatusArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The store folder (only read)
+    #[arg(long, value_name = "DIR", default_value = "store")]
+    pub store: PathBuf,
+
+    /// Only the entries of this target (a client id, `all`, or `group:NAME`)
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<Target>,
+
+    /// Print one JSON array of the entries instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyInstalledArgs {
+    /// The installed file (a symbolic link is not followed: fts installs regular files)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The state file of the `fts poll` that installed it (default: .fts-state.json in
+    /// the folder of FILE, where `fts poll` keeps it by default)
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// A trusted release signing public key (repeatable; default certs/signing.pub)
+    #[arg(long = "trust", value_name = "FILE")]
+    pub trust: Vec<PathBuf>,
 }
 
 /// `--server HOST:PORT`, as given (what the client dials) and its HOST (what the

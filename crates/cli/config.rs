@@ -11,9 +11,10 @@
 //!    ([`fts_net::server::ServerSettings`], [`fts_net::client::ClientSettings`],
 //!    fts-trust's keygen options...), with the defaults that depend on other flags
 //!    (`certs/ID.crt` from `--id`, `ca.crl` beside `--client-ca`, the CA folder beside
-//!    `--signing-key`) and the checks that span several flags. [`Serve`], [`Poll`],
-//!    [`Publish`], [`Keygen`]. `fts status` and `fts completions` take their flags as
-//!    they are: nothing in them depends on another.
+//!    `--signing-key`, the state file beside the file `fts verify-installed` checks)
+//!    and the checks that span several flags. [`Serve`], [`Poll`], [`Publish`],
+//!    [`Keygen`], [`VerifyInstalled`]. `fts status`, `fts log` and `fts completions`
+//!    take their flags as they are: nothing in them depends on another.
 //!
 //! The command modules (`serve.rs`, `poll.rs`, ...) only run what is resolved here.
 
@@ -24,12 +25,14 @@ mod layering;
 mod poll;
 mod publish;
 mod serve;
+mod verify_installed;
 
 pub use keygen::Keygen;
 pub use layering::{ConfigError, ParseFailure, command, parse_layered};
 pub use poll::Poll;
 pub use publish::{Publish, TargetLists};
 pub use serve::{Serve, TlsFiles};
+pub use verify_installed::VerifyInstalled;
 
 /// A key that is not the certificate's, with both files named (`fts poll`'s `--cert` and
 /// `--key`, `fts serve`'s).

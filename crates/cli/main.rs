@@ -9,13 +9,16 @@ mod completions;
 mod config;
 mod fd_limit;
 mod keygen;
+mod log;
 mod log_writer;
 mod poll;
 mod publish;
+mod publisher;
 mod serve;
 mod status;
 mod stderr_line;
 mod units;
+mod verify_installed;
 
 use std::process::ExitCode;
 
@@ -32,6 +35,8 @@ mod exit {
     pub const USAGE: u8 = 2;
     /// `poll --once` completed, but something about an entry was reported.
     pub const REPORTED: u8 = 3;
+    /// `verify-installed`: the file is not (provably) the one fts installed.
+    pub const MISMATCH: u8 = 3;
 }
 
 /// A mistake in how fts was called, as opposed to a failure while running: exit 2.
@@ -95,8 +100,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Publish(args) => publish::run(config::Publish::resolve(args)?)?,
         Command::Serve(args) => serve::run(config::Serve::resolve(args)?)?,
         Command::Status(args) => status::run(args)?,
+        Command::Log(args) => log::run(args)?,
         Command::Completions(args) => completions::run(&args)?,
         Command::Poll(args) => return poll::run(config::Poll::resolve(args)?),
+        Command::VerifyInstalled(args) => {
+            return verify_installed::run(config::VerifyInstalled::resolve(args)?);
+        }
     }
     Ok(exit::SUCCESS)
 }

@@ -2,11 +2,17 @@
 //! names were parsed by clap, the rest resolved in [`crate::config::Publish`]), loads
 //! the signing key, and hands the file to the store, which hashes it while copying,
 //! numbers it per target under the store lock, signs each statement and appends them
-//! all in one record.
+//! all in one record, with the `--note` and the publisher ([`crate::publisher`]).
+//!
+//! `--dry-run` makes the same checks in the same order (targets, key, store, file,
+//! journal: [`fts_store::Preview`]) and prints what the publish would make, without
+//! signing or writing anything.
+
+use std::time::SystemTime;
 
 use anyhow::Context;
 use fts_proto::Target;
-use fts_store::Store;
+use fts_store::{Preview, Provenance, Store};
 use fts_trust::SigningKey;
 use fts_trust::issued::{INDEX_FILE, KnownTargets, TargetCheck};
 
@@ -20,9 +26,20 @@ pub fn run(args: Publish) -> anyhow::Result<()> {
 
     let key = SigningKey::load(&args.signing_key)
         .with_context(|| "publishing needs the release signing key (make one with `fts keygen signing`)")?;
+    let provenance = Provenance::new(args.note.clone(), crate::publisher::current());
+    if args.dry_run {
+        return dry_run(&args, &key, &provenance);
+    }
     let store = Store::open_or_create(&args.store)
         .with_context(|| format!("cannot open the store {}", args.store.display()))?;
-    let entries = store.publish(&args.file, &args.file_name, &args.targets, &key)?;
+    let entries = store.publish_with(
+        &args.file,
+        &args.file_name,
+        &args.targets,
+        &key,
+        &provenance,
+        SystemTime::now(),
+    )?;
 
     let first = entries.first().map(|e| &e.statement);
     if let Some(statement) = first {
@@ -38,6 +55,51 @@ pub fn run(args: Publish) -> anyhow::Result<()> {
     for entry in &entries {
         println!("  {} seq {}", entry.statement.target, entry.statement.seq);
     }
+    if let Some(note) = &args.note {
+        println!("  note: {note}");
+    }
+    Ok(())
+}
+
+/// `--dry-run`: what the publish would make, in the words of its own output, or the
+/// error it would fail with.
+fn dry_run(args: &Publish, key: &SigningKey, provenance: &Provenance) -> anyhow::Result<()> {
+    let store = &args.store;
+    let preview = Preview::of(
+        store,
+        &args.file,
+        &args.file_name,
+        &args.targets,
+        key.key_id(),
+        provenance,
+        SystemTime::now(),
+    )
+    .with_context(|| format!("dry run: a publish into the store {} would fail", store.display()))?;
+    println!(
+        "would publish {} ({} bytes, {}) into the store {} at {} (if published now), signed by key {}",
+        preview.file_name,
+        preview.file_size,
+        preview.file_hash,
+        store.display(),
+        preview.published,
+        key.key_id()
+    );
+    for (target, seq) in &preview.entries {
+        println!("  {target} seq {seq}");
+    }
+    if let Some(note) = &args.note {
+        println!("  note: {note}");
+    }
+    if let Some(publisher) = &provenance.publisher {
+        println!("  publisher: {publisher}");
+    }
+    if preview.creates_store {
+        println!("  (the store does not exist yet: the publish would create it)");
+    }
+    if let Some(damage) = &preview.torn_tail {
+        println!("  (the journal ends in {damage}: the publish would truncate it first)");
+    }
+    println!("dry run: nothing was signed or written");
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod hostile;
 mod keygen;
 mod load;
 mod operator;
+mod operator_view;
 mod ops;
 mod pki;
 mod poll;

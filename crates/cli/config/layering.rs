@@ -12,7 +12,10 @@
 //! key and the file ([`ConfigError::Rejected`]).
 //!
 //! A config file has one table per command (`[keygen]`, `[publish]`, `[serve]`,
-//! `[poll]`, `[status]`), keys named like the long flags. The global flags
+//! `[poll]`, `[status]`, ...), keys named like the long flags. A command may also take
+//! some keys from another command's section when its own does not set them
+//! ([`BORROWED`]: `fts verify-installed` reads `state` and `trust` from `[poll]`). The
+//! global flags
 //! (`--log-format`) may also stand at the top, before any section, for every command;
 //! a key of the command's section wins over the same key at the top. An unknown section
 //! or key is an error naming it and the file: a typo must not silently fall back to a
@@ -167,6 +170,12 @@ fn append(argv: &mut Vec<OsString>, args: &[OsString]) {
     let at = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
     argv.splice(at..at, args.iter().cloned());
 }
+
+/// Keys a command takes from another command's section when its own section does not
+/// set them: (command, section, keys). `fts verify-installed` checks what `fts poll`
+/// installed, against that poll's state file with that poll's trusted keys, so the
+/// poll's config file names them once for both; a `[verify-installed]` key still wins.
+const BORROWED: &[(&str, &str, &[&str])] = &[("verify-installed", "poll", &["state", "trust"])];
 
 /// Which keys of the file [`ConfigFile::arguments`] turns into flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,7 +374,34 @@ impl ConfigFile {
             let Some(arg) = arg else { continue };
             injected.add(arg, Place::Section(section.get_name().to_owned()), key, value, argv)?;
         }
+        if which == Keys::All {
+            self.borrow_keys(section.get_name(), leaf, keys, argv, &mut injected)?;
+        }
         Ok(injected)
+    }
+
+    /// Adds the keys [`BORROWED`] from another section, those the command's own
+    /// section (`own`) leaves out.
+    fn borrow_keys(
+        &self,
+        command: &str,
+        leaf: &clap::Command,
+        own: Option<&toml::Table>,
+        argv: &[OsString],
+        injected: &mut Injected,
+    ) -> Result<(), ConfigError> {
+        for (_, from, keys) in BORROWED.iter().filter(|(borrower, _, _)| *borrower == command) {
+            let Some(lender) = self.table.get(*from).and_then(toml::Value::as_table) else { continue };
+            for key in keys.iter().filter(|key| !own.is_some_and(|own| own.contains_key(**key))) {
+                let (Some(value), Some(arg)) =
+                    (lender.get(*key), leaf.get_arguments().find(|a| a.get_long() == Some(key)))
+                else {
+                    continue;
+                };
+                injected.add(arg, Place::Section((*from).to_owned()), key, value, argv)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -596,6 +632,32 @@ mod tests {
     }
 
     #[test]
+    fn verify_installed_borrows_state_and_trust_from_the_poll_section() {
+        let poll = "[poll]\nserver = \"h:1\"\nid = \"web-01\"\nstate = \"/var/lib/fts/state.json\"\n\
+                    trust = [\"/etc/fts/a.pub\", \"/etc/fts/b.pub\"]\ndest = \"/var/lib/fts/incoming\"\n";
+        let verify = |text: &str, args: &[&str]| {
+            let (cli, _file) = with_file(text, args);
+            match cli.unwrap().command {
+                Command::VerifyInstalled(v) => (v.state, v.trust),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (state, trust) = verify(poll, &["verify-installed", "x.deb"]);
+        assert_eq!(state, Some(PathBuf::from("/var/lib/fts/state.json")));
+        assert_eq!(trust, [PathBuf::from("/etc/fts/a.pub"), PathBuf::from("/etc/fts/b.pub")]);
+
+        let own = format!("{poll}[verify-installed]\nstate = \"/root/state.json\"\n");
+        let (state, trust) = verify(&own, &["verify-installed", "x.deb"]);
+        assert_eq!(state, Some(PathBuf::from("/root/state.json")), "its own section wins");
+        assert_eq!(trust.len(), 2, "and the rest is still borrowed");
+        let (state, _) = verify(poll, &["verify-installed", "x.deb", "--state", "s.json"]);
+        assert_eq!(state, Some(PathBuf::from("s.json")), "a flag wins over both");
+
+        let (err, _) = file_error("[poll]\nstate = [\"a\", \"b\"]\n", &["verify-installed", "x.deb"]);
+        assert!(err.to_string().contains("`state` in [poll]"), "a bad borrowed key names its section: {err}");
+    }
+
+    #[test]
     fn keygen_keys_apply_to_the_subcommand_that_has_them() {
         let (cli, _file) = with_file("[keygen]\ndir = \"/pki\"\nid = \"web-01\"\n", &["keygen", "ca"]);
         let cli = cli.unwrap();
@@ -691,7 +753,7 @@ mod tests {
         );
 
         let (err, _) = file_error("store = \"/srv/store\"\n", &["status"]);
-        assert!(err.to_string().contains("[publish], [serve] or [status]"), "{err}");
+        assert!(err.to_string().contains("[publish], [serve], [status] or [log]"), "{err}");
 
         let (err, _) = file_error("bogus = 1\n", &["status"]);
         let text = err.to_string();

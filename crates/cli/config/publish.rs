@@ -1,10 +1,11 @@
-//! `fts publish`: the file name on the hosts (`--as`, or the file's own name) and
+//! `fts publish`: the file name on the hosts (`--as`, or the file's own name),
 //! where the targets are checked against (the CA folder, by default the one of
-//! `--signing-key`).
+//! `--signing-key`), and whether it only says what it would do (`--dry-run`).
 
 use std::path::{Path, PathBuf};
 
 use fts_proto::{FileName, Target};
+use fts_store::Note;
 
 use crate::UsageError;
 use crate::args::PublishArgs;
@@ -18,6 +19,10 @@ pub struct Publish {
     pub signing_key: PathBuf,
     /// `None` with `--allow-unknown-target`.
     pub target_check: Option<TargetLists>,
+    /// `--dry-run`: check and say, sign and write nothing.
+    pub dry_run: bool,
+    /// `--note`, already checked (one printable line, bounded).
+    pub note: Option<Note>,
 }
 
 /// Where the targets a host can have are listed.
@@ -45,6 +50,8 @@ impl Publish {
             store: args.store,
             signing_key: args.signing_key,
             target_check,
+            dry_run: args.dry_run,
+            note: args.note,
         })
     }
 }

@@ -174,6 +174,10 @@ pub enum NotAStore {
     /// The journal's header has no version number.
     #[error("its header has no version number")]
     NoVersion,
+    /// The folder has no journal: a store has one from its creation on (a replica
+    /// may not have been synced yet).
+    #[error("it has no journal (a replica not synced yet, or the wrong folder)")]
+    NoJournal,
 }
 
 /// Why a status file cannot be read back ([`StoreError::BadStatusFile`]).

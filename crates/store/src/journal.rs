@@ -10,8 +10,14 @@
 //!
 //! line 1:   {"record":"store","format":"fts-store","version":1}
 //! line 2..: {"record":"publish","published":..,"file-name":..,"file-size":..,
-//!            "file-hash":..,"key-id":..,"entries":[{"target":..,"seq":..,"signature":..},..]}
+//!            "file-hash":..,"key-id":..,"entries":[{"target":..,"seq":..,"signature":..},..],
+//!            "note":..,"publisher":{"user":..,"host":..}}
 //! ```
+//!
+//! `note` and `publisher` are optional and unsigned ([`crate::provenance`]): they never
+//! make a record invalid, and a release that does not know them ignores them, as every
+//! release has ignored unknown fields (no `deny_unknown_fields` here, on purpose: a
+//! field added to a record must never make an older reader stop serving).
 //!
 //! One publish is one record, so a publish to several targets is all or nothing. A
 //! record is valid when its checksum matches and it keeps the journal's rules (the
@@ -24,6 +30,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io::{self, BufRead, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use fts_proto::{FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Seq, Signature, Statement, Target};
 use serde::{Deserialize, Serialize};
@@ -31,6 +38,7 @@ use sha2::{Digest, Sha256};
 
 use crate::entry::Entry;
 use crate::error::{NotAStore, Result, StoreError};
+use crate::provenance::{Provenance, Publisher, lenient};
 
 /// The `format` of the header record.
 pub const FORMAT_NAME: &str = "fts-store";
@@ -75,6 +83,13 @@ pub(crate) struct PublishRecord {
     pub file_hash: FileHash,
     pub key_id: KeyId,
     pub entries: Vec<RecordEntry>,
+    /// Unsigned, optional, read leniently ([`crate::provenance`]); left out when absent,
+    /// so a record without them is the previous release's record byte for byte.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub note: Option<String>,
+    /// See [`PublishRecord::note`].
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub publisher: Option<Publisher>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,6 +203,13 @@ pub(crate) struct JournalIndex {
     pub good_end: u64,
     /// The last valid record (the header counts).
     pub last_record: Option<RecordMark>,
+    /// Set by readers that show the journal to people (`fts log`): then
+    /// [`JournalIndex::provenance`] is filled. The server leaves it off and keeps no
+    /// note in memory.
+    pub keep_provenance: bool,
+    /// With `keep_provenance`, for each entry the provenance of its record (shared by
+    /// the entries of one record); empty otherwise.
+    pub provenance: Vec<Option<Arc<Provenance>>>,
 }
 
 impl JournalIndex {
@@ -226,7 +248,13 @@ impl JournalIndex {
                 return Err(format!("target {} has seq {} where {expected} was expected", e.target, e.seq));
             }
         }
-        let PublishRecord { published, file_name, file_size, file_hash, key_id, entries } = record;
+        let PublishRecord { published, file_name, file_size, file_hash, key_id, entries, note, publisher } =
+            record;
+        if self.keep_provenance {
+            let provenance = Provenance { note, publisher };
+            let shared = (!provenance.is_empty()).then(|| Arc::new(provenance));
+            self.provenance.extend(std::iter::repeat_n(shared, entries.len()));
+        }
         for e in entries {
             let position = self.entries.len();
             self.by_target.entry(e.target.clone()).or_default().push(position);
@@ -426,6 +454,103 @@ mod tests {
             let err = JournalIndex::default().read_from(&mut &bytes[..], Path::new("j")).unwrap_err();
             assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
         }
+    }
+
+    /// The publish record as the release before notes declared it (this file at
+    /// commit d276926), unknown fields not refused: what that release's reader does
+    /// with a record of this one.
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(tag = "record", rename_all = "kebab-case")]
+    #[allow(dead_code)] // the header variant is never made
+    enum PreviousRecord {
+        Store(serde_json::Value),
+        Publish(PreviousPublishRecord),
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct PreviousPublishRecord {
+        published: Published,
+        file_name: FileName,
+        file_size: u64,
+        file_hash: FileHash,
+        key_id: KeyId,
+        entries: Vec<RecordEntry>,
+    }
+
+    fn record(note: Option<&str>, publisher: Option<Publisher>) -> PublishRecord {
+        PublishRecord {
+            published: Published::parse("2026-11-25T17:00:00Z").unwrap(),
+            file_name: FileName::parse("a.deb").unwrap(),
+            file_size: 3,
+            file_hash: FileHash::from_digest([7; 32]),
+            key_id: KeyId::from_prefix([1; 8]),
+            entries: vec![RecordEntry {
+                target: Target::All,
+                seq: Seq::new(1).unwrap(),
+                signature: Signature::from_bytes([2; 64]),
+            }],
+            note: note.map(str::to_owned),
+            publisher,
+        }
+    }
+
+    fn json_of(line: &[u8]) -> &[u8] {
+        checked_json(&line[..line.len() - 1]).unwrap().0
+    }
+
+    #[test]
+    fn the_previous_release_reads_a_record_with_a_note_and_publisher() {
+        let publisher = Publisher::new("alice", Some("signer"));
+        let line = encode_line(&Record::Publish(record(Some("hotfix"), publisher))).unwrap();
+        let json = std::str::from_utf8(json_of(&line)).unwrap();
+        assert!(
+            json.ends_with(r#","note":"hotfix","publisher":{"user":"alice","host":"signer"}}"#),
+            "{json}"
+        );
+        let previous: PreviousRecord = serde_json::from_str(json).expect("the previous release ignores them");
+        assert!(matches!(previous, PreviousRecord::Publish(PreviousPublishRecord { file_size: 3, .. })));
+    }
+
+    #[test]
+    fn a_record_without_provenance_is_the_previous_releases_record_byte_for_byte() {
+        let new = record(None, None);
+        let previous = PreviousPublishRecord {
+            published: new.published.clone(),
+            file_name: new.file_name.clone(),
+            file_size: new.file_size,
+            file_hash: new.file_hash,
+            key_id: new.key_id,
+            entries: new.entries.clone(),
+        };
+        assert_eq!(
+            encode_line(&Record::Publish(new)).unwrap(),
+            encode_line(&PreviousRecord::Publish(previous)).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_malformed_note_or_publisher_never_makes_a_record_invalid() {
+        let mut journal = header();
+        let mut value = serde_json::to_value(Record::Publish(record(None, None))).unwrap();
+        value["note"] = serde_json::json!({"not": "a string"});
+        value["publisher"] = serde_json::json!(42);
+        journal.extend(encode_line(&value).unwrap());
+        let mut index = JournalIndex { keep_provenance: true, ..JournalIndex::default() };
+        let damage = index.read_from(&mut &journal[..], Path::new("j")).unwrap();
+        assert_eq!(damage, None, "the previous release serves this record: so does this one");
+        assert_eq!(index.entries.len(), 1);
+        assert_eq!(index.provenance, vec![None], "read as no note and no publisher");
+    }
+
+    #[test]
+    fn the_server_index_keeps_no_provenance() {
+        let mut journal = header();
+        journal.extend(encode_line(&Record::Publish(record(Some("n"), None))).unwrap());
+        let mut index = JournalIndex::default();
+        index.read_from(&mut &journal[..], Path::new("j")).unwrap();
+        assert_eq!(index.entries.len(), 1);
+        assert!(index.provenance.is_empty());
     }
 
     #[test]

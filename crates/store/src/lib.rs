@@ -9,8 +9,11 @@
 //! - **delivery status**, kept apart in the server's own folder so that the server
 //!   can open the store read-only (even a replica synced by rsync).
 //!
-//! Modules: [`publish`] (the signing host's [`Store`]), [`reader`] (the server's
-//! [`StoreReader`]), [`journal`] (the record format and the index), [`status`]
+//! Modules: [`publish`] (the signing host's [`Store`]), [`preview`] (what a publish
+//! would do, for `fts publish --dry-run`), [`reader`] (the server's [`StoreReader`]),
+//! [`history`] (the journal with its notes, for `fts log`), [`provenance`] (the
+//! unsigned note and publisher of a record), [`journal`] (the record format and the
+//! index), [`status`]
 //! ([`StatusDir`], with `last_polls` for the times of unchanged polls), [`entry`]
 //! ([`Entry`]), [`layout`] (file names), [`error`] ([`StoreError`], with its typed
 //! causes [`NotAStore`] and [`BadStatusFile`]). The on-disk format, the crash-safety
@@ -23,17 +26,23 @@
 
 pub mod entry;
 pub mod error;
+pub mod history;
 pub mod journal;
 mod last_polls;
 pub mod layout;
+pub mod preview;
+pub mod provenance;
 pub mod publish;
 pub mod reader;
 pub mod status;
 
 pub use entry::Entry;
 pub use error::{BadStatusFile, NotAStore, Result, StoreError};
+pub use history::History;
 pub use journal::{DamageKind, FORMAT_VERSION, JournalDamage, MAX_RECORD_LEN};
 pub use layout::blob_path;
+pub use preview::Preview;
+pub use provenance::{Note, Provenance, Publisher};
 pub use publish::Store;
 pub use reader::{Answer, BlobProblem, BlockedEntry, Refresh, StoreReader, StoreSnapshot};
 pub use status::{ClientStatus, CrlReloadFailing, MAX_PROBLEMS, Problem, ServerStatus, StatusDir};

@@ -27,16 +27,19 @@ use std::time::{Duration, SystemTime};
 
 use fts_fs::stream::{CHUNK, DISK_BUFFERS, DiskWriter, read_full};
 use fts_fs::{Dir, FileMode, TempFile};
-use fts_proto::{ErrorChain, FileHash, FileName, MAX_WIRE_INT, Published, Signer, Statement, Target};
+use fts_proto::{
+    ErrorChain, FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Signature, Signer, Statement, Target,
+};
 use sha2::{Digest, Sha256};
 
 use crate::entry::Entry;
 use crate::error::{NotAStore, Result, StoreError};
 use crate::journal::{
-    HeaderRecord, JournalIndex, MAX_RECORD_LEN, PublishRecord, Record, RecordEntry, encode_line, read_line,
-    valid_record_after,
+    HeaderRecord, JournalDamage, JournalIndex, MAX_RECORD_LEN, PublishRecord, Record, RecordEntry,
+    encode_line, read_line, valid_record_after,
 };
 use crate::layout::{self, BLOBS, JOURNAL, LOCK, OWN_NAMES, TMP};
+use crate::provenance::Provenance;
 
 /// The mode of the store's own files (the journal), less the umask: who reads the
 /// store is the operator's choice.
@@ -81,24 +84,9 @@ impl Store {
 
     fn create(&self) -> Result<()> {
         let dir = &self.dir;
-        match fs::read_dir(dir) {
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = entry.map_err(StoreError::io("list", dir))?;
-                    let name = entry.file_name();
-                    if !OWN_NAMES.iter().any(|own| name == *own) {
-                        return Err(StoreError::NotAStore {
-                            path: dir.clone(),
-                            problem: NotAStore::ForeignFile { name },
-                        });
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
-                Dir::open(fts_fs::parent_dir(dir))?.sync()?;
-            }
-            Err(e) => return Err(StoreError::io("list", dir)(e)),
+        if !check_creatable(dir)? {
+            fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
+            Dir::open(fts_fs::parent_dir(dir))?.sync()?;
         }
         self.create_subdirs()?;
         let _lock = self.lock()?;
@@ -217,16 +205,25 @@ impl Store {
         signer: &S,
         now: SystemTime,
     ) -> Result<Vec<Entry>> {
+        self.publish_with(path, file_name, targets, signer, &Provenance::default(), now)
+    }
+
+    /// [`Store::publish_at`], with a note and the publisher kept in the record
+    /// (unsigned, [`crate::provenance`]). An empty `provenance` writes the record
+    /// exactly as [`Store::publish_at`] does.
+    pub fn publish_with<S: Signer + ?Sized>(
+        &self,
+        path: &Path,
+        file_name: &FileName,
+        targets: &[Target],
+        signer: &S,
+        provenance: &Provenance,
+        now: SystemTime,
+    ) -> Result<Vec<Entry>> {
         check_targets(targets)?;
-        let source = File::open(path).map_err(StoreError::io("open", path))?;
-        let meta = source.metadata().map_err(StoreError::io("inspect", path))?;
-        if !meta.is_file() {
-            return Err(StoreError::NotAFile { path: path.to_path_buf() });
-        }
+        let source = open_source(path)?;
         let (file_hash, file_size) = self.put_blob_from(source, path)?;
-        if file_size > MAX_WIRE_INT {
-            return Err(StoreError::OutOfRange { what: "file size", value: file_size });
-        }
+        check_file_size(file_size)?;
 
         let _lock = self.lock()?;
         self.remove_stale_temps();
@@ -238,57 +235,12 @@ impl Store {
             .map_err(StoreError::io("open", &journal_path))?;
         let index = load_for_append(&journal, &journal_path)?;
 
-        let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
-        // Strictly later than the last publish, even within one second or when the
-        // clock goes back: two publications of one file name are then always ordered
-        // by their signed `published` time, so a host keeps the later one whatever
-        // order a hostile server delivers them in (PROTOCOL.md section 6, check 5).
-        // Under a burst of publishes the time runs ahead of the clock by a second per
-        // publish in excess.
-        let published = match index.last_published.clone() {
-            Some(last) if last.unix_seconds() >= now_secs => {
-                Published::from_unix_seconds(last.unix_seconds() + 1)
-            }
-            _ => Published::from_unix_seconds(now_secs),
-        };
-        let key_id = signer.key_id();
-        let mut entries = Vec::with_capacity(targets.len());
-        let mut record_entries = Vec::with_capacity(targets.len());
-        for (i, target) in targets.iter().enumerate() {
-            let Some(seq) = index.next_seq(target) else {
-                let value = index.newest_seq(target).saturating_add(1);
-                return Err(StoreError::OutOfRange { what: "sequence number", value });
-            };
-            let statement = Statement {
-                target: target.clone(),
-                seq,
-                file_name: file_name.clone(),
-                file_size,
-                file_hash,
-                published: published.clone(),
-            };
-            let signature = signer.sign(&statement);
-            record_entries.push(RecordEntry { target: target.clone(), seq, signature });
-            entries.push(Entry { position: (index.entries.len() + i) as u64, statement, key_id, signature });
-        }
-        let record = Record::Publish(PublishRecord {
-            published,
-            file_name: file_name.clone(),
-            file_size,
-            file_hash,
-            key_id,
-            entries: record_entries,
-        });
-        let mut bytes = if index.has_header { Vec::new() } else { encode_line(&HeaderRecord::current())? };
-        let line = encode_line(&record)?;
-        if line.len() > MAX_RECORD_LEN {
-            return Err(StoreError::RecordTooLarge {
-                targets: targets.len(),
-                len: line.len(),
-                limit: MAX_RECORD_LEN,
-            });
-        }
-        bytes.extend_from_slice(&line);
+        let content = Content { file_name, file_size, file_hash };
+        let published = next_published(&index, now);
+        let (bytes, entries) =
+            append_bytes(&index, targets, &content, published, signer.key_id(), provenance, |statement| {
+                signer.sign(statement)
+            })?;
 
         journal.seek(SeekFrom::Start(index.good_end)).map_err(StoreError::io("seek in", &journal_path))?;
         if let Err(e) = fts_fs::append_durably(&journal, &bytes, &journal_path) {
@@ -357,7 +309,7 @@ fn existing_blob(shard: &Dir, name: &str, dest: &Path, hash: &FileHash, size: u6
         }
         Err(e) => return Err(e.into()),
     };
-    let found = hash_file(file, dest)?;
+    let (found, _) = hash_file(file, dest)?;
     if found == *hash {
         Ok(Existing::Sound)
     } else {
@@ -365,21 +317,25 @@ fn existing_blob(shard: &Dir, name: &str, dest: &Path, hash: &FileHash, size: u6
     }
 }
 
-/// The SHA-256 of a whole file.
-fn hash_file(mut file: File, path: &Path) -> Result<FileHash> {
+/// The SHA-256 of a whole file, and how many bytes it had.
+pub(crate) fn hash_file(mut file: File, path: &Path) -> Result<(FileHash, u64)> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; CHUNK];
+    let mut size = 0u64;
     loop {
         match read_full(&mut file, &mut buffer) {
-            Ok(0) => return Ok(FileHash::from_digest(hasher.finalize().into())),
-            Ok(n) => hasher.update(&buffer[..n]),
+            Ok(0) => return Ok((FileHash::from_digest(hasher.finalize().into()), size)),
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                size += n as u64;
+            }
             Err(e) => return Err(StoreError::io("read", path)(e)),
         }
     }
 }
 
 /// At least one target, none twice.
-fn check_targets(targets: &[Target]) -> Result<()> {
+pub(crate) fn check_targets(targets: &[Target]) -> Result<()> {
     if targets.is_empty() {
         return Err(StoreError::NoTargets);
     }
@@ -392,14 +348,150 @@ fn check_targets(targets: &[Target]) -> Result<()> {
     Ok(())
 }
 
+/// Whether a store may be created in `dir` (what [`Store::open_or_create`] checks
+/// before it creates one, and a dry run checks in its place): true when the folder
+/// exists and holds only the store's own names (an interrupted creation), false when
+/// it does not exist; an error for a folder that holds anything else, so that `--store
+/// ~` does not turn a home folder into a store.
+pub(crate) fn check_creatable(dir: &Path) -> Result<bool> {
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.map_err(StoreError::io("list", dir))?;
+                let name = entry.file_name();
+                if !OWN_NAMES.iter().any(|own| name == *own) {
+                    return Err(StoreError::NotAStore {
+                        path: dir.to_path_buf(),
+                        problem: NotAStore::ForeignFile { name },
+                    });
+                }
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StoreError::io("list", dir)(e)),
+    }
+}
+
+/// Opens the file to publish, which must be a regular file.
+pub(crate) fn open_source(path: &Path) -> Result<File> {
+    let source = File::open(path).map_err(StoreError::io("open", path))?;
+    let meta = source.metadata().map_err(StoreError::io("inspect", path))?;
+    if !meta.is_file() {
+        return Err(StoreError::NotAFile { path: path.to_path_buf() });
+    }
+    Ok(source)
+}
+
+/// A file size must fit the protocol's integers.
+pub(crate) fn check_file_size(file_size: u64) -> Result<()> {
+    if file_size > MAX_WIRE_INT {
+        return Err(StoreError::OutOfRange { what: "file size", value: file_size });
+    }
+    Ok(())
+}
+
+/// What one publish stores, signed in each of its entries.
+pub(crate) struct Content<'a> {
+    pub file_name: &'a FileName,
+    pub file_size: u64,
+    pub file_hash: FileHash,
+}
+
+/// The `published` time of the next publish: `now` in whole UTC seconds, or one
+/// second after the last publish's time if that is not earlier.
+pub(crate) fn next_published(index: &JournalIndex, now: SystemTime) -> Published {
+    let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    // Strictly later than the last publish, even within one second or when the
+    // clock goes back: two publications of one file name are then always ordered
+    // by their signed `published` time, so a host keeps the later one whatever
+    // order a hostile server delivers them in (PROTOCOL.md section 6, check 5).
+    // Under a burst of publishes the time runs ahead of the clock by a second per
+    // publish in excess.
+    match index.last_published.clone() {
+        Some(last) if last.unix_seconds() >= now_secs => {
+            Published::from_unix_seconds(last.unix_seconds() + 1)
+        }
+        _ => Published::from_unix_seconds(now_secs),
+    }
+}
+
+/// The bytes a publish appends after the journal's valid prefix (its record, and the
+/// header first if the journal is empty) and the entries they hold, each statement
+/// signed by `sign`. Refuses a target whose sequence is exhausted and a record over
+/// [`MAX_RECORD_LEN`].
+pub(crate) fn append_bytes(
+    index: &JournalIndex,
+    targets: &[Target],
+    content: &Content<'_>,
+    published: Published,
+    key_id: KeyId,
+    provenance: &Provenance,
+    mut sign: impl FnMut(&Statement) -> Signature,
+) -> Result<(Vec<u8>, Vec<Entry>)> {
+    let mut entries = Vec::with_capacity(targets.len());
+    let mut record_entries = Vec::with_capacity(targets.len());
+    for (i, target) in targets.iter().enumerate() {
+        let Some(seq) = index.next_seq(target) else {
+            let value = index.newest_seq(target).saturating_add(1);
+            return Err(StoreError::OutOfRange { what: "sequence number", value });
+        };
+        let statement = Statement {
+            target: target.clone(),
+            seq,
+            file_name: content.file_name.clone(),
+            file_size: content.file_size,
+            file_hash: content.file_hash,
+            published: published.clone(),
+        };
+        let signature = sign(&statement);
+        record_entries.push(RecordEntry { target: target.clone(), seq, signature });
+        entries.push(Entry { position: (index.entries.len() + i) as u64, statement, key_id, signature });
+    }
+    let record = Record::Publish(PublishRecord {
+        published,
+        file_name: content.file_name.clone(),
+        file_size: content.file_size,
+        file_hash: content.file_hash,
+        key_id,
+        entries: record_entries,
+        note: provenance.note.clone(),
+        publisher: provenance.publisher.clone(),
+    });
+    let mut bytes = if index.has_header { Vec::new() } else { encode_line(&HeaderRecord::current())? };
+    let line = encode_line(&record)?;
+    if line.len() > MAX_RECORD_LEN {
+        return Err(StoreError::RecordTooLarge {
+            targets: targets.len(),
+            len: line.len(),
+            limit: MAX_RECORD_LEN,
+        });
+    }
+    bytes.extend_from_slice(&line);
+    Ok((bytes, entries))
+}
+
 /// Reads the whole journal under the lock. A torn or garbage tail (damage with no
 /// valid record after it) is truncated; damage followed by a valid record, or an
 /// intact record that breaks the rules, is corruption and refused.
 fn load_for_append(journal: &File, path: &Path) -> Result<JournalIndex> {
+    let (index, torn_tail) = read_for_append(journal, path)?;
+    if let Some(damage) = torn_tail {
+        tracing::warn!(journal = %path.display(), %damage, "truncating the torn tail left by an interrupted publish");
+        fts_fs::truncate_durably(journal, index.good_end, path)?;
+    }
+    Ok(index)
+}
+
+/// Reads the whole journal as a publish does, and judges what stopped the read: a
+/// torn or garbage tail (damage with no valid record after it) is returned, for the
+/// publisher to truncate; damage followed by a valid record, or an intact record that
+/// breaks the rules, is corruption, an error. Writes nothing.
+pub(crate) fn read_for_append(journal: &File, path: &Path) -> Result<(JournalIndex, Option<JournalDamage>)> {
     let mut reader = BufReader::with_capacity(1 << 16, journal);
     let mut index = JournalIndex::default();
     let Some(damage) = index.read_from(&mut reader, path)? else {
-        return Ok(index);
+        return Ok((index, None));
     };
     if !damage.kind.is_torn_tail_candidate() {
         return Err(StoreError::Corrupt {
@@ -417,9 +509,7 @@ fn load_for_append(journal: &File, path: &Path) -> Result<JournalIndex> {
             detail: format!("{damage}, followed by a valid record at byte {at}"),
         });
     }
-    tracing::warn!(journal = %path.display(), %damage, "truncating the torn tail left by an interrupted publish");
-    fts_fs::truncate_durably(journal, index.good_end, path)?;
-    Ok(index)
+    Ok((index, Some(damage)))
 }
 
 /// Checks the journal's first record only (format and version), without reading on.
