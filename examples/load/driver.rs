@@ -104,6 +104,7 @@ fn client_for(config: &LoadConfig, id: &str) -> Result<Client, String> {
         poll_timeout: Duration::from_secs(6 * 3600),
         max_frames: 10_000,
         hook: None,
+        max_rate: None,
     };
     Client::open(settings, false).map_err(|e| err(&e))
 }

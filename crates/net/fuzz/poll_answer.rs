@@ -59,6 +59,7 @@ pub fn poll_answer(data: &[u8]) -> Result<fts_net::client::PollOutcome, fts_net:
         poll_timeout: std::time::Duration::from_secs(60),
         max_frames: 64,
         hook: None,
+        max_rate: None,
     };
     let mut client = Client::open(settings, false).expect("open the client");
     let server_side = tokio::io::join(data, tokio::io::sink());

@@ -19,8 +19,10 @@ fn since() -> impl Strategy<Value = u64> {
 }
 
 fn state() -> impl Strategy<Value = State> {
-    let installed = (target(), seq(), published(), file_hash())
-        .prop_map(|(target, seq, published, file_hash)| Installed { target, seq, published, file_hash, file_size: None, key_id: None, signature: None });
+    let installed =
+        (target(), seq(), published(), file_hash()).prop_map(|(target, seq, published, file_hash)| {
+            Installed { target, seq, published, file_hash, file_size: None, key_id: None, signature: None }
+        });
     let hook = (file_name(), target(), seq(), published(), file_hash()).prop_map(
         |(file_name, target, seq, published, file_hash)| PendingHook {
             file_name,
@@ -63,6 +65,7 @@ fn settings(dest: &Path) -> ClientSettings {
         poll_timeout: Duration::from_secs(60),
         max_frames: 10,
         hook: None,
+        max_rate: None,
     }
 }
 

@@ -216,6 +216,7 @@ impl World {
             poll_timeout: Duration::from_secs(60),
             max_frames: 1000,
             hook: None,
+            max_rate: None,
         };
         Client::open(settings, false).expect("open the client")
     }
