@@ -15,6 +15,7 @@ use fts_trust::{ClientIdentity, TrustedKeys, client_identity};
 
 use crate::UsageError;
 use crate::args::PollArgs;
+use crate::units::Rate;
 
 /// The most frames accepted in one answer: a bound on what one answer can make this
 /// host read, whatever the server sends.
@@ -93,6 +94,7 @@ impl Poll {
             poll_timeout: args.poll_timeout,
             max_frames: MAX_FRAMES,
             hook: args.exec.map(|program| Hook { program, timeout: args.exec_timeout }),
+            max_rate: args.max_rate.map(Rate::bytes_per_second),
         };
         Ok(Poll {
             settings,
