@@ -19,6 +19,7 @@ mod ops;
 mod pki;
 mod poll;
 mod poll_behaviour;
+mod rates;
 mod resume;
 mod revocation;
 mod safe_files;
