@@ -8,6 +8,7 @@
 mod common;
 
 mod cli;
+mod compat;
 mod crash;
 mod disk_full;
 mod dos;
