@@ -117,7 +117,7 @@ impl std::fmt::Display for Rate {
     /// In the largest binary unit that divides it: `8MiB/s`, `64KiB/s`, `1000000B/s`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let units = [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-        match units.iter().find(|(size, _)| self.0 != 0 && self.0 % size == 0) {
+        match units.iter().find(|(size, _)| self.0 != 0 && self.0.is_multiple_of(*size)) {
             Some((size, unit)) => write!(f, "{}{unit}/s", self.0 / size),
             None => write!(f, "{}B/s", self.0),
         }

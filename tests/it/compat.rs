@@ -58,7 +58,7 @@ fn run_in(sandbox: &Sandbox, binary: &Path, args: &[&str]) -> Command {
 #[test]
 fn the_previous_release_polls_this_server_and_this_state_and_this_release_polls_its_state() {
     let Some(previous) = previous_release() else { return };
-    let version = expect_success(&mut Command::new(&previous).arg("--version"));
+    let version = expect_success(Command::new(&previous).arg("--version"));
     eprintln!("previous release: {} at {}", stdout(&version).trim(), previous.display());
 
     let sandbox = Sandbox::new();

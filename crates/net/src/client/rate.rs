@@ -1,6 +1,6 @@
 //! The host's cap on how fast it receives file bodies (`fts poll --max-rate`).
 //!
-//! A [`Throttle`] is a [`TokenBucket`](crate::bucket::TokenBucket) with a small burst
+//! A [`Throttle`] is a [`TokenBucket`] with a small burst
 //! (50 ms of the rate, at least one read chunk), shared by the files of one poll. The
 //! receiver takes from it after each read ([`Throttle::take`]): the bytes are already
 //! here, so it sleeps long enough that the average stays at the rate. While it sleeps
