@@ -17,7 +17,10 @@
 //!   span the body bytes sent stay within the rate plus a burst of 100 ms (at least
 //!   four chunks). The time a connection waits here is the server's own: its pacer is
 //!   excused it ([`crate::pacing::Pacer::excuse`]), so a host is never called a slow
-//!   reader for the server's limit.
+//!   reader for the server's limit. Each transfer has at most one chunk waiting, so
+//!   admission also bounds the wait between two chunks of one transfer: at most
+//!   `capacity x chunk / max_send_rate`, so one chunk at the minimum send rate (4 s for
+//!   64 KiB at 16 KiB/s), far below a host's `--read-timeout` (60 s).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
