@@ -21,7 +21,10 @@ use fts_net::admission::IpNet;
 use fts_proto::{ClientId, FileName, GroupName, Target};
 use fts_store::Note;
 
-use crate::units::{PositiveDuration, Size, parse_at_least_one, parse_duration, parse_percent, parse_size};
+use crate::units::{
+    PositiveDuration, Rate, Size, parse_at_least_one, parse_duration, parse_max_rate, parse_percent,
+    parse_rate, parse_size,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -392,6 +395,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub min_send_rate_window: Duration,
 
+    /// Most body bytes sent per second in all, across every connection (e.g. 1GiB/s).
+    /// An answer with files is admitted only while every transfer keeps
+    /// --min-send-rate: (transfers + 1) x --min-send-rate <= this; else the poll gets
+    /// `busy` with a retry-after. At least --min-send-rate. Off unless given
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub max_send_rate: Option<Rate>,
+
     /// Longest a single poll may take
     #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
     pub poll_deadline: Duration,
@@ -492,6 +502,12 @@ pub struct PollArgs {
     /// Largest file accepted; larger ones are refused as `too-large`
     #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = parse_size)]
     pub max_file_size: Size,
+
+    /// Most file body bytes received per second (e.g. 8MiB/s, 500KiB/s). At least
+    /// 64KiB/s: four times a server's minimum send rate, below which it would cut this
+    /// host off as a slow reader. Off unless given
+    #[arg(long, value_name = "RATE", value_parser = parse_max_rate)]
+    pub max_rate: Option<Rate>,
 
     /// Program run after each install (no shell; the file's path is its last argument)
     #[arg(long, value_name = "PROGRAM")]

@@ -1,5 +1,6 @@
 //! Human-friendly values for flags and config files: durations (`10s`, `6h`), byte
-//! sizes (`64GiB`, `16KiB`), percentages (`10%`) and limits of at least one. Each
+//! sizes (`64GiB`, `16KiB`), rates (`8MiB/s`), percentages (`10%`) and limits of at
+//! least one. Each
 //! parser is a clap value parser, so a bad value is reported with the flag that
 //! carried it, whether it came from the command line, the environment or the config
 //! file; and a value that must not be zero is refused here, never checked later.
@@ -96,6 +97,65 @@ pub fn parse_size(s: &str) -> Result<Size, String> {
     n.checked_mul(unit_bytes).map(Size).ok_or_else(|| format!("size {s:?} is too large"))
 }
 
+/// A number of bytes per second, as `--max-rate` and `--max-send-rate` take it
+/// ([`parse_rate`]). A type of its own, like [`Size`], so that the config file asks for
+/// a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rate(u64);
+
+impl Rate {
+    pub fn from_bytes_per_second(bytes: u64) -> Rate {
+        Rate(bytes)
+    }
+
+    pub fn bytes_per_second(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Rate {
+    /// In the largest binary unit that divides it: `8MiB/s`, `64KiB/s`, `1000000B/s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let units = [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+        match units.iter().find(|(size, _)| self.0 != 0 && self.0.is_multiple_of(*size)) {
+            Some((size, unit)) => write!(f, "{}{unit}/s", self.0 / size),
+            None => write!(f, "{}B/s", self.0),
+        }
+    }
+}
+
+/// `8MiB/s`, `500KiB/s`, `1MB/s`: a size ([`parse_size`]'s units) per second; the
+/// `/s` may be left out, and a bare number means bytes per second. Zero is refused: a
+/// rate of nothing would stop every transfer.
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    let trimmed = s.trim();
+    let size = trimmed.strip_suffix("/s").unwrap_or(trimmed);
+    let bytes = parse_size(size)
+        .map_err(|_| {
+            format!("{s:?} is not a rate: write a whole number with a unit, like 8MiB/s, 500KiB/s, 1MB/s")
+        })?
+        .bytes();
+    if bytes == 0 {
+        return Err("a rate must be more than 0B/s".to_owned());
+    }
+    Ok(Rate(bytes))
+}
+
+/// `--max-rate`: a rate ([`parse_rate`]) of at least
+/// [`MIN_MAX_RATE`](fts_net::client::rate::MIN_MAX_RATE), 64 KiB/s.
+pub fn parse_max_rate(s: &str) -> Result<Rate, String> {
+    let rate = parse_rate(s)?;
+    let floor = Rate(fts_net::client::rate::MIN_MAX_RATE);
+    if rate < floor {
+        return Err(format!(
+            "{rate} is below the lowest --max-rate, {floor}: four times the minimum send rate of an fts \
+             server (16KiB/s by default, its --min-send-rate), which cuts off a host that reads slower \
+             as a slow reader"
+        ));
+    }
+    Ok(rate)
+}
+
 /// A whole number of at least 1 (for limits where 0 would refuse everything), as
 /// whichever `NonZero` type the flag holds.
 pub fn parse_at_least_one<T: TryFrom<NonZeroU64>>(s: &str) -> Result<T, String> {
@@ -138,6 +198,30 @@ mod tests {
         for bad in ["", "GiB", "1.5GiB", "1 zettabyte", "99999999999TiB"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn rates_are_sizes_per_second() {
+        assert_eq!(parse_rate("8MiB/s"), Ok(Rate(8 << 20)));
+        assert_eq!(parse_rate("500KiB/s"), Ok(Rate(500 << 10)));
+        assert_eq!(parse_rate("1MB/s"), Ok(Rate(1_000_000)));
+        assert_eq!(parse_rate(" 2GiB "), Ok(Rate(2 << 30)), "the /s may be left out");
+        assert_eq!(parse_rate("65536"), Ok(Rate(65536)), "a bare number is bytes per second");
+        for bad in ["", "/s", "8MiB/h", "8 MiB per second", "1.5MiB/s", "99999999999TiB/s"] {
+            assert!(parse_rate(bad).unwrap_err().contains("is not a rate"), "{bad}");
+        }
+        assert!(parse_rate("0B/s").unwrap_err().contains("more than 0B/s"));
+        assert_eq!(Rate(8 << 20).to_string(), "8MiB/s");
+        assert_eq!(Rate(1_000_000).to_string(), "1000000B/s");
+        assert_eq!(Rate(1536).to_string(), "1536B/s");
+    }
+
+    #[test]
+    fn max_rate_refuses_a_host_the_server_would_cut_off() {
+        assert_eq!(parse_max_rate("64KiB/s"), Ok(Rate(64 << 10)));
+        let err = parse_max_rate("10KiB/s").unwrap_err();
+        assert!(err.contains("10KiB/s is below the lowest --max-rate, 64KiB/s"), "{err}");
+        assert!(err.contains("slow reader") && err.contains("--min-send-rate"), "{err}");
     }
 
     #[test]

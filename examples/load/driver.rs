@@ -108,6 +108,7 @@ fn client_for(config: &LoadConfig, id: &str) -> Result<Client, String> {
         hold_on_hook_failure: false,
         retry_base: std::time::Duration::from_secs(10),
         min_free_percent: 5,
+        max_rate: None,
     };
     Client::open(settings, false).map_err(|e| err(&e))
 }

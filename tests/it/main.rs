@@ -8,6 +8,7 @@
 mod common;
 
 mod cli;
+mod compat;
 mod crash;
 mod delivery;
 mod disk_full;
@@ -21,6 +22,7 @@ mod ops;
 mod pki;
 mod poll;
 mod poll_behaviour;
+mod rates;
 mod resume;
 mod revocation;
 mod safe_files;

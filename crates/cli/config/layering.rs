@@ -33,7 +33,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches};
 
 use crate::args::Cli;
-use crate::units::Size;
+use crate::units::{Rate, Size};
 
 /// Why the command line, environment and config file could not be turned into a
 /// command. `Clap` carries clap's own errors (usage, `--help`, `--version`), which know
@@ -269,6 +269,8 @@ fn unit_needed(arg: &Arg) -> Option<(&'static str, &'static str)> {
         Some(("s", "a duration: ms, s, m, h or d"))
     } else if kind == TypeId::of::<Size>() {
         Some(("B", "a size: B, KiB, MiB, GiB, TiB, kB, MB, GB or TB"))
+    } else if kind == TypeId::of::<Rate>() {
+        Some(("B/s", "a rate: a size per second, B/s, KiB/s, MiB/s, GiB/s, kB/s, MB/s or GB/s"))
     } else {
         None
     }
@@ -716,6 +718,19 @@ mod tests {
 
         let (err, _) = file_error("[poll]\nmax-file-size = 1048576\n", &["poll"]);
         assert!(err.to_string().contains("\"1048576B\""), "{err}");
+        let (err, _) = file_error("[poll]\nmax-rate = 1048576\n", &["poll"]);
+        assert!(err.to_string().contains("\"1048576B/s\"") && err.to_string().contains("a rate"), "{err}");
+        let (err, path) =
+            file_error("[poll]\nserver = \"h:1\"\nid = \"web-01\"\nmax-rate = \"10KiB/s\"\n", &["poll"]);
+        let text = err.to_string();
+        assert!(text.contains("key `max-rate` in [poll]") && text.contains(&path), "{text}");
+        assert!(text.contains("below the lowest --max-rate, 64KiB/s"), "{text}");
+        let (cli, _file) = with_file(
+            "[poll]\nserver = \"h:1\"\nid = \"web-01\"\nmax-rate = \"8MiB/s\"\n[serve]\nmax-send-rate = \"1GiB/s\"\n",
+            &["poll"],
+        );
+        let Command::Poll(p) = &cli.unwrap().command else { unreachable!() };
+        assert_eq!(p.max_rate.map(Rate::bytes_per_second), Some(8 << 20));
         // A count stays a number; a duration with its unit is fine.
         let (cli, _file) = with_file(
             "[poll]\nserver = \"h:1\"\nid = \"web-01\"\ninterval = \"5m\"\njitter = 5\n",

@@ -15,6 +15,7 @@ use fts_trust::{ClientIdentity, TrustedKeys, client_identity};
 
 use crate::UsageError;
 use crate::args::PollArgs;
+use crate::units::Rate;
 
 /// The most frames accepted in one answer: a bound on what one answer can make this
 /// host read, whatever the server sends.
@@ -99,6 +100,7 @@ impl Poll {
             hold_on_hook_failure: args.hold_on_hook_failure,
             retry_base: args.min_interval,
             min_free_percent: args.min_free,
+            max_rate: args.max_rate.map(Rate::bytes_per_second),
         };
         Ok(Poll {
             settings,

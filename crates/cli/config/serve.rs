@@ -20,6 +20,7 @@ use fts_trust::crl::CRL_FILE;
 use crate::UsageError;
 use crate::args::ServeArgs;
 use crate::fd_limit::{self, Wanted};
+use crate::units::Rate;
 
 /// The defaults of `--max-connections` and `--max-active-polls`, before they are
 /// fitted into the open-file limit.
@@ -61,6 +62,16 @@ impl Serve {
             ))
             .into());
         }
+        if let Some(max) = args.max_send_rate
+            && max.bytes_per_second() < args.min_send_rate.bytes()
+        {
+            return Err(UsageError::new(format!(
+                "--max-send-rate {max} is below --min-send-rate {}: no transfer could ever be admitted, \
+                 since each must keep the minimum send rate; raise --max-send-rate or lower --min-send-rate",
+                Rate::from_bytes_per_second(args.min_send_rate.bytes()),
+            ))
+            .into());
+        }
         let limits = fit_open_file_limit(&args)?;
         let settings = ServerSettings {
             max_connections: at_least_one("--max-connections", limits.max_connections)?,
@@ -72,6 +83,7 @@ impl Serve {
                 bytes_per_second: args.min_send_rate.bytes(),
                 window: args.min_send_rate_window,
             },
+            max_send_rate: args.max_send_rate.map(Rate::bytes_per_second),
             poll_deadline: args.poll_deadline,
             poll_max_files: args.poll_max_files,
             poll_max_bytes: args.poll_max_bytes.bytes(),

@@ -272,11 +272,13 @@ pub enum PollError {
         /// Whether a TLS handshake had completed.
         tls: bool,
     },
-    /// The server answered with an `error` frame (`busy`, `identity-mismatch` ...).
+    /// The server answered with an `error` frame (`busy`, `identity-mismatch` ...);
+    /// its `retry-after`, when it has one, is said too.
     #[error(
-        "the server refused the poll: {code}: {message}",
+        "the server refused the poll: {code}: {message}{retry}",
         code = printable(&.0.code.to_string()),
-        message = fts_proto::Printable(&.0.message)
+        message = fts_proto::Printable(&.0.message),
+        retry = RetryAfter(.0.retry_after)
     )]
     Refused(ErrorFrame),
     /// The server's answer cannot be read as the protocol says.
@@ -550,6 +552,18 @@ impl LocalFailure {
         match e.raw_os_error() {
             Some(28) => LocalFailure::DiskFull,
             _ => LocalFailure::Write(e),
+        }
+    }
+}
+
+/// ` (retry after N s)`, the `retry-after` of an error frame, or nothing.
+struct RetryAfter(Option<u64>);
+
+impl fmt::Display for RetryAfter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(secs) => write!(f, " (retry after {secs} s)"),
+            None => Ok(()),
         }
     }
 }

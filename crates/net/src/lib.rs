@@ -6,6 +6,9 @@
 //! - [`connection`]: frames over any byte stream, limits checked before allocation;
 //! - [`limits`]: admission of polls (server-wide and per client id);
 //! - [`pacing`]: the minimum send rate that cuts off clients that stop reading;
+//! - [`egress`]: the cap on the server's total send rate (`--max-send-rate`) and the
+//!   admission of transfers under it;
+//! - [`bucket`]: the token bucket of that cap and of the host's `--max-rate`;
 //! - [`server`]: the mutual-TLS server of `fts serve`;
 //! - [`crl_watch`]: reloads a changed CRL into the running server, and retries one
 //!   that fails until it loads;
@@ -20,9 +23,11 @@
 #![warn(missing_docs)]
 
 pub mod admission;
+pub mod bucket;
 pub mod client;
 pub mod connection;
 pub mod crl_watch;
+pub mod egress;
 pub mod error;
 pub mod handshake_log;
 pub mod limits;

@@ -2,7 +2,9 @@
 //!
 //! Both are soft limits answered with `busy` and a `retry-after`, not queues: a client
 //! that is turned away polls again later, and a burst never piles up work in memory.
-//! The connection cap is separate (a semaphore permit taken before `accept`).
+//! The connection cap is separate (a semaphore permit taken before `accept`), and so
+//! is the admission of transfers under `--max-send-rate` ([`crate::egress`]), which
+//! answers with the same `busy`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,6 +21,9 @@ pub enum Busy {
     /// This client id has `--max-polls-per-client` polls running.
     #[error("this client id already has the maximum number of polls running")]
     Client,
+    /// A new transfer would not fit in `--max-send-rate` ([`crate::egress`]).
+    #[error("the server is at its limit of transfers for its --max-send-rate")]
+    SendRate,
 }
 
 /// The admission state shared by every connection.

@@ -187,6 +187,9 @@ pub struct Metrics {
     crl_reload_failing: Gauge,
     crl_reload_failures: Family<ReasonLabel, Counter>,
     poll_duration: Histogram,
+    send_rate_busy: Counter,
+    max_send_rate: Gauge,
+    send_rate_transfers: Gauge,
     /// One per [`ConnectionRefusal`], in the order of `ConnectionRefusal::ALL`.
     connections_refused: Vec<Counter>,
 }
@@ -283,6 +286,26 @@ impl Metrics {
             poll_duration.clone(),
         );
 
+        let send_rate_busy = Counter::default();
+        registry.register(
+            "fts_send_rate_busy",
+            "Polls answered busy because a new transfer would not fit in --max-send-rate (also \
+             counted in fts_errors_total{code=\"busy\"})",
+            send_rate_busy.clone(),
+        );
+        let max_send_rate = Gauge::default();
+        registry.register(
+            "fts_max_send_rate_bytes_per_second",
+            "The cap on the server's total body bytes per second (--max-send-rate); 0 when there is none",
+            max_send_rate.clone(),
+        );
+        let send_rate_transfers = Gauge::default();
+        registry.register(
+            "fts_send_rate_transfers",
+            "Answers sending files under --max-send-rate now (each admitted while it fits)",
+            send_rate_transfers.clone(),
+        );
+
         let refused = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "fts_connections_refused",
@@ -315,6 +338,9 @@ impl Metrics {
             crl_reload_failing,
             crl_reload_failures,
             poll_duration,
+            send_rate_busy,
+            max_send_rate,
+            send_rate_transfers,
             connections_refused,
         }
     }
@@ -341,6 +367,22 @@ impl Metrics {
     /// Body bytes went out.
     pub fn bytes_sent(&self, bytes: u64) {
         self.bytes_sent.inc_by(bytes);
+    }
+
+    /// A poll was answered `busy`: its transfer would not fit in `--max-send-rate`.
+    pub fn send_rate_busy(&self) {
+        self.send_rate_busy.inc();
+    }
+
+    /// The cap of `--max-send-rate` in bytes per second (`None` shows 0).
+    pub fn set_max_send_rate(&self, bytes_per_second: Option<u64>) {
+        self.max_send_rate.set(bytes_per_second.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)));
+    }
+
+    /// Counts an answer as sending under `--max-send-rate` until the guard is dropped.
+    pub fn transfer_admitted(&self) -> ConnectionGuard {
+        self.send_rate_transfers.inc();
+        ConnectionGuard { gauge: self.send_rate_transfers.clone() }
     }
 
     /// A TLS handshake failed, counted by how.
@@ -394,7 +436,8 @@ impl Metrics {
     }
 }
 
-/// Decrements `fts_active_connections` when dropped.
+/// Decrements its gauge when dropped (`fts_active_connections`, or
+/// `fts_send_rate_transfers`).
 pub struct ConnectionGuard {
     gauge: Gauge,
 }
@@ -430,6 +473,9 @@ mod tests {
             "fts_connections_refused_total{reason=\"per-ip-handshakes\"} 0",
             "fts_connections_refused_total{reason=\"first-byte-timeout\"} 0",
             "fts_log_lines_dropped_total 0",
+            "fts_send_rate_busy_total 0",
+            "fts_max_send_rate_bytes_per_second 0",
+            "fts_send_rate_transfers 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
@@ -443,9 +489,13 @@ mod tests {
         metrics.set_crl_next_update(Some(1_900_000_000));
         metrics.set_crl_reload_failing(true);
         metrics.crl_reload_failed(CrlReloadFailure::Older);
+        metrics.send_rate_busy();
+        metrics.set_max_send_rate(Some(8 << 20));
+        let transfer = metrics.transfer_admitted();
         let guard = metrics.connection_opened();
         let text = metrics.encode();
         drop(guard);
+        drop(transfer);
         for line in [
             "fts_polls_total{result=\"ok\"} 1",
             "fts_polls_total{result=\"error\"} 1",
@@ -459,6 +509,9 @@ mod tests {
             "fts_crl_reload_failures_total{reason=\"older\"} 1",
             "fts_poll_duration_seconds_count 2",
             "fts_poll_duration_seconds_bucket{le=\"0.25\"} 1",
+            "fts_send_rate_busy_total 1",
+            "fts_max_send_rate_bytes_per_second 8388608",
+            "fts_send_rate_transfers 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

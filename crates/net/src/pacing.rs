@@ -8,6 +8,10 @@
 //! does not buy an hour of stalling) and is never let fall more than one window
 //! behind (a slow start is not punished forever), so the average is in effect taken
 //! over a window.
+//!
+//! Time that the sending side spends waiting on its own rate limit (the server's
+//! `--max-send-rate`, the host's `--max-rate`) is not the peer's fault: it is
+//! [excused](Pacer::excuse), moving the clock on by as much.
 
 use std::time::Duration;
 
@@ -40,6 +44,12 @@ impl Pacer {
     /// The instant by which the next write must have finished.
     pub fn write_deadline(&self) -> Instant {
         self.paid_until + self.rate.window
+    }
+
+    /// Moves the clock on by `waited`, time spent waiting on this side's own rate
+    /// limit: the peer is not blamed for it.
+    pub fn excuse(&mut self, waited: Duration) {
+        self.paid_until = self.paid_until.checked_add(waited).unwrap_or(self.paid_until);
     }
 
     /// Records `n` bytes sent just now.
@@ -88,6 +98,21 @@ mod tests {
         }
         let elapsed = Instant::now() - start;
         assert!(elapsed <= Duration::from_secs(25), "cut off after {elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_spent_on_the_own_limit_is_not_blamed_on_the_reader() {
+        let mut pacer = Pacer::new(RATE);
+        // The sender waits 30 s on its own limit before each write of a second's worth:
+        // far below the minimum rate in wall time, never cut off.
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_secs(30)).await;
+            pacer.excuse(Duration::from_secs(30));
+            let deadline = pacer.write_deadline();
+            tokio::time::advance(Duration::from_millis(500)).await;
+            assert!(Instant::now() < deadline);
+            pacer.sent(1000);
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,7 +5,9 @@
 //! every phase has its own bound (first-byte timeout, handshake timeout, request
 //! timeout, the minimum send rate per write, an overall deadline per poll), and
 //! before its handshake a connection also counts against its source's limits
-//! ([`crate::admission`]). Memory per connection is the
+//! ([`crate::admission`]). With `--max-send-rate` every body chunk also waits its turn
+//! in one shared bucket, and an answer with files to send is admitted only while its
+//! transfer fits ([`crate::egress`]). Memory per connection is the
 //! TLS state, one request header (at most 16 KiB) and, while a body is sent,
 //! `BLOB_BUFFERS` buffers of [`BODY_CHUNK`] bytes; bodies stream from their blob and are never held
 //! whole.
@@ -56,10 +58,11 @@ use tokio_rustls::TlsAcceptor;
 use crate::admission::{Admission, AdmissionSettings, BeforeHandshake, ConnectionSlots};
 use crate::connection::{Connection, ReadError};
 use crate::crl_watch::CrlHealth;
+use crate::egress::{Egress, TransferPermit};
 use crate::error::{IdentityMismatch, PollEnd};
 use crate::handshake_log::{FailedBefore, HandshakeLog, classify_handshake_error, describe_handshake_error};
-use crate::limits::PollLimits;
-use crate::metrics::{HandshakeFailure, Metrics};
+use crate::limits::{Busy, PollLimits};
+use crate::metrics::{ConnectionGuard, HandshakeFailure, Metrics};
 use crate::pacing::{MinSendRate, Pacer};
 use crate::store_view::StoreView;
 
@@ -98,6 +101,9 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// The slowest a client may read the answer ([`crate::pacing`]).
     pub min_send_rate: MinSendRate,
+    /// `--max-send-rate`: the most body bytes per second sent in all, across every
+    /// connection ([`crate::egress`]); `None`, no cap.
+    pub max_send_rate: Option<u64>,
     /// The longest one poll may take, from the end of the handshake.
     pub poll_deadline: Duration,
     /// Most files in one answer (one is always sent, whatever its size).
@@ -130,6 +136,7 @@ impl Default for ServerSettings {
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             min_send_rate: MinSendRate { bytes_per_second: 16 * 1024, window: Duration::from_secs(60) },
+            max_send_rate: None,
             poll_deadline: Duration::from_secs(6 * 3600),
             poll_max_files: non_zero(100),
             poll_max_bytes: 64 << 30,
@@ -206,6 +213,8 @@ struct Shared {
     /// The checks before TLS: per-source limits, the first byte, PROXY headers.
     admission: Admission,
     limits: PollLimits,
+    /// `--max-send-rate`: the shared cap on body bytes and its admission of transfers.
+    egress: Option<Arc<Egress>>,
     /// The store as polls read it: a snapshot, kept current by one refresher on a
     /// blocking thread.
     store: StoreView,
@@ -238,12 +247,16 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let limits = PollLimits::new(settings.max_active_polls.get(), settings.max_polls_per_client.get());
         let admission = Admission::new(settings.admission.clone(), settings.max_connections.get());
+        let egress =
+            settings.max_send_rate.map(|max| Egress::new(max, settings.min_send_rate.bytes_per_second));
+        metrics.set_max_send_rate(settings.max_send_rate);
         let shared = Arc::new(Shared {
             transport,
             settings,
             metrics,
             admission,
             limits,
+            egress,
             store: StoreView::start(store),
             status: Arc::new(status),
             handshake_log: HandshakeLog::default(),
@@ -584,6 +597,17 @@ where
         );
     }
 
+    // Admission under --max-send-rate, once per answer, before its first file frame.
+    let _transfer = match admit_transfer(shared, &answer) {
+        Ok(transfer) => transfer,
+        Err(busy) => {
+            let mut frame = error_frame(ErrorCode::Busy, &busy.to_string());
+            frame.retry_after = Some(send_rate_retry_after(shared.settings.poll_after));
+            send_error(&shared.metrics, conn, frame).await;
+            return Err(PollEnd::Busy(busy));
+        }
+    };
+    let egress = shared.egress.as_deref();
     let mut pacer = Pacer::new(shared.settings.min_send_rate);
     let more = answer.more;
     let mut end = PollEnd::Served;
@@ -610,7 +634,7 @@ where
             }
             Err(other) => return Err(other),
         };
-        send_entry(conn, &entry, blob, offset, &mut pacer, &shared.metrics).await?;
+        send_entry(conn, &entry, blob, offset, &mut pacer, egress, &shared.metrics).await?;
         report.files += 1;
         shared.metrics.file_sent();
         report.bytes += entry.statement.file_size - offset;
@@ -622,6 +646,40 @@ where
         .map_err(|_| PollEnd::StoppedReading)?
         .map_err(PollEnd::SendFailed)?;
     Ok(end)
+}
+
+/// An answer's place under `--max-send-rate` ([`crate::egress`]): taken once per
+/// answer, only by one that has a file to send (a caught-up poll never needs one), and
+/// held until the answer ends. `Ok(None)`: no cap, or nothing to send.
+fn admit_transfer(
+    shared: &Shared,
+    answer: &Answer,
+) -> Result<Option<(TransferPermit, ConnectionGuard)>, Busy> {
+    let Some(egress) = &shared.egress else { return Ok(None) };
+    if answer.entries.is_empty() {
+        return Ok(None);
+    }
+    match egress.admit() {
+        Ok(permit) => Ok(Some((permit, shared.metrics.transfer_admitted()))),
+        Err(busy) => {
+            shared.metrics.send_rate_busy();
+            Err(busy)
+        }
+    }
+}
+
+/// The `retry-after` of a `busy` for `--max-send-rate`: the server's `poll-after`, plus
+/// up to as much again at random. A place frees only when a transfer ends, which for
+/// the large files that fill the cap takes minutes, so coming back sooner would only
+/// add handshakes to a server that is already at its cap; and the jitter spreads the
+/// hosts refused together (a whole fleet, on a patch night) over an interval instead
+/// of bringing them back in one burst. (The host adds its own `--jitter` on top.)
+fn send_rate_retry_after(poll_after: Duration) -> u64 {
+    let base = poll_after.as_secs().max(1);
+    let mut bytes = [0u8; 8];
+    // Without randomness the base alone is still a valid answer.
+    let _ = getrandom::fill(&mut bytes);
+    base + u64::from_le_bytes(bytes) % (base + 1)
 }
 
 /// The entries of one answer, from `snapshot`: nothing to do when the client is
@@ -697,13 +755,15 @@ impl BlobStream {
 
 /// Writes one `file` frame: the header, then exactly `file-size` bytes from the blob,
 /// or the last `file-size - offset` when it resumes a transfer (`offset` in the
-/// header then says where they start).
+/// header then says where they start), each chunk in its turn under `egress` when
+/// there is a cap.
 async fn send_entry<S>(
     conn: &mut Connection<S>,
     entry: &Entry,
     mut blob: BlobStream,
     offset: u64,
     pacer: &mut Pacer,
+    egress: Option<&Egress>,
     metrics: &Metrics,
 ) -> Result<(), PollEnd>
 where
@@ -713,7 +773,7 @@ where
     header.offset = (offset > 0).then_some(offset);
     let body_len = header.body_len();
     let header = ServerFrame::File(header).encode().map_err(PollEnd::Encode)?;
-    write_paced(conn, &header, pacer).await?;
+    write_paced(conn, &header, pacer, None).await?;
 
     let mut remaining = body_len;
     while remaining > 0 {
@@ -724,7 +784,7 @@ where
             // the connection is dropped and the client sees a truncated body.
             None => return Err(PollEnd::BlobShrank { hash: entry.statement.file_hash }),
         };
-        write_paced(conn, &chunk, pacer).await?;
+        write_paced(conn, &chunk, pacer, egress).await?;
         metrics.bytes_sent(chunk.len() as u64);
         remaining -= chunk.len() as u64;
         // Never full: at most BLOB_BUFFERS buffers exist.
@@ -775,10 +835,21 @@ fn read_blob(
     }
 }
 
-async fn write_paced<S>(conn: &mut Connection<S>, bytes: &[u8], pacer: &mut Pacer) -> Result<(), PollEnd>
+/// Writes `bytes` within the pacer's deadline. Under a cap (`egress`) the bytes first
+/// wait their turn in the shared bucket; that wait is the server's, so the pacer is
+/// excused it and the deadline is taken after it.
+async fn write_paced<S>(
+    conn: &mut Connection<S>,
+    bytes: &[u8],
+    pacer: &mut Pacer,
+    egress: Option<&Egress>,
+) -> Result<(), PollEnd>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    if let Some(egress) = egress {
+        pacer.excuse(egress.take(bytes.len() as u64).await);
+    }
     timeout_at(pacer.write_deadline(), conn.write_body_chunk(bytes))
         .await
         .map_err(|_| PollEnd::SlowReader)?

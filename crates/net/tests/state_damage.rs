@@ -72,6 +72,7 @@ fn settings(dest: &Path) -> ClientSettings {
         hold_on_hook_failure: false,
         retry_base: std::time::Duration::from_secs(10),
         min_free_percent: 5,
+        max_rate: None,
     }
 }
 

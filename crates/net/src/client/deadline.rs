@@ -20,11 +20,18 @@
 //! 60 s, [`crate::server::ServerSettings`]) with the same arithmetic
 //! ([`crate::pacing::Pacer`]): an fts server already cuts off a transfer slower than
 //! that, so any transfer it keeps going passes the client's check too.
+//!
+//! With `--max-rate` the poll's clock carries the host's [`Throttle`]: each body read
+//! is followed by [`TransferClock::throttle`], and the time the host sleeps there is
+//! never counted against the server. `--read-timeout` starts at each read, after the
+//! sleep; the minimum receive rate is excused the sleep ([`Pacer::excuse`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::client::rate::Throttle;
 use crate::pacing::{MinSendRate, Pacer};
 
 /// The slowest a file may arrive once the poll deadline has passed: 16 KiB/s averaged
@@ -42,18 +49,26 @@ pub enum Cut {
     PollDeadline,
 }
 
-/// The bounds of one poll: the read timeout and the round's deadline.
-#[derive(Debug, Clone, Copy)]
+/// The bounds of one poll: the read timeout and the round's deadline; and the host's
+/// own cap on its receive rate, when it has one.
+#[derive(Debug, Clone)]
 pub struct PollClock {
     read_timeout: Duration,
     deadline: Instant,
+    throttle: Option<Arc<Throttle>>,
 }
 
 impl PollClock {
     /// A poll whose reads may each stall for `read_timeout` and that starts no new
     /// file after `deadline`.
     pub fn new(read_timeout: Duration, deadline: Instant) -> Self {
-        PollClock { read_timeout, deadline }
+        PollClock { read_timeout, deadline, throttle: None }
+    }
+
+    /// The same, receiving bodies at most at `max_rate` bytes per second (`None`: as
+    /// fast as they come), over one bucket for every file of the poll.
+    pub fn throttled(self, max_rate: Option<u64>) -> Self {
+        PollClock { throttle: max_rate.map(|rate| Arc::new(Throttle::new(rate))), ..self }
     }
 
     /// How long a read may make no progress.
@@ -74,7 +89,7 @@ impl PollClock {
 
     /// The clock of one file's body, from now.
     pub fn transfer(&self) -> TransferClock {
-        TransferClock { poll: *self, pacer: Pacer::new(MIN_RECEIVE_RATE) }
+        TransferClock { poll: self.clone(), pacer: Pacer::new(MIN_RECEIVE_RATE) }
     }
 }
 
@@ -99,6 +114,15 @@ impl TransferClock {
     /// Records `n` body bytes received just now.
     pub fn received(&mut self, n: u64) {
         self.pacer.sent(n);
+    }
+
+    /// After `n` body bytes were received: sleeps as long as the host's `--max-rate`
+    /// asks (not at all without one), and excuses the server that time.
+    pub async fn throttle(&mut self, n: u64) {
+        if let Some(throttle) = &self.poll.throttle {
+            let slept = throttle.take(n).await;
+            self.pacer.excuse(slept);
+        }
     }
 }
 
@@ -174,6 +198,25 @@ mod tests {
         let elapsed = Instant::now() - start;
         // The deadline (10 s), then at most about a window of grace for the transfer.
         assert!(elapsed >= Duration::from_secs(10) && elapsed <= Duration::from_secs(75), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_hosts_own_sleep_is_never_counted_against_the_server() {
+        // Past the deadline, at the floor of --max-rate: a server sending as fast as it
+        // can is never cut off, however long the host sleeps in all.
+        let clock = clock(Duration::ZERO).throttled(Some(crate::client::rate::MIN_MAX_RATE));
+        let mut transfer = clock.transfer();
+        let start = Instant::now();
+        for _ in 0..2_000 {
+            let (by, _) = transfer.read_deadline();
+            assert!(Instant::now() < by);
+            transfer.received(64 * 1024);
+            transfer.throttle(64 * 1024).await;
+        }
+        assert!(Instant::now() - start >= Duration::from_secs(1_990), "{:?}", Instant::now() - start);
+        let (by, cut) = transfer.read_deadline();
+        assert_eq!(cut, Cut::NoProgress, "the read timeout starts after the sleep");
+        assert_eq!(by, Instant::now() + READ_TIMEOUT);
     }
 
     #[tokio::test(start_paused = true)]

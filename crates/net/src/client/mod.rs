@@ -8,6 +8,7 @@
 //! - [`hook`]: the `--exec` hook;
 //! - [`poller`]: `--once` and the loop with its intervals and backoff;
 //! - [`deadline`]: how long a poll may take (`--read-timeout`, `--poll-timeout`);
+//! - [`rate`]: the host's cap on its receive rate (`--max-rate`);
 //! - [`tls_words`]: TLS failures said in words, with what to check;
 //! - [`metrics_file`]: the host's figures for node-exporter (`--metrics-file`).
 //!
@@ -46,6 +47,7 @@ pub mod hook;
 pub mod metrics_file;
 pub mod partial;
 pub mod poller;
+pub mod rate;
 pub mod receive;
 pub mod state;
 pub mod tls_words;
@@ -177,6 +179,9 @@ pub struct ClientSettings {
     /// A kept prefix never leaves less than this share of the file system free
     /// (`--min-free`, in percent).
     pub min_free_percent: u8,
+    /// `--max-rate`: the most body bytes per second this host receives ([`rate`]);
+    /// `None`, as fast as they come.
+    pub max_rate: Option<u64>,
 }
 
 /// What one poll did.
@@ -445,7 +450,7 @@ impl Client {
         deadline: Instant,
         progress: &mut dyn Progress,
     ) -> Result<PollOutcome, PollError> {
-        let clock = PollClock::new(self.settings.read_timeout, deadline);
+        let clock = PollClock::new(self.settings.read_timeout, deadline).throttled(self.settings.max_rate);
         let result = match self.connect_and_exchange(&clock, progress).await {
             (Err(e @ PollError::NoAnswer { .. }), Handshake::Resumed) => {
                 tracing::info!(
@@ -568,7 +573,8 @@ impl Client {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let clock = PollClock::new(self.settings.read_timeout, Instant::now() + self.settings.poll_timeout);
+        let clock = PollClock::new(self.settings.read_timeout, Instant::now() + self.settings.poll_timeout)
+            .throttled(self.settings.max_rate);
         self.exchange(Connection::client(stream), &clock, progress).await
     }
 

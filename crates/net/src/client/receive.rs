@@ -256,6 +256,7 @@ where
             filled += n;
             received += n as u64;
             transfer.received(n as u64);
+            transfer.throttle(n as u64).await;
             progress.advance(n as u64);
         }
         if full.send(buffer).await.is_err() {

@@ -220,6 +220,7 @@ impl World {
             hold_on_hook_failure: false,
             retry_base: std::time::Duration::from_secs(10),
             min_free_percent: 5,
+            max_rate: None,
         };
         Client::open(settings, false).expect("open the client")
     }

@@ -1,0 +1,103 @@
+//! The previous release, both ways (issue 17's compatibility rule): fields this release
+//! adds to requests, answers, the host state and the store are ignored by the previous
+//! release instead of refused. The previous release's real `fts poll` (commit
+//! `PREVIOUS_RELEASE` of scripts/previous-release.sh) polls this release's `fts serve`
+//! and a store this release published; then this release polls on the state the old
+//! one wrote; then the old one polls again on the state this release wrote, and
+//! installs what was published since.
+//!
+//! Where the old binary comes from: `FTS_PREVIOUS_BIN` (.ci/run builds it with
+//! scripts/previous-release.sh and sets it), else `previous-release/fts` in this
+//! build's target folder (where that script puts it). The test cannot build it
+//! itself: `cargo test` holds the target folder's lock while the tests run, so a
+//! nested build would wait for ever. Without it the test fails under CI (`CI` set)
+//! and, locally, is skipped with a message saying how to get it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::server::ServeProcess;
+use crate::common::{Sandbox, expect_success, stdout};
+
+/// The previous release's `fts`, or `None` (said loudly) when it is not built.
+fn previous_release() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("FTS_PREVIOUS_BIN") {
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "FTS_PREVIOUS_BIN={} is not a file", path.display());
+        return Some(path);
+    }
+    let built = Path::new(env!("CARGO_BIN_EXE_fts")).parent()?.parent()?.join("previous-release/fts");
+    if built.is_file() {
+        return Some(built);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs the compatibility test: .ci/run must build the previous release \
+         (scripts/previous-release.sh) and set FTS_PREVIOUS_BIN"
+    );
+    eprintln!(
+        "\n*** SKIPPED compat: the previous release's fts is not built. Run \
+         scripts/previous-release.sh (with the same CARGO_TARGET_DIR) once, or set \
+         FTS_PREVIOUS_BIN, then run this test again. ***\n"
+    );
+    None
+}
+
+/// `binary` with `args` in the sandbox, with no `FTS_*` variable of the caller's.
+fn run_in(sandbox: &Sandbox, binary: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args(args).current_dir(sandbox.path());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("FTS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn the_previous_release_polls_this_server_and_this_state_and_this_release_polls_its_state() {
+    let Some(previous) = previous_release() else { return };
+    let version = expect_success(Command::new(&previous).arg("--version"));
+    eprintln!("previous release: {} at {}", stdout(&version).trim(), previous.display());
+
+    let sandbox = Sandbox::new();
+    sandbox.provision(&[("web-01", &["web"])]);
+    sandbox.publish("first.conf", b"published by this release, polled by the previous one", &["all"]);
+    let server = ServeProcess::start(&sandbox, &[]);
+    let addr = server.addr.to_string();
+    let poll = ["poll", "--once", "--server", &addr, "--id", "web-01", "--dest", "in"];
+    let installed = |name: &str| std::fs::read(sandbox.join("in").join(name)).ok();
+    let state = || std::fs::read_to_string(sandbox.join("in/.fts-state.json")).expect("the state file");
+
+    // 1. The previous release's poll against this release's server and store.
+    expect_success(&mut run_in(&sandbox, &previous, &poll));
+    assert_eq!(
+        installed("first.conf").as_deref(),
+        Some(&b"published by this release, polled by the previous one"[..])
+    );
+    assert!(!state().contains("key-id"), "the previous release writes no key-id: {}", state());
+
+    // 2. This release on the state the previous one wrote.
+    sandbox.publish("second.conf", b"for this release", &["group:web"]);
+    expect_success(&mut sandbox.fts(poll));
+    assert_eq!(installed("second.conf").as_deref(), Some(&b"for this release"[..]));
+    let written = state();
+    for field in ["\"file-size\"", "\"key-id\"", "\"signature\""] {
+        assert!(written.contains(field), "this release records {field}: {written}");
+    }
+
+    // 3. The previous release on the state this release wrote, with its added fields.
+    sandbox.publish("third.conf", b"published after this release wrote the state", &["web-01"]);
+    sandbox.publish("first.conf", b"a new version of the first", &["all"]);
+    let old = expect_success(&mut run_in(&sandbox, &previous, &poll));
+    assert_eq!(
+        installed("third.conf").as_deref(),
+        Some(&b"published after this release wrote the state"[..])
+    );
+    assert_eq!(installed("first.conf").as_deref(), Some(&b"a new version of the first"[..]), "{old:?}");
+    // And nothing was fetched twice: the previous release kept this one's progress.
+    let again = expect_success(&mut run_in(&sandbox, &previous, &poll));
+    assert!(stdout(&again).contains("0 file(s) installed"), "{}", stdout(&again));
+    expect_success(&mut sandbox.fts(poll));
+}
