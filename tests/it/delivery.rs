@@ -20,6 +20,12 @@ use sha2::{Digest, Sha256};
 use crate::common::server::ServeProcess;
 use crate::common::{Sandbox, expect_success, run, stderr, stdout};
 
+/// `fts serve` with its metrics on a port of its own (the tests read bytes sent and
+/// polls answered there).
+fn serve(sandbox: &Sandbox) -> ServeProcess {
+    ServeProcess::start(sandbox, &["--metrics-listen", "127.0.0.1:0"])
+}
+
 fn state(sandbox: &Sandbox) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(sandbox.join("in/.fts-state.json")).unwrap()).unwrap()
 }
@@ -90,7 +96,7 @@ fn one_entry_that_cannot_be_applied_holds_only_its_own_target() {
     let aside = sandbox.join("aside");
     std::fs::rename(&missing_blob, &aside).unwrap();
 
-    let server = ServeProcess::start(&sandbox, &[]);
+    let server = serve(&sandbox);
     let out = poll_once(&sandbox, &server, "web-01", &[]);
     expect_exit(&out, 3, "held targets and reported problems exit 3");
     assert_eq!(installed(&sandbox, "urgent.sh"), Some(urgent.clone()), "the other target installed");
@@ -103,7 +109,7 @@ fn one_entry_that_cannot_be_applied_holds_only_its_own_target() {
     assert_eq!(hold_of(&s, "web-01")["reason"], "hash-mismatch", "{s:#}");
     assert!(hold_of(&s, "group:web").is_null(), "a missing blob is the server's wait, not a hold: {s:#}");
     assert_eq!(s["since"]["group:db"], 1);
-    assert_eq!(s["since"]["all"], 0, "nothing held was applied");
+    assert_eq!(s["since"]["all"].as_u64().unwrap_or(0), 0, "nothing held was applied");
     let text = stdout(&out);
     assert!(text.contains("1 file(s) installed") && text.contains("held: "), "{text}");
     assert!(text.contains("all at seq 1 (untrusted-key"), "{text}");
@@ -147,7 +153,7 @@ fn a_too_large_entry_is_held_and_installs_once_the_limit_allows_it() {
     sandbox.publish("later.conf", &later, &["all"]);
     let other = b"on its own target".to_vec();
     sandbox.publish("own.conf", &other, &["web-01"]);
-    let server = ServeProcess::start(&sandbox, &[]);
+    let server = serve(&sandbox);
 
     let out = poll_once(&sandbox, &server, "web-01", &["--max-file-size", "1MiB"]);
     expect_exit(&out, 3, "too-large is reported and held");
@@ -156,7 +162,7 @@ fn a_too_large_entry_is_held_and_installs_once_the_limit_allows_it() {
     assert_eq!(installed(&sandbox, "own.conf"), Some(other));
     assert_eq!(installed(&sandbox, "big.img"), None);
     assert_eq!(installed(&sandbox, "later.conf"), None, "the later entry waits behind it");
-    assert_eq!(state(&sandbox)["since"]["all"], 0, "held, never skipped");
+    assert_eq!(state(&sandbox)["since"]["all"].as_u64().unwrap_or(0), 0, "held, never skipped");
 
     // The same limit: still held, exit 3, and the server sends nothing of it.
     let sent_before = server.metric("fts_bytes_sent_total");
@@ -175,7 +181,7 @@ fn a_held_target_costs_no_extra_connection() {
     let sandbox = Sandbox::new();
     sandbox.provision(&[("web-01", &[])]);
     sandbox.publish("big.img", &vec![1u8; 2 << 20], &["all"]);
-    let server = ServeProcess::start(&sandbox, &[]);
+    let server = serve(&sandbox);
     let polls = || server.metric("fts_polls_total{result=\"ok\"}");
     // The poll that finds the entry too large holds it and repeats once at once.
     expect_exit(&poll_once(&sandbox, &server, "web-01", &["--max-file-size", "1MiB"]), 3, "held");
@@ -222,7 +228,7 @@ fn a_failed_hook_is_retried_with_backoff_then_given_up_and_rerun_on_demand() {
     let hook = hook.to_str().unwrap();
     let v1 = b"version 1".to_vec();
     sandbox.publish("app.conf", &v1, &["all"]);
-    let server = ServeProcess::start(&sandbox, &[]);
+    let server = serve(&sandbox);
     let with_hook = ["--exec", hook, "--hook-retries", "1"];
 
     let out = poll_once(&sandbox, &server, "web-01", &with_hook);
@@ -295,7 +301,7 @@ fn a_newer_install_drops_the_retries_of_the_older_and_a_failing_hook_can_hold_it
     let hook = hook.to_str().unwrap();
     let v1 = b"version 1".to_vec();
     sandbox.publish("app.conf", &v1, &["all"]);
-    let server = ServeProcess::start(&sandbox, &[]);
+    let server = serve(&sandbox);
     let flags = ["--exec", hook, "--hold-on-hook-failure"];
 
     expect_exit(&poll_once(&sandbox, &server, "web-01", &flags), 3, "the hook failed");
@@ -358,7 +364,7 @@ fn a_cut_transfer_resumes_where_it_stopped_and_a_wrong_prefix_is_thrown_away() {
     let size: usize = 256 << 20;
     let image: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
     sandbox.publish("image.bin", &image, &["all"]);
-    let server = ServeProcess::start(&sandbox, &[]);
+    let server = serve(&sandbox);
     let addr = server.addr.to_string();
     let poll = || {
         let mut cmd = sandbox.fts(["poll", "--once", "--server", &addr, "--id", "web-01", "--dest", "in"]);
