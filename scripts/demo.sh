@@ -47,8 +47,9 @@ server_pid=$!
 addr=$(wait_for_listening "$server_pid" serve.log) || fail "the server did not start"
 say "listening on $addr"
 
-poll() { # poll ID: one poll of host ID into hosts/ID
-  "$fts" poll --once --server "$addr" --id "$1" --dest "hosts/$1" \
+poll() { # poll ID: one poll of host ID into hosts/ID; a refused entry is tried again
+  # after a backoff that starts at --min-interval (2 s here, 10 s by default)
+  "$fts" poll --once --server "$addr" --id "$1" --dest "hosts/$1" --min-interval 2s \
     --cert "certs/$1.crt" --key "certs/$1.key" 2> "poll-$1.log"
 }
 
@@ -89,8 +90,12 @@ say "  $(cat hosts/web-01/motd.txt)"
 ls -A hosts/web-01 | grep -q '^\.fts-tmp-' && fail "a partial file was left behind"
 [ -z "$(ls -A hosts/web-01/.fts-partial)" ] || fail "a partial file was left in .fts-partial/"
 
-step "6. The operator repairs the store; the host gets the genuine file at its next poll"
+say "web-01 holds its target 'all' at that entry (its other targets go on) and tries"
+say "it again after a backoff: 2 s here, doubling at each failure."
+
+step "6. The operator repairs the store; the host gets the genuine file once its backoff ends"
 cp motd.txt "$blob"
+sleep 2
 poll web-01 || { cat poll-web-01.log >&2; fail "the repaired entry did not install"; }
 grep -q "postponed" hosts/web-01/motd.txt || fail "the genuine update did not arrive"
 say "  $(cat hosts/web-01/motd.txt)"
