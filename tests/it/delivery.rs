@@ -413,3 +413,40 @@ fn a_cut_transfer_resumes_where_it_stopped_and_a_wrong_prefix_is_thrown_away() {
     expect_exit(&out, 0, "the following try installs from zero");
     assert!(installed(&sandbox, "image.bin") == Some(image2), "the new version, whole");
 }
+
+#[test]
+fn a_transfer_cut_by_the_server_stopping_resumes_from_the_next_server() {
+    let sandbox = Sandbox::new();
+    sandbox.provision(&[("web-01", &[])]);
+    let size: usize = 64 << 20;
+    let image: Vec<u8> = (0..size).map(|i| (i % 239) as u8).collect();
+    sandbox.publish("image.bin", &image, &["all"]);
+    let mut first = serve(&sandbox);
+    let addr = first.addr.to_string();
+    // Slowed down (32 MiB/s) so that the server can be stopped half way.
+    let mut child = sandbox
+        .fts(["poll", "--once", "--server", &addr, "--id", "web-01", "--dest", "in", "--max-rate", "32MiB/s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let partial = sandbox.join("in/.fts-partial");
+    let started = Instant::now();
+    while kept_len(&partial) < size as u64 / 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the transfer never got half way");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+    let out = child.wait_with_output().unwrap();
+    expect_exit(&out, 1, "a transfer cut by the server fails the poll");
+    let kept = kept_len(&partial);
+    assert!(kept >= size as u64 / 2 && kept < size as u64, "the received part is kept: {kept}");
+
+    let second = serve(&sandbox);
+    let out = poll_once(&sandbox, &second, "web-01", &[]);
+    expect_exit(&out, 0, "the next server resumes it");
+    let sent = second.metric("fts_bytes_sent_total");
+    assert!(sent <= (size as u64 - kept) as f64 + 1.0, "sent {sent} after {kept} of {size} were kept");
+    assert!(installed(&sandbox, "image.bin") == Some(image), "the whole file, verified");
+}

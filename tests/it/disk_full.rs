@@ -200,3 +200,62 @@ fn a_receive_that_runs_out_of_space_fails_cleanly_and_succeeds_later() {
     assert_ne!(state(&dest)["since"], applied);
     assert_eq!(temps(&dest), Vec::<String>::new());
 }
+
+#[test]
+fn an_entry_that_does_not_fit_holds_only_its_target_and_installs_once_there_is_room() {
+    let sandbox = Sandbox::new();
+    let dest = sandbox.join("in");
+    let _tmpfs = match Tmpfs::mount(&dest, "8m,mode=0750") {
+        Ok(mounted) => mounted,
+        Err(reason) if std::env::var_os("FTS_REQUIRE_TMPFS").is_none() => {
+            eprintln!("SKIPPED an_entry_that_does_not_fit_holds_only_its_target: {reason}");
+            return;
+        }
+        Err(reason) => panic!("FTS_REQUIRE_TMPFS is set and {reason}"),
+    };
+    sandbox.provision(&[("web-01", &[])]);
+    let big = version(1, 6 << 20);
+    sandbox.publish("php-runtime.tar", &big, &["all"]);
+    let fix = b"urgent fix, 24 bytes ok\n".to_vec();
+    sandbox.publish("urgent-fix.sh", &fix, &["web-01"]);
+    let server = ServeProcess::start(&sandbox, &[]);
+    let addr = server.addr.to_string();
+    // A long backoff: only the freed space can end the hold within this test.
+    let poll = || {
+        sandbox.fts([
+            "poll",
+            "--once",
+            "--server",
+            &addr,
+            "--id",
+            "web-01",
+            "--dest",
+            "in",
+            "--min-interval",
+            "1h",
+            "--max-interval",
+            "2h",
+        ])
+    };
+    let filler = sandbox.join("in/.filler");
+    fill(&dest, &filler, 2 << 20);
+
+    let out = run(&mut poll());
+    assert_eq!(out.status.code(), Some(3), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("1 file(s) installed"), "the urgent fix did not wait: {}", stdout(&out));
+    assert!(stdout(&out).contains("all at seq 1 (install-failed)"), "{}", stdout(&out));
+    assert_eq!(std::fs::read(dest.join("urgent-fix.sh")).unwrap(), fix);
+    assert!(!dest.join("php-runtime.tar").exists());
+    assert_eq!(temps(&dest), Vec::<String>::new(), "no partial file is left");
+
+    std::fs::remove_file(&filler).unwrap();
+    let out = run(&mut poll());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "room again ends the hold at once: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(sha256_file(&dest.join("php-runtime.tar")), sha256(&big));
+}

@@ -820,3 +820,73 @@ fn a_server_certificate_for_another_name_is_refused() {
     let impostor = HostileServer::start_in(&copy);
     assert_server_certificate_refused(&host, &impostor);
 }
+
+// ---------------------------------------------------------------------------------
+// Resumed transfers (PROTOCOL.md section 3.2.1)
+// ---------------------------------------------------------------------------------
+
+/// A 2 MiB release (large enough to be received into a kept file), and its header.
+fn large_release(host: &Host) -> (Vec<u8>, Value) {
+    let body: Vec<u8> = (0..2u32 << 20).map(|i| (i % 251) as u8).collect();
+    let header = Entry::of(2, "app.bin", &body, T2).signed(&host.key);
+    (body, header)
+}
+
+/// Cuts the transfer of `body` after `kept` bytes (the connection dropped), and
+/// returns the next request's resume item.
+fn cut_after(host: &Host, header: &Value, body: &[u8], kept: usize) -> Value {
+    host.server.push(Answer { bytes: file_frame(header, &body[..kept]), end: End::Abrupt });
+    let cut = host.poll(&[]);
+    assert_eq!(cut.code, 1, "a cut body fails the poll: {cut:#?}");
+    host.server.push(Answer::bytes(done_frame()));
+    let _ = host.poll(&[]);
+    let asked = host.requests().last().cloned().expect("a request");
+    let resume = asked["resume"].as_array().cloned().unwrap_or_default();
+    assert_eq!(resume, vec![json!({"file-hash": sha256(body), "offset": kept})], "{asked}");
+    resume[0].clone()
+}
+
+#[test]
+fn a_server_that_ignores_the_resume_offset_sends_the_whole_file_which_installs() {
+    let host = Host::new();
+    let (body, header) = large_release(&host);
+    cut_after(&host, &header, &body, 1536 << 10);
+    // The whole file again, without `offset`: the kept prefix is not used.
+    host.server.push(Answer::bytes(then_done(file_frame(&header, &body))));
+    let run = host.poll(&[]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    host.assert_destination(&[("app.bin", &body)]);
+}
+
+#[test]
+fn a_resumed_body_installs_only_as_the_whole_signed_file() {
+    let host = Host::new();
+    let (body, header) = large_release(&host);
+    let kept = 1536 << 10;
+    cut_after(&host, &header, &body, kept);
+    let mut resumed = header.clone();
+    resumed["offset"] = json!(kept);
+    host.server.push(Answer::bytes(then_done(file_frame(&resumed, &body[kept..]))));
+    let run = host.poll(&[]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    host.assert_destination(&[("app.bin", &body)]);
+}
+
+#[test]
+fn a_resume_at_an_offset_the_host_did_not_ask_for_is_refused_and_the_target_held() {
+    let host = Host::new();
+    let (body, header) = large_release(&host);
+    let kept = 1536 << 10;
+    cut_after(&host, &header, &body, kept);
+    let before = host.snapshot();
+    let mut wrong = header.clone();
+    wrong["offset"] = json!(kept - 4096);
+    host.server.push(Answer::bytes(then_done(file_frame(&wrong, &body[kept - 4096..]))));
+    let run = host.poll(&[]);
+    assert_eq!(run.code, 3, "{run:#?}");
+    assert!(run.reason_lines().iter().any(|l| l.contains("web-01 seq 2: bad-header")), "{run:#?}");
+    host.assert_unchanged(&before);
+    let repeat = host.requests().last().cloned().expect("a request");
+    assert_eq!(repeat["held"][ID], json!(2), "{repeat}");
+    assert!(repeat.get("resume").is_none(), "the kept prefix was thrown away: {repeat}");
+}
