@@ -30,6 +30,13 @@ if [[ "$(cat "$src/.fts-commit" 2>/dev/null)" != "$full" ]]; then
   rm -rf "$src"
   mkdir -p "$src"
   git archive "$full" | tar -x -C "$src"
+  # fts's own crates of the old tree get a version of their own: cargo names a path
+  # crate's artifacts by its name, version and path inside its workspace, which are the
+  # same in both trees, so without this the two builds would take each other's
+  # fts-proto, fts-net ... from the shared target folder. Third-party crates keep
+  # their versions (and Cargo.lock), and stay shared.
+  sed -i 's/^version = "0\.1\.0"$/version = "0.1.0-previous"/; s/\(fts-[a-z]* = { path = "[^"]*", version = \)"0\.1\.0"/\1"0.1.0-previous"/' "$src/Cargo.toml"
+  perl -0pi -e 's/(name = "fts(?:-[a-z]+)?"\nversion = )"0\.1\.0"/$1"0.1.0-previous"/g' "$src/Cargo.lock"
   echo "$full" >"$src/.fts-commit"
 fi
 (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --locked --quiet -p fts --bin fts --features tokio/test-util)

@@ -87,6 +87,24 @@ fn the_previous_release_polls_this_server_and_this_state_and_this_release_polls_
         assert!(written.contains(field), "this release records {field}: {written}");
     }
 
+    // 2b. This release holds a target (too large for it) and keeps a failed hook's
+    //     retry: the state gains `held` and the hook's `failures`.
+    sandbox.publish("big.img", &[5u8; 4096], &["group:web"]);
+    sandbox.publish("hooked.conf", b"its hook fails", &["web-01"]);
+    let hook = sandbox.join("failing-hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\nexit 1\n").unwrap();
+    let mut permissions = std::fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&hook, permissions).unwrap();
+    let mut held_poll = poll.to_vec();
+    held_poll.extend(["--max-file-size", "1KiB", "--exec", hook.to_str().unwrap()]);
+    let out = crate::common::run(&mut sandbox.fts(&held_poll));
+    assert_eq!(out.status.code(), Some(3), "held and a failed hook: {}", crate::common::stderr(&out));
+    let written = state();
+    for field in ["\"held\"", "\"failures\"", "\"retry-at\""] {
+        assert!(written.contains(field), "this release records {field}: {written}");
+    }
+
     // 3. The previous release on the state this release wrote, with its added fields.
     sandbox.publish("third.conf", b"published after this release wrote the state", &["web-01"]);
     sandbox.publish("first.conf", b"a new version of the first", &["all"]);
@@ -96,6 +114,7 @@ fn the_previous_release_polls_this_server_and_this_state_and_this_release_polls_
         Some(&b"published after this release wrote the state"[..])
     );
     assert_eq!(installed("first.conf").as_deref(), Some(&b"a new version of the first"[..]), "{old:?}");
+    assert_eq!(installed("big.img").as_deref(), Some(&[5u8; 4096][..]), "it ignores `held`: {old:?}");
     // And nothing was fetched twice: the previous release kept this one's progress.
     let again = expect_success(&mut run_in(&sandbox, &previous, &poll));
     assert!(stdout(&again).contains("0 file(s) installed"), "{}", stdout(&again));
