@@ -51,6 +51,9 @@ struct TargetReport {
     target: String,
     applied: u64,
     newest: u64,
+    /// The entry the host holds this target at (it cannot apply it yet), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_at: Option<u64>,
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
@@ -89,10 +92,13 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         };
         for (i, target) in client.targets.iter().enumerate() {
             let (name, poll) = if i == 0 { (who.as_str(), client.last_poll) } else { ("", "") };
-            let state = if target.applied >= target.newest {
-                "up to date".to_owned()
-            } else {
-                format!("{} behind", target.newest - target.applied)
+            let state = match target.held_at {
+                // Why is in the problems below (the report that held it).
+                Some(seq) => {
+                    format!("held at seq {seq}, {} behind", target.newest.saturating_sub(target.applied))
+                }
+                None if target.applied >= target.newest => "up to date".to_owned(),
+                None => format!("{} behind", target.newest - target.applied),
             };
             writeln!(
                 out,
@@ -193,6 +199,7 @@ fn report<'a>(client: &'a ClientStatus, store: &StoreReader) -> ClientReport<'a>
                 target: t.to_string(),
                 applied: client.since.get(t).copied().unwrap_or(0),
                 newest: store.newest_seq(t),
+                held_at: client.held.get(t).copied(),
             })
             .collect(),
         problems: &client.problems,

@@ -120,6 +120,17 @@ fn one_entry_that_cannot_be_applied_holds_only_its_own_target() {
         "the server logs the waiting target"
     );
 
+    // The server's view says so: the repeats of the run named the held targets.
+    let status = expect_success(&mut sandbox.fts(["status"]));
+    let text = stdout(&status);
+    // (What a host applied shows at its next request: the fleet view lags a poll.)
+    let row = |target: &str| {
+        text.lines().find(|l| l.split_whitespace().any(|w| w == target)).unwrap_or_default().to_owned()
+    };
+    assert!(row("all").ends_with("held at seq 1, 1 behind"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.contains("held at seq 1")).count(), 2, "all and web-01: {text}");
+    assert!(!row("group:web").contains("held"), "a missing blob is the server's wait: {text}");
+
     // The causes go, one by one, and each target installs.
     std::fs::rename(&aside, &missing_blob).unwrap();
     let trust_both = ["--trust", "certs/signing.pub", "--trust", "other/signing.pub"];
