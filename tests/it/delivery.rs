@@ -267,39 +267,16 @@ fn a_failed_hook_is_retried_with_backoff_then_given_up_and_rerun_on_demand() {
     assert!(problems.iter().any(|p| p["reason"] == "hook-given-up"), "{status:#}");
 
     // On demand: fails once more (the counter says 1), then succeeds.
-    let rerun = |sandbox: &Sandbox| {
-        run(&mut sandbox.fts([
-            "poll",
-            "--server",
-            "127.0.0.1:1",
-            "--id",
-            "web-01",
-            "--dest",
-            "in",
-            "--exec",
-            hook,
-            "--rerun-hook",
-            "app.conf",
-        ]))
+    let rerun = |name: &str| {
+        let args = ["poll", "--server", "127.0.0.1:1", "--id", "web-01", "--dest", "in", "--exec", hook];
+        run(sandbox.fts(args).args(["--rerun-hook", name]))
     };
-    expect_exit(&rerun(&sandbox), 3, "the rerun failed");
-    let out = rerun(&sandbox);
+    expect_exit(&rerun("app.conf"), 3, "the rerun failed");
+    let out = rerun("app.conf");
     expect_exit(&out, 0, "the rerun succeeded");
     assert!(stdout(&out).contains("the hook of app.conf succeeded"), "{}", stdout(&out));
     assert!(state(&sandbox)["hooks-pending"].as_array().unwrap().is_empty(), "{:#}", state(&sandbox));
-    let no_such = run(&mut sandbox.fts([
-        "poll",
-        "--server",
-        "127.0.0.1:1",
-        "--id",
-        "web-01",
-        "--dest",
-        "in",
-        "--exec",
-        hook,
-        "--rerun-hook",
-        "nope.conf",
-    ]));
+    let no_such = rerun("nope.conf");
     expect_exit(&no_such, 1, "a name not installed");
     assert!(stderr(&no_such).contains("nope.conf is not installed"), "{}", stderr(&no_such));
 }

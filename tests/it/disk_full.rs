@@ -41,6 +41,21 @@ impl Drop for Tmpfs {
     }
 }
 
+/// An 8 MiB tmpfs on `dest`, or `None` when it cannot be mounted (not root) and
+/// `FTS_REQUIRE_TMPFS` is unset: the test `name` then says why it skips.
+fn small_destination(dest: &Path, name: &str) -> Option<Tmpfs> {
+    // mode=0750: a tmpfs root is 1777 by default, and fts refuses a destination that
+    // others can write.
+    match Tmpfs::mount(dest, "8m,mode=0750") {
+        Ok(mounted) => Some(mounted),
+        Err(reason) if std::env::var_os("FTS_REQUIRE_TMPFS").is_none() => {
+            eprintln!("SKIPPED {name}: {reason}");
+            None
+        }
+        Err(reason) => panic!("FTS_REQUIRE_TMPFS is set and {reason}"),
+    }
+}
+
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -104,16 +119,7 @@ fn signal(pid: u32, signal: &str) {
 fn a_receive_that_runs_out_of_space_fails_cleanly_and_succeeds_later() {
     let sandbox = Sandbox::new();
     let dest = sandbox.join("in");
-    // mode=0750: a tmpfs root is 1777 by default, and fts refuses a destination that
-    // others can write.
-    let _tmpfs = match Tmpfs::mount(&dest, "8m,mode=0750") {
-        Ok(mounted) => mounted,
-        Err(reason) if std::env::var_os("FTS_REQUIRE_TMPFS").is_none() => {
-            eprintln!("SKIPPED a_receive_that_runs_out_of_space_fails_cleanly_and_succeeds_later: {reason}");
-            return;
-        }
-        Err(reason) => panic!("FTS_REQUIRE_TMPFS is set and {reason}"),
-    };
+    let Some(_tmpfs) = small_destination(&dest, "a_receive_that_runs_out_of_space") else { return };
     sandbox.provision(&[("web-01", &[])]);
     let v1 = version(1, 512 * 1024);
     sandbox.publish("app.bin", &v1, &["all"]);
@@ -205,14 +211,7 @@ fn a_receive_that_runs_out_of_space_fails_cleanly_and_succeeds_later() {
 fn an_entry_that_does_not_fit_holds_only_its_target_and_installs_once_there_is_room() {
     let sandbox = Sandbox::new();
     let dest = sandbox.join("in");
-    let _tmpfs = match Tmpfs::mount(&dest, "8m,mode=0750") {
-        Ok(mounted) => mounted,
-        Err(reason) if std::env::var_os("FTS_REQUIRE_TMPFS").is_none() => {
-            eprintln!("SKIPPED an_entry_that_does_not_fit_holds_only_its_target: {reason}");
-            return;
-        }
-        Err(reason) => panic!("FTS_REQUIRE_TMPFS is set and {reason}"),
-    };
+    let Some(_tmpfs) = small_destination(&dest, "an_entry_that_does_not_fit") else { return };
     sandbox.provision(&[("web-01", &[])]);
     let big = version(1, 6 << 20);
     sandbox.publish("php-runtime.tar", &big, &["all"]);

@@ -1078,8 +1078,8 @@ impl Client {
         Ok(false)
     }
 
-    /// [`Client::hold`] for a local failure: saved if the disk lets it (see
-    /// [`Client::report_local_failure`]).
+    /// [`Client::hold`] for a local failure (disk full, I/O): the hold and its report
+    /// stand even if the state cannot be saved ([`Client::report_local_failure`]).
     fn hold_local_failure(
         &mut self,
         outcome: &mut PollOutcome,
@@ -1090,8 +1090,7 @@ impl Client {
     ) -> Result<bool, PollError> {
         self.record_hold(target, seq, report.reason.clone(), cause);
         outcome.repeat_now = true;
-        self.report_local_failure(outcome, report)?;
-        Ok(false)
+        self.report_local_failure(outcome, report).map(|()| false)
     }
 
     fn record_hold(&mut self, target: &Target, seq: Seq, reason: RejectReason, cause: HoldCause) {
