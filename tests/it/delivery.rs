@@ -412,7 +412,7 @@ fn a_transfer_cut_by_the_server_stopping_resumes_from_the_next_server() {
     let mut first = serve(&sandbox);
     let addr = first.addr.to_string();
     // Slowed down (32 MiB/s) so that the server can be stopped half way.
-    let mut child = sandbox
+    let child = sandbox
         .fts(["poll", "--once", "--server", &addr, "--id", "web-01", "--dest", "in", "--max-rate", "32MiB/s"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
