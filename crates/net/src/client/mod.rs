@@ -5,6 +5,8 @@
 //!   and reports), written atomically;
 //! - [`receive`]: the streaming receiver, the only maker of a [`VerifiedFile`](receive::VerifiedFile);
 //! - [`partial`]: the folder beside the destination where bodies wait until verified;
+//! - [`held`]: held targets (an entry that cannot be applied yet waits on its own
+//!   target, with a backoff), PROTOCOL.md section 3.1.1;
 //! - [`hook`]: the `--exec` hook;
 //! - [`poller`]: `--once` and the loop with its intervals and backoff;
 //! - [`deadline`]: how long a poll may take (`--read-timeout`, `--poll-timeout`);
@@ -19,7 +21,11 @@
 //!   length and SHA-256 matched it;
 //! - a forged frame can never make the host skip a genuine entry: only an install, or
 //!   a rule on *signed* fields (check 5), applies an entry; every other failure leaves
-//!   `since` as it was, is reported, and the entry is fetched again;
+//!   `since` as it was, is reported, and holds the entry's target ([`held`]), whose
+//!   entry is fetched again when the hold ends; the other targets go on;
+//! - a kept prefix of a cut transfer is never trusted: it is hashed again with the rest,
+//!   and only a whole file whose SHA-256 is the signed hash is installed; an `offset`
+//!   the request did not ask for is refused;
 //! - no received byte is written outside the destination: the only file names used
 //!   are [`fts_proto::FileName`]s (one component, no leading dot) and the client's own
 //!   dot-files;
