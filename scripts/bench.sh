@@ -286,9 +286,9 @@ want install && for r in $(seq 1 "$runs"); do
   else
     nginx_run "$r"; [ -z "$baseline" ] || fts_run "$r" base; fts_run "$r"
   fi
-  printf '   run %d: fts %ss (tmpfs %ss), curl %ss (+sha256sum %ss, +openssl %ss, +fsync %ss)%s\n' "$r" \
-    "$(last fts_s)" "$(last fts_shm_s)" "$(last curl_s)" "$(last sha256sum_s)" "$(last openssl_s)" "$(last fsync_s)" \
-    "${baseline:+; baseline $(last base_s)s (tmpfs $(last base_shm_s)s)}" >&2
+  printf '   run %d: fts %ss (tmpfs %ss, server %s CPU s/GiB), curl %ss (+sha256sum %ss, +openssl %ss, +fsync %ss)%s\n' \
+    "$r" "$(last fts_s)" "$(last fts_shm_s)" "$(last fts_cpu)" "$(last curl_s)" "$(last sha256sum_s)" "$(last openssl_s)" \
+    "$(last fsync_s)" "${baseline:+; baseline $(last base_s)s (tmpfs $(last base_shm_s)s, server $(last base_cpu))}" >&2
 done
 server_hwm_1g=$(status_kib "$fts_pid" VmHWM)
 
