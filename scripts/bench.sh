@@ -5,7 +5,8 @@
 #
 #   1. verified install of a 1 GiB file: `fts poll --once` (receive, hash, fsync,
 #      rename) vs `curl -o` from nginx (TLS 1.3, ssl_verify_client on) then
-#      (a) sha256sum, (b) openssl dgst -sha256, (c) no check;
+#      (a) sha256sum, (b) openssl dgst -sha256, (c) no check; in context, curl then an
+#      fsync of the file, fts into tmpfs, and the disk alone (dd of 1 GiB, fdatasync);
 #   2. server CPU per GiB sent: the fts serve process vs the nginx worker;
 #   3. server CPU per empty poll / empty GET over a full mutual-TLS handshake, and
 #      with session resumption (examples/loadgen.rs drives both, same rustls client);
@@ -276,6 +277,12 @@ nginx_run() {
   add fsync_s "$(calc "($t1 - $t0) / 1e9" 3)"
   cmp -s big.bin "got-$r" || { echo "curl's file differs" >&2; exit 1; }
   rm -f "got-$r"
+  # The disk alone, in the same run: how long it takes the same size durably.
+  sync
+  t0=$(now_ns)
+  dd if=/dev/zero of="dd-$r" bs=64K count=$((size_mib * 16)) conv=fdatasync status=none
+  add dd_s "$(calc "($(now_ns) - $t0) / 1e9" 3)"
+  rm -f "dd-$r"
 }
 last() { awk '{print $NF}' <<<"${samples[$1]:-}"; }
 want install && for r in $(seq 1 "$runs"); do
@@ -286,9 +293,9 @@ want install && for r in $(seq 1 "$runs"); do
   else
     nginx_run "$r"; [ -z "$baseline" ] || fts_run "$r" base; fts_run "$r"
   fi
-  printf '   run %d: fts %ss (tmpfs %ss, server %s CPU s/GiB), curl %ss (+sha256sum %ss, +openssl %ss, +fsync %ss)%s\n' \
+  printf '   run %d: fts %ss (tmpfs %ss, server %s CPU s/GiB), curl %ss (+sha256sum %ss, +openssl %ss, +fsync %ss), dd %ss%s\n' \
     "$r" "$(last fts_s)" "$(last fts_shm_s)" "$(last fts_cpu)" "$(last curl_s)" "$(last sha256sum_s)" "$(last openssl_s)" \
-    "$(last fsync_s)" "${baseline:+; baseline $(last base_s)s (tmpfs $(last base_shm_s)s, server $(last base_cpu))}" >&2
+    "$(last fsync_s)" "$(last dd_s)" "${baseline:+; baseline $(last base_s)s (tmpfs $(last base_shm_s)s, server $(last base_cpu))}" >&2
 done
 server_hwm_1g=$(status_kib "$fts_pid" VmHWM)
 
@@ -413,6 +420,7 @@ if want install; then
 | 1 | install 1 GiB, s: fts poll vs curl, no check (c)      | $fts_s | $curl_s | $(calc "$fts_s / $curl_s") | <= 1: $(verdict "$fts_s <= $curl_s") |
 | 1 | (context) fts poll vs curl + fsync of the file (d)    | $fts_s | $d_s | $(calc "$fts_s / $d_s") | - |
 | 1 | (context) fts poll into tmpfs (fsync free) vs (c)     | $(median fts_shm_s) | $curl_s | $(calc "$(median fts_shm_s) / $curl_s") | - |
+| 1 | (context) fts poll vs the disk alone (dd, fdatasync)  | $fts_s | $(median dd_s) | $(calc "$fts_s / $(median dd_s)") | - |
 | 2 | server CPU s per GiB sent: fts serve vs nginx worker  | $fts_cpu | $nginx_cpu | $(calc "$fts_cpu / $nginx_cpu") | <= 1: $(verdict "$fts_cpu <= $nginx_cpu") |
 EOF
   if [ -n "$baseline" ]; then
