@@ -5,7 +5,8 @@
 #
 #   1. verified install of a 1 GiB file: `fts poll --once` (receive, hash, fsync,
 #      rename) vs `curl -o` from nginx (TLS 1.3, ssl_verify_client on) then
-#      (a) sha256sum, (b) openssl dgst -sha256, (c) no check;
+#      (a) sha256sum, (b) openssl dgst -sha256, (c) no check; in context, curl then an
+#      fsync of the file, fts into tmpfs, and the disk alone (dd of 1 GiB, fdatasync);
 #   2. server CPU per GiB sent: the fts serve process vs the nginx worker;
 #   3. server CPU per empty poll / empty GET over a full mutual-TLS handshake, and
 #      with session resumption (examples/loadgen.rs drives both, same rustls client);
@@ -20,9 +21,11 @@
 # PARTS="install huge polls idle publish" to run only some parts (install: rows 1, 2 and
 # the 1 GiB memory rows; huge: the 4 GiB transfer; polls: row 3; idle: the idle
 # connections; publish: row 5), e.g. PARTS=polls for a two-minute check of row 3.
-# FTS_BASELINE=/path/to/another/fts adds row 3b to the polls part: the same empty polls
-# against a second server run by that binary (same store, certificates and flags),
-# alternated with this build's in every run (scripts/compare.sh REV sets it up).
+# FTS_BASELINE=/path/to/another/fts runs a second server with that binary (same store,
+# certificates and flags) and adds rows to two parts, alternated with this build's in
+# every run: to install, rows 1b and 2b (that binary's `fts poll` from its server, into
+# ext4 and into tmpfs, and its server's CPU per GiB); to polls, row 3b (the same empty
+# polls against it). scripts/compare.sh REV sets it up.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
@@ -161,7 +164,7 @@ fts_pid=$!
 pids+=("$fts_pid")
 addr=$(wait_for_listening "$fts_pid" serve.log) || exit 1
 baseline="${FTS_BASELINE:-}"
-if [ -n "$baseline" ] && want polls; then
+if [ -n "$baseline" ] && { want polls || want install; }; then
   mkdir -p status-baseline
   "$baseline" --log-format json serve --listen 127.0.0.1:0 --store store --status-dir status-baseline \
     --request-timeout 300s --max-polls-per-client 100 \
@@ -221,8 +224,8 @@ curl_args=(curl -sS --fail --tlsv1.3 --cacert certs/ca.crt --cert certs/bench-bi
 curl_get() { "${curl_args[@]}" -o "$2" "https://$nginx_addr$1"; } # URL-PATH OUT
 curl_get /empty /dev/null || { cat nginx/error.log >&2; echo "curl cannot fetch from nginx" >&2; exit 1; }
 
-fts_poll() { # ID DEST STATE TIMEFILE
-  /usr/bin/time -f '%e %M' -o "$4" timeout 300 "$fts" --log-format json poll --once --server "$addr" \
+fts_poll() { # ID DEST STATE TIMEFILE [BINARY SERVER-ADDR]: this build's client and server by default
+  /usr/bin/time -f '%e %M' -o "$4" timeout 300 "${5:-$fts}" --log-format json poll --once --server "${6:-$addr}" \
     --id "$1" --cert "certs/$1.crt" --key "certs/$1.key" --ca certs/ca.crt --trust certs/signing.pub \
     --dest "$2" --state "$3" >/dev/null 2>>poll.log
 }
@@ -234,23 +237,24 @@ fi
 
 # --- 1 and 2: a 1 GiB verified install, and server CPU per GiB ----------------------
 want install && say "1/2. verified install of 1 GiB, $runs alternating runs (a sync before each, untimed)"
-fts_run() {
-  local r=$1 c0 t0 t1 c1
+fts_run() { # RUN [base]: this build (samples fts_*), or the baseline's client and server (base_*)
+  local r=$1 k=${2:-fts} bin=$fts a=$addr pid=$fts_pid c0 t0 t1 c1
+  [ "$k" = base ] && { bin=$baseline; a=$base_addr; pid=$base_pid; }
   sync
-  c0=$(cpu_ticks "$fts_pid")
+  c0=$(cpu_ticks "$pid")
   t0=$(now_ns)
-  fts_poll bench-big "dest-$r" "state-$r.json" "time-fts-$r"
+  fts_poll bench-big "dest-$r" "state-$r.json" "time-$k-$r" "$bin" "$a"
   t1=$(now_ns)
-  c1=$(cpu_ticks "$fts_pid")
-  cmp -s big.bin "dest-$r/big.bin" || { echo "the installed file differs" >&2; exit 1; }
-  add fts_s "$(calc "($t1 - $t0) / 1e9" 3)"
-  add fts_cpu "$(calc "($c1 - $c0) / $clk * 1024 / $size_mib" 3)"
-  add fts_client_rss "$(awk '{print $2}' "time-fts-$r")"
+  c1=$(cpu_ticks "$pid")
+  cmp -s big.bin "dest-$r/big.bin" || { echo "the installed file differs ($k)" >&2; exit 1; }
+  add "${k}_s" "$(calc "($t1 - $t0) / 1e9" 3)"
+  add "${k}_cpu" "$(calc "($c1 - $c0) / $clk * 1024 / $size_mib" 3)"
+  add "${k}_client_rss" "$(awk '{print $2}' "time-$k-$r")"
   rm -rf "dest-$r" "state-$r.json"
   if [ -n "$shm" ]; then
     t0=$(now_ns)
-    fts_poll bench-big "$shm/dest-$r" "$shm/state-$r.json" "time-shm-$r"
-    add fts_shm_s "$(calc "($(now_ns) - $t0) / 1e9" 3)"
+    fts_poll bench-big "$shm/dest-$r" "$shm/state-$r.json" "time-shm-$k-$r" "$bin" "$a"
+    add "${k}_shm_s" "$(calc "($(now_ns) - $t0) / 1e9" 3)"
     rm -rf "${shm:?}/dest-$r" "$shm/state-$r.json"
   fi
 }
@@ -273,13 +277,25 @@ nginx_run() {
   add fsync_s "$(calc "($t1 - $t0) / 1e9" 3)"
   cmp -s big.bin "got-$r" || { echo "curl's file differs" >&2; exit 1; }
   rm -f "got-$r"
+  # The disk alone, in the same run: how long it takes the same size durably.
+  sync
+  t0=$(now_ns)
+  dd if=/dev/zero of="dd-$r" bs=64K count=$((size_mib * 16)) conv=fdatasync status=none
+  add dd_s "$(calc "($(now_ns) - $t0) / 1e9" 3)"
+  rm -f "dd-$r"
 }
+last() { awk '{print $NF}' <<<"${samples[$1]:-}"; }
 want install && for r in $(seq 1 "$runs"); do
-  if [ $((r % 2)) -eq 1 ]; then fts_run "$r"; nginx_run "$r"; else nginx_run "$r"; fts_run "$r"; fi
-  printf '   run %d: fts %ss, curl %ss (+sha256sum %ss, +openssl %ss, +fsync %ss)\n' "$r" \
-    "$(awk '{print $NF}' <<<"${samples[fts_s]}")" "$(awk '{print $NF}' <<<"${samples[curl_s]}")" \
-    "$(awk '{print $NF}' <<<"${samples[sha256sum_s]}")" "$(awk '{print $NF}' <<<"${samples[openssl_s]}")" \
-    "$(awk '{print $NF}' <<<"${samples[fsync_s]}")" >&2
+  # 1b/2b: the baseline runs between this build and curl, so that it comes after this
+  # build in odd runs and before it in even ones.
+  if [ $((r % 2)) -eq 1 ]; then
+    fts_run "$r"; [ -z "$baseline" ] || fts_run "$r" base; nginx_run "$r"
+  else
+    nginx_run "$r"; [ -z "$baseline" ] || fts_run "$r" base; fts_run "$r"
+  fi
+  printf '   run %d: fts %ss (tmpfs %ss, server %s CPU s/GiB), curl %ss (+sha256sum %ss, +openssl %ss, +fsync %ss), dd %ss%s\n' \
+    "$r" "$(last fts_s)" "$(last fts_shm_s)" "$(last fts_cpu)" "$(last curl_s)" "$(last sha256sum_s)" "$(last openssl_s)" \
+    "$(last fsync_s)" "$(last dd_s)" "${baseline:+; baseline $(last base_s)s (tmpfs $(last base_shm_s)s, server $(last base_cpu))}" >&2
 done
 server_hwm_1g=$(status_kib "$fts_pid" VmHWM)
 
@@ -404,8 +420,18 @@ if want install; then
 | 1 | install 1 GiB, s: fts poll vs curl, no check (c)      | $fts_s | $curl_s | $(calc "$fts_s / $curl_s") | <= 1: $(verdict "$fts_s <= $curl_s") |
 | 1 | (context) fts poll vs curl + fsync of the file (d)    | $fts_s | $d_s | $(calc "$fts_s / $d_s") | - |
 | 1 | (context) fts poll into tmpfs (fsync free) vs (c)     | $(median fts_shm_s) | $curl_s | $(calc "$(median fts_shm_s) / $curl_s") | - |
+| 1 | (context) fts poll vs the disk alone (dd, fdatasync)  | $fts_s | $(median dd_s) | $(calc "$fts_s / $(median dd_s)") | - |
 | 2 | server CPU s per GiB sent: fts serve vs nginx worker  | $fts_cpu | $nginx_cpu | $(calc "$fts_cpu / $nginx_cpu") | <= 1: $(verdict "$fts_cpu <= $nginx_cpu") |
 EOF
+  if [ -n "$baseline" ]; then
+    base_s=$(median base_s); base_shm_s=$(median base_shm_s); base_cpu=$(median base_cpu)
+    # The allowance of issue 17: the tmpfs row and row 2 at most 5 % above the baseline.
+    cat <<EOF
+| 1b | install 1 GiB, s: this build vs baseline             | $fts_s | $base_s | $(calc "$fts_s / $base_s") | - |
+| 1b | install into tmpfs, s: this build vs baseline        | $(median fts_shm_s) | $base_shm_s | $(calc "$(median fts_shm_s) / $base_shm_s") | <= 1.05: $(verdict "$(median fts_shm_s) <= 1.05 * $base_shm_s") |
+| 2b | server CPU s per GiB sent: this build vs baseline    | $fts_cpu | $base_cpu | $(calc "$fts_cpu / $base_cpu") | <= 1.05: $(verdict "$fts_cpu <= 1.05 * $base_cpu") |
+EOF
+  fi
 fi
 if want polls; then
   ff=$(median fts_full); nf=$(median nginx_full); fr=$(median fts_resumed); nr=$(median nginx_resumed)

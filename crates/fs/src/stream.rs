@@ -2,14 +2,15 @@
 //! writeback slice, filling a buffer from a reader ([`read_full`]) and the disk end
 //! ([`DiskWriter`], [`start_writeback`]).
 //!
-//! | stream  | reads                         | writes                           | hashes on   |
-//! |---------|-------------------------------|----------------------------------|-------------|
-//! | publish | the source file, its thread   | the blob temp, a scoped thread   | the reader  |
-//! | receive | the connection, an async task | the body temp, a blocking thread | the writer  |
-//! | serve   | the blob, a blocking thread   | the connection, an async task    | (none)      |
+//! | stream  | reads                         | writes                           | hashes on                  |
+//! |---------|-------------------------------|----------------------------------|----------------------------|
+//! | publish | the source file, its thread   | the blob temp, a scoped thread   | the reader                 |
+//! | receive | the connection, an async task | the body temp, a blocking thread | a blocking thread between  |
+//! | serve   | the blob, a blocking thread   | the connection, an async task    | (none)                     |
 //!
 //! **One shape.** A fixed set of buffers of [`CHUNK`] bytes goes round between the two
-//! sides through two bounded channels: full buffers one way, emptied ones back. So
+//! sides through bounded channels: full buffers one way, emptied ones back (in
+//! receive through the hashing stage, three channels in a ring). So
 //! each byte is read once into a buffer and written from it (no copy between), the
 //! memory of a stream is the buffers whatever the file's size, and the two sides
 //! overlap. A disk writer asks the kernel to start writing back every
@@ -18,8 +19,9 @@
 //! **Why not one generic pipeline function.** The three streams differ in which side
 //! is async (tokio channels in receive and serve, at opposite ends; std channels and
 //! scoped threads in publish, where nothing is async and no runtime exists) and in
-//! which side hashes (the one with spare CPU: in receive the async side decrypts).
-//! One function would need its channels and its per-buffer work behind traits, a
+//! where the hashing runs (publish: on the reader, which has CPU to spare; receive: on a
+//! third stage of its own, as the async side decrypts and the writer waits for the
+//! page cache, so that the three overlap on two cores). One function would need its channels and its per-buffer work behind traits, a
 //! tokio dependency in this crate, and a call through a trait object or a closure per
 //! 64 KiB on paths measured to the percent (docs/PERFORMANCE.md); each loop is about
 //! thirty lines and stays beside its caller. What does not differ is here, once.

@@ -113,13 +113,15 @@ impl Progress for NoProgress {}
 /// Receives the body of the entry `statement` from `conn` into the partial folder,
 /// `into` a temp or a kept file (after its first `start` bytes).
 ///
-/// Two stages over one pass of the bytes, in fts-fs's stream shape
+/// Three stages over one pass of the bytes, in fts-fs's stream shape
 /// ([`fts_fs::stream`]: [`DISK_BUFFERS`] reused buffers of
-/// [`CHUNK`](fts_fs::stream::CHUNK) bytes, 512 KiB
-/// whatever the file's size): this task reads (decrypts) into the buffers and hands
-/// them through a bounded channel to a blocking thread that hashes and writes them,
-/// starting the disk's writeback as it goes. The hash is compared, and the file
-/// flushed, only once exactly `file-size` bytes were read and written.
+/// [`CHUNK`](fts_fs::stream::CHUNK) bytes, 512 KiB whatever the file's size): this
+/// task reads (decrypts) into the buffers and hands them through a bounded channel to
+/// a blocking thread that hashes them, which hands them on to another that writes
+/// them, starting the disk's writeback as it goes, and gives them back to this task.
+/// So decrypting, hashing and writing run at once on different cores, each buffer
+/// passing through them in order. The hash is compared, and the file flushed, only
+/// once exactly `file-size` bytes were read, hashed and written.
 pub async fn receive_file<S>(
     conn: &mut Connection<S>,
     statement: Verified<Statement>,
@@ -159,22 +161,45 @@ where
 
     progress.start(&statement);
     progress.advance(start);
-    let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
+    // Every buffer goes round: free -> this task -> hasher -> writer -> free. Each
+    // channel can hold them all, so only the free list ever makes a stage wait for
+    // another one's buffers, and the bound is the buffers themselves.
+    let (hash_tx, hash_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
+    let (write_tx, write_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
     let (free_tx, mut free_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
     for _ in 0..DISK_BUFFERS {
         // Allocated on first use, and no larger than the body.
         let _ = free_tx.try_send(Vec::new());
     }
-    let writer = tokio::task::spawn_blocking(move || write_body(file, start, full_rx, free_tx));
-    let read = read_body(conn, expected, clock, progress, &full_tx, &mut free_rx).await;
-    drop(full_tx);
-    let written = writer.await.map_err(|e| local(LocalFailure::WriterFailed(e)))?;
-    let digest = match (read, written) {
-        // The writer stopped first (disk full, I/O error): that is why the read stopped.
-        (_, Err(cause)) => return Err(local(cause)),
-        (Err(ReadStop::WriterGone), Ok(_)) => return Err(local(LocalFailure::WriterGone)),
-        (Err(ReadStop::Failed(e)), Ok(_)) => return Err(e),
-        (Ok(()), Ok(done)) => done,
+    // One handle for both threads: the hasher reads the kept prefix with positioned
+    // reads, which leave the writer's position alone.
+    let file = Arc::new(file);
+    let hasher = tokio::task::spawn_blocking({
+        let file = Arc::clone(&file);
+        move || hash_body(&file, start, hash_rx, write_tx)
+    });
+    let writer = tokio::task::spawn_blocking(move || write_body(&file, start, write_rx, free_tx));
+    let read = read_body(conn, expected, clock, progress, &hash_tx, &mut free_rx).await;
+    drop(hash_tx);
+    // Both threads are waited for, whatever happened, so that none still holds the
+    // file when this returns.
+    let (hashed, written) = (hasher.await, writer.await);
+    let hashed = hashed.map_err(|e| local(LocalFailure::WriterFailed(e)))?;
+    let written = written.map_err(|e| local(LocalFailure::WriterFailed(e)))?;
+    let digest = match (read, hashed, written) {
+        // The writer stopped first (disk full, I/O error): that is why the others did.
+        (_, _, Err(cause)) => return Err(local(cause)),
+        // The hasher stopped first (the kept prefix could not be read back).
+        (_, Err(cause), Ok(_)) => return Err(local(cause)),
+        (Err(ReadStop::StageGone), Ok(_), Ok(_)) => return Err(local(LocalFailure::WriterGone)),
+        (Err(ReadStop::Failed(e)), Ok(_), Ok(_)) => return Err(e),
+        (Ok(()), Ok(hashed), Ok(written)) => {
+            // Each stage saw every byte the reader sent, and it sent exactly the body.
+            if hashed.bytes != expected || written != expected {
+                return Err(local(LocalFailure::WriterGone));
+            }
+            hashed.digest
+        }
     };
     progress.finish();
 
@@ -202,12 +227,12 @@ impl Body {
 /// Why [`read_body`] stopped before the end.
 enum ReadStop {
     Failed(ReceiveError),
-    /// The writer thread ended early: its result says why.
-    WriterGone,
+    /// The hasher or the writer thread ended early: its result says why.
+    StageGone,
 }
 
 /// Reads exactly `expected` body bytes into buffers taken from `free` and sends them,
-/// full, to the writer. Never reads past the body. Each read is bounded by `clock`:
+/// full, to the hasher. Never reads past the body. Each read is bounded by `clock`:
 /// the read timeout, and past the poll deadline the minimum receive rate.
 async fn read_body<S>(
     conn: &mut Connection<S>,
@@ -223,7 +248,7 @@ where
     let mut received: u64 = 0;
     let mut transfer = clock.transfer();
     while received < expected {
-        let Some(mut buffer) = free.recv().await else { return Err(ReadStop::WriterGone) };
+        let Some(mut buffer) = free.recv().await else { return Err(ReadStop::StageGone) };
         let want = chunk_len(expected - received);
         buffer.resize(want, 0);
         let mut filled = 0;
@@ -260,53 +285,87 @@ where
             progress.advance(n as u64);
         }
         if full.send(buffer).await.is_err() {
-            return Err(ReadStop::WriterGone);
+            return Err(ReadStop::StageGone);
         }
     }
     Ok(())
 }
 
-/// The writer thread: hashes the file's first `start` bytes (a kept prefix) again
-/// from disk, then hashes and writes each buffer in order after them (a
-/// [`DiskWriter`], which starts writeback as it goes), and returns the buffers for
-/// reuse. Ends when the reader drops its sender; returns the SHA-256 of the whole
-/// file. The temp keeps its own handle, so `file` is closed here.
-fn write_body(
-    mut file: File,
+/// What the hasher saw: the SHA-256 of the whole file, and how many bytes it hashed
+/// after the kept prefix.
+struct Hashed {
+    digest: [u8; 32],
+    bytes: u64,
+}
+
+/// The hashing thread: hashes the file's first `start` bytes (a kept prefix) again
+/// from disk, before any byte that arrives, then each buffer in order, handing it on
+/// to the writer. Ends when the reader drops its sender. The writer writes nothing
+/// until the prefix is hashed (it gets no buffer before), so the prefix read back is
+/// the one the appended bytes follow.
+fn hash_body(
+    file: &File,
     start: u64,
     mut full: mpsc::Receiver<Vec<u8>>,
-    free: mpsc::Sender<Vec<u8>>,
-) -> Result<[u8; 32], LocalFailure> {
+    hashed: mpsc::Sender<Vec<u8>>,
+) -> Result<Hashed, LocalFailure> {
     let mut hasher = Sha256::new();
     if start > 0 {
-        hash_prefix(&mut file, start, &mut hasher).map_err(LocalFailure::write)?;
+        hash_prefix(file, start, &mut hasher).map_err(LocalFailure::write)?;
     }
-    let mut disk = DiskWriter::at(&file, start);
+    let mut bytes = 0;
     while let Some(buffer) = full.blocking_recv() {
         hasher.update(&buffer);
+        bytes += buffer.len() as u64;
+        if hashed.blocking_send(buffer).is_err() {
+            // The writer stopped: its result says why.
+            return Err(LocalFailure::WriterGone);
+        }
+    }
+    Ok(Hashed { digest: hasher.finalize().into(), bytes })
+}
+
+/// The writer thread: writes each hashed buffer in order after the file's first
+/// `start` bytes (a [`DiskWriter`], which starts writeback as it goes), and returns
+/// the buffers for reuse. Ends when the hasher drops its sender; returns how many
+/// bytes it wrote. The temp keeps its own handle, so this one is closed after.
+fn write_body(
+    file: &File,
+    start: u64,
+    mut hashed: mpsc::Receiver<Vec<u8>>,
+    free: mpsc::Sender<Vec<u8>>,
+) -> Result<u64, LocalFailure> {
+    use std::io::{Seek, SeekFrom};
+    let mut handle = file;
+    handle.seek(SeekFrom::Start(start)).map_err(LocalFailure::write)?;
+    let mut disk = DiskWriter::at(file, start);
+    while let Some(buffer) = hashed.blocking_recv() {
         disk.write(&buffer).map_err(LocalFailure::write)?;
         // Never full: at most DISK_BUFFERS buffers exist.
         let _ = free.try_send(buffer);
     }
-    Ok(hasher.finalize().into())
+    Ok(disk.written())
 }
 
-/// Feeds the first `len` bytes of `file` to `hasher` and leaves the handle at `len`.
-fn hash_prefix(file: &mut File, len: u64, hasher: &mut Sha256) -> std::io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    file.seek(SeekFrom::Start(0))?;
+/// Feeds the first `len` bytes of `file` to `hasher`, with positioned reads (the
+/// handle's position is the writer's).
+fn hash_prefix(file: &File, len: u64, hasher: &mut Sha256) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
     let mut buffer = vec![0u8; fts_fs::stream::CHUNK];
-    let mut left = len;
-    while left > 0 {
-        let want = chunk_len(left);
-        let n = file.read(&mut buffer[..want])?;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the kept prefix shrank"));
-        }
+    let mut at = 0;
+    while at < len {
+        let want = chunk_len(len - at);
+        let n = match file.read_at(&mut buffer[..want], at) {
+            Ok(0) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the kept prefix shrank"));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         hasher.update(&buffer[..n]);
-        left -= n as u64;
+        at += n as u64;
     }
-    file.seek(SeekFrom::Start(len))?;
     Ok(())
 }
 
