@@ -88,7 +88,7 @@ use held::{Conditions, Hold, HoldCause};
 use hook::Hook;
 use partial::PartialDir;
 use poller::Stop;
-use receive::{Into, Progress, ReceiveError, receive_file};
+use receive::{Progress, ReceiveError, ReceiveInto, receive_file};
 use state::{CertificateRefused, Installed, KeptTransfer, PendingHook, State, StateError};
 
 /// The most reports carried by one request (PROTOCOL.md section 3.1).
@@ -924,7 +924,7 @@ impl Client {
             return self.hold(outcome, &target, seq, refuse(RejectReason::BadHeader), HoldCause::Backoff);
         }
         let into = self.receive_into(&target, &verified, offset)?;
-        let kept = matches!(into, Into::Kept { .. });
+        let kept = matches!(into, ReceiveInto::Kept { .. });
         let file = match receive_file(conn, verified, &self.partial, into, clock, progress).await {
             Ok(file) => file,
             Err(e @ ReceiveError::HashMismatch { .. }) => {
@@ -1019,10 +1019,10 @@ impl Client {
         target: &Target,
         verified: &Statement,
         offset: u64,
-    ) -> Result<Into, PollError> {
+    ) -> Result<ReceiveInto, PollError> {
         if verified.file_size < RESUMABLE_MIN {
             self.drop_kept(target);
-            return Ok(Into::Temp);
+            return Ok(ReceiveInto::Temp);
         }
         let record =
             KeptTransfer { seq: verified.seq, file_hash: verified.file_hash, file_size: verified.file_size };
@@ -1031,7 +1031,10 @@ impl Client {
             self.state.transfers.insert(target.clone(), record);
             self.save()?;
         }
-        Ok(Into::Kept { name: PartialDir::kept_name(&verified.file_hash, verified.file_size), start: offset })
+        Ok(ReceiveInto::Kept {
+            name: PartialDir::kept_name(&verified.file_hash, verified.file_size),
+            start: offset,
+        })
     }
 
     /// After a cut transfer into a kept file: keeps the prefix for a resume when it

@@ -9,10 +9,10 @@
 //! next frame's bytes are never consumed as body); nothing is preallocated from the
 //! claimed size; the free space is checked first and a full disk mid-way is a local
 //! failure. Until the end the bytes are untrusted. On any failure a temporary file is
-//! removed; a kept file ([`Into::Kept`], a transfer that can be resumed) stays, and the
+//! removed; a kept file ([`ReceiveInto::Kept`], a transfer that can be resumed) stays, and the
 //! caller decides whether its prefix is worth keeping.
 //!
-//! A resumed transfer ([`Into::Kept`] with a `start`) hashes the kept prefix again
+//! A resumed transfer ([`ReceiveInto::Kept`] with a `start`) hashes the kept prefix again
 //! from disk before it appends what arrives, so the hash compared at the end is
 //! always that of the whole file, every byte of it read back or received now.
 
@@ -53,7 +53,7 @@ enum Body {
 
 /// Where [`receive_file`] puts a body.
 #[derive(Debug, Clone)]
-pub enum Into {
+pub enum ReceiveInto {
     /// A new temporary file, removed on failure.
     Temp,
     /// The kept file `name` in the partial folder: its first `start` bytes are kept
@@ -126,7 +126,7 @@ pub async fn receive_file<S>(
     conn: &mut Connection<S>,
     statement: Verified<Statement>,
     partial: &PartialDir,
-    into: Into,
+    into: ReceiveInto,
     clock: &PollClock,
     progress: &mut dyn Progress,
 ) -> Result<VerifiedFile, ReceiveError>
@@ -135,19 +135,19 @@ where
 {
     let local = |cause: LocalFailure| ReceiveError::Local { dir: partial.dir().path().to_owned(), cause };
     let start = match &into {
-        Into::Temp => 0,
-        Into::Kept { start, .. } => (*start).min(statement.file_size),
+        ReceiveInto::Temp => 0,
+        ReceiveInto::Kept { start, .. } => (*start).min(statement.file_size),
     };
     let expected = statement.file_size - start;
     check_free_space(partial.dir(), expected).map_err(local)?;
 
     // A temp is removed again if anything below fails (`body` is dropped).
     let (body, file) = match &into {
-        Into::Temp => {
+        ReceiveInto::Temp => {
             let (temp, file) = partial.create_body().map_err(|e| local(e.into()))?;
             (Body::Temp(temp), file)
         }
-        Into::Kept { name, .. } => {
+        ReceiveInto::Kept { name, .. } => {
             let file = partial.open_kept(name).map_err(|e| local(e.into()))?;
             let path = partial.dir().join(name);
             let len = file.metadata().map_err(|e| local(LocalFailure::write(e)))?.len();
