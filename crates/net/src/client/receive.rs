@@ -162,8 +162,8 @@ where
     progress.start(&statement);
     progress.advance(start);
     // Every buffer goes round: free -> this task -> hasher -> writer -> free. Each
-    // channel can hold them all, so only the free list ever makes a stage wait for
-    // another one's buffers, and the bound is the buffers themselves.
+    // channel has room for all of them, so no send waits; a stage waits only for its
+    // next buffer, and the memory is the DISK_BUFFERS buffers, whatever the file's size.
     let (hash_tx, hash_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
     let (write_tx, write_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
     let (free_tx, mut free_rx) = mpsc::channel::<Vec<u8>>(DISK_BUFFERS);
