@@ -32,8 +32,10 @@ fn state(sandbox: &Sandbox) -> serde_json::Value {
 
 fn poll_once(sandbox: &Sandbox, server: &ServeProcess, id: &str, extra: &[&str]) -> Output {
     let addr = server.addr.to_string();
-    let mut args =
-        vec!["poll", "--once", "--server", &addr, "--id", id, "--dest", "in", "--min-interval", "1s"];
+    let mut args = vec!["poll", "--once", "--server", &addr, "--id", id, "--dest", "in"];
+    if !extra.contains(&"--min-interval") {
+        args.extend(["--min-interval", "1s"]);
+    }
     args.extend(extra);
     run(&mut sandbox.fts(args))
 }
@@ -147,7 +149,7 @@ fn one_entry_that_cannot_be_applied_holds_only_its_own_target() {
 
     std::fs::write(&corrupt_blob, &genuine).unwrap();
     // The backoff after the first mismatch is --min-interval (1 s).
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(2100));
     let out = poll_once(&sandbox, &server, "web-01", &trust_both);
     expect_exit(&out, 0, "every target installed, nothing held");
     assert_eq!(installed(&sandbox, "host.conf"), Some(genuine));
@@ -240,22 +242,24 @@ fn a_failed_hook_is_retried_with_backoff_then_given_up_and_rerun_on_demand() {
     let v1 = b"version 1".to_vec();
     sandbox.publish("app.conf", &v1, &["all"]);
     let server = serve(&sandbox);
-    let with_hook = ["--exec", hook, "--hook-retries", "1"];
+    // A backoff of 3 s (the first retry due 3 to 4 s after the failure): room for the
+    // run in between to see that it is not due yet, even on a slow machine.
+    let with_hook = ["--exec", hook, "--hook-retries", "1", "--min-interval", "3s"];
 
     let out = poll_once(&sandbox, &server, "web-01", &with_hook);
     expect_exit(&out, 3, "a failed hook is reported");
     assert!(stderr(&out).contains("hook-failed (attempt 1)"), "{}", stderr(&out));
     assert_eq!(installed(&sandbox, "app.conf"), Some(v1.clone()), "the install stands");
-    // Within its backoff (1 s) the retry does not run.
+    // Within its backoff the retry does not run.
     let out = poll_once(&sandbox, &server, "web-01", &with_hook);
     expect_exit(&out, 0, "nothing new");
     assert_eq!(hook_runs(&sandbox).len(), 1, "no retry before the backoff ends");
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(4100));
     let out = poll_once(&sandbox, &server, "web-01", &with_hook);
     expect_exit(&out, 3, "the last retry failed");
     let err = stderr(&out);
     assert!(err.contains("hook-failed (attempt 2)") && err.contains("hook-given-up"), "{err}");
-    std::thread::sleep(Duration::from_millis(2200));
+    // A given-up hook keeps no retry time: were it not given up, it would be due now.
     expect_exit(&poll_once(&sandbox, &server, "web-01", &with_hook), 0, "given up: not run again");
     assert_eq!(hook_runs(&sandbox).len(), 2);
 
@@ -300,7 +304,7 @@ fn a_newer_install_drops_the_retries_of_the_older_and_a_failing_hook_can_hold_it
     assert!(stdout(&out).contains("all at seq 2 (hook-failed"), "{}", stdout(&out));
     assert_eq!(installed(&sandbox, "app.conf"), Some(v1.clone()), "v2 waits for the hook");
 
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(2100));
     // The retry (due now) succeeds, which ends the hold: v2 installs in the same run,
     // and its own hook runs; v1's retry is not run again.
     let out = poll_once(&sandbox, &server, "web-01", &flags);

@@ -358,7 +358,7 @@ fn report(target: &str, seq: u64, reason: &str) -> Value {
 /// reason, nothing changes, the entry is not applied but its target held (PROTOCOL.md
 /// section 3.1.1): the client polls again at once, naming the target in `held` at the
 /// entry it waits for and carrying the report. Once the hold's backoff (from
-/// `--min-interval`, 1 s here) has ended, the target is asked for again and the
+/// `--min-interval`, 1 s here, ending at the next whole second after it) has ended, the target is asked for again and the
 /// honest entry at seq 2 installs. Returns the attack's run.
 fn assert_refused(host: &Host, attack: Vec<u8>, extra: &[&str], expected: (&str, u64, &str)) -> Run {
     let (target, seq, reason) = expected;
@@ -395,7 +395,7 @@ fn assert_refused(host: &Host, attack: Vec<u8>, extra: &[&str], expected: (&str,
         );
         assert_eq!(rejected(repeat), vec![report(target, seq, reason)], "the repeat reports it: {repeat}");
         assert_eq!(since(repeat, ID), 1, "the refused entry was not applied: {repeat}");
-        std::thread::sleep(Duration::from_millis(1100));
+        std::thread::sleep(Duration::from_millis(2100));
         n + 2
     } else {
         assert_eq!(requests.len(), n + 1, "no repeat poll: {requests:#?}");
@@ -666,7 +666,7 @@ fn a_claimed_size_of_one_tib_with_a_few_bytes_sent_fails_cleanly_without_allocat
             let repeat = &host.requests()[n + 1];
             assert_eq!(repeat["held"][ID], json!(2), "{repeat}");
             assert_eq!(rejected(repeat), vec![report(ID, 2, "install-failed")], "{repeat}");
-            std::thread::sleep(Duration::from_millis(1100));
+            std::thread::sleep(Duration::from_millis(2100));
             n + 2
         }
         1 => {

@@ -429,7 +429,7 @@ fn a_damaged_blob_is_repaired_by_publishing_the_same_content_again_and_a_host_in
     assert_eq!(std::fs::read(&blob).unwrap(), content, "the publish repaired the blob");
     assert_eq!(mode_of(&blob), 0o444);
     // The host holds the target for its backoff (from --min-interval), then asks again.
-    std::thread::sleep(Duration::from_millis(1100));
+    std::thread::sleep(Duration::from_millis(2100));
     let out = expect_code(
         &mut sandbox.fts([
             "poll",

@@ -112,6 +112,15 @@ pub fn backoff(base: Duration, tries: u32) -> Duration {
     base.saturating_mul(1u32 << doublings).min(MAX_BACKOFF).max(base.min(MAX_BACKOFF))
 }
 
+/// When a backoff of `wait` from now ends, in the whole seconds the state keeps:
+/// rounded up, so that a retry is never due before `wait` has passed (a retry is due
+/// once the clock's whole seconds reach it).
+pub fn retry_at_after(wait: Duration) -> Published {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let end = now.saturating_add(wait);
+    Published::from_unix_seconds(end.as_secs().saturating_add(u64::from(end.subsec_nanos() > 0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +133,14 @@ mod tests {
         assert_eq!(*waits.last().unwrap(), 6 * 3600);
         assert_eq!(backoff(base, 0).as_secs(), 10);
         assert_eq!(backoff(Duration::from_secs(100_000), 1), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_retry_is_never_due_before_its_backoff_has_passed() {
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let at = retry_at_after(Duration::from_secs(1)).unix_seconds();
+        assert!(Duration::from_secs(at) >= before + Duration::from_secs(1), "{at} {before:?}");
+        assert!(Duration::from_secs(at) <= before + Duration::from_secs(3));
     }
 
     #[test]

@@ -411,8 +411,7 @@ impl Client {
                     reported.push(report(RejectReason::HookGivenUp));
                 } else {
                     let wait = held::backoff(self.settings.retry_base, attempt);
-                    hook.retry_at =
-                        Some(Published::from_unix_seconds(unix_now().saturating_add(wait.as_secs())));
+                    hook.retry_at = Some(held::retry_at_after(wait));
                     tracing::warn!(file = %path.display(), attempt, retry_in = ?wait, error = %ErrorChain(&e), "the hook failed: it runs again later");
                 }
                 if self.settings.hold_on_hook_failure
@@ -1110,7 +1109,7 @@ impl Client {
             previous.map_or_else(|| Published::from_unix_seconds(now), |hold| hold.held_since.clone());
         let newest = previous.and_then(|hold| hold.newest);
         let wait = held::backoff(self.settings.retry_base, tries);
-        let retry_at = Published::from_unix_seconds(now.saturating_add(wait.as_secs()));
+        let retry_at = held::retry_at_after(wait);
         tracing::warn!(
             %target, seq = seq.get(), %reason, tries, retry_at = %retry_at,
             "holding the target at this entry: its other targets go on"
