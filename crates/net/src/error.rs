@@ -527,10 +527,10 @@ pub enum LocalFailure {
     /// Creating the temporary file, or looking at the free space, failed.
     #[error(transparent)]
     Fs(#[from] FsError),
-    /// The thread that hashes and writes the body panicked.
+    /// A thread that hashes or writes the body panicked.
     #[error("the disk writer failed")]
     WriterFailed(#[source] tokio::task::JoinError),
-    /// The thread that hashes and writes the body ended before the body did.
+    /// A thread that hashes or writes the body ended before the body did.
     #[error("the disk writer stopped")]
     WriterGone,
     /// The kept prefix of a transfer is shorter than the offset the server resumed at
