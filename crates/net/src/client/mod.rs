@@ -824,7 +824,7 @@ impl Client {
         self.state.add_report(report.clone());
         outcome.reported.push(report);
         if let Err(e) = self.save() {
-            tracing::warn!(error = %ErrorChain(&e), "cannot save the report of a local failure: it is kept in memory only");
+            tracing::warn!(error = %ErrorChain(&e), "cannot save the report: it is kept in memory only");
         }
         Ok(())
     }
@@ -956,13 +956,7 @@ impl Client {
                     } => HoldCause::NoSpace { needed },
                     _ => HoldCause::Backoff,
                 };
-                return self.hold_local_failure(
-                    outcome,
-                    &target,
-                    seq,
-                    refuse(RejectReason::InstallFailed),
-                    cause,
-                );
+                return self.hold(outcome, &target, seq, refuse(RejectReason::InstallFailed), cause);
             }
             Err(e) => {
                 if kept {
@@ -988,7 +982,7 @@ impl Client {
                 tracing::error!(%target, seq = seq.get(), problem = %ErrorChain(&e), "cannot install a verified file");
                 self.drop_kept(&target);
                 let report = refuse(RejectReason::InstallFailed);
-                return self.hold_local_failure(outcome, &target, seq, report, HoldCause::Backoff);
+                return self.hold(outcome, &target, seq, report, HoldCause::Backoff);
             }
         };
         self.state.applied(&target, seq);
@@ -1028,7 +1022,13 @@ impl Client {
         if self.state.transfers.get(target) != Some(&record) {
             self.drop_kept(target);
             self.state.transfers.insert(target.clone(), record);
-            self.save()?;
+            if let Err(e) = self.save() {
+                // Not resumable then, but still receivable: a state that cannot be
+                // written (a full disk) is the receive's own failure to report.
+                tracing::warn!(error = %ErrorChain(&e), "cannot record the transfer: receiving it without a kept file");
+                self.state.transfers.remove(target);
+                return Ok(ReceiveInto::Temp);
+            }
         }
         Ok(ReceiveInto::Kept {
             name: PartialDir::kept_name(&verified.file_hash, verified.file_size),
@@ -1071,24 +1071,10 @@ impl Client {
 
     /// Holds `target` at entry `seq` (PROTOCOL.md section 3.1.1): reports `report`,
     /// records the hold with its backoff and `cause`, and ends the answer so that the
-    /// other targets go on at once, in a poll that names this one in `held`.
+    /// other targets go on at once, in a poll that names this one in `held`. The hold
+    /// and its report stand even if the state cannot be saved (a full disk refuses the
+    /// state write too): they are kept in memory, see [`Client::report_local_failure`].
     fn hold(
-        &mut self,
-        outcome: &mut PollOutcome,
-        target: &Target,
-        seq: Seq,
-        report: Report,
-        cause: HoldCause,
-    ) -> Result<bool, PollError> {
-        self.record_hold(target, seq, report.reason.clone(), cause);
-        outcome.repeat_now = true;
-        self.report(outcome, report)?;
-        Ok(false)
-    }
-
-    /// [`Client::hold`] for a local failure (disk full, I/O): the hold and its report
-    /// stand even if the state cannot be saved ([`Client::report_local_failure`]).
-    fn hold_local_failure(
         &mut self,
         outcome: &mut PollOutcome,
         target: &Target,
