@@ -95,7 +95,7 @@ say "it again after a backoff: 2 s here, doubling at each failure."
 
 step "6. The operator repairs the store; the host gets the genuine file once its backoff ends"
 cp motd.txt "$blob"
-sleep 2
+sleep 3 # the backoff (2 s) ends at the next whole second after it
 poll web-01 || { cat poll-web-01.log >&2; fail "the repaired entry did not install"; }
 grep -q "postponed" hosts/web-01/motd.txt || fail "the genuine update did not arrive"
 say "  $(cat hosts/web-01/motd.txt)"
