@@ -65,31 +65,9 @@ impl Signature {
     /// Strict, canonical base64: the standard alphabet, padding required, and unused
     /// bits zero, so each signature has exactly one accepted spelling.
     pub fn parse(s: &str) -> Result<Self, NameError> {
-        let bad = || NameError::new("signature", s, SIGNATURE_RULE);
-        // 64 bytes encode to 88 characters, the last two being `==`.
-        let b = s.as_bytes();
-        if b.len() != 88 || &b[86..] != b"==" {
-            return Err(bad());
-        }
-        let mut out = [0u8; 64];
-        let mut acc: u32 = 0;
-        let mut bits = 0u32;
-        let mut n = 0;
-        for &c in &b[..86] {
-            acc = (acc << 6) | u32::from(base64_value(c).ok_or_else(bad)?);
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out[n] = (acc >> bits) as u8;
-                n += 1;
-                acc &= (1 << bits) - 1;
-            }
-        }
-        // 86 characters carry 516 bits: 512 of signature and 4 that must be zero.
-        if n != 64 || acc != 0 {
-            return Err(bad());
-        }
-        Ok(Signature(out))
+        crate::base64::decode_fixed(s)
+            .map(Signature)
+            .ok_or_else(|| NameError::new("signature", s, SIGNATURE_RULE))
     }
 
     /// Wraps 64 signature bytes made or received locally (any bytes are well-formed).
@@ -105,36 +83,13 @@ impl Signature {
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::with_capacity(88);
-        for chunk in self.0.chunks(3) {
-            let v = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
-            for i in 0..=chunk.len() {
-                s.push(BASE64[((v >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-            for _ in chunk.len()..3 {
-                s.push('=');
-            }
-        }
-        f.write_str(&s)
+        f.write_str(&crate::base64::encode(&self.0))
     }
 }
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Signature({self})")
-    }
-}
-
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64_value(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
     }
 }
 

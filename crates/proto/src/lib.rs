@@ -27,6 +27,8 @@
 //!   [`ErrorChain`], how fts prints an error with its causes;
 //! - [`names`]: the names of section 4 as types that cannot hold an invalid value;
 //! - [`keys`]: the `key-id` and `signature` fields, syntax only;
+//! - [`log`]: the `log` frame and the proof shapes it carries, syntax only;
+//! - [`base64`]: the one strict base64 of every field that carries bytes;
 //! - [`statement`]: the bytes of the signed statement of section 5;
 //! - [`printable`](mod@printable): peer text made safe to print or log ([`Printable`]).
 //!
@@ -46,11 +48,13 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+pub mod base64;
 mod calendar;
 pub mod error;
 pub mod frame;
 mod json;
 pub mod keys;
+pub mod log;
 pub mod names;
 pub mod printable;
 pub mod request;
@@ -65,6 +69,7 @@ pub use frame::{
     MIN_CLIENT_HEADER_LIMIT, MIN_HEADER_LEN, check_header_length, encode_frame,
 };
 pub use keys::{KeyId, Signature};
+pub use log::{HeadLeafProof, HeadProof, LogFrame, LogHash};
 pub use names::{ClientId, FileHash, FileName, GroupName, NameError, Published, Target};
 pub use printable::{Printable, printable};
 pub use request::{
