@@ -24,7 +24,7 @@ pub fn encode(bytes: &[u8]) -> String {
 /// outside the alphabet, missing or extra padding, non-zero unused bits.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let b = text.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     let pad = b.iter().rev().take_while(|&&c| c == b'=').count();

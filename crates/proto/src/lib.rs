@@ -28,6 +28,8 @@
 //! - [`names`]: the names of section 4 as types that cannot hold an invalid value;
 //! - [`keys`]: the `key-id` and `signature` fields, syntax only;
 //! - [`log`]: the `log` frame and the proof shapes it carries, syntax only;
+//! - [`checkpoint`]: the log's text formats: [`Checkpoint`], its [`Origin`], the
+//!   signed [`Note`] that carries it, the cosignature message and the statement leaf;
 //! - [`base64`]: the one strict base64 of every field that carries bytes;
 //! - [`statement`]: the bytes of the signed statement of section 5;
 //! - [`printable`](mod@printable): peer text made safe to print or log ([`Printable`]).
@@ -50,6 +52,7 @@
 pub mod answer;
 pub mod base64;
 mod calendar;
+pub mod checkpoint;
 pub mod error;
 pub mod frame;
 mod json;
@@ -63,6 +66,10 @@ pub mod statement;
 pub mod wire_int;
 
 pub use answer::{AnswerDecoder, AnswerItem, Done, ErrorCode, ErrorFrame, FileHeader, ServerFrame};
+pub use checkpoint::{
+    Checkpoint, MAX_NOTE_LEN, MAX_SIGNATURE_LINES, Note, NoteError, NoteSignature, Origin,
+    cosignature_message, statement_leaf,
+};
 pub use error::{ErrorChain, ProtoError};
 pub use frame::{
     Chunk, FrameDecoder, LENGTH_PREFIX_LEN, MAX_CLIENT_REQUEST, MAX_HEADER_LEN, MAX_REQUEST_HEADER,

@@ -22,7 +22,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use fts_proto::{KeyId, NameError};
+use fts_proto::{KeyId, NameError, NoteError, Origin};
 
 use crate::refusals::CertificateRefusal;
 
@@ -152,6 +152,48 @@ pub enum Error {
         number: Option<u64>,
         /// The highest number accepted before for this CA.
         in_force: u64,
+    },
+    /// A checkpoint note (or its checkpoint text) breaks the format; the source says
+    /// where and how. Whoever sent the note is at fault.
+    #[error("the log checkpoint note is malformed")]
+    Note(#[from] NoteError),
+    /// The checkpoint is for another log than the one pinned.
+    #[error("the checkpoint is for log {found}, not {expected}: refused")]
+    WrongOrigin {
+        /// The origin this host follows.
+        expected: Origin,
+        /// The origin the checkpoint names.
+        found: Origin,
+    },
+    /// A signature line of a trusted release key does not verify: the note was altered
+    /// or forged, and the whole note is refused.
+    #[error(
+        "the checkpoint signature line of trusted release key {key_id} (log {origin}) does not verify: \
+         the note was altered or not signed by it; the whole note is refused"
+    )]
+    CheckpointSignature {
+        /// The log.
+        origin: Origin,
+        /// The trusted key whose line failed.
+        key_id: KeyId,
+    },
+    /// No signature line of the note is by a trusted release key.
+    #[error("the checkpoint of log {origin} is not signed by a trusted release key")]
+    CheckpointNotSigned {
+        /// The log.
+        origin: Origin,
+    },
+    /// A cosignature line of a known timestamp key does not verify: the whole note is
+    /// refused.
+    #[error(
+        "the cosignature of timestamp key {name} does not verify ({why}): the note was altered or not \
+         cosigned by it; the whole note is refused"
+    )]
+    Cosignature {
+        /// The timestamp key's note name.
+        name: String,
+        /// What is wrong: a wrong length, a time out of range, a bad signature.
+        why: &'static str,
     },
     /// A statement did not verify.
     #[error(transparent)]

@@ -3,6 +3,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`signing`] | release signing keys (Ed25519), key ids, signing, [`TrustedKeys`], [`Verified`] |
+//! | [`note`] | checkpoints as signed notes: the release key's signature, the timestamp key and its cosignatures |
 //! | [`identity`] | the client id and groups a certificate carries |
 //! | [`tls`] | rustls configs of both sides, [`ClientAuth`] and the per-session check |
 //! | `verified_chains` | the chains the current CRLs already accepted (private) |
@@ -75,6 +76,7 @@ mod files;
 pub mod identity;
 pub mod issued;
 pub mod keygen;
+pub mod note;
 pub mod pem;
 pub mod refusals;
 pub mod revocation;
@@ -87,5 +89,9 @@ pub use crl::{Crl, Revoked};
 pub use error::{Error, IdentityError, SessionRefused, VerifyError};
 pub use identity::{ClientIdentity, client_identity};
 pub use issued::Serial;
+pub use note::{
+    Cosigned, TimestampKey, TimestampPublic, VerifiedCheckpoint, verify_checkpoint,
+    verify_checkpoint_any_origin, verify_cosignatures,
+};
 pub use signing::{PublicKey, SigningKey, TrustedKeys, Verified};
 pub use tls::{ALPN, ClientAuth, OlderCrls, client_config, server_config};

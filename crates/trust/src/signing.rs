@@ -34,7 +34,7 @@ const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0
 
 /// A release signing key. Held only by whoever publishes; never by a server.
 pub struct SigningKey {
-    inner: ed25519_dalek::SigningKey,
+    pub(crate) inner: ed25519_dalek::SigningKey,
 }
 
 impl SigningKey {
@@ -122,7 +122,7 @@ impl fmt::Debug for SigningKey {
 /// A release signing key's public half.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey {
-    inner: ed25519_dalek::VerifyingKey,
+    pub(crate) inner: ed25519_dalek::VerifyingKey,
 }
 
 impl PublicKey {
@@ -221,6 +221,11 @@ impl TrustedKeys {
     /// The ids of the trusted keys, for logs and `fts status`.
     pub fn key_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
         self.keys.keys().copied()
+    }
+
+    /// Each trusted key with its id, in id order (checkpoint notes, [`crate::note`]).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (KeyId, &PublicKey)> + '_ {
+        self.keys.iter().map(|(id, key)| (*id, key))
     }
 
     /// How many keys are trusted.
