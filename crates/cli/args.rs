@@ -75,8 +75,12 @@ pub enum Command {
     Poll(PollArgs),
     /// Show what each host has applied and the problems it reported
     Status(StatusArgs),
-    /// List the store's entries in publish order, with their notes and publishers
+    /// List the store's entries in publish order, with their notes and publishers;
+    /// `fts log init` and `fts log verify` look after the store's Merkle log
     Log(LogArgs),
+    /// Run the timestamp signer: cosign the store's newest checkpoint within seconds of
+    /// its appearing, and again every --every (on a machine of its own)
+    Timestamp(TimestampArgs),
     /// On a host: check an installed file against the signed statement recorded when it
     /// was installed (exit 0: it is that file, 3: it is not)
     VerifyInstalled(VerifyInstalledArgs),
@@ -268,6 +272,11 @@ pub struct PublishArgs {
     /// printable text, at most 1000 bytes
     #[arg(long, value_name = "TEXT")]
     pub note: Option<Note>,
+
+    /// The log's name, for a store that has no log yet (default: the log-origin file
+    /// beside the signing key, made if missing); a store with a log keeps its own
+    #[arg(long, value_name = "ORIGIN")]
+    pub log_origin: Option<fts_proto::checkpoint::Origin>,
 }
 
 #[derive(Debug, Args)]
@@ -539,6 +548,40 @@ pub struct PollArgs {
     #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = parse_percent)]
     pub min_free: u8,
 
+    /// The log's name to pin (from `log-origin` beside the release key); without it
+    /// the first checkpoint's is pinned
+    #[arg(long, value_name = "ORIGIN")]
+    pub log_origin: Option<fts_proto::checkpoint::Origin>,
+
+    /// A checkpoint to start from (a copy of the store's log/checkpoint), so that the
+    /// very first answer is already checked against it
+    #[arg(long, value_name = "FILE")]
+    pub log_checkpoint: Option<PathBuf>,
+
+    /// A timestamp signer's public key (timestamp.pub; repeatable): one fresh
+    /// cosignature from any of them makes an answer fresh. Without it freshness is off
+    #[arg(long = "timestamp-key", value_name = "FILE")]
+    pub timestamp_key: Vec<PathBuf>,
+
+    /// Raise `stale` when no cosignature newer than this has reached this host
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub max_age: Duration,
+
+    /// Raise `withheld` when a target stays behind its verified head this long
+    /// (default: --max-age)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub withheld_after: Option<Duration>,
+
+    /// A cosignature dated further ahead of this host's clock is not used (and raises
+    /// `clock`)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub max_skew: Duration,
+
+    /// Start the log state again (the old one is kept as evidence); --reset-state
+    /// keeps it
+    #[arg(long)]
+    pub reset_log_state: bool,
+
     /// Talk to a plaintext server (lab use only)
     #[arg(long)]
     pub plaintext: bool,
@@ -579,7 +622,11 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct LogArgs {
+    #[command(subcommand)]
+    pub action: Option<LogAction>,
+
     /// The store folder (only read)
     #[arg(long, value_name = "DIR", default_value = "store")]
     pub store: PathBuf,
@@ -591,6 +638,78 @@ pub struct LogArgs {
     /// Print one JSON array of the entries instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogAction {
+    /// On the signing host: build the log over the whole journal (or bring it up to
+    /// date) and sign its checkpoint; every publish does this too
+    Init(LogInitArgs),
+    /// Check the store's log: its leaves are its journal's, its checkpoint signs their
+    /// root; with --against, that it extends the log of DIR (a replica) and the
+    /// checkpoints cosigned there, before a restored store's first publish
+    Verify(LogVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogInitArgs {
+    /// The store folder
+    #[arg(long, value_name = "DIR", default_value = "store")]
+    pub store: PathBuf,
+
+    /// The release signing key
+    #[arg(long, value_name = "FILE", default_value = "certs/signing.key")]
+    pub signing_key: PathBuf,
+
+    /// The log's name (default: the log-origin file beside the signing key, made if
+    /// missing)
+    #[arg(long, value_name = "ORIGIN")]
+    pub log_origin: Option<fts_proto::checkpoint::Origin>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogVerifyArgs {
+    /// The store folder (only read)
+    #[arg(long, value_name = "DIR", default_value = "store")]
+    pub store: PathBuf,
+
+    /// Another copy of the store (the freshest replica) whose log this one must extend
+    #[arg(long, value_name = "DIR")]
+    pub against: Option<PathBuf>,
+
+    /// A trusted release signing public key (repeatable; default certs/signing.pub)
+    #[arg(long = "trust", value_name = "FILE")]
+    pub trust: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TimestampArgs {
+    /// The store copy to read checkpoints and leaves from; cosignatures are written
+    /// into its cosignatures/ folder
+    #[arg(long, value_name = "DIR", default_value = "store")]
+    pub store: PathBuf,
+
+    /// The timestamp signer's key (made by `fts keygen timestamp`)
+    #[arg(long, value_name = "FILE", default_value = "timestamp.key")]
+    pub key: PathBuf,
+
+    /// A trusted release signing public key (repeatable; default certs/signing.pub):
+    /// only checkpoints it signed are cosigned
+    #[arg(long = "trust", value_name = "FILE")]
+    pub trust: Vec<PathBuf>,
+
+    /// The signer's own state: the last size, root and time it cosigned (default:
+    /// timestamp-state.json beside the key)
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// Cosign the newest checkpoint again this often, so hosts see it is fresh
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub every: Duration,
+
+    /// Cosign once and exit (0: cosigned; 1: refused, with why)
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,8 @@ mod config;
 mod fd_limit;
 mod keygen;
 mod log;
+mod log_admin;
+mod log_origin;
 mod log_writer;
 mod poll;
 mod publish;
@@ -17,12 +19,13 @@ mod publisher;
 mod serve;
 mod status;
 mod stderr_line;
+mod timestamp;
 mod units;
 mod verify_installed;
 
 use std::process::ExitCode;
 
-use args::{Cli, Command, LogFormat};
+use args::{Cli, Command, LogAction, LogFormat};
 use fts_proto::ErrorChain;
 
 /// Exit statuses, as scripts and systemd units rely on them (docs/OPERATIONS.md).
@@ -37,6 +40,8 @@ mod exit {
     pub const REPORTED: u8 = 3;
     /// `verify-installed`: the file is not (provably) the one fts installed.
     pub const MISMATCH: u8 = 3;
+    /// `poll --once`: a log alarm is raised (stale, withheld, fork, clock, behind).
+    pub const ALARM: u8 = 4;
 }
 
 /// A mistake in how fts was called, as opposed to a failure while running: exit 2.
@@ -100,7 +105,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Publish(args) => publish::run(config::Publish::resolve(args)?)?,
         Command::Serve(args) => serve::run(config::Serve::resolve(args)?)?,
         Command::Status(args) => status::run(args)?,
-        Command::Log(args) => log::run(args)?,
+        Command::Log(args) => match args.action {
+            None => log::run(args)?,
+            Some(LogAction::Init(args)) => log_admin::init(args)?,
+            Some(LogAction::Verify(args)) => log_admin::verify(args)?,
+        },
+        Command::Timestamp(args) => timestamp::run(&config::Timestamp::resolve(args)?)?,
         Command::Completions(args) => completions::run(&args)?,
         Command::Poll(args) => return poll::run(config::Poll::resolve(args)?),
         Command::VerifyInstalled(args) => {

@@ -23,13 +23,13 @@ use crate::{exit, stderr_line};
 const PROGRESS_MIN_SIZE: u64 = 8 << 20;
 
 pub fn run(poll: Poll) -> anyhow::Result<u8> {
-    let Poll { settings, schedule, once, reset_state, metrics_file, rerun_hook } = poll;
+    let Poll { settings, schedule, once, reset_state, reset_log_state, metrics_file, rerun_hook } = poll;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let mut client = Client::open(settings, reset_state)?;
+        let mut client = Client::open_with(settings, reset_state, reset_log_state)?;
         let mut progress: Box<dyn Progress> =
             if std::io::stdout().is_terminal() { Box::new(Bar::default()) } else { Box::new(NoProgress) };
         let stop = Arc::new(Stop::default());
@@ -87,36 +87,65 @@ fn spawn_signal_handler(stop: Arc<Stop>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--once`: 0 when nothing was reported and no target is held, 3 when something
-/// about an entry was reported or a target is held, 1 when the poll failed; every
-/// non-zero exit with a one-line reason on stderr (a JSON line with `--log-format
+/// `--once`: 0 when nothing was reported, no target is held and no alarm is raised;
+/// 3 when something about an entry was reported or a target is held; 4 when a log
+/// alarm is raised; 1 when the poll failed. Precedence 1 > 4 > 3 > 0, and the
+/// one-line reason on stderr lists all that apply (a JSON line with `--log-format
 /// json`). The summary on stdout is the command's output and stays plain text in both
 /// formats, like the output of `fts status`.
 fn once_exit(result: &RoundResult, client: &Client) -> u8 {
     let held = describe_held(client);
+    let alarms = describe_alarms(client);
+    let mut reasons = Vec::new();
+    let mut code = exit::SUCCESS;
+    let mut summary = None;
     match result {
-        RoundResult::Completed { installed, reported, .. } if reported.is_empty() && held.is_none() => {
-            println!("fts poll: done, {installed} file(s) installed");
-            exit::SUCCESS
-        }
         RoundResult::Completed { installed, reported, .. } => {
-            let mut summary = format!("fts poll: done, {installed} file(s) installed");
+            let mut line = format!("fts poll: done, {installed} file(s) installed");
             if !reported.is_empty() {
-                summary.push_str(&format!(", {} problem(s) reported", reported.len()));
-                stderr_line::warn(&format!("{} problem(s) reported: {}", reported.len(), describe(reported)));
+                line.push_str(&format!(", {} problem(s) reported", reported.len()));
+                reasons.push(format!("{} problem(s) reported: {}", reported.len(), describe(reported)));
+                code = exit::REPORTED;
             }
             if let Some(held) = &held {
-                summary.push_str(&format!(", held: {held}"));
-                stderr_line::warn(&format!("held: {held}"));
+                line.push_str(&format!(", held: {held}"));
+                reasons.push(format!("held: {held}"));
+                code = exit::REPORTED;
             }
-            println!("{summary}");
-            exit::REPORTED
+            summary = Some(line);
         }
         RoundResult::Failed(e) => {
-            stderr_line::error(&ErrorChain(e).to_string());
-            exit::FAILURE
+            reasons.push(ErrorChain(e).to_string());
+            code = exit::FAILURE;
         }
     }
+    if let Some(alarms) = &alarms {
+        if let Some(line) = &mut summary {
+            line.push_str(&format!(", alarms: {alarms}"));
+        }
+        reasons.insert(usize::from(code == exit::FAILURE), format!("alarms: {alarms}"));
+        if code != exit::FAILURE {
+            code = exit::ALARM;
+        }
+    }
+    if let Some(line) = summary {
+        println!("{line}");
+    }
+    match code {
+        exit::SUCCESS => {}
+        exit::FAILURE => stderr_line::error(&reasons.join("; ")),
+        _ => stderr_line::warn(&reasons.join("; ")),
+    }
+    code
+}
+
+/// The raised log alarms in words: `stale (the newest cosignature ...); withheld (...)`.
+fn describe_alarms(client: &Client) -> Option<String> {
+    let alarms = &client.log_state().alarms;
+    if alarms.is_empty() {
+        return None;
+    }
+    Some(alarms.iter().map(|(name, alarm)| format!("{name} ({})", alarm.detail)).collect::<Vec<_>>().join("; "))
 }
 
 /// The held targets in words: `all at seq 4 (untrusted-key, 2 waiting behind)`.

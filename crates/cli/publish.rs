@@ -30,8 +30,14 @@ pub fn run(args: Publish) -> anyhow::Result<()> {
     if args.dry_run {
         return dry_run(&args, &key, &provenance);
     }
+    // The first checkpoint names the log; a store with one keeps its own origin.
+    let origin = match (fts_store::log::read_checkpoint(&args.store)?, &args.log_origin) {
+        (Some(_), None) => None,
+        (_, given) => Some(crate::log_origin::resolve(&args.signing_key, given.clone())?),
+    };
     let store = Store::open_or_create(&args.store)
-        .with_context(|| format!("cannot open the store {}", args.store.display()))?;
+        .with_context(|| format!("cannot open the store {}", args.store.display()))?
+        .with_log_origin(origin);
     let entries = store.publish_with(
         &args.file,
         &args.file_name,

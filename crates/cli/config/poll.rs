@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use fts_net::client::hook::Hook;
 use fts_net::client::poller::Schedule;
+use fts_net::client::freshness::LogSettings;
 use fts_net::client::{ClientSettings, ClientTransport};
+use fts_trust::note::{TimestampPublic, verify_checkpoint_any_origin};
 use fts_trust::pem::{load_certificates, load_private_key};
 use fts_trust::{ClientIdentity, TrustedKeys, client_identity};
 
@@ -29,6 +31,8 @@ pub struct Poll {
     pub once: bool,
     /// `--reset-state`: start from empty state when the state file is damaged.
     pub reset_state: bool,
+    /// `--reset-log-state`: start the log state again.
+    pub reset_log_state: bool,
     pub metrics_file: Option<PathBuf>,
     /// `--rerun-hook NAME`: run that hook now instead of polling.
     pub rerun_hook: Option<fts_proto::FileName>,
@@ -83,6 +87,16 @@ impl Poll {
                 .with_context(|| format!("cannot resolve --state {}", state.display()))?,
             None => dest.join(".fts-state.json"),
         };
+        let timestamp_keys = args
+            .timestamp_key
+            .iter()
+            .map(|path| TimestampPublic::load(path))
+            .collect::<Result<Vec<_>, _>>()
+            .context("loading the timestamp signers' keys (--timestamp-key)")?;
+        let initial_checkpoint = match &args.log_checkpoint {
+            Some(path) => Some(initial_checkpoint(path, &trusted)?),
+            None => None,
+        };
         let settings = ClientSettings {
             server: args.server.address,
             transport,
@@ -101,14 +115,31 @@ impl Poll {
             retry_base: args.min_interval,
             min_free_percent: args.min_free,
             max_rate: args.max_rate.map(Rate::bytes_per_second),
+            log: LogSettings {
+                origin: args.log_origin,
+                initial_checkpoint,
+                timestamp_keys,
+                max_age: args.max_age,
+                withheld_after: args.withheld_after.unwrap_or(args.max_age),
+                max_skew: args.max_skew,
+            },
         };
         Ok(Poll {
             settings,
             schedule,
             once: args.once,
             reset_state: args.reset_state,
+            reset_log_state: args.reset_log_state,
             metrics_file: args.metrics_file,
             rerun_hook: args.rerun_hook,
         })
     }
+}
+
+/// `--log-checkpoint FILE`: a checkpoint note signed by a trusted release key.
+fn initial_checkpoint(path: &std::path::Path, trusted: &TrustedKeys) -> anyhow::Result<String> {
+    let note = std::fs::read_to_string(path).with_context(|| format!("cannot read --log-checkpoint {}", path.display()))?;
+    verify_checkpoint_any_origin(&note, trusted)
+        .with_context(|| format!("--log-checkpoint {} is not a checkpoint signed by a trusted release key", path.display()))?;
+    Ok(note)
 }

@@ -23,6 +23,8 @@ pub struct Publish {
     pub dry_run: bool,
     /// `--note`, already checked (one printable line, bounded).
     pub note: Option<Note>,
+    /// `--log-origin`: the log's name for a store without a log yet.
+    pub log_origin: Option<fts_proto::checkpoint::Origin>,
 }
 
 /// Where the targets a host can have are listed.
@@ -52,6 +54,7 @@ impl Publish {
             target_check,
             dry_run: args.dry_run,
             note: args.note,
+            log_origin: args.log_origin,
         })
     }
 }

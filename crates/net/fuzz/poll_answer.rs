@@ -64,6 +64,7 @@ pub fn poll_answer(data: &[u8]) -> Result<fts_net::client::PollOutcome, fts_net:
         retry_base: std::time::Duration::from_secs(10),
         min_free_percent: 5,
         max_rate: None,
+        log: fts_net::client::freshness::LogSettings::default(),
     };
     let mut client = Client::open(settings, false).expect("open the client");
     let server_side = tokio::io::join(data, tokio::io::sink());

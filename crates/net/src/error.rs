@@ -66,6 +66,14 @@ pub enum PollEnd {
     IdentityMismatch(IdentityMismatch),
     /// The server or the client id was at its limit of polls; `busy` was sent.
     Busy(Busy),
+    /// The server's checkpoint is smaller than the client's `log-size`;
+    /// `log-behind` was sent.
+    LogBehind {
+        /// The size of the checkpoint this server serves.
+        server: u64,
+        /// The size the client has verified.
+        client: u64,
+    },
     /// `--poll-deadline` passed.
     Deadline,
     /// A write of the answer did not finish in time: the client reads slower than
@@ -99,6 +107,7 @@ impl PollEnd {
             PollEnd::ReadFailed(_) => "read-failed",
             PollEnd::IdentityMismatch(_) => "identity-mismatch",
             PollEnd::Busy(_) => "busy",
+            PollEnd::LogBehind { .. } => "log-behind",
             PollEnd::Deadline => "deadline",
             PollEnd::SlowReader => "slow-reader",
             PollEnd::StoppedReading => "stopped-reading",
@@ -150,6 +159,10 @@ impl fmt::Display for Reason<'_> {
             PollEnd::ReadFailed(e) => write!(f, "reading the request: {}", ErrorChain(e)),
             PollEnd::IdentityMismatch(e) => write!(f, "identity-mismatch: {e}"),
             PollEnd::Busy(e) => write!(f, "busy: {e}"),
+            PollEnd::LogBehind { server, client } => write!(
+                f,
+                "the server's checkpoint covers {server} leaves, the client has verified {client} (this replica lags)"
+            ),
             PollEnd::Deadline => f.write_str("the poll deadline passed"),
             PollEnd::SlowReader => f.write_str("the client read slower than the minimum send rate"),
             PollEnd::StoppedReading => f.write_str("the client stopped reading"),
@@ -437,6 +450,9 @@ pub enum ProtocolBreach {
     /// [`ClientSettings::max_frames`](crate::client::ClientSettings::max_frames)).
     #[error("more than {0} frames in one answer")]
     TooManyFrames(usize),
+    /// A `log` frame that is not the first of the answer (PROTOCOL.md section 7.3).
+    #[error("a log frame after the first frame of the answer")]
+    LateLogFrame,
     /// A `file` frame for a target the request held (PROTOCOL.md section 3.1.1): the
     /// server ignored `held`, so it is older than this host (upgrade servers first).
     #[error(

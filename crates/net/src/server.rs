@@ -42,9 +42,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fts_proto::{
-    ClientId, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, ProtoError, Report, Request, ServerFrame,
-    Target,
+    ClientId, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, LogFrame, LogHash, ProtoError, Report, Request,
+    ServerFrame, Target,
 };
+use fts_store::served_log::ServedLog;
 use fts_store::{Answer, Entry, StatusDir, StoreError, StoreReader, StoreSnapshot};
 use fts_trust::{ClientAuth, ClientIdentity};
 
@@ -586,8 +587,40 @@ where
         .map(|t| (t.clone(), snapshot.newest_seq(t)))
         .filter(|&(_, newest)| newest > 0)
         .collect();
-    let answer = choose_entries(shared, &snapshot, wants).await?;
+    // The log (PROTOCOL.md section 7), for a client that asks for it: the answer
+    // opens with the checkpoint and head proofs, and carries only entries the
+    // checkpoint covers, each with its inclusion proof.
+    let served_log = match request.log_size {
+        Some(_) => snapshot.log().cloned(),
+        None => None,
+    };
+    if let (Some(log), Some(asked)) = (&served_log, request.log_size)
+        && asked > log.size()
+    {
+        let message = format!(
+            "this server's checkpoint covers {} leaves, the client has verified {asked}: it is behind (a replica still copying?)",
+            log.size()
+        );
+        let mut frame = error_frame(ErrorCode::LogBehind, &message);
+        frame.retry_after = Some(shared.settings.poll_after.as_secs().max(1));
+        send_error(&shared.metrics, conn, frame).await;
+        return Err(PollEnd::LogBehind { server: log.size(), client: asked });
+    }
+    let mut answer = choose_entries(shared, &snapshot, wants).await?;
     drop(snapshot);
+    if let Some(log) = &served_log {
+        answer.entries.retain(|entry| entry.position < log.size());
+        let frame = ServerFrame::Log(LogFrame {
+            checkpoint: log.note.clone(),
+            consistency: log.consistency(request.log_size.unwrap_or(0)).unwrap_or_default(),
+            heads: targets.iter().map(|t| (t.clone(), log.head_proof(t))).collect(),
+        });
+        let frame = frame.encode().map_err(PollEnd::Encode)?;
+        timeout(shared.settings.request_timeout, conn.write_body_chunk(&frame))
+            .await
+            .map_err(|_| PollEnd::StoppedReading)?
+            .map_err(PollEnd::SendFailed)?;
+    }
     for blocked in &answer.blocked {
         tracing::warn!(
             target = %blocked.entry.statement.target,
@@ -634,7 +667,18 @@ where
             }
             Err(other) => return Err(other),
         };
-        send_entry(conn, &entry, blob, offset, &mut pacer, egress, &shared.metrics).await?;
+        let proof = match &served_log {
+            Some(log) => match in_log(log, &entry) {
+                Some(proof) => Some(proof),
+                None => {
+                    tracing::warn!(%target, seq = entry.statement.seq.get(), "an entry of the journal is not the log's leaf at its place: its target waits (the journal and log/leaves disagree)");
+                    stopped.push(target.clone());
+                    continue;
+                }
+            },
+            None => None,
+        };
+        send_entry(conn, &entry, blob, offset, proof, &mut pacer, egress, &shared.metrics).await?;
         report.files += 1;
         shared.metrics.file_sent();
         report.bytes += entry.statement.file_size - offset;
@@ -646,6 +690,17 @@ where
         .map_err(|_| PollEnd::StoppedReading)?
         .map_err(PollEnd::SendFailed)?;
     Ok(end)
+}
+
+/// The leaf index and inclusion proof of `entry` in the served checkpoint, when
+/// the log's leaf at the entry's position is the entry's own.
+fn in_log(log: &ServedLog, entry: &Entry) -> Option<(u64, Vec<LogHash>)> {
+    let index = entry.position;
+    let leaf = fts_log::merkle::leaf_hash(&fts_store::log::entry_leaf(entry));
+    if log.leaf(index)? != leaf {
+        return None;
+    }
+    Some((index, log.inclusion(index)?))
 }
 
 /// An answer's place under `--max-send-rate` ([`crate::egress`]): taken once per
@@ -757,11 +812,13 @@ impl BlobStream {
 /// or the last `file-size - offset` when it resumes a transfer (`offset` in the
 /// header then says where they start), each chunk in its turn under `egress` when
 /// there is a cap.
+#[allow(clippy::too_many_arguments)]
 async fn send_entry<S>(
     conn: &mut Connection<S>,
     entry: &Entry,
     mut blob: BlobStream,
     offset: u64,
+    proof: Option<(u64, Vec<LogHash>)>,
     pacer: &mut Pacer,
     egress: Option<&Egress>,
     metrics: &Metrics,
@@ -771,6 +828,10 @@ where
 {
     let mut header = FileHeader::new(entry.statement.clone(), entry.key_id, entry.signature);
     header.offset = (offset > 0).then_some(offset);
+    if let Some((index, inclusion)) = proof {
+        header.log_index = Some(index);
+        header.inclusion = Some(inclusion);
+    }
     let body_len = header.body_len();
     let header = ServerFrame::File(header).encode().map_err(PollEnd::Encode)?;
     write_paced(conn, &header, pacer, None).await?;

@@ -73,6 +73,7 @@ fn settings(dest: &Path) -> ClientSettings {
         retry_base: std::time::Duration::from_secs(10),
         min_free_percent: 5,
         max_rate: None,
+        log: fts_net::client::freshness::LogSettings::default(),
     }
 }
 

@@ -23,6 +23,7 @@ use crate::error::{ProtoError, excerpt};
 use crate::frame::{Chunk, FrameDecoder, encode_frame};
 use crate::json::{self, optional, required};
 use crate::keys::{KeyId, Signature};
+use crate::log::{LogFrame, LogHash};
 use crate::names::{FileHash, FileName, Published, Target};
 use crate::request::RejectReason;
 use crate::seq::Seq;
@@ -39,6 +40,9 @@ pub enum ServerFrame {
     Done(Done),
     /// The request was refused; nothing follows.
     Error(ErrorFrame),
+    /// The checkpoint and head proofs an answer starts with when the request
+    /// carried `log-size` (PROTOCOL.md section 7.3).
+    Log(LogFrame),
 }
 
 impl ServerFrame {
@@ -63,6 +67,11 @@ impl ServerFrame {
                 code: required(&object, "code").map_err(bad)?,
                 message: optional(&object, "message").map_err(bad)?.unwrap_or_default(),
                 retry_after: optional::<WireInt>(&object, "retry-after").map_err(bad)?.map(|n| n.0),
+            })),
+            "log" => Ok(ServerFrame::Log(LogFrame {
+                checkpoint: required(&object, "checkpoint").map_err(bad)?,
+                consistency: optional(&object, "consistency").map_err(bad)?.unwrap_or_default(),
+                heads: optional(&object, "heads").map_err(bad)?.unwrap_or_default(),
             })),
             other => Err(bad(format!("unknown frame type {:?}", excerpt(other)))),
         }
@@ -101,6 +110,13 @@ pub struct FileHeader {
     /// follow. Not signed: it changes which bytes travel, never what is installed.
     #[serde(default, with = "wire_int::option", skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// The entry's leaf index in the log (PROTOCOL.md section 7.4); with
+    /// `inclusion`, only in answers that start with a `log` frame.
+    #[serde(default, with = "wire_int::option", skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
+    /// The inclusion proof of the entry's leaf in the answer's checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion: Option<Vec<LogHash>>,
 }
 
 impl FileHeader {
@@ -116,6 +132,8 @@ impl FileHeader {
             key_id,
             signature,
             offset: None,
+            log_index: None,
+            inclusion: None,
         }
     }
 
@@ -171,6 +189,8 @@ impl FileHeader {
         Ok(FileHeader {
             file_size,
             offset,
+            log_index: optional::<WireInt>(object, "log-index").map_err(bad_header())?.map(|n| n.0),
+            inclusion: optional(object, "inclusion").map_err(bad_header())?,
             file_hash: required(object, "file-hash").map_err(bad_header())?,
             published: required(object, "published").map_err(bad_header())?,
             key_id: required(object, "key-id").map_err(bad_header())?,
@@ -243,13 +263,16 @@ pub enum ErrorCode {
     Busy,
     /// `internal`: the server failed on its side; the request was not at fault.
     Internal,
+    /// `log-behind`: the server's checkpoint is older than the request's `log-size`
+    /// (a lagging replica); poll again after `retry-after` seconds.
+    LogBehind,
     /// A code this side does not know (from a newer server), kept as sent so that
     /// the client can still show it.
     Unknown(String),
 }
 
 impl ErrorCode {
-    const KNOWN: [(ErrorCode, &'static str); 9] = [
+    const KNOWN: [(ErrorCode, &'static str); 10] = [
         (ErrorCode::BadFrame, "bad-frame"),
         (ErrorCode::HeaderTooLarge, "header-too-large"),
         (ErrorCode::BadJson, "bad-json"),
@@ -259,6 +282,7 @@ impl ErrorCode {
         (ErrorCode::IdentityMismatch, "identity-mismatch"),
         (ErrorCode::Busy, "busy"),
         (ErrorCode::Internal, "internal"),
+        (ErrorCode::LogBehind, "log-behind"),
     ];
 
     /// The code by its wire spelling; never fails.

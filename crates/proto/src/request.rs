@@ -66,6 +66,48 @@ pub struct Request {
     pub held: BTreeMap<Target, Seq>,
     /// Transfers the client kept a prefix of (PROTOCOL.md section 3.2.1).
     pub resume: Vec<Resume>,
+    /// The size of the newest checkpoint the client has verified (0: none yet).
+    /// Present, it asks for the answer's `log` frame (PROTOCOL.md section 7).
+    pub log_size: Option<u64>,
+    /// The client's raised alarms, each with when it was first raised (Unix
+    /// seconds), so that the server's status shows them (PROTOCOL.md section 7.5).
+    pub alarms: BTreeMap<AlarmName, u64>,
+}
+
+/// At most this many alarms ride in one request.
+pub const MAX_ALARMS: usize = 16;
+
+/// The name of a client alarm: a lower-case kebab-case word (`stale`, `withheld`,
+/// `fork`, `clock`, `behind`, or a newer client's).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct AlarmName(String);
+
+impl AlarmName {
+    /// The longest alarm name accepted.
+    pub const MAX_LEN: usize = 32;
+
+    /// A kebab-case word of at most [`AlarmName::MAX_LEN`] bytes, or `None`.
+    pub fn parse(s: &str) -> Option<AlarmName> {
+        is_kebab_word(s, Self::MAX_LEN).then(|| AlarmName(s.to_owned()))
+    }
+
+    /// The name as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AlarmName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AlarmName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        AlarmName::parse(&s).ok_or_else(|| serde::de::Error::custom("not a lower-case kebab-case alarm name"))
+    }
 }
 
 /// A kept prefix of a cut transfer: the client has the first `offset` bytes of the
@@ -89,6 +131,8 @@ impl Request {
             rejected: Vec::new(),
             held: BTreeMap::new(),
             resume: Vec::new(),
+            log_size: None,
+            alarms: BTreeMap::new(),
         }
     }
 
@@ -170,12 +214,23 @@ impl Request {
             )));
         }
 
+        let log_size = optional::<WireInt>(&object, "log-size").map_err(bad)?.map(|n| n.0);
+        let alarms: BTreeMap<AlarmName, WireInt> = optional(&object, "alarms").map_err(bad)?.unwrap_or_default();
+        if alarms.len() > MAX_ALARMS {
+            return Err(bad(format!(
+                "field `alarms`: {} alarms, more than the {MAX_ALARMS} allowed",
+                alarms.len()
+            )));
+        }
+
         Ok(Request {
             client_id,
             since: since.into_iter().map(|(t, n)| (t, n.0)).collect(),
             rejected,
             held,
             resume,
+            log_size,
+            alarms: alarms.into_iter().map(|(a, n)| (a, n.0)).collect(),
         })
     }
 
@@ -206,6 +261,10 @@ struct RequestWire<'a> {
     held: &'a BTreeMap<Target, Seq>,
     #[serde(skip_serializing_if = "<[Resume]>::is_empty")]
     resume: &'a [Resume],
+    #[serde(with = "wire_int::option", skip_serializing_if = "Option::is_none")]
+    log_size: Option<u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    alarms: BTreeMap<&'a AlarmName, WireInt>,
 }
 
 impl Serialize for Request {
@@ -218,6 +277,8 @@ impl Serialize for Request {
             rejected: &self.rejected,
             held: &self.held,
             resume: &self.resume,
+            log_size: self.log_size,
+            alarms: self.alarms.iter().map(|(a, &n)| (a, WireInt(n))).collect(),
         }
         .serialize(serializer)
     }
@@ -274,6 +335,9 @@ pub enum RejectReason {
     HookFailed,
     /// The hook failed at its last attempt: it is not run again by itself.
     HookGivenUp,
+    /// The entry is not in the verified log: its inclusion proof is missing or
+    /// fails (PROTOCOL.md section 7.4).
+    NotLogged,
     /// A reason from a newer client: a lower-case kebab-case word, kept so that the
     /// server can record it instead of refusing the request.
     Other(String),
@@ -283,7 +347,7 @@ impl RejectReason {
     /// The longest unknown reason accepted as [`RejectReason::Other`].
     pub const MAX_OTHER_LEN: usize = 32;
 
-    const KNOWN: [(RejectReason, &'static str); 13] = [
+    const KNOWN: [(RejectReason, &'static str); 14] = [
         (RejectReason::BadHeader, "bad-header"),
         (RejectReason::BadName, "bad-name"),
         (RejectReason::WrongTarget, "wrong-target"),
@@ -297,6 +361,7 @@ impl RejectReason {
         (RejectReason::InstallFailed, "install-failed"),
         (RejectReason::HookFailed, "hook-failed"),
         (RejectReason::HookGivenUp, "hook-given-up"),
+        (RejectReason::NotLogged, "not-logged"),
     ];
 
     /// A known reason by its wire spelling, an unknown one that looks like a reason

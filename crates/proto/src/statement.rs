@@ -40,6 +40,9 @@ pub trait Signer {
     fn key_id(&self) -> KeyId;
     /// The signature over `statement.to_bytes()`.
     fn sign(&self, statement: &Statement) -> Signature;
+    /// The log's checkpoint as a signed note: its text, a blank line and this key's
+    /// signature line (PROTOCOL.md section 7.2).
+    fn sign_checkpoint(&self, checkpoint: &crate::checkpoint::Checkpoint) -> String;
 }
 
 impl<S: Signer + ?Sized> Signer for &S {
@@ -48,6 +51,9 @@ impl<S: Signer + ?Sized> Signer for &S {
     }
     fn sign(&self, statement: &Statement) -> Signature {
         (**self).sign(statement)
+    }
+    fn sign_checkpoint(&self, checkpoint: &crate::checkpoint::Checkpoint) -> String {
+        (**self).sign_checkpoint(checkpoint)
     }
 }
 

@@ -73,6 +73,13 @@ pub enum StoreError {
         detail: String,
     },
 
+    /// The log cannot be extended or signed as asked; the detail says why and what to do.
+    #[error("{detail}")]
+    Log {
+        /// What is wrong, in words for the operator.
+        detail: String,
+    },
+
     /// A publish named no target.
     #[error("a publish needs at least one target")]
     NoTargets,

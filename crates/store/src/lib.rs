@@ -30,6 +30,8 @@ pub mod history;
 pub mod journal;
 mod last_polls;
 pub mod layout;
+pub mod log;
+pub mod served_log;
 pub mod preview;
 pub mod provenance;
 pub mod publish;

@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use fts_fs::stream::{CHUNK, DISK_BUFFERS, DiskWriter, read_full};
 use fts_fs::{Dir, FileMode, TempFile};
+use fts_proto::checkpoint::{Checkpoint, Origin};
 use fts_proto::{
     ErrorChain, FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Signature, Signer, Statement, Target,
 };
@@ -39,6 +40,7 @@ use crate::journal::{
     encode_line, read_line, valid_record_after,
 };
 use crate::layout::{self, BLOBS, JOURNAL, LOCK, OWN_NAMES, TMP};
+use crate::log;
 use crate::provenance::Provenance;
 
 /// The mode of the store's own files (the journal), less the umask: who reads the
@@ -53,6 +55,8 @@ const BLOB_MODE: FileMode = FileMode::Exact(0o444);
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    /// The log's name for its first checkpoint (later ones keep the checkpoint's).
+    log_origin: Option<Origin>,
 }
 
 impl Store {
@@ -60,7 +64,7 @@ impl Store {
     /// only the header) when `dir` is missing or empty. Refuses a folder that holds
     /// other things but no journal, and a journal of another format or version.
     pub fn open_or_create(dir: impl AsRef<Path>) -> Result<Store> {
-        let store = Store { dir: dir.as_ref().to_path_buf() };
+        let store = Store { dir: dir.as_ref().to_path_buf(), log_origin: None };
         let journal = store.dir.join(JOURNAL);
         if !journal.exists() {
             store.create()?;
@@ -75,6 +79,27 @@ impl Store {
     /// The store folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Names the log, for the first checkpoint of a store that has none (a store
+    /// with a checkpoint keeps its origin, and refuses another).
+    pub fn with_log_origin(mut self, origin: Option<Origin>) -> Store {
+        self.log_origin = origin;
+        self
+    }
+
+    /// Builds the log over the whole journal, or brings it up to date, and signs its
+    /// checkpoint (`fts log init`; every publish does the same after its record).
+    pub fn sign_log<S: Signer + ?Sized>(&self, signer: &S) -> Result<Checkpoint> {
+        let _lock = self.lock()?;
+        let journal_path = self.dir.join(JOURNAL);
+        let journal = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&journal_path)
+            .map_err(StoreError::io("open", &journal_path))?;
+        let index = load_for_append(&journal, &journal_path)?;
+        log::append_and_sign(&self.dir, &index.entries, signer, self.log_origin.as_ref())
     }
 
     /// Where the blob of `hash` lives (whether or not it is there).
@@ -256,6 +281,11 @@ impl Store {
             targets = targets.len(),
             "published"
         );
+        // The record is durable: a failure from here on leaves entries the log does
+        // not cover yet, which servers do not serve and the next publish covers.
+        let mut all = index.entries;
+        all.extend(entries.iter().cloned());
+        log::append_and_sign(&self.dir, &all, signer, self.log_origin.as_ref())?;
         Ok(entries)
     }
 

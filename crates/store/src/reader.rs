@@ -49,6 +49,7 @@ use crate::entry::Entry;
 use crate::error::{NotAStore, Result, StoreError};
 use crate::journal::{DamageKind, JournalDamage, JournalIndex, record_unchanged};
 use crate::layout::{self, BLOBS, JOURNAL};
+use crate::served_log::{LogWatch, ServedLog};
 
 /// A store opened read-only for serving.
 #[derive(Debug)]
@@ -66,6 +67,8 @@ pub struct StoreReader {
     identity: Option<FileIdentity>,
     /// Why reading stopped before the end of the journal, if it did.
     damage: Option<JournalDamage>,
+    /// The log files, followed like the journal.
+    log: LogWatch,
 }
 
 /// One version of the store as the server serves it: the journal's valid prefix (its
@@ -80,6 +83,8 @@ pub struct StoreSnapshot {
     generation: u64,
     /// `blobs/`, opened without following a link, or why it cannot be.
     blobs: Result<Arc<Dir>, BlobProblem>,
+    /// The checkpoint served, with its trees; `None` before the store has a log.
+    log: Option<Arc<ServedLog>>,
 }
 
 /// What a [`StoreReader::refresh`] did.
@@ -187,6 +192,7 @@ impl StoreReader {
             index: JournalIndex::default(),
             generation: 0,
             blobs: Err(BlobProblem::Missing),
+            log: None,
         };
         let mut reader = StoreReader {
             dir,
@@ -197,8 +203,10 @@ impl StoreReader {
             snapshot: Arc::new(snapshot),
             identity: None,
             damage: None,
+            log: LogWatch::default(),
         };
         reader.look_at_blobs();
+        reader.look_at_log();
         match reader.store.open_file(JOURNAL) {
             Ok(file) => reader.reload(file)?,
             Err(e) if e.is_not_found() => {
@@ -270,6 +278,24 @@ impl StoreReader {
             index: index.unwrap_or_else(|| current.index.clone()),
             generation: current.generation + 1,
             blobs: blobs.unwrap_or_else(|| current.blobs.clone()),
+            log: current.log.clone(),
+        });
+    }
+
+    /// Follows the log files; a new snapshot when what is served changed.
+    fn look_at_log(&mut self) {
+        let store = Arc::clone(&self.store);
+        if !self.log.refresh(&store) {
+            return;
+        }
+        let served = self.log.served();
+        let current = &self.snapshot;
+        self.snapshot = Arc::new(StoreSnapshot {
+            dir: current.dir.clone(),
+            index: current.index.clone(),
+            generation: current.generation + 1,
+            blobs: current.blobs.clone(),
+            log: served,
         });
     }
 
@@ -279,6 +305,13 @@ impl StoreReader {
     pub fn refresh(&mut self) -> Result<Refresh> {
         let store = self.store_dir()?;
         self.look_at_blobs();
+        let refreshed = self.refresh_journal(&store);
+        // After the journal: a checkpoint copied after it finds its entries there.
+        self.look_at_log();
+        refreshed
+    }
+
+    fn refresh_journal(&mut self, store: &Dir) -> Result<Refresh> {
         let stat = match store.stat(JOURNAL) {
             Ok(stat) => stat,
             Err(e) if e.is_not_found() => {
@@ -436,6 +469,11 @@ impl StoreSnapshot {
     /// Which snapshot of its reader this is: each change makes the next.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The checkpoint served with its proofs, once the store has a log.
+    pub fn log(&self) -> Option<&Arc<ServedLog>> {
+        self.log.as_ref()
     }
 
     /// Entries indexed (the journal's valid prefix).

@@ -111,6 +111,9 @@ impl fts_proto::Signer for SigningKey {
     fn sign(&self, statement: &Statement) -> Signature {
         SigningKey::sign(self, statement)
     }
+    fn sign_checkpoint(&self, checkpoint: &fts_proto::checkpoint::Checkpoint) -> String {
+        SigningKey::sign_checkpoint(self, checkpoint)
+    }
 }
 
 impl fmt::Debug for SigningKey {

@@ -48,6 +48,7 @@
 //!   read and the whole round, between files.
 
 pub mod deadline;
+pub mod freshness;
 pub mod held;
 pub mod hook;
 pub mod metrics_file;
@@ -84,6 +85,7 @@ use crate::connection::{Connection, ReadError};
 pub use crate::error::{Interruption, PollError, ProtocolBreach, TlsProblem, TransportError};
 use crate::error::{LocalFailure, peer_text};
 use deadline::{Cut, PollClock};
+use freshness::{AnswerLog, LogBook, LogSettings};
 use held::{Conditions, Hold, HoldCause};
 use hook::Hook;
 use partial::PartialDir;
@@ -188,6 +190,8 @@ pub struct ClientSettings {
     /// `--max-rate`: the most body bytes per second this host receives ([`rate`]);
     /// `None`, as fast as they come.
     pub max_rate: Option<u64>,
+    /// The log: origin, cosigners, and the alarm limits ([`freshness`]).
+    pub log: LogSettings,
 }
 
 /// What one poll did.
@@ -203,6 +207,8 @@ pub struct PollOutcome {
     pub repeat_now: bool,
     /// The server's `poll-after` advice, when the answer got as far as `done`.
     pub poll_after: Option<u64>,
+    /// The answer's checkpoint was refused (`fork`, `behind`): nothing was applied.
+    pub log_refused: bool,
 }
 
 /// A host's client: its settings, its state, and the lock on its destination.
@@ -217,6 +223,8 @@ pub struct Client {
     /// name in it.
     state_dir: Dir,
     state_name: OsString,
+    /// The log state, in its own file beside the state ([`freshness`]).
+    log: LogBook,
     _lock: File,
     /// A stop request (SIGTERM) ends an answer between files, never inside one.
     stop: Arc<Stop>,
@@ -228,6 +236,12 @@ impl Client {
     /// left, and loads the state (an unreadable state is an error unless
     /// `reset_state`).
     pub fn open(settings: ClientSettings, reset_state: bool) -> Result<Client, PollError> {
+        Self::open_with(settings, reset_state, false)
+    }
+
+    /// [`Client::open`], also starting the log state again when `reset_log_state`
+    /// (`--reset-log-state`; the old one is kept as evidence).
+    pub fn open_with(settings: ClientSettings, reset_state: bool, reset_log_state: bool) -> Result<Client, PollError> {
         let dest_path = &settings.dest;
         // 0750 (less the umask) for the folders fts makes, the default `incoming/` too.
         std::fs::DirBuilder::new()
@@ -272,6 +286,10 @@ impl Client {
             Err(e @ StateError::Read { .. }) if reset_state => return Err(PollError::ResetRefused(e)),
             Err(e) => return Err(e.into()),
         };
+        let log = LogBook::open(settings.log.clone(), open_private_dir(state_dir.path())?, &state_name, reset_log_state)?;
+        if settings.log.timestamp_keys.is_empty() {
+            tracing::warn!("freshness is off: no --timestamp-key, so a server that keeps patches from this host is not noticed");
+        }
         let mut client = Client {
             settings,
             state,
@@ -279,6 +297,7 @@ impl Client {
             partial,
             state_dir,
             state_name,
+            log,
             _lock: lock,
             stop: Arc::default(),
         };
@@ -601,6 +620,9 @@ impl Client {
         let exchange = self.exchange_plan();
         request.held = exchange.held.clone();
         request.resume = exchange.resume.clone();
+        let (log_size, alarms) = self.log.request_fields(unix_now());
+        request.log_size = Some(log_size);
+        request.alarms = alarms;
         match tokio::time::timeout(clock.read_timeout(), conn.send_request(&request)).await {
             Err(_) => return Err(PollError::Timeout(clock.read_timeout())),
             Ok(Err(e)) => return Err(self.io_error(e, true)),
@@ -610,6 +632,7 @@ impl Client {
         let mut outcome = PollOutcome::default();
         let result = self.read_answer(&mut conn, &carried, &exchange, &mut outcome, clock, progress).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.shutdown()).await;
+        self.judge_log();
         result.map(|()| outcome)
     }
 
@@ -626,6 +649,7 @@ impl Client {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        let mut answer_log: Option<AnswerLog> = None;
         for frame_number in 0..self.settings.max_frames {
             let first = frame_number == 0;
             if !first && self.stop.is_requested() {
@@ -671,6 +695,18 @@ impl Client {
             };
             match frame {
                 ServerFrame::Error(error) => return Err(PollError::Refused(error)),
+                ServerFrame::Log(frame) => {
+                    if !first {
+                        return Err(PollError::Protocol(ProtocolBreach::LateLogFrame));
+                    }
+                    self.answered(carried)?;
+                    let checked = self.log.check_frame(&frame, &self.settings.trusted, &self.settings.targets, unix_now());
+                    if matches!(checked, AnswerLog::Refused) {
+                        outcome.log_refused = true;
+                        return Ok(());
+                    }
+                    answer_log = Some(checked);
+                }
                 ServerFrame::Done(done) => {
                     if first {
                         self.answered(carried)?;
@@ -684,13 +720,40 @@ impl Client {
                     if first {
                         self.answered(carried)?;
                     }
-                    if !self.take_file(conn, header, exchange, outcome, clock, progress).await? {
+                    let standing = answer_log.get_or_insert_with(|| self.log.without_frame());
+                    let standing = standing.clone();
+                    if !self.take_file(conn, header, exchange, &standing, outcome, clock, progress).await? {
                         return Ok(());
                     }
                 }
             }
         }
         Err(PollError::Protocol(ProtocolBreach::TooManyFrames(self.settings.max_frames)))
+    }
+
+    /// The log state: the recorded checkpoint and the alarms.
+    pub fn log_state(&self) -> &freshness::LogState {
+        self.log.state()
+    }
+
+    /// Judges the alarms that depend on time after an exchange (`stale`,
+    /// `withheld`): a target held on a genuine entry (its leaf verified, refused for
+    /// a local reason it reported) is not withheld.
+    fn judge_log(&mut self) {
+        let state = &self.state;
+        let since = |target: &Target| state.since(target);
+        let genuine = |target: &Target| {
+            state.held.get(target).is_some_and(|hold| {
+                matches!(
+                    hold.cause,
+                    HoldCause::TooLarge { .. }
+                        | HoldCause::UntrustedKey { .. }
+                        | HoldCause::NoSpace { .. }
+                        | HoldCause::HookFailing { .. }
+                ) || hold.reason == RejectReason::InstallFailed
+            })
+        };
+        self.log.judge(unix_now(), &since, &genuine);
     }
 
     /// What the next request holds and asks to resume (PROTOCOL.md sections 3.1.1
@@ -832,11 +895,13 @@ impl Client {
     /// Checks 2 to 7 for one `file` frame. `Ok(true)`: go on to the next frame;
     /// `Ok(false)`: the answer ends here (a refusal, a hold, or a rule of check 5).
     /// `asked` holds the resume offsets the request asked for, by file hash.
+    #[allow(clippy::too_many_arguments)]
     async fn take_file<S>(
         &mut self,
         conn: &mut Connection<S>,
         header: FileHeader,
         exchange: &Exchange,
+        answer_log: &AnswerLog,
         outcome: &mut PollOutcome,
         clock: &PollClock,
         progress: &mut dyn Progress,
@@ -869,6 +934,13 @@ impl Client {
             let reason = if seq.get() <= since { RejectReason::Replay } else { RejectReason::Gap };
             tracing::warn!(%target, seq = seq.get(), expected = next.get(), %reason, "refused an entry out of sequence");
             return self.hold(outcome, &target, next, refuse(reason), HoldCause::Backoff);
+        }
+        // In the log the answer's checkpoint proves (PROTOCOL.md section 7.4), before
+        // the signature: a hold after this one is on a genuine entry, whose leaf
+        // verifies, and does not count toward `withheld`.
+        if let Err(why) = answer_log.check_entry(&header) {
+            tracing::warn!(%target, seq = seq.get(), problem = %why, "refused an entry that is not in the verified log");
+            return self.hold(outcome, &target, seq, refuse(RejectReason::NotLogged), HoldCause::Backoff);
         }
         // Check 4: signed by a trusted key.
         let verified = match self.settings.trusted.verify(
@@ -1143,7 +1215,7 @@ fn mark_hook_pending(pending: &mut Vec<PendingHook>, entry: PendingHook) {
     pending.push(entry);
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

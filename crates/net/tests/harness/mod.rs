@@ -221,6 +221,7 @@ impl World {
             retry_base: std::time::Duration::from_secs(10),
             min_free_percent: 5,
             max_rate: None,
+            log: fts_net::client::freshness::LogSettings::default(),
         };
         Client::open(settings, false).expect("open the client")
     }

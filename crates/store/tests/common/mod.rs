@@ -43,6 +43,10 @@ impl Signer for TestKey {
     fn sign(&self, statement: &Statement) -> Signature {
         Signer::sign(&self.key, statement)
     }
+
+    fn sign_checkpoint(&self, checkpoint: &fts_proto::Checkpoint) -> String {
+        self.key.sign_checkpoint(checkpoint)
+    }
 }
 
 pub fn target(s: &str) -> Target {

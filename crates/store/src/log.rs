@@ -1,0 +1,325 @@
+//! The store's log (docs/STORE.md, docs/PROTOCOL.md section 7): every published
+//! statement is a leaf, in publish order, so leaf `i` is the journal's entry at
+//! position `i`. Files:
+//!
+//! ```text
+//! <store>/log/leaves          append-only: per leaf a u16 big-endian length, then its bytes
+//! <store>/log/checkpoint      the newest checkpoint, a note signed by the release key
+//! <store>/cosignatures/<id>   per timestamp key, the newest checkpoint it cosigned
+//! ```
+//!
+//! The leaves are a copy of what the journal signs, kept apart so that a server (and
+//! the timestamp signer) computes proofs from the log alone: a replica whose journal
+//! lost its newest record still proves the head it cannot send, and its host notices.
+//!
+//! Publish order and crash safety ([`append_and_sign`], under the publish lock, after
+//! the journal record is durable): the missing leaves are appended and flushed, then
+//! the checkpoint is signed and renamed into place. A crash before the rename leaves
+//! leaves (or journal entries) beyond the checkpoint: servers serve only what the
+//! checkpoint covers, and the next publish covers the rest.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use fts_fs::{Dir, FileMode, WriteOptions};
+use fts_log::heads::HeadsTree;
+use fts_log::merkle::{Tree, leaf_hash};
+use fts_proto::checkpoint::{Checkpoint, Note, Origin};
+use fts_proto::{STATEMENT_TAG, Signer, Target, statement_leaf};
+
+use crate::entry::Entry;
+use crate::error::{Result, StoreError};
+
+/// The log folder in a store.
+pub const LOG: &str = "log";
+/// The leaves file, inside [`LOG`].
+pub const LEAVES: &str = "leaves";
+/// The checkpoint file, inside [`LOG`].
+pub const CHECKPOINT: &str = "checkpoint";
+/// The cosignature folder in a store, one file per timestamp key.
+pub const COSIGNATURES: &str = "cosignatures";
+
+/// The longest cosignature file read (a note is at most 8 KiB).
+const MAX_COSIGNATURE_FILE: u64 = 16 * 1024;
+
+/// The log leaf of an entry: its statement, key id and signature.
+pub fn entry_leaf(entry: &Entry) -> Vec<u8> {
+    statement_leaf(&entry.statement, &entry.key_id, &entry.signature)
+}
+
+/// The target and seq a leaf is about (its second and third lines), or `None` for
+/// bytes that are not a statement leaf.
+pub fn leaf_target_seq(leaf: &[u8]) -> Option<(Target, u64)> {
+    let text = std::str::from_utf8(leaf).ok()?;
+    let mut lines = text.split('\n');
+    if lines.next()? != STATEMENT_TAG {
+        return None;
+    }
+    let target = Target::parse(lines.next()?).ok()?;
+    let seq = lines.next()?.parse().ok()?;
+    Some((target, seq))
+}
+
+/// The leaves read from a leaves file: their bytes and where the last whole one ends.
+#[derive(Debug, Default, Clone)]
+pub struct Leaves {
+    /// Each leaf's bytes, in log order.
+    pub leaves: Vec<Vec<u8>>,
+    /// The offset just past the last whole leaf (a torn tail starts there).
+    pub end: u64,
+}
+
+/// Reads whole leaves from `reader`, positioned at a leaf boundary, until the end or
+/// a torn tail (a length or leaf cut short), which is left unread.
+pub fn read_leaves(reader: &mut impl Read, start: u64) -> io::Result<Leaves> {
+    let mut out = Leaves { leaves: Vec::new(), end: start };
+    loop {
+        let mut len = [0u8; 2];
+        if !read_whole(reader, &mut len)? {
+            return Ok(out);
+        }
+        let mut leaf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if !read_whole(reader, &mut leaf)? {
+            return Ok(out);
+        }
+        out.end += 2 + leaf.len() as u64;
+        out.leaves.push(leaf);
+    }
+}
+
+/// Fills `buf`, or says false when the input ends first.
+fn read_whole(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// The heads of the first `size` leaves: per target, its greatest seq.
+pub fn heads_of(targets: &[(Target, u64)]) -> BTreeMap<Target, u64> {
+    let mut heads = BTreeMap::new();
+    for (target, seq) in targets {
+        let head = heads.entry(target.clone()).or_insert(0);
+        *head = (*head).max(*seq);
+    }
+    heads
+}
+
+/// The checkpoint of a log: its tree at `size` leaves and the heads of those leaves.
+pub fn checkpoint_of(origin: &Origin, tree: &Tree, targets: &[(Target, u64)]) -> Result<Checkpoint> {
+    let size = targets.len() as u64;
+    let root = tree.root(size).map_err(|e| log_error(format!("cannot compute the log's root: {e}")))?;
+    let heads = HeadsTree::new(&heads_of(targets));
+    Ok(Checkpoint { origin: origin.clone(), size, root, heads_count: heads.count(), heads_root: heads.root() })
+}
+
+fn log_error(detail: String) -> StoreError {
+    StoreError::Log { detail }
+}
+
+/// A checkpoint note read from a file: its text parsed, and the note as it is.
+#[derive(Debug, Clone)]
+pub struct StoredCheckpoint {
+    /// The note, verbatim.
+    pub note: String,
+    /// Its text, parsed.
+    pub checkpoint: Checkpoint,
+}
+
+impl StoredCheckpoint {
+    /// Parses a checkpoint note (signatures are not checked here: a host and the
+    /// timestamp signer check them).
+    pub fn parse(note: String) -> std::result::Result<StoredCheckpoint, String> {
+        let parsed = Note::parse(&note).map_err(|e| e.to_string())?;
+        let checkpoint = Checkpoint::parse_text(&parsed.text).map_err(|e| e.to_string())?;
+        Ok(StoredCheckpoint { note, checkpoint })
+    }
+}
+
+/// Reads `<store>/log/checkpoint`: `None` when there is none yet.
+pub fn read_checkpoint(store_dir: &Path) -> Result<Option<StoredCheckpoint>> {
+    let path = store_dir.join(LOG).join(CHECKPOINT);
+    let note = match fs::read_to_string(&path) {
+        Ok(note) => note,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("read", &path)(e)),
+    };
+    StoredCheckpoint::parse(note)
+        .map(Some)
+        .map_err(|why| log_error(format!("{} is not a checkpoint: {why}", path.display())))
+}
+
+/// The cosigned checkpoints in `<store>/cosignatures/`, each with its file name.
+/// Files that are not checkpoint notes are skipped with a warning (one bad file must
+/// not stop a server from serving the others').
+pub fn read_cosigned(store_dir: &Path) -> Result<Vec<(String, StoredCheckpoint)>> {
+    let dir = store_dir.join(COSIGNATURES);
+    let listing = match fs::read_dir(&dir) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("list", &dir)(e)),
+    };
+    let mut out = Vec::new();
+    for item in listing {
+        let item = item.map_err(StoreError::io("list", &dir))?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue; // temps of a copy in progress
+        }
+        let path = item.path();
+        match read_small(&path) {
+            Ok(note) => match StoredCheckpoint::parse(note) {
+                Ok(stored) => out.push((name, stored)),
+                Err(why) => tracing::warn!(file = %path.display(), %why, "skipping a cosignature file that is not a checkpoint note"),
+            },
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable cosignature file"),
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+fn read_small(path: &Path) -> io::Result<String> {
+    let file = File::open(path)?;
+    let mut text = String::new();
+    file.take(MAX_COSIGNATURE_FILE).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Under the publish lock, with the journal's entries (all of them, the new ones
+/// durable): appends the leaves the log lacks, checks that the log it extends is the
+/// one already signed and the one the timestamp signer cosigned, signs the new
+/// checkpoint and writes it. Returns it.
+///
+/// `origin` names the log when the store has no checkpoint yet; afterwards the
+/// checkpoint's own origin is kept and a different one given is refused.
+pub fn append_and_sign<S: Signer + ?Sized>(
+    store_dir: &Path,
+    entries: &[Entry],
+    signer: &S,
+    origin: Option<&Origin>,
+) -> Result<Checkpoint> {
+    let log_dir = store_dir.join(LOG);
+    fs::create_dir_all(&log_dir).map_err(StoreError::io("create", &log_dir))?;
+    let previous = read_checkpoint(store_dir)?;
+    let origin = match (&previous, origin) {
+        (Some(prev), Some(given)) if prev.checkpoint.origin != *given => {
+            return Err(log_error(format!(
+                "the store's log is named {}, not {given}: a log keeps its origin for ever (hosts pin it)",
+                prev.checkpoint.origin
+            )));
+        }
+        (Some(prev), _) => prev.checkpoint.origin.clone(),
+        (None, Some(given)) => given.clone(),
+        (None, None) => {
+            return Err(log_error(
+                "the store has no log yet and no origin was given (fts keygen signing writes log-origin beside the key; or give --log-origin)".into(),
+            ));
+        }
+    };
+
+    let (tree, targets) = extend_leaves(&log_dir.join(LEAVES), entries)?;
+    let size = tree.len();
+    if let Some(prev) = &previous {
+        check_extends(&tree, &prev.checkpoint, "the store's own previous checkpoint")?;
+    }
+    for (name, cosigned) in read_cosigned(store_dir)? {
+        if cosigned.checkpoint.origin == origin {
+            check_extends(&tree, &cosigned.checkpoint, &format!("the checkpoint cosigned in {COSIGNATURES}/{name}"))?;
+        }
+    }
+    let checkpoint = checkpoint_of(&origin, &tree, &targets)?;
+    let note = signer.sign_checkpoint(&checkpoint);
+    let log = Dir::open(&log_dir)?;
+    log.write_atomic(
+        CHECKPOINT,
+        note.as_bytes(),
+        &WriteOptions { label: "checkpoint", mode: FileMode::LessUmask(0o666), durable: true, overwrite: true },
+    )?;
+    tracing::info!(origin = %origin, size, "signed the log's checkpoint");
+    Ok(checkpoint)
+}
+
+/// Refuses a log that does not extend `older`: smaller, or another root at its size.
+fn check_extends(tree: &Tree, older: &Checkpoint, what: &str) -> Result<()> {
+    let size = tree.len();
+    if older.size > size {
+        return Err(log_error(format!(
+            "{what} covers {} leaves, but this store's log has only {size}: it is older than what hosts may have seen (a store restored from an old backup?). Restore it from the freshest replica (docs/OPERATIONS.md), check it with `fts log verify --against DIR`",
+            older.size
+        )));
+    }
+    match tree.root(older.size) {
+        Ok(root) if root == older.root => Ok(()),
+        _ => Err(log_error(format!(
+            "this store's log at size {} is not the one {what} signs: signing on would fork the log. Restore the store from the freshest replica (docs/OPERATIONS.md)",
+            older.size
+        ))),
+    }
+}
+
+/// Brings the leaves file in line with the journal: checks the leaves it has are
+/// the journal's, truncates a torn tail, appends the missing ones durably. Returns
+/// the tree of all leaves and each leaf's target and seq.
+fn extend_leaves(path: &PathBuf, entries: &[Entry]) -> Result<(Tree, Vec<(Target, u64)>)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(StoreError::io("open", path))?;
+    let read = read_leaves(&mut BufReader::with_capacity(1 << 16, &file), 0).map_err(StoreError::io("read", path))?;
+    let len = file.metadata().map_err(StoreError::io("inspect", path))?.len();
+    if read.end != len {
+        tracing::warn!(leaves = %path.display(), "truncating the torn tail left by an interrupted publish");
+        fts_fs::truncate_durably(&file, read.end, path)?;
+    }
+    if read.leaves.len() > entries.len() {
+        return Err(log_error(format!(
+            "{} holds {} leaves but the journal only {} entries: the journal lost records the log signed; restore the store from the freshest replica",
+            path.display(),
+            read.leaves.len(),
+            entries.len()
+        )));
+    }
+    let mut tree = Tree::new();
+    let mut targets = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let leaf = entry_leaf(entry);
+        if let Some(stored) = read.leaves.get(i)
+            && *stored != leaf
+        {
+            return Err(log_error(format!(
+                "leaf {i} of {} is not the journal's entry {i} ({} seq {}): the log and the journal disagree",
+                path.display(),
+                entry.statement.target,
+                entry.statement.seq
+            )));
+        }
+        tree.push(leaf_hash(&leaf));
+        targets.push((entry.statement.target.clone(), entry.statement.seq.get()));
+    }
+    let mut missing = Vec::new();
+    for entry in &entries[read.leaves.len()..] {
+        let leaf = entry_leaf(entry);
+        let len = u16::try_from(leaf.len())
+            .map_err(|_| log_error(format!("a leaf of {} bytes does not fit the leaves file", leaf.len())))?;
+        missing.extend_from_slice(&len.to_be_bytes());
+        missing.extend_from_slice(&leaf);
+    }
+    if !missing.is_empty() {
+        let mut handle = &file;
+        handle.seek(SeekFrom::Start(read.end)).map_err(StoreError::io("seek in", path))?;
+        fts_fs::append_durably(&file, &missing, path)?;
+    }
+    Ok((tree, targets))
+}
