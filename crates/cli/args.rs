@@ -18,7 +18,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use fts_net::admission::IpNet;
-use fts_proto::{ClientId, FileName, GroupName, Target};
+use fts_proto::{ClientId, FileName, GroupName, Origin, Target};
 use fts_store::Note;
 
 use crate::units::{
@@ -96,8 +96,12 @@ pub enum KeygenCommand {
     Server(KeygenServerArgs),
     /// Create a client certificate and key (<ID>.crt, <ID>.key) for a host
     Client(KeygenClientArgs),
-    /// Create the release signing key pair (signing.key, signing.pub)
+    /// Create the release signing key pair and its log's name (signing.key, signing.pub,
+    /// log-origin)
     Signing(KeygenSigningArgs),
+    /// Create the timestamp signer's key pair (timestamp.key, timestamp.pub), which
+    /// cosigns the log's checkpoints
+    Timestamp(KeygenTimestampArgs),
     /// On a host: create its key and a certificate signing request (<ID>.key, <ID>.csr)
     Csr(KeygenCsrArgs),
     /// On the CA host: issue a client certificate (<ID>.crt) for a CSR, with the
@@ -165,6 +169,18 @@ pub struct KeygenClientArgs {
 
 #[derive(Debug, Args)]
 pub struct KeygenSigningArgs {
+    #[command(flatten)]
+    pub dir: KeygenDir,
+
+    /// The name of the log whose checkpoints the key signs, written to log-origin:
+    /// printable ASCII without spaces or `+`, with a `/`, not starting with `fts-`
+    /// [default: fts.local/ and 16 random hex digits]
+    #[arg(long, value_name = "ORIGIN")]
+    pub log_origin: Option<Origin>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenTimestampArgs {
     #[command(flatten)]
     pub dir: KeygenDir,
 }

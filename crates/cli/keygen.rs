@@ -4,7 +4,9 @@
 
 use fts_trust::crl::CrlWritten;
 use fts_trust::enrol::{self, CsrOptions, SignOptions};
-use fts_trust::keygen::{self, CaOptions, ClientOptions, Issued, ServerOptions, SigningOptions};
+use fts_trust::keygen::{
+    self, CaOptions, ClientOptions, Issued, ServerOptions, SigningOptions, TimestampOptions,
+};
 use fts_trust::revocation::{self, CrlOptions, RevokeOptions};
 
 use crate::config::Keygen;
@@ -15,6 +17,7 @@ pub fn run(command: Keygen) -> anyhow::Result<()> {
         Keygen::Server(options) => server(&options),
         Keygen::Client(options) => client(&options),
         Keygen::Signing(options) => signing(&options),
+        Keygen::Timestamp(options) => timestamp(&options),
         Keygen::Csr(options) => csr(&options),
         Keygen::Sign(options) => sign(&options),
         Keygen::Revoke(options) => revoke(&options),
@@ -49,6 +52,24 @@ fn signing(options: &SigningOptions) -> anyhow::Result<()> {
         written.public_key_path.display()
     );
     println!("  key id {}", written.key_id);
+    println!(
+        "  log origin {} (in {}: it names the log whose checkpoints this key signs)",
+        written.log_origin,
+        written.origin_path.display()
+    );
+    Ok(())
+}
+
+fn timestamp(options: &TimestampOptions) -> anyhow::Result<()> {
+    let written = keygen::timestamp(options)?;
+    println!("wrote {} and {}", written.key_path.display(), written.public_key_path.display());
+    println!("  timestamp key {}, key id {}", written.name, written.key_id);
+    println!("  {}: private, only on the timestamp machine", written.key_path.display());
+    println!(
+        "  {}: give it to every host, as `fts poll --timestamp-key {}`",
+        written.public_key_path.display(),
+        written.public_key_path.display()
+    );
     Ok(())
 }
 

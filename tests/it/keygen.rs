@@ -91,3 +91,69 @@ fn a_flag_given_by_environment_only_is_still_checked() {
     let out = expect_code(sandbox.fts(["keygen", "ca"]).env("FTS_DAYS", "forever"), 2);
     assert!(stderr(&out).contains("forever"), "{}", stderr(&out));
 }
+
+#[test]
+fn keygen_signing_writes_the_log_origin_given_or_a_random_one() {
+    let sandbox = Sandbox::new();
+    let out = expect_success(&mut sandbox.fts(["keygen", "signing", "--log-origin", "fts.example/prod"]));
+    assert!(stdout(&out).contains("log origin fts.example/prod"), "{}", stdout(&out));
+    let origin_file = sandbox.join("certs/log-origin");
+    assert_eq!(std::fs::read_to_string(&origin_file).unwrap(), "fts.example/prod\n");
+    assert_eq!(std::fs::metadata(&origin_file).unwrap().permissions().mode() & 0o777, 0o644);
+
+    // Like the key files, never replaced without --force: nothing at all is written.
+    let key = std::fs::read(sandbox.join("certs/signing.key")).unwrap();
+    let out = expect_code(&mut sandbox.fts(["keygen", "signing", "--log-origin", "fts.example/other"]), 1);
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&origin_file).unwrap(), "fts.example/prod\n");
+    assert_eq!(std::fs::read(sandbox.join("certs/signing.key")).unwrap(), key);
+    // log-origin alone is enough to refuse.
+    let dir = sandbox.join("only-origin");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("log-origin"), "x/y\n").unwrap();
+    let out = expect_code(&mut sandbox.fts(["keygen", "signing", "--dir", "only-origin"]), 1);
+    assert!(stderr(&out).contains("log-origin"), "{}", stderr(&out));
+    assert!(!dir.join("signing.key").exists());
+
+    // The default: fts.local/ and 16 random lower-case hex digits.
+    let out = expect_success(&mut sandbox.fts(["keygen", "signing", "--force"]));
+    let origin = std::fs::read_to_string(&origin_file).unwrap();
+    let hex = origin.strip_prefix("fts.local/").and_then(|o| o.strip_suffix('\n')).unwrap();
+    assert!(
+        hex.len() == 16 && hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+        "{origin}"
+    );
+    assert!(stdout(&out).contains(origin.trim_end()), "{}", stdout(&out));
+    assert_ne!(std::fs::read(sandbox.join("certs/signing.key")).unwrap(), key);
+
+    // A bad origin is a usage error naming the rule; nothing is written.
+    for bad in ["no-slash", "fts-heads/x", "a b/c", "a+b/c"] {
+        let out =
+            expect_code(&mut sandbox.fts(["keygen", "signing", "--dir", "bad", "--log-origin", bad]), 2);
+        assert!(stderr(&out).contains("invalid log origin"), "{bad}: {}", stderr(&out));
+    }
+    assert!(!sandbox.join("bad").exists());
+}
+
+#[test]
+fn keygen_timestamp_writes_its_key_pair_and_says_where_each_goes() {
+    let sandbox = Sandbox::new();
+    let out = expect_success(&mut sandbox.fts(["keygen", "timestamp", "--dir", "ts"]));
+    let text = stdout(&out);
+    assert!(text.contains("timestamp key fts-timestamp/"), "{text}");
+    assert!(text.contains("only on the timestamp machine"), "{text}");
+    assert!(text.contains("fts poll --timestamp-key"), "{text}");
+    let mode =
+        |name: &str| std::fs::metadata(sandbox.join("ts").join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("timestamp.key"), 0o600);
+    assert_eq!(mode("timestamp.pub"), 0o644);
+    let public = std::fs::read_to_string(sandbox.join("ts/timestamp.pub")).unwrap();
+    assert!(public.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{public}");
+
+    let key = std::fs::read(sandbox.join("ts/timestamp.key")).unwrap();
+    let out = expect_code(&mut sandbox.fts(["keygen", "timestamp", "--dir", "ts"]), 1);
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(sandbox.join("ts/timestamp.key")).unwrap(), key);
+    expect_success(&mut sandbox.fts(["keygen", "timestamp", "--dir", "ts", "--force"]));
+    assert_ne!(std::fs::read(sandbox.join("ts/timestamp.key")).unwrap(), key);
+}

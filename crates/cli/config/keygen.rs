@@ -2,7 +2,7 @@
 //! depends on another flag; the ids and groups were parsed by clap already.
 
 use fts_trust::enrol::{CsrOptions, SignOptions};
-use fts_trust::keygen::{CaOptions, ClientOptions, ServerOptions, SigningOptions};
+use fts_trust::keygen::{CaOptions, ClientOptions, ServerOptions, SigningOptions, TimestampOptions};
 use fts_trust::revocation::{CrlOptions, RevokeOptions};
 
 use crate::args::KeygenCommand;
@@ -13,6 +13,7 @@ pub enum Keygen {
     Server(ServerOptions),
     Client(ClientOptions),
     Signing(SigningOptions),
+    Timestamp(TimestampOptions),
     Csr(CsrOptions),
     Sign(SignOptions),
     Revoke(RevokeOptions),
@@ -38,8 +39,13 @@ impl Keygen {
                 days: args.days,
                 force: args.dir.force,
             }),
-            KeygenCommand::Signing(args) => {
-                Keygen::Signing(SigningOptions { dir: args.dir.dir, force: args.dir.force })
+            KeygenCommand::Signing(args) => Keygen::Signing(SigningOptions {
+                dir: args.dir.dir,
+                log_origin: args.log_origin,
+                force: args.dir.force,
+            }),
+            KeygenCommand::Timestamp(args) => {
+                Keygen::Timestamp(TimestampOptions { dir: args.dir.dir, force: args.dir.force })
             }
             KeygenCommand::Csr(args) => {
                 Keygen::Csr(CsrOptions { dir: args.dir.dir, id: args.id, force: args.dir.force })

@@ -25,7 +25,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use fts_proto::{ClientId, GroupName, KeyId};
+use fts_proto::{ClientId, GroupName, KeyId, Origin};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
     IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
@@ -39,6 +39,7 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::files::{MAX_CREDENTIAL_FILE, Mode, read_bounded, refuse_existing, write_atomic};
 use crate::issued::{self, IssuedKind, IssuedRecord, Serial};
+use crate::note::TimestampKey;
 use crate::pem;
 use crate::signing::SigningKey;
 use crate::x509_subject::{SubjectAttribute, sign_with_subject};
@@ -55,6 +56,12 @@ pub const SERVER_KEY_FILE: &str = "server.key";
 pub const SIGNING_KEY_FILE: &str = "signing.key";
 /// The release public key's file name, the one hosts trust (`--trust`).
 pub const SIGNING_PUB_FILE: &str = "signing.pub";
+/// The file beside the signing key that names its log: the origin and a newline.
+pub const LOG_ORIGIN_FILE: &str = "log-origin";
+/// The timestamp key's file name (mode 0600, timestamp machine only).
+pub const TIMESTAMP_KEY_FILE: &str = "timestamp.key";
+/// The timestamp public key's file name, given to every host.
+pub const TIMESTAMP_PUB_FILE: &str = "timestamp.pub";
 
 /// How far back `not_before` is set, so a machine whose clock is a little behind
 /// accepts a certificate made a moment ago.
@@ -104,6 +111,18 @@ pub struct ClientOptions {
 /// `fts keygen signing`
 #[derive(Debug, Clone)]
 pub struct SigningOptions {
+    /// The folder the key pair and `log-origin` are written to (`--dir`).
+    pub dir: PathBuf,
+    /// The origin of the log the key signs checkpoints of (`--log-origin`); `None`:
+    /// `fts.local/` and 16 random lower-case hex digits.
+    pub log_origin: Option<Origin>,
+    /// Replace an existing key and `log-origin` (`--force`).
+    pub force: bool,
+}
+
+/// `fts keygen timestamp`
+#[derive(Debug, Clone)]
+pub struct TimestampOptions {
     /// The folder the key pair is written to (`--dir`).
     pub dir: PathBuf,
     /// Replace an existing key (`--force`).
@@ -136,6 +155,23 @@ pub struct SigningKeyWritten {
     pub public_key_path: PathBuf,
     /// The key's id, which entries signed with it carry.
     pub key_id: KeyId,
+    /// Where the log's origin was written.
+    pub origin_path: PathBuf,
+    /// The origin of the log the key signs.
+    pub log_origin: Origin,
+}
+
+/// What `fts keygen timestamp` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampKeyWritten {
+    /// Where the private key was written (mode 0600).
+    pub key_path: PathBuf,
+    /// Where the public key was written, for the hosts.
+    pub public_key_path: PathBuf,
+    /// The key's id.
+    pub key_id: KeyId,
+    /// The key's note name, `fts-timestamp/{key id}`.
+    pub name: String,
 }
 
 /// The CA as loaded from its folder, able to sign certificates and CRLs.
@@ -297,15 +333,44 @@ pub fn client(opts: &ClientOptions) -> Result<Issued, Error> {
     record(ca.dir(), IssuedKind::Client, opts.id.to_string(), groups, serial, not_after, cert_path, key_path)
 }
 
-/// `fts keygen signing`: `signing.key` (PKCS#8 v1, 0600) and `signing.pub` (SPKI).
+/// `fts keygen signing`: `signing.key` (PKCS#8 v1, 0600), `signing.pub` (SPKI) and
+/// `log-origin` (the origin and a newline, 0644). None is written if one exists,
+/// unless `force`.
 pub fn signing(opts: &SigningOptions) -> Result<SigningKeyWritten, Error> {
     let key_path = opts.dir.join(SIGNING_KEY_FILE);
     let public_key_path = opts.dir.join(SIGNING_PUB_FILE);
-    prepare(&opts.dir, &[&key_path, &public_key_path], opts.force)?;
+    let origin_path = opts.dir.join(LOG_ORIGIN_FILE);
+    prepare(&opts.dir, &[&key_path, &public_key_path, &origin_path], opts.force)?;
+    let log_origin = match &opts.log_origin {
+        Some(origin) => origin.clone(),
+        None => random_origin()?,
+    };
     let key = SigningKey::generate()?;
     key.save(&key_path, opts.force)?;
     key.public_key().save(&public_key_path, opts.force)?;
-    Ok(SigningKeyWritten { key_path, public_key_path, key_id: key.key_id() })
+    write_atomic(&origin_path, format!("{log_origin}\n").as_bytes(), Mode::Public, opts.force)?;
+    Ok(SigningKeyWritten { key_path, public_key_path, key_id: key.key_id(), origin_path, log_origin })
+}
+
+/// `fts.local/` and 16 random lower-case hex digits: a log name that no other log has.
+fn random_origin() -> Result<Origin, Error> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(Error::Random)?;
+    // Not input: `fts.local/` and hex digits always meet the origin rules.
+    Ok(Origin::parse(&format!("fts.local/{}", hex::encode(bytes)))
+        .expect("fts.local/<hex> is a valid origin"))
+}
+
+/// `fts keygen timestamp`: `timestamp.key` (PKCS#8 v1, 0600) and `timestamp.pub`
+/// (SPKI), neither written if one exists, unless `force`.
+pub fn timestamp(opts: &TimestampOptions) -> Result<TimestampKeyWritten, Error> {
+    let key_path = opts.dir.join(TIMESTAMP_KEY_FILE);
+    let public_key_path = opts.dir.join(TIMESTAMP_PUB_FILE);
+    prepare(&opts.dir, &[&key_path, &public_key_path], opts.force)?;
+    let key = TimestampKey::generate()?;
+    key.save(&key_path, opts.force)?;
+    key.public().save(&public_key_path, opts.force)?;
+    Ok(TimestampKeyWritten { key_path, public_key_path, key_id: key.key_id(), name: key.name() })
 }
 
 /// Creates the folder (0700: it holds private keys; an existing folder keeps its

@@ -18,7 +18,8 @@ use fts_trust::pem::load_certificates;
 fn keygen_output_passes_openssl_verify_and_pkey() {
     let pki = Pki::new();
     pki.client("web-01", &["web", "db"]);
-    keygen::signing(&SigningOptions { dir: pki.dir.path().to_owned(), force: false }).unwrap();
+    keygen::signing(&SigningOptions { dir: pki.dir.path().to_owned(), log_origin: None, force: false })
+        .unwrap();
     let dir = pki.dir.path();
     for cert in ["server.crt", "web-01.crt"] {
         let Some(out) = openssl_ok(&["verify", "-CAfile", "ca.crt", cert], dir) else { return };
@@ -91,7 +92,8 @@ fn the_crl_verifies_with_openssl_against_the_ca() {
 fn private_keys_are_written_owner_only() {
     let pki = Pki::new();
     pki.client("web-01", &[]);
-    keygen::signing(&SigningOptions { dir: pki.dir.path().to_owned(), force: false }).unwrap();
+    keygen::signing(&SigningOptions { dir: pki.dir.path().to_owned(), log_origin: None, force: false })
+        .unwrap();
     for key in ["ca.key", "server.key", "web-01.key", "signing.key"] {
         let mode = fs::metadata(pki.path(key)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{key}");
@@ -106,7 +108,8 @@ fn private_keys_are_written_owner_only() {
 fn a_second_keygen_without_force_refuses_and_leaves_files_unchanged() {
     let pki = Pki::new();
     pki.client("web-01", &["web"]);
-    keygen::signing(&SigningOptions { dir: pki.dir.path().to_owned(), force: false }).unwrap();
+    keygen::signing(&SigningOptions { dir: pki.dir.path().to_owned(), log_origin: None, force: false })
+        .unwrap();
     let names = [
         "ca.crt",
         "ca.key",
@@ -137,7 +140,7 @@ fn a_second_keygen_without_force_refuses_and_leaves_files_unchanged() {
             force: false,
         })
         .unwrap_err(),
-        keygen::signing(&SigningOptions { dir: dir.clone(), force: false }).unwrap_err(),
+        keygen::signing(&SigningOptions { dir: dir.clone(), log_origin: None, force: false }).unwrap_err(),
     ];
     for err in errors {
         assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");

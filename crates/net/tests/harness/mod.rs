@@ -50,8 +50,8 @@ impl World {
             force: false,
         })
         .expect("keygen server");
-        let written =
-            keygen::signing(&SigningOptions { dir: certs.clone(), force: false }).expect("keygen signing");
+        let written = keygen::signing(&SigningOptions { dir: certs.clone(), log_origin: None, force: false })
+            .expect("keygen signing");
         let signing = SigningKey::load(&written.key_path).expect("the signing key just written");
         let world = World { dir, signing };
         for (id, groups) in clients {
