@@ -28,10 +28,10 @@ mod serve;
 mod timestamp;
 mod verify_installed;
 
+pub use crate::timestamp::Timestamp;
 pub use keygen::Keygen;
 pub use layering::{ConfigError, ParseFailure, command, parse_layered};
 pub use poll::Poll;
-pub use crate::timestamp::Timestamp;
 pub use publish::{Publish, TargetLists};
 pub use serve::{Serve, TlsFiles};
 pub use verify_installed::VerifyInstalled;

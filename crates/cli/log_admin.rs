@@ -54,15 +54,18 @@ pub fn verify(args: LogVerifyArgs) -> anyhow::Result<()> {
         ours.checkpoint.size
     );
     let Some(against) = args.against else { return Ok(()) };
-    let theirs = read_checkpoint(&against)?
-        .with_context(|| format!("{} has no log/checkpoint", against.display()))?;
+    let theirs =
+        read_checkpoint(&against)?.with_context(|| format!("{} has no log/checkpoint", against.display()))?;
     verify_checkpoint_any_origin(&theirs.note, &trusted)
         .with_context(|| format!("the checkpoint of {} is not signed by a trusted key", against.display()))?;
     ours.check_extends(&theirs.checkpoint, &format!("the checkpoint of {}", against.display()))?;
     let mut cosigned = 0;
     for (name, stored) in read_cosigned(&against)? {
         if stored.checkpoint.origin == ours.checkpoint.origin {
-            ours.check_extends(&stored.checkpoint, &format!("the checkpoint cosigned in {}/cosignatures/{name}", against.display()))?;
+            ours.check_extends(
+                &stored.checkpoint,
+                &format!("the checkpoint cosigned in {}/cosignatures/{name}", against.display()),
+            )?;
             cosigned += 1;
         }
     }
@@ -82,14 +85,21 @@ struct LogCopy {
 
 impl LogCopy {
     fn read(store: &Path, trusted: &TrustedKeys) -> anyhow::Result<LogCopy> {
-        let reader = StoreReader::open(store).with_context(|| format!("cannot open the store {}", store.display()))?;
+        let reader =
+            StoreReader::open(store).with_context(|| format!("cannot open the store {}", store.display()))?;
         let entries = reader.entries();
         let path = store.join(LOG).join(LEAVES);
-        let file = File::open(&path).with_context(|| format!("cannot open {} (run `fts log init`)", path.display()))?;
+        let file = File::open(&path)
+            .with_context(|| format!("cannot open {} (run `fts log init`)", path.display()))?;
         let read = read_leaves(&mut BufReader::with_capacity(1 << 16, file), 0)
             .with_context(|| format!("cannot read {}", path.display()))?;
         if read.leaves.len() > entries.len() {
-            bail!("{} holds {} leaves but the journal only {} entries", path.display(), read.leaves.len(), entries.len());
+            bail!(
+                "{} holds {} leaves but the journal only {} entries",
+                path.display(),
+                read.leaves.len(),
+                entries.len()
+            );
         }
         let mut tree = Tree::new();
         let mut targets = Vec::new();
@@ -100,9 +110,11 @@ impl LogCopy {
             tree.push(leaf_hash(leaf));
             targets.push((entry.statement.target.clone(), entry.statement.seq.get()));
         }
-        let stored = read_checkpoint(store)?.with_context(|| format!("{} has no log/checkpoint", store.display()))?;
-        verify_checkpoint_any_origin(&stored.note, trusted)
-            .with_context(|| format!("the checkpoint of {} is not signed by a trusted key", store.display()))?;
+        let stored =
+            read_checkpoint(store)?.with_context(|| format!("{} has no log/checkpoint", store.display()))?;
+        verify_checkpoint_any_origin(&stored.note, trusted).with_context(|| {
+            format!("the checkpoint of {} is not signed by a trusted key", store.display())
+        })?;
         let checkpoint = stored.checkpoint;
         let copy = LogCopy { tree, checkpoint: checkpoint.clone() };
         copy.check_extends(&checkpoint, "its own checkpoint")?;

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use fts_fs::{FileMode, WriteOptions};
 use fts_proto::checkpoint::Origin;
 
 /// The file beside the signing key.
@@ -23,11 +24,14 @@ pub fn resolve(signing_key: &Path, given: Option<Origin>) -> anyhow::Result<Orig
         Ok(text) => Origin::parse(text.trim_end_matches('\n'))
             .with_context(|| format!("{} does not hold a log origin", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut bytes = [0u8; 8];
-            getrandom::fill(&mut bytes).context("cannot draw a random log origin")?;
-            let origin = Origin::parse(&format!("fts.local/{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
-                .context("the default log origin is not valid")?;
-            std::fs::write(&path, format!("{origin}\n"))
+            let origin = fts_trust::keygen::random_origin().context("cannot name the log")?;
+            let options = WriteOptions {
+                label: "origin",
+                mode: FileMode::Exact(0o644),
+                durable: true,
+                overwrite: false,
+            };
+            fts_fs::write_atomic(&path, format!("{origin}\n").as_bytes(), &options)
                 .with_context(|| format!("cannot write the log origin to {}", path.display()))?;
             tracing::info!(origin = %origin, file = %path.display(), "named the log (no log-origin beside the signing key)");
             Ok(origin)

@@ -29,6 +29,10 @@ pub fn run(poll: Poll) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        if settings.log.timestamp_keys.is_empty() && !once {
+            // Said once at start; a `--once` timer run says it in its metrics file.
+            tracing::warn!("freshness is off: no --timestamp-key, so a server that keeps patches from this host is not noticed");
+        }
         let mut client = Client::open_with(settings, reset_state, reset_log_state)?;
         let mut progress: Box<dyn Progress> =
             if std::io::stdout().is_terminal() { Box::new(Bar::default()) } else { Box::new(NoProgress) };
@@ -145,7 +149,13 @@ fn describe_alarms(client: &Client) -> Option<String> {
     if alarms.is_empty() {
         return None;
     }
-    Some(alarms.iter().map(|(name, alarm)| format!("{name} ({})", alarm.detail)).collect::<Vec<_>>().join("; "))
+    Some(
+        alarms
+            .iter()
+            .map(|(name, alarm)| format!("{name} ({})", alarm.detail))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
 }
 
 /// The held targets in words: `all at seq 4 (untrusted-key, 2 waiting behind)`.

@@ -102,7 +102,8 @@ fn cosign_newest(settings: &Timestamp) -> anyhow::Result<String> {
     }
     let now = unix_now();
     let time = previous.as_ref().map_or(now, |state| now.max(state.time));
-    let state = SignerState { origin: checkpoint.origin.clone(), size: checkpoint.size, root: checkpoint.root, time };
+    let state =
+        SignerState { origin: checkpoint.origin.clone(), size: checkpoint.size, root: checkpoint.root, time };
     save_state(&settings.state, &state)?;
 
     let mut cosigned = verified.note;
@@ -150,7 +151,11 @@ fn leaves_tree(store: &Path, size: u64) -> anyhow::Result<Tree> {
     let read = read_leaves(&mut BufReader::with_capacity(1 << 16, file), 0)
         .with_context(|| format!("cannot read {}", path.display()))?;
     if (read.leaves.len() as u64) < size {
-        bail!("{} holds {} leaves, the checkpoint covers {size} (a copy in progress?)", path.display(), read.leaves.len());
+        bail!(
+            "{} holds {} leaves, the checkpoint covers {size} (a copy in progress?)",
+            path.display(),
+            read.leaves.len()
+        );
     }
     let mut tree = Tree::new();
     for leaf in read.leaves.iter().take(size as usize) {
@@ -163,7 +168,8 @@ fn write_cosignature(store: &Path, key: &TimestampKey, note: &Note) -> anyhow::R
     let dir = store.join(COSIGNATURES);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(key.public().key_id().to_string());
-    let options = WriteOptions { label: "cosignature", mode: FileMode::Exact(0o644), durable: true, overwrite: true };
+    let options =
+        WriteOptions { label: "cosignature", mode: FileMode::Exact(0o644), durable: true, overwrite: true };
     fts_fs::write_atomic(&path, note.render().as_bytes(), &options)
         .with_context(|| format!("cannot write {}", path.display()))
 }
@@ -180,7 +186,8 @@ fn load_state(path: &Path) -> anyhow::Result<Option<SignerState>> {
 
 fn save_state(path: &Path, state: &SignerState) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec_pretty(state).context("cannot encode the timestamp signer's state")?;
-    fts_fs::write_atomic(path, &bytes, &STATE_WRITE).with_context(|| format!("cannot write {}", path.display()))
+    fts_fs::write_atomic(path, &bytes, &STATE_WRITE)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn unix_now() -> u64 {

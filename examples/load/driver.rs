@@ -109,6 +109,7 @@ fn client_for(config: &LoadConfig, id: &str) -> Result<Client, String> {
         retry_base: std::time::Duration::from_secs(10),
         min_free_percent: 5,
         max_rate: None,
+        log: fts_net::client::freshness::LogSettings::default(),
     };
     Client::open(settings, false).map_err(|e| err(&e))
 }

@@ -307,7 +307,7 @@ impl Host {
             .expect("list the destination")
             .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
             .collect();
-        for own in [".fts-state.json", ".fts-lock", ".fts-partial"] {
+        for own in [".fts-state.json", ".fts-state.json.log", ".fts-lock", ".fts-partial"] {
             assert!(listing.remove(own), "the client's {own} is in the destination: {listing:?}");
         }
         let partial = std::fs::read_dir(self.dest().join(".fts-partial")).expect("list the partial folder");

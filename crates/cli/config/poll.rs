@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use fts_net::client::freshness::LogSettings;
 use fts_net::client::hook::Hook;
 use fts_net::client::poller::Schedule;
-use fts_net::client::freshness::LogSettings;
 use fts_net::client::{ClientSettings, ClientTransport};
 use fts_trust::note::{TimestampPublic, verify_checkpoint_any_origin};
 use fts_trust::pem::{load_certificates, load_private_key};
@@ -138,8 +138,10 @@ impl Poll {
 
 /// `--log-checkpoint FILE`: a checkpoint note signed by a trusted release key.
 fn initial_checkpoint(path: &std::path::Path, trusted: &TrustedKeys) -> anyhow::Result<String> {
-    let note = std::fs::read_to_string(path).with_context(|| format!("cannot read --log-checkpoint {}", path.display()))?;
-    verify_checkpoint_any_origin(&note, trusted)
-        .with_context(|| format!("--log-checkpoint {} is not a checkpoint signed by a trusted release key", path.display()))?;
+    let note = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --log-checkpoint {}", path.display()))?;
+    verify_checkpoint_any_origin(&note, trusted).with_context(|| {
+        format!("--log-checkpoint {} is not a checkpoint signed by a trusted release key", path.display())
+    })?;
     Ok(note)
 }

@@ -42,8 +42,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fts_proto::{
-    ClientId, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, LogFrame, LogHash, ProtoError, Report, Request,
-    ServerFrame, Target,
+    ClientId, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, LogFrame, LogHash, ProtoError, Report,
+    Request, ServerFrame, Target,
 };
 use fts_store::served_log::ServedLog;
 use fts_store::{Answer, Entry, StatusDir, StoreError, StoreReader, StoreSnapshot};

@@ -26,7 +26,7 @@ pub fn notes_all(data: &[u8]) {
         assert_eq!(Checkpoint::parse_text(&checkpoint.text()).as_ref(), Ok(&checkpoint));
         assert!(text.starts_with(&checkpoint.cosigned_text()));
         let message = cosignature_message(0, &checkpoint);
-        assert!(message.ends_with(checkpoint.cosigned_text().as_bytes()));
+        assert!(message.ends_with(checkpoint.text().as_bytes()));
     }
 
     if let Ok(origin) = Origin::parse(text) {

@@ -322,6 +322,9 @@ impl<'de> Deserialize<'de> for ErrorCode {
 }
 
 /// One piece of a server's answer.
+// One item at a time, on the stack of the reader: boxing the header would only add
+// an allocation per frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnswerItem<'b> {
     /// A decoded frame header. After a [`ServerFrame::File`], its body follows as

@@ -268,8 +268,8 @@ impl Checkpoint {
         Ok(Checkpoint { origin, size, root, heads_count, heads_root })
     }
 
-    /// The first three lines only (origin, size, root), each ended by `\n`: what the
-    /// release key's log is vouched for by a timestamp cosigner.
+    /// The first three lines only (origin, size, root), each ended by `\n`: what a
+    /// timestamp cosigner vouches for (it signs the whole text).
     pub fn cosigned_text(&self) -> String {
         format!("{}\n{}\n{}\n", self.origin, self.size, self.root)
     }
@@ -428,15 +428,15 @@ impl Note {
     }
 }
 
-/// The message a timestamp cosigner signs: `cosignature/v1\ntime {time}\n` followed
-/// by [`Checkpoint::cosigned_text`], the first three lines only.
-///
-/// C2SP tlog-cosignature's Ed25519 message holds the whole note text, extension lines
-/// included; this one leaves out the `fts-heads` line, so the cosigner vouches for the
-/// log alone, and a generic C2SP verifier will not accept these cosignatures on a
-/// checkpoint that has the line.
+/// The message a timestamp cosigner signs (C2SP tlog-cosignature v1, Ed25519):
+/// `cosignature/v1\ntime {time}\n` followed by the whole checkpoint text, its
+/// `fts-heads` line included. What the cosigner vouches for is the first three lines
+/// ([`Checkpoint::cosigned_text`]: the log is append-only and this is its newest
+/// head at that time); the heads line is the release key's word alone. Signing the
+/// whole text binds a cosignature to one exact checkpoint text and keeps it a
+/// standard cosignature that any C2SP verifier checks.
 pub fn cosignature_message(time: u64, checkpoint: &Checkpoint) -> Vec<u8> {
-    format!("{COSIGNATURE_HEADER}\ntime {time}\n{}", checkpoint.cosigned_text()).into_bytes()
+    format!("{COSIGNATURE_HEADER}\ntime {time}\n{}", checkpoint.text()).into_bytes()
 }
 
 /// The log leaf of a signed statement: `statement.to_bytes()` followed by
@@ -509,10 +509,12 @@ mod tests {
         cp.origin = Origin::parse("example.com/behind-the-sofa").unwrap();
         cp.size = 20852163;
         cp.root = LogHash::parse("CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=").unwrap();
-        assert_eq!(
-            cosignature_message(1679315147, &cp),
+        // The C2SP example's three lines, then the extension line: the whole text.
+        let mut want =
             b"cosignature/v1\ntime 1679315147\nexample.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
-        );
+                .to_vec();
+        want.extend_from_slice(format!("fts-heads {} {}\n", cp.heads_count, cp.heads_root).as_bytes());
+        assert_eq!(cosignature_message(1679315147, &cp), want);
     }
 
     #[test]

@@ -80,8 +80,8 @@ pub use log::{HeadLeafProof, HeadProof, LogFrame, LogHash};
 pub use names::{ClientId, FileHash, FileName, GroupName, NameError, Published, Target};
 pub use printable::{Printable, printable};
 pub use request::{
-    AlarmName, MAX_ALARMS, MAX_HELD, MAX_REPORTS, PROTOCOL_VERSION, REQUEST_TYPE_POLL, RejectReason, Report, Request,
-    Resume,
+    AlarmName, MAX_ALARMS, MAX_HELD, MAX_REPORTS, PROTOCOL_VERSION, REQUEST_TYPE_POLL, RejectReason, Report,
+    Request, Resume,
 };
 pub use seq::Seq;
 pub use statement::{STATEMENT_TAG, Signer, Statement};

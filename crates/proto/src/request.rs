@@ -215,7 +215,8 @@ impl Request {
         }
 
         let log_size = optional::<WireInt>(&object, "log-size").map_err(bad)?.map(|n| n.0);
-        let alarms: BTreeMap<AlarmName, WireInt> = optional(&object, "alarms").map_err(bad)?.unwrap_or_default();
+        let alarms: BTreeMap<AlarmName, WireInt> =
+            optional(&object, "alarms").map_err(bad)?.unwrap_or_default();
         if alarms.len() > MAX_ALARMS {
             return Err(bad(format!(
                 "field `alarms`: {} alarms, more than the {MAX_ALARMS} allowed",

@@ -2,9 +2,9 @@
 //! unchanged, through the frame decoder, with arbitrary valid names and integers.
 
 use fts_proto::{
-    AnswerDecoder, AnswerItem, Chunk, ClientId, Done, ErrorCode, ErrorFrame, FileHeader, FrameDecoder, KeyId,
-    MAX_CLIENT_REQUEST, MAX_REPORTS, MAX_REQUEST_HEADER, MAX_WIRE_INT, ProtoError, Request, Resume,
-    ServerFrame, Signature, Target,
+    AlarmName, AnswerDecoder, AnswerItem, Chunk, ClientId, Done, ErrorCode, ErrorFrame, FileHeader,
+    FrameDecoder, KeyId, LogHash, MAX_CLIENT_REQUEST, MAX_REPORTS, MAX_REQUEST_HEADER, MAX_WIRE_INT,
+    ProtoError, Request, Resume, ServerFrame, Signature, Target,
 };
 use fts_testkit::strategies::{client_id, file_hash, file_name, published, report, seq, target, wire_int};
 use proptest::prelude::*;
@@ -19,13 +19,21 @@ fn request() -> impl Strategy<Value = Request> {
             (file_hash(), wire_int()).prop_map(|(file_hash, offset)| Resume { file_hash, offset }),
             0..3,
         ),
+        prop::option::of(wire_int()),
+        prop::collection::btree_map(
+            "[a-z]{1,8}(-[a-z]{1,8})?".prop_map(|s| AlarmName::parse(&s).unwrap()),
+            wire_int(),
+            0..4,
+        ),
     )
-        .prop_map(|(client_id, since, rejected, held, resume)| Request {
+        .prop_map(|(client_id, since, rejected, held, resume, log_size, alarms)| Request {
             client_id,
             since,
             rejected,
             held,
             resume,
+            log_size,
+            alarms,
         })
 }
 
@@ -50,12 +58,23 @@ fn file_header() -> impl Strategy<Value = FileHeader> {
             key_id: KeyId::from_prefix(key),
             signature: Signature::from_bytes(sig.try_into().unwrap()),
             offset: None,
+            log_index: None,
+            inclusion: None,
         })
         .prop_flat_map(|header| {
             let size = header.file_size;
             (Just(header), prop::option::of(0..=size))
         })
         .prop_map(|(header, offset)| FileHeader { offset, ..header })
+        .prop_flat_map(|header| {
+            let proof = prop::collection::vec(any::<[u8; 32]>().prop_map(LogHash), 0..20);
+            (Just(header), prop::option::of((wire_int(), proof)))
+        })
+        .prop_map(|(header, log)| FileHeader {
+            log_index: log.as_ref().map(|(index, _)| *index),
+            inclusion: log.map(|(_, proof)| proof),
+            ..header
+        })
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
@@ -69,6 +88,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::IdentityMismatch),
         Just(ErrorCode::Busy),
         Just(ErrorCode::Internal),
+        Just(ErrorCode::LogBehind),
         ".{0,40}".prop_map(|s| ErrorCode::parse(&s)),
     ]
 }

@@ -51,6 +51,8 @@ fn file(seq: u64, name: &str, body: &[u8]) -> FileHeader {
         key_id: KeyId::from_prefix([7; 8]),
         signature: Signature::from_bytes([9; 64]),
         offset: None,
+        log_index: None,
+        inclusion: None,
     }
 }
 

@@ -31,11 +31,11 @@ pub mod journal;
 mod last_polls;
 pub mod layout;
 pub mod log;
-pub mod served_log;
 pub mod preview;
 pub mod provenance;
 pub mod publish;
 pub mod reader;
+pub mod served_log;
 pub mod status;
 
 pub use entry::Entry;

@@ -118,7 +118,22 @@ pub fn checkpoint_of(origin: &Origin, tree: &Tree, targets: &[(Target, u64)]) ->
     let size = targets.len() as u64;
     let root = tree.root(size).map_err(|e| log_error(format!("cannot compute the log's root: {e}")))?;
     let heads = HeadsTree::new(&heads_of(targets));
-    Ok(Checkpoint { origin: origin.clone(), size, root, heads_count: heads.count(), heads_root: heads.root() })
+    Ok(Checkpoint {
+        origin: origin.clone(),
+        size,
+        root,
+        heads_count: heads.count(),
+        heads_root: heads.root(),
+    })
+}
+
+/// `fts.local/<16 random hex>`: a name no other log has.
+fn default_origin() -> Result<Origin> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| log_error(format!("cannot draw a random log origin: {e}")))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Origin::parse(&format!("fts.local/{hex}"))
+        .map_err(|e| log_error(format!("the default log origin is not valid: {e}")))
 }
 
 fn log_error(detail: String) -> StoreError {
@@ -178,9 +193,13 @@ pub fn read_cosigned(store_dir: &Path) -> Result<Vec<(String, StoredCheckpoint)>
         match read_small(&path) {
             Ok(note) => match StoredCheckpoint::parse(note) {
                 Ok(stored) => out.push((name, stored)),
-                Err(why) => tracing::warn!(file = %path.display(), %why, "skipping a cosignature file that is not a checkpoint note"),
+                Err(why) => {
+                    tracing::warn!(file = %path.display(), %why, "skipping a cosignature file that is not a checkpoint note")
+                }
             },
-            Err(e) => tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable cosignature file"),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable cosignature file")
+            }
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -220,9 +239,9 @@ pub fn append_and_sign<S: Signer + ?Sized>(
         (Some(prev), _) => prev.checkpoint.origin.clone(),
         (None, Some(given)) => given.clone(),
         (None, None) => {
-            return Err(log_error(
-                "the store has no log yet and no origin was given (fts keygen signing writes log-origin beside the key; or give --log-origin)".into(),
-            ));
+            let origin = default_origin()?;
+            tracing::info!(origin = %origin, "naming the store's new log (no origin was given)");
+            origin
         }
     };
 
@@ -233,7 +252,11 @@ pub fn append_and_sign<S: Signer + ?Sized>(
     }
     for (name, cosigned) in read_cosigned(store_dir)? {
         if cosigned.checkpoint.origin == origin {
-            check_extends(&tree, &cosigned.checkpoint, &format!("the checkpoint cosigned in {COSIGNATURES}/{name}"))?;
+            check_extends(
+                &tree,
+                &cosigned.checkpoint,
+                &format!("the checkpoint cosigned in {COSIGNATURES}/{name}"),
+            )?;
         }
     }
     let checkpoint = checkpoint_of(&origin, &tree, &targets)?;
@@ -242,7 +265,12 @@ pub fn append_and_sign<S: Signer + ?Sized>(
     log.write_atomic(
         CHECKPOINT,
         note.as_bytes(),
-        &WriteOptions { label: "checkpoint", mode: FileMode::LessUmask(0o666), durable: true, overwrite: true },
+        &WriteOptions {
+            label: "checkpoint",
+            mode: FileMode::LessUmask(0o666),
+            durable: true,
+            overwrite: true,
+        },
     )?;
     tracing::info!(origin = %origin, size, "signed the log's checkpoint");
     Ok(checkpoint)
@@ -277,7 +305,8 @@ fn extend_leaves(path: &PathBuf, entries: &[Entry]) -> Result<(Tree, Vec<(Target
         .truncate(false)
         .open(path)
         .map_err(StoreError::io("open", path))?;
-    let read = read_leaves(&mut BufReader::with_capacity(1 << 16, &file), 0).map_err(StoreError::io("read", path))?;
+    let read = read_leaves(&mut BufReader::with_capacity(1 << 16, &file), 0)
+        .map_err(StoreError::io("read", path))?;
     let len = file.metadata().map_err(StoreError::io("inspect", path))?.len();
     if read.end != len {
         tracing::warn!(leaves = %path.display(), "truncating the torn tail left by an interrupted publish");

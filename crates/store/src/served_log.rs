@@ -88,9 +88,11 @@ impl LogWatch {
     /// nothing changed: three `stat` calls.
     pub fn refresh(&mut self, store: &Dir) -> bool {
         let leaves_changed = self.refresh_leaves(store);
-        let checkpoint = store.open_dir(LOG).ok().and_then(|log| log.stat(CHECKPOINT).ok()).map(|s| s.identity());
+        let checkpoint =
+            store.open_dir(LOG).ok().and_then(|log| log.stat(CHECKPOINT).ok()).map(|s| s.identity());
         let cosignatures = store.stat(COSIGNATURES).ok().map(|s| s.identity());
-        let files_changed = checkpoint != self.checkpoint_identity || cosignatures != self.cosignatures_identity;
+        let files_changed =
+            checkpoint != self.checkpoint_identity || cosignatures != self.cosignatures_identity;
         if !leaves_changed && !files_changed {
             return false;
         }
@@ -138,7 +140,10 @@ impl LogWatch {
     fn servable(&self, checkpoint: &Checkpoint) -> Result<(), String> {
         let held = self.tree.len();
         if checkpoint.size > held {
-            return Err(format!("it covers {} leaves, this store holds {held} (a copy in progress?)", checkpoint.size));
+            return Err(format!(
+                "it covers {} leaves, this store holds {held} (a copy in progress?)",
+                checkpoint.size
+            ));
         }
         if self.tree.root(checkpoint.size).ok() != Some(checkpoint.root) {
             return Err("its root is not the root of this store's leaves".into());
@@ -171,7 +176,8 @@ impl LogWatch {
             return false;
         }
         let Ok(file) = log.open_file(LEAVES) else { return false };
-        let appended = self.leaves_identity.is_some_and(|before| now.same_file(&before) && now.len >= self.leaves_end);
+        let appended =
+            self.leaves_identity.is_some_and(|before| now.same_file(&before) && now.len >= self.leaves_end);
         if !appended {
             self.tree = Tree::new();
             self.targets.clear();
@@ -191,14 +197,18 @@ impl LogWatch {
         for leaf in &read.leaves {
             let Some(target_seq) = log::leaf_target_seq(leaf) else {
                 // Not a statement leaf: nothing after it can be proved; stop here.
-                tracing::warn!(index = self.tree.len(), "log/leaves holds a leaf that is not a statement; serving the leaves before it");
+                tracing::warn!(
+                    index = self.tree.len(),
+                    "log/leaves holds a leaf that is not a statement; serving the leaves before it"
+                );
                 break;
             };
             self.tree.push(leaf_hash(leaf));
             self.targets.push(target_seq);
         }
         self.leaves_end = read.end;
-        self.leaves_identity = FileStat::of_file(&file, std::path::Path::new(LEAVES)).ok().map(|s| s.identity());
+        self.leaves_identity =
+            FileStat::of_file(&file, std::path::Path::new(LEAVES)).ok().map(|s| s.identity());
         true
     }
 }

@@ -13,27 +13,50 @@ use fts_store::{DamageKind, Store, StoreError, StoreReader};
 /// A store with one publish to `all`, then the bytes of the journal before and after
 /// a second, three-target publish.
 fn store_with_a_multi_target_publish(dir: &Path) -> (Store, Vec<u8>, Vec<u8>) {
+    let (store, before, after, _) = store_with_a_multi_target_publish_and_log(dir);
+    (store, before, after)
+}
+
+/// The log's files (`log/leaves`, `log/checkpoint`) as they are.
+fn log_files(store: &Store) -> [(std::path::PathBuf, Vec<u8>); 2] {
+    ["leaves", "checkpoint"].map(|name| {
+        let path = store.dir().join("log").join(name);
+        let bytes = fs::read(&path).unwrap();
+        (path, bytes)
+    })
+}
+
+/// [`store_with_a_multi_target_publish`], with the log's files before the second
+/// publish: a publisher appends to the log only once its journal record is whole, so
+/// a journal cut inside that record goes with the log of before.
+fn store_with_a_multi_target_publish_and_log(
+    dir: &Path,
+) -> (Store, Vec<u8>, Vec<u8>, [(std::path::PathBuf, Vec<u8>); 2]) {
     let store = Store::open_or_create(dir.join("store")).unwrap();
     let key = TestKey::new(3);
     let file = source_file(dir, "f", b"first");
     store.publish_at(&file, &name("first"), &targets(&["all"]), &key, at(0)).unwrap();
     let before = fs::read(store.dir().join("journal")).unwrap();
+    let log_before = log_files(&store);
     let file = source_file(dir, "g", b"second");
     store.publish_at(&file, &name("second"), &targets(&["web-01", "all", "group:web"]), &key, at(1)).unwrap();
     let after = fs::read(store.dir().join("journal")).unwrap();
-    (store, before, after)
+    (store, before, after, log_before)
 }
 
 #[test]
 fn a_multi_target_publish_cut_at_any_byte_serves_none_of_its_entries_and_the_next_publish_repairs_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, before, after) = store_with_a_multi_target_publish(dir.path());
+    let (store, before, after, log_before) = store_with_a_multi_target_publish_and_log(dir.path());
     let journal = store.dir().join("journal");
     let key = TestKey::new(3);
     let file = source_file(dir.path(), "h", b"third");
     let wants = [(target("all"), 0), (target("web-01"), 0), (target("group:web"), 0)];
     for cut in before.len()..after.len() {
         fs::write(&journal, &after[..cut]).unwrap();
+        for (path, bytes) in &log_before {
+            fs::write(path, bytes).unwrap();
+        }
         let reader = StoreReader::open(store.dir()).unwrap();
         assert_eq!(seqs(reader.entries()), [("all".into(), 1)], "cut at {cut}");
         assert_eq!(seqs(&reader.entries_for(&wants, 100, u64::MAX).entries), [("all".into(), 1)]);

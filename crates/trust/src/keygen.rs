@@ -353,7 +353,7 @@ pub fn signing(opts: &SigningOptions) -> Result<SigningKeyWritten, Error> {
 }
 
 /// `fts.local/` and 16 random lower-case hex digits: a log name that no other log has.
-fn random_origin() -> Result<Origin, Error> {
+pub fn random_origin() -> Result<Origin, Error> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(Error::Random)?;
     // Not input: `fts.local/` and hex digits always meet the origin rules.

@@ -25,7 +25,9 @@ use fts_log::merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use fts_proto::checkpoint::{Checkpoint, Origin, statement_leaf};
 use fts_proto::{AlarmName, ErrorChain, FileHeader, LogFrame, LogHash, Target};
 use fts_trust::TrustedKeys;
-use fts_trust::note::{TimestampPublic, verify_checkpoint, verify_checkpoint_any_origin, verify_cosignatures};
+use fts_trust::note::{
+    TimestampPublic, verify_checkpoint, verify_checkpoint_any_origin, verify_cosignatures,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::client::state::StateError;
@@ -195,7 +197,12 @@ pub struct LogBook {
 impl LogBook {
     /// Loads `<state name>.log` from `dir` (empty when missing), or starts it again
     /// when `reset` (the old file kept as evidence).
-    pub fn open(settings: LogSettings, dir: Dir, state_name: &OsStr, reset: bool) -> Result<LogBook, StateError> {
+    pub fn open(
+        settings: LogSettings,
+        dir: Dir,
+        state_name: &OsStr,
+        reset: bool,
+    ) -> Result<LogBook, StateError> {
         let mut name = state_name.to_os_string();
         name.push(".log");
         let path = dir.join(&name);
@@ -212,7 +219,10 @@ impl LogBook {
             })?,
             Err(e) if e.is_not_found() => LogState::empty(),
             Err(e) => {
-                return Err(StateError::Read { path, source: std::io::Error::other(ErrorChain(&e).to_string()) });
+                return Err(StateError::Read {
+                    path,
+                    source: std::io::Error::other(ErrorChain(&e).to_string()),
+                });
             }
         };
         Ok(LogBook { settings, state, dir, name }.with_initial())
@@ -284,7 +294,13 @@ impl LogBook {
 
     /// Checks an answer's `log` frame whole, records what verified (before anything
     /// of the answer is applied), and says how the answer's entries stand.
-    pub fn check_frame(&mut self, frame: &LogFrame, trusted: &TrustedKeys, targets: &[Target], now: u64) -> AnswerLog {
+    pub fn check_frame(
+        &mut self,
+        frame: &LogFrame,
+        trusted: &TrustedKeys,
+        targets: &[Target],
+        now: u64,
+    ) -> AnswerLog {
         let verified = match &self.state.origin {
             Some(origin) => verify_checkpoint(&frame.checkpoint, origin, trusted),
             None => verify_checkpoint_any_origin(&frame.checkpoint, trusted),
@@ -327,7 +343,9 @@ impl LogBook {
                 return AnswerLog::Refused;
             }
             (std::cmp::Ordering::Greater, Some(root0)) => {
-                if let Err(e) = verify_consistency(size0, checkpoint.size, &root0, &checkpoint.root, &frame.consistency) {
+                if let Err(e) =
+                    verify_consistency(size0, checkpoint.size, &root0, &checkpoint.root, &frame.consistency)
+                {
                     self.fork(
                         &frame.checkpoint,
                         &format!("the consistency proof from the recorded checkpoint fails: {e}"),
@@ -403,7 +421,9 @@ impl LogBook {
         self.raise(
             alarm::FORK,
             now,
-            format!("{why}; nothing that only the conflicting checkpoint proves is installed (evidence: {file})"),
+            format!(
+                "{why}; nothing that only the conflicting checkpoint proves is installed (evidence: {file})"
+            ),
         );
         self.persist();
     }
@@ -442,33 +462,47 @@ impl LogBook {
     /// After a poll: judges `stale` and `withheld` at `now`, from the heads verified
     /// and the host's `since`; `genuine_hold(target)` says whether a target is held on
     /// an entry it cannot take for a local reason it reported.
-    pub fn judge(&mut self, now: u64, since: &dyn Fn(&Target) -> u64, genuine_hold: &dyn Fn(&Target) -> bool) {
+    pub fn judge(
+        &mut self,
+        now: u64,
+        since: &dyn Fn(&Target) -> u64,
+        genuine_hold: &dyn Fn(&Target) -> bool,
+    ) {
         if !self.settings.timestamp_keys.is_empty() {
             let max_age = self.settings.max_age.as_secs();
             let fresh_from = self.state.attested.or(self.state.first_asked).unwrap_or(now);
             let age = now.saturating_sub(fresh_from);
             if !self.state.seen() {
-                self.raise(alarm::STALE, now, "the log has not been seen yet: no answer has carried a checkpoint".into());
+                self.raise(
+                    alarm::STALE,
+                    now,
+                    "the log has not been seen yet: no answer has carried a checkpoint".into(),
+                );
             } else if self.state.attested.is_none() || age > max_age {
                 let detail = match self.state.attested {
-                    Some(_) => format!("the newest cosignature this host has seen is {age} s old, more than --max-age {max_age} s: someone may be keeping patches from it"),
+                    Some(_) => format!(
+                        "the newest cosignature this host has seen is {age} s old, more than --max-age {max_age} s: someone may be keeping patches from it"
+                    ),
                     None => "no cosignature of a trusted timestamp key has reached this host".to_owned(),
                 };
                 self.raise(alarm::STALE, now, detail);
             } else {
                 self.clear(alarm::STALE);
             }
-        } else if !self.state.seen() {
-            // Without cosigners there is no freshness; the log not seen is still said.
-            self.raise(alarm::STALE, now, "the log has not been seen yet: no answer has carried a checkpoint".into());
         } else {
+            // Freshness is off (said at start): nothing to judge staleness by.
+            if !self.state.seen() {
+                tracing::debug!("the log has not been seen yet: no answer has carried a checkpoint");
+            }
             self.clear(alarm::STALE);
         }
 
         let after = self.settings.withheld_after.as_secs();
         let mut withheld = Vec::new();
         let heads = self.state.heads.clone();
-        self.state.behind_since.retain(|target, _| heads.get(target).is_some_and(|&head| since(target) < head));
+        self.state
+            .behind_since
+            .retain(|target, _| heads.get(target).is_some_and(|&head| since(target) < head));
         for (target, &head) in &heads {
             if since(target) >= head || genuine_hold(target) {
                 self.state.behind_since.remove(target);

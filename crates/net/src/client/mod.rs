@@ -241,7 +241,11 @@ impl Client {
 
     /// [`Client::open`], also starting the log state again when `reset_log_state`
     /// (`--reset-log-state`; the old one is kept as evidence).
-    pub fn open_with(settings: ClientSettings, reset_state: bool, reset_log_state: bool) -> Result<Client, PollError> {
+    pub fn open_with(
+        settings: ClientSettings,
+        reset_state: bool,
+        reset_log_state: bool,
+    ) -> Result<Client, PollError> {
         let dest_path = &settings.dest;
         // 0750 (less the umask) for the folders fts makes, the default `incoming/` too.
         std::fs::DirBuilder::new()
@@ -286,10 +290,12 @@ impl Client {
             Err(e @ StateError::Read { .. }) if reset_state => return Err(PollError::ResetRefused(e)),
             Err(e) => return Err(e.into()),
         };
-        let log = LogBook::open(settings.log.clone(), open_private_dir(state_dir.path())?, &state_name, reset_log_state)?;
-        if settings.log.timestamp_keys.is_empty() {
-            tracing::warn!("freshness is off: no --timestamp-key, so a server that keeps patches from this host is not noticed");
-        }
+        let log = LogBook::open(
+            settings.log.clone(),
+            open_private_dir(state_dir.path())?,
+            &state_name,
+            reset_log_state,
+        )?;
         let mut client = Client {
             settings,
             state,
@@ -700,7 +706,12 @@ impl Client {
                         return Err(PollError::Protocol(ProtocolBreach::LateLogFrame));
                     }
                     self.answered(carried)?;
-                    let checked = self.log.check_frame(&frame, &self.settings.trusted, &self.settings.targets, unix_now());
+                    let checked = self.log.check_frame(
+                        &frame,
+                        &self.settings.trusted,
+                        &self.settings.targets,
+                        unix_now(),
+                    );
                     if matches!(checked, AnswerLog::Refused) {
                         outcome.log_refused = true;
                         return Ok(());
