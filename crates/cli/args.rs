@@ -632,6 +632,11 @@ pub struct StatusArgs {
     #[arg(long, value_name = "DIR", default_value = "status")]
     pub status_dir: PathBuf,
 
+    /// The hosts' --max-age: warn when the log's newest cosignature is older than half
+    /// of it
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub max_age: Duration,
+
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,

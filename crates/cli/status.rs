@@ -3,8 +3,11 @@
 //! reported. A table for people, `--json` for scripts.
 //!
 //! The server's own warnings (revocation off, a CRL past its next-update time, a
-//! changed CRL it cannot load) go to stderr in both forms, and with `--json` also into
-//! the JSON, so a script sees them: `{"server": ..., "warnings": [...], "clients": [...]}`.
+//! changed CRL it cannot load, a log whose newest cosignature is older than half of
+//! `--max-age`, so the operator learns before the hosts do) go to stderr in both
+//! forms, and with `--json` also into the JSON, so a script sees them:
+//! `{"server": ..., "warnings": [...], "clients": [...]}`. A host's raised alarms
+//! (`stale`, `withheld`, `fork`, `clock`, `behind`) are shown under it.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,6 +26,9 @@ struct ClientReport<'a> {
     last_poll: &'a str,
     authenticated: bool,
     targets: Vec<TargetReport>,
+    /// The log alarms the host had raised at its last poll, with when each was first
+    /// raised.
+    alarms: &'a std::collections::BTreeMap<fts_proto::AlarmName, fts_proto::Published>,
     problems: &'a [fts_store::Problem],
 }
 
@@ -40,7 +46,8 @@ struct JsonReport<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
 struct Warning {
-    /// `revocation-off`, `crl-overdue` or `crl-reload-failing`.
+    /// `revocation-off`, `crl-overdue`, `crl-reload-failing`, `no-log`,
+    /// `not-cosigned` or `cosignature-old`.
     kind: &'static str,
     message: String,
 }
@@ -65,7 +72,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         .read_all()
         .with_context(|| format!("cannot read the status folder {}", args.status_dir.display()))?;
     let server = status_dir.read_server();
-    let warnings = server.as_ref().map(server_warnings).unwrap_or_default();
+    let mut warnings = server.as_ref().map(server_warnings).unwrap_or_default();
+    warnings.extend(log_warnings(&store, args.max_age));
     for warning in &warnings {
         let label = if warning.kind == "revocation-off" { "note" } else { "warning" };
         eprintln!("{label}: {}", warning.message);
@@ -106,6 +114,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
                 target.target,
                 format!("{}/{}", target.applied, target.newest)
             )?;
+        }
+        for (alarm, since) in client.alarms {
+            writeln!(out, "{:<24} alarm: {alarm} (raised {since})", "")?;
         }
         for problem in client.problems {
             writeln!(
@@ -202,6 +213,40 @@ fn report<'a>(client: &'a ClientStatus, store: &StoreReader) -> ClientReport<'a>
                 held_at: client.held.get(t).copied(),
             })
             .collect(),
+        alarms: &client.alarms,
         problems: &client.problems,
+    }
+}
+
+/// What the store's log calls for: none yet, no cosignature over the checkpoint it
+/// serves, or a newest cosignature older than half of `max_age` (the hosts raise
+/// `stale` at `max_age`: this comes first).
+fn log_warnings(store: &StoreReader, max_age: std::time::Duration) -> Vec<Warning> {
+    let snapshot = store.snapshot();
+    let Some(log) = snapshot.log() else {
+        return vec![Warning {
+            kind: "no-log",
+            message: "the store has no log yet: hosts cannot check what they are sent against one (publish, or run `fts log init` on the signing host)".into(),
+        }];
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    match log.newest_cosignature {
+        None => vec![Warning {
+            kind: "not-cosigned",
+            message: format!(
+                "the checkpoint of {} leaves the store serves has no cosignature: is `fts timestamp` running, and its cosignatures/ folder copied to the servers?",
+                log.size()
+            ),
+        }],
+        Some(time) if now.saturating_sub(time) > max_age.as_secs() / 2 => vec![Warning {
+            kind: "cosignature-old",
+            message: format!(
+                "the newest cosignature of the log is {} s old, more than half of --max-age ({} s): hosts will raise `stale` at {} s; is `fts timestamp` running, and its folder copied here?",
+                now.saturating_sub(time),
+                max_age.as_secs() / 2,
+                max_age.as_secs()
+            ),
+        }],
+        Some(_) => Vec::new(),
     }
 }

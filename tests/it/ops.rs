@@ -409,7 +409,15 @@ fn every_service_unit_is_sandboxed_and_runs_as_a_dedicated_user() {
         unit_files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "service")).collect();
     let names: Vec<_> =
         services.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    for expected in ["fts-serve.service", "fts-poll.service", "fts-poll-once.service", "fts-crl.service"] {
+    for expected in [
+        "fts-serve.service",
+        "fts-poll.service",
+        "fts-poll-once.service",
+        "fts-crl.service",
+        "fts-timestamp.service",
+        "fts-replicate.service",
+        "fts-cosignatures.service",
+    ] {
         assert!(names.iter().any(|n| n == expected), "no {expected} in {names:?}");
     }
     for path in &services {
@@ -451,7 +459,11 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         let text = std::fs::read_to_string(&unit).unwrap();
         assert!(text.contains("/usr/local/bin/fts") || unit.extension().is_some_and(|e| e == "timer"));
         let copy = dir.path().join(unit.file_name().unwrap());
-        std::fs::write(&copy, text.replace("/usr/local/bin/fts", env!("CARGO_BIN_EXE_fts"))).unwrap();
+        let replicate = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fts-replicate");
+        let text = text
+            .replace("/usr/local/bin/fts-replicate", replicate)
+            .replace("/usr/local/bin/fts", env!("CARGO_BIN_EXE_fts"));
+        std::fs::write(&copy, text).unwrap();
         copies.push(copy);
     }
     let out = std::process::Command::new("systemd-analyze")

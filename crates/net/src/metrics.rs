@@ -192,6 +192,11 @@ pub struct Metrics {
     send_rate_transfers: Gauge,
     /// One per [`ConnectionRefusal`], in the order of `ConnectionRefusal::ALL`.
     connections_refused: Vec<Counter>,
+    log_size: Gauge,
+    /// The newest cosignature time over the served checkpoint (Unix seconds, 0: none);
+    /// `fts_cosignature_age_seconds` is computed from it when the page is encoded.
+    cosignature_time: Arc<AtomicU64>,
+    cosignature_age: Gauge,
 }
 
 impl fmt::Debug for Metrics {
@@ -323,6 +328,18 @@ impl Metrics {
             SharedCounter(log_lines_dropped),
         );
 
+        let log_size = Gauge::default();
+        registry.register(
+            "fts_log_size",
+            "Leaves of the log checkpoint this server serves (0: the store has no log yet)",
+            log_size.clone(),
+        );
+        let cosignature_age = Gauge::default();
+        registry.register(
+            "fts_cosignature_age_seconds",
+            "Age of the newest cosignature over the checkpoint served; with none, counted from              1970, so that any alert on it fires. Hosts raise `stale` past their --max-age",
+            cosignature_age.clone(),
+        );
         Metrics {
             registry,
             polls_ok,
@@ -342,7 +359,16 @@ impl Metrics {
             max_send_rate,
             send_rate_transfers,
             connections_refused,
+            log_size,
+            cosignature_time: Arc::new(AtomicU64::new(0)),
+            cosignature_age,
         }
+    }
+
+    /// The log checkpoint served: its size and the newest cosignature time over it.
+    pub fn set_log(&self, size: u64, newest_cosignature: Option<u64>) {
+        self.log_size.set(i64::try_from(size).unwrap_or(i64::MAX));
+        self.cosignature_time.store(newest_cosignature.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// The admission checks closed a connection before its handshake.
@@ -427,6 +453,9 @@ impl Metrics {
 
     /// Everything, in the Prometheus text format.
     pub fn encode(&self) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let age = now.saturating_sub(self.cosignature_time.load(Ordering::Relaxed));
+        self.cosignature_age.set(i64::try_from(age).unwrap_or(i64::MAX));
         let mut text = String::new();
         // Writing into a String cannot fail; an encoder error would only drop lines.
         if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry) {

@@ -46,7 +46,7 @@ use fts_proto::{
     Request, ServerFrame, Target,
 };
 use fts_store::served_log::ServedLog;
-use fts_store::{Answer, Entry, StatusDir, StoreError, StoreReader, StoreSnapshot};
+use fts_store::{Answer, Entry, PollClaims, StatusDir, StoreError, StoreReader, StoreSnapshot};
 use fts_trust::{ClientAuth, ClientIdentity};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -251,6 +251,9 @@ impl Server {
         let egress =
             settings.max_send_rate.map(|max| Egress::new(max, settings.min_send_rate.bytes_per_second));
         metrics.set_max_send_rate(settings.max_send_rate);
+        if let Some(log) = store.snapshot().log() {
+            metrics.set_log(log.size(), log.newest_cosignature);
+        }
         let shared = Arc::new(Shared {
             transport,
             settings,
@@ -590,6 +593,9 @@ where
     // The log (PROTOCOL.md section 7), for a client that asks for it: the answer
     // opens with the checkpoint and head proofs, and carries only entries the
     // checkpoint covers, each with its inclusion proof.
+    if let Some(log) = snapshot.log() {
+        shared.metrics.set_log(log.size(), log.newest_cosignature);
+    }
     let served_log = match request.log_size {
         Some(_) => snapshot.log().cloned(),
         None => None,
@@ -964,23 +970,26 @@ async fn record_status(
     targets: &[Target],
     request: &Request,
 ) {
-    let since = targets.iter().map(|t| (t.clone(), request.since(t))).collect();
-    // Only the client's own targets: a held target it does not have says nothing.
-    let held: BTreeMap<Target, u64> = request
-        .held
-        .iter()
-        .filter(|(target, _)| targets.contains(target))
-        .map(|(target, seq)| (target.clone(), seq.get()))
-        .collect();
+    let claims = PollClaims {
+        since: targets.iter().map(|t| (t.clone(), request.since(t))).collect(),
+        // Only the client's own targets: a held target it does not have says nothing.
+        held: request
+            .held
+            .iter()
+            .filter(|(target, _)| targets.contains(target))
+            .map(|(target, seq)| (target.clone(), seq.get()))
+            .collect(),
+        alarms: request.alarms.clone(),
+    };
     let now = SystemTime::now();
-    if shared.status.note_unchanged_poll(client, authenticated, &since, &held, &request.rejected, now) {
+    if shared.status.note_unchanged_poll(client, authenticated, &claims, &request.rejected, now) {
         return;
     }
     let reports: Vec<Report> = request.rejected.clone();
     let status = Arc::clone(&shared.status);
     let who = client.clone();
     let written = tokio::task::spawn_blocking(move || {
-        status.record_poll(&who, authenticated, &since, &held, &reports, SystemTime::now())
+        status.record_poll(&who, authenticated, &claims, &reports, SystemTime::now())
     })
     .await;
     match written {

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use fts_proto::{ClientId, ErrorChain, Published, RejectReason, Report, Target};
+use fts_proto::{AlarmName, ClientId, ErrorChain, Published, RejectReason, Report, Target};
 use serde::{Deserialize, Serialize};
 
 use fts_fs::{Dir, FileMode, FsError, WriteOptions};
@@ -68,8 +68,30 @@ pub struct ClientStatus {
     /// (PROTOCOL.md section 3.1.1). Absent in files of older servers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub held: BTreeMap<Target, u64>,
+    /// The log alarms the client had raised at its last poll, each with when it was
+    /// first raised (PROTOCOL.md section 7.5). Absent in files of older servers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alarms: BTreeMap<AlarmName, Published>,
     /// Problems reported, oldest first by last-seen time.
     pub problems: Vec<Problem>,
+}
+
+/// What one poll says of its client, as its status file keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct PollClaims {
+    /// Per target, the seq of the last applied entry (`since`).
+    pub since: BTreeMap<Target, u64>,
+    /// Per held target, the entry it is held at.
+    pub held: BTreeMap<Target, u64>,
+    /// The raised alarms, each with when it was first raised (Unix seconds).
+    pub alarms: BTreeMap<AlarmName, u64>,
+}
+
+impl PollClaims {
+    /// A poll that says only its `since`.
+    pub fn of(since: &BTreeMap<Target, u64>) -> PollClaims {
+        PollClaims { since: since.clone(), ..PollClaims::default() }
+    }
 }
 
 /// One problem a client reported about one entry.
@@ -218,17 +240,12 @@ impl StatusDir {
         &self,
         client: &ClientId,
         authenticated: bool,
-        since: &BTreeMap<Target, u64>,
-        held: &BTreeMap<Target, u64>,
+        claims: &PollClaims,
         reports: &[Report],
         now: SystemTime,
     ) -> bool {
         reports.is_empty()
-            && self.last_polls.note_if_unchanged(
-                client,
-                fingerprint(authenticated, &(since, held)),
-                unix_seconds(now),
-            )
+            && self.last_polls.note_if_unchanged(client, fingerprint(authenticated, claims), unix_seconds(now))
     }
 
     /// Writes `last-polls.tsv` if [`note_unchanged_poll`](Self::note_unchanged_poll)
@@ -243,8 +260,7 @@ impl StatusDir {
         &self,
         client: &ClientId,
         authenticated: bool,
-        since: &BTreeMap<Target, u64>,
-        held: &BTreeMap<Target, u64>,
+        claims: &PollClaims,
         reports: &[Report],
         now: SystemTime,
     ) -> Result<ClientStatus> {
@@ -310,11 +326,12 @@ impl StatusDir {
             client_id: client.clone(),
             last_poll: now,
             authenticated,
-            since: since.clone(),
-            held: held.clone(),
+            since: claims.since.clone(),
+            held: claims.held.clone(),
+            alarms: claims.alarms.iter().map(|(name, &at)| (name.clone(), Published::from_unix_seconds(at))).collect(),
             problems,
         };
-        let fingerprint = fingerprint(authenticated, &(since, held));
+        let fingerprint = fingerprint(authenticated, claims);
         let durable = new_problem
             && self.flushes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(client, secs);
         match self.write(&file_name_of(client), &status, durable) {
@@ -467,7 +484,7 @@ mod tests {
             let report = Report::new(Target::All, seq, RejectReason::Signature);
             let now = start + Duration::from_secs(seq);
             status
-                .record_poll(&id("web-01"), true, &BTreeMap::new(), &BTreeMap::new(), &[report], now)
+                .record_poll(&id("web-01"), true, &PollClaims::default(), &[report], now)
                 .unwrap();
         }
         let used = |client: &str| status.flushes.lock().unwrap().used.get(&id(client)).copied();
@@ -480,8 +497,7 @@ mod tests {
             .record_poll(
                 &id("db-01"),
                 true,
-                &BTreeMap::new(),
-                &BTreeMap::new(),
+                &PollClaims::default(),
                 std::slice::from_ref(&report),
                 start,
             )
@@ -490,7 +506,7 @@ mod tests {
         let next_minute = start + Duration::from_secs(61);
         let report = Report { seq: 2, ..report };
         status
-            .record_poll(&id("web-01"), true, &BTreeMap::new(), &BTreeMap::new(), &[report], next_minute)
+            .record_poll(&id("web-01"), true, &PollClaims::default(), &[report], next_minute)
             .unwrap();
         assert_eq!(used("web-01"), Some(1), "the budget is per minute");
         assert_eq!(used("db-01"), None, "an old window is forgotten");

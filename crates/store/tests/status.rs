@@ -8,7 +8,7 @@ use std::fs;
 
 use common::*;
 use fts_proto::{ClientId, RejectReason, Report};
-use fts_store::{MAX_PROBLEMS, StatusDir};
+use fts_store::{MAX_PROBLEMS, PollClaims, StatusDir};
 
 fn client(s: &str) -> ClientId {
     ClientId::parse(s).unwrap()
@@ -27,13 +27,12 @@ fn a_poll_is_recorded_and_read_back() {
         .record_poll(
             &client("web-01"),
             true,
-            &since,
-            &BTreeMap::new(),
+            &PollClaims::of(&since),
             &[report("all", 5, "signature")],
             at(0),
         )
         .unwrap();
-    status.record_poll(&client("db-01"), false, &BTreeMap::new(), &BTreeMap::new(), &[], at(5)).unwrap();
+    status.record_poll(&client("db-01"), false, &PollClaims::default(), &[], at(5)).unwrap();
 
     let all = StatusDir::open(dir.path().join("status")).read_all().unwrap();
     assert_eq!(all.len(), 2);
@@ -59,19 +58,18 @@ fn a_problem_reported_again_is_recorded_once_with_first_and_last_seen() {
     let id = client("web-01");
     let none = BTreeMap::new();
     status
-        .record_poll(&id, false, &none, &BTreeMap::new(), &[report("all", 5, "hook-failed")], at(0))
+        .record_poll(&id, false, &PollClaims::of(&none), &[report("all", 5, "hook-failed")], at(0))
         .unwrap();
     status
         .record_poll(
             &id,
             true,
-            &none,
-            &BTreeMap::new(),
+            &PollClaims::of(&none),
             &[report("all", 5, "hook-failed"), report("all", 6, "gap")],
             at(60),
         )
         .unwrap();
-    let s = status.record_poll(&id, true, &none, &BTreeMap::new(), &[], at(120)).unwrap();
+    let s = status.record_poll(&id, true, &PollClaims::of(&none), &[], at(120)).unwrap();
     assert_eq!(s.problems.len(), 2);
     let hook = s.problems.iter().find(|p| p.seq == 5).unwrap();
     assert_eq!(
@@ -93,8 +91,7 @@ fn only_the_newest_problems_are_kept() {
             .record_poll(
                 &id,
                 true,
-                &BTreeMap::new(),
-                &BTreeMap::new(),
+                &PollClaims::default(),
                 &[report("all", seq, "replay")],
                 at(seq),
             )
@@ -110,7 +107,7 @@ fn only_the_newest_problems_are_kept() {
 fn a_damaged_or_foreign_status_file_is_skipped_and_a_fresh_one_written_over_it() {
     let dir = tempfile::tempdir().unwrap();
     let status = StatusDir::open_or_create(dir.path()).unwrap();
-    status.record_poll(&client("good"), true, &BTreeMap::new(), &BTreeMap::new(), &[], at(0)).unwrap();
+    status.record_poll(&client("good"), true, &PollClaims::default(), &[], at(0)).unwrap();
     fs::write(dir.path().join("broken.json"), b"{\"format\":1,\"client-id\":").unwrap();
     fs::write(dir.path().join("zeros.json"), [0u8; 64]).unwrap();
     fs::copy(dir.path().join("good.json"), dir.path().join("other.json")).unwrap();
@@ -123,7 +120,7 @@ fn a_damaged_or_foreign_status_file_is_skipped_and_a_fresh_one_written_over_it()
     assert!(status.read(&client("broken")).is_err());
 
     let fresh =
-        status.record_poll(&client("broken"), true, &BTreeMap::new(), &BTreeMap::new(), &[], at(9)).unwrap();
+        status.record_poll(&client("broken"), true, &PollClaims::default(), &[], at(9)).unwrap();
     assert_eq!(status.read(&client("broken")).unwrap(), Some(fresh));
 }
 
@@ -144,12 +141,12 @@ fn an_unchanged_poll_is_kept_in_memory_until_the_flush_and_a_change_is_written_a
     let last_poll = || reader.read(&id).unwrap().unwrap().last_poll.as_str().to_owned();
 
     assert!(
-        !status.note_unchanged_poll(&id, true, &since, &BTreeMap::new(), &[], at(0)),
+        !status.note_unchanged_poll(&id, true, &PollClaims::of(&since), &[], at(0)),
         "a first poll needs the file"
     );
-    status.record_poll(&id, true, &since, &BTreeMap::new(), &[], at(0)).unwrap();
+    status.record_poll(&id, true, &PollClaims::of(&since), &[], at(0)).unwrap();
     let file = fs::read(path.join("web-01.json")).unwrap();
-    assert!(status.note_unchanged_poll(&id, true, &since, &BTreeMap::new(), &[], at(60)));
+    assert!(status.note_unchanged_poll(&id, true, &PollClaims::of(&since), &[], at(60)));
     assert_eq!(fs::read(path.join("web-01.json")).unwrap(), file, "the client file is not rewritten");
     assert_eq!(last_poll(), "2026-11-25T17:00:00Z", "not flushed yet");
     assert!(status.flush_last_polls().unwrap());
@@ -161,17 +158,17 @@ fn an_unchanged_poll_is_kept_in_memory_until_the_flush_and_a_change_is_written_a
 
     let moved = BTreeMap::from([(target("all"), 5), (target("web-01"), 2)]);
     assert!(
-        !status.note_unchanged_poll(&id, false, &since, &BTreeMap::new(), &[], at(120)),
+        !status.note_unchanged_poll(&id, false, &PollClaims::of(&since), &[], at(120)),
         "authentication changed"
     );
-    assert!(!status.note_unchanged_poll(&id, true, &moved, &BTreeMap::new(), &[], at(120)), "since changed");
+    assert!(!status.note_unchanged_poll(&id, true, &PollClaims::of(&moved), &[], at(120)), "since changed");
     assert!(
-        !status.note_unchanged_poll(&id, true, &since, &BTreeMap::new(), &[report("all", 5, "gap")], at(120)),
+        !status.note_unchanged_poll(&id, true, &PollClaims::of(&since), &[report("all", 5, "gap")], at(120)),
         "a report"
     );
-    status.record_poll(&id, true, &moved, &BTreeMap::new(), &[], at(120)).unwrap();
+    status.record_poll(&id, true, &PollClaims::of(&moved), &[], at(120)).unwrap();
     assert_eq!(reader.read(&id).unwrap().unwrap().since, moved, "written at once");
-    assert!(status.note_unchanged_poll(&id, true, &moved, &BTreeMap::new(), &[], at(180)));
+    assert!(status.note_unchanged_poll(&id, true, &PollClaims::of(&moved), &[], at(180)));
 
     // A restarted server keeps the times it flushed (and flushes at stop), but cannot
     // know what the files hold: the first poll of each client rewrites its file.
@@ -179,9 +176,9 @@ fn an_unchanged_poll_is_kept_in_memory_until_the_flush_and_a_change_is_written_a
     drop(status);
     let restarted = StatusDir::open_or_create(&path).unwrap();
     assert_eq!(last_poll(), "2026-11-25T17:03:00Z");
-    assert!(!restarted.note_unchanged_poll(&id, true, &moved, &BTreeMap::new(), &[], at(240)));
-    restarted.record_poll(&id, true, &moved, &BTreeMap::new(), &[], at(240)).unwrap();
-    assert!(restarted.note_unchanged_poll(&id, true, &moved, &BTreeMap::new(), &[], at(300)));
+    assert!(!restarted.note_unchanged_poll(&id, true, &PollClaims::of(&moved), &[], at(240)));
+    restarted.record_poll(&id, true, &PollClaims::of(&moved), &[], at(240)).unwrap();
+    assert!(restarted.note_unchanged_poll(&id, true, &PollClaims::of(&moved), &[], at(300)));
 }
 
 #[test]
@@ -190,7 +187,7 @@ fn a_damaged_last_polls_file_is_ignored_by_readers_and_replaced_by_the_server() 
     let status = StatusDir::open_or_create(dir.path()).unwrap();
     let id = client("web-01");
     let none = BTreeMap::new();
-    status.record_poll(&id, true, &none, &BTreeMap::new(), &[], at(60)).unwrap();
+    status.record_poll(&id, true, &PollClaims::of(&none), &[], at(60)).unwrap();
     let snapshot = dir.path().join("last-polls.tsv");
     fs::write(&snapshot, b"web-01\tnot a time\n\xff\xfe\0garbage").unwrap();
     let all = status.read_all().unwrap();
@@ -213,8 +210,8 @@ fn a_damaged_last_polls_file_is_ignored_by_readers_and_replaced_by_the_server() 
     fs::write(&snapshot, vec![b'x'; 70 << 20]).unwrap();
     let restarted = StatusDir::open_or_create(dir.path()).unwrap();
     assert_eq!(restarted.read_all().unwrap().len(), 1);
-    restarted.record_poll(&id, true, &none, &BTreeMap::new(), &[], at(120)).unwrap();
-    assert!(restarted.note_unchanged_poll(&id, true, &none, &BTreeMap::new(), &[], at(180)));
+    restarted.record_poll(&id, true, &PollClaims::of(&none), &[], at(120)).unwrap();
+    assert!(restarted.note_unchanged_poll(&id, true, &PollClaims::of(&none), &[], at(180)));
     assert!(restarted.flush_last_polls().unwrap());
     let text = fs::read_to_string(&snapshot).unwrap();
     assert!(text.ends_with("\nweb-01\t2026-11-25T17:03:00Z\n"), "a fresh snapshot: {text:?}");
@@ -225,7 +222,7 @@ fn a_last_poll_time_from_the_future_is_not_shown() {
     let dir = tempfile::tempdir().unwrap();
     let status = StatusDir::open_or_create(dir.path()).unwrap();
     let id = client("web-01");
-    status.record_poll(&id, true, &BTreeMap::new(), &BTreeMap::new(), &[], at(60)).unwrap();
+    status.record_poll(&id, true, &PollClaims::default(), &[], at(60)).unwrap();
     // Written while the server's clock ran a year ahead.
     fs::write(dir.path().join("last-polls.tsv"), b"web-01\t2099-01-01T00:00:00Z\n").unwrap();
     assert_eq!(status.read(&id).unwrap().unwrap().last_poll.as_str(), "2026-11-25T17:01:00Z");

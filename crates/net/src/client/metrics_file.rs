@@ -53,6 +53,11 @@ struct TargetLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlarmLabel {
+    alarm: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HeldLabel {
     target: String,
     reason: String,
@@ -216,11 +221,52 @@ pub fn render(client: &Client, result: &RoundResult, now: SystemTime, previous: 
         count(state.installed.len()),
     );
 
+    log_figures(&mut registry, client, now);
+
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry) {
         tracing::warn!(error = %ErrorChain(&e), "cannot encode the poll metrics");
     }
     text
+}
+
+/// The log's figures (docs/PROTOCOL.md section 7.5): each alarm 0 or 1 (every known
+/// alarm is written, so that an alert on `== 1` sees a clear one too), the size of the
+/// recorded checkpoint, whether freshness is on, and the age of the newest
+/// cosignature verified.
+fn log_figures(registry: &mut Registry, client: &Client, now: SystemTime) {
+    use crate::client::freshness::alarm;
+    let log = client.log_state();
+    let alarms = Family::<AlarmLabel, Gauge>::default();
+    for name in [alarm::STALE, alarm::WITHHELD, alarm::FORK, alarm::CLOCK, alarm::BEHIND] {
+        let raised = log.alarms.keys().any(|a| a.as_str() == name);
+        alarms.get_or_create(&AlarmLabel { alarm: name.to_owned() }).set(i64::from(raised));
+    }
+    for name in log.alarms.keys() {
+        alarms.get_or_create(&AlarmLabel { alarm: name.to_string() }).set(1);
+    }
+    registry.register("fts_poll_alarm", "Per log alarm, 1 while it is raised (fts poll --once exits 4)", alarms);
+    gauge(registry, "fts_poll_log_size", "Leaves of the newest log checkpoint this host verified (0: none yet)", count_u64(log.size));
+    let freshness = !client.settings().log.timestamp_keys.is_empty();
+    gauge(
+        registry,
+        "fts_poll_freshness_enabled",
+        "1 when a --timestamp-key is configured (without one a freeze of this host is not noticed)",
+        i64::from(freshness),
+    );
+    if let Some(attested) = log.attested {
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        gauge(
+            registry,
+            "fts_poll_cosignature_age_seconds",
+            "Age of the newest cosignature this host verified (it raises `stale` past --max-age)",
+            count_u64(now.saturating_sub(attested)),
+        );
+    }
+}
+
+fn count_u64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// What an existing metrics file at `path` recorded (nothing if there is none).
