@@ -123,7 +123,16 @@ fn try_publish(sandbox: &Sandbox, store: &str, name: &str, contents: &[u8]) -> R
 fn cosign(sandbox: &Sandbox, store: &str) -> Run {
     fts(
         sandbox,
-        &["timestamp", "--once", "--store", store, "--key", "ts/timestamp.key", "--trust", "certs/signing.pub"],
+        &[
+            "timestamp",
+            "--once",
+            "--store",
+            store,
+            "--key",
+            "ts/timestamp.key",
+            "--trust",
+            "certs/signing.pub",
+        ],
     )
 }
 
@@ -140,7 +149,8 @@ fn poll_into(sandbox: &Sandbox, addr: std::net::SocketAddr, dest: &str, extra: &
 /// freshness is off and `stale` is never raised).
 fn poll_with(sandbox: &Sandbox, addr: std::net::SocketAddr, dest: &str, fresh: bool, extra: &[&str]) -> Run {
     let addr = addr.to_string();
-    let mut args = vec!["poll", "--once", "--server", &addr, "--id", ID, "--dest", dest, "--min-interval", "1s"];
+    let mut args =
+        vec!["poll", "--once", "--server", &addr, "--id", ID, "--dest", dest, "--min-interval", "1s"];
     if fresh {
         args.extend(["--timestamp-key", "ts/timestamp.pub"]);
     }
@@ -502,7 +512,11 @@ fn a_restored_old_master_store_cannot_publish_and_log_verify_against_says_so() {
     );
     assert_eq!(std::fs::read(sandbox.join("store/log/checkpoint")).unwrap(), checkpoint, "nothing signed");
     assert_eq!(std::fs::read(sandbox.join("store/log/leaves")).unwrap(), leaves, "no leaf appended");
-    assert_eq!(std::fs::read(sandbox.join("store/journal")).unwrap(), journal, "nothing written to the journal");
+    assert_eq!(
+        std::fs::read(sandbox.join("store/journal")).unwrap(),
+        journal,
+        "nothing written to the journal"
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -563,7 +577,8 @@ fn log_frame(sandbox: &Sandbox, store: &str) -> (Vec<u8>, fts_log::merkle::Tree)
             (t, proof)
         })
         .collect();
-    let frame = ServerFrame::Log(fts_proto::LogFrame { checkpoint: note, consistency: Vec::new(), heads: mine });
+    let frame =
+        ServerFrame::Log(fts_proto::LogFrame { checkpoint: note, consistency: Vec::new(), heads: mine });
     (frame.encode().expect("encode the log frame"), tree)
 }
 
@@ -689,10 +704,12 @@ fn kill_9_of_the_timestamp_signer_never_leaves_a_torn_state_or_cosignature() {
             assert!(state["size"].as_u64().is_some_and(|s| s >= 1), "{state:#}");
         }
         if let Ok(text) = std::fs::read_to_string(&cosigned) {
-            let note = Note::parse(&text).unwrap_or_else(|e| panic!("round {round}: a torn cosignature ({e}): {text}"));
+            let note = Note::parse(&text)
+                .unwrap_or_else(|e| panic!("round {round}: a torn cosignature ({e}): {text}"));
             let checkpoint = Checkpoint::parse_text(&note.text).expect("a checkpoint");
-            let lines = fts_trust::note::verify_cosignatures(&note, &checkpoint, std::slice::from_ref(&public))
-                .unwrap_or_else(|e| panic!("round {round}: the cosignature does not verify: {e}"));
+            let lines =
+                fts_trust::note::verify_cosignatures(&note, &checkpoint, std::slice::from_ref(&public))
+                    .unwrap_or_else(|e| panic!("round {round}: the cosignature does not verify: {e}"));
             assert_eq!(lines.len(), 1, "round {round}: one cosignature line");
         }
         let names: Vec<String> = std::fs::read_dir(sandbox.join("store/cosignatures"))
