@@ -277,14 +277,55 @@ fn a_frozen_replica_is_fresh_until_max_age_then_stale_while_it_still_answers() {
     cosign(&sandbox, "store").expect(0, "cosign the master again");
 
     sleep_until_after(cosigned_at + 3);
-    let run = poll(&sandbox, server.addr, &["--max-age", "3s"]);
+    let run = poll(&sandbox, server.addr, &["--max-age", "3s", "--metrics-file", "poll.prom"]);
     run.expect(4, "stale after --max-age");
+    let metrics = std::fs::read_to_string(sandbox.join("poll.prom")).expect("the metrics file");
+    assert!(
+        metrics.contains("fts_poll_alarm{alarm=\"stale\"} 1"),
+        "the alarm gauge (PROTOCOL.md 7.5): {metrics}"
+    );
+    assert!(metrics.contains("fts_poll_alarm{alarm=\"withheld\"} 0"), "{metrics}");
     assert!(run.stdout.contains("fts poll: done"), "the poll itself succeeded: {run:?}");
     assert!(run.stderr.contains("stale"), "{run:?}");
     let state = log_state(&sandbox);
     assert_eq!(alarms(&state), ["stale"], "{state:#}");
     assert_eq!(state["attested"].as_u64(), Some(cosigned_at), "{state:#}");
     assert_eq!(installed(&sandbox, "later.conf"), None);
+}
+
+/// The other side of a frozen replica: a server whose store the signer keeps
+/// cosigning (no restart) keeps its hosts fresh.
+#[test]
+fn a_store_the_signer_keeps_cosigning_keeps_its_hosts_fresh_without_a_server_restart() {
+    let sandbox = sandbox();
+    publish_to(&sandbox, "store", "app.conf", b"version 1\n");
+    cosign(&sandbox, "store").expect(0, "cosign");
+    let server = serve(&sandbox, "store");
+    let mut signer = sandbox
+        .fts(["timestamp", "--store", "store", "--key", "ts/timestamp.key", "--trust", "certs/signing.pub"])
+        .args(["--every", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start fts timestamp");
+    let started = unix_now();
+    let mut attested = Vec::new();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // --max-age 5s: the signer looks every 2 s; more than 5 s without a new
+        // cosignature reaching the host is stale.
+        while unix_now() < started + 9 {
+            let run = poll(&sandbox, server.addr, &["--max-age", "5s"]);
+            run.expect(0, "fresh while the signer runs");
+            attested.push(log_state(&sandbox)["attested"].as_u64().expect("attested"));
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+    }));
+    let _ = signer.kill();
+    let _ = signer.wait();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    assert!(attested.last() > attested.first(), "newer cosignatures reached the host: {attested:?}");
 }
 
 // ---------------------------------------------------------------------------------

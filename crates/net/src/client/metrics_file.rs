@@ -27,6 +27,7 @@ use prometheus_client::registry::Registry;
 
 use crate::client::Client;
 use crate::client::PollError;
+use crate::client::freshness::alarm;
 use crate::client::poller::RoundResult;
 
 /// The metric whose previous value survives a failed round.
@@ -50,6 +51,11 @@ const METRICS_WRITE: fts_fs::WriteOptions = fts_fs::WriteOptions {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TargetLabel {
     target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlarmLabel {
+    alarm: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -214,6 +220,19 @@ pub fn render(client: &Client, result: &RoundResult, now: SystemTime, previous: 
         "fts_poll_installed_files",
         "Files installed in the destination",
         count(state.installed.len()),
+    );
+
+    // PROTOCOL.md section 7.5: 1 while the log alarm is raised, 0 otherwise.
+    let alarms = Family::<AlarmLabel, Gauge>::default();
+    let raised = &client.log_state().alarms;
+    for name in [alarm::STALE, alarm::WITHHELD, alarm::FORK, alarm::CLOCK, alarm::BEHIND] {
+        let on = raised.keys().any(|key| key.as_str() == name);
+        alarms.get_or_create(&AlarmLabel { alarm: name.to_owned() }).set(i64::from(on));
+    }
+    registry.register(
+        "fts_poll_alarm",
+        "Per log alarm (PROTOCOL.md section 7.5), 1 while it is raised",
+        alarms,
     );
 
     let mut text = String::new();
