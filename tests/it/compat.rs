@@ -20,7 +20,7 @@ use crate::common::server::ServeProcess;
 use crate::common::{Sandbox, expect_success, stdout};
 
 /// The previous release's `fts`, or `None` (said loudly) when it is not built.
-fn previous_release() -> Option<PathBuf> {
+pub(crate) fn previous_release() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("FTS_PREVIOUS_BIN") {
         let path = PathBuf::from(path);
         assert!(path.is_file(), "FTS_PREVIOUS_BIN={} is not a file", path.display());

@@ -11,6 +11,7 @@ mod cli;
 mod compat;
 mod crash;
 mod delivery;
+mod freshness;
 mod disk_full;
 mod dos;
 mod hostile;

@@ -213,6 +213,36 @@ fn read_small(path: &Path) -> io::Result<String> {
     Ok(text)
 }
 
+/// Under the publish lock, before a publish writes its record: refuses a store whose
+/// journal holds fewer entries than its own checkpoint, or a checkpoint of its log
+/// cosigned in `cosignatures/`, covers (a store restored from an old backup), so that
+/// nothing is written to it. Only sizes are compared here, without hashing the
+/// journal; [`append_and_sign`] checks the roots after the record.
+pub fn check_not_rolled_back(store_dir: &Path, entries: u64, origin: Option<&Origin>) -> Result<()> {
+    let previous = read_checkpoint(store_dir)?;
+    let origin = previous.as_ref().map(|p| &p.checkpoint.origin).or(origin);
+    let mut older = Vec::new();
+    if let Some(prev) = &previous {
+        older.push(("the store's own previous checkpoint".to_owned(), prev.checkpoint.size));
+    }
+    for (name, cosigned) in read_cosigned(store_dir)? {
+        if Some(&cosigned.checkpoint.origin) == origin {
+            older.push((
+                format!("the checkpoint cosigned in {COSIGNATURES}/{name}"),
+                cosigned.checkpoint.size,
+            ));
+        }
+    }
+    for (what, size) in older {
+        if size > entries {
+            return Err(log_error(format!(
+                "{what} covers {size} leaves, but this store's journal has only {entries} entries: it is older than what hosts may have seen (a store restored from an old backup?). Nothing was published. Restore it from the freshest replica (docs/OPERATIONS.md), check it with `fts log verify --against DIR`"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Under the publish lock, with the journal's entries (all of them, the new ones
 /// durable): appends the leaves the log lacks, checks that the log it extends is the
 /// one already signed and the one the timestamp signer cosigned, signs the new

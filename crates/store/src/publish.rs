@@ -259,6 +259,8 @@ impl Store {
             .open(&journal_path)
             .map_err(StoreError::io("open", &journal_path))?;
         let index = load_for_append(&journal, &journal_path)?;
+        // Before the record: a rolled-back store gets nothing written to it.
+        log::check_not_rolled_back(&self.dir, index.entries.len() as u64, self.log_origin.as_ref())?;
 
         let content = Content { file_name, file_size, file_hash };
         let published = next_published(&index, now);

@@ -192,6 +192,8 @@ pub struct LogBook {
     state: LogState,
     dir: Dir,
     name: OsString,
+    /// `<state>.evidence`, beside `<state>.log` (PROTOCOL.md section 7.5).
+    evidence: OsString,
 }
 
 impl LogBook {
@@ -205,10 +207,13 @@ impl LogBook {
     ) -> Result<LogBook, StateError> {
         let mut name = state_name.to_os_string();
         name.push(".log");
+        let mut evidence = state_name.to_os_string();
+        evidence.push(".evidence");
         let path = dir.join(&name);
         let state = match dir.read_bounded(&name, MAX_LOG_STATE_FILE) {
             Ok(bytes) if reset => {
-                let book = LogBook { settings: settings.clone(), state: LogState::empty(), dir, name };
+                let book =
+                    LogBook { settings: settings.clone(), state: LogState::empty(), dir, name, evidence };
                 book.keep_evidence("reset", &String::from_utf8_lossy(&bytes));
                 tracing::warn!(file = %path.display(), "--reset-log-state: starting the log state again; the old one is kept as evidence");
                 return Ok(book.with_initial());
@@ -225,7 +230,7 @@ impl LogBook {
                 });
             }
         };
-        Ok(LogBook { settings, state, dir, name }.with_initial())
+        Ok(LogBook { settings, state, dir, name, evidence }.with_initial())
     }
 
     /// Applies `--log-checkpoint` to a state that has verified none yet.
@@ -431,10 +436,9 @@ impl LogBook {
     /// Writes `text` into the evidence folder beside the state, keeping at most
     /// [`MAX_EVIDENCE`] files; returns the file's path in words.
     fn keep_evidence(&self, kind: &str, text: &str) -> String {
-        let mut folder = self.name.clone();
-        folder.push(".evidence");
+        let folder = &self.evidence;
         let result = (|| -> Result<String, fts_fs::FsError> {
-            let (dir, _) = self.dir.open_or_create_dir(&folder, 0o700)?;
+            let (dir, _) = self.dir.open_or_create_dir(folder, 0o700)?;
             let mut names: Vec<OsString> = dir
                 .entries()?
                 .into_iter()

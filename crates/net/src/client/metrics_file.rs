@@ -27,6 +27,7 @@ use prometheus_client::registry::Registry;
 
 use crate::client::Client;
 use crate::client::PollError;
+use crate::client::freshness::alarm;
 use crate::client::poller::RoundResult;
 
 /// The metric whose previous value survives a failed round.
@@ -235,7 +236,6 @@ pub fn render(client: &Client, result: &RoundResult, now: SystemTime, previous: 
 /// recorded checkpoint, whether freshness is on, and the age of the newest
 /// cosignature verified.
 fn log_figures(registry: &mut Registry, client: &Client, now: SystemTime) {
-    use crate::client::freshness::alarm;
     let log = client.log_state();
     let alarms = Family::<AlarmLabel, Gauge>::default();
     for name in [alarm::STALE, alarm::WITHHELD, alarm::FORK, alarm::CLOCK, alarm::BEHIND] {
