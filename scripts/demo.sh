@@ -109,7 +109,45 @@ poll db-01 || fail "db-01's poll failed"
 status=$("$fts" status --json)
 grep -q '"hash-mismatch"' <<< "$status" || fail "status does not show the reported problem"
 
-step "8. Stopping the server"
+step "8. A replica that stops copying is noticed: every publish is in a cosigned log"
+say "Each publish also signed a checkpoint of the store's append-only log. A timestamp"
+say "signer (its own machine, its own key) cosigns the newest checkpoint every few"
+say "minutes; a host that sees no fresh cosignature within --max-age raises 'stale'."
+"$fts" keygen timestamp --dir ts
+"$fts" timestamp --store store --key ts/timestamp.key --trust certs/signing.pub --once 2> timestamp.log \
+  || { cat timestamp.log >&2; fail "the timestamp signer did not cosign"; }
+cp -a store replica
+"$fts" serve --store replica --status-dir replica-status --listen 127.0.0.1:0 --log-format json 2> replica.log &
+replica_pid=$!
+replica=$(wait_for_listening "$replica_pid" replica.log) || fail "the replica's server did not start"
+fresh_poll() { # fresh_poll: one poll of web-01 from the replica, judging freshness over 3 s
+  "$fts" poll --once --server "$replica" --id web-01 --dest hosts/web-01 --cert certs/web-01.crt \
+    --key certs/web-01.key --timestamp-key ts/timestamp.pub --max-age 3s 2> poll-fresh.log
+}
+fresh_poll || { cat poll-fresh.log >&2; fail "the first poll of the replica failed"; }
+say "web-01 polls the replica at $replica: the log verifies and is fresh (exit 0)."
+printf 'pretend this is openssl 3.0.20\n' > openssl-3.0.20.deb
+"$fts" publish openssl-3.0.20.deb --to web-01 > /dev/null
+"$fts" timestamp --store store --key ts/timestamp.key --trust certs/signing.pub --once 2>> timestamp.log
+say "A new patch is published and cosigned on the master; the replica's copying has"
+say "stopped, and its server goes on answering with what it has. 4 s later:"
+sleep 4
+set +e
+fresh_poll
+code=$?
+set -e
+[ "$code" -eq 4 ] || { cat poll-fresh.log >&2; fail "the frozen replica was not noticed (exit $code)"; }
+grep -q "stale" poll-fresh.log || fail "the host did not say stale"
+say "web-01 exits 4 and says why:"
+say "  $(grep -o 'alarms: stale ([^)]*)' poll-fresh.log | head -n 1)"
+cp -a store/. replica/
+fresh_poll || { cat poll-fresh.log >&2; fail "the repaired replica did not deliver"; }
+[ -f hosts/web-01/openssl-3.0.20.deb ] || fail "the new patch did not arrive from the repaired replica"
+say "Copying resumes: the patch arrives, the alarm clears (exit 0)."
+kill -TERM "$replica_pid"
+wait "$replica_pid" || fail "the replica's server did not stop cleanly"
+
+step "9. Stopping the server"
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "the server did not stop cleanly"
 server_pid=""

@@ -453,7 +453,8 @@ impl Metrics {
 
     /// Everything, in the Prometheus text format.
     pub fn encode(&self) -> String {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let age = now.saturating_sub(self.cosignature_time.load(Ordering::Relaxed));
         self.cosignature_age.set(i64::try_from(age).unwrap_or(i64::MAX));
         let mut text = String::new();

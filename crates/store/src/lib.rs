@@ -47,4 +47,6 @@ pub use preview::Preview;
 pub use provenance::{Note, Provenance, Publisher};
 pub use publish::Store;
 pub use reader::{Answer, BlobProblem, BlockedEntry, Refresh, StoreReader, StoreSnapshot};
-pub use status::{ClientStatus, CrlReloadFailing, MAX_PROBLEMS, PollClaims, Problem, ServerStatus, StatusDir};
+pub use status::{
+    ClientStatus, CrlReloadFailing, MAX_PROBLEMS, PollClaims, Problem, ServerStatus, StatusDir,
+};

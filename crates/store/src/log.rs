@@ -213,97 +213,134 @@ fn read_small(path: &Path) -> io::Result<String> {
     Ok(text)
 }
 
-/// Under the publish lock, before a publish writes its record: refuses a store whose
-/// journal holds fewer entries than its own checkpoint, or a checkpoint of its log
-/// cosigned in `cosignatures/`, covers (a store restored from an old backup), so that
-/// nothing is written to it. Only sizes are compared here, without hashing the
-/// journal; [`append_and_sign`] checks the roots after the record.
-pub fn check_not_rolled_back(store_dir: &Path, entries: u64, origin: Option<&Origin>) -> Result<()> {
-    let previous = read_checkpoint(store_dir)?;
-    let origin = previous.as_ref().map(|p| &p.checkpoint.origin).or(origin);
-    let mut older = Vec::new();
-    if let Some(prev) = &previous {
-        older.push(("the store's own previous checkpoint".to_owned(), prev.checkpoint.size));
-    }
-    for (name, cosigned) in read_cosigned(store_dir)? {
-        if Some(&cosigned.checkpoint.origin) == origin {
-            older.push((
-                format!("the checkpoint cosigned in {COSIGNATURES}/{name}"),
-                cosigned.checkpoint.size,
-            ));
-        }
-    }
-    for (what, size) in older {
-        if size > entries {
-            return Err(log_error(format!(
-                "{what} covers {size} leaves, but this store's journal has only {entries} entries: it is older than what hosts may have seen (a store restored from an old backup?). Nothing was published. Restore it from the freshest replica (docs/OPERATIONS.md), check it with `fts log verify --against DIR`"
-            )));
-        }
-    }
-    Ok(())
+/// The log of a store, opened under the publish lock **before** a publish writes its
+/// journal record: every check that can refuse the publish is made here, so a store
+/// the log refuses (restored from an old backup, a log that disagrees with its
+/// journal, another origin) gets nothing written; [`LogAppend::sign`] then adds the
+/// publish's leaves and signs the checkpoint once the record is durable.
+pub struct LogAppend {
+    log_dir: PathBuf,
+    leaves_path: PathBuf,
+    leaves: File,
+    /// Where the leaves file's whole leaves end: appends go there.
+    end: u64,
+    tree: Tree,
+    targets: Vec<(Target, u64)>,
+    origin: Origin,
+    /// Leaves the file lacks (a publish that died before its leaves, then this one's),
+    /// each with its length prefix, appended by [`LogAppend::sign`].
+    pending: Vec<u8>,
 }
 
-/// Under the publish lock, with the journal's entries (all of them, the new ones
-/// durable): appends the leaves the log lacks, checks that the log it extends is the
-/// one already signed and the one the timestamp signer cosigned, signs the new
-/// checkpoint and writes it. Returns it.
-///
-/// `origin` names the log when the store has no checkpoint yet; afterwards the
-/// checkpoint's own origin is kept and a different one given is refused.
+impl LogAppend {
+    /// Opens the log of `store_dir` whose journal holds `entries`: reads the leaves
+    /// (truncating a torn tail), checks they are the journal's, and checks the tree of
+    /// the journal extends the store's own checkpoint and every checkpoint of its log
+    /// cosigned in `cosignatures/`. `origin` names a log that has no checkpoint yet.
+    pub fn open(store_dir: &Path, entries: &[Entry], origin: Option<&Origin>) -> Result<LogAppend> {
+        let log_dir = store_dir.join(LOG);
+        fs::create_dir_all(&log_dir).map_err(StoreError::io("create", &log_dir))?;
+        let previous = read_checkpoint(store_dir)?;
+        let origin = match (&previous, origin) {
+            (Some(prev), Some(given)) if prev.checkpoint.origin != *given => {
+                return Err(log_error(format!(
+                    "the store's log is named {}, not {given}: a log keeps its origin for ever (hosts pin it)",
+                    prev.checkpoint.origin
+                )));
+            }
+            (Some(prev), _) => prev.checkpoint.origin.clone(),
+            (None, Some(given)) => given.clone(),
+            (None, None) => {
+                let origin = default_origin()?;
+                tracing::info!(origin = %origin, "naming the store's new log (no origin was given)");
+                origin
+            }
+        };
+        let leaves_path = log_dir.join(LEAVES);
+        let (leaves, end, held) = open_leaves(&leaves_path, entries)?;
+        let mut append = LogAppend {
+            log_dir,
+            leaves_path,
+            leaves,
+            end,
+            tree: Tree::new(),
+            targets: Vec::with_capacity(entries.len()),
+            origin,
+            pending: Vec::new(),
+        };
+        for (i, entry) in entries.iter().enumerate() {
+            let leaf = entry_leaf(entry);
+            append.tree.push(leaf_hash(&leaf));
+            append.targets.push((entry.statement.target.clone(), entry.statement.seq.get()));
+            if i >= held {
+                append.queue(&leaf)?;
+            }
+        }
+        if let Some(prev) = &previous {
+            check_extends(&append.tree, &prev.checkpoint, "the store's own previous checkpoint")?;
+        }
+        for (name, cosigned) in read_cosigned(store_dir)? {
+            if cosigned.checkpoint.origin == append.origin {
+                check_extends(
+                    &append.tree,
+                    &cosigned.checkpoint,
+                    &format!("the checkpoint cosigned in {COSIGNATURES}/{name}"),
+                )?;
+            }
+        }
+        Ok(append)
+    }
+
+    fn queue(&mut self, leaf: &[u8]) -> Result<()> {
+        let len = u16::try_from(leaf.len())
+            .map_err(|_| log_error(format!("a leaf of {} bytes does not fit the leaves file", leaf.len())))?;
+        self.pending.extend_from_slice(&len.to_be_bytes());
+        self.pending.extend_from_slice(leaf);
+        Ok(())
+    }
+
+    /// Adds `new` (the entries of the record just made durable), appends every leaf
+    /// the file lacks and flushes them, then signs the checkpoint of the whole log and
+    /// renames it into place.
+    pub fn sign<S: Signer + ?Sized>(mut self, new: &[Entry], signer: &S) -> Result<Checkpoint> {
+        for entry in new {
+            let leaf = entry_leaf(entry);
+            self.tree.push(leaf_hash(&leaf));
+            self.targets.push((entry.statement.target.clone(), entry.statement.seq.get()));
+            self.queue(&leaf)?;
+        }
+        if !self.pending.is_empty() {
+            let mut handle = &self.leaves;
+            handle.seek(SeekFrom::Start(self.end)).map_err(StoreError::io("seek in", &self.leaves_path))?;
+            fts_fs::append_durably(&self.leaves, &self.pending, &self.leaves_path)?;
+        }
+        let checkpoint = checkpoint_of(&self.origin, &self.tree, &self.targets)?;
+        let note = signer.sign_checkpoint(&checkpoint);
+        let log = Dir::open(&self.log_dir)?;
+        log.write_atomic(
+            CHECKPOINT,
+            note.as_bytes(),
+            &WriteOptions {
+                label: "checkpoint",
+                mode: FileMode::LessUmask(0o666),
+                durable: true,
+                overwrite: true,
+            },
+        )?;
+        tracing::info!(origin = %self.origin, size = checkpoint.size, "signed the log's checkpoint");
+        Ok(checkpoint)
+    }
+}
+
+/// Under the publish lock, with all of the journal's entries: brings the log up to
+/// the journal and signs its checkpoint (`fts log init`).
 pub fn append_and_sign<S: Signer + ?Sized>(
     store_dir: &Path,
     entries: &[Entry],
     signer: &S,
     origin: Option<&Origin>,
 ) -> Result<Checkpoint> {
-    let log_dir = store_dir.join(LOG);
-    fs::create_dir_all(&log_dir).map_err(StoreError::io("create", &log_dir))?;
-    let previous = read_checkpoint(store_dir)?;
-    let origin = match (&previous, origin) {
-        (Some(prev), Some(given)) if prev.checkpoint.origin != *given => {
-            return Err(log_error(format!(
-                "the store's log is named {}, not {given}: a log keeps its origin for ever (hosts pin it)",
-                prev.checkpoint.origin
-            )));
-        }
-        (Some(prev), _) => prev.checkpoint.origin.clone(),
-        (None, Some(given)) => given.clone(),
-        (None, None) => {
-            let origin = default_origin()?;
-            tracing::info!(origin = %origin, "naming the store's new log (no origin was given)");
-            origin
-        }
-    };
-
-    let (tree, targets) = extend_leaves(&log_dir.join(LEAVES), entries)?;
-    let size = tree.len();
-    if let Some(prev) = &previous {
-        check_extends(&tree, &prev.checkpoint, "the store's own previous checkpoint")?;
-    }
-    for (name, cosigned) in read_cosigned(store_dir)? {
-        if cosigned.checkpoint.origin == origin {
-            check_extends(
-                &tree,
-                &cosigned.checkpoint,
-                &format!("the checkpoint cosigned in {COSIGNATURES}/{name}"),
-            )?;
-        }
-    }
-    let checkpoint = checkpoint_of(&origin, &tree, &targets)?;
-    let note = signer.sign_checkpoint(&checkpoint);
-    let log = Dir::open(&log_dir)?;
-    log.write_atomic(
-        CHECKPOINT,
-        note.as_bytes(),
-        &WriteOptions {
-            label: "checkpoint",
-            mode: FileMode::LessUmask(0o666),
-            durable: true,
-            overwrite: true,
-        },
-    )?;
-    tracing::info!(origin = %origin, size, "signed the log's checkpoint");
-    Ok(checkpoint)
+    LogAppend::open(store_dir, entries, origin)?.sign(&[], signer)
 }
 
 /// Refuses a log that does not extend `older`: smaller, or another root at its size.
@@ -324,10 +361,10 @@ fn check_extends(tree: &Tree, older: &Checkpoint, what: &str) -> Result<()> {
     }
 }
 
-/// Brings the leaves file in line with the journal: checks the leaves it has are
-/// the journal's, truncates a torn tail, appends the missing ones durably. Returns
-/// the tree of all leaves and each leaf's target and seq.
-fn extend_leaves(path: &PathBuf, entries: &[Entry]) -> Result<(Tree, Vec<(Target, u64)>)> {
+/// Opens the leaves file, truncates a torn tail, and checks that the leaves it holds
+/// are the journal's `entries`, in order. Returns the file, where its leaves end, and
+/// how many it holds.
+fn open_leaves(path: &PathBuf, entries: &[Entry]) -> Result<(File, u64, usize)> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -344,41 +381,21 @@ fn extend_leaves(path: &PathBuf, entries: &[Entry]) -> Result<(Tree, Vec<(Target
     }
     if read.leaves.len() > entries.len() {
         return Err(log_error(format!(
-            "{} holds {} leaves but the journal only {} entries: the journal lost records the log signed; restore the store from the freshest replica",
+            "{} holds {} leaves but the journal only {} entries: the journal lost records the log holds (a store restored from an old backup?). Nothing was published. Restore the store from the freshest replica (docs/OPERATIONS.md)",
             path.display(),
             read.leaves.len(),
             entries.len()
         )));
     }
-    let mut tree = Tree::new();
-    let mut targets = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
-        let leaf = entry_leaf(entry);
-        if let Some(stored) = read.leaves.get(i)
-            && *stored != leaf
-        {
+    for (i, (stored, entry)) in read.leaves.iter().zip(entries).enumerate() {
+        if *stored != entry_leaf(entry) {
             return Err(log_error(format!(
-                "leaf {i} of {} is not the journal's entry {i} ({} seq {}): the log and the journal disagree",
+                "leaf {i} of {} is not the journal's entry {i} ({} seq {}): the log and the journal disagree. Nothing was published",
                 path.display(),
                 entry.statement.target,
                 entry.statement.seq
             )));
         }
-        tree.push(leaf_hash(&leaf));
-        targets.push((entry.statement.target.clone(), entry.statement.seq.get()));
     }
-    let mut missing = Vec::new();
-    for entry in &entries[read.leaves.len()..] {
-        let leaf = entry_leaf(entry);
-        let len = u16::try_from(leaf.len())
-            .map_err(|_| log_error(format!("a leaf of {} bytes does not fit the leaves file", leaf.len())))?;
-        missing.extend_from_slice(&len.to_be_bytes());
-        missing.extend_from_slice(&leaf);
-    }
-    if !missing.is_empty() {
-        let mut handle = &file;
-        handle.seek(SeekFrom::Start(read.end)).map_err(StoreError::io("seek in", path))?;
-        fts_fs::append_durably(&file, &missing, path)?;
-    }
-    Ok((tree, targets))
+    Ok((file, read.end, read.leaves.len()))
 }

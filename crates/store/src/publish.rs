@@ -17,6 +17,12 @@
 //!    ([`fts_fs::append_durably`]), release the lock. A crash before the record is
 //!    complete leaves a torn tail that readers never serve and the next publisher
 //!    truncates.
+//! 3. the log ([`crate::log::LogAppend`]): opened and checked under the lock before
+//!    the record is written (a store its log refuses gets nothing written); after the
+//!    record, the new leaves are appended and flushed, then the checkpoint is signed
+//!    and renamed into place. A crash in between leaves entries the checkpoint does
+//!    not cover: servers do not send them to hosts that follow the log, and the next
+//!    publish covers them.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -259,8 +265,8 @@ impl Store {
             .open(&journal_path)
             .map_err(StoreError::io("open", &journal_path))?;
         let index = load_for_append(&journal, &journal_path)?;
-        // Before the record: a rolled-back store gets nothing written to it.
-        log::check_not_rolled_back(&self.dir, index.entries.len() as u64, self.log_origin.as_ref())?;
+        // Before the record: a store its log refuses gets nothing written to it.
+        let log = log::LogAppend::open(&self.dir, &index.entries, self.log_origin.as_ref())?;
 
         let content = Content { file_name, file_size, file_hash };
         let published = next_published(&index, now);
@@ -285,9 +291,7 @@ impl Store {
         );
         // The record is durable: a failure from here on leaves entries the log does
         // not cover yet, which servers do not serve and the next publish covers.
-        let mut all = index.entries;
-        all.extend(entries.iter().cloned());
-        log::append_and_sign(&self.dir, &all, signer, self.log_origin.as_ref())?;
+        log.sign(&entries, signer)?;
         Ok(entries)
     }
 

@@ -245,7 +245,11 @@ impl StatusDir {
         now: SystemTime,
     ) -> bool {
         reports.is_empty()
-            && self.last_polls.note_if_unchanged(client, fingerprint(authenticated, claims), unix_seconds(now))
+            && self.last_polls.note_if_unchanged(
+                client,
+                fingerprint(authenticated, claims),
+                unix_seconds(now),
+            )
     }
 
     /// Writes `last-polls.tsv` if [`note_unchanged_poll`](Self::note_unchanged_poll)
@@ -328,7 +332,11 @@ impl StatusDir {
             authenticated,
             since: claims.since.clone(),
             held: claims.held.clone(),
-            alarms: claims.alarms.iter().map(|(name, &at)| (name.clone(), Published::from_unix_seconds(at))).collect(),
+            alarms: claims
+                .alarms
+                .iter()
+                .map(|(name, &at)| (name.clone(), Published::from_unix_seconds(at)))
+                .collect(),
             problems,
         };
         let fingerprint = fingerprint(authenticated, claims);
@@ -483,9 +491,7 @@ mod tests {
         for seq in 1..=20 {
             let report = Report::new(Target::All, seq, RejectReason::Signature);
             let now = start + Duration::from_secs(seq);
-            status
-                .record_poll(&id("web-01"), true, &PollClaims::default(), &[report], now)
-                .unwrap();
+            status.record_poll(&id("web-01"), true, &PollClaims::default(), &[report], now).unwrap();
         }
         let used = |client: &str| status.flushes.lock().unwrap().used.get(&id(client)).copied();
         assert_eq!(used("web-01"), Some(DURABLE_WRITES_PER_MINUTE), "flushes stop at the budget");
@@ -494,20 +500,12 @@ mod tests {
 
         let report = Report::new(Target::All, 1, RejectReason::Gap);
         status
-            .record_poll(
-                &id("db-01"),
-                true,
-                &PollClaims::default(),
-                std::slice::from_ref(&report),
-                start,
-            )
+            .record_poll(&id("db-01"), true, &PollClaims::default(), std::slice::from_ref(&report), start)
             .unwrap();
         assert_eq!(used("db-01"), Some(1), "other clients have their own budget");
         let next_minute = start + Duration::from_secs(61);
         let report = Report { seq: 2, ..report };
-        status
-            .record_poll(&id("web-01"), true, &PollClaims::default(), &[report], next_minute)
-            .unwrap();
+        status.record_poll(&id("web-01"), true, &PollClaims::default(), &[report], next_minute).unwrap();
         assert_eq!(used("web-01"), Some(1), "the budget is per minute");
         assert_eq!(used("db-01"), None, "an old window is forgotten");
     }

@@ -88,13 +88,7 @@ fn only_the_newest_problems_are_kept() {
     let id = client("web-01");
     for seq in 1..=(MAX_PROBLEMS as u64 + 20) {
         status
-            .record_poll(
-                &id,
-                true,
-                &PollClaims::default(),
-                &[report("all", seq, "replay")],
-                at(seq),
-            )
+            .record_poll(&id, true, &PollClaims::default(), &[report("all", seq, "replay")], at(seq))
             .unwrap();
     }
     let s = status.read(&id).unwrap().unwrap();
@@ -119,8 +113,7 @@ fn a_damaged_or_foreign_status_file_is_skipped_and_a_fresh_one_written_over_it()
     assert_eq!(ids, ["good"]);
     assert!(status.read(&client("broken")).is_err());
 
-    let fresh =
-        status.record_poll(&client("broken"), true, &PollClaims::default(), &[], at(9)).unwrap();
+    let fresh = status.record_poll(&client("broken"), true, &PollClaims::default(), &[], at(9)).unwrap();
     assert_eq!(status.read(&client("broken")).unwrap(), Some(fresh));
 }
 

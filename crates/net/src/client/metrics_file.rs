@@ -245,8 +245,17 @@ fn log_figures(registry: &mut Registry, client: &Client, now: SystemTime) {
     for name in log.alarms.keys() {
         alarms.get_or_create(&AlarmLabel { alarm: name.to_string() }).set(1);
     }
-    registry.register("fts_poll_alarm", "Per log alarm, 1 while it is raised (fts poll --once exits 4)", alarms);
-    gauge(registry, "fts_poll_log_size", "Leaves of the newest log checkpoint this host verified (0: none yet)", count_u64(log.size));
+    registry.register(
+        "fts_poll_alarm",
+        "Per log alarm, 1 while it is raised (fts poll --once exits 4)",
+        alarms,
+    );
+    gauge(
+        registry,
+        "fts_poll_log_size",
+        "Leaves of the newest log checkpoint this host verified (0: none yet)",
+        count_u64(log.size),
+    );
     let freshness = !client.settings().log.timestamp_keys.is_empty();
     gauge(
         registry,
