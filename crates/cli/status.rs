@@ -224,6 +224,9 @@ fn report<'a>(client: &'a ClientStatus, store: &StoreReader) -> ClientReport<'a>
 fn log_warnings(store: &StoreReader, max_age: std::time::Duration) -> Vec<Warning> {
     let snapshot = store.snapshot();
     let Some(log) = snapshot.log() else {
+        if snapshot.is_empty() {
+            return Vec::new(); // nothing published yet: nothing to prove
+        }
         return vec![Warning {
             kind: "no-log",
             message: "the store has no log yet: hosts cannot check what they are sent against one (publish, or run `fts log init` on the signing host)".into(),

@@ -67,6 +67,9 @@ impl ServedLog {
 /// Follows a store's log files and keeps the servable checkpoint.
 #[derive(Debug, Default)]
 pub struct LogWatch {
+    /// `log/`, kept open while the store's `log` names the same folder (one `stat`
+    /// a look instead of an open).
+    log_dir: Option<(Arc<Dir>, (u64, u64))>,
     leaves_identity: Option<FileIdentity>,
     leaves_end: u64,
     tree: Tree,
@@ -84,12 +87,31 @@ impl LogWatch {
         self.served.clone()
     }
 
+    /// `log/` of `store`: the handle kept, or a new one when the name now holds
+    /// another folder.
+    fn log_dir(&mut self, store: &Dir) -> Option<Arc<Dir>> {
+        let seen = store.stat(LOG).ok().map(|stat| (stat.dev, stat.ino));
+        match (&self.log_dir, seen) {
+            (Some((dir, identity)), Some(now)) if *identity == now => Some(Arc::clone(dir)),
+            (_, Some(_)) => {
+                let dir = Arc::new(store.open_dir(LOG).ok()?);
+                let identity = dir.metadata().ok().map(|stat| (stat.dev, stat.ino))?;
+                self.log_dir = Some((Arc::clone(&dir), identity));
+                Some(dir)
+            }
+            (_, None) => {
+                self.log_dir = None;
+                None
+            }
+        }
+    }
+
     /// Looks at the log files again; true when what is served changed. Cheap when
-    /// nothing changed: three `stat` calls.
+    /// nothing changed: four `stat` calls (`log/`, its two files, `cosignatures/`).
     pub fn refresh(&mut self, store: &Dir) -> bool {
-        let leaves_changed = self.refresh_leaves(store);
-        let checkpoint =
-            store.open_dir(LOG).ok().and_then(|log| log.stat(CHECKPOINT).ok()).map(|s| s.identity());
+        let Some(log) = self.log_dir(store) else { return false };
+        let leaves_changed = self.refresh_leaves(&log);
+        let checkpoint = log.stat(CHECKPOINT).ok().map(|s| s.identity());
         let cosignatures = store.stat(COSIGNATURES).ok().map(|s| s.identity());
         let files_changed =
             checkpoint != self.checkpoint_identity || cosignatures != self.cosignatures_identity;
@@ -98,7 +120,7 @@ impl LogWatch {
         }
         self.checkpoint_identity = checkpoint;
         self.cosignatures_identity = cosignatures;
-        let Some(stored) = self.read_checkpoint(store) else {
+        let Some(stored) = self.read_checkpoint(&log) else {
             return false;
         };
         match self.servable(&stored.checkpoint) {
@@ -155,8 +177,8 @@ impl LogWatch {
         Ok(())
     }
 
-    fn read_checkpoint(&mut self, store: &Dir) -> Option<StoredCheckpoint> {
-        let text = store.open_dir(LOG).and_then(|log| log.open_file(CHECKPOINT)).ok().and_then(read_note)?;
+    fn read_checkpoint(&mut self, log: &Dir) -> Option<StoredCheckpoint> {
+        let text = log.open_file(CHECKPOINT).ok().and_then(read_note)?;
         match StoredCheckpoint::parse(text) {
             Ok(stored) => Some(stored),
             Err(why) => {
@@ -168,8 +190,7 @@ impl LogWatch {
 
     /// Reads leaves appended since the last look (or all of them again when the
     /// file was replaced or shrank). True when the leaves changed.
-    fn refresh_leaves(&mut self, store: &Dir) -> bool {
-        let Ok(log) = store.open_dir(LOG) else { return false };
+    fn refresh_leaves(&mut self, log: &Dir) -> bool {
         let Ok(stat) = log.stat(LEAVES) else { return false };
         let now = stat.identity();
         if Some(now) == self.leaves_identity {
