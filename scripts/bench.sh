@@ -25,7 +25,7 @@
 # connections; publish: row 5; log: row 6), e.g. PARTS=polls for a two-minute check of
 # row 3. The empty polls of row 3 carry `log-size` (the store's checkpoint size), as
 # every `fts poll` does since issue 18, so this build's server answers each with a
-# `log` frame and `done`.
+# `log` frame and `done` (POLL_LOG=0: without `log-size`, as before issue 18).
 # FTS_BASELINE=/path/to/another/fts runs a second server with that binary (same store,
 # certificates and flags) and adds rows to two parts, alternated with this build's in
 # every run: to install, rows 1b and 2b (that binary's `fts poll` from its server, into
@@ -161,6 +161,8 @@ say "disk: $disk_mbs MB/s durable write (dd 512 MiB, conv=fdatasync)"
 [ "$big4" -eq 1 ] && "$fts" publish big4.bin --to bench-huge --store store >/dev/null
 # Every publish appends a leaf and signs log/checkpoint: the polls ask from its size.
 log_size=$(sed -n 2p store/log/checkpoint)
+log_args=(--log-size "$log_size")
+[ "${POLL_LOG:-1}" = 0 ] && log_args=() # POLL_LOG=0: polls as before issue 18, no log-size
 
 # --- servers --------------------------------------------------------------------------
 # Every connection comes from 127.0.0.1: the per-source limits are lifted (as for a
@@ -330,10 +332,10 @@ handshakes() { # MODE SERVER-PID KEY [--resume]
   c0=$(cpu_ticks "$2")
   if [ "$1" = fts ]; then
     out=$(timeout 300 "$loadgen" fts --server "$addr" --certs certs --id bench-empty --connections "$connections" \
-      --log-size "$log_size" ${4:-})
+      "${log_args[@]}" ${4:-})
   elif [ "$1" = baseline ]; then
     out=$(timeout 300 "$loadgen" fts --server "$base_addr" --certs certs --id bench-empty --connections "$connections" \
-      --log-size "$log_size" ${4:-})
+      "${log_args[@]}" ${4:-})
   else
     out=$(timeout 300 "$loadgen" http --server "$nginx_addr" --certs certs --id bench-empty --path /empty \
       --connections "$connections" ${4:-})
