@@ -102,7 +102,13 @@ fn report(name: &str, samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     let median = at(0.5);
-    println!("{name:<44} min {:>8.1}  median {:>8.1}  p90 {:>8.1}  (us, {} runs)", samples[0], median, at(0.9), samples.len());
+    println!(
+        "{name:<44} min {:>8.1}  median {:>8.1}  p90 {:>8.1}  (us, {} runs)",
+        samples[0],
+        median,
+        at(0.9),
+        samples.len()
+    );
     median
 }
 
@@ -209,13 +215,16 @@ fn main() -> Result<(), String> {
     }
     for a in &answers {
         let t = Instant::now();
-        let Ok(ServerFrame::Log(frame)) = ServerFrame::decode(&a.frame_bytes[2..]) else { panic!("log frame") };
+        let Ok(ServerFrame::Log(frame)) = ServerFrame::decode(&a.frame_bytes[2..]) else {
+            panic!("log frame")
+        };
         let Ok(ServerFrame::File(header)) = ServerFrame::decode(&a.header_bytes[2..]) else { panic!("file") };
         verify(&frame, &header, a.recorded, &a.recorded_root);
         decoded.push(micros(t.elapsed()));
     }
     let shm = Path::new("/dev/shm");
-    let tmp = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.map_err(|e| e.to_string())?;
+    let tmp = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }
+        .map_err(|e| e.to_string())?;
     for a in &answers {
         let settings = LogSettings {
             origin: Some(origin.clone()),
