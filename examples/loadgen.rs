@@ -2,14 +2,17 @@
 //! rustls client (fts-trust's `client_config`, ring, TLS 1.3) against `fts serve` and
 //! against nginx, so that the servers' CPU per connection can be compared.
 //!
-//!     loadgen fts  --server IP:PORT --certs DIR --id ID [--connections N] [--concurrency C] [--resume]
+//!     loadgen fts  --server IP:PORT --certs DIR --id ID [--connections N] [--concurrency C] [--resume] [--log-size N]
 //!     loadgen http --server IP:PORT --certs DIR --id ID --connections N --path /empty [--resume]
 //!     loadgen idle-fts|idle-http --server IP:PORT --certs DIR --id ID --connections N --hold SECS
 //!
 //! `fts`: N empty polls (request, `done`, close), each over its own connection and a
 //! full mutual-TLS handshake, or a resumed one with `--resume` (one ClientConfig and
 //! its session store shared by every connection, as `fts poll` shares it across polls
-//! in loop mode). `http`: N HTTP/1.1 GETs of `--path` with `Connection: close`.
+//! in loop mode). With `--log-size N` the request carries `log-size` N, as every
+//! `fts poll` of issue 18 sends (a host that has verified N leaves), and the answer may
+//! start with a `log` frame (a server before issue 18 ignores the field and sends a lone
+//! `done`); the figures count the answers that had one. `http`: N HTTP/1.1 GETs of `--path` with `Connection: close`.
 //! `idle-*`: N connections with the handshake done, held open for `--hold` seconds
 //! (prints `ready` once all are open). Prints one line of figures; exits non-zero if a
 //! connection failed.
@@ -39,12 +42,13 @@ struct Args {
     connections: usize,
     concurrency: usize,
     resume: bool,
+    log_size: Option<u64>,
     path: String,
     hold: Duration,
 }
 
 const USAGE: &str = "usage: loadgen fts|http|idle-fts|idle-http --server IP:PORT --certs DIR --id ID \
-                     [--connections N] [--concurrency C] [--resume] [--path /empty] [--hold SECS]";
+                     [--connections N] [--concurrency C] [--resume] [--log-size N] [--path /empty] [--hold SECS]";
 
 fn parse_args() -> Result<Args, String> {
     let flags = Flags::from_env();
@@ -60,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         connections: flags.parsed_or("--connections", 1000)?,
         concurrency: flags.parsed_or("--concurrency", 4)?,
         resume: flags.switch("--resume"),
+        log_size: flags.parsed("--log-size")?,
         path: flags.value("--path").unwrap_or_else(|| "/empty".into()),
         hold: Duration::from_secs(flags.parsed_or("--hold", 10)?),
     })
@@ -98,19 +103,35 @@ async fn connect(
 }
 
 /// One empty poll: the request, then everything up to the server's close; the answer
-/// must be a lone `done` frame.
-async fn fts_poll(server: SocketAddr, connector: &TlsConnector, id: &ClientId) -> Result<bool, String> {
+/// must be a lone `done` frame, or with `log_size` a `log` frame then `done`. Says
+/// whether the handshake resumed and whether the answer had a `log` frame.
+async fn fts_poll(
+    server: SocketAddr,
+    connector: &TlsConnector,
+    id: &ClientId,
+    log_size: Option<u64>,
+) -> Result<(bool, bool), String> {
     let (mut tls, resumed) = connect(server, connector).await?;
-    let request = Request::new(id.clone()).encode().map_err(|e| e.to_string())?;
+    let mut request = Request::new(id.clone());
+    request.log_size = log_size;
+    let request = request.encode().map_err(|e| e.to_string())?;
     tls.write_all(&request).await.map_err(|e| format!("write: {e}"))?;
     tls.flush().await.map_err(|e| format!("flush: {e}"))?;
     let mut answer = Vec::new();
     tls.read_to_end(&mut answer).await.map_err(|e| format!("read: {e}"))?;
     let _ = tls.shutdown().await;
-    let len = answer.get(..2).map(|p| usize::from(u16::from_be_bytes([p[0], p[1]]))).ok_or("no answer")?;
-    match answer.get(2..2 + len).map(ServerFrame::decode) {
-        Some(Ok(ServerFrame::Done(_))) if answer.len() == 2 + len => Ok(resumed),
-        other => Err(format!("not a lone done frame: {other:?}")),
+    let frame = |at: usize| {
+        let len = answer.get(at..at + 2).map(|p| usize::from(u16::from_be_bytes([p[0], p[1]])))?;
+        Some((answer.get(at + 2..at + 2 + len).map(ServerFrame::decode)?, at + 2 + len))
+    };
+    let (mut first, mut end) = frame(0).ok_or("no answer")?;
+    let logged = log_size.is_some() && matches!(first, Ok(ServerFrame::Log(_)));
+    if logged {
+        (first, end) = frame(end).ok_or("a log frame, then nothing")?;
+    }
+    match first {
+        Ok(ServerFrame::Done(_)) if answer.len() == end => Ok((resumed, logged)),
+        other => Err(format!("not a lone done frame (after the log frame, if any): {other:?}")),
     }
 }
 
@@ -173,23 +194,24 @@ fn main() -> std::process::ExitCode {
 
         let next = Arc::new(AtomicUsize::new(0));
         let resumed = Arc::new(AtomicUsize::new(0));
+        let logged = Arc::new(AtomicUsize::new(0));
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..args.concurrency.max(1) {
             let (args, connector, id) = (Arc::clone(&args), connector.clone(), id.clone());
-            let (next, resumed) = (Arc::clone(&next), Arc::clone(&resumed));
+            let (next, resumed, logged) = (Arc::clone(&next), Arc::clone(&resumed), Arc::clone(&logged));
             workers.spawn(async move {
                 let mut failures = Vec::new();
                 while next.fetch_add(1, Ordering::Relaxed) < args.connections {
                     let result = if http {
-                        http_get(args.server, &connector, &args.path).await
+                        http_get(args.server, &connector, &args.path).await.map(|r| (r, false))
                     } else {
-                        fts_poll(args.server, &connector, &id).await
+                        fts_poll(args.server, &connector, &id, args.log_size).await
                     };
                     match result {
-                        Ok(true) => {
-                            resumed.fetch_add(1, Ordering::Relaxed);
+                        Ok((was_resumed, had_log)) => {
+                            resumed.fetch_add(usize::from(was_resumed), Ordering::Relaxed);
+                            logged.fetch_add(usize::from(had_log), Ordering::Relaxed);
                         }
-                        Ok(false) => {}
                         Err(e) => failures.push(e),
                     }
                 }
@@ -205,11 +227,12 @@ fn main() -> std::process::ExitCode {
         }
         let elapsed = started.elapsed().as_secs_f64();
         println!(
-            "{} connections: ok {}, failed {}, resumed {}, {:.0}/s",
+            "{} connections: ok {}, failed {}, resumed {}, log frames {}, {:.0}/s",
             args.mode,
             args.connections - failures.len(),
             failures.len(),
             resumed.load(Ordering::Relaxed),
+            logged.load(Ordering::Relaxed),
             args.connections as f64 / elapsed
         );
         for failure in failures.iter().take(5) {

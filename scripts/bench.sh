@@ -12,15 +12,20 @@
 #      with session resumption (examples/loadgen.rs drives both, same rustls client);
 #   4. peak RSS of server and client for a 1 GiB and a 4 GiB transfer, and server RSS
 #      per idle connection with 1,000 connections open (handshake done);
-#   5. fts publish of a 1 GiB file vs openssl dgst -sha256 of it.
+#   5. fts publish of a 1 GiB file vs openssl dgst -sha256 of it;
+#   6. the log (issue 18): a host's verification of one answer from a log of 10^6
+#      leaves, and the bytes the log adds to an answer (examples/logverify.rs).
 #
 # Bounded (a watchdog stops it after 25 minutes; about 10 is usual), stops every
 # process it started, removes its files. Needs about 12 GiB free for the 4 GiB case
 # (skipped below 20 GiB free). Installs nginx-light, curl and time from Debian when
 # missing. Knobs: RUNS=5 CONNECTIONS=1000 IDLE=1000 BENCH_DIR=/var/tmp, and
-# PARTS="install huge polls idle publish" to run only some parts (install: rows 1, 2 and
-# the 1 GiB memory rows; huge: the 4 GiB transfer; polls: row 3; idle: the idle
-# connections; publish: row 5), e.g. PARTS=polls for a two-minute check of row 3.
+# PARTS="install huge polls idle publish log" to run only some parts (install: rows 1, 2
+# and the 1 GiB memory rows; huge: the 4 GiB transfer; polls: row 3; idle: the idle
+# connections; publish: row 5; log: row 6), e.g. PARTS=polls for a two-minute check of
+# row 3. The empty polls of row 3 carry `log-size` (the store's checkpoint size), as
+# every `fts poll` does since issue 18, so this build's server answers each with a
+# `log` frame and `done` (POLL_LOG=0: without `log-size`, as before issue 18).
 # FTS_BASELINE=/path/to/another/fts runs a second server with that binary (same store,
 # certificates and flags) and adds rows to two parts, alternated with this build's in
 # every run: to install, rows 1b and 2b (that binary's `fts poll` from its server, into
@@ -35,10 +40,10 @@ connections="${CONNECTIONS:-1000}"
 idle="${IDLE:-1000}"
 base="${BENCH_DIR:-/var/tmp}"
 size_mib="${SIZE_MIB:-1024}" # for a quick trial of the script only: the figures are for 1024
-parts=" ${PARTS:-install huge polls idle publish} "
+parts=" ${PARTS:-install huge polls idle publish log} "
 want() { [[ "$parts" == *" $1 "* ]]; }
 for part in $parts; do
-  case "$part" in install | huge | polls | idle | publish) ;; *) echo "bench.sh: unknown part $part in PARTS" >&2; exit 2 ;; esac
+  case "$part" in install | huge | polls | idle | publish | log) ;; *) echo "bench.sh: unknown part $part in PARTS" >&2; exit 2 ;; esac
 done
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -67,11 +72,12 @@ install_missing() {
 install_missing
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-say "building fts and examples/loadgen (release)"
-cargo build --release --locked --quiet --bin fts --example loadgen
+say "building fts, examples/loadgen and examples/logverify (release)"
+cargo build --release --locked --quiet --bin fts --example loadgen --example logverify
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 fts="$target/release/fts"
 loadgen="$target/release/examples/loadgen"
+logverify="$target/release/examples/logverify"
 
 mkdir -p "$base"
 work=$(mktemp -d "$base/fts-bench.XXXXXX")
@@ -153,6 +159,10 @@ say "disk: $disk_mbs MB/s durable write (dd 512 MiB, conv=fdatasync)"
 
 "$fts" publish big.bin --to bench-big --store store >/dev/null
 [ "$big4" -eq 1 ] && "$fts" publish big4.bin --to bench-huge --store store >/dev/null
+# Every publish appends a leaf and signs log/checkpoint: the polls ask from its size.
+log_size=$(sed -n 2p store/log/checkpoint)
+log_args=(--log-size "$log_size")
+[ "${POLL_LOG:-1}" = 0 ] && log_args=() # POLL_LOG=0: polls as before issue 18, no log-size
 
 # --- servers --------------------------------------------------------------------------
 # Every connection comes from 127.0.0.1: the per-source limits are lifted (as for a
@@ -321,9 +331,11 @@ handshakes() { # MODE SERVER-PID KEY [--resume]
   local c0 c1 out
   c0=$(cpu_ticks "$2")
   if [ "$1" = fts ]; then
-    out=$(timeout 300 "$loadgen" fts --server "$addr" --certs certs --id bench-empty --connections "$connections" ${4:-})
+    out=$(timeout 300 "$loadgen" fts --server "$addr" --certs certs --id bench-empty --connections "$connections" \
+      "${log_args[@]}" ${4:-})
   elif [ "$1" = baseline ]; then
-    out=$(timeout 300 "$loadgen" fts --server "$base_addr" --certs certs --id bench-empty --connections "$connections" ${4:-})
+    out=$(timeout 300 "$loadgen" fts --server "$base_addr" --certs certs --id bench-empty --connections "$connections" \
+      "${log_args[@]}" ${4:-})
   else
     out=$(timeout 300 "$loadgen" http --server "$nginx_addr" --certs certs --id bench-empty --path /empty \
       --connections "$connections" ${4:-})
@@ -331,6 +343,7 @@ handshakes() { # MODE SERVER-PID KEY [--resume]
   c1=$(cpu_ticks "$2")
   add "$3" "$(calc "($c1 - $c0) / $clk / $connections * 1e6" 0)"
   add "$3_resumed" "$(sed -n 's/.*resumed \([0-9]*\).*/\1/p' <<<"$out")"
+  add "$3_logged" "$(sed -n 's/.*log frames \([0-9]*\).*/\1/p' <<<"$out")"
 }
 want polls && for r in $(seq 1 "$runs"); do
   if [ $((r % 2)) -eq 1 ]; then
@@ -395,6 +408,20 @@ want publish && for r in $(seq 1 "$runs"); do
   if [ $((r % 2)) -eq 1 ]; then publish_run "$r"; dgst_run; else dgst_run; publish_run "$r"; fi
 done
 
+# --- 6: the log: a host's verification of one answer, and answer sizes --------------
+if want log; then
+  say "6. the log: 1,000 host verifications of one answer from a log of 10^6 leaves (examples/logverify)"
+  timeout 600 "$logverify" >logverify.out
+  sed 's/^/   /' logverify.out >&2
+  # "NAME ... median Y ...": the median of the line that starts with $1.
+  lv_median() { awk -v k="$1" 'index($0, k) == 1 { for (i = 1; i < NF; i++) if ($i == "median") print $(i + 1) }' logverify.out; }
+  lv_verify=$(lv_median "verify (check_frame")
+  lv_direct=$(lv_median "LogBook::check_frame")
+  lv_per_target=$(sed -n 's/.*one entry each): \([0-9]*\) bytes.*/\1/p' logverify.out)
+  lv_log3=$(sed -n 's/.*1000 leaves behind.*3 targets \([0-9]*\).*/\1/p' logverify.out)
+  lv_inclusion=$(sed -n 's/.*inclusion: median \([0-9]*\),.*/\1/p' logverify.out)
+fi
+
 # --- report ------------------------------------------------------------------------
 verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi; }
 mib() { calc "$1 / 1024" 1; }
@@ -439,6 +466,7 @@ if want polls; then
 | 3 | server CPU us per empty poll, full handshake          | $ff | $nf | $(calc "$ff / $nf") | <= 0.5: $(verdict "$ff <= $nf / 2") |
 | 3 | server CPU us per empty poll, resumed                 | $fr | $nr | $(calc "$fr / $nr") | <= 0.5: $(verdict "$fr <= $nr / 2") |
 | 3 | (resumed handshakes out of $connections, fts / nginx)        | $(median fts_resumed_resumed) | $(median nginx_resumed_resumed) | - | - |
+| 3 | (fts answers with a log frame, of $connections: full / resumed) | $(median fts_full_logged) / $(median fts_resumed_logged) | - | - | - |
 EOF
   if [ -n "$baseline" ]; then
     bf=$(median base_full); nwf=$(median new_full); br=$(median base_resumed); nwr=$(median new_resumed)
@@ -447,6 +475,7 @@ EOF
     cat <<EOF
 | 3b | CPU us per empty poll, full: this build vs baseline   | $nwf | $bf | $(calc "$nwf / $bf") | <= $(allow "$bf"): $(verdict "$nwf <= $(allow "$bf")") |
 | 3b | CPU us per empty poll, resumed: this build vs baseline | $nwr | $br | $(calc "$nwr / $br") | <= $(allow "$br"): $(verdict "$nwr <= $(allow "$br")") |
+| 3b | (answers with a log frame, of $connections, resumed: this build / baseline) | $(median new_resumed_logged) | $(median base_resumed_logged) | - | - |
 EOF
   fi
 fi
@@ -465,6 +494,12 @@ if want idle; then
   nginx_idle_kib=$(calc "($nginx_idle_after - $nginx_idle_before) / $idle" 1)
   cat <<EOF
 | 4 | server RSS KiB per idle connection ($idle open)        | $fts_idle_kib | $nginx_idle_kib | $(calc "$fts_idle_kib / $nginx_idle_kib") | <= 64: $(verdict "$fts_idle_kib <= 64") |
+EOF
+fi
+if want log; then cat <<EOF
+| 6 | host verification of one answer, us (10^6 leaves, 3 targets, 1 entry) | $lv_verify | - | - | < 500: $(verdict "$lv_verify < 500") |
+| 6 | (the same by LogBook::check_frame, its state file on tmpfs), us | $lv_direct | - | - | - |
+| 6 | log bytes per target in an answer (log frame of 3 targets $lv_log3, inclusion $lv_inclusion per entry) | $lv_per_target | - | - | <= 2048: $(verdict "$lv_per_target <= 2048") |
 EOF
 fi
 if want publish; then cat <<EOF
