@@ -17,8 +17,11 @@ fn store_with_a_multi_target_publish(dir: &Path) -> (Store, Vec<u8>, Vec<u8>) {
     (store, before, after)
 }
 
-/// The log's files (`log/leaves`, `log/checkpoint`) as they are.
-fn log_files(store: &Store) -> [(std::path::PathBuf, Vec<u8>); 2] {
+/// The log's files (`log/leaves`, `log/checkpoint`), each with its bytes.
+type LogFiles = [(std::path::PathBuf, Vec<u8>); 2];
+
+/// The log's files as they are.
+fn log_files(store: &Store) -> LogFiles {
     ["leaves", "checkpoint"].map(|name| {
         let path = store.dir().join("log").join(name);
         let bytes = fs::read(&path).unwrap();
@@ -29,9 +32,7 @@ fn log_files(store: &Store) -> [(std::path::PathBuf, Vec<u8>); 2] {
 /// [`store_with_a_multi_target_publish`], with the log's files before the second
 /// publish: a publisher appends to the log only once its journal record is whole, so
 /// a journal cut inside that record goes with the log of before.
-fn store_with_a_multi_target_publish_and_log(
-    dir: &Path,
-) -> (Store, Vec<u8>, Vec<u8>, [(std::path::PathBuf, Vec<u8>); 2]) {
+fn store_with_a_multi_target_publish_and_log(dir: &Path) -> (Store, Vec<u8>, Vec<u8>, LogFiles) {
     let store = Store::open_or_create(dir.join("store")).unwrap();
     let key = TestKey::new(3);
     let file = source_file(dir, "f", b"first");

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::state::StateError;
 
 /// The log state's format.
-const LOG_STATE_FORMAT: u32 = 1;
+pub const LOG_STATE_FORMAT: u32 = 1;
 /// A log state file larger than this is not read.
 const MAX_LOG_STATE_FILE: u64 = 1 << 20;
 /// Evidence files kept (the oldest go first).
