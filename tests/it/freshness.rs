@@ -291,6 +291,31 @@ fn a_frozen_replica_is_fresh_until_max_age_then_stale_while_it_still_answers() {
     assert_eq!(alarms(&state), ["stale"], "{state:#}");
     assert_eq!(state["attested"].as_u64(), Some(cosigned_at), "{state:#}");
     assert_eq!(installed(&sandbox, "later.conf"), None);
+
+    // The next request carries the alarm: the operator sees it in `fts status`, and
+    // the replica's own cosignature age is a warning there already.
+    poll(&sandbox, server.addr, &["--max-age", "3s"]).expect(4, "still stale");
+    let mut status =
+        sandbox.fts(["status", "--store", "replica", "--status-dir", "status-replica", "--max-age", "3s"]);
+    let out = crate::common::expect_success(&mut status);
+    let table = crate::common::stdout(&out);
+    assert!(table.contains("alarm: stale (raised "), "{table}");
+    assert!(crate::common::stderr(&out).contains("more than half of --max-age"), "{out:?}");
+    let mut json = sandbox.fts([
+        "status",
+        "--store",
+        "replica",
+        "--status-dir",
+        "status-replica",
+        "--json",
+        "--max-age",
+        "3s",
+    ]);
+    let json: Value = serde_json::from_slice(&crate::common::expect_success(&mut json).stdout).expect("JSON");
+    assert!(json["clients"][0]["alarms"]["stale"].is_string(), "{json:#}");
+    let kinds: Vec<&str> =
+        json["warnings"].as_array().expect("warnings").iter().filter_map(|w| w["kind"].as_str()).collect();
+    assert!(kinds.contains(&"cosignature-old"), "{json:#}");
 }
 
 /// The other side of a frozen replica: a server whose store the signer keeps
