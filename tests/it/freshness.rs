@@ -18,19 +18,18 @@
 //! alarms are awaited by reading the recorded times, never by sleeping and hoping.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use fts_proto::checkpoint::{Checkpoint, Note};
 use fts_proto::{FileHeader, LogHash, ServerFrame, Target};
 use fts_trust::note::TimestampKey;
 use serde_json::Value;
 
-use crate::common::Sandbox;
 use crate::common::hostile_server::{Answer, HostileServer, done_frame};
 use crate::common::server::ServeProcess;
+use crate::common::{Run, Sandbox, run_bounded};
 
 const ID: &str = "web-01";
 /// A command that has not ended by then is a hang.
@@ -40,57 +39,8 @@ const LIMIT: Duration = Duration::from_secs(30);
 // Helpers
 // ---------------------------------------------------------------------------------
 
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn expect(&self, code: i32, what: &str) {
-        assert_eq!(self.code, code, "{what}\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
-    }
-}
-
-/// Runs `cmd`, killing it (and failing) if it has not exited within [`LIMIT`].
-fn run_bounded(cmd: &mut Command) -> Run {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let out = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = out.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    });
-    let err = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = err.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("still running after {LIMIT:?}: {cmd:?}\n--- stderr\n{}", err.join().unwrap_or_default());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().expect("stdout reader");
-    let stderr = err.join().expect("stderr reader");
-    let Some(code) = status.code() else {
-        panic!("{cmd:?} was killed by a signal ({status:?})\n--- stderr\n{stderr}");
-    };
-    Run { code, stdout, stderr }
-}
-
 fn fts(sandbox: &Sandbox, args: &[&str]) -> Run {
-    run_bounded(&mut sandbox.fts(args))
+    run_bounded(&mut sandbox.fts(args), LIMIT)
 }
 
 fn unix_now() -> u64 {
@@ -817,7 +767,7 @@ fn the_previous_release_polls_a_server_that_serves_the_log() {
             old.env_remove(key);
         }
     }
-    let run = run_bounded(&mut old);
+    let run = run_bounded(&mut old, LIMIT);
     run.expect(0, "the previous release installs");
     assert_eq!(installed(&sandbox, "app.conf").as_deref(), Some(&b"from a logged, cosigned store\n"[..]));
 

@@ -15,14 +15,12 @@
 //!   one, when a rule on signed fields applied the entry), installs afterwards.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::Sandbox;
 use crate::common::hostile_server::{Answer, End, HostileServer, done_frame};
+use crate::common::{Run, Sandbox, run_bounded};
 use fts_proto::Signature;
 use fts_trust::SigningKey;
 use rustls::SignatureScheme;
@@ -149,64 +147,6 @@ fn then_done(mut bytes: Vec<u8>) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------
-// Running the real client, bounded in time
-// ---------------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The `fts: ...` line of a non-zero exit.
-    fn reason_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| l.starts_with("fts: ")).collect()
-    }
-}
-
-/// Runs `cmd`, killing it (and failing) if it has not exited within [`POLL_LIMIT`];
-/// an exit by a signal fails too.
-fn run_bounded(mut cmd: std::process::Command) -> Run {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start fts poll");
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let out = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = out.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    });
-    let err = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = err.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for fts poll") {
-            break status;
-        }
-        if started.elapsed() > POLL_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "fts poll hung: still running after {POLL_LIMIT:?}\ncommand: {cmd:?}\n--- stderr\n{}",
-                err.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().expect("stdout reader");
-    let stderr = err.join().expect("stderr reader");
-    let Some(code) = status.code() else {
-        panic!("fts poll was killed by a signal ({status:?}): it crashed\n--- stderr\n{stderr}");
-    };
-    Run { code, stdout, stderr }
-}
-
-// ---------------------------------------------------------------------------------
 // A host that already installed app.bin v1
 // ---------------------------------------------------------------------------------
 
@@ -279,7 +219,7 @@ impl Host {
         let server = format!("127.0.0.1:{}", addr.port());
         let mut args = vec!["poll", "--once", "--server", &server, "--id", ID, "--dest", DEST];
         args.extend_from_slice(extra);
-        run_bounded(self.sandbox.fts(&args))
+        run_bounded(&mut self.sandbox.fts(&args), POLL_LIMIT)
     }
 
     fn requests(&self) -> Vec<Value> {

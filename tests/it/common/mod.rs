@@ -121,3 +121,65 @@ impl Sandbox {
         expect_success(&mut self.fts(args))
     }
 }
+
+/// How a command run by [`run_bounded`] ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Fails unless it exited with `code`, showing its output.
+    pub fn expect(&self, code: i32, what: &str) {
+        assert_eq!(self.code, code, "{what}\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+    }
+
+    /// The `fts: ...` lines of a non-zero exit.
+    pub fn reason_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.starts_with("fts: ")).collect()
+    }
+}
+
+/// Runs `cmd` with no input, killing it (and failing) if it has not exited within
+/// `limit`; an exit by a signal (a crash) fails too.
+pub fn run_bounded(cmd: &mut Command, limit: std::time::Duration) -> Run {
+    use std::io::Read;
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = out.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    });
+    let err = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = err.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "hung: still running after {limit:?}: {cmd:?}\n--- stderr\n{}",
+                err.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stdout = out.join().expect("stdout reader");
+    let stderr = err.join().expect("stderr reader");
+    let Some(code) = status.code() else {
+        panic!("{cmd:?} was killed by a signal ({status:?}): it crashed\n--- stderr\n{stderr}");
+    };
+    Run { code, stdout, stderr }
+}
