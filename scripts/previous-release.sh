@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PREVIOUS_RELEASE=8075c13
+PREVIOUS_RELEASE=ec654e4
 
 if ! full=$(git rev-parse --verify --quiet "${PREVIOUS_RELEASE}^{commit}"); then
   echo "previous-release.sh: commit $PREVIOUS_RELEASE is not in this clone's history (a shallow clone?): \

@@ -76,7 +76,8 @@ fn the_previous_release_polls_this_server_and_this_state_and_this_release_polls_
         installed("first.conf").as_deref(),
         Some(&b"published by this release, polled by the previous one"[..])
     );
-    assert!(!state().contains("key-id"), "the previous release writes no key-id: {}", state());
+    let log_state = sandbox.join("in/.fts-state.json.log");
+    assert!(!log_state.exists(), "the previous release keeps no log state");
 
     // 2. This release on the state the previous one wrote.
     sandbox.publish("second.conf", b"for this release", &["group:web"]);
@@ -86,6 +87,9 @@ fn the_previous_release_polls_this_server_and_this_state_and_this_release_polls_
     for field in ["\"file-size\"", "\"key-id\"", "\"signature\""] {
         assert!(written.contains(field), "this release records {field}: {written}");
     }
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&log_state).expect("this release's log state")).unwrap();
+    assert!(log["size"].as_u64().is_some_and(|size| size >= 2), "it verified the log: {log:#}");
 
     // 2b. This release holds a target (too large for it) and keeps a failed hook's
     //     retry: the state gains `held` and the hook's `failures`.
@@ -114,7 +118,11 @@ fn the_previous_release_polls_this_server_and_this_state_and_this_release_polls_
         Some(&b"published after this release wrote the state"[..])
     );
     assert_eq!(installed("first.conf").as_deref(), Some(&b"a new version of the first"[..]), "{old:?}");
-    assert_eq!(installed("big.img").as_deref(), Some(&[5u8; 4096][..]), "it ignores `held`: {old:?}");
+    assert_eq!(
+        installed("big.img").as_deref(),
+        Some(&[5u8; 4096][..]),
+        "what this release held is fetched: {old:?}"
+    );
     // And nothing was fetched twice: the previous release kept this one's progress.
     let again = expect_success(&mut run_in(&sandbox, &previous, &poll));
     assert!(stdout(&again).contains("0 file(s) installed"), "{}", stdout(&again));

@@ -198,6 +198,15 @@ fn a_cosigned_answer_installs_and_records_its_checkpoint_and_attested_time() {
     assert!(alarms(&state).is_empty(), "{state:#}");
     let origin = std::fs::read_to_string(sandbox.join("certs/log-origin")).unwrap();
     assert_eq!(state["origin"].as_str(), Some(origin.trim()), "the origin is pinned: {state:#}");
+
+    // Pinned for ever: another --log-origin is a refusal to start, not a second log.
+    let run = poll(&sandbox, server.addr, &["--log-origin", "other.example/log"]);
+    run.expect(1, "another log than the pinned one");
+    assert!(
+        run.stderr.contains("is not the log this host follows") && run.stderr.contains(origin.trim()),
+        "{run:?}"
+    );
+    assert_eq!(log_state(&sandbox), state, "the log state is untouched");
 }
 
 // ---------------------------------------------------------------------------------

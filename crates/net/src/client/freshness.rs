@@ -230,6 +230,11 @@ impl LogBook {
                 });
             }
         };
+        if let (Some(pinned), Some(given)) = (&state.origin, &settings.origin)
+            && pinned != given
+        {
+            return Err(StateError::OtherLog { path, pinned: pinned.to_string(), given: given.to_string() });
+        }
         Ok(LogBook { settings, state, dir, name, evidence }.with_initial())
     }
 

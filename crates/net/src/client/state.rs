@@ -76,6 +76,23 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    /// `--log-origin` names another log than the one the log state pinned: a host
+    /// never follows two logs (`--reset-log-state` starts again, keeping the old
+    /// state as evidence).
+    #[error(
+        "--log-origin {given} is not the log this host follows ({pinned}, recorded in {}): \
+         fix the flag, or start the log state again with --reset-log-state if the log was \
+         replaced on purpose",
+        path.display()
+    )]
+    OtherLog {
+        /// The log state file.
+        path: PathBuf,
+        /// The origin it pinned.
+        pinned: String,
+        /// The origin given.
+        given: String,
+    },
     /// Something that is not a regular file sits where the state belongs: fts never
     /// reads its state through a link (someone else may have planted it).
     #[error(
