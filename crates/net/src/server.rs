@@ -42,8 +42,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fts_proto::{
-    ClientId, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, LogFrame, LogHash, ProtoError, Report,
-    Request, ServerFrame, Target,
+    ClientId, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, LogHash, ProtoError, Report, Request,
+    ServerFrame, Target,
 };
 use fts_store::served_log::ServedLog;
 use fts_store::{Answer, Entry, PollClaims, StatusDir, StoreError, StoreReader, StoreSnapshot};
@@ -616,12 +616,7 @@ where
     drop(snapshot);
     if let Some(log) = &served_log {
         answer.entries.retain(|entry| entry.position < log.size());
-        let frame = ServerFrame::Log(LogFrame {
-            checkpoint: log.note.clone(),
-            consistency: log.consistency(request.log_size.unwrap_or(0)).unwrap_or_default(),
-            heads: targets.iter().map(|t| (t.clone(), log.head_proof(t))).collect(),
-        });
-        let frame = frame.encode().map_err(PollEnd::Encode)?;
+        let frame = log.frame(&targets, request.log_size.unwrap_or(0)).map_err(PollEnd::Encode)?;
         timeout(shared.settings.request_timeout, conn.write_body_chunk(&frame))
             .await
             .map_err(|_| PollEnd::StoppedReading)?

@@ -6,20 +6,20 @@
 //! its proofs are cut from. The server holds no key: it checks nothing a host does
 //! not check again; it only refuses to serve a checkpoint its own leaves contradict.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use fts_fs::{Dir, FileIdentity, FileStat};
 use fts_log::heads::HeadsTree;
 use fts_log::merkle::{Tree, leaf_hash};
 use fts_proto::checkpoint::{Checkpoint, Note};
-use fts_proto::{HeadProof, LogHash, Target};
+use fts_proto::{HeadProof, LogFrame, LogHash, ProtoError, ServerFrame, Target};
 
 use crate::log::{self, CHECKPOINT, COSIGNATURES, LEAVES, LOG, StoredCheckpoint};
 
 /// A checkpoint ready to serve, with the trees its proofs come from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ServedLog {
     /// The checkpoint's text, parsed.
     pub checkpoint: Checkpoint,
@@ -31,7 +31,17 @@ pub struct ServedLog {
     pub newest_cosignature: Option<u64>,
     tree: Tree,
     heads: HeadsTree,
+    /// Encoded `log` frames by (targets, `log-size`): a host asks the same every poll,
+    /// so its proofs are computed once per checkpoint and shared ([`Self::frame`]).
+    frames: Mutex<HashMap<FrameKey, Arc<Vec<u8>>>>,
 }
+
+/// What a `log` frame depends on besides the checkpoint: the client's targets and the
+/// size it has verified.
+type FrameKey = (Vec<Target>, u64);
+
+/// The most encoded frames kept per checkpoint (then the cache starts again).
+const MAX_CACHED_FRAMES: usize = 65_536;
 
 impl ServedLog {
     /// The checkpoint's size: leaves below it can be served.
@@ -61,6 +71,29 @@ impl ServedLog {
     /// The proof of `target`'s head in the checkpoint.
     pub fn head_proof(&self, target: &Target) -> HeadProof {
         self.heads.prove(target)
+    }
+
+    /// The encoded `log` frame for a client of `targets` that has verified `log_size`
+    /// leaves (not above the checkpoint's size): the note, the consistency proof and a
+    /// head proof per target. Computed once per checkpoint, targets and size.
+    pub fn frame(&self, targets: &[Target], log_size: u64) -> Result<Arc<Vec<u8>>, ProtoError> {
+        let key = (targets.to_vec(), log_size);
+        let mut frames = self.frames.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(frame) = frames.get(&key) {
+            return Ok(Arc::clone(frame));
+        }
+        let frame = ServerFrame::Log(LogFrame {
+            checkpoint: self.note.clone(),
+            consistency: self.consistency(log_size).unwrap_or_default(),
+            heads: targets.iter().map(|t| (t.clone(), self.head_proof(t))).collect(),
+        })
+        .encode()?;
+        let frame = Arc::new(frame);
+        if frames.len() >= MAX_CACHED_FRAMES {
+            frames.clear();
+        }
+        frames.insert(key, Arc::clone(&frame));
+        Ok(frame)
     }
 }
 
@@ -155,6 +188,7 @@ impl LogWatch {
             newest_cosignature: newest,
             tree,
             heads,
+            frames: Mutex::default(),
         }));
     }
 
