@@ -12,11 +12,12 @@
 //! the timestamp signer) computes proofs from the log alone: a replica whose journal
 //! lost its newest record still proves the head it cannot send, and its host notices.
 //!
-//! Publish order and crash safety ([`append_and_sign`], under the publish lock, after
-//! the journal record is durable): the missing leaves are appended and flushed, then
-//! the checkpoint is signed and renamed into place. A crash before the rename leaves
-//! leaves (or journal entries) beyond the checkpoint: servers serve only what the
-//! checkpoint covers, and the next publish covers the rest.
+//! Publish order and crash safety ([`LogAppend`], under the publish lock): the log is
+//! opened and checked before the journal record is written, so a publish it refuses
+//! writes nothing; once the record is durable the missing leaves are appended and
+//! flushed, then the checkpoint is signed and renamed into place. A crash before the
+//! rename leaves leaves (or journal entries) beyond the checkpoint: servers serve only
+//! what the checkpoint covers, and the next publish covers the rest.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
