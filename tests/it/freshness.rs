@@ -428,6 +428,9 @@ fn two_checkpoints_of_one_size_with_different_roots_raise_fork_and_install_nothi
 
     let run = poll(&sandbox, b.addr, &[]);
     assert_fork(&sandbox, &run, &["two-b.conf"]);
+    // A server that keeps sending its fork adds no evidence: the first stays.
+    let again = poll(&sandbox, b.addr, &[]);
+    assert_fork(&sandbox, &again, &["two-b.conf"]);
 }
 
 #[test]

@@ -439,7 +439,9 @@ impl LogBook {
     }
 
     /// Writes `text` into the evidence folder beside the state, keeping at most
-    /// [`MAX_EVIDENCE`] files; returns the file's path in words.
+    /// [`MAX_EVIDENCE`] files; returns the file's path in words. The same evidence
+    /// again (a server that keeps sending its fork) is not written twice, so that it
+    /// never pushes the first, different evidence out.
     fn keep_evidence(&self, kind: &str, text: &str) -> String {
         let folder = &self.evidence;
         let result = (|| -> Result<String, fts_fs::FsError> {
@@ -451,6 +453,11 @@ impl LogBook {
                 .filter(|name| !name.to_string_lossy().starts_with('.'))
                 .collect();
             names.sort();
+            for name in &names {
+                if dir.read_bounded(name, MAX_LOG_STATE_FILE).is_ok_and(|kept| kept == text.as_bytes()) {
+                    return Ok(dir.join(name).display().to_string());
+                }
+            }
             while names.len() >= MAX_EVIDENCE {
                 let oldest = names.remove(0);
                 dir.remove_file(&oldest)?;
