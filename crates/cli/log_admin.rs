@@ -127,16 +127,6 @@ impl LogCopy {
     }
 
     fn check_extends(&self, older: &Checkpoint, what: &str) -> anyhow::Result<()> {
-        if older.size > self.tree.len() {
-            bail!(
-                "{what} covers {} leaves, this store only {}: it is older (restore it from the freshest replica)",
-                older.size,
-                self.tree.len()
-            );
-        }
-        if self.tree.root(older.size).ok() != Some(older.root) {
-            bail!("{what} has another root at {} leaves than this store's log: they fork", older.size);
-        }
-        Ok(())
+        Ok(fts_store::log::check_extends(&self.tree, older, what)?)
     }
 }

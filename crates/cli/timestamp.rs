@@ -17,10 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use fts_fs::{FileMode, WriteOptions};
-use fts_log::merkle::{Tree, leaf_hash, verify_consistency};
+use fts_log::merkle::{Tree, verify_consistency};
 use fts_proto::LogHash;
+use fts_proto::checkpoint::MAX_NOTE_LEN;
 use fts_proto::checkpoint::{Checkpoint, Note, Origin};
-use fts_store::log::{CHECKPOINT, COSIGNATURES, LEAVES, LOG, read_leaves};
+use fts_store::log::{CHECKPOINT, COSIGNATURES, LEAVES, LOG, read_checkpoint, read_leaves};
 use fts_trust::TrustedKeys;
 use fts_trust::note::{TimestampKey, verify_checkpoint, verify_checkpoint_any_origin};
 use serde::{Deserialize, Serialize};
@@ -61,10 +62,10 @@ pub fn run(settings: &Timestamp) -> anyhow::Result<()> {
         tracing::info!("{outcome}");
         return Ok(());
     }
-    let mut last_seen: Option<String> = None;
+    let mut last_seen: Option<Vec<u8>> = None;
     let mut last_signed = Instant::now().checked_sub(settings.every).unwrap_or_else(Instant::now);
     loop {
-        let seen = std::fs::read_to_string(settings.store.join(LOG).join(CHECKPOINT)).ok();
+        let seen = fts_fs::read_bounded(&settings.store.join(LOG).join(CHECKPOINT), MAX_NOTE_LEN as u64).ok();
         let new = seen.is_some() && seen != last_seen;
         if new || last_signed.elapsed() >= settings.every {
             match cosign_newest(settings) {
@@ -89,7 +90,9 @@ pub fn run(settings: &Timestamp) -> anyhow::Result<()> {
 /// Cosigns the store's newest checkpoint if it may; says what it did.
 fn cosign_newest(settings: &Timestamp) -> anyhow::Result<String> {
     let path = settings.store.join(LOG).join(CHECKPOINT);
-    let note = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let note = read_checkpoint(&settings.store)?
+        .with_context(|| format!("{} does not exist: the store has no log yet", path.display()))?
+        .note;
     let previous = load_state(&settings.state)?;
     let verified = match &previous {
         Some(state) => verify_checkpoint(&note, &state.origin, &settings.trusted),
@@ -157,11 +160,7 @@ fn leaves_tree(store: &Path, size: u64) -> anyhow::Result<Tree> {
             read.leaves.len()
         );
     }
-    let mut tree = Tree::new();
-    for leaf in read.leaves.iter().take(size as usize) {
-        tree.push(leaf_hash(leaf));
-    }
-    Ok(tree)
+    Ok(read.tree(size))
 }
 
 fn write_cosignature(store: &Path, key: &TimestampKey, note: &Note) -> anyhow::Result<()> {

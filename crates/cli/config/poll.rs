@@ -138,7 +138,9 @@ impl Poll {
 
 /// `--log-checkpoint FILE`: a checkpoint note signed by a trusted release key.
 fn initial_checkpoint(path: &std::path::Path, trusted: &TrustedKeys) -> anyhow::Result<String> {
-    let note = std::fs::read_to_string(path)
+    let note = fts_fs::read_bounded(path, fts_proto::checkpoint::MAX_NOTE_LEN as u64)
+        .map_err(anyhow::Error::from)
+        .and_then(|bytes| Ok(String::from_utf8(bytes)?))
         .with_context(|| format!("cannot read --log-checkpoint {}", path.display()))?;
     verify_checkpoint_any_origin(&note, trusted).with_context(|| {
         format!("--log-checkpoint {} is not a checkpoint signed by a trusted release key", path.display())

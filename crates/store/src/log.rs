@@ -72,6 +72,17 @@ pub struct Leaves {
     pub end: u64,
 }
 
+impl Leaves {
+    /// The tree of the first `size` leaves (all of them when there are fewer).
+    pub fn tree(&self, size: u64) -> Tree {
+        let mut tree = Tree::new();
+        for leaf in self.leaves.iter().take(usize::try_from(size).unwrap_or(usize::MAX)) {
+            tree.push(leaf_hash(leaf));
+        }
+        tree
+    }
+}
+
 /// Reads whole leaves from `reader`, positioned at a leaf boundary, until the end or
 /// a torn tail (a length or leaf cut short), which is left unread.
 pub fn read_leaves(reader: &mut impl Read, start: u64) -> io::Result<Leaves> {
@@ -163,11 +174,13 @@ impl StoredCheckpoint {
 /// Reads `<store>/log/checkpoint`: `None` when there is none yet.
 pub fn read_checkpoint(store_dir: &Path) -> Result<Option<StoredCheckpoint>> {
     let path = store_dir.join(LOG).join(CHECKPOINT);
-    let note = match fs::read_to_string(&path) {
-        Ok(note) => note,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::io("read", &path)(e)),
+    let bytes = match fts_fs::read_bounded(&path, MAX_COSIGNATURE_FILE) {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
+    let note = String::from_utf8(bytes)
+        .map_err(|_| log_error(format!("{} is not a checkpoint: it is not UTF-8", path.display())))?;
     StoredCheckpoint::parse(note)
         .map(Some)
         .map_err(|why| log_error(format!("{} is not a checkpoint: {why}", path.display())))
@@ -191,7 +204,10 @@ pub fn read_cosigned(store_dir: &Path) -> Result<Vec<(String, StoredCheckpoint)>
             continue; // temps of a copy in progress
         }
         let path = item.path();
-        match read_small(&path) {
+        let read = fts_fs::read_bounded(&path, MAX_COSIGNATURE_FILE)
+            .map_err(|e| fts_proto::ErrorChain(&e).to_string())
+            .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "it is not UTF-8".to_owned()));
+        match read {
             Ok(note) => match StoredCheckpoint::parse(note) {
                 Ok(stored) => out.push((name, stored)),
                 Err(why) => {
@@ -205,13 +221,6 @@ pub fn read_cosigned(store_dir: &Path) -> Result<Vec<(String, StoredCheckpoint)>
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
-}
-
-fn read_small(path: &Path) -> io::Result<String> {
-    let file = File::open(path)?;
-    let mut text = String::new();
-    file.take(MAX_COSIGNATURE_FILE).read_to_string(&mut text)?;
-    Ok(text)
 }
 
 /// The log of a store, opened under the publish lock **before** a publish writes its
@@ -344,8 +353,9 @@ pub fn append_and_sign<S: Signer + ?Sized>(
     LogAppend::open(store_dir, entries, origin)?.sign(&[], signer)
 }
 
-/// Refuses a log that does not extend `older`: smaller, or another root at its size.
-fn check_extends(tree: &Tree, older: &Checkpoint, what: &str) -> Result<()> {
+/// Refuses a log that does not extend `older` (`what` names it in the error):
+/// smaller, or another root at its size.
+pub fn check_extends(tree: &Tree, older: &Checkpoint, what: &str) -> Result<()> {
     let size = tree.len();
     if older.size > size {
         return Err(log_error(format!(

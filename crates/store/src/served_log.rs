@@ -7,7 +7,7 @@
 //! not check again; it only refuses to serve a checkpoint its own leaves contradict.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 
 use fts_fs::{Dir, FileIdentity, FileStat};
@@ -157,31 +157,37 @@ impl LogWatch {
             return false;
         };
         match self.servable(&stored.checkpoint) {
-            Ok(()) => {}
+            Ok(heads) => {
+                self.refused = None;
+                self.serve(store, stored, heads);
+            }
             Err(why) => {
                 if self.refused.as_deref() != Some(&why) {
                     tracing::warn!(size = stored.checkpoint.size, %why, "not serving the store's newest checkpoint yet; still serving the previous one");
                     self.refused = Some(why);
                 }
-                // The previous checkpoint may have gained cosignatures meanwhile.
-                if let Some(previous) = self.served.clone() {
+                // The previous checkpoint may have gained cosignatures meanwhile; it is
+                // served again only while the leaves held still reproduce it.
+                if let Some(previous) = self.served.clone()
+                    && let Ok(heads) = self.servable(&previous.checkpoint)
+                {
                     let note = strip_cosignatures(&previous.note);
-                    self.serve(store, StoredCheckpoint { note, checkpoint: previous.checkpoint.clone() });
+                    self.serve(
+                        store,
+                        StoredCheckpoint { note, checkpoint: previous.checkpoint.clone() },
+                        heads,
+                    );
                 }
-                return true;
             }
         }
-        self.refused = None;
-        self.serve(store, stored);
         true
     }
 
-    fn serve(&mut self, store: &Dir, stored: StoredCheckpoint) {
-        let size = stored.checkpoint.size;
+    /// Serves `stored` (checked by [`Self::servable`], which made its `heads`).
+    fn serve(&mut self, store: &Dir, stored: StoredCheckpoint, heads: HeadsTree) {
         let (note, newest) = with_cosignatures(store, &stored);
         let mut tree = self.tree.clone();
-        tree.truncate(size);
-        let heads = HeadsTree::new(&log::heads_of(&self.targets[..size as usize]));
+        tree.truncate(stored.checkpoint.size);
         self.served = Some(Arc::new(ServedLog {
             checkpoint: stored.checkpoint,
             note,
@@ -192,8 +198,9 @@ impl LogWatch {
         }));
     }
 
-    /// Why `checkpoint` cannot be served from the leaves held, if it cannot.
-    fn servable(&self, checkpoint: &Checkpoint) -> Result<(), String> {
+    /// The heads tree of `checkpoint` made from the leaves held, or why it cannot be
+    /// served from them.
+    fn servable(&self, checkpoint: &Checkpoint) -> Result<HeadsTree, String> {
         let held = self.tree.len();
         if checkpoint.size > held {
             return Err(format!(
@@ -208,11 +215,11 @@ impl LogWatch {
         if heads.root() != checkpoint.heads_root || heads.count() != checkpoint.heads_count {
             return Err("its heads are not the heads of this store's leaves".into());
         }
-        Ok(())
+        Ok(heads)
     }
 
     fn read_checkpoint(&mut self, log: &Dir) -> Option<StoredCheckpoint> {
-        let text = log.open_file(CHECKPOINT).ok().and_then(read_note)?;
+        let text = read_note(log, CHECKPOINT)?;
         match StoredCheckpoint::parse(text) {
             Ok(stored) => Some(stored),
             Err(why) => {
@@ -268,10 +275,11 @@ impl LogWatch {
     }
 }
 
-fn read_note(file: std::fs::File) -> Option<String> {
-    let mut text = String::new();
-    file.take(fts_proto::checkpoint::MAX_NOTE_LEN as u64 + 1).read_to_string(&mut text).ok()?;
-    Some(text)
+/// The note in the file `name` of `dir` (never through a link), if it is one a host
+/// could accept: at most a note's length, UTF-8.
+fn read_note(dir: &Dir, name: impl AsRef<std::ffi::OsStr>) -> Option<String> {
+    let bytes = dir.read_bounded(name, fts_proto::checkpoint::MAX_NOTE_LEN as u64).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// The note with only its text and the release key's lines (those named by the origin).
@@ -326,6 +334,6 @@ fn cosignature_notes(store: &Dir) -> Vec<String> {
         .into_iter()
         .filter(|(name, kind)| *kind == fts_fs::FileKind::File && !name.to_string_lossy().starts_with('.'))
         .map(|(name, _)| name)
-        .filter_map(|name| dir.open_file(&name).ok().and_then(read_note))
+        .filter_map(|name| read_note(&dir, &name))
         .collect()
 }

@@ -194,6 +194,9 @@ pub struct LogBook {
     name: OsString,
     /// `<state>.evidence`, beside `<state>.log` (PROTOCOL.md section 7.5).
     evidence: OsString,
+    /// The state as the file holds it (`None`: not written by this process yet), so
+    /// that a poll that changes nothing writes nothing: the file is flushed durably.
+    saved: Option<LogState>,
 }
 
 impl LogBook {
@@ -210,18 +213,29 @@ impl LogBook {
         let mut evidence = state_name.to_os_string();
         evidence.push(".evidence");
         let path = dir.join(&name);
+        let mut saved = None;
         let state = match dir.read_bounded(&name, MAX_LOG_STATE_FILE) {
             Ok(bytes) if reset => {
-                let book =
-                    LogBook { settings: settings.clone(), state: LogState::empty(), dir, name, evidence };
+                let book = LogBook {
+                    settings: settings.clone(),
+                    state: LogState::empty(),
+                    dir,
+                    name,
+                    evidence,
+                    saved: None,
+                };
                 book.keep_evidence("reset", &String::from_utf8_lossy(&bytes));
                 tracing::warn!(file = %path.display(), "--reset-log-state: starting the log state again; the old one is kept as evidence");
                 return Ok(book.with_initial());
             }
-            Ok(bytes) => serde_json::from_slice::<LogState>(&bytes).map_err(|e| StateError::Corrupt {
-                path: path.clone(),
-                damage: crate::client::state::StateDamage::Json(e),
-            })?,
+            Ok(bytes) => {
+                let state = serde_json::from_slice::<LogState>(&bytes).map_err(|e| StateError::Corrupt {
+                    path: path.clone(),
+                    damage: crate::client::state::StateDamage::Json(e),
+                })?;
+                saved = Some(state.clone());
+                state
+            }
             Err(e) if e.is_not_found() => LogState::empty(),
             Err(e) => {
                 return Err(StateError::Read {
@@ -235,7 +249,7 @@ impl LogBook {
         {
             return Err(StateError::OtherLog { path, pinned: pinned.to_string(), given: given.to_string() });
         }
-        Ok(LogBook { settings, state, dir, name, evidence }.with_initial())
+        Ok(LogBook { settings, state, dir, name, evidence, saved }.with_initial())
     }
 
     /// Applies `--log-checkpoint` to a state that has verified none yet.
@@ -559,10 +573,15 @@ impl LogBook {
         }
     }
 
-    /// Saves, logging a failure: the log state in memory still guards this run.
-    fn persist(&self) {
-        if let Err(e) = self.save() {
-            tracing::error!(error = %ErrorChain(&e), "cannot save the log state");
+    /// Saves what changed, logging a failure: the log state in memory still guards
+    /// this run.
+    fn persist(&mut self) {
+        if self.saved.as_ref() == Some(&self.state) {
+            return;
+        }
+        match self.save() {
+            Ok(()) => self.saved = Some(self.state.clone()),
+            Err(e) => tracing::error!(error = %ErrorChain(&e), "cannot save the log state"),
         }
     }
 }
