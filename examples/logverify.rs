@@ -74,7 +74,7 @@ fn heads_at(size: u64) -> BTreeMap<Target, u64> {
 }
 
 fn checkpoint_at(origin: &Origin, tree: &Tree, size: u64) -> Checkpoint {
-    let heads = HeadsTree::new(&heads_at(size));
+    let heads = HeadsTree::from_seqs(&heads_at(size));
     Checkpoint {
         origin: origin.clone(),
         size,
@@ -148,7 +148,7 @@ fn main() -> Result<(), String> {
         }
     }
     let checkpoint = checkpoint_at(&origin, &tree, n);
-    let heads = HeadsTree::new(&heads_at(n));
+    let heads = HeadsTree::from_seqs(&heads_at(n));
     let mut note = Note::parse(&release.sign_checkpoint(&checkpoint)).map_err(|e| e.to_string())?;
     note.signatures.push(stamp.cosign(&checkpoint, now - 60));
     let note = note.render();
@@ -197,7 +197,14 @@ fn main() -> Result<(), String> {
             let proof = frame.heads.get(t).expect("head proof");
             verify_head(cp.heads_count, &cp.heads_root, t, proof).expect("head").expect("present");
         }
-        AnswerLog::Verified { size: cp.size, root: cp.root }.check_entry(header).expect("inclusion");
+        AnswerLog::Verified {
+            size: cp.size,
+            root: cp.root,
+            origin: cp.origin.clone(),
+            withdrawn: Default::default(),
+        }
+        .check_entry(header)
+        .expect("inclusion");
     };
 
     let mut core = Vec::new();

@@ -538,6 +538,11 @@ pub struct PollArgs {
     #[arg(long, value_name = "PROGRAM")]
     pub exec: Option<PathBuf>,
 
+    /// Program run once for an installed file whose entry its publisher withdrew (like
+    /// --exec; the file stays installed unless this program removes it)
+    #[arg(long, value_name = "PROGRAM")]
+    pub exec_withdrawn: Option<PathBuf>,
+
     /// Longest a hook may run
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub exec_timeout: Duration,

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use fts_log::heads::HeadsTree;
 use fts_log::merkle::{Tree, leaf_hash};
 use fts_proto::checkpoint::Checkpoint;
-use fts_store::log::{LEAVES, LOG, entry_leaf, heads_of, read_checkpoint, read_cosigned, read_leaves};
+use fts_store::log::{LEAVES, LOG, heads_of, leaf_kind, read_checkpoint, read_cosigned, read_leaves};
 use fts_store::{Store, StoreReader};
 use fts_trust::note::verify_checkpoint_any_origin;
 use fts_trust::{SigningKey, TrustedKeys};
@@ -87,28 +87,30 @@ impl LogCopy {
     fn read(store: &Path, trusted: &TrustedKeys) -> anyhow::Result<LogCopy> {
         let reader =
             StoreReader::open(store).with_context(|| format!("cannot open the store {}", store.display()))?;
-        let entries = reader.entries();
+        let snapshot = reader.current();
         let path = store.join(LOG).join(LEAVES);
         let file = File::open(&path)
             .with_context(|| format!("cannot open {} (run `fts log init`)", path.display()))?;
         let read = read_leaves(&mut BufReader::with_capacity(1 << 16, file), 0)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        if read.leaves.len() > entries.len() {
+        if read.leaves.len() as u64 > snapshot.leaf_count() {
             bail!(
-                "{} holds {} leaves but the journal only {} entries",
+                "{} holds {} leaves but the journal only {} records' worth",
                 path.display(),
                 read.leaves.len(),
-                entries.len()
+                snapshot.leaf_count()
             );
         }
         let mut tree = Tree::new();
-        let mut targets = Vec::new();
-        for (i, (leaf, entry)) in read.leaves.iter().zip(entries).enumerate() {
-            if *leaf != entry_leaf(entry) {
-                bail!("leaf {i} of {} is not the journal's entry {i}", path.display());
+        let mut kinds = Vec::new();
+        for (i, (leaf, journal)) in read.leaves.iter().zip(snapshot.leaves()).enumerate() {
+            if *leaf != journal {
+                bail!("leaf {i} of {} is not the journal's record {i}", path.display());
             }
+            let kind = leaf_kind(leaf)
+                .with_context(|| format!("leaf {i} of {} is not one fts writes", path.display()))?;
             tree.push(leaf_hash(leaf));
-            targets.push((entry.statement.target.clone(), entry.statement.seq.get()));
+            kinds.push(kind);
         }
         let stored =
             read_checkpoint(store)?.with_context(|| format!("{} has no log/checkpoint", store.display()))?;
@@ -119,7 +121,7 @@ impl LogCopy {
         let copy = LogCopy { tree, checkpoint: checkpoint.clone() };
         copy.check_extends(&checkpoint, "its own checkpoint")?;
         let size = usize::try_from(checkpoint.size).unwrap_or(usize::MAX);
-        let heads = HeadsTree::new(&heads_of(&targets[..size.min(targets.len())]));
+        let heads = HeadsTree::new(&heads_of(&kinds[..size.min(kinds.len())]));
         if heads.root() != checkpoint.heads_root || heads.count() != checkpoint.heads_count {
             bail!("the checkpoint's heads are not the heads of the leaves it covers");
         }

@@ -104,6 +104,7 @@ fn client_for(config: &LoadConfig, id: &str) -> Result<Client, String> {
         poll_timeout: Duration::from_secs(6 * 3600),
         max_frames: 10_000,
         hook: None,
+        exec_withdrawn: None,
         hook_retries: 5,
         hold_on_hook_failure: false,
         retry_base: std::time::Duration::from_secs(10),

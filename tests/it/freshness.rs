@@ -594,7 +594,7 @@ fn log_frame(sandbox: &Sandbox, store: &str) -> (Vec<u8>, fts_log::merkle::Tree)
     let mut targets = Vec::new();
     for leaf in &read.leaves {
         tree.push(fts_log::merkle::leaf_hash(leaf));
-        targets.push(fts_store::log::leaf_target_seq(leaf).expect("a statement leaf"));
+        targets.push(fts_store::log::leaf_kind(leaf).expect("a leaf fts writes"));
     }
     let heads = fts_log::heads::HeadsTree::new(&fts_store::log::heads_of(&targets));
     let mine: BTreeMap<Target, _> = [ID, "all", "group:web"]

@@ -110,6 +110,7 @@ impl Poll {
             poll_timeout: args.poll_timeout,
             max_frames: MAX_FRAMES,
             hook: args.exec.map(|program| Hook { program, timeout: args.exec_timeout }),
+            exec_withdrawn: args.exec_withdrawn.map(|program| Hook { program, timeout: args.exec_timeout }),
             hook_retries: args.hook_retries,
             hold_on_hook_failure: args.hold_on_hook_failure,
             retry_base: args.min_interval,

@@ -68,6 +68,7 @@ impl Bytes<'_> {
             seq: self.number(),
             index: self.number(),
             proof: self.hashes(known),
+            withdrawn: (0..self.byte() % 3).filter_map(|_| fts_proto::Seq::new(self.number())).collect(),
         })
     }
 }
@@ -131,7 +132,7 @@ pub fn proofs_all(data: &[u8]) {
     // A heads tree from the input: its proofs verify; arbitrary head proofs do not panic.
     let heads: std::collections::BTreeMap<_, _> =
         (0..input.byte() % 9).map(|_| (input.target(), input.number())).collect();
-    let heads_tree = HeadsTree::new(&heads);
+    let heads_tree = HeadsTree::from_seqs(&heads);
     let target = input.target();
     let proof = heads_tree.prove(&target);
     assert_eq!(

@@ -13,14 +13,38 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use fts_proto::{HeadLeafProof, HeadProof, LogHash, Target};
+use fts_proto::{HeadLeafProof, HeadProof, LogHash, Seq, Target};
 
 use crate::merkle::{ProofError, Tree, empty_root, leaf_hash, verify_inclusion};
 
-/// The bytes of the heads leaf of `target` at `seq`:
-/// `fts-head-v1\n` + target + `\n` + seq in decimal + `\n`.
-pub fn head_leaf(target: &Target, seq: u64) -> Vec<u8> {
-    format!("fts-head-v1\n{target}\n{seq}\n").into_bytes()
+/// The most withdrawn seqs one target's head may list.
+pub const MAX_WITHDRAWN: usize = 256;
+
+/// One target's head: its newest seq and its withdrawn seqs, ascending.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Head {
+    /// The seq of its newest entry.
+    pub seq: u64,
+    /// The seqs of its entries that a withdrawal withdrew, ascending.
+    pub withdrawn: Vec<Seq>,
+}
+
+/// The bytes of the heads leaf of `target` at `seq` with `withdrawn` seqs. Without
+/// a withdrawn seq it is the issue-18 leaf, which every earlier client verifies:
+/// `fts-head-v1\n` + target + `\n` + seq in decimal + `\n`. With some:
+/// `fts-head-v2\n` + target + `\n` + seq + `\nwithdrawn` + (` ` + seq) for each,
+/// ascending, + `\n` (PROTOCOL.md section 8.1).
+pub fn head_leaf(target: &Target, seq: u64, withdrawn: &[Seq]) -> Vec<u8> {
+    if withdrawn.is_empty() {
+        return format!("fts-head-v1\n{target}\n{seq}\n").into_bytes();
+    }
+    let mut leaf = format!("fts-head-v2\n{target}\n{seq}\nwithdrawn");
+    for w in withdrawn {
+        leaf.push(' ');
+        leaf.push_str(&w.to_string());
+    }
+    leaf.push('\n');
+    leaf.into_bytes()
 }
 
 /// Heads sorted by the bytes of the targets' wire spelling, as an RFC 6962 tree of
@@ -28,22 +52,29 @@ pub fn head_leaf(target: &Target, seq: u64) -> Vec<u8> {
 /// before `all` and groups, so the map's order is not used.)
 #[derive(Debug, Clone)]
 pub struct HeadsTree {
-    /// The heads in byte order of their targets' spelling: (spelling, target, seq).
-    heads: Vec<(String, Target, u64)>,
+    /// The heads in byte order of their targets' spelling: (spelling, target, head).
+    heads: Vec<(String, Target, Head)>,
     tree: Tree,
 }
 
 impl HeadsTree {
-    /// The heads tree of `heads` (each target's newest seq).
-    pub fn new(heads: &BTreeMap<Target, u64>) -> HeadsTree {
-        let mut sorted: Vec<(String, Target, u64)> =
-            heads.iter().map(|(t, &seq)| (t.to_string(), t.clone(), seq)).collect();
+    /// The heads tree of `heads` (each target's newest seq and withdrawn seqs).
+    pub fn new(heads: &BTreeMap<Target, Head>) -> HeadsTree {
+        let mut sorted: Vec<(String, Target, Head)> =
+            heads.iter().map(|(t, head)| (t.to_string(), t.clone(), head.clone())).collect();
         sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let mut tree = Tree::new();
-        for (_, target, seq) in &sorted {
-            tree.push(leaf_hash(&head_leaf(target, *seq)));
+        for (_, target, head) in &sorted {
+            tree.push(leaf_hash(&head_leaf(target, head.seq, &head.withdrawn)));
         }
         HeadsTree { heads: sorted, tree }
+    }
+
+    /// The heads tree of targets without withdrawals (each target's newest seq).
+    pub fn from_seqs(seqs: &BTreeMap<Target, u64>) -> HeadsTree {
+        HeadsTree::new(
+            &seqs.iter().map(|(t, &seq)| (t.clone(), Head { seq, withdrawn: Vec::new() })).collect(),
+        )
     }
 
     /// The number of heads (leaves).
@@ -57,10 +88,16 @@ impl HeadsTree {
     }
 
     fn leaf_proof(&self, position: usize) -> Option<HeadLeafProof> {
-        let (_, target, seq) = self.heads.get(position)?;
+        let (_, target, head) = self.heads.get(position)?;
         let index = position as u64;
         let proof = self.tree.inclusion_proof(index, self.count()).ok()?;
-        Some(HeadLeafProof { target: target.clone(), seq: *seq, index, proof })
+        Some(HeadLeafProof {
+            target: target.clone(),
+            seq: head.seq,
+            index,
+            proof,
+            withdrawn: head.withdrawn.clone(),
+        })
     }
 
     /// The proof of `target`'s head: its leaf with its inclusion proof, or the
@@ -139,6 +176,14 @@ pub enum HeadProofError {
     /// The heads tree has no leaves but its root is not the empty tree's root.
     #[error("the heads tree has no leaves but its root is not the empty tree's root")]
     EmptyRootMismatch,
+    /// A leaf's withdrawn seqs are not ascending, above its head, or too many.
+    #[error("the {which} leaf's withdrawn seqs {why}")]
+    BadWithdrawn {
+        /// Which leaf of the proof.
+        which: &'static str,
+        /// What is wrong with them.
+        why: &'static str,
+    },
     /// A leaf's inclusion proof does not verify.
     #[error("the inclusion proof of the {which} leaf does not verify: {source}")]
     Inclusion {
@@ -155,7 +200,16 @@ fn verify_leaf(
     leaf: &HeadLeafProof,
     which: &'static str,
 ) -> Result<(), HeadProofError> {
-    let hash = leaf_hash(&head_leaf(&leaf.target, leaf.seq));
+    if leaf.withdrawn.len() > MAX_WITHDRAWN {
+        return Err(HeadProofError::BadWithdrawn { which, why: "are more than 256" });
+    }
+    if !leaf.withdrawn.windows(2).all(|w| w[0] < w[1]) {
+        return Err(HeadProofError::BadWithdrawn { which, why: "are not strictly ascending" });
+    }
+    if leaf.withdrawn.last().is_some_and(|w| w.get() > leaf.seq) {
+        return Err(HeadProofError::BadWithdrawn { which, why: "go past the head" });
+    }
+    let hash = leaf_hash(&head_leaf(&leaf.target, leaf.seq, &leaf.withdrawn));
     verify_inclusion(leaf.index, count, &hash, &leaf.proof, root)
         .map_err(|source| HeadProofError::Inclusion { which, source })
 }
@@ -239,9 +293,32 @@ mod tests {
 
     #[test]
     fn head_leaf_bytes() {
-        assert_eq!(head_leaf(&t("web-01"), 13), b"fts-head-v1\nweb-01\n13\n");
-        assert_eq!(head_leaf(&t("group:web"), 0), b"fts-head-v1\ngroup:web\n0\n");
-        assert_eq!(head_leaf(&t("all"), u64::MAX), b"fts-head-v1\nall\n18446744073709551615\n");
+        assert_eq!(head_leaf(&t("web-01"), 13, &[]), b"fts-head-v1\nweb-01\n13\n");
+        assert_eq!(head_leaf(&t("group:web"), 0, &[]), b"fts-head-v1\ngroup:web\n0\n");
+        assert_eq!(head_leaf(&t("all"), u64::MAX, &[]), b"fts-head-v1\nall\n18446744073709551615\n");
+        let withdrawn = [Seq::new(3).unwrap(), Seq::new(12).unwrap()];
+        assert_eq!(head_leaf(&t("web-01"), 13, &withdrawn), b"fts-head-v2\nweb-01\n13\nwithdrawn 3 12\n");
+    }
+
+    #[test]
+    fn withdrawn_seqs_are_proven_with_the_head_and_cannot_be_hidden() {
+        let seq = |n| Seq::new(n).unwrap();
+        let mut heads = BTreeMap::new();
+        heads.insert(t("web-01"), Head { seq: 13, withdrawn: vec![seq(3), seq(12)] });
+        heads.insert(t("all"), Head { seq: 4, withdrawn: vec![] });
+        let tree = HeadsTree::new(&heads);
+        let proof = tree.prove(&t("web-01"));
+        assert_eq!(verify_head(tree.count(), &tree.root(), &t("web-01"), &proof), Ok(Some(13)));
+        let HeadProof::Present(mut leaf) = proof else { panic!("present") };
+        assert_eq!(leaf.withdrawn, vec![seq(3), seq(12)]);
+        for forged in [vec![seq(3)], vec![], vec![seq(12), seq(3)], vec![seq(3), seq(14)]] {
+            leaf.withdrawn = forged.clone();
+            let forged_proof = HeadProof::Present(leaf.clone());
+            assert!(
+                verify_head(tree.count(), &tree.root(), &t("web-01"), &forged_proof).is_err(),
+                "withdrawn {forged:?} must not verify"
+            );
+        }
     }
 
     #[test]
@@ -253,7 +330,7 @@ mod tests {
         // Target's Ord puts clients first.
         assert_eq!(heads.keys().next(), Some(&t("aaa")));
         assert_eq!(heads.keys().nth(1), Some(&t("web-01")));
-        let tree = HeadsTree::new(&heads);
+        let tree = HeadsTree::from_seqs(&heads);
         let order: Vec<&str> = ["aaa", "all", "group:web", "web-01"].to_vec();
         for (i, name) in order.iter().enumerate() {
             match tree.prove(&t(name)) {
@@ -265,7 +342,7 @@ mod tests {
 
     #[test]
     fn the_empty_tree_proves_every_absence() {
-        let tree = HeadsTree::new(&BTreeMap::new());
+        let tree = HeadsTree::from_seqs(&BTreeMap::new());
         assert_eq!(tree.count(), 0);
         assert_eq!(tree.root(), empty_root());
         let proof = tree.prove(&t("web-01"));

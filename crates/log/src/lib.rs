@@ -8,3 +8,11 @@
 
 pub mod heads;
 pub mod merkle;
+
+use sha2::{Digest, Sha256};
+
+/// The SHA-256 of a statement's bytes: what a withdrawal names (PROTOCOL.md
+/// section 8.1).
+pub fn statement_hash(statement: &fts_proto::Statement) -> fts_proto::FileHash {
+    fts_proto::FileHash::from_digest(Sha256::digest(statement.to_bytes()).into())
+}

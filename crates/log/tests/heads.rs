@@ -107,7 +107,7 @@ proptest! {
         probes in prop::collection::vec(target_strategy(), 0..20),
         bit in 0usize..256,
     ) {
-        let tree = HeadsTree::new(&heads);
+        let tree = HeadsTree::from_seqs(&heads);
         let (count, root) = (tree.count(), tree.root());
         prop_assert_eq!(count, heads.len() as u64);
         let order = sorted(&heads);
@@ -205,12 +205,12 @@ fn expected_vectors() -> Value {
         .into_iter()
         .map(|(s, n)| (t(s), n))
         .collect();
-    let tree = HeadsTree::new(&heads);
+    let tree = HeadsTree::from_seqs(&heads);
     let leaves: Vec<Value> = sorted(&heads)
         .iter()
         .enumerate()
         .map(|(i, target)| {
-            let bytes = head_leaf(target, heads[target]);
+            let bytes = head_leaf(target, heads[target], &[]);
             json!({
                 "index": i,
                 "target": target,
@@ -279,7 +279,7 @@ fn expected_vectors() -> Value {
         "no neighbours, but the tree has 4 leaves",
     ));
 
-    let empty = HeadsTree::new(&BTreeMap::new());
+    let empty = HeadsTree::from_seqs(&BTreeMap::new());
     json!({
         "about": "fts heads tree vectors: see README.md beside this file",
         "heads": heads.iter().map(|(t, s)| (t.to_string(), json!(s))).collect::<serde_json::Map<_, _>>(),
@@ -334,7 +334,7 @@ fn head_vectors_are_regenerated_and_verify() {
     assert_eq!(leaves.len() as u64, count);
     for l in leaves {
         let target = t(l["target"].as_str().unwrap());
-        let bytes = head_leaf(&target, l["seq"].as_u64().unwrap());
+        let bytes = head_leaf(&target, l["seq"].as_u64().unwrap(), &[]);
         assert_eq!(l["leaf"].as_str().unwrap().as_bytes(), bytes);
         assert_eq!(LogHash::parse(l["leaf-hash"].as_str().unwrap()).unwrap(), leaf_hash(&bytes));
     }

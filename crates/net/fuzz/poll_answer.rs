@@ -59,6 +59,7 @@ pub fn poll_answer(data: &[u8]) -> Result<fts_net::client::PollOutcome, fts_net:
         poll_timeout: std::time::Duration::from_secs(60),
         max_frames: 64,
         hook: None,
+        exec_withdrawn: None,
         hook_retries: 5,
         hold_on_hook_failure: false,
         retry_base: std::time::Duration::from_secs(10),

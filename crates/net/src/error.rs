@@ -453,6 +453,10 @@ pub enum ProtocolBreach {
     /// A `log` frame that is not the first of the answer (PROTOCOL.md section 7.3).
     #[error("a log frame after the first frame of the answer")]
     LateLogFrame,
+    /// A frame of a kind the request did not announce it understands (PROTOCOL.md
+    /// section 8): the server ignores `features`.
+    #[error("a {0} frame, which this host did not announce it understands")]
+    UnannouncedFrame(&'static str),
     /// A `file` frame for a target the request held (PROTOCOL.md section 3.1.1): the
     /// server ignored `held`, so it is older than this host (upgrade servers first).
     #[error(

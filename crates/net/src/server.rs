@@ -43,10 +43,13 @@ use std::time::{Duration, SystemTime};
 
 use fts_proto::{
     ClientId, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, LogHash, ProtoError, Report, Request,
-    ServerFrame, Target,
+    ServerFrame, Target, Withdrawal, WithdrawnFrame,
 };
 use fts_store::served_log::ServedLog;
-use fts_store::{Answer, Entry, PollClaims, StatusDir, StoreError, StoreReader, StoreSnapshot};
+use fts_store::{
+    Answer, Entry, Outgoing, PollClaims, Sending, ServeRules, StatusDir, StoreError, StoreReader,
+    StoreSnapshot, WithdrawalEntry,
+};
 use fts_trust::{ClientAuth, ClientIdentity};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -612,10 +615,16 @@ where
         send_error(&shared.metrics, conn, frame).await;
         return Err(PollEnd::LogBehind { server: log.size(), client: asked });
     }
-    let mut answer = choose_entries(shared, &snapshot, wants).await?;
+    let rules = ServeRules {
+        log_size: served_log.as_ref().map(|log| log.size()),
+        withdrawn: request.features.withdrawn,
+    };
+    let answer = choose_entries(shared, &snapshot, wants, rules).await?;
     drop(snapshot);
+    for (target, seq) in &answer.stopped_at_withdrawal {
+        tracing::warn!(client_id = %client, %target, seq = seq.get(), "a host that does not understand withdrawals waits before a withdrawn entry: upgrade its fts");
+    }
     if let Some(log) = &served_log {
-        answer.entries.retain(|entry| entry.position < log.size());
         let frame = log.frame(&targets, request.log_size.unwrap_or(0)).map_err(PollEnd::Encode)?;
         timeout(shared.settings.request_timeout, conn.write_body_chunk(&frame))
             .await
@@ -647,9 +656,25 @@ where
     let mut end = PollEnd::Served;
     // Targets whose blob vanished in this answer: the rest of each waits.
     let mut stopped: Vec<Target> = Vec::new();
-    for entry in answer.entries {
+    for Outgoing { entry, how } in answer.items {
         let target = &entry.statement.target;
         if stopped.contains(target) {
+            continue;
+        }
+        if let Sending::Withdrawn(withdrawal) = how {
+            // Only with a log (the rules): both leaves are proven in its checkpoint.
+            let Some(log) = &served_log else { continue };
+            match withdrawn_frame(log, &entry, &withdrawal) {
+                Some(frame) => {
+                    let frame = frame.encode().map_err(PollEnd::Encode)?;
+                    write_paced(conn, &frame, &mut pacer, None).await?;
+                    report.files += 1;
+                }
+                None => {
+                    tracing::warn!(%target, seq = entry.statement.seq.get(), "a withdrawal or its entry is not the log's leaf at its place: its target waits (the journal and log/leaves disagree)");
+                    stopped.push(target.clone());
+                }
+            }
             continue;
         }
         let offset = resume_offset(&request, &entry);
@@ -696,12 +721,38 @@ where
 /// The leaf index and inclusion proof of `entry` in the served checkpoint, when
 /// the log's leaf at the entry's position is the entry's own.
 fn in_log(log: &ServedLog, entry: &Entry) -> Option<(u64, Vec<LogHash>)> {
-    let index = entry.position;
-    let leaf = fts_log::merkle::leaf_hash(&fts_store::log::entry_leaf(entry));
-    if log.leaf(index)? != leaf {
+    leaf_in_log(log, entry.position, &entry.leaf())
+}
+
+/// The inclusion proof of `leaf` at `index` in the served checkpoint, when the log's
+/// leaf there is `leaf`.
+fn leaf_in_log(log: &ServedLog, index: u64, leaf: &[u8]) -> Option<(u64, Vec<LogHash>)> {
+    if log.leaf(index)? != fts_log::merkle::leaf_hash(leaf) {
         return None;
     }
     Some((index, log.inclusion(index)?))
+}
+
+/// The `withdrawn` frame of `entry` (PROTOCOL.md section 8.1): its header with its
+/// leaf's proof, and the withdrawal with its own; `None` when either leaf is not the
+/// log's.
+fn withdrawn_frame(log: &ServedLog, entry: &Entry, withdrawal: &WithdrawalEntry) -> Option<ServerFrame> {
+    let (index, inclusion) = in_log(log, entry)?;
+    let mut header = FileHeader::new(entry.statement.clone(), entry.key_id, entry.signature);
+    header.log_index = Some(index);
+    header.inclusion = Some(inclusion);
+    let (log_index, inclusion) = leaf_in_log(log, withdrawal.position, &withdrawal.leaf())?;
+    Some(ServerFrame::Withdrawn(WithdrawnFrame {
+        entry: header,
+        withdrawal: Withdrawal {
+            withdrawn: withdrawal.statement.withdrawn.clone(),
+            reason: withdrawal.statement.reason.clone(),
+            key_id: withdrawal.key_id,
+            signature: withdrawal.signature,
+            log_index,
+            inclusion,
+        },
+    }))
 }
 
 /// An answer's place under `--max-send-rate` ([`crate::egress`]): taken once per
@@ -712,7 +763,7 @@ fn admit_transfer(
     answer: &Answer,
 ) -> Result<Option<(TransferPermit, ConnectionGuard)>, Busy> {
     let Some(egress) = &shared.egress else { return Ok(None) };
-    if answer.entries.is_empty() {
+    if answer.whole_count() == 0 {
         return Ok(None);
     }
     match egress.admit() {
@@ -744,13 +795,14 @@ async fn choose_entries(
     shared: &Shared,
     snapshot: &Arc<StoreSnapshot>,
     wants: Vec<(Target, u64)>,
+    rules: ServeRules,
 ) -> Result<Answer, PollEnd> {
     if snapshot.is_caught_up(&wants) {
         return Ok(Answer::default());
     }
     let snapshot = Arc::clone(snapshot);
     let (max_files, max_bytes) = (shared.settings.poll_max_files.get(), shared.settings.poll_max_bytes);
-    tokio::task::spawn_blocking(move || snapshot.entries_for(&wants, max_files, max_bytes))
+    tokio::task::spawn_blocking(move || snapshot.answer_for(&wants, max_files, max_bytes, &rules))
         .await
         .map_err(PollEnd::Internal)
 }

@@ -68,6 +68,7 @@ fn settings(dest: &Path) -> ClientSettings {
         poll_timeout: Duration::from_secs(60),
         max_frames: 10,
         hook: None,
+        exec_withdrawn: None,
         hook_retries: 5,
         hold_on_hook_failure: false,
         retry_base: std::time::Duration::from_secs(10),

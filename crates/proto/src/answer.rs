@@ -29,6 +29,7 @@ use crate::request::RejectReason;
 use crate::seq::Seq;
 use crate::statement::Statement;
 use crate::wire_int::{self, WireInt};
+use crate::withdraw::Withdrawal;
 
 /// A frame header sent by the server, keyed by its `type` field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,6 +44,36 @@ pub enum ServerFrame {
     /// The checkpoint and head proofs an answer starts with when the request
     /// carried `log-size` (PROTOCOL.md section 7.3).
     Log(LogFrame),
+    /// A withdrawn entry, without its body, and its withdrawal (PROTOCOL.md
+    /// section 8.1); only to a client that announced `withdrawn`.
+    Withdrawn(WithdrawnFrame),
+    /// An entry superseded by a later one of the same name, without its body
+    /// (PROTOCOL.md section 8.2); only to a client that announced `superseded`.
+    Superseded(SupersededFrame),
+}
+
+/// The header of a `withdrawn` frame: the withdrawn entry's header (no body
+/// follows; its signature is not checked, its leaf is) and the withdrawal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WithdrawnFrame {
+    /// The withdrawn entry, with its `log-index` and `inclusion`.
+    #[serde(flatten)]
+    pub entry: FileHeader,
+    /// The signed withdrawal of it.
+    pub withdrawal: Withdrawal,
+}
+
+/// The header of a `superseded` frame: the superseded entry's header (no body
+/// follows; its signature is not checked, its leaf is) and the whole header of the
+/// later entry that supersedes it, signed, with its leaf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SupersededFrame {
+    /// The superseded entry, with its `log-index` and `inclusion`.
+    #[serde(flatten)]
+    pub entry: FileHeader,
+    /// The entry that supersedes it (same target and file name, a higher seq),
+    /// with its `log-index` and `inclusion`; its body comes later in its own frame.
+    pub by: FileHeader,
 }
 
 impl ServerFrame {
@@ -73,6 +104,18 @@ impl ServerFrame {
                 consistency: optional(&object, "consistency").map_err(bad)?.unwrap_or_default(),
                 heads: optional(&object, "heads").map_err(bad)?.unwrap_or_default(),
             })),
+            "withdrawn" => Ok(ServerFrame::Withdrawn(WithdrawnFrame {
+                entry: bodiless(FileHeader::from_object(&object)?)?,
+                withdrawal: required(&object, "withdrawal").map_err(bad)?,
+            })),
+            "superseded" => {
+                let entry = bodiless(FileHeader::from_object(&object)?)?;
+                let by = match object.get("by") {
+                    Some(Value::Object(by)) => bodiless(FileHeader::from_object(by)?)?,
+                    _ => return Err(bad("superseded frame: field `by` must be an entry header".into())),
+                };
+                Ok(ServerFrame::Superseded(SupersededFrame { entry, by }))
+            }
             other => Err(bad(format!("unknown frame type {:?}", excerpt(other)))),
         }
     }
@@ -82,6 +125,16 @@ impl ServerFrame {
     pub fn encode(&self) -> Result<Vec<u8>, ProtoError> {
         encode_frame(self)
     }
+}
+
+/// A header that stands for an entry without sending its body: it has no `offset`.
+fn bodiless(header: FileHeader) -> Result<FileHeader, ProtoError> {
+    if header.offset.is_some() {
+        return Err(ProtoError::BadServerFrame {
+            detail: format!("{} seq {}: a frame without a body has no `offset`", header.target, header.seq),
+        });
+    }
+    Ok(header)
 }
 
 /// The header of a `file` frame: one signed entry.

@@ -32,6 +32,7 @@
 //!   signed [`Note`] that carries it, the cosignature message and the statement leaf;
 //! - [`base64`]: the one strict base64 of every field that carries bytes;
 //! - [`statement`]: the bytes of the signed statement of section 5;
+//! - [`withdraw`]: the withdrawal statement of section 8.1 and the leaf of any signed text;
 //! - [`printable`](mod@printable): peer text made safe to print or log ([`Printable`]).
 //!
 //! A server reads a request like this (the limit is checked on the two prefix bytes,
@@ -64,8 +65,12 @@ pub mod request;
 pub mod seq;
 pub mod statement;
 pub mod wire_int;
+pub mod withdraw;
 
-pub use answer::{AnswerDecoder, AnswerItem, Done, ErrorCode, ErrorFrame, FileHeader, ServerFrame};
+pub use answer::{
+    AnswerDecoder, AnswerItem, Done, ErrorCode, ErrorFrame, FileHeader, ServerFrame, SupersededFrame,
+    WithdrawnFrame,
+};
 pub use checkpoint::{
     Checkpoint, MAX_NOTE_LEN, MAX_SIGNATURE_LINES, Note, NoteError, NoteSignature, Origin,
     cosignature_message, statement_leaf,
@@ -80,9 +85,10 @@ pub use log::{HeadLeafProof, HeadProof, LogFrame, LogHash};
 pub use names::{ClientId, FileHash, FileName, GroupName, NameError, Published, Target};
 pub use printable::{Printable, printable};
 pub use request::{
-    AlarmName, MAX_ALARMS, MAX_HELD, MAX_REPORTS, PROTOCOL_VERSION, REQUEST_TYPE_POLL, RejectReason, Report,
-    Request, Resume,
+    AlarmName, Features, MAX_ALARMS, MAX_FEATURES, MAX_HELD, MAX_KEYS, MAX_REPORTS, PROTOCOL_VERSION,
+    REQUEST_TYPE_POLL, RejectReason, Report, Request, Resume,
 };
 pub use seq::Seq;
 pub use statement::{STATEMENT_TAG, Signer, Statement};
 pub use wire_int::{MAX_WIRE_INT, WireInt};
+pub use withdraw::{WITHDRAW_TAG, WithdrawReason, WithdrawStatement, Withdrawal, signed_leaf};

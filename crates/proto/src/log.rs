@@ -17,6 +17,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::names::Target;
+use crate::seq::Seq;
 use crate::wire_int;
 
 /// A SHA-256 node or leaf hash of a Merkle tree, as base64 on the wire.
@@ -70,6 +71,10 @@ pub struct HeadLeafProof {
     pub index: u64,
     /// The inclusion proof of the leaf in the heads tree, sibling first.
     pub proof: Vec<LogHash>,
+    /// The target's withdrawn seqs, ascending (PROTOCOL.md section 8.1); absent when
+    /// it has none, and then the leaf is the issue-18 one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn: Vec<Seq>,
 }
 
 /// What the checkpoint says of one target's head: its leaf, or the two adjacent
@@ -110,7 +115,13 @@ mod tests {
     #[test]
     fn head_proofs_have_one_json_shape() {
         let web = Target::parse("web-01").unwrap();
-        let leaf = HeadLeafProof { target: web.clone(), seq: 13, index: 2, proof: vec![LogHash([7; 32])] };
+        let leaf = HeadLeafProof {
+            target: web.clone(),
+            seq: 13,
+            index: 2,
+            proof: vec![LogHash([7; 32])],
+            withdrawn: vec![],
+        };
         let present = HeadProof::Present(leaf.clone());
         let json = serde_json::to_string(&present).unwrap();
         assert_eq!(

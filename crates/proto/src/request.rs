@@ -32,6 +32,7 @@ use serde_json::Value;
 use crate::error::{ProtoError, excerpt};
 use crate::frame::{MAX_CLIENT_REQUEST, encode_frame};
 use crate::json::{self, convert, optional, required};
+use crate::keys::KeyId;
 use crate::names::{ClientId, FileHash, Target};
 use crate::seq::Seq;
 use crate::wire_int::{self, WireInt};
@@ -72,7 +73,52 @@ pub struct Request {
     /// The client's raised alarms, each with when it was first raised (Unix
     /// seconds), so that the server's status shows them (PROTOCOL.md section 7.5).
     pub alarms: BTreeMap<AlarmName, u64>,
+    /// What this client understands beyond the first release (PROTOCOL.md section
+    /// 8): `withdrawn` and `superseded` frames. Unknown names are ignored.
+    pub features: Features,
+    /// The largest file the client installs (`--max-file-size`): a server supersedes
+    /// an entry only by one the client accepts (PROTOCOL.md section 8.2).
+    pub max_file_size: Option<u64>,
+    /// The ids of the release keys the client trusts now, at most [`MAX_KEYS`]: a
+    /// server supersedes an entry only by one signed with one of them.
+    pub keys: Vec<KeyId>,
 }
+
+/// At most this many key ids ride in one request.
+pub const MAX_KEYS: usize = 16;
+
+/// The frames a client announces it understands (the request's `features`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `withdrawn` frames and withdrawn seqs in head proofs (section 8.1).
+    pub withdrawn: bool,
+    /// `superseded` frames (section 8.2).
+    pub superseded: bool,
+}
+
+impl Features {
+    /// Everything this release understands.
+    pub const ALL: Features = Features { withdrawn: true, superseded: true };
+
+    fn names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.withdrawn {
+            names.push("withdrawn");
+        }
+        if self.superseded {
+            names.push("superseded");
+        }
+        names
+    }
+
+    fn from_names(names: &[String]) -> Features {
+        let has = |name: &str| names.iter().any(|n| n == name);
+        Features { withdrawn: has("withdrawn"), superseded: has("superseded") }
+    }
+}
+
+/// At most this many feature names ride in one request.
+pub const MAX_FEATURES: usize = 16;
 
 /// At most this many alarms ride in one request.
 pub const MAX_ALARMS: usize = 16;
@@ -133,6 +179,9 @@ impl Request {
             resume: Vec::new(),
             log_size: None,
             alarms: BTreeMap::new(),
+            features: Features::default(),
+            max_file_size: None,
+            keys: Vec::new(),
         }
     }
 
@@ -224,7 +273,26 @@ impl Request {
             )));
         }
 
+        let features: Vec<String> = optional(&object, "features").map_err(bad)?.unwrap_or_default();
+        if features.len() > MAX_FEATURES {
+            return Err(bad(format!(
+                "field `features`: {} names, more than the {MAX_FEATURES} allowed",
+                features.len()
+            )));
+        }
+        let max_file_size = optional::<WireInt>(&object, "max-file-size").map_err(bad)?.map(|n| n.0);
+        let keys: Vec<KeyId> = optional(&object, "keys").map_err(bad)?.unwrap_or_default();
+        if keys.len() > MAX_KEYS {
+            return Err(bad(format!(
+                "field `keys`: {} key ids, more than the {MAX_KEYS} allowed",
+                keys.len()
+            )));
+        }
+
         Ok(Request {
+            features: Features::from_names(&features),
+            max_file_size,
+            keys,
             client_id,
             since: since.into_iter().map(|(t, n)| (t, n.0)).collect(),
             rejected,
@@ -266,6 +334,12 @@ struct RequestWire<'a> {
     log_size: Option<u64>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     alarms: BTreeMap<&'a AlarmName, WireInt>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    features: Vec<&'static str>,
+    #[serde(with = "wire_int::option", skip_serializing_if = "Option::is_none")]
+    max_file_size: Option<u64>,
+    #[serde(skip_serializing_if = "<[KeyId]>::is_empty")]
+    keys: &'a [KeyId],
 }
 
 impl Serialize for Request {
@@ -280,6 +354,9 @@ impl Serialize for Request {
             resume: &self.resume,
             log_size: self.log_size,
             alarms: self.alarms.iter().map(|(a, &n)| (a, WireInt(n))).collect(),
+            features: self.features.names(),
+            max_file_size: self.max_file_size,
+            keys: &self.keys,
         }
         .serialize(serializer)
     }
@@ -339,6 +416,15 @@ pub enum RejectReason {
     /// The entry is not in the verified log: its inclusion proof is missing or
     /// fails (PROTOCOL.md section 7.4).
     NotLogged,
+    /// The entry is withdrawn (PROTOCOL.md section 8.1): applied without being
+    /// installed.
+    Withdrawn,
+    /// An entry this host had installed has since been withdrawn: the file stays
+    /// (removal is the host's policy, `--exec-withdrawn`), and this says so.
+    WithdrawnInstalled,
+    /// A supersession or withdrawal the client could not accept (PROTOCOL.md
+    /// section 8.2): the entry must come whole.
+    BadSupersession,
     /// A reason from a newer client: a lower-case kebab-case word, kept so that the
     /// server can record it instead of refusing the request.
     Other(String),
@@ -348,7 +434,7 @@ impl RejectReason {
     /// The longest unknown reason accepted as [`RejectReason::Other`].
     pub const MAX_OTHER_LEN: usize = 32;
 
-    const KNOWN: [(RejectReason, &'static str); 14] = [
+    const KNOWN: [(RejectReason, &'static str); 17] = [
         (RejectReason::BadHeader, "bad-header"),
         (RejectReason::BadName, "bad-name"),
         (RejectReason::WrongTarget, "wrong-target"),
@@ -363,6 +449,9 @@ impl RejectReason {
         (RejectReason::HookFailed, "hook-failed"),
         (RejectReason::HookGivenUp, "hook-given-up"),
         (RejectReason::NotLogged, "not-logged"),
+        (RejectReason::Withdrawn, "withdrawn"),
+        (RejectReason::WithdrawnInstalled, "withdrawn-installed"),
+        (RejectReason::BadSupersession, "bad-supersession"),
     ];
 
     /// A known reason by its wire spelling, an unknown one that looks like a reason

@@ -43,6 +43,8 @@ pub trait Signer {
     /// The log's checkpoint as a signed note: its text, a blank line and this key's
     /// signature line (PROTOCOL.md section 7.2).
     fn sign_checkpoint(&self, checkpoint: &crate::checkpoint::Checkpoint) -> String;
+    /// The signature over `withdrawal.to_bytes()` (PROTOCOL.md section 8.1).
+    fn sign_withdrawal(&self, withdrawal: &crate::withdraw::WithdrawStatement) -> Signature;
 }
 
 impl<S: Signer + ?Sized> Signer for &S {
@@ -54,6 +56,9 @@ impl<S: Signer + ?Sized> Signer for &S {
     }
     fn sign_checkpoint(&self, checkpoint: &crate::checkpoint::Checkpoint) -> String {
         (**self).sign_checkpoint(checkpoint)
+    }
+    fn sign_withdrawal(&self, withdrawal: &crate::withdraw::WithdrawStatement) -> Signature {
+        (**self).sign_withdrawal(withdrawal)
     }
 }
 

@@ -2,7 +2,7 @@
 //! unchanged, through the frame decoder, with arbitrary valid names and integers.
 
 use fts_proto::{
-    AlarmName, AnswerDecoder, AnswerItem, Chunk, ClientId, Done, ErrorCode, ErrorFrame, FileHeader,
+    AlarmName, AnswerDecoder, AnswerItem, Chunk, ClientId, Done, ErrorCode, ErrorFrame, Features, FileHeader,
     FrameDecoder, KeyId, LogHash, MAX_CLIENT_REQUEST, MAX_REPORTS, MAX_REQUEST_HEADER, MAX_WIRE_INT,
     ProtoError, Request, Resume, ServerFrame, Signature, Target,
 };
@@ -25,16 +25,36 @@ fn request() -> impl Strategy<Value = Request> {
             wire_int(),
             0..4,
         ),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            prop::option::of(wire_int()),
+            prop::collection::vec(any::<[u8; 8]>(), 0..3),
+        ),
     )
-        .prop_map(|(client_id, since, rejected, held, resume, log_size, alarms)| Request {
-            client_id,
-            since,
-            rejected,
-            held,
-            resume,
-            log_size,
-            alarms,
-        })
+        .prop_map(
+            |(
+                client_id,
+                since,
+                rejected,
+                held,
+                resume,
+                log_size,
+                alarms,
+                (withdrawn, superseded, max_file_size, keys),
+            )| Request {
+                client_id,
+                since,
+                rejected,
+                held,
+                resume,
+                log_size,
+                alarms,
+                features: Features { withdrawn, superseded },
+                max_file_size,
+                keys: keys.into_iter().map(KeyId::from_prefix).collect(),
+            },
+        )
 }
 
 fn file_header() -> impl Strategy<Value = FileHeader> {

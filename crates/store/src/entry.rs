@@ -5,13 +5,14 @@
 //! that make it verifiable, and its place in the store's global publish order. The
 //! store never checks signatures (it holds no trusted keys); hosts do.
 
-use fts_proto::{KeyId, Signature, Statement};
+use fts_proto::{KeyId, Signature, Statement, WithdrawStatement, signed_leaf};
 
 /// One signed entry: what a `file` frame carries, plus where it sits in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Entry {
-    /// Place in the store's global publish order, from 0. Entries of one publish are
-    /// consecutive, in the order their targets were given.
+    /// Its leaf index in the log: the place in the store's global publish order, from
+    /// 0, counting withdrawals. Entries of one publish are consecutive, in the order
+    /// their targets were given.
     pub position: u64,
     /// The signed fields: target, seq, file name, size, hash, published time.
     pub statement: Statement,
@@ -19,4 +20,31 @@ pub struct Entry {
     pub key_id: KeyId,
     /// Ed25519 over `statement.to_bytes()`.
     pub signature: Signature,
+}
+
+impl Entry {
+    /// Its log leaf: the statement's bytes, then its `key-id` and `signature` lines.
+    pub fn leaf(&self) -> Vec<u8> {
+        signed_leaf(&self.statement.to_bytes(), &self.key_id, &self.signature)
+    }
+}
+
+/// One signed withdrawal (docs/PROTOCOL.md section 8.1), with its place in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WithdrawalEntry {
+    /// Its leaf index in the log.
+    pub position: u64,
+    /// What was signed.
+    pub statement: WithdrawStatement,
+    /// The key that signed it.
+    pub key_id: KeyId,
+    /// Ed25519 over `statement.to_bytes()`.
+    pub signature: Signature,
+}
+
+impl WithdrawalEntry {
+    /// Its log leaf: the statement's bytes, then its `key-id` and `signature` lines.
+    pub fn leaf(&self) -> Vec<u8> {
+        signed_leaf(&self.statement.to_bytes(), &self.key_id, &self.signature)
+    }
 }

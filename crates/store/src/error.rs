@@ -84,6 +84,14 @@ pub enum StoreError {
     #[error("a publish needs at least one target")]
     NoTargets,
 
+    /// A withdrawal that cannot be made: no such entry, one already withdrawn, or
+    /// nothing earlier to restore. `detail` says which, in words.
+    #[error("{detail}")]
+    Withdraw {
+        /// What is wrong, with the target and seq.
+        detail: String,
+    },
+
     /// A publish named the same target twice.
     #[error("target {target} is given more than once")]
     DuplicateTarget {

@@ -14,6 +14,9 @@
 //!            "note":..,"publisher":{"user":..,"host":..}}
 //! ```
 //!
+//! line n:   {"record":"withdraw","origin":..,"target":..,"seq":..,"statement-hash":..,
+//!            "withdrawn":..,"reason":..,"key-id":..,"signature":..}
+//!
 //! `note` and `publisher` are optional and unsigned ([`crate::provenance`]): they never
 //! make a record invalid, and a release that does not know them ignores them, as every
 //! release has ignored unknown fields (no `deny_unknown_fields` here, on purpose: a
@@ -26,17 +29,21 @@
 //! that is not valid: what follows is never indexed, so never served. This module
 //! only reads and indexes; writing (and truncating a torn tail) is the publisher's.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::io::{self, BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use fts_proto::{FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Seq, Signature, Statement, Target};
+use fts_proto::checkpoint::Origin;
+use fts_proto::{
+    FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Seq, Signature, Statement, Target, WithdrawReason,
+    WithdrawStatement,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::entry::Entry;
+use crate::entry::{Entry, WithdrawalEntry};
 use crate::error::{NotAStore, Result, StoreError};
 use crate::provenance::{Provenance, Publisher, lenient};
 
@@ -70,6 +77,41 @@ pub(crate) enum Record {
     /// A header where only the first record may be one.
     Store(serde_json::Value),
     Publish(PublishRecord),
+    /// A signed withdrawal of one entry (docs/PROTOCOL.md section 8.1): a log leaf
+    /// of its own, without a seq.
+    Withdraw(WithdrawRecord),
+}
+
+/// A withdrawal as the journal keeps it: the statement's fields, its key and
+/// signature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct WithdrawRecord {
+    pub origin: Origin,
+    pub target: Target,
+    pub seq: Seq,
+    pub statement_hash: FileHash,
+    pub withdrawn: Published,
+    #[serde(default)]
+    pub reason: WithdrawReason,
+    pub key_id: KeyId,
+    pub signature: Signature,
+}
+
+impl WithdrawRecord {
+    pub(crate) fn of(w: &WithdrawalEntry) -> WithdrawRecord {
+        let s = &w.statement;
+        WithdrawRecord {
+            origin: s.origin.clone(),
+            target: s.target.clone(),
+            seq: s.seq,
+            statement_hash: s.statement_hash,
+            withdrawn: s.withdrawn.clone(),
+            reason: s.reason.clone(),
+            key_id: w.key_id,
+            signature: w.signature,
+        }
+    }
 }
 
 /// All entries of one publish: the fields they share, then one (target, seq,
@@ -191,8 +233,15 @@ pub(crate) struct RecordMark {
 /// index.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct JournalIndex {
-    /// All entries; `entries[i].position == i`.
+    /// All entries, in publish order; `entries[i].position` is entry `i`'s leaf index
+    /// in the log (`>= i`: withdrawals are leaves too).
     pub entries: Vec<Entry>,
+    /// All withdrawals, in publish order, each with its leaf index.
+    pub withdrawals: Vec<WithdrawalEntry>,
+    /// Per withdrawn (target, seq), its withdrawal's index in `withdrawals`.
+    pub withdrawn: HashMap<(Target, Seq), usize>,
+    /// How many log leaves the records hold: entries and withdrawals.
+    pub leaf_count: u64,
     /// Per target, positions in `entries`: seq `n` at index `n - 1`.
     pub by_target: BTreeMap<Target, Vec<usize>>,
     /// The `published` time of the last publish record.
@@ -216,6 +265,84 @@ impl JournalIndex {
     /// How many entries `target` has: the seq of its newest, 0 for none.
     pub(crate) fn newest_seq(&self, target: &Target) -> u64 {
         self.by_target.get(target).map_or(0, |positions| positions.len() as u64)
+    }
+
+    /// The entry `seq` of `target`, if there is one.
+    pub(crate) fn entry(&self, target: &Target, seq: Seq) -> Option<&Entry> {
+        let position = *self.by_target.get(target)?.get(usize::try_from(seq.get() - 1).ok()?)?;
+        self.entries.get(position)
+    }
+
+    /// The withdrawal of entry `seq` of `target`, if it is withdrawn.
+    pub(crate) fn withdrawal(&self, target: &Target, seq: Seq) -> Option<&WithdrawalEntry> {
+        self.withdrawals.get(*self.withdrawn.get(&(target.clone(), seq))?)
+    }
+
+    /// Every leaf's bytes, in log order (entries and withdrawals merged by position).
+    pub(crate) fn leaves(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        let mut entries = self.entries.iter().peekable();
+        let mut withdrawals = self.withdrawals.iter().peekable();
+        std::iter::from_fn(move || match (entries.peek(), withdrawals.peek()) {
+            (Some(e), Some(w)) if w.position < e.position => withdrawals.next().map(WithdrawalEntry::leaf),
+            (Some(_), _) => entries.next().map(Entry::leaf),
+            (None, _) => withdrawals.next().map(WithdrawalEntry::leaf),
+        })
+    }
+
+    /// Checks a withdraw record against the journal's rules (it withdraws an entry
+    /// the journal holds, by the SHA-256 of its statement, once; every withdrawal
+    /// names one origin; time never goes backwards), then adds it.
+    fn apply_withdraw(&mut self, record: WithdrawRecord) -> Result<(), String> {
+        let Some(entry) = self.entry(&record.target, record.seq) else {
+            return Err(format!(
+                "a withdrawal of {} seq {}, which the journal does not hold",
+                record.target, record.seq
+            ));
+        };
+        if fts_log::statement_hash(&entry.statement) != record.statement_hash {
+            return Err(format!(
+                "a withdrawal of {} seq {} names another statement than the journal's",
+                record.target, record.seq
+            ));
+        }
+        if self.withdrawn.contains_key(&(record.target.clone(), record.seq)) {
+            return Err(format!("{} seq {} is withdrawn twice", record.target, record.seq));
+        }
+        if let Some(first) = self.withdrawals.first()
+            && first.statement.origin != record.origin
+        {
+            return Err(format!(
+                "a withdrawal names the log {}, an earlier one {}",
+                record.origin, first.statement.origin
+            ));
+        }
+        if let Some(last) = &self.last_published
+            && record.withdrawn < *last
+        {
+            return Err(format!(
+                "withdrawal time {} is before the previous record's, {last}",
+                record.withdrawn
+            ));
+        }
+        let WithdrawRecord { origin, target, seq, statement_hash, withdrawn, reason, key_id, signature } =
+            record;
+        self.apply_withdraw_entry(&WithdrawalEntry {
+            position: self.leaf_count,
+            statement: WithdrawStatement { origin, target, seq, statement_hash, withdrawn, reason },
+            key_id,
+            signature,
+        });
+        Ok(())
+    }
+
+    /// Adds a withdrawal already checked (by [`Self::apply_withdraw`], or made by the
+    /// publisher from the journal's own entry).
+    pub(crate) fn apply_withdraw_entry(&mut self, withdrawal: &WithdrawalEntry) {
+        let s = &withdrawal.statement;
+        self.last_published = Some(s.withdrawn.clone());
+        self.withdrawn.insert((s.target.clone(), s.seq), self.withdrawals.len());
+        self.withdrawals.push(withdrawal.clone());
+        self.leaf_count += 1;
     }
 
     /// The seq the next entry for `target` gets; `None` once the sequence is exhausted.
@@ -259,7 +386,7 @@ impl JournalIndex {
             let position = self.entries.len();
             self.by_target.entry(e.target.clone()).or_default().push(position);
             self.entries.push(Entry {
-                position: position as u64,
+                position: self.leaf_count,
                 statement: Statement {
                     target: e.target,
                     seq: e.seq,
@@ -271,6 +398,7 @@ impl JournalIndex {
                 key_id,
                 signature: e.signature,
             });
+            self.leaf_count += 1;
         }
         self.last_published = Some(published);
         Ok(())
@@ -328,6 +456,7 @@ impl JournalIndex {
         match record {
             Record::Store(_) => Err("a second store header".into()),
             Record::Publish(publish) => self.apply(publish),
+            Record::Withdraw(withdraw) => self.apply_withdraw(withdraw),
         }
     }
 }

@@ -38,15 +38,18 @@ pub mod reader;
 pub mod served_log;
 pub mod status;
 
-pub use entry::Entry;
+pub use entry::{Entry, WithdrawalEntry};
 pub use error::{BadStatusFile, NotAStore, Result, StoreError};
 pub use history::History;
 pub use journal::{DamageKind, FORMAT_VERSION, JournalDamage, MAX_RECORD_LEN};
 pub use layout::blob_path;
 pub use preview::Preview;
 pub use provenance::{Note, Provenance, Publisher};
-pub use publish::Store;
-pub use reader::{Answer, BlobProblem, BlockedEntry, Refresh, StoreReader, StoreSnapshot};
+pub use publish::{Store, Withdrawn};
+pub use reader::{
+    Answer, BlobProblem, BlockedEntry, MAX_BODILESS, Outgoing, Refresh, Sending, ServeRules, StoreReader,
+    StoreSnapshot,
+};
 pub use status::{
     ClientStatus, CrlReloadFailing, MAX_PROBLEMS, PollClaims, Problem, ServerStatus, StatusDir,
 };

@@ -1,6 +1,6 @@
-//! The store's log (docs/STORE.md, docs/PROTOCOL.md section 7): every published
-//! statement is a leaf, in publish order, so leaf `i` is the journal's entry at
-//! position `i`. Files:
+//! The store's log (docs/STORE.md, docs/PROTOCOL.md sections 7 and 8): every
+//! published statement and every withdrawal is a leaf, in publish order, so leaf `i`
+//! is the journal's entry or withdrawal at position `i`. Files:
 //!
 //! ```text
 //! <store>/log/leaves          append-only: per leaf a u16 big-endian length, then its bytes
@@ -25,10 +25,10 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use fts_fs::{Dir, FileMode, WriteOptions};
-use fts_log::heads::HeadsTree;
+use fts_log::heads::{Head, HeadsTree};
 use fts_log::merkle::{Tree, leaf_hash};
 use fts_proto::checkpoint::{Checkpoint, Note, Origin};
-use fts_proto::{STATEMENT_TAG, Signer, Target, statement_leaf};
+use fts_proto::{STATEMENT_TAG, Seq, Signer, Target, WITHDRAW_TAG};
 
 use crate::entry::Entry;
 use crate::error::{Result, StoreError};
@@ -47,20 +47,56 @@ const MAX_COSIGNATURE_FILE: u64 = 16 * 1024;
 
 /// The log leaf of an entry: its statement, key id and signature.
 pub fn entry_leaf(entry: &Entry) -> Vec<u8> {
-    statement_leaf(&entry.statement, &entry.key_id, &entry.signature)
+    entry.leaf()
 }
 
-/// The target and seq a leaf is about (its second and third lines), or `None` for
-/// bytes that are not a statement leaf.
-pub fn leaf_target_seq(leaf: &[u8]) -> Option<(Target, u64)> {
+/// What a leaf is about, read from its bytes: the head it moves or the entry it
+/// withdraws.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeafKind {
+    /// An entry (`fts-file-v1`): `target`'s head becomes `seq`.
+    Entry {
+        /// Its target.
+        target: Target,
+        /// Its seq.
+        seq: u64,
+    },
+    /// A withdrawal (`fts-withdraw-v1`) of entry `seq` of `target`.
+    Withdrawal {
+        /// The withdrawn entry's target.
+        target: Target,
+        /// The withdrawn entry's seq.
+        seq: Seq,
+    },
+}
+
+/// The kind of a leaf (its tag line, then its target and seq lines; a withdrawal's
+/// origin comes first), or `None` for bytes that are no leaf fts writes.
+pub fn leaf_kind(leaf: &[u8]) -> Option<LeafKind> {
     let text = std::str::from_utf8(leaf).ok()?;
     let mut lines = text.split('\n');
-    if lines.next()? != STATEMENT_TAG {
-        return None;
+    match lines.next()? {
+        STATEMENT_TAG => {
+            let target = Target::parse(lines.next()?).ok()?;
+            let seq = lines.next()?.parse().ok()?;
+            Some(LeafKind::Entry { target, seq })
+        }
+        WITHDRAW_TAG => {
+            let _origin = lines.next()?;
+            let target = Target::parse(lines.next()?).ok()?;
+            let seq = Seq::new(lines.next()?.parse().ok()?)?;
+            Some(LeafKind::Withdrawal { target, seq })
+        }
+        _ => None,
     }
-    let target = Target::parse(lines.next()?).ok()?;
-    let seq = lines.next()?.parse().ok()?;
-    Some((target, seq))
+}
+
+/// The target and seq a statement leaf is about, or `None` for any other leaf.
+pub fn leaf_target_seq(leaf: &[u8]) -> Option<(Target, u64)> {
+    match leaf_kind(leaf)? {
+        LeafKind::Entry { target, seq } => Some((target, seq)),
+        LeafKind::Withdrawal { .. } => None,
+    }
 }
 
 /// The leaves read from a leaves file: their bytes and where the last whole one ends.
@@ -115,21 +151,31 @@ fn read_whole(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     Ok(true)
 }
 
-/// The heads of the first `size` leaves: per target, its greatest seq.
-pub fn heads_of(targets: &[(Target, u64)]) -> BTreeMap<Target, u64> {
-    let mut heads = BTreeMap::new();
-    for (target, seq) in targets {
-        let head = heads.entry(target.clone()).or_insert(0);
-        *head = (*head).max(*seq);
+/// The heads of `leaves`: per target, its greatest seq and its withdrawn seqs.
+pub fn heads_of(leaves: &[LeafKind]) -> BTreeMap<Target, Head> {
+    let mut heads: BTreeMap<Target, Head> = BTreeMap::new();
+    for leaf in leaves {
+        match leaf {
+            LeafKind::Entry { target, seq } => {
+                let head = heads.entry(target.clone()).or_default();
+                head.seq = head.seq.max(*seq);
+            }
+            LeafKind::Withdrawal { target, seq } => {
+                let head = heads.entry(target.clone()).or_default();
+                if let Err(at) = head.withdrawn.binary_search(seq) {
+                    head.withdrawn.insert(at, *seq);
+                }
+            }
+        }
     }
     heads
 }
 
-/// The checkpoint of a log: its tree at `size` leaves and the heads of those leaves.
-pub fn checkpoint_of(origin: &Origin, tree: &Tree, targets: &[(Target, u64)]) -> Result<Checkpoint> {
-    let size = targets.len() as u64;
+/// The checkpoint of a log: its tree at `leaves.len()` leaves and their heads.
+pub fn checkpoint_of(origin: &Origin, tree: &Tree, leaves: &[LeafKind]) -> Result<Checkpoint> {
+    let size = leaves.len() as u64;
     let root = tree.root(size).map_err(|e| log_error(format!("cannot compute the log's root: {e}")))?;
-    let heads = HeadsTree::new(&heads_of(targets));
+    let heads = HeadsTree::new(&heads_of(leaves));
     Ok(Checkpoint {
         origin: origin.clone(),
         size,
@@ -235,7 +281,7 @@ pub struct LogAppend {
     /// Where the leaves file's whole leaves end: appends go there.
     end: u64,
     tree: Tree,
-    targets: Vec<(Target, u64)>,
+    kinds: Vec<LeafKind>,
     origin: Origin,
     /// Leaves the file lacks (a publish that died before its leaves, then this one's),
     /// each with its length prefix, appended by [`LogAppend::sign`].
@@ -243,11 +289,16 @@ pub struct LogAppend {
 }
 
 impl LogAppend {
-    /// Opens the log of `store_dir` whose journal holds `entries`: reads the leaves
-    /// (truncating a torn tail), checks they are the journal's, and checks the tree of
-    /// the journal extends the store's own checkpoint and every checkpoint of its log
-    /// cosigned in `cosignatures/`. `origin` names a log that has no checkpoint yet.
-    pub fn open(store_dir: &Path, entries: &[Entry], origin: Option<&Origin>) -> Result<LogAppend> {
+    /// Opens the log of `store_dir` whose journal holds `leaves` (all its records'
+    /// leaves, in order): reads the leaves file (truncating a torn tail), checks it
+    /// holds the journal's, and checks the tree of the journal extends the store's own
+    /// checkpoint and every checkpoint of its log cosigned in `cosignatures/`.
+    /// `origin` names a log that has no checkpoint yet.
+    pub fn open(
+        store_dir: &Path,
+        leaves: impl IntoIterator<Item = Vec<u8>>,
+        origin: Option<&Origin>,
+    ) -> Result<LogAppend> {
         let log_dir = store_dir.join(LOG);
         fs::create_dir_all(&log_dir).map_err(StoreError::io("create", &log_dir))?;
         let previous = read_checkpoint(store_dir)?;
@@ -267,24 +318,37 @@ impl LogAppend {
             }
         };
         let leaves_path = log_dir.join(LEAVES);
-        let (leaves, end, held) = open_leaves(&leaves_path, entries)?;
+        let (file, end, stored) = open_leaves(&leaves_path)?;
         let mut append = LogAppend {
             log_dir,
             leaves_path,
-            leaves,
+            leaves: file,
             end,
             tree: Tree::new(),
-            targets: Vec::with_capacity(entries.len()),
+            kinds: Vec::new(),
             origin,
             pending: Vec::new(),
         };
-        for (i, entry) in entries.iter().enumerate() {
-            let leaf = entry_leaf(entry);
-            append.tree.push(leaf_hash(&leaf));
-            append.targets.push((entry.statement.target.clone(), entry.statement.seq.get()));
-            if i >= held {
-                append.queue(&leaf)?;
+        for (i, leaf) in leaves.into_iter().enumerate() {
+            match stored.get(i) {
+                Some(held) if *held != leaf => {
+                    return Err(log_error(format!(
+                        "leaf {i} of {} is not the journal's record {i}: the log and the journal disagree. Nothing was published",
+                        append.leaves_path.display()
+                    )));
+                }
+                Some(_) => {}
+                None => append.queue(&leaf)?,
             }
+            append.push(&leaf)?;
+        }
+        if stored.len() > append.kinds.len() {
+            return Err(log_error(format!(
+                "{} holds {} leaves but the journal only {}: the journal lost records the log holds (a store restored from an old backup?). Nothing was published. Restore the store from the freshest replica (docs/OPERATIONS.md)",
+                append.leaves_path.display(),
+                stored.len(),
+                append.kinds.len()
+            )));
         }
         if let Some(prev) = &previous {
             check_extends(&append.tree, &prev.checkpoint, "the store's own previous checkpoint")?;
@@ -301,6 +365,20 @@ impl LogAppend {
         Ok(append)
     }
 
+    /// The log's origin (what a withdrawal names).
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Adds a leaf to the tree and the heads.
+    fn push(&mut self, leaf: &[u8]) -> Result<()> {
+        let kind = leaf_kind(leaf)
+            .ok_or_else(|| log_error("a journal record made a leaf fts cannot read".into()))?;
+        self.tree.push(leaf_hash(leaf));
+        self.kinds.push(kind);
+        Ok(())
+    }
+
     fn queue(&mut self, leaf: &[u8]) -> Result<()> {
         let len = u16::try_from(leaf.len())
             .map_err(|_| log_error(format!("a leaf of {} bytes does not fit the leaves file", leaf.len())))?;
@@ -309,22 +387,20 @@ impl LogAppend {
         Ok(())
     }
 
-    /// Adds `new` (the entries of the record just made durable), appends every leaf
+    /// Adds `new` (the leaves of the record just made durable), appends every leaf
     /// the file lacks and flushes them, then signs the checkpoint of the whole log and
     /// renames it into place.
-    pub fn sign<S: Signer + ?Sized>(mut self, new: &[Entry], signer: &S) -> Result<Checkpoint> {
-        for entry in new {
-            let leaf = entry_leaf(entry);
-            self.tree.push(leaf_hash(&leaf));
-            self.targets.push((entry.statement.target.clone(), entry.statement.seq.get()));
-            self.queue(&leaf)?;
+    pub fn sign<S: Signer + ?Sized>(mut self, new: &[Vec<u8>], signer: &S) -> Result<Checkpoint> {
+        for leaf in new {
+            self.push(leaf)?;
+            self.queue(leaf)?;
         }
         if !self.pending.is_empty() {
             let mut handle = &self.leaves;
             handle.seek(SeekFrom::Start(self.end)).map_err(StoreError::io("seek in", &self.leaves_path))?;
             fts_fs::append_durably(&self.leaves, &self.pending, &self.leaves_path)?;
         }
-        let checkpoint = checkpoint_of(&self.origin, &self.tree, &self.targets)?;
+        let checkpoint = checkpoint_of(&self.origin, &self.tree, &self.kinds)?;
         let note = signer.sign_checkpoint(&checkpoint);
         let log = Dir::open(&self.log_dir)?;
         log.write_atomic(
@@ -342,15 +418,15 @@ impl LogAppend {
     }
 }
 
-/// Under the publish lock, with all of the journal's entries: brings the log up to
+/// Under the publish lock, with all of the journal's leaves: brings the log up to
 /// the journal and signs its checkpoint (`fts log init`).
 pub fn append_and_sign<S: Signer + ?Sized>(
     store_dir: &Path,
-    entries: &[Entry],
+    leaves: impl IntoIterator<Item = Vec<u8>>,
     signer: &S,
     origin: Option<&Origin>,
 ) -> Result<Checkpoint> {
-    LogAppend::open(store_dir, entries, origin)?.sign(&[], signer)
+    LogAppend::open(store_dir, leaves, origin)?.sign(&[], signer)
 }
 
 /// Refuses a log that does not extend `older` (`what` names it in the error):
@@ -372,10 +448,9 @@ pub fn check_extends(tree: &Tree, older: &Checkpoint, what: &str) -> Result<()> 
     }
 }
 
-/// Opens the leaves file, truncates a torn tail, and checks that the leaves it holds
-/// are the journal's `entries`, in order. Returns the file, where its leaves end, and
-/// how many it holds.
-fn open_leaves(path: &PathBuf, entries: &[Entry]) -> Result<(File, u64, usize)> {
+/// Opens the leaves file and truncates a torn tail. Returns the file, where its
+/// leaves end, and the leaves it holds.
+fn open_leaves(path: &PathBuf) -> Result<(File, u64, Vec<Vec<u8>>)> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -390,23 +465,5 @@ fn open_leaves(path: &PathBuf, entries: &[Entry]) -> Result<(File, u64, usize)> 
         tracing::warn!(leaves = %path.display(), "truncating the torn tail left by an interrupted publish");
         fts_fs::truncate_durably(&file, read.end, path)?;
     }
-    if read.leaves.len() > entries.len() {
-        return Err(log_error(format!(
-            "{} holds {} leaves but the journal only {} entries: the journal lost records the log holds (a store restored from an old backup?). Nothing was published. Restore the store from the freshest replica (docs/OPERATIONS.md)",
-            path.display(),
-            read.leaves.len(),
-            entries.len()
-        )));
-    }
-    for (i, (stored, entry)) in read.leaves.iter().zip(entries).enumerate() {
-        if *stored != entry_leaf(entry) {
-            return Err(log_error(format!(
-                "leaf {i} of {} is not the journal's entry {i} ({} seq {}): the log and the journal disagree. Nothing was published",
-                path.display(),
-                entry.statement.target,
-                entry.statement.seq
-            )));
-        }
-    }
-    Ok((file, read.end, read.leaves.len()))
+    Ok((file, read.end, read.leaves))
 }

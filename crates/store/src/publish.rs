@@ -35,15 +35,16 @@ use fts_fs::stream::{CHUNK, DISK_BUFFERS, DiskWriter, read_full};
 use fts_fs::{Dir, FileMode, TempFile};
 use fts_proto::checkpoint::{Checkpoint, Origin};
 use fts_proto::{
-    ErrorChain, FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Signature, Signer, Statement, Target,
+    ErrorChain, FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Seq, Signature, Signer, Statement,
+    Target, WithdrawReason, WithdrawStatement,
 };
 use sha2::{Digest, Sha256};
 
-use crate::entry::Entry;
+use crate::entry::{Entry, WithdrawalEntry};
 use crate::error::{NotAStore, Result, StoreError};
 use crate::journal::{
     HeaderRecord, JournalDamage, JournalIndex, MAX_RECORD_LEN, PublishRecord, Record, RecordEntry,
-    encode_line, read_line, valid_record_after,
+    WithdrawRecord, encode_line, read_line, valid_record_after,
 };
 use crate::layout::{self, BLOBS, JOURNAL, LOCK, OWN_NAMES, TMP};
 use crate::log;
@@ -105,7 +106,7 @@ impl Store {
             .open(&journal_path)
             .map_err(StoreError::io("open", &journal_path))?;
         let index = load_for_append(&journal, &journal_path)?;
-        log::append_and_sign(&self.dir, &index.entries, signer, self.log_origin.as_ref())
+        log::append_and_sign(&self.dir, index.leaves(), signer, self.log_origin.as_ref())
     }
 
     /// Where the blob of `hash` lives (whether or not it is there).
@@ -266,7 +267,7 @@ impl Store {
             .map_err(StoreError::io("open", &journal_path))?;
         let index = load_for_append(&journal, &journal_path)?;
         // Before the record: a store its log refuses gets nothing written to it.
-        let log = log::LogAppend::open(&self.dir, &index.entries, self.log_origin.as_ref())?;
+        let log = log::LogAppend::open(&self.dir, index.leaves(), self.log_origin.as_ref())?;
 
         let content = Content { file_name, file_size, file_hash };
         let published = next_published(&index, now);
@@ -291,8 +292,121 @@ impl Store {
         );
         // The record is durable: a failure from here on leaves entries the log does
         // not cover yet, which servers do not serve and the next publish covers.
-        log.sign(&entries, signer)?;
+        log.sign(&entries.iter().map(Entry::leaf).collect::<Vec<_>>(), signer)?;
         Ok(entries)
+    }
+
+    /// Withdraws entry `seq` of `target` (`fts withdraw`, docs/PROTOCOL.md section
+    /// 8.1): signs a withdrawal of its statement in this store's log and appends it,
+    /// as one record and one leaf, under the publish lock. With `restore_previous`,
+    /// the newest earlier entry of the same file name on that target that is not
+    /// withdrawn is published again in the same append (a new entry, a later
+    /// `published`), so that no host is left with neither version. Refuses an entry
+    /// the journal does not hold, one already withdrawn, and a restore with nothing
+    /// to restore (or whose content is no longer in the store).
+    pub fn withdraw<S: Signer + ?Sized>(
+        &self,
+        target: &Target,
+        seq: Seq,
+        reason: WithdrawReason,
+        restore_previous: bool,
+        signer: &S,
+        now: SystemTime,
+    ) -> Result<Withdrawn> {
+        let refuse = |detail: String| Err(StoreError::Withdraw { detail });
+        let _lock = self.lock()?;
+        let journal_path = self.dir.join(JOURNAL);
+        let mut journal = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&journal_path)
+            .map_err(StoreError::io("open", &journal_path))?;
+        let index = load_for_append(&journal, &journal_path)?;
+        let Some(entry) = index.entry(target, seq).cloned() else {
+            return refuse(format!(
+                "{target} has no entry {seq}: it has {} (see `fts log --target {target}`)",
+                index.newest_seq(target)
+            ));
+        };
+        if let Some(w) = index.withdrawal(target, seq) {
+            return refuse(format!("{target} seq {seq} is already withdrawn (at {})", w.statement.withdrawn));
+        }
+        let restore = if restore_previous {
+            let earlier =
+                (1..seq.get()).rev().filter_map(Seq::new).filter_map(|s| index.entry(target, s)).find(|e| {
+                    e.statement.file_name == entry.statement.file_name
+                        && index.withdrawal(target, e.statement.seq).is_none()
+                });
+            let Some(earlier) = earlier.cloned() else {
+                return refuse(format!(
+                    "--restore-previous: {target} has no earlier entry of {} that is not withdrawn",
+                    entry.statement.file_name
+                ));
+            };
+            match existing_blob_kind(&self.dir, &earlier.statement.file_hash, earlier.statement.file_size) {
+                Ok(true) => {}
+                _ => {
+                    return refuse(format!(
+                        "--restore-previous: the content of {target} seq {} ({}) is no longer in this store's blobs (collected by `fts gc`?)",
+                        earlier.statement.seq, earlier.statement.file_name
+                    ));
+                }
+            }
+            Some(earlier)
+        } else {
+            None
+        };
+
+        let log = log::LogAppend::open(&self.dir, index.leaves(), self.log_origin.as_ref())?;
+        let statement = WithdrawStatement {
+            origin: log.origin().clone(),
+            target: target.clone(),
+            seq,
+            statement_hash: fts_log::statement_hash(&entry.statement),
+            withdrawn: next_published(&index, now),
+            reason,
+        };
+        let withdrawal = WithdrawalEntry {
+            position: index.leaf_count,
+            signature: signer.sign_withdrawal(&statement),
+            key_id: signer.key_id(),
+            statement,
+        };
+        let mut bytes = encode_line(&Record::Withdraw(WithdrawRecord::of(&withdrawal)))?;
+        let mut leaves = vec![withdrawal.leaf()];
+        let mut after = index.clone();
+        after.apply_withdraw_entry(&withdrawal);
+        let restored = match restore {
+            None => None,
+            Some(earlier) => {
+                let content = Content {
+                    file_name: &earlier.statement.file_name,
+                    file_size: earlier.statement.file_size,
+                    file_hash: earlier.statement.file_hash,
+                };
+                let published = next_published(&after, now);
+                let (line, entries) = append_bytes(
+                    &after,
+                    std::slice::from_ref(target),
+                    &content,
+                    published,
+                    signer.key_id(),
+                    &Provenance::default(),
+                    |s| signer.sign(s),
+                )?;
+                bytes.extend(line);
+                leaves.extend(entries.iter().map(Entry::leaf));
+                entries.into_iter().next()
+            }
+        };
+        journal.seek(SeekFrom::Start(index.good_end)).map_err(StoreError::io("seek in", &journal_path))?;
+        if let Err(e) = fts_fs::append_durably(&journal, &bytes, &journal_path) {
+            let _ = fts_fs::truncate_durably(&journal, index.good_end, &journal_path);
+            return Err(e.into());
+        }
+        tracing::info!(%target, seq = seq.get(), file = %entry.statement.file_name, "withdrawn");
+        log.sign(&leaves, signer)?;
+        Ok(Withdrawn { withdrawn: entry, withdrawal, restored })
     }
 
     /// Removes the temps in `tmp/` left by killed publishers (fts-fs's lock rule: a
@@ -310,6 +424,32 @@ impl Store {
             }
         }
     }
+}
+
+/// What [`Store::withdraw`] did.
+#[derive(Debug, Clone)]
+pub struct Withdrawn {
+    /// The entry withdrawn.
+    pub withdrawn: Entry,
+    /// Its signed withdrawal, as appended.
+    pub withdrawal: WithdrawalEntry,
+    /// With `--restore-previous`, the earlier version published again.
+    pub restored: Option<Entry>,
+}
+
+/// Whether the blob of `hash` is in the store as a regular file of `size` bytes
+/// (one `lstat`, no link followed, not hashed).
+fn existing_blob_kind(store_dir: &Path, hash: &FileHash, size: u64) -> Result<bool> {
+    let (shard, name) = layout::blob_names(hash);
+    let stat = match Dir::open(&store_dir.join(BLOBS))
+        .and_then(|blobs| blobs.open_dir(&shard))
+        .and_then(|d| d.stat(&name))
+    {
+        Ok(stat) => stat,
+        Err(e) if e.is_not_found() => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(stat.kind == fts_fs::FileKind::File && stat.len == size)
 }
 
 /// What sits where a blob is about to be renamed.
@@ -482,7 +622,7 @@ pub(crate) fn append_bytes(
         };
         let signature = sign(&statement);
         record_entries.push(RecordEntry { target: target.clone(), seq, signature });
-        entries.push(Entry { position: (index.entries.len() + i) as u64, statement, key_id, signature });
+        entries.push(Entry { position: index.leaf_count + i as u64, statement, key_id, signature });
     }
     let record = Record::Publish(PublishRecord {
         published,

@@ -45,7 +45,7 @@ use std::sync::Arc;
 use fts_fs::{Dir, FileIdentity, FileKind, FileStat, FsError};
 use fts_proto::{FileHash, Seq, Target};
 
-use crate::entry::Entry;
+use crate::entry::{Entry, WithdrawalEntry};
 use crate::error::{NotAStore, Result, StoreError};
 use crate::journal::{DamageKind, JournalDamage, JournalIndex, record_unchanged};
 use crate::layout::{self, BLOBS, JOURNAL};
@@ -107,8 +107,12 @@ pub enum Refresh {
 /// The entries for one poll, in publish order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Answer {
-    /// The entries to send, each with its blob checked servable.
-    pub entries: Vec<Entry>,
+    /// The entries to send, in publish order, each with how it travels (a whole one
+    /// with its blob checked servable).
+    pub items: Vec<Outgoing>,
+    /// Per target a client without withdrawal support stopped at, the withdrawn
+    /// entry it stopped before: that host needs an upgrade to go past it.
+    pub stopped_at_withdrawal: Vec<(Target, Seq)>,
     /// The budget stopped the answer while a servable entry was still waiting.
     pub more: bool,
     /// Per target that stopped early, the entry it stopped at because its content is
@@ -116,6 +120,50 @@ pub struct Answer {
     /// log them: on a replica it means "still syncing", anywhere else a damaged store.
     pub blocked: Vec<BlockedEntry>,
 }
+
+impl Answer {
+    /// The entries, whichever way each travels.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.items.iter().map(|item| item.entry.clone()).collect()
+    }
+
+    /// How many entries travel with their body.
+    pub fn whole_count(&self) -> usize {
+        self.items.iter().filter(|item| matches!(item.how, Sending::Whole)).count()
+    }
+}
+
+/// One entry of an answer and how it travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The entry.
+    pub entry: Entry,
+    /// Whole, or without its body, and why.
+    pub how: Sending,
+}
+
+/// How an entry travels (docs/PROTOCOL.md sections 3.2 and 8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sending {
+    /// A `file` frame with its body.
+    Whole,
+    /// A `withdrawn` frame with its withdrawal, no body.
+    Withdrawn(WithdrawalEntry),
+}
+
+/// What the client of an answer can take, beyond whole entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeRules {
+    /// The served checkpoint's size, when the client follows the log: only entries
+    /// (and withdrawals) below it are sent.
+    pub log_size: Option<u64>,
+    /// The client announced `withdrawn` frames.
+    pub withdrawn: bool,
+}
+
+/// The most entries one answer sends without their body (`withdrawn` frames): each
+/// is a small header, and a client reads up to 10,000 frames an answer.
+pub const MAX_BODILESS: usize = 4096;
 
 /// An entry that cannot be served yet, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -453,6 +501,11 @@ impl StoreReader {
         self.snapshot.entries()
     }
 
+    /// The snapshot being served.
+    pub fn current(&self) -> &StoreSnapshot {
+        &self.snapshot
+    }
+
     /// Why the last read stopped before the end of the journal, if it did. A record
     /// still being appended shows here for a moment; anything else is damage.
     pub fn damage(&self) -> Option<&JournalDamage> {
@@ -462,6 +515,17 @@ impl StoreReader {
     /// See [`StoreSnapshot::entries_for`].
     pub fn entries_for(&self, wants: &[(Target, u64)], max_files: usize, max_bytes: u64) -> Answer {
         self.snapshot.entries_for(wants, max_files, max_bytes)
+    }
+
+    /// See [`StoreSnapshot::answer_for`].
+    pub fn answer_for(
+        &self,
+        wants: &[(Target, u64)],
+        max_files: usize,
+        max_bytes: u64,
+        rules: &ServeRules,
+    ) -> Answer {
+        self.snapshot.answer_for(wants, max_files, max_bytes, rules)
     }
 }
 
@@ -486,7 +550,28 @@ impl StoreSnapshot {
         self.index.entries.is_empty()
     }
 
-    /// All entries, in publish order (`entries()[i].position == i`).
+    /// The withdrawal of entry `seq` of `target`, if it is withdrawn.
+    pub fn withdrawal(&self, target: &Target, seq: Seq) -> Option<&WithdrawalEntry> {
+        self.index.withdrawal(target, seq)
+    }
+
+    /// All withdrawals, in publish order.
+    pub fn withdrawals(&self) -> &[WithdrawalEntry] {
+        &self.index.withdrawals
+    }
+
+    /// Every log leaf the journal holds (entries and withdrawals), in log order.
+    pub fn leaves(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.index.leaves()
+    }
+
+    /// How many log leaves the journal holds.
+    pub fn leaf_count(&self) -> u64 {
+        self.index.leaf_count
+    }
+
+    /// All entries, in publish order (`entries()[i].position` is entry `i`'s leaf
+    /// index in the log).
     pub fn entries(&self) -> &[Entry] {
         &self.index.entries
     }
@@ -539,6 +624,22 @@ impl StoreSnapshot {
     ///
     /// Blocking file I/O, one shard open and one `lstat` per entry handed out.
     pub fn entries_for(&self, wants: &[(Target, u64)], max_files: usize, max_bytes: u64) -> Answer {
+        self.answer_for(wants, max_files, max_bytes, &ServeRules::default())
+    }
+
+    /// [`Self::entries_for`] under `rules`: with `rules.log_size`, a target stops at
+    /// its first entry the checkpoint does not cover. A withdrawn entry travels
+    /// without its body, as a `withdrawn` frame, to a client that follows the log and
+    /// announced them, once the checkpoint covers the withdrawal; otherwise its
+    /// target stops before it (a withdrawn entry is never sent whole). Bodiless
+    /// frames do not count toward `max_files`, at most [`MAX_BODILESS`] per answer.
+    pub fn answer_for(
+        &self,
+        wants: &[(Target, u64)],
+        max_files: usize,
+        max_bytes: u64,
+        rules: &ServeRules,
+    ) -> Answer {
         let mut cursors: Vec<&[usize]> = Vec::with_capacity(wants.len());
         let mut seen: Vec<&Target> = Vec::with_capacity(wants.len());
         for (target, since) in wants {
@@ -553,7 +654,8 @@ impl StoreSnapshot {
             }
         }
         let mut answer = Answer::default();
-        let mut bytes = 0u64;
+        let (mut bytes, mut whole, mut bodiless) = (0u64, 0usize, 0usize);
+        let covered = |position: u64| rules.log_size.is_none_or(|size| position < size);
         loop {
             let next = cursors
                 .iter()
@@ -562,20 +664,45 @@ impl StoreSnapshot {
                 .min_by_key(|&(_, p)| p);
             let Some((cursor, position)) = next else { break };
             let Some(entry) = self.index.entries.get(position) else { break };
+            let (target, seq) = (&entry.statement.target, entry.statement.seq);
+            if !covered(entry.position) {
+                cursors[cursor] = &[];
+                continue;
+            }
+            if let Some(withdrawal) = self.index.withdrawal(target, seq) {
+                let sendable = rules.withdrawn && rules.log_size.is_some() && covered(withdrawal.position);
+                if !sendable {
+                    if !rules.withdrawn {
+                        answer.stopped_at_withdrawal.push((target.clone(), seq));
+                    }
+                    cursors[cursor] = &[];
+                    continue;
+                }
+                if bodiless >= MAX_BODILESS {
+                    answer.more = true;
+                    break;
+                }
+                bodiless += 1;
+                answer
+                    .items
+                    .push(Outgoing { entry: entry.clone(), how: Sending::Withdrawn(withdrawal.clone()) });
+                cursors[cursor] = &cursors[cursor][1..];
+                continue;
+            }
             if let Err(problem) = self.check_blob(entry) {
                 answer.blocked.push(BlockedEntry { entry: entry.clone(), problem });
                 cursors[cursor] = &[];
                 continue;
             }
             let size = entry.statement.file_size;
-            let fits = answer.entries.is_empty()
-                || (answer.entries.len() < max_files && bytes.saturating_add(size) <= max_bytes);
+            let fits = whole == 0 || (whole < max_files && bytes.saturating_add(size) <= max_bytes);
             if !fits {
                 answer.more = true;
                 break;
             }
             bytes = bytes.saturating_add(size);
-            answer.entries.push(entry.clone());
+            whole += 1;
+            answer.items.push(Outgoing { entry: entry.clone(), how: Sending::Whole });
             cursors[cursor] = &cursors[cursor][1..];
         }
         answer

@@ -106,7 +106,7 @@ pub struct LogWatch {
     leaves_identity: Option<FileIdentity>,
     leaves_end: u64,
     tree: Tree,
-    targets: Vec<(Target, u64)>,
+    kinds: Vec<log::LeafKind>,
     checkpoint_identity: Option<FileIdentity>,
     cosignatures_identity: Option<FileIdentity>,
     /// What was last refused, so each problem is logged once.
@@ -211,7 +211,7 @@ impl LogWatch {
         if self.tree.root(checkpoint.size).ok() != Some(checkpoint.root) {
             return Err("its root is not the root of this store's leaves".into());
         }
-        let heads = HeadsTree::new(&log::heads_of(&self.targets[..checkpoint.size as usize]));
+        let heads = HeadsTree::new(&log::heads_of(&self.kinds[..checkpoint.size as usize]));
         if heads.root() != checkpoint.heads_root || heads.count() != checkpoint.heads_count {
             return Err("its heads are not the heads of this store's leaves".into());
         }
@@ -242,7 +242,7 @@ impl LogWatch {
             self.leaves_identity.is_some_and(|before| now.same_file(&before) && now.len >= self.leaves_end);
         if !appended {
             self.tree = Tree::new();
-            self.targets.clear();
+            self.kinds.clear();
             self.leaves_end = 0;
         }
         let mut handle = &file;
@@ -257,16 +257,16 @@ impl LogWatch {
             }
         };
         for leaf in &read.leaves {
-            let Some(target_seq) = log::leaf_target_seq(leaf) else {
-                // Not a statement leaf: nothing after it can be proved; stop here.
+            let Some(kind) = log::leaf_kind(leaf) else {
+                // Not a leaf fts writes: nothing after it can be proved; stop here.
                 tracing::warn!(
                     index = self.tree.len(),
-                    "log/leaves holds a leaf that is not a statement; serving the leaves before it"
+                    "log/leaves holds a leaf that is neither a statement nor a withdrawal; serving the leaves before it"
                 );
                 break;
             };
             self.tree.push(leaf_hash(leaf));
-            self.targets.push(target_seq);
+            self.kinds.push(kind);
         }
         self.leaves_end = read.end;
         self.leaves_identity =

@@ -60,7 +60,7 @@ fn a_multi_target_publish_cut_at_any_byte_serves_none_of_its_entries_and_the_nex
         }
         let reader = StoreReader::open(store.dir()).unwrap();
         assert_eq!(seqs(reader.entries()), [("all".into(), 1)], "cut at {cut}");
-        assert_eq!(seqs(&reader.entries_for(&wants, 100, u64::MAX).entries), [("all".into(), 1)]);
+        assert_eq!(seqs(&reader.entries_for(&wants, 100, u64::MAX).entries()), [("all".into(), 1)]);
         if cut > before.len() {
             assert_eq!(reader.damage().unwrap().kind, DamageKind::Incomplete, "cut at {cut}");
         }

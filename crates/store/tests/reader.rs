@@ -135,7 +135,7 @@ fn entries_are_contiguous_from_since_and_merged_in_publish_order() {
         u64::MAX,
     );
     assert_eq!(
-        seqs(&answer.entries),
+        seqs(&answer.entries()),
         [
             ("web-01".into(), 1),
             ("group:web".into(), 1),
@@ -144,16 +144,19 @@ fn entries_are_contiguous_from_since_and_merged_in_publish_order() {
             ("all".into(), 3)
         ]
     );
-    let positions: Vec<u64> = answer.entries.iter().map(|e| e.position).collect();
+    let positions: Vec<u64> = answer.entries().iter().map(|e| e.position).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "publish order: {positions:?}");
     assert!(!answer.more);
     assert_eq!(answer.blocked, []);
 
     let beyond =
         reader.entries_for(&wants(&[("all", 3), ("web-01", 99), ("group:web", u64::MAX)]), 100, u64::MAX);
-    assert!(beyond.entries.is_empty() && !beyond.more, "a since at or beyond the newest seq yields nothing");
+    assert!(
+        beyond.entries().is_empty() && !beyond.more,
+        "a since at or beyond the newest seq yields nothing"
+    );
     let twice = reader.entries_for(&wants(&[("all", 2), ("all", 0)]), 100, u64::MAX);
-    assert_eq!(seqs(&twice.entries), [("all".into(), 3)], "a target given twice counts once");
+    assert_eq!(seqs(&twice.entries()), [("all".into(), 3)], "a target given twice counts once");
 }
 
 #[test]
@@ -167,19 +170,19 @@ fn the_budget_lets_one_entry_through_even_when_it_is_too_large_and_says_more() {
     let all = wants(&[("all", 0), ("web-01", 0)]);
 
     let answer = reader.entries_for(&all, 100, 10);
-    assert_eq!(seqs(&answer.entries), [("all".into(), 1)], "one entry larger than max_bytes still goes");
+    assert_eq!(seqs(&answer.entries()), [("all".into(), 1)], "one entry larger than max_bytes still goes");
     assert!(answer.more);
 
     let answer = reader.entries_for(&all, 0, u64::MAX);
-    assert_eq!(answer.entries.len(), 1, "even with a budget of zero files");
+    assert_eq!(answer.entries().len(), 1, "even with a budget of zero files");
     assert!(answer.more);
 
     let answer = reader.entries_for(&all, 2, u64::MAX);
-    assert_eq!(seqs(&answer.entries), [("all".into(), 1), ("web-01".into(), 1)]);
+    assert_eq!(seqs(&answer.entries()), [("all".into(), 1), ("web-01".into(), 1)]);
     assert!(answer.more);
 
     let answer = reader.entries_for(&all, 3, 1002);
-    assert_eq!(answer.entries.len(), 3, "a budget met exactly lets everything through");
+    assert_eq!(answer.entries().len(), 3, "a budget met exactly lets everything through");
     assert!(!answer.more);
 }
 
@@ -199,7 +202,7 @@ fn a_missing_or_short_blob_stops_only_its_own_target_which_resumes_when_it_is_co
 
     let answer = reader.entries_for(&all, 100, u64::MAX);
     assert_eq!(
-        seqs(&answer.entries),
+        seqs(&answer.entries()),
         [("all".into(), 1), ("web-01".into(), 1)],
         "the other target goes on; its own later entry waits"
     );
@@ -209,13 +212,13 @@ fn a_missing_or_short_blob_stops_only_its_own_target_which_resumes_when_it_is_co
 
     fs::write(&blob, b"sec").unwrap(); // a replica still copying it
     let answer = reader.entries_for(&all, 100, u64::MAX);
-    assert_eq!(answer.entries.len(), 2);
+    assert_eq!(answer.entries().len(), 2);
     assert_eq!(answer.blocked[0].problem, BlobProblem::WrongSize { found: 3 });
     assert!(reader.open_blob(&second[0]).is_err());
 
     fs::rename(&saved, &blob).unwrap();
     let answer = reader.entries_for(&all, 100, u64::MAX);
-    assert_eq!(answer.entries.len(), 4);
+    assert_eq!(answer.entries().len(), 4);
     assert_eq!(answer.blocked, []);
     let mut content = Vec::new();
     std::io::Read::read_to_end(&mut reader.open_blob(&second[0]).unwrap(), &mut content).unwrap();
@@ -239,8 +242,8 @@ fn the_reader_never_writes_in_the_store() {
     let mut reader = StoreReader::open(store.dir()).unwrap();
     reader.refresh().unwrap();
     let answer = reader.entries_for(&wants(&[("all", 0), ("web-01", 0)]), 100, u64::MAX);
-    assert_eq!(answer.entries.len(), 2);
-    for entry in &answer.entries {
+    assert_eq!(answer.entries().len(), 2);
+    for entry in &answer.entries() {
         reader.open_blob(entry).unwrap();
     }
     reader.targets().count();
@@ -269,7 +272,7 @@ fn a_blob_that_is_a_link_is_never_opened_and_its_target_waits() {
     link_blob(&reader, &first[0], &secret);
 
     let answer = reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX);
-    assert!(answer.entries.is_empty(), "nothing is served past the link: {answer:?}");
+    assert!(answer.entries().is_empty(), "nothing is served past the link: {answer:?}");
     let blocked = answer.blocked.first().expect("the entry is blocked");
     let blob = reader.blob_path(&first[0].statement.file_hash);
     assert_eq!(blocked.problem, BlobProblem::Link { path: blob.clone() });
@@ -308,7 +311,7 @@ fn a_shard_folder_or_blob_folder_that_is_a_link_is_never_followed() {
     fs::remove_file(&blobs).unwrap();
     fs::rename(&elsewhere, &blobs).unwrap();
     reader.refresh().unwrap();
-    assert_eq!(reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX).entries.len(), 1);
+    assert_eq!(reader.entries_for(&wants(&[("all", 0)]), 100, u64::MAX).entries().len(), 1);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::ops::Deref;
 use std::path::Path;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use fts_proto::{KeyId, Signature, Statement};
+use fts_proto::{KeyId, Signature, Statement, WithdrawStatement};
 use rustls_pki_types::{PrivatePkcs8KeyDer, SubjectPublicKeyInfoDer};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -64,6 +64,12 @@ impl SigningKey {
     pub fn sign(&self, statement: &Statement) -> Signature {
         use ed25519_dalek::Signer as _;
         Signature::from_bytes(self.inner.sign(&statement.to_bytes()).to_bytes())
+    }
+
+    /// Signs the bytes of a withdrawal (PROTOCOL.md section 8.1).
+    pub fn sign_withdrawal(&self, withdrawal: &WithdrawStatement) -> Signature {
+        use ed25519_dalek::Signer as _;
+        Signature::from_bytes(self.inner.sign(&withdrawal.to_bytes()).to_bytes())
     }
 
     /// PKCS#8 v1 DER (RFC 8410): the form `openssl pkey` 3.0 reads. ed25519-dalek's own
@@ -113,6 +119,9 @@ impl fts_proto::Signer for SigningKey {
     }
     fn sign_checkpoint(&self, checkpoint: &fts_proto::checkpoint::Checkpoint) -> String {
         SigningKey::sign_checkpoint(self, checkpoint)
+    }
+    fn sign_withdrawal(&self, withdrawal: &WithdrawStatement) -> Signature {
+        SigningKey::sign_withdrawal(self, withdrawal)
     }
 }
 
@@ -256,6 +265,22 @@ impl TrustedKeys {
             .verify_strict(&statement.to_bytes(), &signature)
             .map_err(|_| VerifyError::BadSignature { key_id: *key_id })?;
         Ok(Verified { value: statement, key_id: *key_id })
+    }
+
+    /// Checks a withdrawal's signature like [`TrustedKeys::verify`] checks an
+    /// entry's: by a trusted key, strict Ed25519, over its bytes.
+    pub fn verify_withdrawal(
+        &self,
+        withdrawal: WithdrawStatement,
+        key_id: &KeyId,
+        signature: &Signature,
+    ) -> Result<Verified<WithdrawStatement>, VerifyError> {
+        let key = self.keys.get(key_id).ok_or(VerifyError::UntrustedKey { key_id: *key_id })?;
+        let signature = ed25519_dalek::Signature::from_bytes(signature.bytes());
+        key.inner
+            .verify_strict(&withdrawal.to_bytes(), &signature)
+            .map_err(|_| VerifyError::BadSignature { key_id: *key_id })?;
+        Ok(Verified { value: withdrawal, key_id: *key_id })
     }
 }
 

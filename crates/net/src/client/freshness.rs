@@ -17,17 +17,21 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fts_fs::{Dir, FileMode, WriteOptions};
 use fts_log::heads::verify_head;
 use fts_log::merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use fts_proto::checkpoint::{Checkpoint, Origin, statement_leaf};
-use fts_proto::{AlarmName, ErrorChain, FileHeader, LogFrame, LogHash, Target};
-use fts_trust::TrustedKeys;
+use fts_proto::{
+    AlarmName, ErrorChain, FileHeader, HeadProof, LogFrame, LogHash, Seq, Target, WithdrawStatement,
+    WithdrawnFrame, signed_leaf,
+};
 use fts_trust::note::{
     TimestampPublic, verify_checkpoint, verify_checkpoint_any_origin, verify_cosignatures,
 };
+use fts_trust::{TrustedKeys, Verified};
 use serde::{Deserialize, Serialize};
 
 use crate::client::state::StateError;
@@ -155,6 +159,11 @@ pub enum AnswerLog {
         size: u64,
         /// Its root.
         root: LogHash,
+        /// Its origin (what a withdrawal names).
+        origin: Origin,
+        /// Per target, the withdrawn seqs its verified head lists (PROTOCOL.md
+        /// section 8.1): none of them is ever installed.
+        withdrawn: Arc<BTreeMap<Target, Vec<Seq>>>,
     },
     /// The answer had no `log` frame, and the host has never verified a checkpoint:
     /// validly signed entries install (and `stale` says the log was not seen).
@@ -172,7 +181,7 @@ impl AnswerLog {
     /// `not-logged`.
     pub fn check_entry(&self, header: &FileHeader) -> Result<(), String> {
         let (size, root) = match self {
-            AnswerLog::Verified { size, root } => (*size, *root),
+            AnswerLog::Verified { size, root, .. } => (*size, *root),
             AnswerLog::NotSeenYet => return Ok(()),
             AnswerLog::Unproven(why) => return Err(why.clone()),
             AnswerLog::Refused => return Err("the answer's checkpoint was refused".into()),
@@ -183,6 +192,42 @@ impl AnswerLog {
         let leaf = leaf_hash(&statement_leaf(&header.statement(), &header.key_id, &header.signature));
         verify_inclusion(index, size, &leaf, proof, &root)
             .map_err(|e| format!("its inclusion proof at leaf {index} of {size} fails: {e}"))
+    }
+
+    /// Whether the verified head of `target` lists `seq` as withdrawn.
+    pub fn is_withdrawn(&self, target: &Target, seq: Seq) -> bool {
+        match self {
+            AnswerLog::Verified { withdrawn, .. } => withdrawn.get(target).is_some_and(|w| w.contains(&seq)),
+            _ => false,
+        }
+    }
+
+    /// Checks a `withdrawn` frame whose entry already passed [`Self::check_entry`]:
+    /// the verified head lists it, the withdrawal's leaf (the statement for this
+    /// log's origin and this entry's bytes) is in the checkpoint, and it is signed by
+    /// a key the host trusts now. `Err` says why it is refused.
+    pub fn check_withdrawal(
+        &self,
+        frame: &WithdrawnFrame,
+        trusted: &TrustedKeys,
+    ) -> Result<WithdrawStatement, String> {
+        let AnswerLog::Verified { size, root, origin, .. } = self else {
+            return Err("a withdrawal is accepted only in an answer whose checkpoint verified".into());
+        };
+        let entry = frame.entry.statement();
+        if !self.is_withdrawn(&entry.target, entry.seq) {
+            return Err("the verified head of its target does not list it as withdrawn".into());
+        }
+        let w = &frame.withdrawal;
+        let statement = w.statement(origin, &entry, fts_log::statement_hash(&entry));
+        let leaf = leaf_hash(&signed_leaf(&statement.to_bytes(), &w.key_id, &w.signature));
+        verify_inclusion(w.log_index, *size, &leaf, &w.inclusion, root).map_err(|e| {
+            format!("the withdrawal's inclusion proof at leaf {} of {size} fails: {e}", w.log_index)
+        })?;
+        trusted
+            .verify_withdrawal(statement, &w.key_id, &w.signature)
+            .map(Verified::into_inner)
+            .map_err(|e| format!("the withdrawal's signature: {}", ErrorChain(&e)))
     }
 }
 
@@ -384,6 +429,7 @@ impl LogBook {
 
         // A head proof for each of the host's targets.
         let mut heads = BTreeMap::new();
+        let mut withdrawn = BTreeMap::new();
         for target in targets {
             let Some(proof) = frame.heads.get(target) else {
                 return self.unproven(format!("the answer proves no head for target {target}"));
@@ -391,6 +437,11 @@ impl LogBook {
             match verify_head(checkpoint.heads_count, &checkpoint.heads_root, target, proof) {
                 Ok(Some(seq)) => {
                     heads.insert(target.clone(), seq);
+                    if let HeadProof::Present(leaf) = proof
+                        && !leaf.withdrawn.is_empty()
+                    {
+                        withdrawn.insert(target.clone(), leaf.withdrawn.clone());
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => return self.unproven(format!("the head proof of target {target} fails: {e}")),
@@ -425,7 +476,12 @@ impl LogBook {
         self.state.checkpoint = Some(frame.checkpoint.clone());
         self.state.heads = heads;
         self.persist();
-        AnswerLog::Verified { size: checkpoint.size, root: checkpoint.root }
+        AnswerLog::Verified {
+            size: checkpoint.size,
+            root: checkpoint.root,
+            origin: checkpoint.origin.clone(),
+            withdrawn: Arc::new(withdrawn),
+        }
     }
 
     fn unproven(&mut self, why: String) -> AnswerLog {

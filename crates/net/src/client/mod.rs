@@ -71,8 +71,8 @@ use std::time::Duration;
 use fts_fs::{Dir, FsError};
 use fts_proto::Statement;
 use fts_proto::{
-    ClientId, ErrorChain, FileHash, FileHeader, FileName, KeyId, Published, RejectReason, Report, Request,
-    Resume, Seq, ServerFrame, Target,
+    ClientId, ErrorChain, Features, FileHash, FileHeader, FileName, KeyId, Published, RejectReason, Report,
+    Request, Resume, Seq, ServerFrame, Target, WithdrawnFrame,
 };
 use fts_trust::{TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
@@ -91,7 +91,9 @@ use hook::Hook;
 use partial::PartialDir;
 use poller::Stop;
 use receive::{Progress, ReceiveError, ReceiveInto, receive_file};
-use state::{CertificateRefused, Installed, KeptTransfer, PendingHook, State, StateError};
+use state::{
+    CertificateRefused, Installed, KeptTransfer, PendingHook, State, StateError, WithdrawnInstalled,
+};
 
 /// The most reports carried by one request (PROTOCOL.md section 3.1).
 const REPORTS_PER_REQUEST: usize = fts_proto::MAX_REPORTS;
@@ -176,6 +178,9 @@ pub struct ClientSettings {
     pub max_frames: usize,
     /// The program run after each install (`--exec`).
     pub hook: Option<Hook>,
+    /// The program run for an installed file whose entry was withdrawn
+    /// (`--exec-withdrawn`), like a hook.
+    pub exec_withdrawn: Option<Hook>,
     /// How many times a failed hook runs again (`--hook-retries`).
     pub hook_retries: u32,
     /// Hold a target while the hook of its last install fails
@@ -209,6 +214,8 @@ pub struct PollOutcome {
     pub poll_after: Option<u64>,
     /// The answer's checkpoint was refused (`fork`, `behind`): nothing was applied.
     pub log_refused: bool,
+    /// Entries applied as withdrawn (never installed).
+    pub withdrawn: Vec<(Target, Seq)>,
 }
 
 /// A host's client: its settings, its state, and the lock on its destination.
@@ -501,6 +508,9 @@ impl Client {
         // server's connection; their pending marks are already on disk. They run even
         // when the poll failed later on: the files they are for were installed.
         let hooks = self.run_pending_hooks().await;
+        if let Err(e) = self.run_withdrawn_hooks().await {
+            tracing::warn!(error = %ErrorChain(&e), "cannot record that --exec-withdrawn ran");
+        }
         let mut outcome = result?;
         outcome.reported.extend(hooks?);
         Ok(outcome)
@@ -629,6 +639,9 @@ impl Client {
         let (log_size, alarms) = self.log.request_fields(unix_now());
         request.log_size = Some(log_size);
         request.alarms = alarms;
+        request.features = Features { withdrawn: true, superseded: false };
+        request.max_file_size = Some(self.settings.max_file_size);
+        request.keys = self.settings.trusted.key_ids().take(fts_proto::MAX_KEYS).collect();
         match tokio::time::timeout(clock.read_timeout(), conn.send_request(&request)).await {
             Err(_) => return Err(PollError::Timeout(clock.read_timeout())),
             Ok(Err(e)) => return Err(self.io_error(e, true)),
@@ -716,7 +729,20 @@ impl Client {
                         outcome.log_refused = true;
                         return Ok(());
                     }
+                    self.notice_withdrawn_installs(&checked, outcome)?;
                     answer_log = Some(checked);
+                }
+                ServerFrame::Withdrawn(frame) => {
+                    if first {
+                        self.answered(carried)?;
+                    }
+                    let standing = answer_log.get_or_insert_with(|| self.log.without_frame()).clone();
+                    if !self.take_withdrawn(frame, exchange, &standing, outcome)? {
+                        return Ok(());
+                    }
+                }
+                ServerFrame::Superseded(_) => {
+                    return Err(PollError::Protocol(ProtocolBreach::UnannouncedFrame("superseded")));
                 }
                 ServerFrame::Done(done) => {
                     if first {
@@ -953,6 +979,13 @@ impl Client {
             tracing::warn!(%target, seq = seq.get(), problem = %why, "refused an entry that is not in the verified log");
             return self.hold(outcome, &target, seq, refuse(RejectReason::NotLogged), HoldCause::Backoff);
         }
+        // A withdrawn entry is never installed, whichever frame carries it.
+        if answer_log.is_withdrawn(&target, seq) {
+            tracing::warn!(%target, seq = seq.get(), file = %header.file_name, "applied a withdrawn entry without installing it (the server sent it whole)");
+            self.apply_withdrawn(outcome, &target, seq)?;
+            outcome.repeat_now = true;
+            return Ok(false);
+        }
         // Check 4: signed by a trusted key.
         let verified = match self.settings.trusted.verify(
             header.statement(),
@@ -1083,6 +1116,142 @@ impl Client {
         tracing::info!(%target, seq = seq.get(), file = %path.display(), size = statement.file_size, hash = %statement.file_hash, resumed_at = offset, "installed");
         outcome.installed.push(path);
         Ok(true)
+    }
+
+    /// A `withdrawn` frame (PROTOCOL.md section 8.1): checks 2 and 3 as for a file,
+    /// the entry's leaf, then the withdrawal (listed by the verified head, its leaf in
+    /// the checkpoint, signed by a trusted key); applies the entry as withdrawn.
+    /// `Ok(true)`: go on (no body follows).
+    fn take_withdrawn(
+        &mut self,
+        frame: WithdrawnFrame,
+        exchange: &Exchange,
+        answer_log: &AnswerLog,
+        outcome: &mut PollOutcome,
+    ) -> Result<bool, PollError> {
+        let target = frame.entry.target.clone();
+        let seq = frame.entry.seq;
+        let refuse = |reason: RejectReason| Report::new(target.clone(), seq.get(), reason);
+        if !self.settings.targets.contains(&target) {
+            tracing::warn!(%target, seq = seq.get(), "refused a withdrawal for a target that is not this host's");
+            self.report(outcome, refuse(RejectReason::WrongTarget))?;
+            return Ok(false);
+        }
+        if exchange.held.contains_key(&target) {
+            return Err(PollError::Protocol(ProtocolBreach::FrameForHeldTarget { target, seq: seq.get() }));
+        }
+        let since = self.state.since(&target);
+        if Seq::after(since) != Some(seq) {
+            let reason = if seq.get() <= since { RejectReason::Replay } else { RejectReason::Gap };
+            let next = Seq::after(since).unwrap_or(seq);
+            tracing::warn!(%target, seq = seq.get(), expected = next.get(), %reason, "refused a withdrawal out of sequence");
+            return self.hold(outcome, &target, next, refuse(reason), HoldCause::Backoff).map(|_| false);
+        }
+        let checked = answer_log
+            .check_entry(&frame.entry)
+            .and_then(|()| answer_log.check_withdrawal(&frame, &self.settings.trusted));
+        match checked {
+            Ok(withdrawal) => {
+                tracing::warn!(%target, seq = seq.get(), file = %frame.entry.file_name, reason = %peer_text(withdrawal.reason.as_str()), "applied a withdrawn entry without installing it");
+                self.apply_withdrawn(outcome, &target, seq)?;
+                Ok(true)
+            }
+            Err(why) => {
+                tracing::warn!(%target, seq = seq.get(), problem = %why, "refused a withdrawal that does not verify");
+                self.hold(outcome, &target, seq, refuse(RejectReason::NotLogged), HoldCause::Backoff)
+                    .map(|_| false)
+            }
+        }
+    }
+
+    /// Applies entry `seq` of `target` as withdrawn: done with, never installed,
+    /// reported as `withdrawn`.
+    fn apply_withdrawn(
+        &mut self,
+        outcome: &mut PollOutcome,
+        target: &Target,
+        seq: Seq,
+    ) -> Result<(), PollError> {
+        self.state.applied(target, seq);
+        self.state.held.remove(target);
+        self.state.transfers.remove(target);
+        let report = Report::new(target.clone(), seq.get(), RejectReason::Withdrawn);
+        self.state.add_report(report.clone());
+        outcome.reported.push(report);
+        outcome.withdrawn.push((target.clone(), seq));
+        self.save()
+    }
+
+    /// After a verified checkpoint: each withdrawn entry (as its head lists) that
+    /// this host has installed, noticed once: reported as `withdrawn-installed`, and
+    /// `--exec-withdrawn` queued. The file stays where it is.
+    fn notice_withdrawn_installs(
+        &mut self,
+        log: &AnswerLog,
+        outcome: &mut PollOutcome,
+    ) -> Result<(), PollError> {
+        let AnswerLog::Verified { withdrawn, .. } = log else { return Ok(()) };
+        let mut noticed = Vec::new();
+        for (name, installed) in &self.state.installed {
+            let listed = withdrawn.get(&installed.target).is_some_and(|w| w.contains(&installed.seq));
+            let known = self
+                .state
+                .withdrawn_installed
+                .iter()
+                .any(|w| w.target == installed.target && w.seq == installed.seq);
+            if listed && !known {
+                noticed.push(WithdrawnInstalled {
+                    target: installed.target.clone(),
+                    seq: installed.seq,
+                    file_name: name.clone(),
+                    exec_pending: self.settings.exec_withdrawn.is_some(),
+                });
+            }
+        }
+        if noticed.is_empty() {
+            return Ok(());
+        }
+        for w in noticed {
+            tracing::error!(target = %w.target, seq = w.seq.get(), file = %w.file_name, "an installed file was withdrawn by its publisher: it stays installed (see --exec-withdrawn)");
+            let report = Report::new(w.target.clone(), w.seq.get(), RejectReason::WithdrawnInstalled);
+            self.state.add_report(report.clone());
+            outcome.reported.push(report);
+            self.state.withdrawn_installed.push(w);
+        }
+        self.save()
+    }
+
+    /// Runs `--exec-withdrawn` for each installed file noticed withdrawn and not run
+    /// for yet, with the installed file's path and `FTS_HOOK_*` variables like a hook.
+    /// A failure is logged and not retried (removal is the host's own policy).
+    pub async fn run_withdrawn_hooks(&mut self) -> Result<(), PollError> {
+        let Some(hook) = self.settings.exec_withdrawn.clone() else { return Ok(()) };
+        let due: Vec<usize> = (0..self.state.withdrawn_installed.len())
+            .filter(|&i| self.state.withdrawn_installed[i].exec_pending)
+            .collect();
+        for i in due {
+            let w = self.state.withdrawn_installed[i].clone();
+            if let Some(installed) = self
+                .state
+                .installed
+                .get(&w.file_name)
+                .filter(|inst| inst.target == w.target && inst.seq == w.seq)
+            {
+                let entry = PendingHook::new(w.file_name.clone(), installed);
+                let path = self.dest.path().join(w.file_name.as_str());
+                match hook.run(&entry, &path).await {
+                    Ok(()) => {
+                        tracing::info!(file = %w.file_name, "--exec-withdrawn ran for a withdrawn file")
+                    }
+                    Err(e) => {
+                        tracing::error!(file = %w.file_name, error = %ErrorChain(&e), "--exec-withdrawn failed for a withdrawn file")
+                    }
+                }
+            }
+            self.state.withdrawn_installed[i].exec_pending = false;
+            self.save()?;
+        }
+        Ok(())
     }
 
     /// Where the body of `verified` goes: a file at least [`RESUMABLE_MIN`] large into

@@ -257,6 +257,25 @@ pub struct State {
     /// one per target).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub transfers: BTreeMap<Target, KeptTransfer>,
+    /// Withdrawn entries this host had installed when it learnt of their withdrawal
+    /// (PROTOCOL.md section 8.1), so that each is reported once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn_installed: Vec<WithdrawnInstalled>,
+}
+
+/// An installed entry that was withdrawn afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WithdrawnInstalled {
+    /// Its target.
+    pub target: Target,
+    /// Its seq.
+    pub seq: Seq,
+    /// The file it installed (still in place: removal is `--exec-withdrawn`'s).
+    pub file_name: FileName,
+    /// `--exec-withdrawn` has still to run for it.
+    #[serde(default)]
+    pub exec_pending: bool,
 }
 
 /// A refusal of this host's certificate by the server (a TLS alert in a full

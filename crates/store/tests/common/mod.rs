@@ -47,6 +47,10 @@ impl Signer for TestKey {
     fn sign_checkpoint(&self, checkpoint: &fts_proto::Checkpoint) -> String {
         self.key.sign_checkpoint(checkpoint)
     }
+
+    fn sign_withdrawal(&self, withdrawal: &fts_proto::WithdrawStatement) -> Signature {
+        self.key.sign_withdrawal(withdrawal)
+    }
 }
 
 pub fn target(s: &str) -> Target {
