@@ -78,6 +78,9 @@ pub enum Command {
     /// List the store's entries in publish order, with their notes and publishers;
     /// `fts log init` and `fts log verify` look after the store's Merkle log
     Log(LogArgs),
+    /// Withdraw a published entry: hosts that have not installed it never will (on the
+    /// signing host; a signed log leaf)
+    Withdraw(WithdrawArgs),
     /// Run the timestamp signer: cosign the store's newest checkpoint within seconds of
     /// its appearing, and again every --every (on a machine of its own)
     Timestamp(TimestampArgs),
@@ -293,6 +296,38 @@ pub struct PublishArgs {
     /// beside the signing key, made if missing); a store with a log keeps its own
     #[arg(long, value_name = "ORIGIN")]
     pub log_origin: Option<fts_proto::checkpoint::Origin>,
+}
+
+#[derive(Debug, Args)]
+pub struct WithdrawArgs {
+    /// The target of the entry to withdraw
+    #[arg(long, value_name = "TARGET")]
+    pub target: Target,
+
+    /// Its seq (`fts log --target TARGET` lists them)
+    #[arg(long, value_name = "N")]
+    pub seq: fts_proto::Seq,
+
+    /// Why, signed with the withdrawal and reported by hosts: one line, at most 200 bytes
+    #[arg(long, value_name = "TEXT", default_value = "", value_parser = parse_withdraw_reason)]
+    pub reason: fts_proto::WithdrawReason,
+
+    /// Also publish the newest earlier version of the same file name on that target
+    /// again, as a new entry, so that no host is left with neither version
+    #[arg(long)]
+    pub restore_previous: bool,
+
+    /// The store folder
+    #[arg(long, value_name = "DIR", default_value = "store")]
+    pub store: PathBuf,
+
+    /// The release signing key
+    #[arg(long, value_name = "FILE", default_value = "certs/signing.key")]
+    pub signing_key: PathBuf,
+}
+
+fn parse_withdraw_reason(text: &str) -> Result<fts_proto::WithdrawReason, String> {
+    fts_proto::WithdrawReason::parse(text)
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@ mod stderr_line;
 mod timestamp;
 mod units;
 mod verify_installed;
+mod withdraw;
 
 use std::process::ExitCode;
 
@@ -103,6 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Keygen(command) => keygen::run(config::Keygen::resolve(command))?,
         Command::Publish(args) => publish::run(config::Publish::resolve(args)?)?,
+        Command::Withdraw(args) => withdraw::run(args)?,
         Command::Serve(args) => serve::run(config::Serve::resolve(args)?)?,
         Command::Status(args) => status::run(args)?,
         Command::Log(args) => match args.action {

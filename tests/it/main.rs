@@ -28,3 +28,4 @@ mod resume;
 mod revocation;
 mod safe_files;
 mod serve;
+mod withdraw;

@@ -52,6 +52,16 @@ impl fmt::Display for Seq {
     }
 }
 
+/// A seq in decimal, from 1 (for command lines).
+impl std::str::FromStr for Seq {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Seq, String> {
+        let n: u64 =
+            s.parse().map_err(|_| format!("{s:?} is not a sequence number (a whole number from 1)"))?;
+        Seq::new(n).ok_or_else(|| "sequence numbers start at 1".to_owned())
+    }
+}
+
 impl From<Seq> for u64 {
     fn from(seq: Seq) -> u64 {
         seq.get()

@@ -1231,12 +1231,12 @@ impl Client {
             .collect();
         for i in due {
             let w = self.state.withdrawn_installed[i].clone();
-            if let Some(installed) = self
-                .state
-                .installed
-                .get(&w.file_name)
-                .filter(|inst| inst.target == w.target && inst.seq == w.seq)
-            {
+            let installed =
+                self.state.installed.get(&w.file_name).filter(|i| i.target == w.target && i.seq == w.seq);
+            if installed.is_none() {
+                tracing::info!(file = %w.file_name, "not running --exec-withdrawn: a later version replaced the withdrawn one");
+            }
+            if let Some(installed) = installed {
                 let entry = PendingHook::new(w.file_name.clone(), installed);
                 let path = self.dest.path().join(w.file_name.as_str());
                 match hook.run(&entry, &path).await {
