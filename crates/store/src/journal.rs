@@ -244,6 +244,9 @@ pub(crate) struct JournalIndex {
     pub leaf_count: u64,
     /// Per target, positions in `entries`: seq `n` at index `n - 1`.
     pub by_target: BTreeMap<Target, Vec<usize>>,
+    /// Per (target, file name), positions in `entries`, in seq order: the versions
+    /// of one file on one target (for supersession, docs/PROTOCOL.md section 8.2).
+    pub by_name: HashMap<(Target, FileName), Vec<usize>>,
     /// The `published` time of the last publish record.
     pub last_published: Option<Published>,
     /// Whether the header record has been read (false only for an empty journal).
@@ -276,6 +279,23 @@ impl JournalIndex {
     /// The withdrawal of entry `seq` of `target`, if it is withdrawn.
     pub(crate) fn withdrawal(&self, target: &Target, seq: Seq) -> Option<&WithdrawalEntry> {
         self.withdrawals.get(*self.withdrawn.get(&(target.clone(), seq))?)
+    }
+
+    /// The versions of `entry`'s file that supersede it (docs/PROTOCOL.md section
+    /// 8.2), newest first: later entries of the same target and file name, with a
+    /// strictly later `published`, that are not withdrawn.
+    pub(crate) fn superseding(&self, entry: &Entry) -> impl Iterator<Item = &Entry> + '_ {
+        let s = &entry.statement;
+        let versions =
+            self.by_name.get(&(s.target.clone(), s.file_name.clone())).map_or(&[][..], Vec::as_slice);
+        let (seq, published) = (s.seq, s.published.clone());
+        versions
+            .iter()
+            .rev()
+            .filter_map(|&p| self.entries.get(p))
+            .take_while(move |m| m.statement.seq > seq)
+            .filter(move |m| m.statement.published > published)
+            .filter(|m| self.withdrawal(&m.statement.target, m.statement.seq).is_none())
     }
 
     /// Every leaf's bytes, in log order (entries and withdrawals merged by position).
@@ -385,6 +405,7 @@ impl JournalIndex {
         for e in entries {
             let position = self.entries.len();
             self.by_target.entry(e.target.clone()).or_default().push(position);
+            self.by_name.entry((e.target.clone(), file_name.clone())).or_default().push(position);
             self.entries.push(Entry {
                 position: self.leaf_count,
                 statement: Statement {

@@ -560,6 +560,13 @@ impl StoreSnapshot {
         &self.index.withdrawals
     }
 
+    /// The versions of `entry`'s file that supersede it, newest first: later entries
+    /// of its target and file name, published strictly later, not withdrawn
+    /// (docs/PROTOCOL.md section 8.2).
+    pub fn superseding<'a>(&'a self, entry: &Entry) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.index.superseding(entry)
+    }
+
     /// Every log leaf the journal holds (entries and withdrawals), in log order.
     pub fn leaves(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
         self.index.leaves()
