@@ -43,7 +43,7 @@ use std::time::{Duration, SystemTime};
 
 use fts_proto::{
     ClientId, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, LogHash, ProtoError, Report, Request,
-    ServerFrame, Target, Withdrawal, WithdrawnFrame,
+    ServerFrame, SupersededFrame, Target, Withdrawal, WithdrawnFrame,
 };
 use fts_store::served_log::ServedLog;
 use fts_store::{
@@ -618,6 +618,9 @@ where
     let rules = ServeRules {
         log_size: served_log.as_ref().map(|log| log.size()),
         withdrawn: request.features.withdrawn,
+        superseded: request.features.superseded,
+        max_file_size: request.max_file_size.unwrap_or(u64::MAX),
+        keys: request.keys.clone(),
     };
     let answer = choose_entries(shared, &snapshot, wants, rules).await?;
     drop(snapshot);
@@ -659,6 +662,23 @@ where
     for Outgoing { entry, how } in answer.items {
         let target = &entry.statement.target;
         if stopped.contains(target) {
+            continue;
+        }
+        if let Sending::Superseded(by) = &how {
+            let Some(log) = &served_log else { continue };
+            match (in_log(log, &entry), in_log(log, by)) {
+                (Some(proof), Some(by_proof)) => {
+                    let frame = ServerFrame::Superseded(SupersededFrame {
+                        entry: logged_header(&entry, proof),
+                        by: logged_header(by, by_proof),
+                    });
+                    write_paced(conn, &frame.encode().map_err(PollEnd::Encode)?, &mut pacer, None).await?;
+                }
+                _ => {
+                    tracing::warn!(%target, seq = entry.statement.seq.get(), "an entry or the one superseding it is not the log's leaf at its place: its target waits (the journal and log/leaves disagree)");
+                    stopped.push(target.clone());
+                }
+            }
             continue;
         }
         if let Sending::Withdrawn(withdrawal) = how {
@@ -733,14 +753,19 @@ fn leaf_in_log(log: &ServedLog, index: u64, leaf: &[u8]) -> Option<(u64, Vec<Log
     Some((index, log.inclusion(index)?))
 }
 
+/// The header of `entry` without a body offset, with its leaf index and proof.
+fn logged_header(entry: &Entry, (index, inclusion): (u64, Vec<LogHash>)) -> FileHeader {
+    let mut header = FileHeader::new(entry.statement.clone(), entry.key_id, entry.signature);
+    header.log_index = Some(index);
+    header.inclusion = Some(inclusion);
+    header
+}
+
 /// The `withdrawn` frame of `entry` (PROTOCOL.md section 8.1): its header with its
 /// leaf's proof, and the withdrawal with its own; `None` when either leaf is not the
 /// log's.
 fn withdrawn_frame(log: &ServedLog, entry: &Entry, withdrawal: &WithdrawalEntry) -> Option<ServerFrame> {
-    let (index, inclusion) = in_log(log, entry)?;
-    let mut header = FileHeader::new(entry.statement.clone(), entry.key_id, entry.signature);
-    header.log_index = Some(index);
-    header.inclusion = Some(inclusion);
+    let header = logged_header(entry, in_log(log, entry)?);
     let (log_index, inclusion) = leaf_in_log(log, withdrawal.position, &withdrawal.leaf())?;
     Some(ServerFrame::Withdrawn(WithdrawnFrame {
         entry: header,

@@ -36,6 +36,7 @@
 //! --link-dest` use them); the kernel's `fs.protected_hardlinks` keeps a store writer
 //! from linking a file it can neither read nor write (docs/STORE.md).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -43,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fts_fs::{Dir, FileIdentity, FileKind, FileStat, FsError};
-use fts_proto::{FileHash, Seq, Target};
+use fts_proto::{FileHash, KeyId, Seq, Target};
 
 use crate::entry::{Entry, WithdrawalEntry};
 use crate::error::{NotAStore, Result, StoreError};
@@ -149,6 +150,9 @@ pub enum Sending {
     Whole,
     /// A `withdrawn` frame with its withdrawal, no body.
     Withdrawn(WithdrawalEntry),
+    /// A `superseded` frame naming this later entry, which follows in the same
+    /// answer; no body.
+    Superseded(Entry),
 }
 
 /// What the client of an answer can take, beyond whole entries.
@@ -159,6 +163,12 @@ pub struct ServeRules {
     pub log_size: Option<u64>,
     /// The client announced `withdrawn` frames.
     pub withdrawn: bool,
+    /// The client announced `superseded` frames.
+    pub superseded: bool,
+    /// The client's `max-file-size` (`u64::MAX` when it sent none).
+    pub max_file_size: u64,
+    /// The release keys the client trusts (its request's `keys`).
+    pub keys: Vec<KeyId>,
 }
 
 /// The most entries one answer sends without their body (`withdrawn` frames): each
@@ -638,8 +648,11 @@ impl StoreSnapshot {
     /// its first entry the checkpoint does not cover. A withdrawn entry travels
     /// without its body, as a `withdrawn` frame, to a client that follows the log and
     /// announced them, once the checkpoint covers the withdrawal; otherwise its
-    /// target stops before it (a withdrawn entry is never sent whole). Bodiless
-    /// frames do not count toward `max_files`, at most [`MAX_BODILESS`] per answer.
+    /// target stops before it (a withdrawn entry is never sent whole). An entry a
+    /// later version supersedes ([`Self::superseding`], within the client's limits)
+    /// travels as a `superseded` frame, no blob needed, and its target is then not
+    /// cut by the budget before that version. Bodiless frames do not count toward
+    /// `max_files`, at most [`MAX_BODILESS`] per answer.
     pub fn answer_for(
         &self,
         wants: &[(Target, u64)],
@@ -663,6 +676,12 @@ impl StoreSnapshot {
         let mut answer = Answer::default();
         let (mut bytes, mut whole, mut bodiless) = (0u64, 0usize, 0usize);
         let covered = |position: u64| rules.log_size.is_none_or(|size| position < size);
+        // Per target, the seq of the newest entry a `superseded` frame of this answer
+        // named: the client applies a superseded entry only once that one is
+        // installed in the same answer, so the budget never cuts a target before it.
+        let mut open: HashMap<&Target, Seq> = HashMap::new();
+        // The budget is spent: targets stop at their next entry, except open ones.
+        let mut spent = false;
         loop {
             let next = cursors
                 .iter()
@@ -672,27 +691,39 @@ impl StoreSnapshot {
             let Some((cursor, position)) = next else { break };
             let Some(entry) = self.index.entries.get(position) else { break };
             let (target, seq) = (&entry.statement.target, entry.statement.seq);
-            if !covered(entry.position) {
+            let forced = open.get(target).is_some_and(|&until| seq <= until);
+            if !covered(entry.position) || (spent && !forced) {
                 cursors[cursor] = &[];
                 continue;
             }
-            if let Some(withdrawal) = self.index.withdrawal(target, seq) {
-                let sendable = rules.withdrawn && rules.log_size.is_some() && covered(withdrawal.position);
-                if !sendable {
-                    if !rules.withdrawn {
-                        answer.stopped_at_withdrawal.push((target.clone(), seq));
+            let how = match self.index.withdrawal(target, seq) {
+                Some(withdrawal) => {
+                    if !(rules.withdrawn && rules.log_size.is_some() && covered(withdrawal.position)) {
+                        if !rules.withdrawn {
+                            answer.stopped_at_withdrawal.push((target.clone(), seq));
+                        }
+                        cursors[cursor] = &[];
+                        continue;
                     }
+                    Sending::Withdrawn(withdrawal.clone())
+                }
+                None => match self.superseding_for(entry, rules, &covered) {
+                    Some(by) => {
+                        open.insert(target, by.statement.seq);
+                        Sending::Superseded(by.clone())
+                    }
+                    None => Sending::Whole,
+                },
+            };
+            if !matches!(how, Sending::Whole) {
+                if bodiless >= MAX_BODILESS {
+                    answer.more = true;
+                    spent = true;
                     cursors[cursor] = &[];
                     continue;
                 }
-                if bodiless >= MAX_BODILESS {
-                    answer.more = true;
-                    break;
-                }
                 bodiless += 1;
-                answer
-                    .items
-                    .push(Outgoing { entry: entry.clone(), how: Sending::Withdrawn(withdrawal.clone()) });
+                answer.items.push(Outgoing { entry: entry.clone(), how });
                 cursors[cursor] = &cursors[cursor][1..];
                 continue;
             }
@@ -703,9 +734,11 @@ impl StoreSnapshot {
             }
             let size = entry.statement.file_size;
             let fits = whole == 0 || (whole < max_files && bytes.saturating_add(size) <= max_bytes);
-            if !fits {
+            if !fits && !forced {
                 answer.more = true;
-                break;
+                spent = true;
+                cursors[cursor] = &[];
+                continue;
             }
             bytes = bytes.saturating_add(size);
             whole += 1;
@@ -713,6 +746,27 @@ impl StoreSnapshot {
             cursors[cursor] = &cursors[cursor][1..];
         }
         answer
+    }
+
+    /// The entry that supersedes `entry` for this client, if any (docs/PROTOCOL.md
+    /// section 8.2): the newest later version of its file (same target and name,
+    /// published strictly later, not withdrawn) that the checkpoint covers, that the
+    /// client takes (not above its `max-file-size`) and that is signed by a key it
+    /// trusts. Only to a client that follows the log and announced `superseded`.
+    fn superseding_for(
+        &self,
+        entry: &Entry,
+        rules: &ServeRules,
+        covered: &impl Fn(u64) -> bool,
+    ) -> Option<&Entry> {
+        if !rules.superseded || rules.log_size.is_none() {
+            return None;
+        }
+        let by = self.index.superseding(entry).next()?;
+        let takes = covered(by.position)
+            && by.statement.file_size <= rules.max_file_size
+            && rules.keys.contains(&by.key_id);
+        takes.then_some(by)
     }
 
     /// The blob of `entry` is a regular file of the signed size in its shard folder:

@@ -57,6 +57,7 @@ pub mod poller;
 pub mod rate;
 pub mod receive;
 pub mod state;
+mod supersede;
 pub mod tls_words;
 
 use std::collections::BTreeMap;
@@ -72,7 +73,7 @@ use fts_fs::{Dir, FsError};
 use fts_proto::Statement;
 use fts_proto::{
     ClientId, ErrorChain, Features, FileHash, FileHeader, FileName, KeyId, Published, RejectReason, Report,
-    Request, Resume, Seq, ServerFrame, Target, WithdrawnFrame,
+    Request, Resume, Seq, ServerFrame, SupersededFrame, Target, WithdrawnFrame,
 };
 use fts_trust::{TrustedKeys, VerifyError};
 use rustls::pki_types::ServerName;
@@ -94,6 +95,7 @@ use receive::{Progress, ReceiveError, ReceiveInto, receive_file};
 use state::{
     CertificateRefused, Installed, KeptTransfer, PendingHook, State, StateError, WithdrawnInstalled,
 };
+use supersede::Deferred;
 
 /// The most reports carried by one request (PROTOCOL.md section 3.1).
 const REPORTS_PER_REQUEST: usize = fts_proto::MAX_REPORTS;
@@ -216,6 +218,8 @@ pub struct PollOutcome {
     pub log_refused: bool,
     /// Entries applied as withdrawn (never installed).
     pub withdrawn: Vec<(Target, Seq)>,
+    /// Entries taken as superseded in this answer.
+    pub superseded: usize,
 }
 
 /// A host's client: its settings, its state, and the lock on its destination.
@@ -232,6 +236,8 @@ pub struct Client {
     state_name: OsString,
     /// The log state, in its own file beside the state ([`freshness`]).
     log: LogBook,
+    /// The supersessions of the answer being read ([`supersede`]).
+    deferred: Deferred,
     _lock: File,
     /// A stop request (SIGTERM) ends an answer between files, never inside one.
     stop: Arc<Stop>,
@@ -311,6 +317,7 @@ impl Client {
             state_dir,
             state_name,
             log,
+            deferred: Deferred::default(),
             _lock: lock,
             stop: Arc::default(),
         };
@@ -639,7 +646,7 @@ impl Client {
         let (log_size, alarms) = self.log.request_fields(unix_now());
         request.log_size = Some(log_size);
         request.alarms = alarms;
-        request.features = Features { withdrawn: true, superseded: false };
+        request.features = Features::ALL;
         request.max_file_size = Some(self.settings.max_file_size);
         request.keys = self.settings.trusted.key_ids().take(fts_proto::MAX_KEYS).collect();
         match tokio::time::timeout(clock.read_timeout(), conn.send_request(&request)).await {
@@ -649,7 +656,11 @@ impl Client {
         }
 
         let mut outcome = PollOutcome::default();
+        self.deferred = Deferred::default();
         let result = self.read_answer(&mut conn, &carried, &exchange, &mut outcome, clock, progress).await;
+        for (target, n, m) in self.deferred.finish() {
+            tracing::warn!(%target, seq = n.get(), superseded_by = m.get(), "not applied: the answer superseded this entry by one it did not then install");
+        }
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.shutdown()).await;
         self.judge_log();
         result.map(|()| outcome)
@@ -741,8 +752,14 @@ impl Client {
                         return Ok(());
                     }
                 }
-                ServerFrame::Superseded(_) => {
-                    return Err(PollError::Protocol(ProtocolBreach::UnannouncedFrame("superseded")));
+                ServerFrame::Superseded(frame) => {
+                    if first {
+                        self.answered(carried)?;
+                    }
+                    let standing = answer_log.get_or_insert_with(|| self.log.without_frame()).clone();
+                    if !self.take_superseded(frame, exchange, &standing, outcome)? {
+                        return Ok(());
+                    }
                 }
                 ServerFrame::Done(done) => {
                     if first {
@@ -962,13 +979,13 @@ impl Client {
         // Check 3: the next in sequence. What was sent is not the entry this host
         // waits for, so the target is held at that one.
         let since = self.state.since(&target);
-        let Some(next) = Seq::after(since) else {
+        let Some(next) = self.deferred.next(&target, since) else {
             // Nothing can follow the largest seq: whatever was sent is a replay.
             self.report(outcome, refuse(RejectReason::Replay))?;
             return Ok(false);
         };
         if next != seq {
-            let reason = if seq.get() <= since { RejectReason::Replay } else { RejectReason::Gap };
+            let reason = if seq < next { RejectReason::Replay } else { RejectReason::Gap };
             tracing::warn!(%target, seq = seq.get(), expected = next.get(), %reason, "refused an entry out of sequence");
             return self.hold(outcome, &target, next, refuse(reason), HoldCause::Backoff);
         }
@@ -1008,10 +1025,11 @@ impl Client {
         let installed = self.state.installed.get(&verified.file_name).cloned();
         if installed.as_ref().is_some_and(|old| old.published > verified.published) {
             tracing::warn!(%target, seq = seq.get(), file = %verified.file_name, "applied an entry without installing it: a later publication of its name is installed");
-            self.state.applied(&target, seq);
-            outcome.repeat_now = true;
-            self.report(outcome, refuse(RejectReason::Superseded))?;
-            return Ok(false);
+            self.apply_done(&target, seq);
+            self.state.add_report(refuse(RejectReason::Superseded));
+            outcome.reported.push(refuse(RejectReason::Superseded));
+            self.save()?;
+            return self.skip_body(conn, &target, verified, clock, progress, outcome).await;
         }
         if verified.file_size > self.settings.max_file_size {
             // Held, never skipped: it installs once the limit allows it.
@@ -1021,12 +1039,11 @@ impl Client {
         }
         if installed.as_ref().is_some_and(|old| old.file_hash == verified.file_hash) {
             tracing::info!(%target, seq = seq.get(), file = %verified.file_name, "already installed with this content");
-            self.state.applied(&target, seq);
+            self.apply_done(&target, seq);
             self.state.held.remove(&target);
             self.state.installed.insert(verified.file_name.clone(), installed_record(&verified, &header));
-            outcome.repeat_now = true;
             self.save()?;
-            return Ok(false);
+            return self.skip_body(conn, &target, verified, clock, progress, outcome).await;
         }
 
         // Check 6: the body, streamed, counted and hashed; a large one into a kept
@@ -1101,7 +1118,7 @@ impl Client {
                 return self.hold(outcome, &target, seq, report, HoldCause::Backoff);
             }
         };
-        self.state.applied(&target, seq);
+        self.apply_done(&target, seq);
         self.state.held.remove(&target);
         self.state.transfers.remove(&target);
         let record = installed_record(&statement, &header);
@@ -1140,12 +1157,8 @@ impl Client {
         if exchange.held.contains_key(&target) {
             return Err(PollError::Protocol(ProtocolBreach::FrameForHeldTarget { target, seq: seq.get() }));
         }
-        let since = self.state.since(&target);
-        if Seq::after(since) != Some(seq) {
-            let reason = if seq.get() <= since { RejectReason::Replay } else { RejectReason::Gap };
-            let next = Seq::after(since).unwrap_or(seq);
-            tracing::warn!(%target, seq = seq.get(), expected = next.get(), %reason, "refused a withdrawal out of sequence");
-            return self.hold(outcome, &target, next, refuse(reason), HoldCause::Backoff).map(|_| false);
+        if let Some(refused) = self.out_of_sequence(outcome, &target, seq, "a withdrawal")? {
+            return Ok(refused);
         }
         let checked = answer_log
             .check_entry(&frame.entry)
@@ -1164,6 +1177,130 @@ impl Client {
         }
     }
 
+    /// Check 3 for a frame without a body: `Some(false)` (the answer ends, the target
+    /// held at the entry expected) unless `seq` is the next one of `target`.
+    fn out_of_sequence(
+        &mut self,
+        outcome: &mut PollOutcome,
+        target: &Target,
+        seq: Seq,
+        what: &str,
+    ) -> Result<Option<bool>, PollError> {
+        let next = self.deferred.next(target, self.state.since(target));
+        if next == Some(seq) {
+            return Ok(None);
+        }
+        let next = next.unwrap_or(seq);
+        let reason = if seq < next { RejectReason::Replay } else { RejectReason::Gap };
+        tracing::warn!(%target, seq = seq.get(), expected = next.get(), %reason, "refused {what} out of sequence");
+        let report = Report::new(target.clone(), seq.get(), reason);
+        self.hold(outcome, target, next, report, HoldCause::Backoff).map(|_| Some(false))
+    }
+
+    /// A `superseded` frame (PROTOCOL.md section 8.2): checks 2 and 3 as for a file,
+    /// then both leaves against a verified checkpoint, then the superseding entry as
+    /// a host would install it (same target and file name, a later seq and
+    /// `published`, not listed withdrawn, not above `--max-file-size`, signed by a key
+    /// trusted now). The superseded entry needs no key of its own: its leaf is in the
+    /// log. It is applied only once the superseding one is installed in this answer
+    /// ([`supersede`]). `Ok(true)`: go on (no body follows).
+    fn take_superseded(
+        &mut self,
+        frame: SupersededFrame,
+        exchange: &Exchange,
+        answer_log: &AnswerLog,
+        outcome: &mut PollOutcome,
+    ) -> Result<bool, PollError> {
+        let SupersededFrame { entry, by } = frame;
+        let (target, seq) = (entry.target.clone(), entry.seq);
+        let refuse = |reason: RejectReason| Report::new(target.clone(), seq.get(), reason);
+        if !self.settings.targets.contains(&target) {
+            tracing::warn!(%target, seq = seq.get(), "refused a supersession for a target that is not this host's");
+            self.report(outcome, refuse(RejectReason::WrongTarget))?;
+            return Ok(false);
+        }
+        if exchange.held.contains_key(&target) {
+            return Err(PollError::Protocol(ProtocolBreach::FrameForHeldTarget { target, seq: seq.get() }));
+        }
+        if let Some(refused) = self.out_of_sequence(outcome, &target, seq, "a supersession")? {
+            return Ok(refused);
+        }
+        let logged = match answer_log {
+            AnswerLog::Verified { .. } => answer_log.check_entry(&entry).and_then(|()| {
+                answer_log.check_entry(&by).map_err(|why| format!("the superseding entry: {why}"))
+            }),
+            _ => Err("a supersession is accepted only in an answer whose checkpoint verified".into()),
+        };
+        if let Err(why) = logged {
+            tracing::warn!(%target, seq = seq.get(), problem = %why, "refused a supersession that is not in the verified log");
+            return self
+                .hold(outcome, &target, seq, refuse(RejectReason::NotLogged), HoldCause::Backoff)
+                .map(|_| false);
+        }
+        let problem = if by.target != target || by.file_name != entry.file_name {
+            Some("the superseding entry is not of the same target and file name".to_owned())
+        } else if by.seq <= seq || by.published <= entry.published {
+            Some("the superseding entry is not later (seq and published)".to_owned())
+        } else if answer_log.is_withdrawn(&target, by.seq) {
+            Some("the superseding entry is withdrawn".to_owned())
+        } else if by.file_size > self.settings.max_file_size {
+            Some(format!("the superseding entry is larger than --max-file-size ({} bytes)", by.file_size))
+        } else {
+            self.settings
+                .trusted
+                .verify(by.statement(), &by.key_id, &by.signature)
+                .err()
+                .map(|e| format!("the superseding entry: {}", ErrorChain(&e)))
+        };
+        if let Some(why) = problem {
+            tracing::warn!(%target, seq = seq.get(), superseded_by = by.seq.get(), problem = %why, "refused a supersession: the entry must come whole");
+            let report = refuse(RejectReason::BadSupersession);
+            return self.hold(outcome, &target, seq, report, HoldCause::Backoff).map(|_| false);
+        }
+        tracing::debug!(%target, seq = seq.get(), file = %entry.file_name, superseded_by = by.seq.get(), "superseded, pending its successor");
+        self.deferred.defer(&target, seq, by.seq);
+        outcome.superseded += 1;
+        Ok(true)
+    }
+
+    /// Entry `seq` of `target` is done with (installed, or applied without an
+    /// install): the state's `since` moves to it unless a superseded entry of the
+    /// target still waits for its successor in this answer ([`supersede`]).
+    fn apply_done(&mut self, target: &Target, seq: Seq) {
+        if let Some(since) = self.deferred.done(target, seq) {
+            self.state.applied(target, since);
+        }
+    }
+
+    /// After an entry applied without an install: the answer ends here (its body is
+    /// not read), unless a superseded entry of its target waits for a successor later
+    /// in this answer: then the body is read and dropped, and the answer goes on.
+    async fn skip_body<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        target: &Target,
+        verified: fts_trust::Verified<Statement>,
+        clock: &PollClock,
+        progress: &mut dyn Progress,
+        outcome: &mut PollOutcome,
+    ) -> Result<bool, PollError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if !self.deferred.is_waiting(target) {
+            outcome.repeat_now = true;
+            return Ok(false);
+        }
+        match receive_file(conn, verified, &self.partial, ReceiveInto::Temp, clock, progress).await {
+            // Received and verified into a temp that is dropped, never installed.
+            Ok(_) => Ok(true),
+            Err(_) => {
+                outcome.repeat_now = true;
+                Ok(false)
+            }
+        }
+    }
+
     /// Applies entry `seq` of `target` as withdrawn: done with, never installed,
     /// reported as `withdrawn`.
     fn apply_withdrawn(
@@ -1172,7 +1309,7 @@ impl Client {
         target: &Target,
         seq: Seq,
     ) -> Result<(), PollError> {
-        self.state.applied(target, seq);
+        self.apply_done(target, seq);
         self.state.held.remove(target);
         self.state.transfers.remove(target);
         let report = Report::new(target.clone(), seq.get(), RejectReason::Withdrawn);
