@@ -28,4 +28,5 @@ mod resume;
 mod revocation;
 mod safe_files;
 mod serve;
+mod supersede;
 mod withdraw;

@@ -1,0 +1,240 @@
+//! Supersession (issue 19, PROTOCOL.md section 8.2), end to end with the real `fts
+//! publish`, `fts serve` and `fts poll --once` on 127.0.0.1:
+//! - a host enrolled after a year of weekly releases of three files receives the
+//!   three newest in one `--once` run, and only their bodies travel, even with a
+//!   per-poll budget of one file;
+//! - a version signed by a key the host does not trust supersedes nothing: the older
+//!   one comes whole and installs;
+//! - a scripted hostile server that supersedes N by an M it then withholds gets
+//!   nothing applied (and `withheld` once the bound passes); one that claims a
+//!   supersession for an N whose leaf fails inclusion gets `not-logged`; one whose M
+//!   the host does not trust gets `bad-supersession`: N must come whole.
+
+use std::time::{Duration, SystemTime};
+
+use fts_proto::{FileHeader, ServerFrame, SupersededFrame};
+
+use crate::common::hostile_server::{Answer, HostileServer, done_frame};
+use crate::common::server::ServeProcess;
+use crate::common::{Run, Sandbox, run_bounded};
+
+const ID: &str = "web-01";
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn fts(sandbox: &Sandbox, args: &[&str]) -> Run {
+    run_bounded(&mut sandbox.fts(args), LIMIT)
+}
+
+fn sandbox() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.provision(&[(ID, &["web"])]);
+    sandbox
+}
+
+fn publish_with_key(sandbox: &Sandbox, name: &str, contents: &[u8], key: &str) {
+    let source = sandbox.join("outbox").join(name);
+    std::fs::create_dir_all(source.parent().unwrap()).unwrap();
+    std::fs::write(&source, contents).unwrap();
+    let args = [
+        "publish",
+        source.to_str().unwrap(),
+        "--as",
+        name,
+        "--to",
+        ID,
+        "--signing-key",
+        key,
+        "--ca-dir",
+        "certs",
+    ];
+    fts(sandbox, &args).expect(0, "publish");
+}
+
+fn publish(sandbox: &Sandbox, name: &str, contents: &[u8]) {
+    publish_with_key(sandbox, name, contents, "certs/signing.key");
+}
+
+fn poll(sandbox: &Sandbox, addr: std::net::SocketAddr, dest: &str, extra: &[&str]) -> Run {
+    let addr = addr.to_string();
+    let mut args =
+        vec!["poll", "--once", "--server", &addr, "--id", ID, "--dest", dest, "--min-interval", "1s"];
+    args.extend(extra);
+    fts(sandbox, &args)
+}
+
+fn since(sandbox: &Sandbox, dest: &str) -> u64 {
+    // No state file yet: nothing applied.
+    let Ok(bytes) = std::fs::read(sandbox.join(dest).join(".fts-state.json")) else { return 0 };
+    let state: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    state["since"][ID].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_host_enrolled_after_a_year_of_weekly_releases_gets_only_the_newest_of_each_file_in_one_run() {
+    let sandbox = sandbox();
+    for week in 1..=52 {
+        for name in ["openssl.deb", "app.conf", "motd"] {
+            publish(&sandbox, name, format!("{name} of week {week}\n").as_bytes());
+        }
+    }
+    // A budget of one file per answer: the superseded history never counts, and the
+    // three newest still come in one run.
+    let server = ServeProcess::start(&sandbox, &["--poll-after", "1s", "--poll-max-files", "1"]);
+    let run = poll(&sandbox, server.addr, "in", &[]);
+    run.expect(0, "one --once run");
+    for name in ["openssl.deb", "app.conf", "motd"] {
+        assert_eq!(
+            std::fs::read_to_string(sandbox.join("in").join(name)).unwrap(),
+            format!("{name} of week 52\n"),
+            "{run:?}"
+        );
+    }
+    assert_eq!(since(&sandbox, "in"), 156, "every entry applied");
+    let polls: Vec<_> = server.logs().into_iter().filter(|l| l["fields"]["message"] == "poll").collect();
+    assert_eq!(polls.len(), 1, "one answer: {polls:#?}");
+    assert_eq!(polls[0]["fields"]["files"], 3, "only the newest three travelled whole: {polls:#?}");
+}
+
+#[test]
+fn a_newer_version_signed_by_a_key_the_host_does_not_trust_supersedes_nothing() {
+    let sandbox = sandbox();
+    fts(&sandbox, &["keygen", "signing", "--dir", "other"]).expect(0, "another signing key");
+    publish(&sandbox, "app.conf", b"trusted version\n");
+    publish_with_key(
+        &sandbox,
+        "app.conf",
+        b"signed by a key this host does not trust\n",
+        "other/signing.key",
+    );
+    // The checkpoint is signed by whoever published last: the trusted key again.
+    publish(&sandbox, "tail.conf", b"signed by the trusted key\n");
+    let server = ServeProcess::start(&sandbox, &["--poll-after", "1s"]);
+    let run = poll(&sandbox, server.addr, "in", &[]);
+    run.expect(3, "the untrusted one is held");
+    assert!(run.stderr.contains("untrusted-key"), "{run:?}");
+    assert_eq!(std::fs::read(sandbox.join("in/app.conf")).unwrap(), b"trusted version\n", "came whole");
+    assert_eq!(since(&sandbox, "in"), 1, "held at the untrusted version");
+}
+
+/// The store's checkpoint note (with `note` instead when given), as a `log` frame for
+/// web-01 at log size 0, and the tree of the store's leaves.
+fn honest_log(sandbox: &Sandbox, note: Option<String>) -> (Vec<u8>, fts_log::merkle::Tree) {
+    let note = note.unwrap_or_else(|| std::fs::read_to_string(sandbox.join("store/log/checkpoint")).unwrap());
+    let file = std::fs::File::open(sandbox.join("store/log/leaves")).unwrap();
+    let read = fts_store::log::read_leaves(&mut std::io::BufReader::new(file), 0).unwrap();
+    let mut tree = fts_log::merkle::Tree::new();
+    let mut kinds = Vec::new();
+    for leaf in &read.leaves {
+        tree.push(fts_log::merkle::leaf_hash(leaf));
+        kinds.push(fts_store::log::leaf_kind(leaf).unwrap());
+    }
+    let heads = fts_log::heads::HeadsTree::new(&fts_store::log::heads_of(&kinds));
+    let mine = [ID, "all", "group:web"]
+        .into_iter()
+        .map(|t| fts_proto::Target::parse(t).unwrap())
+        .map(|t| (t.clone(), heads.prove(&t)))
+        .collect();
+    let frame =
+        ServerFrame::Log(fts_proto::LogFrame { checkpoint: note, consistency: Vec::new(), heads: mine });
+    (frame.encode().unwrap(), tree)
+}
+
+fn header_of(entry: &fts_store::Entry, tree: &fts_log::merkle::Tree) -> FileHeader {
+    let mut header = FileHeader::new(entry.statement.clone(), entry.key_id, entry.signature);
+    header.log_index = Some(entry.position);
+    header.inclusion = Some(tree.inclusion_proof(entry.position, tree.len()).unwrap());
+    header
+}
+
+fn superseded(log: &[u8], entry: FileHeader, by: FileHeader) -> Answer {
+    let mut bytes = log.to_vec();
+    bytes.extend(ServerFrame::Superseded(SupersededFrame { entry, by }).encode().unwrap());
+    bytes.extend(done_frame());
+    Answer::bytes(bytes)
+}
+
+#[test]
+fn a_hostile_server_gets_nothing_applied_by_a_supersession_it_does_not_complete_or_prove() {
+    let sandbox = sandbox();
+    fts(&sandbox, &["keygen", "timestamp", "--dir", "ts"]).expect(0, "keygen timestamp");
+    fts(&sandbox, &["keygen", "signing", "--dir", "other"]).expect(0, "another signing key");
+    publish(&sandbox, "app.conf", b"version 1\n");
+    publish(&sandbox, "app.conf", b"version 2, kept back by the server\n");
+    publish_with_key(&sandbox, "app.conf", b"version 3, by an untrusted key\n", "other/signing.key");
+    publish(&sandbox, "tail.conf", b"so that the trusted key signs the checkpoint\n");
+    let cosign = [
+        "timestamp",
+        "--once",
+        "--store",
+        "store",
+        "--key",
+        "ts/timestamp.key",
+        "--trust",
+        "certs/signing.pub",
+    ];
+    fts(&sandbox, &cosign).expect(0, "cosign");
+    let cosigned =
+        std::fs::read_dir(sandbox.join("store/cosignatures")).unwrap().next().unwrap().unwrap().path();
+    let (log, tree) = honest_log(&sandbox, Some(std::fs::read_to_string(cosigned).unwrap()));
+    let entries = fts_store::StoreReader::open(sandbox.join("store")).unwrap().entries().to_vec();
+    let server = HostileServer::start_in(&sandbox.join("certs"));
+    let fresh = ["--timestamp-key", "ts/timestamp.pub", "--withheld-after", "2s"];
+
+    // 1. N = 1 superseded by M = 2, then M never sent: nothing applied.
+    server.push(superseded(&log, header_of(&entries[0], &tree), header_of(&entries[1], &tree)));
+    let run = poll(&sandbox, server.addr, "in", &fresh);
+    run.expect(0, "nothing refused, nothing applied, not yet withheld");
+    assert_eq!(since(&sandbox, "in"), 0, "N is not applied without its successor: {run:?}");
+    assert!(!sandbox.join("in/app.conf").exists());
+    let log_state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sandbox.join("in/.fts-state.json.log")).unwrap()).unwrap();
+    let behind_since = log_state["behind-since"][ID].as_u64().unwrap_or_else(|| panic!("{log_state:#}"));
+    while SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() <= behind_since + 2 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.push(superseded(&log, header_of(&entries[0], &tree), header_of(&entries[1], &tree)));
+    let run = poll(&sandbox, server.addr, "in", &fresh);
+    run.expect(4, "withheld");
+    assert!(run.stderr.contains("withheld"), "{run:?}");
+    assert_eq!(since(&sandbox, "in"), 0);
+
+    // 2. A supersession of an N whose leaf fails inclusion: not-logged.
+    let mut broken = header_of(&entries[0], &tree);
+    if let Some(proof) = broken.inclusion.as_mut() {
+        proof[0].0[0] ^= 1;
+    }
+    server.push(superseded(&log, broken, header_of(&entries[1], &tree)));
+    let run = poll(&sandbox, server.addr, "second", &[]);
+    run.expect(3, "refused");
+    assert!(run.stderr.contains("not-logged"), "{run:?}");
+    assert_eq!(since(&sandbox, "second"), 0);
+
+    // 3. By an M signed with a key the host does not trust: bad-supersession, N must
+    //    come whole.
+    server.push(superseded(&log, header_of(&entries[0], &tree), header_of(&entries[2], &tree)));
+    let run = poll(&sandbox, server.addr, "third", &[]);
+    run.expect(3, "refused");
+    assert!(run.stderr.contains("bad-supersession"), "{run:?}");
+    assert_eq!(since(&sandbox, "third"), 0);
+
+    // The control: superseded by the genuine M, then M whole, applies both.
+    let mut bytes = log.clone();
+    bytes.extend(
+        ServerFrame::Superseded(SupersededFrame {
+            entry: header_of(&entries[0], &tree),
+            by: header_of(&entries[1], &tree),
+        })
+        .encode()
+        .unwrap(),
+    );
+    bytes.extend(ServerFrame::File(header_of(&entries[1], &tree)).encode().unwrap());
+    bytes.extend_from_slice(b"version 2, kept back by the server\n");
+    bytes.extend(done_frame());
+    server.push(Answer::bytes(bytes));
+    poll(&sandbox, server.addr, "control", &[]).expect(0, "both applied");
+    assert_eq!(since(&sandbox, "control"), 2);
+    assert_eq!(
+        std::fs::read(sandbox.join("control/app.conf")).unwrap(),
+        b"version 2, kept back by the server\n"
+    );
+}
