@@ -166,6 +166,7 @@ fn main() -> Result<(), String> {
             checkpoint: note.clone(),
             consistency: tree.consistency_proof(recorded, n).map_err(|e| e.to_string())?,
             heads: head_proofs.clone(),
+            rotations: Vec::new(),
         };
         let frame_bytes = ServerFrame::Log(frame.clone()).encode().map_err(|e| e.to_string())?;
         let header_bytes = ServerFrame::File(header.clone()).encode().map_err(|e| e.to_string())?;
@@ -202,6 +203,7 @@ fn main() -> Result<(), String> {
             root: cp.root,
             origin: cp.origin.clone(),
             withdrawn: Default::default(),
+            keys: Default::default(),
         }
         .check_entry(header)
         .expect("inclusion");
@@ -270,6 +272,7 @@ fn main() -> Result<(), String> {
             checkpoint: note.clone(),
             consistency,
             heads: targets.iter().map(|t| (t.clone(), heads.prove(t))).collect(),
+            rotations: Vec::new(),
         }))
     };
     let behind = tree.consistency_proof(n - 1000, n).map_err(|e| e.to_string())?;

@@ -114,6 +114,28 @@ pub enum KeygenCommand {
     Revoke(KeygenRevokeArgs),
     /// Re-sign ca.crl with a fresh next-update time (run it from a timer)
     Crl(KeygenCrlArgs),
+    /// Rotate the release key to the pre-committed next key (next.key), in the store's
+    /// log: hosts follow without a new signing.pub
+    Rotate(KeygenRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenRotateArgs {
+    /// The folder of signing.key, signing.pub and (unless --next-key) next.key
+    #[arg(long, value_name = "DIR", default_value = "certs")]
+    pub dir: PathBuf,
+
+    /// The next key, where it is kept offline [default: DIR/next.key]
+    #[arg(long, value_name = "FILE")]
+    pub next_key: Option<PathBuf>,
+
+    /// The store folder
+    #[arg(long, value_name = "DIR", default_value = "store")]
+    pub store: PathBuf,
+
+    /// The current key is stolen or lost: sign the rotation with the next key alone
+    #[arg(long)]
+    pub recovery: bool,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@ pub fn run(command: Keygen) -> anyhow::Result<()> {
         Keygen::Sign(options) => sign(&options),
         Keygen::Revoke(options) => revoke(&options),
         Keygen::Crl(options) => crl(&options),
+        Keygen::Rotate(args) => crate::rotate::run(&args),
     }
 }
 
@@ -52,6 +53,13 @@ fn signing(options: &SigningOptions) -> anyhow::Result<()> {
         written.public_key_path.display()
     );
     println!("  key id {}", written.key_id);
+    println!(
+        "wrote {} (the next release key {}, committed to in {}): move it offline, apart from {}; `fts keygen rotate` uses it",
+        written.next_key_path.display(),
+        written.next_key_id,
+        written.public_key_path.display(),
+        written.key_path.display()
+    );
     println!(
         "  log origin {} (in {}: it names the log whose checkpoints this key signs)",
         written.log_origin,

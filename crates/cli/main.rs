@@ -16,6 +16,7 @@ mod log_writer;
 mod poll;
 mod publish;
 mod publisher;
+mod rotate;
 mod serve;
 mod status;
 mod stderr_line;

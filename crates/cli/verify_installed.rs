@@ -128,7 +128,10 @@ fn check_signature(
     };
     match trusted.verify(statement, &key_id, &signature) {
         Ok(_) => Ok(()),
-        Err(VerifyError::UntrustedKey { key_id }) => Err(Mismatch::UntrustedKey { state, key_id }),
+        // Without the log's positions, a retired key is not trusted here.
+        Err(VerifyError::UntrustedKey { key_id } | VerifyError::RetiredKey { key_id, .. }) => {
+            Err(Mismatch::UntrustedKey { state, key_id })
+        }
         Err(VerifyError::BadSignature { key_id }) => Err(Mismatch::BadSignature { state, key_id }),
     }
 }

@@ -605,8 +605,12 @@ fn log_frame(sandbox: &Sandbox, store: &str) -> (Vec<u8>, fts_log::merkle::Tree)
             (t, proof)
         })
         .collect();
-    let frame =
-        ServerFrame::Log(fts_proto::LogFrame { checkpoint: note, consistency: Vec::new(), heads: mine });
+    let frame = ServerFrame::Log(fts_proto::LogFrame {
+        checkpoint: note,
+        consistency: Vec::new(),
+        heads: mine,
+        rotations: Vec::new(),
+    });
     (frame.encode().expect("encode the log frame"), tree)
 }
 

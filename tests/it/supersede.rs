@@ -134,8 +134,12 @@ fn honest_log(sandbox: &Sandbox, note: Option<String>) -> (Vec<u8>, fts_log::mer
         .map(|t| fts_proto::Target::parse(t).unwrap())
         .map(|t| (t.clone(), heads.prove(&t)))
         .collect();
-    let frame =
-        ServerFrame::Log(fts_proto::LogFrame { checkpoint: note, consistency: Vec::new(), heads: mine });
+    let frame = ServerFrame::Log(fts_proto::LogFrame {
+        checkpoint: note,
+        consistency: Vec::new(),
+        heads: mine,
+        rotations: Vec::new(),
+    });
     (frame.encode().unwrap(), tree)
 }
 

@@ -18,6 +18,7 @@ pub enum Keygen {
     Sign(SignOptions),
     Revoke(RevokeOptions),
     Crl(CrlOptions),
+    Rotate(crate::args::KeygenRotateArgs),
 }
 
 impl Keygen {
@@ -60,6 +61,7 @@ impl Keygen {
             KeygenCommand::Revoke(args) => {
                 Keygen::Revoke(RevokeOptions { dir: args.crl.dir, id: args.id, crl_days: args.crl.crl_days })
             }
+            KeygenCommand::Rotate(args) => Keygen::Rotate(args),
             KeygenCommand::Crl(args) => {
                 Keygen::Crl(CrlOptions { dir: args.crl.dir, crl_days: args.crl.crl_days })
             }

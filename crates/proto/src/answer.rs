@@ -103,6 +103,7 @@ impl ServerFrame {
                 checkpoint: required(&object, "checkpoint").map_err(bad)?,
                 consistency: optional(&object, "consistency").map_err(bad)?.unwrap_or_default(),
                 heads: optional(&object, "heads").map_err(bad)?.unwrap_or_default(),
+                rotations: optional(&object, "rotations").map_err(bad)?.unwrap_or_default(),
             })),
             "withdrawn" => Ok(ServerFrame::Withdrawn(WithdrawnFrame {
                 entry: bodiless(FileHeader::from_object(&object)?)?,

@@ -32,6 +32,7 @@
 //!   signed [`Note`] that carries it, the cosignature message and the statement leaf;
 //! - [`base64`]: the one strict base64 of every field that carries bytes;
 //! - [`statement`]: the bytes of the signed statement of section 5;
+//! - [`rotate`]: the rotation statement of section 8.3 and its proof in a `log` frame;
 //! - [`withdraw`]: the withdrawal statement of section 8.1 and the leaf of any signed text;
 //! - [`printable`](mod@printable): peer text made safe to print or log ([`Printable`]).
 //!
@@ -62,6 +63,7 @@ pub mod log;
 pub mod names;
 pub mod printable;
 pub mod request;
+pub mod rotate;
 pub mod seq;
 pub mod statement;
 pub mod wire_int;
@@ -87,6 +89,9 @@ pub use printable::{Printable, printable};
 pub use request::{
     AlarmName, Features, MAX_ALARMS, MAX_FEATURES, MAX_HELD, MAX_KEYS, MAX_REPORTS, PROTOCOL_VERSION,
     REQUEST_TYPE_POLL, RejectReason, Report, Request, Resume,
+};
+pub use rotate::{
+    MAX_ROTATIONS, ROTATE_TAG, RawKey, RotateStatement, RotationProof, RotationSignature, SignedRotation,
 };
 pub use seq::Seq;
 pub use statement::{STATEMENT_TAG, Signer, Statement};

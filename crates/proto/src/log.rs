@@ -106,6 +106,10 @@ pub struct LogFrame {
     pub consistency: Vec<LogHash>,
     /// For each of the client's targets, the proof of its head.
     pub heads: BTreeMap<Target, HeadProof>,
+    /// Every rotation of the log's release key the checkpoint covers, in order, each
+    /// with its inclusion proof (PROTOCOL.md section 8.3); absent when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotations: Vec<crate::rotate::RotationProof>,
 }
 
 #[cfg(test)]

@@ -422,6 +422,9 @@ pub enum RejectReason {
     /// An entry this host had installed has since been withdrawn: the file stays
     /// (removal is the host's policy, `--exec-withdrawn`), and this says so.
     WithdrawnInstalled,
+    /// The entry is signed by a key a rotation retired, and is not a leaf below that
+    /// rotation (PROTOCOL.md section 8.3).
+    RetiredKey,
     /// A supersession or withdrawal the client could not accept (PROTOCOL.md
     /// section 8.2): the entry must come whole.
     BadSupersession,
@@ -434,7 +437,7 @@ impl RejectReason {
     /// The longest unknown reason accepted as [`RejectReason::Other`].
     pub const MAX_OTHER_LEN: usize = 32;
 
-    const KNOWN: [(RejectReason, &'static str); 17] = [
+    const KNOWN: [(RejectReason, &'static str); 18] = [
         (RejectReason::BadHeader, "bad-header"),
         (RejectReason::BadName, "bad-name"),
         (RejectReason::WrongTarget, "wrong-target"),
@@ -452,6 +455,7 @@ impl RejectReason {
         (RejectReason::Withdrawn, "withdrawn"),
         (RejectReason::WithdrawnInstalled, "withdrawn-installed"),
         (RejectReason::BadSupersession, "bad-supersession"),
+        (RejectReason::RetiredKey, "retired-key"),
     ];
 
     /// A known reason by its wire spelling, an unknown one that looks like a reason

@@ -84,6 +84,14 @@ pub enum StoreError {
     #[error("a publish needs at least one target")]
     NoTargets,
 
+    /// A signing key this store no longer accepts (a rotation retired it), or a
+    /// rotation that does not follow the store's last one. `detail` says which.
+    #[error("{detail}")]
+    Key {
+        /// What is wrong, in words.
+        detail: String,
+    },
+
     /// A withdrawal that cannot be made: no such entry, one already withdrawn, or
     /// nothing earlier to restore. `detail` says which, in words.
     #[error("{detail}")]

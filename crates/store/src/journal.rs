@@ -37,8 +37,8 @@ use std::sync::Arc;
 
 use fts_proto::checkpoint::Origin;
 use fts_proto::{
-    FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Seq, Signature, Statement, Target, WithdrawReason,
-    WithdrawStatement,
+    FileHash, FileName, KeyId, MAX_WIRE_INT, Published, RawKey, RotateStatement, RotationSignature, Seq,
+    Signature, SignedRotation, Statement, Target, WithdrawReason, WithdrawStatement,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -80,6 +80,41 @@ pub(crate) enum Record {
     /// A signed withdrawal of one entry (docs/PROTOCOL.md section 8.1): a log leaf
     /// of its own, without a seq.
     Withdraw(WithdrawRecord),
+    /// A rotation of the release key (docs/PROTOCOL.md section 8.3): a log leaf.
+    Rotate(RotateRecord),
+}
+
+/// A rotation as the journal keeps it: the statement's fields and its signatures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct RotateRecord {
+    pub origin: Origin,
+    pub number: u64,
+    pub retired: RawKey,
+    pub key: RawKey,
+    pub next: FileHash,
+    pub time: Published,
+    pub signatures: Vec<RotationSignature>,
+}
+
+impl RotateRecord {
+    pub(crate) fn of(r: &SignedRotation) -> RotateRecord {
+        let s = &r.statement;
+        RotateRecord {
+            origin: s.origin.clone(),
+            number: s.number,
+            retired: s.retired,
+            key: s.key,
+            next: s.next,
+            time: s.time.clone(),
+            signatures: r.signatures.clone(),
+        }
+    }
+
+    fn into_rotation(self) -> SignedRotation {
+        let RotateRecord { origin, number, retired, key, next, time, signatures } = self;
+        SignedRotation { statement: RotateStatement { origin, number, retired, key, next, time }, signatures }
+    }
 }
 
 /// A withdrawal as the journal keeps it: the statement's fields, its key and
@@ -140,6 +175,14 @@ pub(crate) struct RecordEntry {
     pub target: Target,
     pub seq: Seq,
     pub signature: Signature,
+}
+
+/// Where a leaf's record is, for [`JournalIndex::leaves`].
+#[derive(Debug, Clone, Copy)]
+enum LeafRef {
+    Entry(usize),
+    Withdrawal(usize),
+    Rotation(usize),
 }
 
 /// The checksum of a record's JSON: the first 8 bytes of its SHA-256.
@@ -240,7 +283,9 @@ pub(crate) struct JournalIndex {
     pub withdrawals: Vec<WithdrawalEntry>,
     /// Per withdrawn (target, seq), its withdrawal's index in `withdrawals`.
     pub withdrawn: HashMap<(Target, Seq), usize>,
-    /// How many log leaves the records hold: entries and withdrawals.
+    /// All rotations, in order, each with its leaf index.
+    pub rotations: Vec<(u64, SignedRotation)>,
+    /// How many log leaves the records hold: entries, withdrawals and rotations.
     pub leaf_count: u64,
     /// Per target, positions in `entries`: seq `n` at index `n - 1`.
     pub by_target: BTreeMap<Target, Vec<usize>>,
@@ -298,15 +343,70 @@ impl JournalIndex {
             .filter(|m| self.withdrawal(&m.statement.target, m.statement.seq).is_none())
     }
 
-    /// Every leaf's bytes, in log order (entries and withdrawals merged by position).
+    /// Every leaf's bytes, in log order (entries, withdrawals and rotations merged
+    /// by position).
     pub(crate) fn leaves(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
-        let mut entries = self.entries.iter().peekable();
-        let mut withdrawals = self.withdrawals.iter().peekable();
-        std::iter::from_fn(move || match (entries.peek(), withdrawals.peek()) {
-            (Some(e), Some(w)) if w.position < e.position => withdrawals.next().map(WithdrawalEntry::leaf),
-            (Some(_), _) => entries.next().map(Entry::leaf),
-            (None, _) => withdrawals.next().map(WithdrawalEntry::leaf),
+        let mut order: Vec<(u64, LeafRef)> = Vec::with_capacity(self.leaf_count as usize);
+        order.extend(self.entries.iter().enumerate().map(|(i, e)| (e.position, LeafRef::Entry(i))));
+        order.extend(self.withdrawals.iter().enumerate().map(|(i, w)| (w.position, LeafRef::Withdrawal(i))));
+        order.extend(self.rotations.iter().enumerate().map(|(i, (p, _))| (*p, LeafRef::Rotation(i))));
+        order.sort_unstable_by_key(|(position, _)| *position);
+        order.into_iter().map(move |(_, leaf)| match leaf {
+            LeafRef::Entry(i) => self.entries[i].leaf(),
+            LeafRef::Withdrawal(i) => self.withdrawals[i].leaf(),
+            LeafRef::Rotation(i) => self.rotations[i].1.leaf(),
         })
+    }
+
+    /// The key the newest rotation made active (`None` before any rotation): the one
+    /// key that may sign from then on.
+    pub(crate) fn active_key(&self) -> Option<RawKey> {
+        self.rotations.last().map(|(_, r)| r.statement.key)
+    }
+
+    /// The log's origin, as a withdrawal or rotation named it.
+    fn named_origin(&self) -> Option<&Origin> {
+        self.withdrawals
+            .first()
+            .map(|w| &w.statement.origin)
+            .or_else(|| self.rotations.first().map(|(_, r)| &r.statement.origin))
+    }
+
+    /// Checks a rotate record against the journal's rules (numbers run 1, 2, 3, ...;
+    /// each retires the key the previous one made active; one origin; time never goes
+    /// backwards), then adds it. Its signatures are the hosts' to check.
+    fn apply_rotate(&mut self, record: RotateRecord) -> Result<(), String> {
+        let expected = self.rotations.len() as u64 + 1;
+        if record.number != expected {
+            return Err(format!("rotation {} where {expected} was expected", record.number));
+        }
+        if let Some(active) = self.active_key()
+            && record.retired != active
+        {
+            return Err(format!("rotation {} retires a key that is not the active one", record.number));
+        }
+        if let Some(origin) = self.named_origin()
+            && *origin != record.origin
+        {
+            return Err(format!(
+                "rotation {} names the log {}, an earlier record {origin}",
+                record.number, record.origin
+            ));
+        }
+        if let Some(last) = &self.last_published
+            && record.time < *last
+        {
+            return Err(format!("rotation time {} is before the previous record's, {last}", record.time));
+        }
+        self.apply_rotation(record.into_rotation());
+        Ok(())
+    }
+
+    /// Adds a rotation already checked.
+    pub(crate) fn apply_rotation(&mut self, rotation: SignedRotation) {
+        self.last_published = Some(rotation.statement.time.clone());
+        self.rotations.push((self.leaf_count, rotation));
+        self.leaf_count += 1;
     }
 
     /// Checks a withdraw record against the journal's rules (it withdraws an entry
@@ -328,13 +428,10 @@ impl JournalIndex {
         if self.withdrawn.contains_key(&(record.target.clone(), record.seq)) {
             return Err(format!("{} seq {} is withdrawn twice", record.target, record.seq));
         }
-        if let Some(first) = self.withdrawals.first()
-            && first.statement.origin != record.origin
+        if let Some(origin) = self.named_origin()
+            && *origin != record.origin
         {
-            return Err(format!(
-                "a withdrawal names the log {}, an earlier one {}",
-                record.origin, first.statement.origin
-            ));
+            return Err(format!("a withdrawal names the log {}, an earlier record {origin}", record.origin));
         }
         if let Some(last) = &self.last_published
             && record.withdrawn < *last
@@ -478,6 +575,7 @@ impl JournalIndex {
             Record::Store(_) => Err("a second store header".into()),
             Record::Publish(publish) => self.apply(publish),
             Record::Withdraw(withdraw) => self.apply_withdraw(withdraw),
+            Record::Rotate(rotate) => self.apply_rotate(rotate),
         }
     }
 }

@@ -28,7 +28,10 @@ use fts_fs::{Dir, FileMode, WriteOptions};
 use fts_log::heads::{Head, HeadsTree};
 use fts_log::merkle::{Tree, leaf_hash};
 use fts_proto::checkpoint::{Checkpoint, Note, Origin};
-use fts_proto::{STATEMENT_TAG, Seq, Signer, Target, WITHDRAW_TAG};
+use fts_proto::{
+    ROTATE_TAG, RawKey, RotateStatement, RotationSignature, STATEMENT_TAG, Seq, SignedRotation, Signer,
+    Target, WITHDRAW_TAG,
+};
 
 use crate::entry::Entry;
 use crate::error::{Result, StoreError};
@@ -68,6 +71,8 @@ pub enum LeafKind {
         /// The withdrawn entry's seq.
         seq: Seq,
     },
+    /// A rotation of the release key (`fts-rotate-v1`), as signed.
+    Rotation(Box<SignedRotation>),
 }
 
 /// The kind of a leaf (its tag line, then its target and seq lines; a withdrawal's
@@ -87,15 +92,47 @@ pub fn leaf_kind(leaf: &[u8]) -> Option<LeafKind> {
             let seq = Seq::new(lines.next()?.parse().ok()?)?;
             Some(LeafKind::Withdrawal { target, seq })
         }
+        ROTATE_TAG => parse_rotation(leaf).map(|r| LeafKind::Rotation(Box::new(r))),
         _ => None,
     }
+}
+
+/// A rotation leaf read back: its statement, then its `key-id`/`signature` pairs.
+/// `None` unless the bytes are exactly what [`SignedRotation::leaf`] writes.
+fn parse_rotation(leaf: &[u8]) -> Option<SignedRotation> {
+    let text = std::str::from_utf8(leaf).ok()?;
+    let lines: Vec<&str> = text.strip_suffix('\n')?.split('\n').collect();
+    let raw = |s: &str| fts_proto::base64::decode_fixed(s).map(RawKey);
+    let (head, pairs) = lines.split_at_checked(7)?;
+    let statement = RotateStatement {
+        origin: Origin::parse(head[1]).ok()?,
+        number: head[2].parse().ok()?,
+        retired: raw(head[3])?,
+        key: raw(head[4])?,
+        next: fts_proto::FileHash::parse(head[5]).ok()?,
+        time: fts_proto::Published::parse(head[6]).ok()?,
+    };
+    let mut signatures = Vec::new();
+    for pair in pairs.chunks(2) {
+        let [id, sig] = pair else { return None };
+        signatures.push(RotationSignature {
+            key_id: serde_json::from_value(serde_json::Value::String(id.strip_prefix("key-id ")?.to_owned()))
+                .ok()?,
+            signature: serde_json::from_value(serde_json::Value::String(
+                sig.strip_prefix("signature ")?.to_owned(),
+            ))
+            .ok()?,
+        });
+    }
+    let rotation = SignedRotation { statement, signatures };
+    (rotation.leaf() == leaf).then_some(rotation)
 }
 
 /// The target and seq a statement leaf is about, or `None` for any other leaf.
 pub fn leaf_target_seq(leaf: &[u8]) -> Option<(Target, u64)> {
     match leaf_kind(leaf)? {
         LeafKind::Entry { target, seq } => Some((target, seq)),
-        LeafKind::Withdrawal { .. } => None,
+        LeafKind::Withdrawal { .. } | LeafKind::Rotation(_) => None,
     }
 }
 
@@ -166,6 +203,7 @@ pub fn heads_of(leaves: &[LeafKind]) -> BTreeMap<Target, Head> {
                     head.withdrawn.insert(at, *seq);
                 }
             }
+            LeafKind::Rotation(_) => {}
         }
     }
     heads

@@ -35,8 +35,9 @@ use fts_fs::stream::{CHUNK, DISK_BUFFERS, DiskWriter, read_full};
 use fts_fs::{Dir, FileMode, TempFile};
 use fts_proto::checkpoint::{Checkpoint, Origin};
 use fts_proto::{
-    ErrorChain, FileHash, FileName, KeyId, MAX_WIRE_INT, Published, Seq, Signature, Signer, Statement,
-    Target, WithdrawReason, WithdrawStatement,
+    ErrorChain, FileHash, FileName, KeyId, MAX_WIRE_INT, Published, RawKey, RotateStatement,
+    RotationSignature, Seq, Signature, SignedRotation, Signer, Statement, Target, WithdrawReason,
+    WithdrawStatement,
 };
 use sha2::{Digest, Sha256};
 
@@ -44,7 +45,7 @@ use crate::entry::{Entry, WithdrawalEntry};
 use crate::error::{NotAStore, Result, StoreError};
 use crate::journal::{
     HeaderRecord, JournalDamage, JournalIndex, MAX_RECORD_LEN, PublishRecord, Record, RecordEntry,
-    WithdrawRecord, encode_line, read_line, valid_record_after,
+    RotateRecord, WithdrawRecord, encode_line, read_line, valid_record_after,
 };
 use crate::layout::{self, BLOBS, JOURNAL, LOCK, OWN_NAMES, TMP};
 use crate::log;
@@ -266,6 +267,7 @@ impl Store {
             .open(&journal_path)
             .map_err(StoreError::io("open", &journal_path))?;
         let index = load_for_append(&journal, &journal_path)?;
+        check_signer(&index, &signer.key_id())?;
         // Before the record: a store its log refuses gets nothing written to it.
         let log = log::LogAppend::open(&self.dir, index.leaves(), self.log_origin.as_ref())?;
 
@@ -296,6 +298,71 @@ impl Store {
         Ok(entries)
     }
 
+    /// Rotates the store's release key (`fts keygen rotate`, docs/PROTOCOL.md section
+    /// 8.3): under the publish lock, builds the rotation statement (this log's origin,
+    /// the next number, `retired` (the active key), the new `key`, the commitment
+    /// `next` to the key after it, a time after every record's), has `sign` sign it
+    /// (the new key first, then the retired one for a planned rotation), appends it as
+    /// one record and one leaf, and signs the checkpoint with `new_signer` (the new
+    /// key): from here on only it signs. Refuses a `retired` key that is not the
+    /// active one (the last rotation's, or the one that signed the newest entry).
+    pub fn rotate<S: Signer + ?Sized>(
+        &self,
+        retired: RawKey,
+        key: RawKey,
+        next: FileHash,
+        new_signer: &S,
+        sign: impl FnOnce(&RotateStatement) -> Vec<RotationSignature>,
+        now: SystemTime,
+    ) -> Result<SignedRotation> {
+        let _lock = self.lock()?;
+        let journal_path = self.dir.join(JOURNAL);
+        let mut journal = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&journal_path)
+            .map_err(StoreError::io("open", &journal_path))?;
+        let index = load_for_append(&journal, &journal_path)?;
+        let active = match (index.active_key(), index.entries.last()) {
+            (Some(active), _) => key_id_of(&active),
+            (None, Some(newest)) => newest.key_id,
+            (None, None) => key_id_of(&retired),
+        };
+        if key_id_of(&retired) != active {
+            return Err(StoreError::Key {
+                detail: format!(
+                    "the key this rotation retires, {}, is not this store's release key, {active}",
+                    key_id_of(&retired)
+                ),
+            });
+        }
+        if key_id_of(&key) != new_signer.key_id() {
+            return Err(StoreError::Key {
+                detail: "the new key and the key signing the checkpoint differ".into(),
+            });
+        }
+        let log = log::LogAppend::open(&self.dir, index.leaves(), self.log_origin.as_ref())?;
+        let statement = RotateStatement {
+            origin: log.origin().clone(),
+            number: index.rotations.len() as u64 + 1,
+            retired,
+            key,
+            next,
+            time: next_published(&index, now),
+        };
+        let signatures = sign(&statement);
+        let rotation = SignedRotation { statement, signatures };
+        let bytes = encode_line(&Record::Rotate(RotateRecord::of(&rotation)))?;
+        journal.seek(SeekFrom::Start(index.good_end)).map_err(StoreError::io("seek in", &journal_path))?;
+        if let Err(e) = fts_fs::append_durably(&journal, &bytes, &journal_path) {
+            let _ = fts_fs::truncate_durably(&journal, index.good_end, &journal_path);
+            return Err(e.into());
+        }
+        tracing::info!(number = rotation.statement.number, key = %new_signer.key_id(), "rotated the release key");
+        log.sign(&[rotation.leaf()], new_signer)?;
+        Ok(rotation)
+    }
+
     /// Withdraws entry `seq` of `target` (`fts withdraw`, docs/PROTOCOL.md section
     /// 8.1): signs a withdrawal of its statement in this store's log and appends it,
     /// as one record and one leaf, under the publish lock. With `restore_previous`,
@@ -322,6 +389,7 @@ impl Store {
             .open(&journal_path)
             .map_err(StoreError::io("open", &journal_path))?;
         let index = load_for_append(&journal, &journal_path)?;
+        check_signer(&index, &signer.key_id())?;
         let Some(entry) = index.entry(target, seq).cloned() else {
             return refuse(format!(
                 "{target} has no entry {seq}: it has {} (see `fts log --target {target}`)",
@@ -424,6 +492,29 @@ impl Store {
             }
         }
     }
+}
+
+/// Refuses a signer other than the key the store's last rotation made active.
+fn check_signer(index: &JournalIndex, signer: &KeyId) -> Result<()> {
+    match index.active_key() {
+        Some(active) if key_id_of(&active) != *signer => Err(StoreError::Key {
+            detail: format!(
+                "this store's release key is {} since rotation {}: key {signer} was retired and hosts refuse what it signs (`fts log --keys` lists them)",
+                key_id_of(&active),
+                index.rotations.len()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The key id of a raw public key (PROTOCOL.md section 5): the first 8 bytes of its
+/// SHA-256.
+fn key_id_of(key: &RawKey) -> KeyId {
+    let digest = Sha256::digest(key.0);
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&digest[..8]);
+    KeyId::from_prefix(prefix)
 }
 
 /// What [`Store::withdraw`] did.

@@ -582,6 +582,11 @@ impl StoreSnapshot {
         self.index.leaves()
     }
 
+    /// The rotations of the release key, in order, each with its leaf index.
+    pub fn rotations(&self) -> &[(u64, fts_proto::SignedRotation)] {
+        &self.index.rotations
+    }
+
     /// How many log leaves the journal holds.
     pub fn leaf_count(&self) -> u64 {
         self.index.leaf_count

@@ -14,7 +14,7 @@ use fts_fs::{Dir, FileIdentity, FileStat};
 use fts_log::heads::HeadsTree;
 use fts_log::merkle::{Tree, leaf_hash};
 use fts_proto::checkpoint::{Checkpoint, Note};
-use fts_proto::{HeadProof, LogFrame, LogHash, ProtoError, ServerFrame, Target};
+use fts_proto::{HeadProof, LogFrame, LogHash, ProtoError, RotationProof, ServerFrame, Target};
 
 use crate::log::{self, CHECKPOINT, COSIGNATURES, LEAVES, LOG, StoredCheckpoint};
 
@@ -31,6 +31,8 @@ pub struct ServedLog {
     pub newest_cosignature: Option<u64>,
     tree: Tree,
     heads: HeadsTree,
+    /// Every rotation the checkpoint covers, with its proof (sent in every frame).
+    rotations: Vec<RotationProof>,
     /// Encoded `log` frames by (targets, `log-size`): a host asks the same every poll,
     /// so its proofs are computed once per checkpoint and shared ([`Self::frame`]).
     frames: Mutex<HashMap<FrameKey, Arc<Vec<u8>>>>,
@@ -86,6 +88,7 @@ impl ServedLog {
             checkpoint: self.note.clone(),
             consistency: self.consistency(log_size).unwrap_or_default(),
             heads: targets.iter().map(|t| (t.clone(), self.head_proof(t))).collect(),
+            rotations: self.rotations.clone(),
         })
         .encode()?;
         let frame = Arc::new(frame);
@@ -188,12 +191,25 @@ impl LogWatch {
         let (note, newest) = with_cosignatures(store, &stored);
         let mut tree = self.tree.clone();
         tree.truncate(stored.checkpoint.size);
+        let size = stored.checkpoint.size;
+        let rotations = (self.kinds.iter().enumerate())
+            .take(usize::try_from(size).unwrap_or(usize::MAX))
+            .filter_map(|(index, kind)| match kind {
+                log::LeafKind::Rotation(rotation) => Some(RotationProof {
+                    rotation: (**rotation).clone(),
+                    log_index: index as u64,
+                    inclusion: tree.inclusion_proof(index as u64, size).ok()?,
+                }),
+                _ => None,
+            })
+            .collect();
         self.served = Some(Arc::new(ServedLog {
             checkpoint: stored.checkpoint,
             note,
             newest_cosignature: newest,
             tree,
             heads,
+            rotations,
             frames: Mutex::default(),
         }));
     }

@@ -239,6 +239,17 @@ pub enum VerifyError {
         /// The key id the entry carries.
         key_id: KeyId,
     },
+    #[error(
+        "signing key {key_id} was retired by a rotation at log leaf {below}: it signs only entries below it"
+    )]
+    /// The entry names a key a rotation retired, and is not a leaf below the
+    /// rotation (or its place in the log is not known).
+    RetiredKey {
+        /// The key id the entry carries.
+        key_id: KeyId,
+        /// The leaf index of the rotation that retired it.
+        below: u64,
+    },
 }
 
 /// Why a certificate cannot identify a client (PROTOCOL.md section 4). The

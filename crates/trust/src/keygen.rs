@@ -41,6 +41,7 @@ use crate::files::{MAX_CREDENTIAL_FILE, Mode, read_bounded, refuse_existing, wri
 use crate::issued::{self, IssuedKind, IssuedRecord, Serial};
 use crate::note::TimestampKey;
 use crate::pem;
+use crate::rotation::{NextKey, commitment};
 use crate::signing::SigningKey;
 use crate::x509_subject::{SubjectAttribute, sign_with_subject};
 
@@ -56,6 +57,9 @@ pub const SERVER_KEY_FILE: &str = "server.key";
 pub const SIGNING_KEY_FILE: &str = "signing.key";
 /// The release public key's file name, the one hosts trust (`--trust`).
 pub const SIGNING_PUB_FILE: &str = "signing.pub";
+/// The next release key's file name (mode 0600): made with the signing key, kept
+/// offline apart from it, used only to rotate to it (docs/OPERATIONS.md).
+pub const NEXT_KEY_FILE: &str = "next.key";
 /// The file beside the signing key that names its log: the origin and a newline.
 pub const LOG_ORIGIN_FILE: &str = "log-origin";
 /// The timestamp key's file name (mode 0600, timestamp machine only).
@@ -157,6 +161,10 @@ pub struct SigningKeyWritten {
     pub key_id: KeyId,
     /// Where the log's origin was written.
     pub origin_path: PathBuf,
+    /// Where the next key was written (mode 0600), to be moved offline.
+    pub next_key_path: PathBuf,
+    /// The next key's id.
+    pub next_key_id: KeyId,
     /// The origin of the log the key signs.
     pub log_origin: Origin,
 }
@@ -345,11 +353,36 @@ pub fn signing(opts: &SigningOptions) -> Result<SigningKeyWritten, Error> {
         Some(origin) => origin.clone(),
         None => random_origin()?,
     };
+    let next_key_path = opts.dir.join(NEXT_KEY_FILE);
+    prepare(&opts.dir, &[&next_key_path], opts.force)?;
     let key = SigningKey::generate()?;
+    let next = SigningKey::generate()?;
     key.save(&key_path, opts.force)?;
-    key.public_key().save(&public_key_path, opts.force)?;
+    next.save(&next_key_path, opts.force)?;
+    let next_key = NextKey { next: commitment(&next.public_key()), rotation: 0 };
+    write_trust_file(&public_key_path, &key.public_key(), &next_key, opts.force)?;
     write_atomic(&origin_path, format!("{log_origin}\n").as_bytes(), Mode::Public, opts.force)?;
-    Ok(SigningKeyWritten { key_path, public_key_path, key_id: key.key_id(), origin_path, log_origin })
+    Ok(SigningKeyWritten {
+        key_path,
+        public_key_path,
+        key_id: key.key_id(),
+        origin_path,
+        log_origin,
+        next_key_path,
+        next_key_id: next.key_id(),
+    })
+}
+
+/// Writes a host's trust file: the key's PEM block, then its commitment lines
+/// ([`NextKey::to_lines`]), which releases that do not know them skip.
+pub fn write_trust_file(
+    path: &Path,
+    key: &crate::PublicKey,
+    next: &NextKey,
+    force: bool,
+) -> Result<(), Error> {
+    let text = format!("{}{}", key.to_pem(), next.to_lines());
+    write_atomic(path, text.as_bytes(), Mode::Public, force)
 }
 
 /// `fts.local/` and 16 random lower-case hex digits: a log name that no other log has.

@@ -80,6 +80,7 @@ pub mod note;
 pub mod pem;
 pub mod refusals;
 pub mod revocation;
+pub mod rotation;
 pub mod signing;
 pub mod tls;
 mod verified_chains;
@@ -93,5 +94,6 @@ pub use note::{
     Cosigned, TimestampKey, TimestampPublic, VerifiedCheckpoint, verify_checkpoint,
     verify_checkpoint_any_origin, verify_cosignatures,
 };
+pub use rotation::{KeyRing, NextKey, commitment};
 pub use signing::{PublicKey, SigningKey, TrustedKeys, Verified};
 pub use tls::{ALPN, ClientAuth, OlderCrls, client_config, server_config};

@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, VerifyError};
 use crate::files::{MAX_CREDENTIAL_FILE, Mode, read_bounded, write_atomic};
 use crate::pem;
+use crate::rotation::NextKey;
 
 /// RFC 8410 PKCS#8 v1 prefix of an Ed25519 private key; the 32-byte seed follows.
 const PKCS8_V1_PREFIX: [u8; 16] =
@@ -199,6 +200,9 @@ impl fmt::Debug for PublicKey {
 #[derive(Debug, Clone, Default)]
 pub struct TrustedKeys {
     keys: BTreeMap<KeyId, PublicKey>,
+    /// Per key whose trust file carries one, the commitment to its next key
+    /// ([`crate::rotation`]).
+    next_keys: BTreeMap<KeyId, NextKey>,
 }
 
 impl TrustedKeys {
@@ -210,7 +214,12 @@ impl TrustedKeys {
         let mut trusted = TrustedKeys::default();
         for path in paths {
             let path = path.as_ref();
-            trusted.insert(PublicKey::load(path)?, path)?;
+            let text = read_bounded(path, MAX_CREDENTIAL_FILE)?;
+            let key = PublicKey::from_pem(&text, path)?;
+            trusted.insert(key, path)?;
+            if let Some(next) = NextKey::from_text(&text, path)? {
+                trusted.next_keys.insert(key.key_id(), next);
+            }
         }
         Ok(trusted)
     }
@@ -228,6 +237,20 @@ impl TrustedKeys {
                 Ok(())
             }
         }
+    }
+
+    /// Adds a key with its commitment to the next (a key ring's active keys).
+    pub(crate) fn insert_with_next(&mut self, key: PublicKey, next: Option<NextKey>) {
+        self.keys.insert(key.key_id(), key);
+        if let Some(next) = next {
+            self.next_keys.insert(key.key_id(), next);
+        }
+    }
+
+    /// The commitment to the next key of the trusted key `id`, if its trust file
+    /// holds one.
+    pub fn next_key(&self, id: &KeyId) -> Option<NextKey> {
+        self.next_keys.get(id).copied()
     }
 
     /// The ids of the trusted keys, for logs and `fts status`.
@@ -281,6 +304,13 @@ impl TrustedKeys {
             .verify_strict(&withdrawal.to_bytes(), &signature)
             .map_err(|_| VerifyError::BadSignature { key_id: *key_id })?;
         Ok(Verified { value: withdrawal, key_id: *key_id })
+    }
+}
+
+impl<T> Verified<T> {
+    /// Only this crate's checks make one.
+    pub(crate) fn new(value: T, key_id: KeyId) -> Self {
+        Verified { value, key_id }
     }
 }
 

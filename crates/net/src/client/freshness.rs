@@ -31,7 +31,7 @@ use fts_proto::{
 use fts_trust::note::{
     TimestampPublic, verify_checkpoint, verify_checkpoint_any_origin, verify_cosignatures,
 };
-use fts_trust::{TrustedKeys, Verified};
+use fts_trust::{KeyRing, TrustedKeys, Verified};
 use serde::{Deserialize, Serialize};
 
 use crate::client::state::StateError;
@@ -136,6 +136,10 @@ pub struct LogState {
     /// The raised alarms.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub alarms: BTreeMap<AlarmName, Alarm>,
+    /// The release keys as verified rotations left them (PROTOCOL.md section 8.3):
+    /// absent until the first checkpoint that carries a rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<KeyRing>,
 }
 
 impl LogState {
@@ -164,6 +168,8 @@ pub enum AnswerLog {
         /// Per target, the withdrawn seqs its verified head lists (PROTOCOL.md
         /// section 8.1): none of them is ever installed.
         withdrawn: Arc<BTreeMap<Target, Vec<Seq>>>,
+        /// The release keys after the answer's rotations.
+        keys: Arc<KeyRing>,
     },
     /// The answer had no `log` frame, and the host has never verified a checkpoint:
     /// validly signed entries install (and `stale` says the log was not seen).
@@ -206,12 +212,8 @@ impl AnswerLog {
     /// the verified head lists it, the withdrawal's leaf (the statement for this
     /// log's origin and this entry's bytes) is in the checkpoint, and it is signed by
     /// a key the host trusts now. `Err` says why it is refused.
-    pub fn check_withdrawal(
-        &self,
-        frame: &WithdrawnFrame,
-        trusted: &TrustedKeys,
-    ) -> Result<WithdrawStatement, String> {
-        let AnswerLog::Verified { size, root, origin, .. } = self else {
+    pub fn check_withdrawal(&self, frame: &WithdrawnFrame) -> Result<WithdrawStatement, String> {
+        let AnswerLog::Verified { size, root, origin, keys, .. } = self else {
             return Err("a withdrawal is accepted only in an answer whose checkpoint verified".into());
         };
         let entry = frame.entry.statement();
@@ -224,11 +226,18 @@ impl AnswerLog {
         verify_inclusion(w.log_index, *size, &leaf, &w.inclusion, root).map_err(|e| {
             format!("the withdrawal's inclusion proof at leaf {} of {size} fails: {e}", w.log_index)
         })?;
-        trusted
+        keys.trusted_now()
             .verify_withdrawal(statement, &w.key_id, &w.signature)
             .map(Verified::into_inner)
             .map_err(|e| format!("the withdrawal's signature: {}", ErrorChain(&e)))
     }
+}
+
+/// The origin a checkpoint note claims (its first line), before anything of it is
+/// verified: what rotations are checked against.
+fn claimed_origin(note: &str) -> Option<Origin> {
+    let parsed = fts_proto::checkpoint::Note::parse(note).ok()?;
+    Checkpoint::parse_text(&parsed.text).ok().map(|c| c.origin)
 }
 
 /// The log state with its file, and the settings it is judged by.
@@ -337,6 +346,15 @@ impl LogBook {
         &self.state
     }
 
+    /// The release keys this host trusts, as verified rotations left them: the
+    /// recorded ring while it grew from `trusted` (the trust files), else `trusted`'s.
+    pub fn keyring(&self, trusted: &TrustedKeys) -> KeyRing {
+        match &self.state.keys {
+            Some(ring) => ring.clone().for_trusted(trusted),
+            None => KeyRing::from_trusted(trusted),
+        }
+    }
+
     /// The settings.
     pub fn settings(&self) -> &LogSettings {
         &self.settings
@@ -370,9 +388,22 @@ impl LogBook {
         targets: &[Target],
         now: u64,
     ) -> AnswerLog {
+        // The rotations first: the checkpoint is signed by the key they lead to. Each
+        // is authenticated by the commitment this host holds; its place in the log is
+        // checked below, against the checkpoint the new keys verify.
+        let claimed = self.state.origin.clone().or_else(|| claimed_origin(&frame.checkpoint));
+        let ring = self.keyring(trusted);
+        let (ring, rotations) = match &claimed {
+            Some(origin) => match ring.advance(origin, &frame.rotations) {
+                Ok(advanced) => advanced,
+                Err(why) => return self.unproven(format!("a rotation of the release key is refused: {why}")),
+            },
+            None => (ring, Vec::new()),
+        };
+        let keys_now = ring.trusted_now();
         let verified = match &self.state.origin {
-            Some(origin) => verify_checkpoint(&frame.checkpoint, origin, trusted),
-            None => verify_checkpoint_any_origin(&frame.checkpoint, trusted),
+            Some(origin) => verify_checkpoint(&frame.checkpoint, origin, &keys_now),
+            None => verify_checkpoint_any_origin(&frame.checkpoint, &keys_now),
         };
         let verified = match verified {
             Ok(verified) => verified,
@@ -427,6 +458,28 @@ impl LogBook {
             _ => {}
         }
 
+        // Each rotation used is a leaf of the verified checkpoint, at its index.
+        for proof in &rotations {
+            let leaf = leaf_hash(&proof.rotation.leaf());
+            if let Err(e) =
+                verify_inclusion(proof.log_index, checkpoint.size, &leaf, &proof.inclusion, &checkpoint.root)
+            {
+                let number = proof.rotation.statement.number;
+                return self.unproven(format!(
+                    "rotation {number} is not in the checkpoint at leaf {}: {e}",
+                    proof.log_index
+                ));
+            }
+        }
+        for proof in &rotations {
+            let s = &proof.rotation.statement;
+            tracing::warn!(
+                rotation = s.number,
+                at_leaf = proof.log_index,
+                "the release key rotated: the retired key signs only entries below this leaf from now on"
+            );
+        }
+
         // A head proof for each of the host's targets.
         let mut heads = BTreeMap::new();
         let mut withdrawn = BTreeMap::new();
@@ -475,12 +528,16 @@ impl LogBook {
         self.state.root = Some(checkpoint.root);
         self.state.checkpoint = Some(frame.checkpoint.clone());
         self.state.heads = heads;
+        if !rotations.is_empty() || self.state.keys.is_some() {
+            self.state.keys = Some(ring.clone());
+        }
         self.persist();
         AnswerLog::Verified {
             size: checkpoint.size,
             root: checkpoint.root,
             origin: checkpoint.origin.clone(),
             withdrawn: Arc::new(withdrawn),
+            keys: Arc::new(ring),
         }
     }
 

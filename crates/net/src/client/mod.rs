@@ -648,7 +648,8 @@ impl Client {
         request.alarms = alarms;
         request.features = Features::ALL;
         request.max_file_size = Some(self.settings.max_file_size);
-        request.keys = self.settings.trusted.key_ids().take(fts_proto::MAX_KEYS).collect();
+        let keys = self.log.keyring(&self.settings.trusted).trusted_now();
+        request.keys = keys.key_ids().take(fts_proto::MAX_KEYS).collect();
         match tokio::time::timeout(clock.read_timeout(), conn.send_request(&request)).await {
             Err(_) => return Err(PollError::Timeout(clock.read_timeout())),
             Ok(Err(e)) => return Err(self.io_error(e, true)),
@@ -817,7 +818,8 @@ impl Client {
     fn exchange_plan(&self) -> Exchange {
         let now = unix_now();
         let available_space = self.partial.dir().available_space().ok();
-        let trusts = |key: &KeyId| self.settings.trusted.key_ids().any(|k| k == *key);
+        let keys = self.log.keyring(&self.settings.trusted).trusted_now();
+        let trusts = |key: &KeyId| keys.key_ids().any(|k| k == *key);
         let hook_failing = |name: &FileName| {
             self.state.hooks_pending.iter().any(|hook| hook.file_name == *name && hook.failures > 0)
         };
@@ -1004,16 +1006,28 @@ impl Client {
             return Ok(false);
         }
         // Check 4: signed by a trusted key.
-        let verified = match self.settings.trusted.verify(
-            header.statement(),
-            &header.key_id,
-            &header.signature,
-        ) {
+        // A key a rotation retired signs only leaves below the rotation (PROTOCOL.md
+        // section 8.3): the leaf index counts only once its inclusion verified.
+        let (keys, index) = match answer_log {
+            AnswerLog::Verified { keys, .. } => ((**keys).clone(), header.log_index),
+            _ => (self.log.keyring(&self.settings.trusted), None),
+        };
+        let verified = match keys.verify_entry(header.statement(), &header.key_id, &header.signature, index) {
             Ok(verified) => verified,
             Err(e @ VerifyError::UntrustedKey { .. }) => {
                 tracing::warn!(%target, seq = seq.get(), problem = %ErrorChain(&e), "refused an entry signed by a key this host does not trust");
                 let cause = HoldCause::UntrustedKey { key_id: header.key_id };
                 return self.hold(outcome, &target, seq, refuse(RejectReason::UntrustedKey), cause);
+            }
+            Err(e @ VerifyError::RetiredKey { .. }) => {
+                tracing::warn!(%target, seq = seq.get(), problem = %ErrorChain(&e), "refused an entry signed by a retired key");
+                return self.hold(
+                    outcome,
+                    &target,
+                    seq,
+                    refuse(RejectReason::RetiredKey),
+                    HoldCause::Backoff,
+                );
             }
             Err(e @ VerifyError::BadSignature { .. }) => {
                 tracing::warn!(%target, seq = seq.get(), problem = %ErrorChain(&e), "refused an entry whose signature does not verify");
@@ -1160,9 +1174,7 @@ impl Client {
         if let Some(refused) = self.out_of_sequence(outcome, &target, seq, "a withdrawal")? {
             return Ok(refused);
         }
-        let checked = answer_log
-            .check_entry(&frame.entry)
-            .and_then(|()| answer_log.check_withdrawal(&frame, &self.settings.trusted));
+        let checked = answer_log.check_entry(&frame.entry).and_then(|()| answer_log.check_withdrawal(&frame));
         match checked {
             Ok(withdrawal) => {
                 tracing::warn!(%target, seq = seq.get(), file = %frame.entry.file_name, reason = %peer_text(withdrawal.reason.as_str()), "applied a withdrawn entry without installing it");
@@ -1246,9 +1258,11 @@ impl Client {
         } else if by.file_size > self.settings.max_file_size {
             Some(format!("the superseding entry is larger than --max-file-size ({} bytes)", by.file_size))
         } else {
-            self.settings
-                .trusted
-                .verify(by.statement(), &by.key_id, &by.signature)
+            let keys = match answer_log {
+                AnswerLog::Verified { keys, .. } => keys.trusted_now(),
+                _ => self.log.keyring(&self.settings.trusted).trusted_now(),
+            };
+            keys.verify(by.statement(), &by.key_id, &by.signature)
                 .err()
                 .map(|e| format!("the superseding entry: {}", ErrorChain(&e)))
         };
