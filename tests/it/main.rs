@@ -26,6 +26,7 @@ mod poll_behaviour;
 mod rates;
 mod resume;
 mod revocation;
+mod rotate;
 mod safe_files;
 mod serve;
 mod supersede;

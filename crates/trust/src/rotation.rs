@@ -111,6 +111,9 @@ pub struct RetiredKey {
     pub key: RawKey,
     /// The leaf index of the rotation that retired it.
     pub below: u64,
+    /// The number of that rotation.
+    #[serde(default)]
+    pub rotation: u64,
 }
 
 /// A host's release keys: trusted now, and retired by position in the log.
@@ -201,7 +204,7 @@ impl KeyRing {
                 ));
             }
             let key = check_signed(&proof.rotation, &next)?;
-            ring.retired.push(RetiredKey { key: s.retired, below: proof.log_index });
+            ring.retired.push(RetiredKey { key: s.retired, below: proof.log_index, rotation: s.number });
             ring.active[at] = (key.raw(), Some(NextKey { next: s.next, rotation: s.number }));
             used.push(*proof);
         }
@@ -212,11 +215,12 @@ impl KeyRing {
             if ring.retired.iter().any(|r| r.key == s.retired) || s.origin != *origin {
                 continue;
             }
+            // The rotation with exactly the number that made a known key active.
             let made_active = ring
                 .active
                 .iter()
-                .any(|(raw, next)| *raw == s.key && next.is_some_and(|n| n.rotation >= s.number))
-                || ring.retired.iter().any(|r| r.key == s.key);
+                .any(|(raw, next)| *raw == s.key && next.is_some_and(|n| n.rotation == s.number))
+                || ring.retired.iter().any(|r| r.key == s.key && r.rotation == s.number + 1);
             if !made_active {
                 continue;
             }
@@ -229,7 +233,7 @@ impl KeyRing {
             {
                 return Err(format!("rotation {} is not signed by the key it made active", s.number));
             }
-            ring.retired.push(RetiredKey { key: s.retired, below: proof.log_index });
+            ring.retired.push(RetiredKey { key: s.retired, below: proof.log_index, rotation: s.number });
             used.push(*proof);
         }
         Ok((ring, used))
@@ -299,4 +303,167 @@ fn check_signed(rotation: &SignedRotation, held: &NextKey) -> Result<PublicKey, 
         return Err(format!("rotation {} carries more than two signatures", s.number));
     }
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use fts_proto::{FileName, Published, Seq, Target};
+
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin::parse("fts.example/prod").unwrap()
+    }
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_seed(&[seed; 32])
+    }
+
+    /// Rotation `number` from `old` to `new`, committing to `after`, at leaf `index`,
+    /// signed by `new` and (planned) `old`.
+    fn rotation(
+        number: u64,
+        old: &SigningKey,
+        new: &SigningKey,
+        after: &SigningKey,
+        index: u64,
+        planned: bool,
+    ) -> RotationProof {
+        let statement = RotateStatement {
+            origin: origin(),
+            number,
+            retired: old.public_key().raw(),
+            key: new.public_key().raw(),
+            next: commitment(&after.public_key()),
+            time: Published::parse("2026-12-02T09:00:00Z").unwrap(),
+        };
+        let mut signatures = vec![fts_proto::RotationSignature {
+            key_id: new.key_id(),
+            signature: new.sign_rotation(&statement),
+        }];
+        if planned {
+            signatures.push(fts_proto::RotationSignature {
+                key_id: old.key_id(),
+                signature: old.sign_rotation(&statement),
+            });
+        }
+        RotationProof {
+            rotation: SignedRotation { statement, signatures },
+            log_index: index,
+            inclusion: Vec::new(),
+        }
+    }
+
+    fn ring_of(current: &SigningKey, next: &SigningKey, number: u64) -> KeyRing {
+        let entry = (
+            current.public_key().raw(),
+            Some(NextKey { next: commitment(&next.public_key()), rotation: number }),
+        );
+        KeyRing { active: vec![entry.clone()], retired: Vec::new(), from: vec![entry] }
+    }
+
+    fn statement() -> Statement {
+        Statement {
+            target: Target::parse("web-01").unwrap(),
+            seq: Seq::new(1).unwrap(),
+            file_name: FileName::parse("a.conf").unwrap(),
+            file_size: 1,
+            file_hash: FileHash::from_digest([1; 32]),
+            published: Published::parse("2026-12-01T09:00:00Z").unwrap(),
+        }
+    }
+
+    #[test]
+    fn planned_and_recovery_rotations_move_the_ring_and_retire_by_index() {
+        let (k1, k2, k3, k4) = (key(1), key(2), key(3), key(4));
+        let ring = ring_of(&k1, &k2, 0);
+        let proofs = [rotation(1, &k1, &k2, &k3, 10, true), rotation(2, &k2, &k3, &k4, 20, false)];
+        let (ring, used) = ring.advance(&origin(), &proofs).unwrap();
+        assert_eq!(used.len(), 2);
+        let now = ring.trusted_now();
+        assert_eq!(
+            now.key_ids().collect::<Vec<_>>(),
+            [k3.key_id()],
+            "only the newest key signs checkpoints and withdrawals"
+        );
+        let signed_by = |k: &SigningKey| (statement(), k.key_id(), k.sign(&statement()));
+        let (s, id, sig) = signed_by(&k1);
+        assert!(ring.verify_entry(s.clone(), &id, &sig, Some(9)).is_ok(), "below its rotation");
+        assert!(matches!(
+            ring.verify_entry(s.clone(), &id, &sig, Some(10)),
+            Err(VerifyError::RetiredKey { below: 10, .. })
+        ));
+        assert!(
+            matches!(ring.verify_entry(s, &id, &sig, None), Err(VerifyError::RetiredKey { .. })),
+            "no index: never"
+        );
+        let (s, id, sig) = signed_by(&k2);
+        assert!(ring.verify_entry(s.clone(), &id, &sig, Some(19)).is_ok());
+        assert!(ring.verify_entry(s, &id, &sig, Some(25)).is_err());
+        let (s, id, sig) = signed_by(&k3);
+        assert!(ring.verify_entry(s, &id, &sig, Some(1_000)).is_ok());
+    }
+
+    #[test]
+    fn a_thief_with_the_current_key_cannot_rotate_to_a_key_of_his_own() {
+        let (k1, k2, thief, k3) = (key(1), key(2), key(9), key(3));
+        let ring = ring_of(&k1, &k2, 0);
+        let forged = rotation(1, &k1, &thief, &k3, 10, true);
+        let err = ring.advance(&origin(), &[forged]).unwrap_err();
+        assert!(err.contains("does not match the commitment"), "{err}");
+    }
+
+    #[test]
+    fn a_skipped_rotation_a_bad_old_signature_and_too_many_rotations_are_refused() {
+        let (k1, k2, k3) = (key(1), key(2), key(3));
+        let ring = ring_of(&k1, &k2, 0);
+        let skipped = rotation(2, &k1, &k2, &k3, 10, true);
+        assert!(ring.advance(&origin(), &[skipped]).unwrap_err().contains("skips rotation 1"));
+
+        let mut bad = rotation(1, &k1, &k2, &k3, 10, true);
+        bad.rotation.signatures[1].signature = k3.sign_rotation(&bad.rotation.statement);
+        assert!(ring.advance(&origin(), &[bad]).unwrap_err().contains("retired key's signature"));
+
+        let keys: Vec<SigningKey> =
+            (0..=fts_proto::MAX_ROTATIONS as u8 + 2).map(|i| key(i.wrapping_add(20))).collect();
+        let ring = ring_of(&keys[0], &keys[1], 0);
+        let chain: Vec<RotationProof> = (1..=fts_proto::MAX_ROTATIONS + 1)
+            .map(|m| rotation(m as u64, &keys[m - 1], &keys[m], &keys[m + 1], m as u64, false))
+            .collect();
+        assert!(ring.advance(&origin(), &chain).unwrap_err().contains("more than 64 rotations"));
+        assert!(
+            ring.advance(&origin(), &chain[..fts_proto::MAX_ROTATIONS]).is_ok(),
+            "64 are walked in one poll"
+        );
+    }
+
+    #[test]
+    fn a_host_provisioned_after_a_rotation_learns_the_retired_key_by_walking_back() {
+        let (k1, k2, k3) = (key(1), key(2), key(3));
+        let ring = ring_of(&k2, &k3, 1);
+        let proofs = [rotation(1, &k1, &k2, &k3, 7, false)];
+        let (ring, used) = ring.advance(&origin(), &proofs).unwrap();
+        assert_eq!(used.len(), 1);
+        assert_eq!(ring.retired, [RetiredKey { key: k1.public_key().raw(), below: 7, rotation: 1 }]);
+        let forged = [rotation(1, &key(8), &key(9), &k3, 7, false)];
+        let (ring, used) = ring_of(&k2, &k3, 1).advance(&origin(), &forged).unwrap();
+        assert!(
+            used.is_empty() && ring.retired.is_empty(),
+            "a rotation to a key this host does not hold teaches nothing"
+        );
+    }
+
+    #[test]
+    fn a_trust_file_carries_the_commitment_after_its_pem_block() {
+        let next = NextKey { next: commitment(&key(2).public_key()), rotation: 3 };
+        let text = format!("{}{}", key(1).public_key().to_pem(), next.to_lines());
+        let path = Path::new("signing.pub");
+        assert_eq!(NextKey::from_text(text.as_bytes(), path).unwrap(), Some(next));
+        assert_eq!(
+            PublicKey::from_pem(text.as_bytes(), path).unwrap(),
+            key(1).public_key(),
+            "PEM readers skip the lines"
+        );
+        assert_eq!(NextKey::from_text(key(1).public_key().to_pem().as_bytes(), path).unwrap(), None);
+    }
 }
