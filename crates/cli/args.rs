@@ -721,6 +721,11 @@ pub struct LogArgs {
     /// Print one JSON array of the entries instead of a table
     #[arg(long)]
     pub json: bool,
+
+    /// List the release keys instead, and which log leaves each may sign (a rotation
+    /// retires a key for the leaves after it)
+    #[arg(long)]
+    pub keys: bool,
 }
 
 #[derive(Debug, Subcommand)]

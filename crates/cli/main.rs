@@ -11,6 +11,7 @@ mod fd_limit;
 mod keygen;
 mod log;
 mod log_admin;
+mod log_keys;
 mod log_origin;
 mod log_writer;
 mod poll;
@@ -109,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve::run(config::Serve::resolve(args)?)?,
         Command::Status(args) => status::run(args)?,
         Command::Log(args) => match args.action {
+            None if args.keys => log_keys::run(&args)?,
             None => log::run(args)?,
             Some(LogAction::Init(args)) => log_admin::init(args)?,
             Some(LogAction::Verify(args)) => log_admin::verify(args)?,

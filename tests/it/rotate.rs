@@ -119,6 +119,13 @@ fn a_host_follows_a_planned_and_a_recovery_rotation_with_its_first_trust_file() 
     assert_eq!(read(&sandbox, "new", "three.conf"), "signed by the third key\n");
     fts(&sandbox, &["log", "verify", "--store", "store", "--trust", "certs/signing.pub"])
         .expect(0, "log verify");
+    let run = fts(&sandbox, &["log", "--keys"]);
+    run.expect(0, "log --keys");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{run:?}");
+    assert!(lines[0].contains("signs leaves 0 to 0 (retired at leaf 1 by rotation 1, planned)"), "{run:?}");
+    assert!(lines[1].contains("(retired at leaf 3 by rotation 2, recovery)"), "{run:?}");
+    assert!(lines[2].ends_with("signs from leaf 3 on (active)"), "{run:?}");
 }
 
 #[test]
