@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PREVIOUS_RELEASE=ec654e4
+PREVIOUS_RELEASE=33086c7
 
 if ! full=$(git rev-parse --verify --quiet "${PREVIOUS_RELEASE}^{commit}"); then
   echo "previous-release.sh: commit $PREVIOUS_RELEASE is not in this clone's history (a shallow clone?): \

@@ -61,6 +61,9 @@ struct TargetReport {
     /// The entry the host holds this target at (it cannot apply it yet), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     held_at: Option<u64>,
+    /// The withdrawn entry a host that does not understand withdrawals waits before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waits_at_withdrawal: Option<u64>,
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
@@ -105,6 +108,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
                 Some(seq) => {
                     format!("held at seq {seq}, {} behind", target.newest.saturating_sub(target.applied))
                 }
+                None if target.waits_at_withdrawal.is_some() => format!(
+                    "waits before withdrawn seq {}: upgrade its fts (it does not understand withdrawals)",
+                    target.waits_at_withdrawal.unwrap_or(0)
+                ),
                 None if target.applied >= target.newest => "up to date".to_owned(),
                 None => format!("{} behind", target.newest - target.applied),
             };
@@ -211,11 +218,26 @@ fn report<'a>(client: &'a ClientStatus, store: &StoreReader) -> ClientReport<'a>
                 applied: client.since.get(t).copied().unwrap_or(0),
                 newest: store.newest_seq(t),
                 held_at: client.held.get(t).copied(),
+                // A host that does not understand withdrawals stops before one.
+                waits_at_withdrawal: (!client.understands_withdrawals)
+                    .then(|| first_withdrawn_after(store, t, client.since.get(t).copied().unwrap_or(0)))
+                    .flatten(),
             })
             .collect(),
         alarms: &client.alarms,
         problems: &client.problems,
     }
+}
+
+/// The first withdrawn seq of `target` after `since`, if any.
+fn first_withdrawn_after(store: &StoreReader, target: &Target, since: u64) -> Option<u64> {
+    let snapshot = store.snapshot();
+    snapshot
+        .withdrawals()
+        .iter()
+        .filter(|w| w.statement.target == *target && w.statement.seq.get() > since)
+        .map(|w| w.statement.seq.get())
+        .min()
 }
 
 /// What the store's log calls for: none yet, no cosignature over the checkpoint it

@@ -77,7 +77,7 @@ fn the_previous_release_polls_this_server_and_this_state_and_this_release_polls_
         Some(&b"published by this release, polled by the previous one"[..])
     );
     let log_state = sandbox.join("in/.fts-state.json.log");
-    assert!(!log_state.exists(), "the previous release keeps no log state");
+    assert!(log_state.exists(), "the previous release (issue 18) follows the log too");
 
     // 2. This release on the state the previous one wrote.
     sandbox.publish("second.conf", b"for this release", &["group:web"]);
@@ -127,4 +127,22 @@ fn the_previous_release_polls_this_server_and_this_state_and_this_release_polls_
     let again = expect_success(&mut run_in(&sandbox, &previous, &poll));
     assert!(stdout(&again).contains("0 file(s) installed"), "{}", stdout(&again));
     expect_success(&mut sandbox.fts(poll));
+
+    // 4. A withdrawal on one of its targets: the previous release cannot read the
+    //    head that lists it, and is never sent the withdrawn entry; `fts status` says
+    //    the host needs an upgrade.
+    sandbox.publish("bad.conf", b"withdrawn before anyone got it", &["web-01"]);
+    let seq = sandbox_seq(&sandbox, "web-01");
+    expect_success(&mut sandbox.fts(["withdraw", "--target", "web-01", "--seq", &seq.to_string()]));
+    let old = crate::common::run(&mut run_in(&sandbox, &previous, &poll));
+    assert_ne!(old.status.code(), Some(0), "the previous release does not pass a withdrawal silently");
+    assert!(installed("bad.conf").is_none(), "a withdrawn entry never reaches it");
+    let status = stdout(&expect_success(&mut sandbox.fts(["status"])));
+    assert!(status.contains(&format!("waits before withdrawn seq {seq}: upgrade its fts")), "{status}");
+}
+
+/// The newest seq of `target` in the sandbox's store.
+fn sandbox_seq(sandbox: &Sandbox, target: &str) -> u64 {
+    let reader = fts_store::StoreReader::open(sandbox.join("store")).expect("the store");
+    reader.newest_seq(&fts_proto::Target::parse(target).expect("a target"))
 }

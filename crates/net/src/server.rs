@@ -1052,6 +1052,7 @@ async fn record_status(
             .map(|(target, seq)| (target.clone(), seq.get()))
             .collect(),
         alarms: request.alarms.clone(),
+        understands_withdrawals: request.features.withdrawn,
     };
     let now = SystemTime::now();
     if shared.status.note_unchanged_poll(client, authenticated, &claims, &request.rejected, now) {

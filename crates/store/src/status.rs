@@ -72,6 +72,11 @@ pub struct ClientStatus {
     /// first raised (PROTOCOL.md section 7.5). Absent in files of older servers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub alarms: BTreeMap<AlarmName, Published>,
+    /// Whether the client announced that it understands withdrawals (PROTOCOL.md
+    /// section 8.1): one that does not stops before a withdrawn entry and needs an
+    /// upgrade. Absent (false) in files of older servers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub understands_withdrawals: bool,
     /// Problems reported, oldest first by last-seen time.
     pub problems: Vec<Problem>,
 }
@@ -85,6 +90,8 @@ pub struct PollClaims {
     pub held: BTreeMap<Target, u64>,
     /// The raised alarms, each with when it was first raised (Unix seconds).
     pub alarms: BTreeMap<AlarmName, u64>,
+    /// The client announced the `withdrawn` feature.
+    pub understands_withdrawals: bool,
 }
 
 impl PollClaims {
@@ -337,6 +344,7 @@ impl StatusDir {
                 .iter()
                 .map(|(name, &at)| (name.clone(), Published::from_unix_seconds(at)))
                 .collect(),
+            understands_withdrawals: claims.understands_withdrawals,
             problems,
         };
         let fingerprint = fingerprint(authenticated, claims);
