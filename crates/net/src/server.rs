@@ -688,7 +688,6 @@ where
                 Some(frame) => {
                     let frame = frame.encode().map_err(PollEnd::Encode)?;
                     write_paced(conn, &frame, &mut pacer, None).await?;
-                    report.files += 1;
                 }
                 None => {
                     tracing::warn!(%target, seq = entry.statement.seq.get(), "a withdrawal or its entry is not the log's leaf at its place: its target waits (the journal and log/leaves disagree)");

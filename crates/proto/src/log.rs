@@ -59,7 +59,7 @@ impl<'de> Deserialize<'de> for LogHash {
 /// One leaf of the heads tree with its inclusion proof: `target`'s newest seq in the
 /// checkpoint, at `index` among the heads sorted by target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub struct HeadLeafProof {
     /// The target of this leaf.
     pub target: Target,

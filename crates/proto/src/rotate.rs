@@ -89,7 +89,7 @@ impl RotateStatement {
 
 /// One signature of a rotation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub struct RotationSignature {
     /// The key that signed.
     pub key_id: KeyId,

@@ -100,6 +100,12 @@ impl WithdrawReason {
         if text.chars().any(char::is_control) {
             return Err("a withdrawal reason is one line: no newline, tab or other control character".into());
         }
+        // Characters that change the direction or visibility of the text around them
+        // would let a reason read differently on a host's terminal than it was signed.
+        let hidden = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}');
+        if text.chars().any(hidden) {
+            return Err("a withdrawal reason may not hold a character that changes the direction or visibility of text".into());
+        }
         Ok(WithdrawReason(text.to_owned()))
     }
 
@@ -131,7 +137,7 @@ impl<'de> Deserialize<'de> for WithdrawReason {
 /// The withdrawal as a `withdrawn` frame carries it (its target, seq and statement
 /// hash come from the withdrawn entry of the same frame, its origin from the log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub struct Withdrawal {
     /// When it was withdrawn, as signed.
     pub withdrawn: Published,
@@ -212,6 +218,7 @@ mod tests {
         assert!(WithdrawReason::parse("").is_ok());
         assert!(WithdrawReason::parse("two\nlines").is_err());
         assert!(WithdrawReason::parse(&"x".repeat(201)).is_err());
+        assert!(WithdrawReason::parse("looks fine\u{202E}txt.exe").is_err());
         assert!(serde_json::from_str::<WithdrawReason>("\"a\\tb\"").is_err());
     }
 }

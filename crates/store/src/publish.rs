@@ -399,6 +399,12 @@ impl Store {
         if let Some(w) = index.withdrawal(target, seq) {
             return refuse(format!("{target} seq {seq} is already withdrawn (at {})", w.statement.withdrawn));
         }
+        let withdrawn = index.withdrawals.iter().filter(|w| w.statement.target == *target).count();
+        if withdrawn >= fts_log::heads::MAX_WITHDRAWN {
+            return refuse(format!(
+                "{target} has {withdrawn} withdrawn entries, the most a head lists: hosts would refuse its head proof. Publish to a new target instead"
+            ));
+        }
         let restore = if restore_previous {
             let earlier =
                 (1..seq.get()).rev().filter_map(Seq::new).filter_map(|s| index.entry(target, s)).find(|e| {
