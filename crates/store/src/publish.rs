@@ -538,7 +538,7 @@ pub struct Withdrawn {
 /// (one `lstat`, no link followed, not hashed).
 fn existing_blob_kind(store_dir: &Path, hash: &FileHash, size: u64) -> Result<bool> {
     let (shard, name) = layout::blob_names(hash);
-    let stat = match Dir::open(&store_dir.join(BLOBS))
+    let stat = match Dir::open(store_dir.join(BLOBS))
         .and_then(|blobs| blobs.open_dir(&shard))
         .and_then(|d| d.stat(&name))
     {

@@ -257,7 +257,7 @@ impl KeyRing {
             if key.key_id() != *key_id {
                 continue;
             }
-            if !log_index.is_some_and(|index| index < below) {
+            if log_index.is_none_or(|index| index >= below) {
                 return Err(VerifyError::RetiredKey { key_id: *key_id, below });
             }
             if !key.verifies(&statement.to_bytes(), signature) {
@@ -359,7 +359,7 @@ mod tests {
             current.public_key().raw(),
             Some(NextKey { next: commitment(&next.public_key()), rotation: number }),
         );
-        KeyRing { active: vec![entry.clone()], retired: Vec::new(), from: vec![entry] }
+        KeyRing { active: vec![entry], retired: Vec::new(), from: vec![entry] }
     }
 
     fn statement() -> Statement {

@@ -30,6 +30,7 @@ pub struct RawClient {
 
 /// What the server sent back, frame by frame.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one at a time, in a test
 pub enum Received {
     File(FileHeader, Vec<u8>),
     Frame(ServerFrame),
