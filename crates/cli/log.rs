@@ -34,10 +34,20 @@ struct Row<'a> {
     note: Option<&'a str>,
     /// `{"user": ..., "host": ...}`, `null` for publishes made before fts recorded it.
     publisher: Option<&'a Publisher>,
+    /// `{"at": ..., "reason": ...}` when the entry was withdrawn (`fts withdraw`),
+    /// `null` otherwise.
+    withdrawn: Option<Withdrawn<'a>>,
+}
+
+/// A withdrawal, as `--json` prints it.
+#[derive(Serialize)]
+struct Withdrawn<'a> {
+    at: &'a Published,
+    reason: &'a str,
 }
 
 impl<'a> Row<'a> {
-    fn new(entry: &'a Entry, provenance: Option<&'a Provenance>) -> Self {
+    fn new(entry: &'a Entry, provenance: Option<&'a Provenance>, history: &'a History) -> Self {
         let statement = &entry.statement;
         Row {
             position: entry.position,
@@ -50,6 +60,9 @@ impl<'a> Row<'a> {
             key_id: &entry.key_id,
             note: provenance.and_then(|p| p.note.as_deref()),
             publisher: provenance.and_then(|p| p.publisher.as_ref()),
+            withdrawn: history
+                .withdrawal(&statement.target, statement.seq)
+                .map(|w| Withdrawn { at: &w.statement.withdrawn, reason: w.statement.reason.as_str() }),
         }
     }
 }
@@ -66,7 +79,7 @@ pub fn run(args: LogArgs) -> anyhow::Result<()> {
     let rows: Vec<Row> = history
         .entries()
         .filter(|(entry, _)| args.target.as_ref().is_none_or(|t| *t == entry.statement.target))
-        .map(|(entry, provenance)| Row::new(entry, provenance))
+        .map(|(entry, provenance)| Row::new(entry, provenance, &history))
         .collect();
     if let Some(target) = args.target.as_ref().filter(|_| rows.is_empty() && !history.is_empty()) {
         // Said on stderr, so that stdout stays what a script expects: no rows.
@@ -145,6 +158,10 @@ fn table(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
         let last_of_its_publish = rows.get(i + 1).is_none_or(|next| next.published != row.published);
         if let Some(note) = row.note.filter(|_| last_of_its_publish) {
             writeln!(out, "{:width$}  note: {}", "", Printable(note), width = widths[0])?;
+        }
+        if let Some(w) = &row.withdrawn {
+            let why = if w.reason.is_empty() { String::new() } else { format!(": {}", Printable(w.reason)) };
+            writeln!(out, "{:width$}  WITHDRAWN at {}{why}", "", w.at, width = widths[0])?;
         }
     }
     writeln!(out, "(SHA-256: the first 16 hex digits; --json prints every field whole)")

@@ -74,6 +74,11 @@ fn an_entry_withdrawn_before_install_is_never_installed_and_its_target_goes_on()
     assert!(run.stdout.contains("withdrew web-01 seq 2 (bad.conf"), "{run:?}");
     assert!(run.stdout.contains("reason: breaks TLS on RHEL 8"), "{run:?}");
 
+    let log = fts(&sandbox, &["log"]);
+    log.expect(0, "fts log");
+    assert!(log.stdout.contains("WITHDRAWN at") && log.stdout.contains(": breaks TLS on RHEL 8"), "{log:?}");
+    assert_eq!(log.stdout.matches("WITHDRAWN").count(), 1, "{log:?}");
+
     let server = serve(&sandbox);
     let run = poll(&sandbox, server.addr, "in", &[]);
     run.expect(3, "the withdrawal is reported");

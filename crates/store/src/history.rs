@@ -54,6 +54,15 @@ impl History {
         self.index.entries.iter().zip(self.index.provenance.iter().map(|p| p.as_ref().map(Arc::as_ref)))
     }
 
+    /// The withdrawal of entry `seq` of `target`, if it is withdrawn.
+    pub fn withdrawal(
+        &self,
+        target: &fts_proto::Target,
+        seq: fts_proto::Seq,
+    ) -> Option<&crate::WithdrawalEntry> {
+        self.index.withdrawal(target, seq)
+    }
+
     /// How many entries the journal's valid prefix holds.
     pub fn len(&self) -> usize {
         self.index.entries.len()
