@@ -60,6 +60,12 @@ impl NextKey {
         let mut rotation = 0;
         for line in text.lines() {
             if let Some(value) = line.strip_prefix("fts-next-key ") {
+                if next.is_some() {
+                    return Err(crate::Error::bad_file(
+                        path,
+                        "it has two fts-next-key lines: which one is meant?",
+                    ));
+                }
                 next = Some(FileHash::parse(value.trim()).map_err(|e| {
                     crate::Error::bad_file_because(
                         path,

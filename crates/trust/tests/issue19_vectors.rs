@@ -21,23 +21,11 @@ use fts_trust::{KeyRing, NextKey, SigningKey, TrustedKeys, VerifyError, commitme
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-#[allow(dead_code)]
-#[path = "../../log/src/merkle.rs"]
-mod merkle;
-
-#[allow(dead_code)]
-#[path = "../../log/src/heads.rs"]
-mod heads;
-
-use heads::head_leaf;
-use merkle::leaf_hash;
+use fts_log::heads::head_leaf;
+use fts_log::merkle::leaf_hash;
+use fts_log::statement_hash;
 
 const VECTORS: &str = include_str!("vectors/issue19-v1.json");
-
-/// fts-log's `statement_hash`: the SHA-256 of a statement's bytes.
-fn statement_hash(statement: &Statement) -> FileHash {
-    FileHash::from_digest(Sha256::digest(statement.to_bytes()).into())
-}
 
 fn seed(v: &Value, field: &str) -> [u8; 32] {
     hex::decode(v[field].as_str().unwrap()).unwrap().try_into().unwrap()
