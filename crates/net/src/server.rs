@@ -628,7 +628,8 @@ where
         tracing::warn!(client_id = %client, %target, seq = seq.get(), "a host that does not understand withdrawals waits before a withdrawn entry: upgrade its fts");
     }
     if let Some(log) = &served_log {
-        let frame = log.frame(&targets, request.log_size.unwrap_or(0)).map_err(PollEnd::Encode)?;
+        let frame =
+            log.frame(&targets, request.log_size.unwrap_or(0), request.rotation).map_err(PollEnd::Encode)?;
         timeout(shared.settings.request_timeout, conn.write_body_chunk(&frame))
             .await
             .map_err(|_| PollEnd::StoppedReading)?

@@ -82,6 +82,10 @@ pub struct Request {
     /// The ids of the release keys the client trusts now, at most [`MAX_KEYS`]: a
     /// server supersedes an entry only by one signed with one of them.
     pub keys: Vec<KeyId>,
+    /// The number of the newest rotation of the release key the client knows, with
+    /// every one before it (PROTOCOL.md section 8.3): the `log` frame carries only the
+    /// rotations after it. Absent: all of them.
+    pub rotation: Option<u64>,
 }
 
 /// At most this many key ids ride in one request.
@@ -182,6 +186,7 @@ impl Request {
             features: Features::default(),
             max_file_size: None,
             keys: Vec::new(),
+            rotation: None,
         }
     }
 
@@ -289,7 +294,10 @@ impl Request {
             )));
         }
 
+        let rotation = optional::<WireInt>(&object, "rotation").map_err(bad)?.map(|n| n.0);
+
         Ok(Request {
+            rotation,
             features: Features::from_names(&features),
             max_file_size,
             keys,
@@ -340,6 +348,8 @@ struct RequestWire<'a> {
     max_file_size: Option<u64>,
     #[serde(skip_serializing_if = "<[KeyId]>::is_empty")]
     keys: &'a [KeyId],
+    #[serde(with = "wire_int::option", skip_serializing_if = "Option::is_none")]
+    rotation: Option<u64>,
 }
 
 impl Serialize for Request {
@@ -357,6 +367,7 @@ impl Serialize for Request {
             features: self.features.names(),
             max_file_size: self.max_file_size,
             keys: &self.keys,
+            rotation: self.rotation,
         }
         .serialize(serializer)
     }

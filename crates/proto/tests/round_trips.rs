@@ -53,6 +53,7 @@ fn request() -> impl Strategy<Value = Request> {
                 features: Features { withdrawn, superseded },
                 max_file_size,
                 keys: keys.into_iter().map(KeyId::from_prefix).collect(),
+                rotation: max_file_size.map(|n| n / 2),
             },
         )
 }

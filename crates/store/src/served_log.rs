@@ -38,9 +38,9 @@ pub struct ServedLog {
     frames: Mutex<HashMap<FrameKey, Arc<Vec<u8>>>>,
 }
 
-/// What a `log` frame depends on besides the checkpoint: the client's targets and the
-/// size it has verified.
-type FrameKey = (Vec<Target>, u64);
+/// What a `log` frame depends on besides the checkpoint: the client's targets, the
+/// size it has verified and the newest rotation it knows.
+type FrameKey = (Vec<Target>, u64, Option<u64>);
 
 /// The most encoded frames kept per checkpoint (then the cache starts again).
 const MAX_CACHED_FRAMES: usize = 65_536;
@@ -78,8 +78,13 @@ impl ServedLog {
     /// The encoded `log` frame for a client of `targets` that has verified `log_size`
     /// leaves (not above the checkpoint's size): the note, the consistency proof and a
     /// head proof per target. Computed once per checkpoint, targets and size.
-    pub fn frame(&self, targets: &[Target], log_size: u64) -> Result<Arc<Vec<u8>>, ProtoError> {
-        let key = (targets.to_vec(), log_size);
+    pub fn frame(
+        &self,
+        targets: &[Target],
+        log_size: u64,
+        rotation: Option<u64>,
+    ) -> Result<Arc<Vec<u8>>, ProtoError> {
+        let key = (targets.to_vec(), log_size, rotation);
         let mut frames = self.frames.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(frame) = frames.get(&key) {
             return Ok(Arc::clone(frame));
@@ -88,7 +93,10 @@ impl ServedLog {
             checkpoint: self.note.clone(),
             consistency: self.consistency(log_size).unwrap_or_default(),
             heads: targets.iter().map(|t| (t.clone(), self.head_proof(t))).collect(),
-            rotations: self.rotations.clone(),
+            rotations: (self.rotations.iter())
+                .filter(|r| rotation.is_none_or(|known| r.rotation.statement.number > known))
+                .cloned()
+                .collect(),
         })
         .encode()?;
         let frame = Arc::new(frame);

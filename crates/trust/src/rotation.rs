@@ -153,6 +153,18 @@ impl KeyRing {
         if self.from == base(trusted) { self } else { KeyRing::from_trusted(trusted) }
     }
 
+    /// The newest rotation number `m` such that this ring knows every rotation from 1
+    /// to `m` (taken forward, or learnt walking back): a server need send only the
+    /// rotations after it. 0 while a rotation before its keys is unknown.
+    pub fn known_through(&self) -> u64 {
+        let known: std::collections::BTreeSet<u64> = self.retired.iter().map(|r| r.rotation).collect();
+        let mut m = 0;
+        while known.contains(&(m + 1)) {
+            m += 1;
+        }
+        m
+    }
+
     /// The keys trusted now, for checkpoints, withdrawals and new entries.
     pub fn trusted_now(&self) -> TrustedKeys {
         let mut keys = TrustedKeys::default();
@@ -384,8 +396,10 @@ mod tests {
         let (k1, k2, k3, k4) = (key(1), key(2), key(3), key(4));
         let ring = ring_of(&k1, &k2, 0);
         let proofs = [rotation(1, &k1, &k2, &k3, 10, true), rotation(2, &k2, &k3, &k4, 20, false)];
+        assert_eq!(ring.known_through(), 0, "a first key: every rotation is news");
         let (ring, used) = ring.advance(&origin(), &proofs).unwrap();
         assert_eq!(used.len(), 2);
+        assert_eq!(ring.known_through(), 2, "a server need send none of them again");
         let now = ring.trusted_now();
         assert_eq!(
             now.key_ids().collect::<Vec<_>>(),
@@ -451,6 +465,7 @@ mod tests {
         let (ring, used) = ring.advance(&origin(), &proofs).unwrap();
         assert_eq!(used.len(), 1);
         assert_eq!(ring.retired, [RetiredKey { key: k1.public_key().raw(), below: 7, rotation: 1 }]);
+        assert_eq!(ring.known_through(), 1);
         let forged = [rotation(1, &key(8), &key(9), &k3, 7, false)];
         let (ring, used) = ring_of(&k2, &k3, 1).advance(&origin(), &forged).unwrap();
         assert!(

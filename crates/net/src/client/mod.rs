@@ -648,8 +648,9 @@ impl Client {
         request.alarms = alarms;
         request.features = Features::ALL;
         request.max_file_size = Some(self.settings.max_file_size);
-        let keys = self.log.keyring(&self.settings.trusted).trusted_now();
-        request.keys = keys.key_ids().take(fts_proto::MAX_KEYS).collect();
+        let ring = self.log.keyring(&self.settings.trusted);
+        request.keys = ring.trusted_now().key_ids().take(fts_proto::MAX_KEYS).collect();
+        request.rotation = Some(ring.known_through());
         match tokio::time::timeout(clock.read_timeout(), conn.send_request(&request)).await {
             Err(_) => return Err(PollError::Timeout(clock.read_timeout())),
             Ok(Err(e)) => return Err(self.io_error(e, true)),
