@@ -684,7 +684,21 @@ impl StoreSnapshot {
         // Per target, the seq of the newest entry a `superseded` frame of this answer
         // named: the client applies a superseded entry only once that one is
         // installed in the same answer, so the budget never cuts a target before it.
-        let mut open: HashMap<&Target, Seq> = HashMap::new();
+        // With it, where the target's first `superseded` frame still open is in
+        // `answer.items`: a target cut inside its window is rolled back to there.
+        let mut open: HashMap<&Target, (Seq, usize)> = HashMap::new();
+        // Cuts `target` inside its open window: drops its items from the window's
+        // first frame on (none of them could be applied without the successor).
+        let roll_back = |answer: &mut Answer, open: &mut HashMap<&Target, (Seq, usize)>, target: &Target| {
+            if let Some((_, first)) = open.remove(target) {
+                let mut index = 0;
+                answer.items.retain(|item| {
+                    let keep = index < first || item.entry.statement.target != *target;
+                    index += 1;
+                    keep
+                });
+            }
+        };
         // The budget is spent: targets stop at their next entry, except open ones.
         let mut spent = false;
         loop {
@@ -696,8 +710,9 @@ impl StoreSnapshot {
             let Some((cursor, position)) = next else { break };
             let Some(entry) = self.index.entries.get(position) else { break };
             let (target, seq) = (&entry.statement.target, entry.statement.seq);
-            let forced = open.get(target).is_some_and(|&until| seq <= until);
+            let forced = open.get(target).is_some_and(|&(until, _)| seq <= until);
             if !covered(entry.position) || (spent && !forced) {
+                roll_back(&mut answer, &mut open, target);
                 cursors[cursor] = &[];
                 continue;
             }
@@ -714,7 +729,13 @@ impl StoreSnapshot {
                 }
                 None => match self.superseding_for(entry, rules, &covered) {
                     Some(by) => {
-                        open.insert(target, by.statement.seq);
+                        // A window only grows: an earlier frame may name a later
+                        // successor than this one does.
+                        let until = by.statement.seq;
+                        let first = answer.items.len();
+                        open.entry(target)
+                            .and_modify(|(open_until, _)| *open_until = (*open_until).max(until))
+                            .or_insert((until, first));
                         Sending::Superseded(by.clone())
                     }
                     None => Sending::Whole,
@@ -724,6 +745,7 @@ impl StoreSnapshot {
                 if bodiless >= MAX_BODILESS {
                     answer.more = true;
                     spent = true;
+                    roll_back(&mut answer, &mut open, target);
                     cursors[cursor] = &[];
                     continue;
                 }
@@ -734,6 +756,7 @@ impl StoreSnapshot {
             }
             if let Err(problem) = self.check_blob(entry) {
                 answer.blocked.push(BlockedEntry { entry: entry.clone(), problem });
+                roll_back(&mut answer, &mut open, target);
                 cursors[cursor] = &[];
                 continue;
             }
@@ -748,6 +771,9 @@ impl StoreSnapshot {
             bytes = bytes.saturating_add(size);
             whole += 1;
             answer.items.push(Outgoing { entry: entry.clone(), how: Sending::Whole });
+            if open.get(target).is_some_and(|&(until, _)| seq >= until) {
+                open.remove(target); // every successor named so far is in
+            }
             cursors[cursor] = &cursors[cursor][1..];
         }
         answer
@@ -756,8 +782,9 @@ impl StoreSnapshot {
     /// The entry that supersedes `entry` for this client, if any (docs/PROTOCOL.md
     /// section 8.2): the newest later version of its file (same target and name,
     /// published strictly later, not withdrawn) that the checkpoint covers, that the
-    /// client takes (not above its `max-file-size`) and that is signed by a key it
-    /// trusts. Only to a client that follows the log and announced `superseded`.
+    /// client takes (not above its `max-file-size`), that is signed by a key it
+    /// trusts, and whose blob is here. Only to a client that follows the log and
+    /// announced `superseded`.
     fn superseding_for(
         &self,
         entry: &Entry,
@@ -767,11 +794,14 @@ impl StoreSnapshot {
         if !rules.superseded || rules.log_size.is_none() {
             return None;
         }
-        let by = self.index.superseding(entry).next()?;
-        let takes = covered(by.position)
-            && by.statement.file_size <= rules.max_file_size
-            && rules.keys.contains(&by.key_id);
-        takes.then_some(by)
+        // The newest version that qualifies, with its content here (a replica still
+        // copying it would otherwise waste the whole window).
+        self.index.superseding(entry).find(|by| {
+            covered(by.position)
+                && by.statement.file_size <= rules.max_file_size
+                && rules.keys.contains(&by.key_id)
+                && self.check_blob(by).is_ok()
+        })
     }
 
     /// The blob of `entry` is a regular file of the signed size in its shard folder:

@@ -347,3 +347,78 @@ fn a_journal_that_is_a_link_is_refused_and_the_index_kept() {
     let err = StoreReader::open(store.dir()).unwrap_err().to_string();
     assert!(err.contains("symbolic link"), "{err}");
 }
+
+/// How each item of an answer travels, as (seq, "whole" | "superseded by M" | ...).
+fn shape(answer: &fts_store::Answer) -> Vec<(u64, String)> {
+    answer
+        .items
+        .iter()
+        .map(|item| {
+            let how = match &item.how {
+                fts_store::Sending::Whole => "whole".to_owned(),
+                fts_store::Sending::Superseded(by) => format!("superseded by {}", by.statement.seq),
+                fts_store::Sending::Withdrawn(_) => "withdrawn".to_owned(),
+            };
+            (item.entry.statement.seq.get(), how)
+        })
+        .collect()
+}
+
+fn superseding_rules(reader: &StoreReader) -> fts_store::ServeRules {
+    fts_store::ServeRules {
+        log_size: Some(reader.current().leaf_count()),
+        withdrawn: true,
+        superseded: true,
+        max_file_size: u64::MAX,
+        keys: vec![fts_proto::Signer::key_id(&TestKey::new(9))],
+    }
+}
+
+#[test]
+fn a_superseded_entry_is_always_followed_by_its_successor_in_the_same_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    // a(1) b(2) b(3) c(4) a(5): 1 is superseded by 5, then 2 by 3, a smaller
+    // successor named later; with a budget of one file, 5 must still come.
+    for (file, content) in [("a", "a1"), ("b", "b2"), ("b", "b3"), ("c", "c4"), ("a", "a5")] {
+        publish(&store, dir.path(), file, content.as_bytes(), &["web-01"]);
+    }
+    let reader = StoreReader::open(store.dir()).unwrap();
+    let rules = superseding_rules(&reader);
+    let answer = reader.answer_for(&wants(&[("web-01", 0)]), 1, u64::MAX, &rules);
+    assert_eq!(
+        shape(&answer),
+        [
+            (1, "superseded by 5".to_owned()),
+            (2, "superseded by 3".to_owned()),
+            (3, "whole".to_owned()),
+            (4, "whole".to_owned()),
+            (5, "whole".to_owned())
+        ]
+    );
+
+    // The successor's blob is gone: nothing is superseded by it, and the whole entry
+    // is sent instead (an old version rather than a window that cannot close).
+    let a5 = reader.entry(&target("web-01"), fts_proto::Seq::new(5).unwrap()).unwrap().clone();
+    fs::remove_file(reader.blob_path(&a5.statement.file_hash)).unwrap();
+    let answer = reader.answer_for(&wants(&[("web-01", 0)]), 100, u64::MAX, &rules);
+    assert_eq!(shape(&answer)[0], (1, "whole".to_owned()), "{:?}", shape(&answer));
+    assert_eq!(answer.blocked.len(), 1, "and the target stops at 5, its blob missing");
+}
+
+#[test]
+fn a_target_cut_inside_a_window_is_rolled_back_to_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    // web-01: a(1) b(2) a(3); the blob of b(2) goes missing: the window of 1 (until 3)
+    // cannot close, so nothing of it is sent.
+    for (file, content) in [("a", "a1"), ("b", "b2"), ("a", "a3")] {
+        publish(&store, dir.path(), file, content.as_bytes(), &["web-01"]);
+    }
+    let reader = StoreReader::open(store.dir()).unwrap();
+    let b2 = reader.entry(&target("web-01"), fts_proto::Seq::new(2).unwrap()).unwrap().clone();
+    fs::remove_file(reader.blob_path(&b2.statement.file_hash)).unwrap();
+    let answer = reader.answer_for(&wants(&[("web-01", 0)]), 100, u64::MAX, &superseding_rules(&reader));
+    assert_eq!(shape(&answer), [], "the superseded frame of 1 is taken back");
+    assert_eq!(answer.blocked.len(), 1);
+}
