@@ -54,15 +54,28 @@ pub fn run(args: &KeygenRotateArgs) -> anyhow::Result<()> {
         Some(old)
     };
 
-    // The key after the next one, durable before anything commits to it.
+    // The key after the next one, durable before anything commits to it. One left by
+    // a run that died before the store rotated is reused; one left after the files
+    // moved (it is then today's next key, or the current one) never is: the fleet
+    // would be committed to a key the thief of the release key also holds.
     let after_path = with_suffix(&next_path, ".new");
-    let after = match SigningKey::load(&after_path) {
-        Ok(key) => key,
-        Err(_) => {
-            let key = SigningKey::generate()?;
-            key.save(&after_path, true)?;
-            key
-        }
+    let reusable = |key: &SigningKey| key.key_id() != next.key_id() && key.key_id() != current.key_id();
+    let after = match after_path.exists() {
+        true => match SigningKey::load(&after_path) {
+            Ok(key) if reusable(&key) => key,
+            Ok(_) => {
+                std::fs::remove_file(&after_path)
+                    .with_context(|| format!("cannot remove the stale {}", after_path.display()))?;
+                fresh_key(&after_path)?
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "{} is left by an earlier run but unreadable: move it away",
+                    after_path.display()
+                )));
+            }
+        },
+        false => fresh_key(&after_path)?,
     };
     let store = Store::open_or_create(&args.store)
         .with_context(|| format!("cannot open the store {}", args.store.display()))?;
@@ -91,13 +104,13 @@ pub fn run(args: &KeygenRotateArgs) -> anyhow::Result<()> {
     }
     next.save(&signing_path, true)?;
     after.save(&next_path, true)?;
+    std::fs::remove_file(&after_path).with_context(|| format!("cannot remove {}", after_path.display()))?;
     write_trust_file(
         &pub_path,
         &next.public_key(),
         &NextKey { next: commitment(&after.public_key()), rotation: number },
         true,
     )?;
-    std::fs::remove_file(&after_path).with_context(|| format!("cannot remove {}", after_path.display()))?;
 
     let kind = if old.is_some() {
         "planned (signed by both keys)"
@@ -118,6 +131,13 @@ pub fn run(args: &KeygenRotateArgs) -> anyhow::Result<()> {
         pub_path.display()
     );
     Ok(())
+}
+
+/// A new key, saved at `path` (0600) before it is used.
+fn fresh_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let key = SigningKey::generate()?;
+    key.save(path, true)?;
+    Ok(key)
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

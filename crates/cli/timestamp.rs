@@ -87,6 +87,42 @@ pub fn run(settings: &Timestamp) -> anyhow::Result<()> {
     }
 }
 
+/// The release keys `--trust` leads to through the rotations in the store's log
+/// (docs/PROTOCOL.md section 8.3), as a host walks them: a rotation counts only when
+/// it reveals the committed key, signed by it. The checkpoint is then verified with
+/// them; the leaves (rotations included) are checked against it by `check_extends`.
+fn keys_after_rotations(settings: &Timestamp, note: &str) -> anyhow::Result<fts_trust::TrustedKeys> {
+    let Some(origin) = fts_proto::Note::parse(note)
+        .ok()
+        .and_then(|n| fts_proto::Checkpoint::parse_text(&n.text).ok())
+        .map(|c| c.origin)
+    else {
+        return Ok(settings.trusted.clone());
+    };
+    let path = settings.store.join(LOG).join(fts_store::log::LEAVES);
+    let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let leaves = fts_store::log::read_leaves(&mut std::io::BufReader::new(file), 0)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let rotations: Vec<fts_proto::RotationProof> = (leaves.leaves.iter().enumerate())
+        .filter_map(|(index, leaf)| match fts_store::log::leaf_kind(leaf) {
+            Some(fts_store::log::LeafKind::Rotation(rotation)) => Some(fts_proto::RotationProof {
+                rotation: *rotation,
+                log_index: index as u64,
+                inclusion: Vec::new(),
+            }),
+            _ => None,
+        })
+        .collect();
+    if rotations.is_empty() {
+        return Ok(settings.trusted.clone());
+    }
+    let (ring, _) =
+        fts_trust::KeyRing::from_trusted(&settings.trusted).advance(&origin, &rotations).map_err(|why| {
+            anyhow::anyhow!("a rotation of the release key in {} is refused: {why}", path.display())
+        })?;
+    Ok(ring.trusted_now())
+}
+
 /// Cosigns the store's newest checkpoint if it may; says what it did.
 fn cosign_newest(settings: &Timestamp) -> anyhow::Result<String> {
     let path = settings.store.join(LOG).join(CHECKPOINT);
@@ -94,9 +130,10 @@ fn cosign_newest(settings: &Timestamp) -> anyhow::Result<String> {
         .with_context(|| format!("{} does not exist: the store has no log yet", path.display()))?
         .note;
     let previous = load_state(&settings.state)?;
+    let trusted = keys_after_rotations(settings, &note)?;
     let verified = match &previous {
-        Some(state) => verify_checkpoint(&note, &state.origin, &settings.trusted),
-        None => verify_checkpoint_any_origin(&note, &settings.trusted),
+        Some(state) => verify_checkpoint(&note, &state.origin, &trusted),
+        None => verify_checkpoint_any_origin(&note, &trusted),
     }
     .with_context(|| format!("{} is not a checkpoint signed by a trusted release key", path.display()))?;
     let checkpoint = verified.checkpoint;

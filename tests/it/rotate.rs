@@ -167,3 +167,55 @@ fn rotate_refuses_a_next_key_that_is_not_the_committed_one() {
     let journal = std::fs::read_to_string(sandbox.join("store/journal")).unwrap();
     assert!(!journal.contains("\"rotate\""), "nothing written");
 }
+
+#[test]
+fn a_withdrawal_signed_before_a_rotation_still_applies_and_the_timestamp_signer_follows() {
+    let sandbox = sandbox();
+    fts(&sandbox, &["keygen", "timestamp", "--dir", "ts"]).expect(0, "keygen timestamp");
+    let cosign = [
+        "timestamp",
+        "--once",
+        "--store",
+        "store",
+        "--key",
+        "ts/timestamp.key",
+        "--trust",
+        "certs/signing.pub",
+    ];
+    publish(&sandbox, "good.conf", b"good\n");
+    publish(&sandbox, "bad.conf", b"withdrawn by the first key\n");
+    fts(&sandbox, &["withdraw", "--target", ID, "--seq", "2"]).expect(0, "withdraw with the first key");
+    fts(&sandbox, &cosign).expect(0, "cosign");
+    let first_trust = sandbox.join("certs/signing.pub");
+    std::fs::copy(&first_trust, sandbox.join("ts-trust.pub")).unwrap();
+    fts(&sandbox, &["keygen", "rotate", "--dir", "certs", "--store", "store"]).expect(0, "rotate");
+    publish(&sandbox, "after.conf", b"signed by the second key\n");
+    // The signer keeps its first trust file and follows the rotation in the log.
+    let cosign_old_trust =
+        ["timestamp", "--once", "--store", "store", "--key", "ts/timestamp.key", "--trust", "ts-trust.pub"];
+    fts(&sandbox, &cosign_old_trust).expect(0, "the timestamp signer follows the rotation");
+
+    let server = ServeProcess::start(&sandbox, &["--poll-after", "1s"]);
+    let addr = server.addr.to_string();
+    let args = [
+        "poll",
+        "--once",
+        "--server",
+        &addr,
+        "--id",
+        ID,
+        "--dest",
+        "new",
+        "--trust",
+        "certs/signing.pub",
+        "--timestamp-key",
+        "ts/timestamp.pub",
+    ];
+    let run = fts(&sandbox, &args);
+    run.expect(3, "the withdrawal is reported");
+    assert!(run.stderr.contains("withdrawn") && !run.stderr.contains("not-logged"), "{run:?}");
+    assert!(!run.stderr.contains("stale"), "{run:?}");
+    assert_eq!(read(&sandbox, "new", "good.conf"), "good\n");
+    assert_eq!(read(&sandbox, "new", "after.conf"), "signed by the second key\n");
+    assert!(!sandbox.join("new/bad.conf").exists(), "a withdrawn entry is never installed");
+}

@@ -11,6 +11,15 @@ pub mod merkle;
 
 use sha2::{Digest, Sha256};
 
+/// The commitment to a release key (PROTOCOL.md section 8.3): SHA-256 of
+/// `fts-next-key-v1\n` and its 32 raw bytes.
+pub fn next_key_commitment(key: &fts_proto::RawKey) -> fts_proto::FileHash {
+    let mut hasher = Sha256::new();
+    hasher.update(b"fts-next-key-v1\n");
+    hasher.update(key.0);
+    fts_proto::FileHash::from_digest(hasher.finalize().into())
+}
+
 /// The SHA-256 of a statement's bytes: what a withdrawal names (PROTOCOL.md
 /// section 8.1).
 pub fn statement_hash(statement: &fts_proto::Statement) -> fts_proto::FileHash {

@@ -107,6 +107,7 @@ impl Store {
             .open(&journal_path)
             .map_err(StoreError::io("open", &journal_path))?;
         let index = load_for_append(&journal, &journal_path)?;
+        check_signer(&index, &signer.key_id())?;
         log::append_and_sign(&self.dir, index.leaves(), signer, self.log_origin.as_ref())
     }
 
@@ -339,6 +340,24 @@ impl Store {
         if key_id_of(&key) != new_signer.key_id() {
             return Err(StoreError::Key {
                 detail: "the new key and the key signing the checkpoint differ".into(),
+            });
+        }
+        // A rotation hosts would refuse stays in the log for ever (the next must
+        // follow it): refuse it here. The first one's commitment is in the hosts'
+        // trust files, which the caller checked.
+        if let Some((_, previous)) = index.rotations.last()
+            && fts_log::next_key_commitment(&key) != previous.statement.next
+        {
+            return Err(StoreError::Key {
+                detail: format!(
+                    "the new key is not the one rotation {} committed to: hosts would refuse this rotation",
+                    previous.statement.number
+                ),
+            });
+        }
+        if next == fts_log::next_key_commitment(&key) || key == retired {
+            return Err(StoreError::Key {
+                detail: "a rotation must commit to a key other than the one it makes active".into(),
             });
         }
         let log = log::LogAppend::open(&self.dir, index.leaves(), self.log_origin.as_ref())?;

@@ -34,6 +34,13 @@ pub fn commitment(key: &PublicKey) -> FileHash {
     FileHash::from_digest(hasher.finalize().into())
 }
 
+#[cfg(test)]
+#[test]
+fn the_commitment_is_fts_logs() {
+    let key = SigningKey::from_seed(&[7; 32]).public_key();
+    assert_eq!(commitment(&key), fts_log::next_key_commitment(&key.raw()));
+}
+
 /// What a trust file says beside its key: the commitment to the next key and the
 /// number of the rotation that made this key active (0 for a first key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +140,7 @@ pub struct KeyRing {
     pub retired: Vec<RetiredKey>,
     /// The trust files' keys this ring grew from: when they change (a host given a
     /// new `signing.pub`), the ring starts again from them.
+    #[serde(default)]
     pub from: Vec<(RawKey, Option<NextKey>)>,
 }
 
@@ -270,6 +278,36 @@ impl KeyRing {
         if now.key_ids().any(|id| id == *key_id) {
             return now.verify(statement, key_id, signature);
         }
+        self.verify_retired(&statement.to_bytes(), key_id, signature, log_index)?;
+        Ok(Verified::new(statement, *key_id))
+    }
+
+    /// Checks a withdrawal's signature by the rule of entries: a key trusted now, or
+    /// a retired key for a withdrawal whose leaf is below the rotation that retired
+    /// it (a withdrawal signed before a rotation stays valid).
+    pub fn verify_withdrawal(
+        &self,
+        withdrawal: fts_proto::WithdrawStatement,
+        key_id: &KeyId,
+        signature: &Signature,
+        log_index: u64,
+    ) -> Result<Verified<fts_proto::WithdrawStatement>, VerifyError> {
+        let now = self.trusted_now();
+        if now.key_ids().any(|id| id == *key_id) {
+            return now.verify_withdrawal(withdrawal, key_id, signature);
+        }
+        self.verify_retired(&withdrawal.to_bytes(), key_id, signature, Some(log_index))?;
+        Ok(Verified::new(withdrawal, *key_id))
+    }
+
+    /// `bytes` signed by the retired key `key_id`, valid only below its bound.
+    fn verify_retired(
+        &self,
+        bytes: &[u8],
+        key_id: &KeyId,
+        signature: &Signature,
+        log_index: Option<u64>,
+    ) -> Result<(), VerifyError> {
         let retired = self.retired.iter().filter_map(|r| PublicKey::from_raw(&r.key).map(|k| (k, r.below)));
         for (key, below) in retired {
             if key.key_id() != *key_id {
@@ -278,10 +316,10 @@ impl KeyRing {
             if log_index.is_none_or(|index| index >= below) {
                 return Err(VerifyError::RetiredKey { key_id: *key_id, below });
             }
-            if !key.verifies(&statement.to_bytes(), signature) {
+            if !key.verifies(bytes, signature) {
                 return Err(VerifyError::BadSignature { key_id: *key_id });
             }
-            return Ok(Verified::new(statement, *key_id));
+            return Ok(());
         }
         Err(VerifyError::UntrustedKey { key_id: *key_id })
     }
@@ -293,6 +331,14 @@ fn check_signed(rotation: &SignedRotation, held: &NextKey) -> Result<PublicKey, 
     let s = &rotation.statement;
     let key = PublicKey::from_raw(&s.key)
         .ok_or_else(|| format!("rotation {}: not a valid Ed25519 key", s.number))?;
+    if rotation.signatures.len() > 2 {
+        return Err(format!("rotation {} carries more than two signatures", s.number));
+    }
+    if s.next == commitment(&key) || s.key == s.retired {
+        // A next key equal to the new one would hand the current key's thief the
+        // committed key too.
+        return Err(format!("rotation {} commits to the key it makes active, or retires it", s.number));
+    }
     if commitment(&key) != held.next {
         return Err(format!(
             "rotation {} reveals a key that does not match the commitment this host holds (a key of someone else's?)",
@@ -316,9 +362,6 @@ fn check_signed(rotation: &SignedRotation, held: &NextKey) -> Result<PublicKey, 
                 s.number
             ));
         }
-    }
-    if rotation.signatures.len() > 2 {
-        return Err(format!("rotation {} carries more than two signatures", s.number));
     }
     Ok(key)
 }

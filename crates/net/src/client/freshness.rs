@@ -226,8 +226,7 @@ impl AnswerLog {
         verify_inclusion(w.log_index, *size, &leaf, &w.inclusion, root).map_err(|e| {
             format!("the withdrawal's inclusion proof at leaf {} of {size} fails: {e}", w.log_index)
         })?;
-        keys.trusted_now()
-            .verify_withdrawal(statement, &w.key_id, &w.signature)
+        keys.verify_withdrawal(statement, &w.key_id, &w.signature, w.log_index)
             .map(Verified::into_inner)
             .map_err(|e| format!("the withdrawal's signature: {}", ErrorChain(&e)))
     }

@@ -1309,7 +1309,8 @@ impl Client {
         match receive_file(conn, verified, &self.partial, ReceiveInto::Temp, clock, progress).await {
             // Received and verified into a temp that is dropped, never installed.
             Ok(_) => Ok(true),
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(%target, problem = %ErrorChain(&e), "could not read past an entry applied without an install: ending the answer");
                 outcome.repeat_now = true;
                 Ok(false)
             }
@@ -1486,6 +1487,12 @@ impl Client {
         report: Report,
         cause: HoldCause,
     ) -> Result<bool, PollError> {
+        // A target with superseded entries pending is held at the first of them:
+        // those are dropped with the answer, and its next entry is since + 1.
+        let seq = match self.deferred.is_waiting(target) {
+            true => Seq::after(self.state.since(target)).unwrap_or(seq),
+            false => seq,
+        };
         self.record_hold(target, seq, report.reason.clone(), cause);
         outcome.repeat_now = true;
         self.report_local_failure(outcome, report).map(|()| false)
