@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use fts_proto::{FileHeader, ServerFrame, SupersededFrame};
 
 use crate::common::hostile_server::{Answer, HostileServer, done_frame};
+use crate::common::log_frames::{honest_log, logged_header};
 use crate::common::server::ServeProcess;
 use crate::common::{Run, Sandbox, run_bounded};
 
@@ -116,40 +117,6 @@ fn a_newer_version_signed_by_a_key_the_host_does_not_trust_supersedes_nothing() 
     assert_eq!(since(&sandbox, "in"), 1, "held at the untrusted version");
 }
 
-/// The store's checkpoint note (with `note` instead when given), as a `log` frame for
-/// web-01 at log size 0, and the tree of the store's leaves.
-fn honest_log(sandbox: &Sandbox, note: Option<String>) -> (Vec<u8>, fts_log::merkle::Tree) {
-    let note = note.unwrap_or_else(|| std::fs::read_to_string(sandbox.join("store/log/checkpoint")).unwrap());
-    let file = std::fs::File::open(sandbox.join("store/log/leaves")).unwrap();
-    let read = fts_store::log::read_leaves(&mut std::io::BufReader::new(file), 0).unwrap();
-    let mut tree = fts_log::merkle::Tree::new();
-    let mut kinds = Vec::new();
-    for leaf in &read.leaves {
-        tree.push(fts_log::merkle::leaf_hash(leaf));
-        kinds.push(fts_store::log::leaf_kind(leaf).unwrap());
-    }
-    let heads = fts_log::heads::HeadsTree::new(&fts_store::log::heads_of(&kinds));
-    let mine = [ID, "all", "group:web"]
-        .into_iter()
-        .map(|t| fts_proto::Target::parse(t).unwrap())
-        .map(|t| (t.clone(), heads.prove(&t)))
-        .collect();
-    let frame = ServerFrame::Log(fts_proto::LogFrame {
-        checkpoint: note,
-        consistency: Vec::new(),
-        heads: mine,
-        rotations: Vec::new(),
-    });
-    (frame.encode().unwrap(), tree)
-}
-
-fn header_of(entry: &fts_store::Entry, tree: &fts_log::merkle::Tree) -> FileHeader {
-    let mut header = FileHeader::new(entry.statement.clone(), entry.key_id, entry.signature);
-    header.log_index = Some(entry.position);
-    header.inclusion = Some(tree.inclusion_proof(entry.position, tree.len()).unwrap());
-    header
-}
-
 fn superseded(log: &[u8], entry: FileHeader, by: FileHeader) -> Answer {
     let mut bytes = log.to_vec();
     bytes.extend(ServerFrame::Superseded(SupersededFrame { entry, by }).encode().unwrap());
@@ -185,7 +152,7 @@ fn a_hostile_server_gets_nothing_applied_by_a_supersession_it_does_not_complete_
     let fresh = ["--timestamp-key", "ts/timestamp.pub", "--withheld-after", "2s"];
 
     // 1. N = 1 superseded by M = 2, then M never sent: nothing applied.
-    server.push(superseded(&log, header_of(&entries[0], &tree), header_of(&entries[1], &tree)));
+    server.push(superseded(&log, logged_header(&entries[0], &tree), logged_header(&entries[1], &tree)));
     let run = poll(&sandbox, server.addr, "in", &fresh);
     run.expect(0, "nothing refused, nothing applied, not yet withheld");
     assert_eq!(since(&sandbox, "in"), 0, "N is not applied without its successor: {run:?}");
@@ -196,18 +163,18 @@ fn a_hostile_server_gets_nothing_applied_by_a_supersession_it_does_not_complete_
     while SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() <= behind_since + 2 {
         std::thread::sleep(Duration::from_millis(100));
     }
-    server.push(superseded(&log, header_of(&entries[0], &tree), header_of(&entries[1], &tree)));
+    server.push(superseded(&log, logged_header(&entries[0], &tree), logged_header(&entries[1], &tree)));
     let run = poll(&sandbox, server.addr, "in", &fresh);
     run.expect(4, "withheld");
     assert!(run.stderr.contains("withheld"), "{run:?}");
     assert_eq!(since(&sandbox, "in"), 0);
 
     // 2. A supersession of an N whose leaf fails inclusion: not-logged.
-    let mut broken = header_of(&entries[0], &tree);
+    let mut broken = logged_header(&entries[0], &tree);
     if let Some(proof) = broken.inclusion.as_mut() {
         proof[0].0[0] ^= 1;
     }
-    server.push(superseded(&log, broken, header_of(&entries[1], &tree)));
+    server.push(superseded(&log, broken, logged_header(&entries[1], &tree)));
     let run = poll(&sandbox, server.addr, "second", &[]);
     run.expect(3, "refused");
     assert!(run.stderr.contains("not-logged"), "{run:?}");
@@ -215,7 +182,7 @@ fn a_hostile_server_gets_nothing_applied_by_a_supersession_it_does_not_complete_
 
     // 3. By an M signed with a key the host does not trust: bad-supersession, N must
     //    come whole.
-    server.push(superseded(&log, header_of(&entries[0], &tree), header_of(&entries[2], &tree)));
+    server.push(superseded(&log, logged_header(&entries[0], &tree), logged_header(&entries[2], &tree)));
     let run = poll(&sandbox, server.addr, "third", &[]);
     run.expect(3, "refused");
     assert!(run.stderr.contains("bad-supersession"), "{run:?}");
@@ -225,13 +192,13 @@ fn a_hostile_server_gets_nothing_applied_by_a_supersession_it_does_not_complete_
     let mut bytes = log.clone();
     bytes.extend(
         ServerFrame::Superseded(SupersededFrame {
-            entry: header_of(&entries[0], &tree),
-            by: header_of(&entries[1], &tree),
+            entry: logged_header(&entries[0], &tree),
+            by: logged_header(&entries[1], &tree),
         })
         .encode()
         .unwrap(),
     );
-    bytes.extend(ServerFrame::File(header_of(&entries[1], &tree)).encode().unwrap());
+    bytes.extend(ServerFrame::File(logged_header(&entries[1], &tree)).encode().unwrap());
     bytes.extend_from_slice(b"version 2, kept back by the server\n");
     bytes.extend(done_frame());
     server.push(Answer::bytes(bytes));

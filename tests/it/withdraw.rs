@@ -16,6 +16,7 @@ use std::time::Duration;
 use fts_proto::{FileHeader, ServerFrame, Withdrawal, WithdrawnFrame};
 
 use crate::common::hostile_server::{Answer, HostileServer, done_frame};
+use crate::common::log_frames::{honest_log, logged_header};
 use crate::common::server::ServeProcess;
 use crate::common::{Run, Sandbox, run_bounded};
 
@@ -147,39 +148,6 @@ fn a_host_that_installed_a_withdrawn_entry_reports_it_runs_exec_withdrawn_and_ge
     assert_eq!(std::fs::read_to_string(sandbox.join("on-withdrawn.sh.ran")).unwrap().lines().count(), 1);
 }
 
-/// The store's log frame for web-01 at log size 0, and the tree of its leaves.
-fn honest_log(sandbox: &Sandbox) -> (Vec<u8>, fts_log::merkle::Tree) {
-    let note = std::fs::read_to_string(sandbox.join("store/log/checkpoint")).unwrap();
-    let file = std::fs::File::open(sandbox.join("store/log/leaves")).unwrap();
-    let read = fts_store::log::read_leaves(&mut std::io::BufReader::new(file), 0).unwrap();
-    let mut tree = fts_log::merkle::Tree::new();
-    let mut kinds = Vec::new();
-    for leaf in &read.leaves {
-        tree.push(fts_log::merkle::leaf_hash(leaf));
-        kinds.push(fts_store::log::leaf_kind(leaf).unwrap());
-    }
-    let heads = fts_log::heads::HeadsTree::new(&fts_store::log::heads_of(&kinds));
-    let mine = [ID, "all", "group:web"]
-        .into_iter()
-        .map(|t| fts_proto::Target::parse(t).unwrap())
-        .map(|t| (t.clone(), heads.prove(&t)))
-        .collect();
-    let frame = ServerFrame::Log(fts_proto::LogFrame {
-        checkpoint: note,
-        consistency: Vec::new(),
-        heads: mine,
-        rotations: Vec::new(),
-    });
-    (frame.encode().unwrap(), tree)
-}
-
-fn header_of(entry: &fts_store::Entry, tree: &fts_log::merkle::Tree) -> FileHeader {
-    let mut header = FileHeader::new(entry.statement.clone(), entry.key_id, entry.signature);
-    header.log_index = Some(entry.position);
-    header.inclusion = Some(tree.inclusion_proof(entry.position, tree.len()).unwrap());
-    header
-}
-
 #[test]
 fn a_server_that_sends_a_withdrawn_entry_whole_or_a_forged_withdrawal_gets_nothing_installed() {
     let sandbox = sandbox();
@@ -189,13 +157,13 @@ fn a_server_that_sends_a_withdrawn_entry_whole_or_a_forged_withdrawal_gets_nothi
     let reader = fts_store::StoreReader::open(sandbox.join("store")).unwrap();
     let entry = reader.entries()[0].clone();
     let withdrawal = reader.current().withdrawals()[0].clone();
-    let (log, tree) = honest_log(&sandbox);
+    let (log, tree) = honest_log(&sandbox, None);
     let server = HostileServer::start_in(&sandbox.join("certs"));
     let checkpoint = ["--log-checkpoint", "store/log/checkpoint"];
 
     // 1. The whole entry, with a genuine inclusion proof, instead of its withdrawal.
     let mut whole = log.clone();
-    whole.extend(ServerFrame::File(header_of(&entry, &tree)).encode().unwrap());
+    whole.extend(ServerFrame::File(logged_header(&entry, &tree)).encode().unwrap());
     whole.extend_from_slice(bad);
     whole.extend(done_frame());
     server.push(Answer::bytes(whole));
@@ -221,7 +189,7 @@ fn a_server_that_sends_a_withdrawn_entry_whole_or_a_forged_withdrawal_gets_nothi
         bytes.extend(done_frame());
         Answer::bytes(bytes)
     };
-    server.push(frame(header_of(&entry, &tree), genuine.clone()));
+    server.push(frame(logged_header(&entry, &tree), genuine.clone()));
     poll(&sandbox, server.addr, "control", &checkpoint).expect(3, "withdrawn, reported");
     assert_eq!(since(&sandbox, "control"), 1, "the genuine withdrawal is applied");
 
@@ -231,7 +199,7 @@ fn a_server_that_sends_a_withdrawn_entry_whole_or_a_forged_withdrawal_gets_nothi
     let mut other = withdrawal.statement.clone();
     other.origin = fts_proto::checkpoint::Origin::parse("other.example/log").unwrap();
     let forged = Withdrawal { signature: key.sign_withdrawal(&other), ..genuine.clone() };
-    server.push(frame(header_of(&entry, &tree), forged));
+    server.push(frame(logged_header(&entry, &tree), forged));
     let run = poll(&sandbox, server.addr, "second", &checkpoint);
     run.expect(3, "refused");
     assert!(run.stderr.contains("not-logged"), "{run:?}");
@@ -242,7 +210,7 @@ fn a_server_that_sends_a_withdrawn_entry_whole_or_a_forged_withdrawal_gets_nothi
     let mut impostor = entry.clone();
     impostor.statement.file_size += 1;
     impostor.signature = key.sign(&impostor.statement);
-    server.push(frame(header_of(&impostor, &tree), genuine));
+    server.push(frame(logged_header(&impostor, &tree), genuine));
     let run = poll(&sandbox, server.addr, "third", &checkpoint);
     run.expect(3, "refused");
     assert!(run.stderr.contains("not-logged"), "{run:?}");

@@ -100,13 +100,7 @@ impl Store {
     /// checkpoint (`fts log init`; every publish does the same after its record).
     pub fn sign_log<S: Signer + ?Sized>(&self, signer: &S) -> Result<Checkpoint> {
         let _lock = self.lock()?;
-        let journal_path = self.dir.join(JOURNAL);
-        let journal = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&journal_path)
-            .map_err(StoreError::io("open", &journal_path))?;
-        let index = load_for_append(&journal, &journal_path)?;
+        let (_journal, index) = self.open_journal()?;
         check_signer(&index, &signer.key_id())?;
         log::append_and_sign(&self.dir, index.leaves(), signer, self.log_origin.as_ref())
     }
@@ -261,13 +255,7 @@ impl Store {
 
         let _lock = self.lock()?;
         self.remove_stale_temps();
-        let journal_path = self.dir.join(JOURNAL);
-        let mut journal = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&journal_path)
-            .map_err(StoreError::io("open", &journal_path))?;
-        let index = load_for_append(&journal, &journal_path)?;
+        let (mut journal, index) = self.open_journal()?;
         check_signer(&index, &signer.key_id())?;
         // Before the record: a store its log refuses gets nothing written to it.
         let log = log::LogAppend::open(&self.dir, index.leaves(), self.log_origin.as_ref())?;
@@ -279,13 +267,7 @@ impl Store {
                 signer.sign(statement)
             })?;
 
-        journal.seek(SeekFrom::Start(index.good_end)).map_err(StoreError::io("seek in", &journal_path))?;
-        if let Err(e) = fts_fs::append_durably(&journal, &bytes, &journal_path) {
-            // Best effort: leave no torn tail behind (the next publisher would
-            // truncate it anyway).
-            let _ = fts_fs::truncate_durably(&journal, index.good_end, &journal_path);
-            return Err(e.into());
-        }
+        journal.append(&bytes, index.good_end)?;
         tracing::info!(
             file = %file_name,
             hash = %file_hash,
@@ -317,13 +299,7 @@ impl Store {
         now: SystemTime,
     ) -> Result<SignedRotation> {
         let _lock = self.lock()?;
-        let journal_path = self.dir.join(JOURNAL);
-        let mut journal = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&journal_path)
-            .map_err(StoreError::io("open", &journal_path))?;
-        let index = load_for_append(&journal, &journal_path)?;
+        let (mut journal, index) = self.open_journal()?;
         let active = match (index.active_key(), index.entries.last()) {
             (Some(active), _) => key_id_of(&active),
             (None, Some(newest)) => newest.key_id,
@@ -372,11 +348,7 @@ impl Store {
         let signatures = sign(&statement);
         let rotation = SignedRotation { statement, signatures };
         let bytes = encode_line(&Record::Rotate(RotateRecord::of(&rotation)))?;
-        journal.seek(SeekFrom::Start(index.good_end)).map_err(StoreError::io("seek in", &journal_path))?;
-        if let Err(e) = fts_fs::append_durably(&journal, &bytes, &journal_path) {
-            let _ = fts_fs::truncate_durably(&journal, index.good_end, &journal_path);
-            return Err(e.into());
-        }
+        journal.append(&bytes, index.good_end)?;
         tracing::info!(number = rotation.statement.number, key = %new_signer.key_id(), "rotated the release key");
         log.sign(&[rotation.leaf()], new_signer)?;
         Ok(rotation)
@@ -401,13 +373,7 @@ impl Store {
     ) -> Result<Withdrawn> {
         let refuse = |detail: String| Err(StoreError::Withdraw { detail });
         let _lock = self.lock()?;
-        let journal_path = self.dir.join(JOURNAL);
-        let mut journal = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&journal_path)
-            .map_err(StoreError::io("open", &journal_path))?;
-        let index = load_for_append(&journal, &journal_path)?;
+        let (mut journal, index) = self.open_journal()?;
         check_signer(&index, &signer.key_id())?;
         let Some(entry) = index.entry(target, seq).cloned() else {
             return refuse(format!(
@@ -492,14 +458,20 @@ impl Store {
                 entries.into_iter().next()
             }
         };
-        journal.seek(SeekFrom::Start(index.good_end)).map_err(StoreError::io("seek in", &journal_path))?;
-        if let Err(e) = fts_fs::append_durably(&journal, &bytes, &journal_path) {
-            let _ = fts_fs::truncate_durably(&journal, index.good_end, &journal_path);
-            return Err(e.into());
-        }
+        journal.append(&bytes, index.good_end)?;
         tracing::info!(%target, seq = seq.get(), file = %entry.statement.file_name, "withdrawn");
         log.sign(&leaves, signer)?;
         Ok(Withdrawn { withdrawn: entry, withdrawal, restored })
+    }
+
+    /// Opens the journal for appending (under the publish lock the caller holds),
+    /// reads it whole and truncates a torn tail.
+    fn open_journal(&self) -> Result<(Journal, JournalIndex)> {
+        let path = self.dir.join(JOURNAL);
+        let file =
+            OpenOptions::new().read(true).write(true).open(&path).map_err(StoreError::io("open", &path))?;
+        let index = load_for_append(&file, &path)?;
+        Ok((Journal { file, path }, index))
     }
 
     /// Removes the temps in `tmp/` left by killed publishers (fts-fs's lock rule: a
@@ -540,6 +512,26 @@ fn key_id_of(key: &RawKey) -> KeyId {
     let mut prefix = [0u8; 8];
     prefix.copy_from_slice(&digest[..8]);
     KeyId::from_prefix(prefix)
+}
+
+/// The journal opened for appending, under the publish lock.
+struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Appends `bytes` at `at` (the end of the valid prefix) with one durable write;
+    /// on failure, best effort, leaves no torn tail behind (the next publisher would
+    /// truncate it anyway).
+    fn append(&mut self, bytes: &[u8], at: u64) -> Result<()> {
+        self.file.seek(SeekFrom::Start(at)).map_err(StoreError::io("seek in", &self.path))?;
+        if let Err(e) = fts_fs::append_durably(&self.file, bytes, &self.path) {
+            let _ = fts_fs::truncate_durably(&self.file, at, &self.path);
+            return Err(e.into());
+        }
+        Ok(())
+    }
 }
 
 /// What [`Store::withdraw`] did.
