@@ -768,7 +768,10 @@ mod tests {
         );
 
         let (err, _) = file_error("store = \"/srv/store\"\n", &["status"]);
-        assert!(err.to_string().contains("[publish], [serve], [status], [log] or [timestamp]"), "{err}");
+        assert!(
+            err.to_string().contains("[publish], [serve], [status], [log], [withdraw], [gc] or [timestamp]"),
+            "{err}"
+        );
 
         let (err, _) = file_error("bogus = 1\n", &["status"]);
         let text = err.to_string();
