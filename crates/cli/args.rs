@@ -81,6 +81,10 @@ pub enum Command {
     /// Withdraw a published entry: hosts that have not installed it never will (on the
     /// signing host; a signed log leaf)
     Withdraw(WithdrawArgs),
+    /// Remove the blobs only superseded or withdrawn entries name, and those crashed
+    /// publishes left over an hour ago (on the signing host; the journal and the log
+    /// keep every statement)
+    Gc(GcArgs),
     /// Run the timestamp signer: cosign the store's newest checkpoint within seconds of
     /// its appearing, and again every --every (on a machine of its own)
     Timestamp(TimestampArgs),
@@ -346,6 +350,22 @@ pub struct WithdrawArgs {
     /// The release signing key
     #[arg(long, value_name = "FILE", default_value = "certs/signing.key")]
     pub signing_key: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep the content of this many newest versions of each file on each target that
+    /// are not withdrawn (1: only what is current)
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_at_least_one::<NonZeroUsize>)]
+    pub keep: NonZeroUsize,
+
+    /// List the blobs that would be removed, and remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The store folder
+    #[arg(long, value_name = "DIR", default_value = "store")]
+    pub store: PathBuf,
 }
 
 fn parse_withdraw_reason(text: &str) -> Result<fts_proto::WithdrawReason, String> {

@@ -8,6 +8,7 @@ mod args;
 mod completions;
 mod config;
 mod fd_limit;
+mod gc;
 mod keygen;
 mod log;
 mod log_admin;
@@ -107,6 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Keygen(command) => keygen::run(config::Keygen::resolve(command))?,
         Command::Publish(args) => publish::run(config::Publish::resolve(args)?)?,
         Command::Withdraw(args) => withdraw::run(args)?,
+        Command::Gc(args) => gc::run(&args)?,
         Command::Serve(args) => serve::run(config::Serve::resolve(args)?)?,
         Command::Status(args) => status::run(args)?,
         Command::Log(args) => match args.action {

@@ -14,6 +14,7 @@ mod delivery;
 mod disk_full;
 mod dos;
 mod freshness;
+mod gc;
 mod hostile;
 mod keygen;
 mod load;

@@ -769,7 +769,7 @@ mod tests {
 
         let (err, _) = file_error("store = \"/srv/store\"\n", &["status"]);
         assert!(
-            err.to_string().contains("[publish], [serve], [status], [log], [withdraw] or [timestamp]"),
+            err.to_string().contains("[publish], [serve], [status], [log], [withdraw], [gc] or [timestamp]"),
             "{err}"
         );
 

@@ -100,6 +100,31 @@ pub enum StoreError {
         detail: String,
     },
 
+    /// The file being published was no longer the file first copied when its blob had
+    /// to be copied again (`fts gc` removed it while the publish waited for the lock).
+    #[error("{} changed while it was being published (its SHA-256 was {first}, now {again}): nothing was published", path.display())]
+    ChangedWhilePublishing {
+        /// The file given to publish.
+        path: PathBuf,
+        /// Its hash at the first copy.
+        first: fts_proto::FileHash,
+        /// Its hash at the second.
+        again: fts_proto::FileHash,
+    },
+
+    /// `fts gc` failed to remove a blob after it had removed others; the journal and
+    /// the log are untouched, and running it again finishes the work.
+    #[error("gc stopped after removing {removed} of {planned} blobs (run it again to finish)")]
+    GcStopped {
+        /// Blobs removed before the failure.
+        removed: usize,
+        /// Blobs it meant to remove.
+        planned: usize,
+        /// The removal (or flush) that failed.
+        #[source]
+        source: fts_fs::FsError,
+    },
+
     /// A publish named the same target twice.
     #[error("target {target} is given more than once")]
     DuplicateTarget {

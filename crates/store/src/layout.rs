@@ -27,6 +27,14 @@ pub(crate) fn blob_names(hash: &FileHash) -> (String, String) {
     (hex[..2].to_owned(), hex)
 }
 
+/// The hash a blob file is named for, when `name` in the shard folder `shard` is a
+/// blob's name (64 lower-case hex digits, the first two being `shard`); `None` for
+/// anything else (a sync tool's temp, a stray file), which is not a blob.
+pub(crate) fn hash_of_blob_name(shard: &str, name: &str) -> Option<FileHash> {
+    let hash = FileHash::parse(&format!("sha256:{name}")).ok()?;
+    (name.starts_with(shard) && shard.len() == 2).then_some(hash)
+}
+
 /// `<store>/blobs/<first 2 hex digits>/<64 hex digits>`.
 pub fn blob_path(store_dir: &Path, hash: &FileHash) -> PathBuf {
     let hex = hash.hex();

@@ -10,7 +10,8 @@
 //!   can open the store read-only (even a replica synced by rsync).
 //!
 //! Modules: [`publish`] (the signing host's [`Store`]), [`preview`] (what a publish
-//! would do, for `fts publish --dry-run`), [`reader`] (the server's [`StoreReader`]),
+//! would do, for `fts publish --dry-run`), [`gc`] (`fts gc`: the blobs no entry needs
+//! any more, removed under the lock), [`reader`] (the server's [`StoreReader`]),
 //! [`history`] (the journal with its notes, for `fts log`), [`provenance`] (the
 //! unsigned note and publisher of a record), [`journal`] (the record format and the
 //! index), [`status`]
@@ -26,6 +27,7 @@
 
 pub mod entry;
 pub mod error;
+pub mod gc;
 pub mod history;
 pub mod journal;
 mod last_polls;
@@ -40,6 +42,7 @@ pub mod status;
 
 pub use entry::{Entry, WithdrawalEntry};
 pub use error::{BadStatusFile, NotAStore, Result, StoreError};
+pub use gc::{Collected, CollectedBlob, GcReport, Reference, Skipped, UNREFERENCED_MIN_AGE, Unneeded};
 pub use history::History;
 pub use journal::{DamageKind, FORMAT_VERSION, JournalDamage, MAX_RECORD_LEN};
 pub use layout::blob_path;

@@ -11,7 +11,9 @@
 //!    A blob already there is kept only if it is a regular file whose SHA-256 is its
 //!    name (hashed again, not trusted by its size); anything else (rotted bytes, a
 //!    link, a short copy) is replaced by the fresh temp, whose content is right.
-//! 2. take the lock, read the whole journal, truncate a torn tail (refuse if a damaged
+//! 2. take the lock, check the blob is still there (`fts gc`, under the same lock,
+//!    may have removed content that step 1 found already stored; it is copied again),
+//!    read the whole journal, truncate a torn tail (refuse if a damaged
 //!    record is followed by valid ones), compute each target's next seq and the
 //!    `published` time, sign, append the record with one write and flush it
 //!    ([`fts_fs::append_durably`]), release the lock. A crash before the record is
@@ -84,6 +86,27 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens the existing store in `dir` and creates nothing: refuses a folder
+    /// without a journal ([`NotAStore::NoJournal`]), and a journal of another format
+    /// or version. For the commands that only change a store (`fts gc`), so that a
+    /// wrong `--store` is an error, not a new empty store.
+    pub fn open_existing(dir: impl AsRef<Path>) -> Result<Store> {
+        let store = Store { dir: dir.as_ref().to_path_buf(), log_origin: None };
+        let not_a_store = |problem| StoreError::NotAStore { path: store.dir.clone(), problem };
+        let folder = match Dir::open(&store.dir) {
+            Ok(folder) => folder,
+            Err(fts_fs::FsError::WrongKind { .. }) => return Err(not_a_store(NotAStore::NotAFolder)),
+            Err(e) => return Err(e.into()),
+        };
+        let file = match folder.open_file(JOURNAL) {
+            Ok(file) => file,
+            Err(e) if e.is_not_found() => return Err(not_a_store(NotAStore::NoJournal)),
+            Err(e) => return Err(e.into()),
+        };
+        check_header_only(file, &store.dir.join(JOURNAL))?;
+        Ok(store)
+    }
+
     /// The store folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -145,7 +168,7 @@ impl Store {
     }
 
     /// Takes the publish lock, waiting for another publisher to finish.
-    fn lock(&self) -> Result<File> {
+    pub(crate) fn lock(&self) -> Result<File> {
         let path = self.dir.join(LOCK);
         let file = OpenOptions::new()
             .read(true)
@@ -255,6 +278,7 @@ impl Store {
 
         let _lock = self.lock()?;
         self.remove_stale_temps();
+        self.blob_still_there(path, file_hash, file_size)?;
         let (mut journal, index) = self.open_journal()?;
         check_signer(&index, &signer.key_id())?;
         // Before the record: a store its log refuses gets nothing written to it.
@@ -352,6 +376,25 @@ impl Store {
         tracing::info!(number = rotation.statement.number, key = %new_signer.key_id(), "rotated the release key");
         log.sign(&[rotation.leaf()], new_signer)?;
         Ok(rotation)
+    }
+
+    /// Under the lock, before a record names the blob copied outside it: the blob is
+    /// still there, or is copied again now. `fts gc` (which holds the lock while it
+    /// removes) may have removed it in between: content stored before and found sound
+    /// by [`Store::put_blob`] counts as stored, yet was referenced only by superseded
+    /// or withdrawn entries, or by none (a crashed publish's, over an hour old). A
+    /// record must never name a missing blob (docs/STORE.md section 3), so the file
+    /// is copied again, and refused if it is no longer the file hashed first.
+    pub(crate) fn blob_still_there(&self, path: &Path, hash: FileHash, size: u64) -> Result<()> {
+        if existing_blob_kind(&self.dir, &hash, size)? {
+            return Ok(());
+        }
+        tracing::info!(blob = %self.blob_path(&hash).display(), "the blob was removed while waiting for the lock (fts gc): copying it again");
+        let (again, _) = self.put_blob_from(open_source(path)?, path)?;
+        if again != hash {
+            return Err(StoreError::ChangedWhilePublishing { path: path.to_path_buf(), first: hash, again });
+        }
+        Ok(())
     }
 
     /// Withdraws entry `seq` of `target` (`fts withdraw`, docs/PROTOCOL.md section
@@ -758,7 +801,7 @@ pub(crate) fn append_bytes(
 /// Reads the whole journal under the lock. A torn or garbage tail (damage with no
 /// valid record after it) is truncated; damage followed by a valid record, or an
 /// intact record that breaks the rules, is corruption and refused.
-fn load_for_append(journal: &File, path: &Path) -> Result<JournalIndex> {
+pub(crate) fn load_for_append(journal: &File, path: &Path) -> Result<JournalIndex> {
     let (index, torn_tail) = read_for_append(journal, path)?;
     if let Some(damage) = torn_tail {
         tracing::warn!(journal = %path.display(), %damage, "truncating the torn tail left by an interrupted publish");

@@ -334,16 +334,16 @@ fn check_signed(rotation: &SignedRotation, held: &NextKey) -> Result<PublicKey, 
     if rotation.signatures.len() > 2 {
         return Err(format!("rotation {} carries more than two signatures", s.number));
     }
-    if s.next == commitment(&key) || s.key == s.retired {
-        // A next key equal to the new one would hand the current key's thief the
-        // committed key too.
-        return Err(format!("rotation {} commits to the key it makes active, or retires it", s.number));
-    }
     if commitment(&key) != held.next {
         return Err(format!(
             "rotation {} reveals a key that does not match the commitment this host holds (a key of someone else's?)",
             s.number
         ));
+    }
+    if s.next == commitment(&key) || s.key == s.retired {
+        // A next key equal to the new one would hand the current key's thief the
+        // committed key too.
+        return Err(format!("rotation {} commits to the key it makes active, or retires it", s.number));
     }
     let bytes = s.to_bytes();
     let Some(first) = rotation.signatures.first() else {
