@@ -14,34 +14,10 @@
 //!   body, a `superseded` frame, such a host waits there).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
+use crate::common::Sandbox;
+use crate::common::one_host::*;
 use crate::common::server::ServeProcess;
-use crate::common::{Run, Sandbox, run_bounded};
-
-const ID: &str = "web-01";
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn fts(sandbox: &Sandbox, args: &[&str]) -> Run {
-    run_bounded(&mut sandbox.fts(args), LIMIT)
-}
-
-fn sandbox() -> Sandbox {
-    let sandbox = Sandbox::new();
-    sandbox.provision(&[(ID, &["web"])]);
-    sandbox
-}
-
-fn publish_to(sandbox: &Sandbox, name: &str, contents: &[u8], target: &str) {
-    let source = sandbox.join("outbox").join(name);
-    std::fs::create_dir_all(source.parent().unwrap()).unwrap();
-    std::fs::write(&source, contents).unwrap();
-    fts(sandbox, &["publish", source.to_str().unwrap(), "--as", name, "--to", target]).expect(0, "publish");
-}
-
-fn publish(sandbox: &Sandbox, name: &str, contents: &[u8]) {
-    publish_to(sandbox, name, contents, ID);
-}
 
 /// The hash (`sha256:...`) and blob file of `target`'s entry `seq`.
 fn blob_of(sandbox: &Sandbox, target: &str, seq: u64) -> (String, PathBuf) {
@@ -62,11 +38,6 @@ fn three_versions_one_withdrawn() -> Sandbox {
     publish(&sandbox, "app.conf", b"app v3\n");
     fts(&sandbox, &["withdraw", "--target", ID, "--seq", "2"]).expect(0, "withdraw");
     sandbox
-}
-
-fn poll(sandbox: &Sandbox, addr: std::net::SocketAddr, dest: &str) -> Run {
-    let addr = addr.to_string();
-    fts(sandbox, &["poll", "--once", "--server", &addr, "--id", ID, "--dest", dest, "--min-interval", "1s"])
 }
 
 #[test]
@@ -145,7 +116,7 @@ fn content_a_superseded_entry_shares_with_a_current_one_is_kept() {
     publish(&sandbox, "copy.conf", b"shared bytes\n"); // the same content, another name
     publish(&sandbox, "base.conf", b"also shared\n"); // seq 4, superseded by 5
     publish(&sandbox, "base.conf", b"newer base\n");
-    publish_to(&sandbox, "base.conf", b"also shared\n", "all"); // the same, another target
+    try_publish(&sandbox, "base.conf", b"also shared\n", "all", "certs/signing.key").expect(0, "publish"); // the same, another target
     let (_, shared) = blob_of(&sandbox, ID, 1);
     let (_, also_shared) = blob_of(&sandbox, ID, 4);
     let run = fts(&sandbox, &["gc"]);
@@ -176,19 +147,19 @@ fn a_wrong_store_or_keep_is_refused_and_changes_nothing() {
 fn after_gc_an_up_to_date_host_goes_on_and_a_new_host_gets_the_newest_versions() {
     let sandbox = three_versions_one_withdrawn();
     let server = ServeProcess::start(&sandbox, &["--poll-after", "1s"]);
-    let early = poll(&sandbox, server.addr, "early");
+    let early = poll(&sandbox, server.addr, "early", &[]);
     early.expect(3, "the withdrawn entry is reported");
     assert_eq!(std::fs::read(sandbox.join("early/app.conf")).unwrap(), b"app v3\n");
 
     fts(&sandbox, &["gc"]).expect(0, "gc");
     publish(&sandbox, "tool.conf", b"tool v2\n");
-    poll(&sandbox, server.addr, "early").expect(0, "the host that was up to date gets the next publish");
+    poll(&sandbox, server.addr, "early", &[]).expect(0, "the host that was up to date gets the next publish");
     assert_eq!(std::fs::read(sandbox.join("early/tool.conf")).unwrap(), b"tool v2\n");
 
     // A new host starts at seq 1, whose blob gc removed: the collected entries travel
     // without their body (superseded, withdrawn), so it gets the newest versions, and
     // the server never fails a poll for a collected blob.
-    let new = poll(&sandbox, server.addr, "new");
+    let new = poll(&sandbox, server.addr, "new", &[]);
     new.expect(3, "the withdrawn entry is reported");
     assert_eq!(std::fs::read(sandbox.join("new/app.conf")).unwrap(), b"app v3\n", "{new:?}");
     assert_eq!(std::fs::read(sandbox.join("new/tool.conf")).unwrap(), b"tool v2\n", "{new:?}");
@@ -196,5 +167,5 @@ fn after_gc_an_up_to_date_host_goes_on_and_a_new_host_gets_the_newest_versions()
         line["fields"]["message"].as_str().is_some_and(|m| m.starts_with("an entry cannot be served yet"))
     });
     assert!(!blocked, "no entry waited for a blob gc removed: {:#?}", server.logs());
-    poll(&sandbox, server.addr, "early").expect(0, "still served");
+    poll(&sandbox, server.addr, "early", &[]).expect(0, "still served");
 }

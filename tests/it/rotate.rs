@@ -11,65 +11,9 @@
 //! - the store refuses to publish with a retired key; `fts keygen rotate` refuses a
 //!   next key that does not match the commitment.
 
-use std::time::Duration;
-
+use crate::common::Sandbox;
+use crate::common::one_host::*;
 use crate::common::server::ServeProcess;
-use crate::common::{Run, Sandbox, run_bounded};
-
-const ID: &str = "web-01";
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn fts(sandbox: &Sandbox, args: &[&str]) -> Run {
-    run_bounded(&mut sandbox.fts(args), LIMIT)
-}
-
-fn sandbox() -> Sandbox {
-    let sandbox = Sandbox::new();
-    sandbox.provision(&[(ID, &["web"])]);
-    sandbox
-}
-
-fn try_publish(sandbox: &Sandbox, name: &str, contents: &[u8], key: &str) -> Run {
-    let source = sandbox.join("outbox").join(name);
-    std::fs::create_dir_all(source.parent().unwrap()).unwrap();
-    std::fs::write(&source, contents).unwrap();
-    let args = [
-        "publish",
-        source.to_str().unwrap(),
-        "--as",
-        name,
-        "--to",
-        ID,
-        "--signing-key",
-        key,
-        "--ca-dir",
-        "certs",
-    ];
-    fts(sandbox, &args)
-}
-
-fn publish(sandbox: &Sandbox, name: &str, contents: &[u8]) {
-    try_publish(sandbox, name, contents, "certs/signing.key").expect(0, "publish");
-}
-
-fn poll(sandbox: &Sandbox, addr: std::net::SocketAddr, dest: &str, trust: &str) -> Run {
-    let addr = addr.to_string();
-    let args = [
-        "poll",
-        "--once",
-        "--server",
-        &addr,
-        "--id",
-        ID,
-        "--dest",
-        dest,
-        "--min-interval",
-        "1s",
-        "--trust",
-        trust,
-    ];
-    fts(sandbox, &args)
-}
 
 fn read(sandbox: &Sandbox, dest: &str, name: &str) -> String {
     std::fs::read_to_string(sandbox.join(dest).join(name)).unwrap_or_default()
@@ -87,17 +31,17 @@ fn a_host_follows_a_planned_and_a_recovery_rotation_with_its_first_trust_file() 
     std::fs::write(sandbox.join("first.pub"), &first_trust).unwrap();
     publish(&sandbox, "one.conf", b"signed by the first key\n");
     let server = ServeProcess::start(&sandbox, &["--poll-after", "1s"]);
-    poll(&sandbox, server.addr, "in", "first.pub").expect(0, "first key");
+    poll(&sandbox, server.addr, "in", &["--trust", "first.pub"]).expect(0, "first key");
 
     let run = fts(&sandbox, &["keygen", "rotate", "--dir", "certs", "--store", "store"]);
     run.expect(0, "planned rotation");
     assert!(run.stdout.contains("rotation 1, planned"), "{run:?}");
     let run =
-        try_publish(&sandbox, "late.conf", b"signed by the retired key\n", "certs/signing.key.retired-1");
+        try_publish(&sandbox, "late.conf", b"signed by the retired key\n", ID, "certs/signing.key.retired-1");
     run.expect(1, "the store refuses a retired key");
     assert!(run.stderr.contains("was retired"), "{run:?}");
     publish(&sandbox, "two.conf", b"signed by the second key\n");
-    let run = poll(&sandbox, server.addr, "in", "first.pub");
+    let run = poll(&sandbox, server.addr, "in", &["--trust", "first.pub"]);
     run.expect(0, "the host follows the planned rotation");
     assert_eq!(read(&sandbox, "in", "two.conf"), "signed by the second key\n", "{run:?}");
 
@@ -107,13 +51,13 @@ fn a_host_follows_a_planned_and_a_recovery_rotation_with_its_first_trust_file() 
     run.expect(0, "recovery rotation");
     assert!(run.stdout.contains("rotation 2, recovery"), "{run:?}");
     publish(&sandbox, "three.conf", b"signed by the third key\n");
-    let run = poll(&sandbox, server.addr, "in", "first.pub");
+    let run = poll(&sandbox, server.addr, "in", &["--trust", "first.pub"]);
     run.expect(0, "the host follows the recovery");
     assert_eq!(read(&sandbox, "in", "three.conf"), "signed by the third key\n", "{run:?}");
 
     // A host enrolled now, with the current trust file only: the first entry was
     // signed by a key retired two rotations ago, below the rotation: it installs.
-    let run = poll(&sandbox, server.addr, "new", "certs/signing.pub");
+    let run = poll(&sandbox, server.addr, "new", &["--trust", "certs/signing.pub"]);
     run.expect(0, "a new host");
     assert_eq!(read(&sandbox, "new", "one.conf"), "signed by the first key\n", "{run:?}");
     assert_eq!(read(&sandbox, "new", "three.conf"), "signed by the third key\n");
@@ -144,7 +88,7 @@ fn a_host_enrolled_after_two_rotations_gets_a_year_of_weekly_releases_in_one_run
         }
     }
     let server = ServeProcess::start(&sandbox, &["--poll-after", "1s"]);
-    let run = poll(&sandbox, server.addr, "in", "certs/signing.pub");
+    let run = poll(&sandbox, server.addr, "in", &["--trust", "certs/signing.pub"]);
     run.expect(0, "one --once run");
     for name in ["openssl.deb", "app.conf", "motd"] {
         assert_eq!(read(&sandbox, "in", name), format!("{name} of week 52\n"), "{run:?}");

@@ -16,59 +16,8 @@ use fts_proto::{FileHeader, ServerFrame, SupersededFrame};
 
 use crate::common::hostile_server::{Answer, HostileServer, done_frame};
 use crate::common::log_frames::{honest_log, logged_header};
+use crate::common::one_host::*;
 use crate::common::server::ServeProcess;
-use crate::common::{Run, Sandbox, run_bounded};
-
-const ID: &str = "web-01";
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn fts(sandbox: &Sandbox, args: &[&str]) -> Run {
-    run_bounded(&mut sandbox.fts(args), LIMIT)
-}
-
-fn sandbox() -> Sandbox {
-    let sandbox = Sandbox::new();
-    sandbox.provision(&[(ID, &["web"])]);
-    sandbox
-}
-
-fn publish_with_key(sandbox: &Sandbox, name: &str, contents: &[u8], key: &str) {
-    let source = sandbox.join("outbox").join(name);
-    std::fs::create_dir_all(source.parent().unwrap()).unwrap();
-    std::fs::write(&source, contents).unwrap();
-    let args = [
-        "publish",
-        source.to_str().unwrap(),
-        "--as",
-        name,
-        "--to",
-        ID,
-        "--signing-key",
-        key,
-        "--ca-dir",
-        "certs",
-    ];
-    fts(sandbox, &args).expect(0, "publish");
-}
-
-fn publish(sandbox: &Sandbox, name: &str, contents: &[u8]) {
-    publish_with_key(sandbox, name, contents, "certs/signing.key");
-}
-
-fn poll(sandbox: &Sandbox, addr: std::net::SocketAddr, dest: &str, extra: &[&str]) -> Run {
-    let addr = addr.to_string();
-    let mut args =
-        vec!["poll", "--once", "--server", &addr, "--id", ID, "--dest", dest, "--min-interval", "1s"];
-    args.extend(extra);
-    fts(sandbox, &args)
-}
-
-fn since(sandbox: &Sandbox, dest: &str) -> u64 {
-    // No state file yet: nothing applied.
-    let Ok(bytes) = std::fs::read(sandbox.join(dest).join(".fts-state.json")) else { return 0 };
-    let state: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    state["since"][ID].as_u64().unwrap_or(0)
-}
 
 #[test]
 fn a_host_enrolled_after_a_year_of_weekly_releases_gets_only_the_newest_of_each_file_in_one_run() {
@@ -101,12 +50,8 @@ fn a_newer_version_signed_by_a_key_the_host_does_not_trust_supersedes_nothing() 
     let sandbox = sandbox();
     fts(&sandbox, &["keygen", "signing", "--dir", "other"]).expect(0, "another signing key");
     publish(&sandbox, "app.conf", b"trusted version\n");
-    publish_with_key(
-        &sandbox,
-        "app.conf",
-        b"signed by a key this host does not trust\n",
-        "other/signing.key",
-    );
+    try_publish(&sandbox, "app.conf", b"signed by a key this host does not trust\n", ID, "other/signing.key")
+        .expect(0, "publish");
     // The checkpoint is signed by whoever published last: the trusted key again.
     publish(&sandbox, "tail.conf", b"signed by the trusted key\n");
     let server = ServeProcess::start(&sandbox, &["--poll-after", "1s"]);
@@ -131,7 +76,8 @@ fn a_hostile_server_gets_nothing_applied_by_a_supersession_it_does_not_complete_
     fts(&sandbox, &["keygen", "signing", "--dir", "other"]).expect(0, "another signing key");
     publish(&sandbox, "app.conf", b"version 1\n");
     publish(&sandbox, "app.conf", b"version 2, kept back by the server\n");
-    publish_with_key(&sandbox, "app.conf", b"version 3, by an untrusted key\n", "other/signing.key");
+    try_publish(&sandbox, "app.conf", b"version 3, by an untrusted key\n", ID, "other/signing.key")
+        .expect(0, "publish");
     publish(&sandbox, "tail.conf", b"so that the trusted key signs the checkpoint\n");
     let cosign = [
         "timestamp",

@@ -11,34 +11,13 @@
 //!   statement at the same (target, seq), is refused like a forged entry;
 //! - `fts withdraw` refuses an entry that does not exist and one already withdrawn.
 
-use std::time::Duration;
-
 use fts_proto::{FileHeader, ServerFrame, Withdrawal, WithdrawnFrame};
 
 use crate::common::hostile_server::{Answer, HostileServer, done_frame};
 use crate::common::log_frames::{honest_log, logged_header};
+use crate::common::one_host::*;
 use crate::common::server::ServeProcess;
-use crate::common::{Run, Sandbox, run_bounded};
-
-const ID: &str = "web-01";
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn fts(sandbox: &Sandbox, args: &[&str]) -> Run {
-    run_bounded(&mut sandbox.fts(args), LIMIT)
-}
-
-fn sandbox() -> Sandbox {
-    let sandbox = Sandbox::new();
-    sandbox.provision(&[(ID, &["web"])]);
-    sandbox
-}
-
-fn publish(sandbox: &Sandbox, name: &str, contents: &[u8]) {
-    let source = sandbox.join("outbox").join(name);
-    std::fs::create_dir_all(source.parent().unwrap()).unwrap();
-    std::fs::write(&source, contents).unwrap();
-    fts(sandbox, &["publish", source.to_str().unwrap(), "--as", name, "--to", ID]).expect(0, "publish");
-}
+use crate::common::{Run, Sandbox};
 
 fn withdraw(sandbox: &Sandbox, seq: &str, extra: &[&str]) -> Run {
     let mut args = vec!["withdraw", "--target", ID, "--seq", seq];
@@ -46,22 +25,8 @@ fn withdraw(sandbox: &Sandbox, seq: &str, extra: &[&str]) -> Run {
     fts(sandbox, &args)
 }
 
-fn poll(sandbox: &Sandbox, addr: std::net::SocketAddr, dest: &str, extra: &[&str]) -> Run {
-    let addr = addr.to_string();
-    let mut args =
-        vec!["poll", "--once", "--server", &addr, "--id", ID, "--dest", dest, "--min-interval", "1s"];
-    args.extend(extra);
-    fts(sandbox, &args)
-}
-
 fn serve(sandbox: &Sandbox) -> ServeProcess {
     ServeProcess::start(sandbox, &["--poll-after", "1s"])
-}
-
-fn since(sandbox: &Sandbox, dest: &str) -> u64 {
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(sandbox.join(dest).join(".fts-state.json")).unwrap()).unwrap();
-    state["since"][ID].as_u64().unwrap_or(0)
 }
 
 #[test]

@@ -90,6 +90,7 @@ pub fn stderr(out: &Output) -> String {
 pub mod hostile_server;
 pub mod log_frames;
 pub mod metrics;
+pub mod one_host;
 pub mod raw_client;
 pub mod server;
 
