@@ -5,7 +5,8 @@
 # publishes a file to one host and one to every host, runs two hosts once each, shows
 # what they received and verified, shows a tampered copy in the store being refused
 # (the host keeps its old file), shows `fts status`, shows a replica that stopped
-# copying being noticed by its host (`stale`, exit 4), and stops the servers. It
+# copying being noticed by its host (`stale`, exit 4), withdraws a wrong notice
+# before a host installs it, and stops the servers. It
 # exits non-zero if anything it shows did not happen.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -151,7 +152,28 @@ say "alarm clears (exit 0). Run without a replica, the signer is fts-timestamp.s
 kill -TERM "$replica_pid"
 wait "$replica_pid" || fail "the replica's server did not stop cleanly"
 
-step "9. Stopping the server"
+step "9. A bad notice is withdrawn before it reaches db-01"
+printf 'maintenance cancelled (sent by mistake)\n' > motd.txt
+seq=$("$fts" publish motd.txt --to all | awk '$1 == "all" && $2 == "seq" {print $3}')
+[ -n "$seq" ] || fail "the publish did not say its seq"
+"$fts" withdraw --target all --seq "$seq" --reason "sent by mistake" --restore-previous > withdraw.out \
+  || { cat withdraw.out >&2; fail "the withdrawal failed"; }
+say "published a wrong motd.txt as all seq $seq, then withdrew it (a signed log leaf):"
+say "  $(head -n 1 withdraw.out)"
+say "  $(grep 'restored the previous version' withdraw.out | sed 's/^ *//')"
+set +e
+poll db-01
+code=$?
+set -e
+[ "$code" -eq 3 ] || { cat poll-db-01.log >&2; fail "db-01 did not report the withdrawal (exit $code)"; }
+grep -q "withdrawn" poll-db-01.log || fail "db-01 did not say withdrawn"
+grep -q "postponed" hosts/db-01/motd.txt || fail "db-01 installed the withdrawn notice"
+say "db-01 never installs the withdrawn entry (it reports it, exit 3) and keeps:"
+say "  $(cat hosts/db-01/motd.txt)"
+"$fts" log --target all | grep -q "WITHDRAWN at" || fail "fts log does not mark the withdrawal"
+say "fts log marks it: $("$fts" log --target all | grep -o 'WITHDRAWN at.*')"
+
+step "10. Stopping the server"
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "the server did not stop cleanly"
 server_pid=""
