@@ -8,7 +8,8 @@
 //! - a scripted hostile server that supersedes N by an M it then withholds gets
 //!   nothing applied (and `withheld` once the bound passes); one that claims a
 //!   supersession for an N whose leaf fails inclusion gets `not-logged`; one whose M
-//!   the host does not trust gets `bad-supersession`: N must come whole.
+//!   the host does not trust, of another file name or above its `--max-file-size` gets
+//!   `bad-supersession`: N must come whole.
 
 use std::time::{Duration, SystemTime};
 
@@ -133,6 +134,18 @@ fn a_hostile_server_gets_nothing_applied_by_a_supersession_it_does_not_complete_
     run.expect(3, "refused");
     assert!(run.stderr.contains("bad-supersession"), "{run:?}");
     assert_eq!(since(&sandbox, "third"), 0);
+
+    // 4. By an M of another file name, and 5. by an M above the host's
+    //    --max-file-size: bad-supersession, nothing applied.
+    for (dest, by, extra) in
+        [("fourth", &entries[3], &[][..]), ("fifth", &entries[1], &["--max-file-size", "20"][..])]
+    {
+        server.push(superseded(&log, logged_header(&entries[0], &tree), logged_header(by, &tree)));
+        let run = poll(&sandbox, server.addr, dest, extra);
+        run.expect(3, "refused");
+        assert!(run.stderr.contains("bad-supersession"), "{run:?}");
+        assert_eq!(since(&sandbox, dest), 0);
+    }
 
     // The control: superseded by the genuine M, then M whole, applies both.
     let mut bytes = log.clone();
