@@ -4,10 +4,10 @@
 //! the journal's rotation records, without a lock.
 
 use anyhow::Context;
-use fts_proto::{KeyId, RawKey};
+use fts_log::key_id_of;
+use fts_proto::KeyId;
 use fts_store::StoreReader;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::args::LogArgs;
 
@@ -25,13 +25,6 @@ struct KeyRow {
     retired_by: Option<&'static str>,
 }
 
-fn key_id(raw: &RawKey) -> KeyId {
-    let digest = Sha256::digest(raw.0);
-    let mut prefix = [0u8; 8];
-    prefix.copy_from_slice(&digest[..8]);
-    KeyId::from_prefix(prefix)
-}
-
 pub fn run(args: &LogArgs) -> anyhow::Result<()> {
     let reader = StoreReader::open(&args.store)
         .with_context(|| format!("cannot open the store {}", args.store.display()))?;
@@ -41,7 +34,7 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
     for (index, rotation) in snapshot.rotations() {
         let kind = if rotation.signatures.len() > 1 { "planned" } else { "recovery" };
         rows.push(KeyRow {
-            key_id: key_id(&rotation.statement.retired),
+            key_id: key_id_of(&rotation.statement.retired),
             from_leaf: from,
             below_leaf: Some(*index),
             retired_by: Some(kind),
@@ -49,7 +42,7 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
         from = *index;
     }
     let active = match snapshot.rotations().last() {
-        Some((_, rotation)) => Some(key_id(&rotation.statement.key)),
+        Some((_, rotation)) => Some(key_id_of(&rotation.statement.key)),
         None => snapshot.entries().last().map(|e| e.key_id),
     };
     if let Some(key_id) = active {

@@ -98,19 +98,32 @@ pub fn run(args: &KeygenRotateArgs) -> anyhow::Result<()> {
         SystemTime::now(),
     )?;
     let number = rotation.statement.number;
+    // The store has rotated: a failure from here on leaves the files to finish by hand.
+    let finish = || {
+        format!(
+            "the store rotated to key {} (rotation {number}), but moving the key files failed: put {} in place of {}, {} as {}, and rewrite {} (`fts log --keys` shows the rotation)",
+            next.key_id(),
+            next_path.display(),
+            signing_path.display(),
+            after_path.display(),
+            next_path.display(),
+            pub_path.display()
+        )
+    };
 
     if let Some(old) = &old {
-        old.save(&with_suffix(&signing_path, &format!(".retired-{number}")), true)?;
+        old.save(&with_suffix(&signing_path, &format!(".retired-{number}")), true).with_context(finish)?;
     }
-    next.save(&signing_path, true)?;
-    after.save(&next_path, true)?;
-    std::fs::remove_file(&after_path).with_context(|| format!("cannot remove {}", after_path.display()))?;
+    next.save(&signing_path, true).with_context(finish)?;
+    after.save(&next_path, true).with_context(finish)?;
+    std::fs::remove_file(&after_path).with_context(finish)?;
     write_trust_file(
         &pub_path,
         &next.public_key(),
         &NextKey { next: commitment(&after.public_key()), rotation: number },
         true,
-    )?;
+    )
+    .with_context(finish)?;
 
     let kind = if old.is_some() {
         "planned (signed by both keys)"

@@ -20,6 +20,15 @@ pub fn next_key_commitment(key: &fts_proto::RawKey) -> fts_proto::FileHash {
     fts_proto::FileHash::from_digest(hasher.finalize().into())
 }
 
+/// The key id of a raw release key (PROTOCOL.md section 5): the first 8 bytes of its
+/// SHA-256.
+pub fn key_id_of(key: &fts_proto::RawKey) -> fts_proto::KeyId {
+    let digest = Sha256::digest(key.0);
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&digest[..8]);
+    fts_proto::KeyId::from_prefix(prefix)
+}
+
 /// The SHA-256 of a statement's bytes: what a withdrawal names (PROTOCOL.md
 /// section 8.1).
 pub fn statement_hash(statement: &fts_proto::Statement) -> fts_proto::FileHash {

@@ -52,6 +52,7 @@ use crate::journal::{
 use crate::layout::{self, BLOBS, JOURNAL, LOCK, OWN_NAMES, TMP};
 use crate::log;
 use crate::provenance::Provenance;
+use fts_log::key_id_of;
 
 /// The mode of the store's own files (the journal), less the umask: who reads the
 /// store is the operator's choice.
@@ -546,15 +547,6 @@ fn check_signer(index: &JournalIndex, signer: &KeyId) -> Result<()> {
         }),
         _ => Ok(()),
     }
-}
-
-/// The key id of a raw public key (PROTOCOL.md section 5): the first 8 bytes of its
-/// SHA-256.
-fn key_id_of(key: &RawKey) -> KeyId {
-    let digest = Sha256::digest(key.0);
-    let mut prefix = [0u8; 8];
-    prefix.copy_from_slice(&digest[..8]);
-    KeyId::from_prefix(prefix)
 }
 
 /// The journal opened for appending, under the publish lock.

@@ -725,13 +725,16 @@ impl Client {
                 }
                 Ok(Err(ReadError::Io(e))) => return Err(self.io_error(e, first)),
             };
+            // Any frame but a refusal answers the request that carried the reports.
+            if first && !matches!(frame, ServerFrame::Error(_)) {
+                self.answered(carried)?;
+            }
             match frame {
                 ServerFrame::Error(error) => return Err(PollError::Refused(error)),
                 ServerFrame::Log(frame) => {
                     if !first {
                         return Err(PollError::Protocol(ProtocolBreach::LateLogFrame));
                     }
-                    self.answered(carried)?;
                     let checked = self.log.check_frame(
                         &frame,
                         &self.settings.trusted,
@@ -746,36 +749,24 @@ impl Client {
                     answer_log = Some(checked);
                 }
                 ServerFrame::Withdrawn(frame) => {
-                    if first {
-                        self.answered(carried)?;
-                    }
                     let standing = answer_log.get_or_insert_with(|| self.log.without_frame()).clone();
                     if !self.take_withdrawn(frame, exchange, &standing, outcome)? {
                         return Ok(());
                     }
                 }
                 ServerFrame::Superseded(frame) => {
-                    if first {
-                        self.answered(carried)?;
-                    }
                     let standing = answer_log.get_or_insert_with(|| self.log.without_frame()).clone();
                     if !self.take_superseded(frame, exchange, &standing, outcome)? {
                         return Ok(());
                     }
                 }
                 ServerFrame::Done(done) => {
-                    if first {
-                        self.answered(carried)?;
-                    }
                     outcome.more = done.more;
                     outcome.poll_after = Some(done.poll_after);
                     self.note_heads(&done.heads);
                     return Ok(());
                 }
                 ServerFrame::File(header) => {
-                    if first {
-                        self.answered(carried)?;
-                    }
                     let standing = answer_log.get_or_insert_with(|| self.log.without_frame());
                     let standing = standing.clone();
                     if !self.take_file(conn, header, exchange, &standing, outcome, clock, progress).await? {
@@ -1009,9 +1000,13 @@ impl Client {
         // Check 4: signed by a trusted key.
         // A key a rotation retired signs only leaves below the rotation (PROTOCOL.md
         // section 8.3): the leaf index counts only once its inclusion verified.
+        let unlogged;
         let (keys, index) = match answer_log {
-            AnswerLog::Verified { keys, .. } => ((**keys).clone(), header.log_index),
-            _ => (self.log.keyring(&self.settings.trusted), None),
+            AnswerLog::Verified { keys, .. } => (&**keys, header.log_index),
+            _ => {
+                unlogged = self.log.keyring(&self.settings.trusted);
+                (&unlogged, None)
+            }
         };
         let verified = match keys.verify_entry(header.statement(), &header.key_id, &header.signature, index) {
             Ok(verified) => verified,
