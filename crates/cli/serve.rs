@@ -25,7 +25,8 @@ use fts_net::metrics::Metrics;
 use fts_net::metrics_http::serve_metrics;
 use fts_net::server::{Server, Transport};
 use fts_proto::{ErrorChain, Published};
-use fts_store::{CrlReloadFailing, ServerStatus, StatusDir, StoreReader};
+use fts_status::{CrlReloadFailing, ServerStatus, StatusDir};
+use fts_store::StoreReader;
 use fts_trust::crl::{CRL_FILE, Crl, load_crls};
 use fts_trust::crl_floor::{CRL_STATE_FILE, CrlFloor};
 use fts_trust::pem::{load_certificates, load_private_key};
@@ -164,7 +165,7 @@ fn record_crl_state(status: &StatusDir, crls: Option<&[Crl]>, failing: Option<&R
     let crls = crls.unwrap_or_default();
     let next_update = crls.iter().filter_map(Crl::next_update).min().map(|t| published(t.unix_timestamp()));
     let server = ServerStatus {
-        format: fts_store::status::STATUS_FORMAT,
+        format: fts_status::STATUS_FORMAT,
         updated: published(unix_now()),
         revocation: !crls.is_empty(),
         crl_next_update: next_update,

@@ -14,7 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use fts_proto::Target;
-use fts_store::{ClientStatus, ServerStatus, StatusDir, StoreReader};
+use fts_status::{ClientStatus, ServerStatus, StatusDir};
+use fts_store::StoreReader;
 use serde::Serialize;
 
 use crate::args::StatusArgs;
@@ -29,7 +30,7 @@ struct ClientReport<'a> {
     /// The log alarms the host had raised at its last poll, with when each was first
     /// raised.
     alarms: &'a std::collections::BTreeMap<fts_proto::AlarmName, fts_proto::Published>,
-    problems: &'a [fts_store::Problem],
+    problems: &'a [fts_status::Problem],
 }
 
 /// What `--json` prints.
@@ -147,7 +148,7 @@ fn check_status_dir(path: &std::path::Path, status_dir: &StatusDir) -> anyhow::R
             path.display()
         );
     }
-    let server_json = status_dir.dir().join(fts_store::status::SERVER_STATUS_FILE);
+    let server_json = status_dir.dir().join(fts_status::SERVER_STATUS_FILE);
     match std::fs::metadata(&server_json) {
         Ok(meta) if meta.is_file() => Ok(()),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(anyhow::Error::new(e).context(format!(
@@ -158,7 +159,7 @@ fn check_status_dir(path: &std::path::Path, status_dir: &StatusDir) -> anyhow::R
             "{} is not a status folder of fts serve (it has no {}): name the folder `fts serve \
              --status-dir` writes to; the server writes it when it starts",
             path.display(),
-            fts_store::status::SERVER_STATUS_FILE
+            fts_status::SERVER_STATUS_FILE
         ),
     }
 }

@@ -517,15 +517,15 @@ fn status_says_whether_the_servers_revocation_is_on_and_warns_when_its_crl_is_ov
         "{}",
         stderr(&out)
     );
-    let recorded = fts_store::StatusDir::open(sandbox.join("status")).read_server().expect("server.json");
+    let recorded = fts_status::StatusDir::open(sandbox.join("status")).read_server().expect("server.json");
     assert!(recorded.revocation && recorded.crl_number.is_some() && recorded.crl_next_update.is_some());
 
     // As the server records it once the CRL's next-update time has passed:
-    let overdue = fts_store::ServerStatus {
+    let overdue = fts_status::ServerStatus {
         crl_next_update: Some(fts_proto::Published::parse("2020-01-01T00:00:00Z").unwrap()),
         ..recorded
     };
-    fts_store::StatusDir::open(sandbox.join("status")).write_server(&overdue).unwrap();
+    fts_status::StatusDir::open(sandbox.join("status")).write_server(&overdue).unwrap();
     let out = crate::common::expect_success(&mut sandbox.fts(["status", "--json"]));
     assert!(stderr(&out).contains("past its next-update time"), "{}", stderr(&out));
     assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok(), "stdout stays clean JSON");

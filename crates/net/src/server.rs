@@ -45,10 +45,10 @@ use fts_proto::{
     ClientId, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, LogHash, ProtoError, Report, Request,
     ServerFrame, SupersededFrame, Target, Withdrawal, WithdrawnFrame,
 };
+use fts_status::{PollClaims, StatusDir};
 use fts_store::served_log::ServedLog;
 use fts_store::{
-    Answer, Entry, Outgoing, PollClaims, Sending, ServeRules, StatusDir, StoreError, StoreReader,
-    StoreSnapshot, WithdrawalEntry,
+    Answer, Entry, Outgoing, Sending, ServeRules, StoreError, StoreReader, StoreSnapshot, WithdrawalEntry,
 };
 use fts_trust::{ClientAuth, ClientIdentity};
 

@@ -1,8 +1,8 @@
-//! [`StoreError`]: every way the store, its reader and the status folder can fail.
+//! [`StoreError`]: every way the store and its reader can fail.
 //!
 //! Messages are lower-case, name the path involved, and say what the operator can do
 //! when there is something to do. Damage that a reader can live with (a torn journal
-//! tail, a corrupt status file) is not an error: it is reported through
+//! tail) is not an error: it is reported through
 //! [`JournalDamage`](crate::JournalDamage) or a log line instead.
 //!
 //! The convention of every fts error ([`fts_proto::ErrorChain`]): a message says what
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use fts_proto::Target;
 
-/// Why a store, reader or status operation failed.
+/// Why a store or reader operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -164,7 +164,7 @@ pub enum StoreError {
     /// A record or status could not be serialized (a bug, never the input's fault).
     #[error("cannot encode {what}")]
     Encode {
-        /// What was being encoded ("a journal record", "a status file").
+        /// What was being encoded ("a journal record").
         what: &'static str,
         /// The serializer's error.
         #[source]
@@ -185,16 +185,6 @@ pub enum StoreError {
     /// names it), or a folder is not private.
     #[error(transparent)]
     Unsafe(fts_fs::FsError),
-
-    /// A status file could not be read back.
-    #[error("status file {} is unreadable", path.display())]
-    BadStatusFile {
-        /// The status file.
-        path: PathBuf,
-        /// What is wrong with it.
-        #[source]
-        problem: BadStatusFile,
-    },
 }
 
 /// Why a folder or journal is not an fts store ([`StoreError::NotAStore`]).
@@ -226,35 +216,6 @@ pub enum NotAStore {
     /// may not have been synced yet).
     #[error("it has no journal (a replica not synced yet, or the wrong folder)")]
     NoJournal,
-}
-
-/// Why a status file cannot be read back ([`StoreError::BadStatusFile`]).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BadStatusFile {
-    /// The file is above the size a status file can have.
-    #[error("larger than {max} bytes")]
-    TooLarge {
-        /// The limit.
-        max: u64,
-    },
-    /// The file is not a status in JSON.
-    #[error(transparent)]
-    Json(serde_json::Error),
-    /// The file is a status of another format.
-    #[error("status format {found} (this fts writes {supported})")]
-    Format {
-        /// The format it names.
-        found: u32,
-        /// The format this fts writes.
-        supported: u32,
-    },
-    /// The file holds the status of another client than its name says.
-    #[error("it holds the status of {holder}")]
-    OtherClient {
-        /// The client the file is about.
-        holder: fts_proto::ClientId,
-    },
 }
 
 impl StoreError {
@@ -292,16 +253,6 @@ mod tests {
         assert_eq!(
             ErrorChain(&e).to_string(),
             "cannot open /srv/store/journal: Permission denied (os error 13)"
-        );
-
-        let json = serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err();
-        let e = StoreError::BadStatusFile {
-            path: "status/web-01.json".into(),
-            problem: BadStatusFile::Json(json),
-        };
-        assert_eq!(
-            ErrorChain(&e).to_string(),
-            "status file status/web-01.json is unreadable: EOF while parsing an object at line 1 column 1"
         );
 
         let e = StoreError::NotAStore { path: "/srv/store".into(), problem: NotAStore::NotAFolder };

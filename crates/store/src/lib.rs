@@ -5,19 +5,19 @@
 //!   publish holding its signed entries for every target. It gives atomic
 //!   multi-target publishes, per-target sequence numbers and the global publish order
 //!   in one place, and its torn tail is never served;
-//! - the **publish lock**, so concurrent publishers never share a sequence number;
-//! - **delivery status**, kept apart in the server's own folder so that the server
-//!   can open the store read-only (even a replica synced by rsync).
+//! - the **publish lock**, so concurrent publishers never share a sequence number.
+//!
+//! The server opens the store read-only (even a replica synced by rsync): delivery
+//! status and host receipts, which it writes, live in fts-status.
 //!
 //! Modules: [`publish`] (the signing host's [`Store`]), [`preview`] (what a publish
 //! would do, for `fts publish --dry-run`), [`gc`] (`fts gc`: the blobs no entry needs
 //! any more, removed under the lock), [`reader`] (the server's [`StoreReader`]),
 //! [`history`] (the journal with its notes, for `fts log`), [`provenance`] (the
 //! unsigned note and publisher of a record), [`journal`] (the record format and the
-//! index), [`status`]
-//! ([`StatusDir`], with `last_polls` for the times of unchanged polls), [`entry`]
+//! index), [`entry`]
 //! ([`Entry`]), [`layout`] (file names), [`error`] ([`StoreError`], with its typed
-//! causes [`NotAStore`] and [`BadStatusFile`]). The on-disk format, the crash-safety
+//! cause [`NotAStore`]). The on-disk format, the crash-safety
 //! argument and replication are described in `docs/STORE.md`.
 //!
 //! Not here: signing keys and signature checks (fts-trust), the network (fts-net).
@@ -30,7 +30,6 @@ pub mod error;
 pub mod gc;
 pub mod history;
 pub mod journal;
-mod last_polls;
 pub mod layout;
 pub mod log;
 pub mod preview;
@@ -38,10 +37,9 @@ pub mod provenance;
 pub mod publish;
 pub mod reader;
 pub mod served_log;
-pub mod status;
 
 pub use entry::{Entry, WithdrawalEntry};
-pub use error::{BadStatusFile, NotAStore, Result, StoreError};
+pub use error::{NotAStore, Result, StoreError};
 pub use gc::{Collected, CollectedBlob, GcReport, Reference, Skipped, UNREFERENCED_MIN_AGE, Unneeded};
 pub use history::History;
 pub use journal::{DamageKind, FORMAT_VERSION, JournalDamage, MAX_RECORD_LEN};
@@ -52,7 +50,4 @@ pub use publish::{Store, Withdrawn};
 pub use reader::{
     Answer, BlobProblem, BlockedEntry, MAX_BODILESS, Outgoing, Refresh, Sending, ServeRules, StoreReader,
     StoreSnapshot,
-};
-pub use status::{
-    ClientStatus, CrlReloadFailing, MAX_PROBLEMS, PollClaims, Problem, ServerStatus, StatusDir,
 };

@@ -18,7 +18,8 @@ use fts_net::client::{Client, ClientSettings, ClientTransport};
 use fts_net::metrics::Metrics;
 use fts_net::server::{Server, ServerSettings, Transport};
 use fts_proto::{ClientId, FileName, GroupName, Target};
-use fts_store::{Entry, StatusDir, Store, StoreReader};
+use fts_status::StatusDir;
+use fts_store::{Entry, Store, StoreReader};
 use fts_trust::keygen::{self, CaOptions, ClientOptions, ServerOptions, SigningOptions};
 use fts_trust::pem::{load_certificates, load_private_key};
 use fts_trust::{ClientAuth, SigningKey, TrustedKeys};
@@ -233,7 +234,7 @@ impl World {
     }
 
     /// The delivery status the server wrote for `id`.
-    pub fn status_of(&self, id: &str) -> Option<fts_store::ClientStatus> {
+    pub fn status_of(&self, id: &str) -> Option<fts_status::ClientStatus> {
         StatusDir::open(self.status_dir()).read(&client_id(id)).expect("read the status")
     }
 

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use fts_fs::{Dir, FileMode, FsError, WriteOptions};
 
-use crate::error::{BadStatusFile, Result, StoreError};
+use crate::error::{BadStatusFile, Result, StatusError};
 use crate::last_polls::{LastPolls, fingerprint, last_poll_to_show, read_snapshot};
 
 /// Problems kept per client; the ones seen least recently go first.
@@ -204,7 +204,7 @@ impl StatusDir {
     /// by a server that was killed (fts-fs's lock rule; a failure there is logged).
     pub fn open_or_create(dir: impl AsRef<Path>) -> Result<StatusDir> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+        fs::create_dir_all(&dir).map_err(StatusError::io("create", &dir))?;
         match fts_fs::remove_stale_temps(&Dir::open(&dir)?) {
             Ok(0) => {}
             Ok(removed) => {
@@ -388,7 +388,7 @@ impl StatusDir {
     /// write, as the operator named it.
     fn write(&self, name: &str, status: &impl Serialize, durable: bool) -> Result<()> {
         let mut bytes = serde_json::to_vec_pretty(status)
-            .map_err(|source| StoreError::Encode { what: "a status file", source })?;
+            .map_err(|source| StatusError::Encode { what: "a status file", source })?;
         bytes.push(b'\n');
         let options = WriteOptions { durable, ..STATUS_WRITE };
         Dir::open(&self.dir)?.write_atomic(name, &bytes, &options)?;
@@ -409,13 +409,13 @@ impl StatusDir {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StoreError::io("list", &self.dir)(e)),
+            Err(e) => return Err(StatusError::io("list", &self.dir)(e)),
         };
         let mut last_polls = read_snapshot(&self.dir);
         let now = unix_seconds(SystemTime::now());
         let mut all = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(StoreError::io("list", &self.dir))?;
+            let entry = entry.map_err(StatusError::io("list", &self.dir))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let Some(stem) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) else { continue };
@@ -452,7 +452,7 @@ pub(crate) fn read_small_file(path: &Path, max: u64) -> Result<Option<Vec<u8>>> 
     match fts_fs::read_bounded(path, max) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.is_not_found() => Ok(None),
-        Err(FsError::TooLarge { .. }) => Err(StoreError::BadStatusFile {
+        Err(FsError::TooLarge { .. }) => Err(StatusError::BadStatusFile {
             path: path.to_path_buf(),
             problem: BadStatusFile::TooLarge { max },
         }),
@@ -467,7 +467,7 @@ fn file_name_of(client: &ClientId) -> String {
 
 /// Reads one status file; `None` if it does not exist.
 fn read_status(path: &Path, client: &ClientId) -> Result<Option<ClientStatus>> {
-    let bad = |problem| StoreError::BadStatusFile { path: path.to_path_buf(), problem };
+    let bad = |problem| StatusError::BadStatusFile { path: path.to_path_buf(), problem };
     let Some(bytes) = read_small_file(path, MAX_STATUS_FILE)? else { return Ok(None) };
     let status: ClientStatus = serde_json::from_slice(&bytes).map_err(|e| bad(BadStatusFile::Json(e)))?;
     if status.format != STATUS_FORMAT {

@@ -36,8 +36,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use fts_proto::{ClientId, ErrorChain, Published};
 
+use crate::dir::{STATUS_WRITE, read_small_file};
 use crate::error::Result;
-use crate::status::{STATUS_WRITE, read_small_file};
 
 /// The snapshot's file name (never a client file: those end in `.json`).
 const LAST_POLLS_FILE: &str = "last-polls.tsv";

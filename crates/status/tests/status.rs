@@ -1,14 +1,19 @@
 //! Delivery status: written per client, read back, problems recorded once, damaged
 //! files skipped.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 
-use common::*;
-use fts_proto::{ClientId, RejectReason, Report};
-use fts_store::{MAX_PROBLEMS, PollClaims, StatusDir};
+use fts_proto::{ClientId, RejectReason, Report, Target};
+use fts_status::{MAX_PROBLEMS, PollClaims, StatusDir};
+
+fn target(s: &str) -> Target {
+    Target::parse(s).unwrap()
+}
+
+fn at(secs: u64) -> std::time::SystemTime {
+    std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_626_000 + secs)
+}
 
 fn client(s: &str) -> ClientId {
     ClientId::parse(s).unwrap()
