@@ -1,6 +1,7 @@
 //! The server's answer (PROTOCOL.md sections 3.2 to 3.4): the `file`, `done` and
 //! `error` frame headers, the error codes, and [`AnswerDecoder`], which splits a
-//! client's input into frames and file bodies.
+//! client's input into frames and file bodies; and the answer to a receipt request,
+//! `receipts-stored` ([`ReceiptsStored`], [`crate::receipt`]).
 //!
 //! [`ServerFrame::decode`] applies the same JSON rules as a request (UTF-8, no
 //! byte-order mark, no duplicate keys, an object), then dispatches on `type`. For a
@@ -25,6 +26,7 @@ use crate::json::{self, optional, required};
 use crate::keys::{KeyId, Signature};
 use crate::log::{LogFrame, LogHash};
 use crate::names::{FileHash, FileName, Published, Target};
+use crate::receipt::MAX_RECEIPTS_PER_REQUEST;
 use crate::request::RejectReason;
 use crate::seq::Seq;
 use crate::statement::Statement;
@@ -50,6 +52,20 @@ pub enum ServerFrame {
     /// An entry superseded by a later one of the same name, without its body
     /// (PROTOCOL.md section 8.2); only to a client that announced `superseded`.
     Superseded(SupersededFrame),
+    /// The whole answer to a `receipt` request: which of its receipts the server has
+    /// stored ([`crate::receipt`]).
+    ReceiptsStored(ReceiptsStored),
+}
+
+/// The header of a `receipts-stored` frame, the answer to a `receipt` request:
+/// `{"type":"receipts-stored","stored":["sha256:...", ...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReceiptsStored {
+    /// The hash (SHA-256 of the bytes, fts-trust's `receipt_hash`) of each receipt of
+    /// the request the server has stored durably, or had already; at most
+    /// [`MAX_RECEIPTS_PER_REQUEST`]. A receipt not listed was not stored: the host
+    /// keeps it and sends it again.
+    pub stored: Vec<FileHash>,
 }
 
 /// The header of a `withdrawn` frame: the withdrawn entry's header (no body
@@ -116,6 +132,23 @@ impl ServerFrame {
                     _ => return Err(bad("superseded frame: field `by` must be an entry header".into())),
                 };
                 Ok(ServerFrame::Superseded(SupersededFrame { entry, by }))
+            }
+            "receipts-stored" => {
+                let stored: Vec<Value> = required(&object, "stored").map_err(bad)?;
+                if stored.len() > MAX_RECEIPTS_PER_REQUEST {
+                    return Err(bad(format!(
+                        "receipts-stored frame: {} hashes, more than the {MAX_RECEIPTS_PER_REQUEST} receipts \
+                         of a request",
+                        stored.len()
+                    )));
+                }
+                let stored = stored
+                    .iter()
+                    .enumerate()
+                    .map(|(i, hash)| json::convert::<FileHash>(hash, &format!("stored[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(bad)?;
+                Ok(ServerFrame::ReceiptsStored(ReceiptsStored { stored }))
             }
             other => Err(bad(format!("unknown frame type {:?}", excerpt(other)))),
         }
@@ -464,6 +497,35 @@ mod tests {
             assert_eq!(ErrorCode::parse(name), code);
         }
         assert_eq!(ErrorCode::parse("rate-limited"), ErrorCode::Unknown("rate-limited".into()));
+    }
+
+    const HASH: &str = "sha256:4444444444444444444444444444444444444444444444444444444444444444";
+
+    #[test]
+    fn a_receipts_stored_frame_lists_hashes_and_round_trips() {
+        let header = format!(r#"{{"type":"receipts-stored","stored":["{HASH}"]}}"#);
+        let frame = ServerFrame::decode(header.as_bytes()).unwrap();
+        let expected = ReceiptsStored { stored: vec![FileHash::parse(HASH).unwrap()] };
+        assert_eq!(frame, ServerFrame::ReceiptsStored(expected));
+        assert_eq!(&frame.encode().unwrap()[2..], header.as_bytes());
+        let empty = ServerFrame::decode(br#"{"type":"receipts-stored","stored":[]}"#).unwrap();
+        assert_eq!(empty, ServerFrame::ReceiptsStored(ReceiptsStored::default()));
+    }
+
+    #[test]
+    fn a_bad_receipts_stored_frame_is_a_bad_server_frame() {
+        let many = vec![format!("{HASH:?}"); MAX_RECEIPTS_PER_REQUEST + 1].join(",");
+        for (stored, expected) in [
+            (String::new(), "missing field `stored`"),
+            (r#","stored":"x""#.to_owned(), "field `stored`"),
+            (r#","stored":["sha256:44"]"#.to_owned(), "field `stored[0]`"),
+            (format!(r#","stored":[{many}]"#), "17 hashes, more than the 16"),
+        ] {
+            let header = format!(r#"{{"type":"receipts-stored"{stored}}}"#);
+            let err = ServerFrame::decode(header.as_bytes()).unwrap_err();
+            assert!(matches!(err, ProtoError::BadServerFrame { .. }), "{header}: {err}");
+            assert!(err.to_string().contains(expected), "{header}: {err}");
+        }
     }
 
     #[test]

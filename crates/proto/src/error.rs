@@ -112,6 +112,16 @@ pub enum ProtoError {
         detail: String,
     },
 
+    /// Receipt bytes (`fts-receipt-v1`, [`crate::receipt`]) that break their format:
+    /// the detail names the line (`line 3: ...`) and what is wrong on it. Whoever
+    /// made the receipt is at fault (the host, or this side when it checks its own
+    /// receipt before signing it).
+    #[error("bad receipt: {detail}")]
+    BadReceipt {
+        /// The line and what is wrong on it.
+        detail: String,
+    },
+
     /// A request that would not stay under the client's limit of
     /// [`MAX_CLIENT_REQUEST`](crate::MAX_CLIENT_REQUEST) bytes.
     #[error("the request frame would be {len} bytes, not under the limit of {limit} bytes")]
@@ -144,7 +154,8 @@ impl ProtoError {
             ProtoError::BadJson { .. } => ErrorCode::BadJson,
             ProtoError::BadRequest { .. }
             | ProtoError::BadServerFrame { .. }
-            | ProtoError::BadFileHeader { .. } => ErrorCode::BadRequest,
+            | ProtoError::BadFileHeader { .. }
+            | ProtoError::BadReceipt { .. } => ErrorCode::BadRequest,
             ProtoError::UnknownRequest { .. } => ErrorCode::UnknownRequest,
             ProtoError::UnsupportedProtocol { .. } => ErrorCode::UnsupportedProtocol,
             ProtoError::RequestTooLarge { .. } | ProtoError::Encode { .. } => ErrorCode::Internal,

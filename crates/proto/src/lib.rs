@@ -13,14 +13,20 @@
 //!
 //! client -> server:  [request]
 //! server -> client:  [file][body] [file][body] ... [done]     or     [error]
+//!
+//! client -> server:  [receipt request]
+//! server -> client:  [receipts-stored]                         or     [error]
 //! ```
 //!
 //! - [`frame`]: the length prefix, the limits ([`MAX_REQUEST_HEADER`],
 //!   [`MAX_CLIENT_REQUEST`]), [`encode_frame`], [`check_header_length`] and the
 //!   incremental [`FrameDecoder`];
 //! - [`request`]: the [`Request`] header and [`Report`]s, and the server's
-//!   classification of a bad request ([`Request::decode`]);
-//! - [`answer`]: the server's [`ServerFrame`]s (`file`, `done`, `error`), the
+//!   classification of a bad request ([`Request::decode`], and
+//!   [`ClientRequest::decode`] for a server that takes receipts too);
+//! - [`receipt`]: host receipts: the [`Receipt`] bytes (`fts-receipt-v1`), the
+//!   [`SignedReceipt`] a host sends, and the [`ReceiptRequest`] that carries them;
+//! - [`answer`]: the server's [`ServerFrame`]s (`file`, `done`, `error`, ...), the
 //!   [`ErrorCode`]s, and the client's [`AnswerDecoder`];
 //! - [`wire_int`]: the integer rule (0 to 2^53 - 1, no fraction or exponent);
 //! - [`error`]: [`ProtoError`], every failure with its section 3.4 code, and
@@ -62,6 +68,7 @@ pub mod keys;
 pub mod log;
 pub mod names;
 pub mod printable;
+pub mod receipt;
 pub mod request;
 pub mod rotate;
 pub mod seq;
@@ -70,8 +77,8 @@ pub mod wire_int;
 pub mod withdraw;
 
 pub use answer::{
-    AnswerDecoder, AnswerItem, Done, ErrorCode, ErrorFrame, FileHeader, ServerFrame, SupersededFrame,
-    WithdrawnFrame,
+    AnswerDecoder, AnswerItem, Done, ErrorCode, ErrorFrame, FileHeader, ReceiptsStored, ServerFrame,
+    SupersededFrame, WithdrawnFrame,
 };
 pub use checkpoint::{
     Checkpoint, MAX_NOTE_LEN, MAX_SIGNATURE_LINES, Note, NoteError, NoteSignature, Origin,
@@ -86,9 +93,14 @@ pub use keys::{KeyId, Signature};
 pub use log::{HeadLeafProof, HeadProof, LogFrame, LogHash};
 pub use names::{ClientId, FileHash, FileName, GroupName, NameError, Published, Target};
 pub use printable::{Printable, printable};
+pub use receipt::{
+    EntryOutcome, EntryOutcomeKind, MAX_OUTCOMES, MAX_RECEIPT_BYTES, MAX_RECEIPT_SIGNATURE_BYTES,
+    MAX_RECEIPTS_PER_REQUEST, MAX_SENDABLE_RECEIPT_BYTES, Outcome, RECEIPT_TAG, REQUEST_TYPE_RECEIPT,
+    Receipt, ReceiptRequest, ReceiptScheme, RestartReason, SignedReceipt,
+};
 pub use request::{
-    AlarmName, Features, MAX_ALARMS, MAX_FEATURES, MAX_HELD, MAX_KEYS, MAX_REPORTS, PROTOCOL_VERSION,
-    REQUEST_TYPE_POLL, RejectReason, Report, Request, Resume,
+    AlarmName, ClientRequest, Features, MAX_ALARMS, MAX_FEATURES, MAX_HELD, MAX_KEYS, MAX_REPORTS,
+    PROTOCOL_VERSION, REQUEST_TYPE_POLL, RejectReason, Report, Request, Resume,
 };
 pub use rotate::{
     MAX_ROTATIONS, ROTATE_TAG, RawKey, RotateStatement, RotationProof, RotationSignature, SignedRotation,

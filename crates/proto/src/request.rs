@@ -1,15 +1,22 @@
 //! The request header a client sends (PROTOCOL.md section 3.1), the problem reports it
-//! carries, and the server's classification of a bad request (section 2).
+//! carries, and the server's classification of a bad request (section 2); and
+//! [`ClientRequest`], which tells a `poll` from a `receipt` request
+//! ([`crate::receipt`]).
 //!
-//! # Order of the checks in [`Request::decode`]
+//! # Order of the checks in [`Request::decode`] and [`ClientRequest::decode`]
 //!
 //! 1. JSON validity (`bad-json`): no byte-order mark, UTF-8, JSON, no duplicate key
 //!    at any level, an object.
 //! 2. `request-type` (`bad-request` when missing or not a string, `unknown-request`
-//!    when a string other than `poll`).
+//!    when a string other than `poll`, or, for [`ClientRequest::decode`], other than
+//!    `poll` and `receipt`).
 //! 3. `protocol` (`bad-request` when missing or not a wire integer,
 //!    `unsupported-protocol` when an integer other than 1).
-//! 4. The rest, in field order `client-id`, `since`, `rejected` (`bad-request`).
+//! 4. The rest, in field order `client-id`, `since`, `rejected` (`bad-request`); for
+//!    a receipt request `client-id`, `receipts`.
+//!
+//! [`Request::decode`] answers `unknown-request` for `receipt`, as a server of the
+//! first release does: a host that gets that answer keeps its receipts and polls on.
 //!
 //! So a future request type or protocol version is named as such even if its other
 //! fields look nothing like version 1's; and a header that is not even JSON is never
@@ -27,17 +34,18 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::{ProtoError, excerpt};
 use crate::frame::{MAX_CLIENT_REQUEST, encode_frame};
 use crate::json::{self, convert, optional, required};
 use crate::keys::KeyId;
 use crate::names::{ClientId, FileHash, Target};
+use crate::receipt::{REQUEST_TYPE_RECEIPT, ReceiptRequest};
 use crate::seq::Seq;
 use crate::wire_int::{self, WireInt};
 
-/// The only request type of protocol version 1.
+/// The request type of a poll, the first of protocol version 1.
 pub const REQUEST_TYPE_POLL: &str = "poll";
 
 /// The protocol version this crate speaks.
@@ -86,6 +94,16 @@ pub struct Request {
     /// every one before it (PROTOCOL.md section 8.3): the `log` frame carries only the
     /// rotations after it. Absent: all of them.
     pub rotation: Option<u64>,
+    /// How many receipts this host has made in its current chain
+    /// ([`crate::receipt`]): the number of its newest receipt. Absent: the host makes
+    /// none (or does not say).
+    pub receipt_count: Option<u64>,
+    /// The hash of the host's newest receipt (the SHA-256 of its bytes), so that the
+    /// server sees which receipts it has not received yet.
+    pub receipt_head: Option<FileHash>,
+    /// Seconds: the host promises its next poll within this long. The server calls
+    /// the host silent after three times that without a poll.
+    pub next_poll_within: Option<u64>,
 }
 
 /// At most this many key ids ride in one request.
@@ -187,6 +205,9 @@ impl Request {
             max_file_size: None,
             keys: Vec::new(),
             rotation: None,
+            receipt_count: None,
+            receipt_head: None,
+            next_poll_within: None,
         }
     }
 
@@ -198,31 +219,25 @@ impl Request {
     /// Decodes a request header (the JSON bytes of the frame, without the length
     /// prefix), classifying every failure as PROTOCOL.md section 2 says, in the order
     /// given in the module docs.
+    ///
+    /// Only `poll` is known here: a `receipt` request is `unknown-request`, as a server
+    /// of the first release answers it. A server that takes receipts decodes with
+    /// [`ClientRequest::decode`].
     pub fn decode(header: &[u8]) -> Result<Request, ProtoError> {
         let object = json::parse_object(header).map_err(|detail| ProtoError::BadJson { detail })?;
+        match request_type(&object)? {
+            REQUEST_TYPE_POLL => Request::from_object(&object),
+            other => Err(ProtoError::UnknownRequest { request_type: excerpt(other) }),
+        }
+    }
+
+    /// The checks after `request-type` (steps 3 and 4 of the module docs).
+    fn from_object(object: &Map<String, Value>) -> Result<Request, ProtoError> {
+        check_protocol(object)?;
         let bad = |detail: String| ProtoError::BadRequest { detail };
 
-        match object.get("request-type") {
-            None => return Err(bad("missing field `request-type`".into())),
-            Some(Value::String(s)) if s == REQUEST_TYPE_POLL => {}
-            Some(Value::String(s)) => {
-                return Err(ProtoError::UnknownRequest { request_type: excerpt(s) });
-            }
-            Some(other) => {
-                return Err(bad(format!(
-                    "field `request-type`: expected a string, found {}",
-                    json::kind(other)
-                )));
-            }
-        }
-
-        let version: WireInt = required(&object, "protocol").map_err(bad)?;
-        if version.0 != PROTOCOL_VERSION {
-            return Err(ProtoError::UnsupportedProtocol { version: version.0 });
-        }
-
-        let client_id: ClientId = required(&object, "client-id").map_err(bad)?;
-        let since: BTreeMap<Target, WireInt> = optional(&object, "since").map_err(bad)?.unwrap_or_default();
+        let client_id: ClientId = required(object, "client-id").map_err(bad)?;
+        let since: BTreeMap<Target, WireInt> = optional(object, "since").map_err(bad)?.unwrap_or_default();
         let rejected = match object.get("rejected") {
             None => Vec::new(),
             Some(Value::Array(items)) => {
@@ -244,7 +259,7 @@ impl Request {
             }
         };
 
-        let held: BTreeMap<Target, WireInt> = optional(&object, "held").map_err(bad)?.unwrap_or_default();
+        let held: BTreeMap<Target, WireInt> = optional(object, "held").map_err(bad)?.unwrap_or_default();
         if held.len() > MAX_HELD {
             return Err(bad(format!(
                 "field `held`: {} targets, more than the {MAX_HELD} allowed",
@@ -260,7 +275,7 @@ impl Request {
                 }
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
-        let resume: Vec<Resume> = optional(&object, "resume").map_err(bad)?.unwrap_or_default();
+        let resume: Vec<Resume> = optional(object, "resume").map_err(bad)?.unwrap_or_default();
         if resume.len() > MAX_HELD {
             return Err(bad(format!(
                 "field `resume`: {} items, more than the {MAX_HELD} allowed",
@@ -268,9 +283,9 @@ impl Request {
             )));
         }
 
-        let log_size = optional::<WireInt>(&object, "log-size").map_err(bad)?.map(|n| n.0);
+        let log_size = optional::<WireInt>(object, "log-size").map_err(bad)?.map(|n| n.0);
         let alarms: BTreeMap<AlarmName, WireInt> =
-            optional(&object, "alarms").map_err(bad)?.unwrap_or_default();
+            optional(object, "alarms").map_err(bad)?.unwrap_or_default();
         if alarms.len() > MAX_ALARMS {
             return Err(bad(format!(
                 "field `alarms`: {} alarms, more than the {MAX_ALARMS} allowed",
@@ -278,15 +293,15 @@ impl Request {
             )));
         }
 
-        let features: Vec<String> = optional(&object, "features").map_err(bad)?.unwrap_or_default();
+        let features: Vec<String> = optional(object, "features").map_err(bad)?.unwrap_or_default();
         if features.len() > MAX_FEATURES {
             return Err(bad(format!(
                 "field `features`: {} names, more than the {MAX_FEATURES} allowed",
                 features.len()
             )));
         }
-        let max_file_size = optional::<WireInt>(&object, "max-file-size").map_err(bad)?.map(|n| n.0);
-        let keys: Vec<KeyId> = optional(&object, "keys").map_err(bad)?.unwrap_or_default();
+        let max_file_size = optional::<WireInt>(object, "max-file-size").map_err(bad)?.map(|n| n.0);
+        let keys: Vec<KeyId> = optional(object, "keys").map_err(bad)?.unwrap_or_default();
         if keys.len() > MAX_KEYS {
             return Err(bad(format!(
                 "field `keys`: {} key ids, more than the {MAX_KEYS} allowed",
@@ -294,10 +309,16 @@ impl Request {
             )));
         }
 
-        let rotation = optional::<WireInt>(&object, "rotation").map_err(bad)?.map(|n| n.0);
+        let rotation = optional::<WireInt>(object, "rotation").map_err(bad)?.map(|n| n.0);
+        let receipt_count = optional::<WireInt>(object, "receipt-count").map_err(bad)?.map(|n| n.0);
+        let receipt_head: Option<FileHash> = optional(object, "receipt-head").map_err(bad)?;
+        let next_poll_within = optional::<WireInt>(object, "next-poll-within").map_err(bad)?.map(|n| n.0);
 
         Ok(Request {
             rotation,
+            receipt_count,
+            receipt_head,
+            next_poll_within,
             features: Features::from_names(&features),
             max_file_size,
             keys,
@@ -320,6 +341,82 @@ impl Request {
         }
         Ok(frame)
     }
+}
+
+/// Any request a client sends: a poll, or the receipts it made ([`crate::receipt`]).
+// One request per connection, decoded once: boxing the poll would only add an
+// allocation to every poll.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientRequest {
+    /// `request-type` `poll` (PROTOCOL.md section 3.1).
+    Poll(Request),
+    /// `request-type` `receipt`: signed receipts for the server to store.
+    Receipt(ReceiptRequest),
+}
+
+impl ClientRequest {
+    /// Decodes a request header of either type, classifying every failure in the
+    /// order of the module docs, as [`Request::decode`] does: `bad-json`, then
+    /// `request-type`, then `protocol`, then the fields of that type.
+    pub fn decode(header: &[u8]) -> Result<ClientRequest, ProtoError> {
+        let object = json::parse_object(header).map_err(|detail| ProtoError::BadJson { detail })?;
+        match request_type(&object)? {
+            REQUEST_TYPE_POLL => Request::from_object(&object).map(ClientRequest::Poll),
+            REQUEST_TYPE_RECEIPT => {
+                check_protocol(&object)?;
+                ReceiptRequest::from_fields(&object).map(ClientRequest::Receipt)
+            }
+            other => Err(ProtoError::UnknownRequest { request_type: excerpt(other) }),
+        }
+    }
+
+    /// The whole request frame (length prefix and header), under
+    /// [`MAX_CLIENT_REQUEST`] bytes ([`Request::encode`], [`ReceiptRequest::encode`]).
+    pub fn encode(&self) -> Result<Vec<u8>, ProtoError> {
+        match self {
+            ClientRequest::Poll(request) => request.encode(),
+            ClientRequest::Receipt(request) => request.encode(),
+        }
+    }
+
+    /// The id the client claims, whichever the request.
+    pub fn client_id(&self) -> &ClientId {
+        match self {
+            ClientRequest::Poll(request) => &request.client_id,
+            ClientRequest::Receipt(request) => &request.client_id,
+        }
+    }
+
+    /// The request's `request-type`: `poll` or `receipt`.
+    pub fn request_type(&self) -> &'static str {
+        match self {
+            ClientRequest::Poll(_) => REQUEST_TYPE_POLL,
+            ClientRequest::Receipt(_) => REQUEST_TYPE_RECEIPT,
+        }
+    }
+}
+
+/// Step 2 of the module docs: the `request-type` string (`bad-request` when missing
+/// or not a string); which types are known is the caller's.
+fn request_type(object: &Map<String, Value>) -> Result<&str, ProtoError> {
+    match object.get("request-type") {
+        None => Err(ProtoError::BadRequest { detail: "missing field `request-type`".into() }),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(ProtoError::BadRequest {
+            detail: format!("field `request-type`: expected a string, found {}", json::kind(other)),
+        }),
+    }
+}
+
+/// Step 3 of the module docs: `protocol` is a wire integer, and 1.
+fn check_protocol(object: &Map<String, Value>) -> Result<(), ProtoError> {
+    let version: WireInt =
+        required(object, "protocol").map_err(|detail| ProtoError::BadRequest { detail })?;
+    if version.0 != PROTOCOL_VERSION {
+        return Err(ProtoError::UnsupportedProtocol { version: version.0 });
+    }
+    Ok(())
 }
 
 /// The header as it is written: the two fixed fields first, then the rest.
@@ -350,6 +447,12 @@ struct RequestWire<'a> {
     keys: &'a [KeyId],
     #[serde(with = "wire_int::option", skip_serializing_if = "Option::is_none")]
     rotation: Option<u64>,
+    #[serde(with = "wire_int::option", skip_serializing_if = "Option::is_none")]
+    receipt_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt_head: Option<FileHash>,
+    #[serde(with = "wire_int::option", skip_serializing_if = "Option::is_none")]
+    next_poll_within: Option<u64>,
 }
 
 impl Serialize for Request {
@@ -368,6 +471,9 @@ impl Serialize for Request {
             max_file_size: self.max_file_size,
             keys: &self.keys,
             rotation: self.rotation,
+            receipt_count: self.receipt_count,
+            receipt_head: self.receipt_head,
+            next_poll_within: self.next_poll_within,
         }
         .serialize(serializer)
     }
@@ -488,7 +594,7 @@ impl RejectReason {
 }
 
 /// `^[a-z][a-z0-9]*(-[a-z0-9]+)*$`, at most `max` bytes.
-fn is_kebab_word(s: &str, max: usize) -> bool {
+pub(crate) fn is_kebab_word(s: &str, max: usize) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= max
@@ -547,5 +653,119 @@ mod tests {
     fn a_missing_target_in_since_means_zero() {
         let request = Request::new(ClientId::parse("web-01").unwrap());
         assert_eq!(request.since(&Target::All), 0);
+    }
+
+    const HEAD: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+
+    fn poll_with(fields: &str) -> Result<Request, ProtoError> {
+        Request::decode(
+            format!(r#"{{"request-type":"poll","protocol":1,"client-id":"web-01"{fields}}}"#).as_bytes(),
+        )
+    }
+
+    #[test]
+    fn the_receipt_fields_of_a_poll_decode_and_are_absent_when_none() {
+        let request = poll_with(&format!(
+            r#","receipt-count":7,"receipt-head":"{HEAD}","next-poll-within":300,"newer-field":[1]"#
+        ))
+        .unwrap();
+        assert_eq!(request.receipt_count, Some(7));
+        assert_eq!(request.receipt_head, Some(FileHash::parse(HEAD).unwrap()));
+        assert_eq!(request.next_poll_within, Some(300));
+        let frame = request.encode().unwrap();
+        let header = std::str::from_utf8(&frame[2..]).unwrap();
+        assert!(
+            header
+                .ends_with(&format!(r#""receipt-count":7,"receipt-head":"{HEAD}","next-poll-within":300}}"#)),
+            "{header}"
+        );
+        assert_eq!(Request::decode(header.as_bytes()).unwrap(), request);
+
+        let plain = poll_with("").unwrap();
+        assert_eq!((plain.receipt_count, plain.receipt_head, plain.next_poll_within), (None, None, None));
+        let frame = plain.encode().unwrap();
+        let header = std::str::from_utf8(&frame[2..]).unwrap();
+        assert_eq!(header, r#"{"request-type":"poll","protocol":1,"client-id":"web-01"}"#);
+    }
+
+    #[test]
+    fn a_mistyped_receipt_field_of_a_poll_is_a_bad_request_naming_it() {
+        for (fields, name) in [
+            (r#","receipt-count":7.0"#, "receipt-count"),
+            (r#","receipt-count":-1"#, "receipt-count"),
+            (r#","receipt-count":null"#, "receipt-count"),
+            (r#","receipt-count":9007199254740992"#, "receipt-count"),
+            (r#","receipt-head":"sha256:33""#, "receipt-head"),
+            (r#","receipt-head":7"#, "receipt-head"),
+            (r#","next-poll-within":"300""#, "next-poll-within"),
+            (r#","next-poll-within":3e2"#, "next-poll-within"),
+        ] {
+            let err = poll_with(fields).unwrap_err();
+            assert_eq!(err.code(), crate::ErrorCode::BadRequest, "{fields}");
+            assert!(err.to_string().contains(&format!("`{name}`")), "{fields}: {err}");
+        }
+    }
+
+    const RECEIPT: &str = r#"{"receipt":"YWJj","scheme":"ed25519","signature":"AQI="}"#;
+
+    fn classify(header: &str) -> crate::ErrorCode {
+        ClientRequest::decode(header.as_bytes()).unwrap_err().code()
+    }
+
+    #[test]
+    fn a_client_request_is_classified_in_the_order_of_a_poll() {
+        use crate::ErrorCode::{BadJson, BadRequest, UnknownRequest, UnsupportedProtocol};
+        assert_eq!(classify(r#"{"request-type":"receipt","#), BadJson);
+        assert_eq!(classify(r#"{"request-type":"receipt","request-type":"poll"}"#), BadJson);
+        assert_eq!(classify(r#"{"protocol":1,"client-id":"web-01"}"#), BadRequest);
+        assert_eq!(classify(r#"{"request-type":["receipt"],"protocol":2}"#), BadRequest);
+        assert_eq!(classify(r#"{"request-type":"status","protocol":"x"}"#), UnknownRequest);
+        assert_eq!(classify(r#"{"request-type":"receipt","protocol":2,"receipts":7}"#), UnsupportedProtocol);
+        assert_eq!(classify(r#"{"request-type":"receipt","protocol":1.0,"client-id":"web-01"}"#), BadRequest);
+        assert_eq!(classify(r#"{"request-type":"poll","protocol":2}"#), UnsupportedProtocol);
+        let receipt = |fields: &str| format!(r#"{{"request-type":"receipt","protocol":1{fields}}}"#);
+        for (fields, expected) in [
+            (format!(r#","receipts":[{RECEIPT}]"#), "missing field `client-id`"),
+            (format!(r#","client-id":"Web-01","receipts":[{RECEIPT}]"#), "field `client-id`"),
+            (r#","client-id":"web-01""#.to_owned(), "missing field `receipts`"),
+            (r#","client-id":"web-01","receipts":[]"#.to_owned(), "at least one receipt"),
+            (r#","client-id":"web-01","receipts":{}"#.to_owned(), "expected an array, found an object"),
+            (
+                format!(r#","client-id":"web-01","receipts":[{}]"#, [RECEIPT; 17].join(",")),
+                "17 receipts, more than the 16",
+            ),
+            (
+                format!(
+                    r#","client-id":"web-01","receipts":[{RECEIPT},{}]"#,
+                    RECEIPT.replace("ed25519", "dsa")
+                ),
+                "field `receipts[1]`: unknown receipt scheme",
+            ),
+        ] {
+            let err = ClientRequest::decode(receipt(&fields).as_bytes()).unwrap_err();
+            assert_eq!(err.code(), BadRequest, "{fields}");
+            assert!(err.to_string().contains(expected), "{fields}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_receipt_request_decodes_and_round_trips_but_is_unknown_to_request_decode() {
+        let header = format!(
+            r#"{{"request-type":"receipt","protocol":1,"client-id":"web-01","receipts":[{RECEIPT}]}}"#
+        );
+        let decoded = ClientRequest::decode(header.as_bytes()).unwrap();
+        let ClientRequest::Receipt(request) = &decoded else { panic!("{decoded:?}") };
+        assert_eq!(request.client_id.as_str(), "web-01");
+        assert_eq!(request.receipts[0].bytes, b"abc");
+        assert_eq!((decoded.request_type(), decoded.client_id().as_str()), ("receipt", "web-01"));
+        let frame = decoded.encode().unwrap();
+        assert_eq!(&frame[2..], header.as_bytes());
+        assert_eq!(usize::from(u16::from_be_bytes([frame[0], frame[1]])), header.len());
+
+        let err = Request::decode(header.as_bytes()).unwrap_err();
+        assert_eq!(err, ProtoError::UnknownRequest { request_type: "receipt".into() });
+
+        let poll = br#"{"request-type":"poll","protocol":1,"client-id":"web-01","since":{"all":4}}"#;
+        assert_eq!(ClientRequest::decode(poll).unwrap(), ClientRequest::Poll(Request::decode(poll).unwrap()));
     }
 }

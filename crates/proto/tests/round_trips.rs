@@ -31,6 +31,7 @@ fn request() -> impl Strategy<Value = Request> {
             prop::option::of(wire_int()),
             prop::collection::vec(any::<[u8; 8]>(), 0..3),
         ),
+        (prop::option::of(wire_int()), prop::option::of(file_hash()), prop::option::of(wire_int())),
     )
         .prop_map(
             |(
@@ -42,6 +43,7 @@ fn request() -> impl Strategy<Value = Request> {
                 log_size,
                 alarms,
                 (withdrawn, superseded, max_file_size, keys),
+                (receipt_count, receipt_head, next_poll_within),
             )| Request {
                 client_id,
                 since,
@@ -54,6 +56,9 @@ fn request() -> impl Strategy<Value = Request> {
                 max_file_size,
                 keys: keys.into_iter().map(KeyId::from_prefix).collect(),
                 rotation: max_file_size.map(|n| n / 2),
+                receipt_count,
+                receipt_head,
+                next_poll_within,
             },
         )
 }

@@ -1,13 +1,15 @@
 //! The crate's errors, in one place so a reviewer sees every way trust can fail.
 //!
 //! [`Error`] is the one error of the crate's operations (files, keys, keygen, TLS
-//! configuration). Three decisions that callers must tell apart get a small enum of
-//! their own, each convertible into [`Error`]:
+//! configuration). Four decisions that callers must tell apart get a small enum of
+//! their own, each convertible into [`Error`] (but [`SessionRefused`]):
 //!
 //! - [`VerifyError`]: a signed statement was refused (`untrusted-key` vs `signature`
 //!   in PROTOCOL.md section 3.1);
 //! - [`IdentityError`]: a certificate breaks the identity rules of section 4;
-//! - [`SessionRefused`]: a TLS session is refused after its handshake (section 1).
+//! - [`SessionRefused`]: a TLS session is refused after its handshake (section 1);
+//! - [`ReceiptError`]: a host receipt was refused, or could not be signed
+//!   ([`crate::receipt`]).
 //!
 //! Messages are lower-case, name the file when a file is involved, and say who is at
 //! fault: the file (its contents), the operator (a flag or an existing file), the
@@ -22,7 +24,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use fts_proto::{KeyId, NameError, NoteError, Origin};
+use fts_proto::{ClientId, KeyId, NameError, NoteError, Origin, ProtoError, ReceiptScheme, Target};
 
 use crate::refusals::CertificateRefusal;
 
@@ -201,6 +203,9 @@ pub enum Error {
     /// A certificate breaks the identity rules.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// A host key cannot sign receipts, or a receipt was refused.
+    #[error(transparent)]
+    Receipt(#[from] ReceiptError),
 }
 
 /// A lower error kept as the `source` of an [`Error::BadFile`].
@@ -282,6 +287,103 @@ pub enum IdentityError {
     /// The certificate could issue others, so it cannot be a client's.
     #[error("client certificate is a CA certificate (basicConstraints CA=true)")]
     IsCa,
+}
+
+/// Why a host receipt was refused by [`check_receipt`](crate::receipt::check_receipt)
+/// (the host that sent it is at fault, or whoever altered it), or could not be signed
+/// by a [`ReceiptSigner`](crate::receipt::ReceiptSigner) (this host's key or receipt).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// webpki cannot read the certificate the receipt is checked against.
+    #[error("the receipt's certificate cannot be read as an x.509 certificate")]
+    Certificate(#[source] webpki::Error),
+    /// The receipt says it is signed with a scheme the certificate's key does not
+    /// have.
+    #[error("unsupported receipt scheme {scheme} for {key}")]
+    UnsupportedScheme {
+        /// The scheme the signed receipt names.
+        scheme: ReceiptScheme,
+        /// The certificate's key, in words (`an EC P-256 key`).
+        key: &'static str,
+    },
+    /// The signature is not the certificate key's over the receipt: the receipt was
+    /// altered, or signed by another key.
+    #[error("the receipt's signature does not verify with the certificate's key")]
+    BadSignature,
+    /// The certificate's key is of the scheme's type but cannot be used (an RSA key
+    /// outside 2048 to 8192 bits, a point not on the curve, ...).
+    #[error("the certificate's key cannot verify a {scheme} signature")]
+    UnusableKey {
+        /// The scheme the signed receipt names.
+        scheme: ReceiptScheme,
+        /// What webpki said.
+        #[source]
+        source: webpki::Error,
+    },
+    /// The signature verifies but the bytes are not a receipt: the host signed
+    /// something it should not have.
+    #[error("the receipt is signed by the certificate's key but is not a valid receipt")]
+    Malformed(#[source] ProtoError),
+    /// The certificate does not identify a client (PROTOCOL.md section 4).
+    #[error("the receipt's certificate does not identify a client")]
+    Identity(#[source] IdentityError),
+    /// The receipt names another client than the certificate it is checked against.
+    #[error("receipt {number} names client {receipt} but the certificate is {certificate}'s")]
+    WrongClient {
+        /// The receipt's number.
+        number: u64,
+        /// The client id the receipt names.
+        receipt: ClientId,
+        /// The client id of the certificate.
+        certificate: ClientId,
+    },
+    /// The receipt reports an entry of a target the certificate's client does not
+    /// get.
+    #[error(
+        "receipt {number} reports target {target}, which is not one of {client}'s targets ({})",
+        target_list(.targets)
+    )]
+    WrongTarget {
+        /// The receipt's number.
+        number: u64,
+        /// The first target it reports that is not the client's.
+        target: Target,
+        /// The certificate's client.
+        client: ClientId,
+        /// That client's targets (its id, `all`, its groups).
+        targets: Vec<Target>,
+    },
+    /// This host's key supports none of the receipt schemes (an ECDSA key on another
+    /// curve, ...).
+    #[error(
+        "the host's {algorithm} key can sign with none of the receipt schemes (ed25519, ecdsa-p256-sha256, \
+         ecdsa-p384-sha384, rsa-pss-sha256)"
+    )]
+    NoScheme {
+        /// The key's algorithm, as rustls names it.
+        algorithm: String,
+    },
+    /// rustls cannot use the host's private key.
+    #[error("the host's private key cannot be used for signing")]
+    Key(#[source] rustls::Error),
+    /// This host was asked to sign a receipt that breaks the format (a bug of the
+    /// caller): it would be refused, so it is not signed.
+    #[error("refusing to sign receipt {number}: it is not a valid receipt")]
+    Invalid {
+        /// The receipt's number.
+        number: u64,
+        /// What is wrong with it.
+        #[source]
+        source: ProtoError,
+    },
+    /// The host's key failed to sign.
+    #[error("signing the receipt failed")]
+    Sign(#[source] rustls::Error),
+}
+
+fn target_list(targets: &[Target]) -> String {
+    targets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// Why a TLS session was refused after its handshake, before any byte of the request

@@ -5,6 +5,7 @@
 //! | [`signing`] | release signing keys (Ed25519), key ids, signing, [`TrustedKeys`], [`Verified`] |
 //! | [`note`] | checkpoints as signed notes: the release key's signature, the timestamp key and its cosignatures |
 //! | [`identity`] | the client id and groups a certificate carries |
+//! | [`receipt`] | host receipts: signed with the host's TLS key, checked against its certificate |
 //! | [`tls`] | rustls configs of both sides, [`ClientAuth`] and the per-session check |
 //! | `verified_chains` | the chains the current CRLs already accepted (private) |
 //! | `x509_subject` | certificates whose subject repeats O, one per group (private) |
@@ -52,6 +53,13 @@
 //! ([`revocation`]) revokes every certificate of an id at once, keeps the revoked list
 //! and CRL numbers under a lock, and never signs a CRL that would drop an entry.
 //!
+//! **Host receipts.** After an answer that changed anything, a host signs a receipt
+//! with its TLS client key, over a prefix that keeps it apart from its handshake
+//! signatures; the server keeps it only after [`check_receipt`] verified the signature
+//! with the key of the session's certificate and that the receipt names that client
+//! and only its targets ([`receipt`]). No time is read, so stored receipts verify
+//! again later whatever became of the certificate.
+//!
 //! **The server, seen from the client.** Verified against the configured CA only (no
 //! system roots), for the name dialled, and its certificate must list serverAuth.
 //!
@@ -78,6 +86,7 @@ pub mod issued;
 pub mod keygen;
 pub mod note;
 pub mod pem;
+pub mod receipt;
 pub mod refusals;
 pub mod revocation;
 pub mod rotation;
@@ -87,12 +96,15 @@ mod verified_chains;
 mod x509_subject;
 
 pub use crl::{Crl, Revoked};
-pub use error::{Error, IdentityError, SessionRefused, VerifyError};
+pub use error::{Error, IdentityError, ReceiptError, SessionRefused, VerifyError};
 pub use identity::{ClientIdentity, client_identity};
 pub use issued::Serial;
 pub use note::{
     Cosigned, TimestampKey, TimestampPublic, VerifiedCheckpoint, verify_checkpoint,
     verify_checkpoint_any_origin, verify_cosignatures,
+};
+pub use receipt::{
+    CheckedReceipt, RECEIPT_SIGNING_PREFIX, ReceiptSigner, check_receipt, receipt_hash, verify_stored_receipt,
 };
 pub use rotation::{KeyRing, NextKey, commitment};
 pub use signing::{PublicKey, SigningKey, TrustedKeys, Verified};
