@@ -719,9 +719,54 @@ pub struct StatusArgs {
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub max_age: Duration,
 
-    /// Print JSON instead of a table
+    /// Print JSON instead of a table (every view)
     #[arg(long)]
     pub json: bool,
+
+    /// The release view of one file: hosts installed, offered, held, failed, silent,
+    /// with their lists, and the time from publish to 50, 95 and 99 % installed
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["host", "forget"])]
+    pub file: Option<FileName>,
+
+    /// One host: its targets, entries and receipts
+    #[arg(long, value_name = "ID", conflicts_with_all = ["file", "forget"])]
+    pub host: Option<ClientId>,
+
+    /// Every host, not only those that need attention
+    #[arg(long)]
+    pub all: bool,
+
+    /// Only the hosts behind, held or failing
+    #[arg(long)]
+    pub behind: bool,
+
+    /// Only the silent hosts (no contact for three times their own poll interval)
+    #[arg(long)]
+    pub silent: bool,
+
+    /// Also the lost hosts (no contact for longer than --lost-after), hidden otherwise
+    #[arg(long)]
+    pub lost: bool,
+
+    /// A host not heard from for this long is lost: hidden, and it needs no attention
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_duration)]
+    pub lost_after: Duration,
+
+    /// Exit 3 when more hosts than this need attention (revoked and lost hosts do not
+    /// count)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_attention: usize,
+
+    /// Check every stored receipt: its signature against the host's certificate, its
+    /// chain, and the count each host last declared (a dropped tail); exit 3 on any
+    /// finding
+    #[arg(long, conflicts_with_all = ["file", "forget"])]
+    pub verify: bool,
+
+    /// Forget a decommissioned host: its status goes (its receipts stay as evidence),
+    /// and a host enrolled again under the id starts anew
+    #[arg(long, value_name = "ID", conflicts_with_all = ["file", "host", "behind", "silent", "verify"])]
+    pub forget: Option<ClientId>,
 }
 
 #[derive(Debug, Args)]

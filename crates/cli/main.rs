@@ -21,6 +21,7 @@ mod publisher;
 mod rotate;
 mod serve;
 mod status;
+mod status_verify;
 mod stderr_line;
 mod timestamp;
 mod units;
@@ -110,7 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Withdraw(args) => withdraw::run(args)?,
         Command::Gc(args) => gc::run(&args)?,
         Command::Serve(args) => serve::run(config::Serve::resolve(args)?)?,
-        Command::Status(args) => status::run(args)?,
+        Command::Status(args) => return status::run(args),
         Command::Log(args) => match args.action {
             None if args.keys => log_keys::run(&args)?,
             None => log::run(args)?,

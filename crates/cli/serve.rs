@@ -50,6 +50,11 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
     })?;
     let status = StatusDir::open_or_create(&status_dir)
         .with_context(|| format!("cannot open the status folder {}", status_dir.display()))?;
+    match status.recover_receipts() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(receipts = n, "brought the client status files up to the receipt log"),
+        Err(e) => tracing::warn!(error = %ErrorChain(&e), "cannot read the receipt log back"),
+    }
     // A second handle on the same folder for `server.json` (the CRL's state, which
     // `fts status` warns about); the server keeps the first for client files.
     let server_status = Arc::new(StatusDir::open(&status_dir));
@@ -115,7 +120,7 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
         }
 
         let admission = settings.admission.clone();
-        let server = Server::bind(listen, transport, settings, store, status, Arc::clone(&metrics))
+        let server = Server::bind(listen, transport, settings, store, Arc::new(status), Arc::clone(&metrics))
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = server.local_addr().context("cannot read the listening address")?;
@@ -170,6 +175,10 @@ fn record_crl_state(status: &StatusDir, crls: Option<&[Crl]>, failing: Option<&R
         revocation: !crls.is_empty(),
         crl_next_update: next_update,
         crl_number: crls.iter().filter_map(Crl::number).max(),
+        revoked_serials: crls
+            .iter()
+            .flat_map(|c| c.revoked_serials().iter().map(|s| s.to_string()))
+            .collect(),
         crl_reload_failing: failing.map(|f| CrlReloadFailing {
             since: published(
                 f.since

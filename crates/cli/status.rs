@@ -1,141 +1,407 @@
-//! `fts status`: for every client the server has heard from, its last poll, each of
-//! its targets' applied seq against the newest published, and the problems it
-//! reported. A table for people, `--json` for scripts.
+//! `fts status`: the fleet view. A summary (hosts current, behind, held, failing,
+//! silent, revoked), then the hosts that need attention; `--file NAME` for one
+//! release, `--host ID` for one host, `--behind` and `--silent` to select, `--all` for
+//! every host, `--verify` for the receipts ([`crate::status_verify`]), `--forget ID`
+//! for a host that is gone. `--json` for every view, with the time of every fact.
+//!
+//! Exit 0 when nothing in the selection needs attention, 3 when something does (more
+//! hosts than `--max-attention`; for `--file`, any host without the release; for
+//! `--host`, that host), 1 when status cannot be read. Revoked and lost hosts never
+//! count. The states and their rules are fts-status's (`fleet`).
 //!
 //! The server's own warnings (revocation off, a CRL past its next-update time, a
 //! changed CRL it cannot load, a log whose newest cosignature is older than half of
-//! `--max-age`, so the operator learns before the hosts do) go to stderr in both
-//! forms, and with `--json` also into the JSON, so a script sees them:
-//! `{"server": ..., "warnings": [...], "clients": [...]}`. A host's raised alarms
-//! (`stale`, `withheld`, `fork`, `clock`, `behind`) are shown under it.
+//! `--max-age`, entries a host has seen in the log that this server's store lacks) go
+//! to stderr in both forms, and with `--json` also into the JSON.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use fts_proto::Target;
-use fts_status::{ClientStatus, ServerStatus, StatusDir};
+use fts_proto::{ClientId, Published, Target};
+use fts_status::fleet::{
+    self, FleetView, HostState, HostView, ReleaseView, StoreEntry, StoreFacts, ViewRules,
+};
+use fts_status::{ServerStatus, StatusBackend, StatusDir};
 use fts_store::StoreReader;
 use serde::Serialize;
 
 use crate::args::StatusArgs;
+use crate::exit;
 
+/// What the default view's `--json` prints.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct ClientReport<'a> {
-    client_id: &'a str,
-    last_poll: &'a str,
-    authenticated: bool,
-    targets: Vec<TargetReport>,
-    /// The log alarms the host had raised at its last poll, with when each was first
-    /// raised.
-    alarms: &'a std::collections::BTreeMap<fts_proto::AlarmName, fts_proto::Published>,
-    problems: &'a [fts_status::Problem],
-}
-
-/// What `--json` prints.
-#[derive(Serialize)]
-#[serde(rename_all = "kebab-case")]
-struct JsonReport<'a> {
+struct JsonFleet<'a> {
     /// What the server last said about itself (`null`: it never did).
     server: Option<&'a ServerStatus>,
     warnings: &'a [Warning],
-    clients: &'a [ClientReport<'a>],
+    summary: &'a std::collections::BTreeMap<&'static str, usize>,
+    needing_attention: usize,
+    max_attention: usize,
+    /// The hosts selected (every host but the lost ones unless `--lost`).
+    clients: Vec<JsonHost<'a>>,
+}
+
+/// A host as `--json` prints it: the view, plus its last poll.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct JsonHost<'a> {
+    #[serde(flatten)]
+    view: &'a HostView,
+    last_poll: Published,
+    understands_withdrawals: bool,
 }
 
 /// One thing about the server an operator should act on.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct Warning {
+pub struct Warning {
     /// `revocation-off`, `crl-overdue`, `crl-reload-failing`, `no-log`,
-    /// `not-cosigned` or `cosignature-old`.
-    kind: &'static str,
-    message: String,
+    /// `not-cosigned`, `cosignature-old` or `not-on-this-server`.
+    pub kind: &'static str,
+    /// What to know, in words.
+    pub message: String,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "kebab-case")]
-struct TargetReport {
-    target: String,
-    applied: u64,
-    newest: u64,
-    /// The entry the host holds this target at (it cannot apply it yet), if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    held_at: Option<u64>,
-    /// The withdrawn entry a host that does not understand withdrawals waits before.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    waits_at_withdrawal: Option<u64>,
-}
-
-pub fn run(args: StatusArgs) -> anyhow::Result<()> {
+pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
+    let status = StatusDir::open(&args.status_dir);
+    check_status_dir(&args.status_dir, &status)?;
+    if let Some(id) = &args.forget {
+        return forget(&status, id);
+    }
     let store = StoreReader::open(&args.store)
         .with_context(|| format!("cannot open the store {}", args.store.display()))?;
-    let status_dir = StatusDir::open(&args.status_dir);
-    check_status_dir(&args.status_dir, &status_dir)?;
-    let clients = status_dir
-        .read_all()
+    if args.verify {
+        return crate::status_verify::run(&status, args.json);
+    }
+    let clients = status
+        .clients()
         .with_context(|| format!("cannot read the status folder {}", args.status_dir.display()))?;
-    let server = status_dir.read_server();
+    let server = status.read_server();
+    let facts = store_facts(&store);
+    let rules = ViewRules {
+        now: unix_now(),
+        lost_after: args.lost_after.as_secs(),
+        revoked_serials: server
+            .as_ref()
+            .map(|s| s.revoked_serials.iter().cloned().collect())
+            .unwrap_or_default(),
+    };
+    let view = fleet::fleet(&clients, &facts, &rules);
     let mut warnings = server.as_ref().map(server_warnings).unwrap_or_default();
     warnings.extend(log_warnings(&store, args.max_age));
+    if view.newest_log_seen > view.log_size && view.log_size > 0 {
+        warnings.push(Warning {
+            kind: "not-on-this-server",
+            message: format!(
+                "a host has verified a log of {} leaves, this server's store has {}: {} leaves are not on this server (is its replica behind?)",
+                view.newest_log_seen,
+                view.log_size,
+                view.newest_log_seen - view.log_size
+            ),
+        });
+    }
     for warning in &warnings {
         let label = if warning.kind == "revocation-off" { "note" } else { "warning" };
         eprintln!("{label}: {}", warning.message);
     }
-    let reports: Vec<ClientReport> = clients.iter().map(|c| report(c, &store)).collect();
 
     let mut out = std::io::stdout().lock();
+    if let Some(name) = &args.file {
+        let Some(release) = fleet::release(name, &clients, &facts, &rules) else {
+            anyhow::bail!("the store has no file named {name} (`fts log` lists what was published)");
+        };
+        let waiting = release.hosts - done_count(&release);
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &release)?;
+            writeln!(out)?;
+        } else {
+            print_release(&mut out, &release)?;
+        }
+        return Ok(if waiting > 0 { exit::REPORTED } else { exit::SUCCESS });
+    }
+    if let Some(id) = &args.host {
+        let Some(client) = clients.iter().find(|c| c.client_id == *id) else {
+            anyhow::bail!(
+                "no host {id} has polled this server (status folder {})",
+                args.status_dir.display()
+            );
+        };
+        let host = fleet::host(client, &facts, &rules);
+        let receipts = crate::status_verify::receipts_of(&status, id)?;
+        if args.json {
+            #[derive(Serialize)]
+            #[serde(rename_all = "kebab-case")]
+            struct JsonOne<'a> {
+                #[serde(flatten)]
+                host: JsonHost<'a>,
+                receipt_log: &'a [crate::status_verify::ReceiptLine],
+            }
+            let one = JsonOne {
+                host: JsonHost {
+                    view: &host,
+                    last_poll: client.last_poll.clone(),
+                    understands_withdrawals: client.understands_withdrawals,
+                },
+                receipt_log: &receipts,
+            };
+            serde_json::to_writer_pretty(&mut out, &one)?;
+            writeln!(out)?;
+        } else {
+            print_host(&mut out, &host, client, &store, true)?;
+            if !receipts.is_empty() {
+                writeln!(out, "  receipts (newest last):")?;
+                for line in receipts.iter().rev().take(20).rev() {
+                    writeln!(
+                        out,
+                        "    #{} made {} received {}: {}",
+                        line.number,
+                        line.made,
+                        line.received,
+                        line.outcomes.join(", ")
+                    )?;
+                }
+            }
+        }
+        return Ok(if host.needs_attention { exit::REPORTED } else { exit::SUCCESS });
+    }
+
+    let selected: Vec<&HostView> = view
+        .hosts
+        .iter()
+        .filter(|h| args.lost || h.state != HostState::Lost)
+        .filter(|h| {
+            !args.behind || matches!(h.state, HostState::Behind | HostState::Held | HostState::Failing)
+        })
+        .filter(|h| !args.silent || h.state == HostState::Silent)
+        .collect();
+    let attention = selected.iter().filter(|h| h.needs_attention).count();
+    let code = if attention > args.max_attention { exit::REPORTED } else { exit::SUCCESS };
     if args.json {
-        let json = JsonReport { server: server.as_ref(), warnings: &warnings, clients: &reports };
+        let by_id: std::collections::HashMap<&ClientId, &fts_status::ClientStatus> =
+            clients.iter().map(|c| (&c.client_id, c)).collect();
+        let json = JsonFleet {
+            server: server.as_ref(),
+            warnings: &warnings,
+            summary: &view.summary,
+            needing_attention: attention,
+            max_attention: args.max_attention,
+            clients: selected
+                .iter()
+                .filter_map(|h| {
+                    let client = by_id.get(&h.client_id)?;
+                    Some(JsonHost {
+                        view: h,
+                        last_poll: client.last_poll.clone(),
+                        understands_withdrawals: client.understands_withdrawals,
+                    })
+                })
+                .collect(),
+        };
         serde_json::to_writer_pretty(&mut out, &json)?;
         writeln!(out)?;
-        return Ok(());
+        return Ok(code);
     }
-    if reports.is_empty() {
+    if clients.is_empty() {
         writeln!(out, "no client has polled yet (status folder {})", args.status_dir.display())?;
-        return Ok(());
+        return Ok(code);
     }
-    writeln!(out, "{:<24} {:<21} {:<28} {:>9}  STATE", "CLIENT", "LAST POLL", "TARGET", "APPLIED")?;
-    for client in &reports {
-        let who = if client.authenticated {
-            client.client_id.to_owned()
-        } else {
-            format!("{} (unauth)", client.client_id)
-        };
-        for (i, target) in client.targets.iter().enumerate() {
-            let (name, poll) = if i == 0 { (who.as_str(), client.last_poll) } else { ("", "") };
-            let state = match target.held_at {
-                // Why is in the problems below (the report that held it).
-                Some(seq) => {
-                    format!("held at seq {seq}, {} behind", target.newest.saturating_sub(target.applied))
-                }
-                None if target.waits_at_withdrawal.is_some() => format!(
-                    "waits before withdrawn seq {}: upgrade its fts (it does not understand withdrawals)",
-                    target.waits_at_withdrawal.unwrap_or(0)
-                ),
-                None if target.applied >= target.newest => "up to date".to_owned(),
-                None => format!("{} behind", target.newest - target.applied),
-            };
-            writeln!(
-                out,
-                "{name:<24} {poll:<21} {:<28} {:>9}  {state}",
-                target.target,
-                format!("{}/{}", target.applied, target.newest)
-            )?;
-        }
-        for (alarm, since) in client.alarms {
-            writeln!(out, "{:<24} alarm: {alarm} (raised {since})", "")?;
-        }
-        for problem in client.problems {
-            writeln!(
-                out,
-                "{:<24} problem: {} seq {}: {} (reported {}x, last {})",
-                "", problem.target, problem.seq, problem.reason, problem.count, problem.last_seen
-            )?;
-        }
+    print_summary(&mut out, &view, attention, args.max_attention)?;
+    let shown: Vec<&&HostView> =
+        selected.iter().filter(|h| args.all || args.behind || args.silent || h.needs_attention).collect();
+    for host in shown {
+        let Some(client) = clients.iter().find(|c| c.client_id == host.client_id) else { continue };
+        print_host(&mut out, host, client, &store, false)?;
     }
-    writeln!(out, "(APPLIED is what each host reported in its last request: applied / newest published)")?;
+    writeln!(out, "(APPLIED: applied / newest published, by the host's last poll or a later receipt)")?;
+    Ok(code)
+}
+
+/// `--forget ID`.
+fn forget(status: &StatusDir, id: &ClientId) -> anyhow::Result<u8> {
+    let had = status
+        .forget(id, Published::from_unix_seconds(unix_now()))
+        .with_context(|| format!("cannot forget {id}"))?;
+    if had {
+        println!(
+            "forgot {id}: its status is gone; its receipts stay in the log as evidence, and a host enrolled again as {id} starts a new chain"
+        );
+    } else {
+        println!("{id} had no status here; marked forgotten in the receipt log all the same");
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Hosts of a release that need nothing more: installed, withdrawn or superseded.
+fn done_count(release: &ReleaseView) -> usize {
+    ["installed", "withdrawn", "superseded"].iter().map(|s| release.counts.get(s).copied().unwrap_or(0)).sum()
+}
+
+fn print_summary(
+    out: &mut impl Write,
+    view: &FleetView,
+    attention: usize,
+    max: usize,
+) -> std::io::Result<()> {
+    let total: usize = view.summary.values().sum();
+    let lost = view.summary.get("lost").copied().unwrap_or(0);
+    let parts: Vec<String> = HostState::ALL
+        .iter()
+        .filter(|s| **s != HostState::Lost)
+        .map(|s| format!("{} {}", view.summary.get(s.as_str()).copied().unwrap_or(0), s.as_str()))
+        .collect();
+    let lost = if lost > 0 { format!(" ({lost} lost, hidden: --lost shows them)") } else { String::new() };
+    writeln!(
+        out,
+        "fleet: {} hosts: {}{lost}",
+        total - view.summary.get("lost").copied().unwrap_or(0),
+        parts.join(", ")
+    )?;
+    writeln!(out, "needs attention: {attention} (--max-attention {max})")?;
     Ok(())
+}
+
+/// One host: a line with its state and last contact, its targets, then what else
+/// needs attention.
+fn print_host(
+    out: &mut impl Write,
+    host: &HostView,
+    client: &fts_status::ClientStatus,
+    store: &StoreReader,
+    full: bool,
+) -> std::io::Result<()> {
+    let unauth = if host.authenticated { "" } else { ", unauthenticated" };
+    writeln!(
+        out,
+        "\n{} ({}{unauth}, last contact {}, {} ago)",
+        host.client_id,
+        host.state.as_str(),
+        host.last_contact,
+        fleet::words(host.last_contact_age)
+    )?;
+    for target in &host.targets {
+        let waits = (!client.understands_withdrawals)
+            .then(|| first_withdrawn_after(store, &target.target, target.applied))
+            .flatten();
+        let state = match (target.held_at, waits) {
+            // Why is in the lines below (the report that held it).
+            (Some(seq), _) => {
+                format!("held at seq {seq}, {} behind", target.newest.saturating_sub(target.applied))
+            }
+            (None, Some(seq)) => {
+                format!(
+                    "waits before withdrawn seq {seq}: upgrade its fts (it does not understand withdrawals)"
+                )
+            }
+            (None, None) if target.applied >= target.newest => "up to date".to_owned(),
+            (None, None) => {
+                let offered = target.offered.map(|s| format!(", sent up to seq {s}")).unwrap_or_default();
+                format!("{} behind{offered}", target.newest - target.applied)
+            }
+        };
+        writeln!(
+            out,
+            "  {:<28} {:>9}  {state}",
+            target.target.to_string(),
+            format!("{}/{}", target.applied, target.newest)
+        )?;
+    }
+    for attention in &host.attention {
+        if matches!(attention.kind, "held" | "behind") {
+            continue; // the target rows say it
+        }
+        writeln!(out, "  {}: {}", attention.kind, attention.message)?;
+    }
+    for problem in &host.problems {
+        writeln!(
+            out,
+            "  problem: {} seq {}: {} (reported {}x, last {})",
+            problem.target, problem.seq, problem.reason, problem.count, problem.last_seen
+        )?;
+    }
+    if full {
+        for entry in &host.entries {
+            let name = entry.file_name.as_ref().map_or("-", |n| n.as_str());
+            let detail = entry.detail.as_deref().map(|d| format!(" {d}")).unwrap_or_default();
+            writeln!(
+                out,
+                "  entry {} seq {} {name}: {}{detail} (at {})",
+                entry.target, entry.seq, entry.outcome, entry.at
+            )?;
+        }
+        if let Some(book) = &host.receipts {
+            let head = book.stored_head.as_ref().map_or("none".to_owned(), |h| h.to_string());
+            let declared = book.declared.map_or("-".to_owned(), |n| n.to_string());
+            writeln!(
+                out,
+                "  receipt chain: {} stored (head {head}), {declared} declared at its last poll, {} restart(s), {} dropped",
+                book.stored, book.restarts, book.dropped
+            )?;
+        }
+        if let Some(days) = host.certificate_days_left {
+            writeln!(out, "  certificate: {days} days left")?;
+        }
+    }
+    Ok(())
+}
+
+fn print_release(out: &mut impl Write, release: &ReleaseView) -> std::io::Result<()> {
+    writeln!(out, "release {}:", release.file_name)?;
+    for entry in &release.entries {
+        let withdrawn = if entry.withdrawn { " WITHDRAWN" } else { "" };
+        writeln!(
+            out,
+            "  {} seq {} {} published {}{withdrawn}",
+            entry.target, entry.seq, entry.file_hash, entry.published
+        )?;
+    }
+    let count = |s: &str| release.counts.get(s).copied().unwrap_or(0);
+    writeln!(
+        out,
+        "hosts: {} should have it: {} installed, {} offered, {} pending, {} held, {} failed, {} silent, {} withdrawn, {} superseded",
+        release.hosts,
+        count("installed"),
+        count("offered"),
+        count("pending"),
+        count("held"),
+        count("failed"),
+        count("silent"),
+        count("withdrawn"),
+        count("superseded")
+    )?;
+    let times: Vec<String> = release
+        .seconds_to
+        .iter()
+        .map(|(p, t)| format!("{p} {}", t.map_or("not yet".to_owned(), fleet::words)))
+        .collect();
+    writeln!(out, "time from publish to installed: {}", times.join(", "))?;
+    for (state, hosts) in &release.lists {
+        let ids: Vec<&str> = hosts.iter().map(ClientId::as_str).collect();
+        writeln!(out, "  {state}: {}", ids.join(" "))?;
+    }
+    Ok(())
+}
+
+/// The store's entries as the views need them.
+pub fn store_facts(store: &StoreReader) -> StoreFacts {
+    let snapshot = store.snapshot();
+    let withdrawn: BTreeSet<(&Target, u64)> =
+        snapshot.withdrawals().iter().map(|w| (&w.statement.target, w.statement.seq.get())).collect();
+    let entries = snapshot
+        .entries()
+        .iter()
+        .map(|e| StoreEntry {
+            target: e.statement.target.clone(),
+            seq: e.statement.seq.get(),
+            file_name: e.statement.file_name.clone(),
+            file_hash: e.statement.file_hash,
+            published: e.statement.published.unix_seconds(),
+            withdrawn: withdrawn.contains(&(&e.statement.target, e.statement.seq.get())),
+        })
+        .collect();
+    StoreFacts::new(entries, snapshot.log().map_or(0, |l| l.size()))
 }
 
 /// Refuses a folder `fts serve` never wrote to (a typo, the wrong working folder): an
@@ -187,8 +453,7 @@ fn server_warnings(server: &ServerStatus) -> Vec<Warning> {
         });
         return warnings;
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    if let Some(next_update) = server.crl_next_update.as_ref().filter(|t| t.unix_seconds() < now) {
+    if let Some(next_update) = server.crl_next_update.as_ref().filter(|t| t.unix_seconds() < unix_now()) {
         warnings.push(Warning {
             kind: "crl-overdue",
             message: format!(
@@ -198,36 +463,6 @@ fn server_warnings(server: &ServerStatus) -> Vec<Warning> {
         });
     }
     warnings
-}
-
-/// One client's targets: those it reported a `since` for, plus `all`, each against
-/// the newest seq in the store.
-fn report<'a>(client: &'a ClientStatus, store: &StoreReader) -> ClientReport<'a> {
-    let mut targets: Vec<&Target> = client.since.keys().collect();
-    if !targets.contains(&&Target::All) {
-        targets.push(&Target::All);
-    }
-    targets.sort();
-    ClientReport {
-        client_id: client.client_id.as_str(),
-        last_poll: client.last_poll.as_str(),
-        authenticated: client.authenticated,
-        targets: targets
-            .into_iter()
-            .map(|t| TargetReport {
-                target: t.to_string(),
-                applied: client.since.get(t).copied().unwrap_or(0),
-                newest: store.newest_seq(t),
-                held_at: client.held.get(t).copied(),
-                // A host that does not understand withdrawals stops before one.
-                waits_at_withdrawal: (!client.understands_withdrawals)
-                    .then(|| first_withdrawn_after(store, t, client.since.get(t).copied().unwrap_or(0)))
-                    .flatten(),
-            })
-            .collect(),
-        alarms: &client.alarms,
-        problems: &client.problems,
-    }
 }
 
 /// The first withdrawn seq of `target` after `since`, if any.
@@ -255,7 +490,7 @@ fn log_warnings(store: &StoreReader, max_age: std::time::Duration) -> Vec<Warnin
             message: "the store has no log yet: hosts cannot check what they are sent against one (publish, or run `fts log init` on the signing host)".into(),
         }];
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = unix_now();
     match log.newest_cosignature {
         None => vec![Warning {
             kind: "not-cosigned",
@@ -275,4 +510,8 @@ fn log_warnings(store: &StoreReader, max_age: std::time::Duration) -> Vec<Warnin
         }],
         Some(_) => Vec::new(),
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -92,6 +92,8 @@ fn client_for(config: &LoadConfig, id: &str) -> Result<Client, String> {
     let client_id = ClientId::parse(id).map_err(|e| err(&e))?;
     let dest = config.work.join(id);
     let settings = ClientSettings {
+        receipt_signer: None,
+        next_poll_within: 60,
         server: config.server.to_string(),
         transport: ClientTransport::tls(tls, server_name, &certificate),
         id: client_id.clone(),

@@ -13,6 +13,7 @@ mod crash;
 mod delivery;
 mod disk_full;
 mod dos;
+mod fleet;
 mod freshness;
 mod gc;
 mod hostile;

@@ -5,6 +5,7 @@
 //! `certs/ID.crt` and `certs/ID.key` from `--id`, `DEST/.fts-state.json` from `--dest`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use fts_net::client::freshness::LogSettings;
@@ -54,8 +55,8 @@ impl Poll {
         let trust = if args.trust.is_empty() { vec![PathBuf::from("certs/signing.pub")] } else { args.trust };
         let trusted = TrustedKeys::load(&trust).context("loading the trusted signing keys (--trust)")?;
 
-        let (transport, targets) = if args.plaintext {
-            (ClientTransport::Plaintext, ClientIdentity::claimed(id.clone()).targets())
+        let (transport, targets, receipt_signer) = if args.plaintext {
+            (ClientTransport::Plaintext, ClientIdentity::claimed(id.clone()).targets(), None)
         } else {
             let cert = args.cert.unwrap_or_else(|| PathBuf::from(format!("certs/{id}.crt")));
             let key = args.key.unwrap_or_else(|| PathBuf::from(format!("certs/{id}.key")));
@@ -75,7 +76,14 @@ impl Poll {
                 fts_trust::client_config(load_certificates(&args.ca)?, chain, load_private_key(&key)?)
                     .map_err(|e| super::key_mismatch_names_files(e, &cert, &key))?;
             let server_name = fts_trust::tls::server_name(&args.server.host)?;
-            (ClientTransport::tls(config, server_name, &certificate), identity.targets())
+            // The same key signs this host's receipts.
+            let signer = fts_trust::ReceiptSigner::from_pem_file(&key)
+                .with_context(|| format!("{} cannot sign this host's receipts", key.display()))?;
+            (
+                ClientTransport::tls(config, server_name, &certificate),
+                identity.targets(),
+                Some(Arc::new(signer)),
+            )
         };
 
         // Absolute, so that a hook gets a path it can use wherever it changes directory to.
@@ -97,7 +105,17 @@ impl Poll {
             Some(path) => Some(initial_checkpoint(path, &trusted)?),
             None => None,
         };
+        // What each request promises: the longest wait after a complete round (with
+        // --once, the next run is a timer's: at most --max-interval, as the backoff).
+        let next_poll_within = match args.once {
+            true => schedule.max_interval,
+            false => schedule.interval.clamp(schedule.min_interval, schedule.max_interval),
+        };
+        let next_poll_within =
+            next_poll_within.as_secs().saturating_mul(100 + u64::from(schedule.jitter_percent)).div_ceil(100);
         let settings = ClientSettings {
+            receipt_signer,
+            next_poll_within,
             server: args.server.address,
             transport,
             id,

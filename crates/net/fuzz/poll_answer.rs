@@ -43,6 +43,8 @@ pub fn poll_answer(data: &[u8]) -> Result<fts_net::client::PollOutcome, fts_net:
         .expect("one key");
     let id = ClientId::parse(FUZZ_CLIENT_ID).expect("a client id");
     let settings = ClientSettings {
+        receipt_signer: None,
+        next_poll_within: 60,
         server: "fuzz:6543".into(),
         transport: ClientTransport::Plaintext,
         id: id.clone(),

@@ -24,7 +24,8 @@ use std::io;
 use std::time::Duration;
 
 use fts_proto::{
-    AnswerDecoder, AnswerItem, Chunk, FrameDecoder, MAX_REQUEST_HEADER, ProtoError, Request, ServerFrame,
+    AnswerDecoder, AnswerItem, Chunk, ClientRequest, FrameDecoder, MAX_REQUEST_HEADER, ProtoError,
+    ReceiptRequest, Request, ServerFrame,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -140,15 +141,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Server side: reads and decodes the client's request (limit 16 KiB).
+    /// Server side: reads and decodes the client's `poll` request (limit 16 KiB); any
+    /// other request type is `unknown-request`.
     pub async fn read_request(&mut self) -> Result<Request, ReadError> {
+        match self.read_client_request().await? {
+            ClientRequest::Poll(request) => Ok(request),
+            ClientRequest::Receipt(_) => Err(ReadError::Proto(ProtoError::UnknownRequest {
+                request_type: fts_proto::REQUEST_TYPE_RECEIPT.into(),
+            })),
+        }
+    }
+
+    /// Server side: reads and decodes the client's request, a `poll` or a `receipt`
+    /// (limit 16 KiB).
+    pub async fn read_client_request(&mut self) -> Result<ClientRequest, ReadError> {
         loop {
             let Decoder::Requests(decoder) = &mut self.decoder else {
                 return Err(io::Error::other("a client's connection reads no request").into());
             };
             match decoder.decode(&self.buffer[self.start..])? {
                 Some((Chunk::Header(header), used)) => {
-                    let request = Request::decode(header);
+                    let request = ClientRequest::decode(header);
                     self.consume(used);
                     if self.buffer.is_empty() {
                         // One request per connection: the buffer is not needed while the
@@ -239,6 +252,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Encodes and sends the client's request.
     pub async fn send_request(&mut self, request: &Request) -> io::Result<()> {
+        let bytes = request.encode().map_err(io::Error::other)?;
+        self.write_all_flush(&bytes).await
+    }
+
+    /// Client side: sends a `receipt` request.
+    pub async fn send_receipts(&mut self, request: &ReceiptRequest) -> io::Result<()> {
         let bytes = request.encode().map_err(io::Error::other)?;
         self.write_all_flush(&bytes).await
     }

@@ -94,6 +94,9 @@ pub enum PollEnd {
     Encode(ProtoError),
     /// A blocking task of the poll failed (a bug).
     Internal(tokio::task::JoinError),
+    /// A `receipt` request's receipts were not stored (the rate, or the status
+    /// folder failed); an error frame said so, and the host sends them again.
+    ReceiptsNotStored(String),
 }
 
 impl PollEnd {
@@ -116,6 +119,7 @@ impl PollEnd {
             PollEnd::BlobShrank { .. } => "blob-shrank",
             PollEnd::Encode(_) => "encode-failed",
             PollEnd::Internal(_) => "internal",
+            PollEnd::ReceiptsNotStored(_) => "receipts-not-stored",
         }
     }
 
@@ -171,6 +175,7 @@ impl fmt::Display for Reason<'_> {
             PollEnd::BlobShrank { hash } => write!(f, "blob {hash} ended early"),
             PollEnd::Encode(e) => write!(f, "encoding a file header: {}", ErrorChain(e)),
             PollEnd::Internal(e) => write!(f, "a task of the poll failed: {}", ErrorChain(e)),
+            PollEnd::ReceiptsNotStored(why) => write!(f, "receipts not stored: {why}"),
         }
     }
 }
@@ -203,6 +208,10 @@ pub struct IdentityMismatch {
 /// [`TlsProblem`] the names of the server's certificate.
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
+    /// This host's receipt could not be signed (its key cannot sign the receipt's
+    /// scheme: a bug, or a key file replaced by another kind).
+    #[error("cannot sign this host's receipt")]
+    Receipt(#[source] fts_trust::ReceiptError),
     /// `--rerun-hook` without `--exec`.
     #[error("no hook to run: --rerun-hook needs --exec")]
     NoHook,

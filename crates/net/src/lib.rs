@@ -10,6 +10,8 @@
 //!   admission of transfers under it;
 //! - [`bucket`]: the token bucket of that cap and of the host's `--max-rate`;
 //! - [`server`]: the mutual-TLS server of `fts serve`;
+//! - [`receipt_intake`]: the host receipts it takes: checked, stored in batches,
+//!   acknowledged once durable;
 //! - [`crl_watch`]: reloads a changed CRL into the running server, and retries one
 //!   that fails until it loads;
 //! - [`handshake_log`]: what is logged about connections that fail before a request;
@@ -35,6 +37,7 @@ pub mod metrics;
 pub mod metrics_http;
 pub mod pacing;
 pub mod proxy_protocol;
+pub mod receipt_intake;
 pub mod server;
 pub mod store_view;
 pub mod summary_log;

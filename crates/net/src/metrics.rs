@@ -30,6 +30,10 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 const POLL_DURATION_BUCKETS: [f64; 14] =
     [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0, 1800.0, 7200.0];
 
+/// Upper bounds of the receipt-store buckets, in seconds: a batch's fsync on a fast
+/// disk to a busy one (a receipt is acknowledged only once durable).
+const RECEIPT_STORE_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
 /// Every code the server can send, so that each series exists (at 0) from the start.
 const ERROR_CODES: [ErrorCode; 9] = [
     ErrorCode::BadFrame,
@@ -197,6 +201,31 @@ pub struct Metrics {
     /// `fts_cosignature_age_seconds` is computed from it when the page is encoded.
     cosignature_time: Arc<AtomicU64>,
     cosignature_age: Gauge,
+    receipts_stored: Counter,
+    receipts_refused: Family<ReasonLabel, Counter>,
+    receipt_store_seconds: Histogram,
+}
+
+/// Why the server refused a host's receipt (`fts_receipts_refused_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptRefusal {
+    /// Its signature, bytes or identity did not check.
+    Invalid,
+    /// The host sent receipts faster than 60 a minute.
+    Rate,
+    /// The status folder could not store it (the host keeps it and sends it again).
+    Store,
+}
+
+impl ReceiptRefusal {
+    fn label(self) -> &'static str {
+        match self {
+            ReceiptRefusal::Invalid => "invalid",
+            ReceiptRefusal::Rate => "rate",
+            ReceiptRefusal::Store => "store",
+        }
+    }
+    const ALL: [ReceiptRefusal; 3] = [ReceiptRefusal::Invalid, ReceiptRefusal::Rate, ReceiptRefusal::Store];
 }
 
 impl fmt::Debug for Metrics {
@@ -340,7 +369,32 @@ impl Metrics {
             "Age of the newest cosignature over the checkpoint served; with none, counted from              1970, so that any alert on it fires. Hosts raise `stale` past their --max-age",
             cosignature_age.clone(),
         );
+        let receipts_stored = Counter::default();
+        registry.register(
+            "fts_receipts_stored",
+            "Host receipts stored durably and acknowledged",
+            receipts_stored.clone(),
+        );
+        let receipts_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "fts_receipts_refused",
+            "Host receipts not stored: invalid (signature, bytes or identity), rate (over 60 a \
+             minute per host) or store (the status folder failed; the host sends it again)",
+            receipts_refused.clone(),
+        );
+        for reason in ReceiptRefusal::ALL {
+            receipts_refused.get_or_create_owned(&ReasonLabel { reason: reason.label() });
+        }
+        let receipt_store_seconds = Histogram::new(RECEIPT_STORE_BUCKETS);
+        registry.register(
+            "fts_receipt_store_seconds",
+            "Time from a receipt's arrival until it is durable (batched with the others arriving)",
+            receipt_store_seconds.clone(),
+        );
         Metrics {
+            receipts_stored,
+            receipts_refused,
+            receipt_store_seconds,
             registry,
             polls_ok,
             polls_error,
@@ -363,6 +417,17 @@ impl Metrics {
             cosignature_time: Arc::new(AtomicU64::new(0)),
             cosignature_age,
         }
+    }
+
+    /// Receipts stored durably, `seconds` after they arrived.
+    pub fn receipts_stored(&self, count: usize, seconds: f64) {
+        self.receipts_stored.inc_by(count as u64);
+        self.receipt_store_seconds.observe(seconds);
+    }
+
+    /// Receipts refused.
+    pub fn receipts_refused(&self, reason: ReceiptRefusal, count: usize) {
+        self.receipts_refused.get_or_create(&ReasonLabel { reason: reason.label() }).inc_by(count as u64);
     }
 
     /// The log checkpoint served: its size and the newest cosignature time over it.

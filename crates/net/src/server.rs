@@ -42,15 +42,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fts_proto::{
-    ClientId, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, LogHash, ProtoError, Report, Request,
-    ServerFrame, SupersededFrame, Target, Withdrawal, WithdrawnFrame,
+    ClientId, ClientRequest, Done, ErrorChain, ErrorCode, ErrorFrame, FileHeader, LogHash, ProtoError,
+    ReceiptRequest, ReceiptsStored, Report, Request, ServerFrame, SupersededFrame, Target, Withdrawal,
+    WithdrawnFrame,
 };
-use fts_status::{PollClaims, StatusDir};
+use fts_status::{CertificateSeen, PollClaims, StatusBackend};
 use fts_store::served_log::ServedLog;
 use fts_store::{
     Answer, Entry, Outgoing, Sending, ServeRules, StoreError, StoreReader, StoreSnapshot, WithdrawalEntry,
 };
 use fts_trust::{ClientAuth, ClientIdentity};
+
+use crate::receipt_intake::{RECEIPTS_PER_MINUTE, ReceiptIntake, ReceiptSender, Refused};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -224,7 +227,9 @@ struct Shared {
     store: StoreView,
     /// Unchanged polls are noted in memory on the connection's task; everything that
     /// writes a file runs on a blocking thread.
-    status: Arc<StatusDir>,
+    status: Arc<dyn StatusBackend>,
+    /// Host receipts: checked, stored durably in batches, then acknowledged.
+    receipts: ReceiptIntake,
     /// Connections that failed before a request: debug lines and a summary.
     handshake_log: HandshakeLog,
 }
@@ -245,7 +250,7 @@ impl Server {
         transport: Transport,
         settings: ServerSettings,
         store: StoreReader,
-        status: StatusDir,
+        status: Arc<dyn StatusBackend>,
         metrics: Arc<Metrics>,
     ) -> io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
@@ -260,12 +265,13 @@ impl Server {
         let shared = Arc::new(Shared {
             transport,
             settings,
-            metrics,
+            metrics: Arc::clone(&metrics),
             admission,
             limits,
             egress,
             store: StoreView::start(store),
-            status: Arc::new(status),
+            receipts: ReceiptIntake::start(Arc::clone(&status), Arc::clone(&metrics)),
+            status,
             handshake_log: HandshakeLog::default(),
         });
         Ok(Server { listener, shared })
@@ -462,7 +468,37 @@ where
         refuse_while_crl_stale(shared, Connection::server(stream), stale, max).await;
         return ConnectionEnd::CrlStale;
     }
-    ConnectionEnd::Poll(serve_poll(shared, Connection::server(stream), Some(identity), peer).await)
+    let session = match Session::of(identity, stream.get_ref().1.peer_certificates()) {
+        Some(session) => session,
+        None => {
+            // check_session read the identity from this very certificate.
+            shared.metrics.handshake_failed(HandshakeFailure::Refused);
+            return ConnectionEnd::BeforeRequest(FailedBefore::Refused);
+        }
+    };
+    ConnectionEnd::Poll(serve_poll(shared, Connection::server(stream), Some(session), peer).await)
+}
+
+/// A mutual TLS session: who the client is, and the certificate that says so (its
+/// receipts are checked with its key, and status records which certificate it was).
+struct Session {
+    identity: ClientIdentity,
+    certificate: rustls::pki_types::CertificateDer<'static>,
+    /// Its serial (hex) and notAfter.
+    seen: CertificateSeen,
+}
+
+impl Session {
+    /// The session of `identity`, read from the end-entity certificate of `peer`.
+    fn of(
+        identity: ClientIdentity,
+        peer: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+    ) -> Option<Session> {
+        let certificate = peer?.first()?.clone();
+        let (serial, not_after) = fts_trust::certificate_serial_and_expiry(&certificate).ok()?;
+        let seen = CertificateSeen { serial, not_after: fts_proto::Published::from_unix_seconds(not_after) };
+        Some(Session { identity, certificate, seen })
+    }
 }
 
 /// `--crl-max-stale`: the changed CRL has failed to load for `stale`, longer than
@@ -493,7 +529,7 @@ where
 async fn serve_poll<S>(
     shared: &Shared,
     mut conn: Connection<S>,
-    who: Option<ClientIdentity>,
+    who: Option<Session>,
     peer: SocketAddr,
 ) -> PollReport
 where
@@ -529,13 +565,13 @@ where
 async fn answer<S>(
     shared: &Shared,
     conn: &mut Connection<S>,
-    who: Option<ClientIdentity>,
+    who: Option<Session>,
     report: &mut PollReport,
 ) -> Result<PollEnd, PollEnd>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let request = match timeout(shared.settings.request_timeout, conn.read_request()).await {
+    let request = match timeout(shared.settings.request_timeout, conn.read_client_request()).await {
         Err(_) => return Err(PollEnd::NoRequest),
         Ok(Err(ReadError::Proto(e))) => {
             send_error(&shared.metrics, conn, ErrorFrame::from_error(&e)).await;
@@ -546,11 +582,15 @@ where
         }
         Ok(Err(ReadError::Closed)) => return Err(PollEnd::ClientClosed),
         Ok(Err(ReadError::Io(e))) => return Err(PollEnd::ReadFailed(e)),
-        Ok(Ok(request)) => request,
+        Ok(Ok(ClientRequest::Receipt(receipts))) => {
+            return take_receipts(shared, conn, who, receipts, report).await;
+        }
+        Ok(Ok(ClientRequest::Poll(request))) => request,
     };
 
     let authenticated = who.is_some();
-    let identity = match who {
+    let certificate = who.as_ref().map(|session| session.seen.clone());
+    let identity = match who.map(|session| session.identity) {
         Some(identity) => {
             if request.client_id != identity.id {
                 report.client = Some(identity.id.clone());
@@ -578,7 +618,7 @@ where
         }
     };
 
-    record_status(shared, &client, authenticated, &targets, &request).await;
+    record_status(shared, &client, authenticated, certificate, &targets, &request).await;
 
     // A held target gets nothing (PROTOCOL.md section 3.1.1): the client holds it at
     // an entry it cannot apply yet, and would refuse a frame for it.
@@ -660,6 +700,12 @@ where
     let mut end = PollEnd::Served;
     // Targets whose blob vanished in this answer: the rest of each waits.
     let mut stopped: Vec<Target> = Vec::new();
+    // The newest entry sent per target, for status ("offered" until a receipt says more).
+    let mut offered: BTreeMap<Target, u64> = BTreeMap::new();
+    let mut note_offered = |entry: &Entry| {
+        let seq = offered.entry(entry.statement.target.clone()).or_default();
+        *seq = (*seq).max(entry.statement.seq.get());
+    };
     for Outgoing { entry, how } in answer.items {
         let target = &entry.statement.target;
         if stopped.contains(target) {
@@ -674,6 +720,7 @@ where
                         by: logged_header(by, by_proof),
                     });
                     write_paced(conn, &frame.encode().map_err(PollEnd::Encode)?, &mut pacer, None).await?;
+                    note_offered(&entry);
                 }
                 _ => {
                     tracing::warn!(%target, seq = entry.statement.seq.get(), "an entry or the one superseding it is not the log's leaf at its place: its target waits (the journal and log/leaves disagree)");
@@ -689,6 +736,7 @@ where
                 Some(frame) => {
                     let frame = frame.encode().map_err(PollEnd::Encode)?;
                     write_paced(conn, &frame, &mut pacer, None).await?;
+                    note_offered(&entry);
                 }
                 None => {
                     tracing::warn!(%target, seq = entry.statement.seq.get(), "a withdrawal or its entry is not the log's leaf at its place: its target waits (the journal and log/leaves disagree)");
@@ -725,6 +773,7 @@ where
             None => None,
         };
         send_entry(conn, &entry, blob, offset, proof, &mut pacer, egress, &shared.metrics).await?;
+        note_offered(&entry);
         report.files += 1;
         shared.metrics.file_sent();
         report.bytes += entry.statement.file_size - offset;
@@ -735,7 +784,85 @@ where
         .await
         .map_err(|_| PollEnd::StoppedReading)?
         .map_err(PollEnd::SendFailed)?;
+    record_offered(shared, &client, offered);
     Ok(end)
+}
+
+/// Records, without waiting, what an answer sent: status shows it as offered until
+/// the host's receipt or next poll says more. A failure is logged.
+fn record_offered(shared: &Shared, client: &ClientId, offered: BTreeMap<Target, u64>) {
+    if offered.is_empty() {
+        return;
+    }
+    let status = Arc::clone(&shared.status);
+    let client = client.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = status.record_offered(&client, &offered, SystemTime::now()) {
+            tracing::warn!(client_id = %client, error = %ErrorChain(&e), "cannot record what was offered");
+        }
+    });
+}
+
+/// Answers a `receipt` request (docs/PROTOCOL.md section 9, [`crate::receipt_intake`]):
+/// `receipts-stored` once the receipts that check are durable.
+async fn take_receipts<S>(
+    shared: &Shared,
+    conn: &mut Connection<S>,
+    who: Option<Session>,
+    request: ReceiptRequest,
+    report: &mut PollReport,
+) -> Result<PollEnd, PollEnd>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    report.client = Some(request.client_id.clone());
+    let Some(session) = who else {
+        let e = ProtoError::BadRequest {
+            detail: "receipts need mutual TLS: a plaintext client sends none".into(),
+        };
+        send_error(&shared.metrics, conn, ErrorFrame::from_error(&e)).await;
+        return Err(PollEnd::BadRequest(e));
+    };
+    if request.client_id != session.identity.id {
+        let mismatch =
+            IdentityMismatch { requested: request.client_id.clone(), certificate: session.identity.id };
+        send_error(&shared.metrics, conn, error_frame(ErrorCode::IdentityMismatch, &mismatch.to_string()))
+            .await;
+        return Err(PollEnd::IdentityMismatch(mismatch));
+    }
+    let sender = ReceiptSender {
+        id: &session.identity.id,
+        certificate: &session.certificate,
+        serial: &session.seen.serial,
+    };
+    match shared.receipts.take(&sender, request).await {
+        Ok(stored) => {
+            let frame = ServerFrame::ReceiptsStored(ReceiptsStored { stored });
+            timeout(shared.settings.request_timeout, conn.send_frame(&frame))
+                .await
+                .map_err(|_| PollEnd::StoppedReading)?
+                .map_err(PollEnd::SendFailed)?;
+            Ok(PollEnd::Served)
+        }
+        Err(Refused::Rate) => {
+            let mut frame = error_frame(
+                ErrorCode::Busy,
+                &format!("more than {RECEIPTS_PER_MINUTE} receipts a minute from this host: send them later"),
+            );
+            frame.retry_after = Some(60);
+            send_error(&shared.metrics, conn, frame).await;
+            Err(PollEnd::ReceiptsNotStored("over the receipt rate".into()))
+        }
+        Err(Refused::Store(why)) => {
+            let mut frame = error_frame(
+                ErrorCode::Internal,
+                "the server cannot store receipts now: send them again later",
+            );
+            frame.retry_after = Some(shared.settings.poll_after.as_secs().max(1));
+            send_error(&shared.metrics, conn, frame).await;
+            Err(PollEnd::ReceiptsNotStored(why))
+        }
+    }
 }
 
 /// The leaf index and inclusion proof of `entry` in the served checkpoint, when
@@ -1010,7 +1137,7 @@ where
 }
 
 /// Writes the last poll times noted in memory every `interval`, until aborted.
-async fn flush_last_polls_every(status: Arc<StatusDir>, interval: Duration) {
+async fn flush_last_polls_every(status: Arc<dyn StatusBackend>, interval: Duration) {
     // tokio refuses a zero period; `fts serve` refuses it earlier, with a message.
     let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1022,9 +1149,9 @@ async fn flush_last_polls_every(status: Arc<StatusDir>, interval: Duration) {
 
 /// Writes the last poll times noted in memory, on a blocking thread (file I/O; nothing
 /// is written when no time changed).
-async fn flush_last_polls(status: Arc<StatusDir>) {
-    match tokio::task::spawn_blocking(move || status.flush_last_polls()).await {
-        Ok(Ok(_)) => {}
+async fn flush_last_polls(status: Arc<dyn StatusBackend>) {
+    match tokio::task::spawn_blocking(move || status.flush()).await {
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %ErrorChain(&e), "cannot record the last poll times"),
         Err(e) => tracing::warn!(error = %ErrorChain(&e), "recording the last poll times failed"),
     }
@@ -1039,6 +1166,7 @@ async fn record_status(
     shared: &Shared,
     client: &ClientId,
     authenticated: bool,
+    certificate: Option<CertificateSeen>,
     targets: &[Target],
     request: &Request,
 ) {
@@ -1053,6 +1181,12 @@ async fn record_status(
             .collect(),
         alarms: request.alarms.clone(),
         understands_withdrawals: request.features.withdrawn,
+        next_poll_within: request.next_poll_within,
+        receipt_count: request.receipt_count,
+        receipt_head: request.receipt_head,
+        certificate,
+        reboot_required: request.reboot_required,
+        log_size: request.log_size,
     };
     let now = SystemTime::now();
     if shared.status.note_unchanged_poll(client, authenticated, &claims, &request.rejected, now) {

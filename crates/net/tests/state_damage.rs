@@ -56,6 +56,8 @@ fn settings(dest: &Path) -> ClientSettings {
     trusted.insert(fts_trust::SigningKey::from_seed(&[1; 32]).public_key(), Path::new("test")).unwrap();
     let id = ClientId::parse("web-01").unwrap();
     ClientSettings {
+        receipt_signer: None,
+        next_poll_within: 60,
         server: "127.0.0.1:9".into(),
         transport: ClientTransport::Plaintext,
         id: id.clone(),

@@ -104,6 +104,9 @@ pub struct Request {
     /// Seconds: the host promises its next poll within this long. The server calls
     /// the host silent after three times that without a poll.
     pub next_poll_within: Option<u64>,
+    /// A reboot is required for what the host installed (a hook said so, or
+    /// `/run/reboot-required` exists): `"reboot-required": true`, absent otherwise.
+    pub reboot_required: bool,
 }
 
 /// At most this many key ids ride in one request.
@@ -208,6 +211,7 @@ impl Request {
             receipt_count: None,
             receipt_head: None,
             next_poll_within: None,
+            reboot_required: false,
         }
     }
 
@@ -313,12 +317,14 @@ impl Request {
         let receipt_count = optional::<WireInt>(object, "receipt-count").map_err(bad)?.map(|n| n.0);
         let receipt_head: Option<FileHash> = optional(object, "receipt-head").map_err(bad)?;
         let next_poll_within = optional::<WireInt>(object, "next-poll-within").map_err(bad)?.map(|n| n.0);
+        let reboot_required: bool = optional(object, "reboot-required").map_err(bad)?.unwrap_or(false);
 
         Ok(Request {
             rotation,
             receipt_count,
             receipt_head,
             next_poll_within,
+            reboot_required,
             features: Features::from_names(&features),
             max_file_size,
             keys,
@@ -453,6 +459,8 @@ struct RequestWire<'a> {
     receipt_head: Option<FileHash>,
     #[serde(with = "wire_int::option", skip_serializing_if = "Option::is_none")]
     next_poll_within: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    reboot_required: bool,
 }
 
 impl Serialize for Request {
@@ -474,6 +482,7 @@ impl Serialize for Request {
             receipt_count: self.receipt_count,
             receipt_head: self.receipt_head,
             next_poll_within: self.next_poll_within,
+            reboot_required: self.reboot_required,
         }
         .serialize(serializer)
     }

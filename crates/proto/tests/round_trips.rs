@@ -31,7 +31,12 @@ fn request() -> impl Strategy<Value = Request> {
             prop::option::of(wire_int()),
             prop::collection::vec(any::<[u8; 8]>(), 0..3),
         ),
-        (prop::option::of(wire_int()), prop::option::of(file_hash()), prop::option::of(wire_int())),
+        (
+            prop::option::of(wire_int()),
+            prop::option::of(file_hash()),
+            prop::option::of(wire_int()),
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(
@@ -43,7 +48,7 @@ fn request() -> impl Strategy<Value = Request> {
                 log_size,
                 alarms,
                 (withdrawn, superseded, max_file_size, keys),
-                (receipt_count, receipt_head, next_poll_within),
+                (receipt_count, receipt_head, next_poll_within, reboot_required),
             )| Request {
                 client_id,
                 since,
@@ -59,6 +64,7 @@ fn request() -> impl Strategy<Value = Request> {
                 receipt_count,
                 receipt_head,
                 next_poll_within,
+                reboot_required,
             },
         )
 }

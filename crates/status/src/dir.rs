@@ -31,7 +31,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use fts_proto::{AlarmName, ClientId, ErrorChain, Published, RejectReason, Report, Target};
+use fts_proto::{
+    AlarmName, ClientId, ErrorChain, FileHash, FileName, Published, RejectReason, Report, Target,
+};
 use serde::{Deserialize, Serialize};
 
 use fts_fs::{Dir, FileMode, FsError, WriteOptions};
@@ -79,6 +81,109 @@ pub struct ClientStatus {
     pub understands_withdrawals: bool,
     /// Problems reported, oldest first by last-seen time.
     pub problems: Vec<Problem>,
+    /// The longest the host said it waits before its next poll (`next-poll-within`,
+    /// seconds): it is silent after three times that. Absent from older hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_poll_within: Option<u64>,
+    /// The certificate of its last authenticated poll or receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateSeen>,
+    /// The size of the newest checkpoint it had verified at its last poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_size: Option<u64>,
+    /// Whether its last poll said a reboot is required for what it installed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reboot_required: bool,
+    /// Per target, the newest entry the server sent it and when, so that an entry
+    /// sent without a receipt yet shows as offered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub offered: BTreeMap<Target, Offered>,
+    /// Its receipt chain as stored here and as it last declared it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<ReceiptBook>,
+    /// What its receipts said of each entry, newest state per (target, seq), at most
+    /// [`MAX_ENTRY_STATES`] kept (the oldest go first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<EntryState>,
+}
+
+/// Entry states kept per client (a host's receipts name each entry a few times).
+pub const MAX_ENTRY_STATES: usize = 512;
+
+/// A client certificate, as status needs it: which one it was and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CertificateSeen {
+    /// Its serial number, hex.
+    pub serial: String,
+    /// Its notAfter time.
+    pub not_after: Published,
+}
+
+/// The newest entry of one target a server sent a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Offered {
+    /// Its seq.
+    pub seq: u64,
+    /// When it was sent.
+    pub at: Published,
+}
+
+/// A client's receipt chain: what is stored here, and what the host last declared in
+/// a poll (`receipt-count`, `receipt-head`), so that a stored chain shorter than the
+/// declared one shows (`fts status --verify`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ReceiptBook {
+    /// The number of the newest receipt stored of its current chain.
+    pub stored: u64,
+    /// The hash of that receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_head: Option<FileHash>,
+    /// When the newest receipt arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_received: Option<Published>,
+    /// The count the host declared in its last poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<u64>,
+    /// The head the host declared in its last poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_head: Option<FileHash>,
+    /// Chains restarted (a new state or certificate).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u64,
+    /// Receipts the host said it dropped unsent (its queue was full).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What a host's receipts said of one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EntryState {
+    /// The entry's target.
+    pub target: Target,
+    /// Its seq.
+    pub seq: u64,
+    /// Its file name, when the receipt named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<FileName>,
+    /// Its file hash, when the receipt named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_hash: Option<FileHash>,
+    /// The receipt's outcome (`installed`, `hook-ok`, `hook-failed`, `held`,
+    /// `refused`, `withdrawn`, `withdrawn-installed`, `superseded`).
+    pub outcome: String,
+    /// Its detail: the reason, the attempt, the superseding seq.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// When the host made the receipt.
+    pub at: Published,
 }
 
 /// What one poll says of its client, as its status file keeps it.
@@ -92,6 +197,18 @@ pub struct PollClaims {
     pub alarms: BTreeMap<AlarmName, u64>,
     /// The client announced the `withdrawn` feature.
     pub understands_withdrawals: bool,
+    /// `next-poll-within`: the longest it waits before its next poll, in seconds.
+    pub next_poll_within: Option<u64>,
+    /// `receipt-count` and `receipt-head`: its receipt chain as it declares it.
+    pub receipt_count: Option<u64>,
+    /// See `receipt_count`.
+    pub receipt_head: Option<FileHash>,
+    /// The session's certificate (TLS only).
+    pub certificate: Option<CertificateSeen>,
+    /// `reboot-required`.
+    pub reboot_required: bool,
+    /// `log-size`: the size of the newest checkpoint it verified.
+    pub log_size: Option<u64>,
 }
 
 impl PollClaims {
@@ -145,6 +262,10 @@ pub struct ServerStatus {
     /// are still enforced). Absent in files of older servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl_reload_failing: Option<CrlReloadFailing>,
+    /// The serials (lower-case hex) the CRLs in force revoke, so that `fts status`
+    /// shows a revoked host as revoked. Absent in files of older servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_serials: Vec<String>,
 }
 
 /// A changed CRL file the server cannot put in force.
@@ -275,13 +396,7 @@ impl StatusDir {
         reports: &[Report],
         now: SystemTime,
     ) -> Result<ClientStatus> {
-        let mut hasher = DefaultHasher::new();
-        client.hash(&mut hasher);
-        let stripe = &self.stripes[(hasher.finish() % LOCK_STRIPES as u64) as usize];
-        // A poisoned stripe only means another poll panicked mid-update; the file on
-        // disk is still whole (it is replaced by rename), so carry on.
-        let _guard = stripe.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-
+        let _guard = self.lock(client);
         let path = self.path_of(client);
         let previous = match read_status(&path, client) {
             Ok(previous) => previous,
@@ -292,7 +407,13 @@ impl StatusDir {
         };
         let secs = unix_seconds(now);
         let now = Published::from_unix_seconds(secs);
-        let mut problems = previous.map(|p| p.problems).unwrap_or_default();
+        let (mut problems, kept) = match previous {
+            Some(previous) => (
+                previous.problems,
+                Kept { offered: previous.offered, receipts: previous.receipts, entries: previous.entries },
+            ),
+            None => (Vec::new(), Kept::default()),
+        };
         let mut new_problem = false;
         for report in reports {
             let known = problems
@@ -346,6 +467,13 @@ impl StatusDir {
                 .collect(),
             understands_withdrawals: claims.understands_withdrawals,
             problems,
+            next_poll_within: claims.next_poll_within,
+            certificate: claims.certificate.clone(),
+            reboot_required: claims.reboot_required,
+            log_size: claims.log_size,
+            offered: kept.offered,
+            receipts: declare(kept.receipts, claims),
+            entries: kept.entries,
         };
         let fingerprint = fingerprint(authenticated, claims);
         let durable = new_problem
@@ -358,6 +486,72 @@ impl StatusDir {
             }
         }
         Ok(status)
+    }
+
+    /// Serializes the updates of one client's file.
+    fn lock(&self, client: &ClientId) -> std::sync::MutexGuard<'_, ()> {
+        let mut hasher = DefaultHasher::new();
+        client.hash(&mut hasher);
+        let stripe = &self.stripes[(hasher.finish() % LOCK_STRIPES as u64) as usize];
+        // A poisoned stripe only means another update panicked midway; the file on
+        // disk is still whole (it is replaced by rename), so carry on.
+        stripe.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Replaces `client`'s file with what `change` makes of it (`None` in, the client
+    /// has no file; `None` out, nothing is written), under the client's lock, not
+    /// flushed to disk. (The poll book's fingerprint covers only what polls claim,
+    /// which this leaves as it was.)
+    pub(crate) fn update(
+        &self,
+        client: &ClientId,
+        change: impl FnOnce(Option<ClientStatus>) -> Option<ClientStatus>,
+    ) -> Result<()> {
+        let _guard = self.lock(client);
+        let previous = match read_status(&self.path_of(client), client) {
+            Ok(previous) => previous,
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "a damaged status file: it is rewritten at the next poll");
+                None
+            }
+        };
+        let Some(status) = change(previous) else { return Ok(()) };
+        self.write(&file_name_of(client), &status, false)
+    }
+
+    /// Records that the server sent `client` the entries up to `offered` (per target,
+    /// the newest seq sent), at `now`. Only for a client with a file (its poll wrote
+    /// one first).
+    pub fn record_offered(
+        &self,
+        client: &ClientId,
+        offered: &BTreeMap<Target, u64>,
+        now: SystemTime,
+    ) -> Result<()> {
+        let at = Published::from_unix_seconds(unix_seconds(now));
+        self.update(client, |status| {
+            let mut status = status?;
+            for (target, &seq) in offered {
+                status.offered.insert(target.clone(), Offered { seq, at: at.clone() });
+            }
+            Some(status)
+        })
+    }
+
+    /// A client's file as it is, without the poll book's time.
+    pub(crate) fn read_file(&self, client: &ClientId) -> Result<Option<ClientStatus>> {
+        read_status(&self.path_of(client), client)
+    }
+
+    /// Removes `client`'s file; says whether there was one.
+    pub(crate) fn remove_client_file(&self, client: &ClientId) -> Result<bool> {
+        let _guard = self.lock(client);
+        self.last_polls.forget_written(client);
+        match Dir::open(&self.dir)?.remove_file(file_name_of(client)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Records what the server says about itself.
@@ -439,6 +633,25 @@ impl StatusDir {
         all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         Ok(all)
     }
+}
+
+/// What a poll keeps of a client's file: what the server and the receipts wrote.
+#[derive(Default)]
+struct Kept {
+    offered: BTreeMap<Target, Offered>,
+    receipts: Option<ReceiptBook>,
+    entries: Vec<EntryState>,
+}
+
+/// The receipt book after a poll that declared `claims`' count and head.
+fn declare(book: Option<ReceiptBook>, claims: &PollClaims) -> Option<ReceiptBook> {
+    if book.is_none() && claims.receipt_count.is_none() {
+        return None;
+    }
+    let mut book = book.unwrap_or_default();
+    book.declared = claims.receipt_count;
+    book.declared_head = claims.receipt_head.clone();
+    Some(book)
 }
 
 /// How status files are written: atomically, replacing, mode 0666 less the umask

@@ -39,6 +39,13 @@ pub enum StatusError {
         source: serde_json::Error,
     },
 
+    /// A certificate serial that is not lower-case hex of at most 20 bytes.
+    #[error("certificate serial {serial:?} is not lower-case hex of at most 20 bytes")]
+    BadSerial {
+        /// The serial (at most 64 characters of it).
+        serial: String,
+    },
+
     /// A status file could not be read back.
     #[error("status file {} is unreadable", path.display())]
     BadStatusFile {

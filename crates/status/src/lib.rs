@@ -6,6 +6,12 @@
 //! - [`dir`]: one file per client with its last poll, its `since`, holds, alarms and
 //!   reported problems ([`StatusDir`], with `last_polls` for the times of unchanged
 //!   polls, which only reach disk every few seconds);
+//! - [`receipts`]: the signed receipts the hosts sent, appended to one file per
+//!   day, and the client certificates that check them;
+//! - [`backend`]: [`StatusBackend`], the one interface the server and `fts status`
+//!   use, which the files implement (and a database can);
+//! - [`fleet`]: the views (per host, per release, the fleet summary), computed from
+//!   the statuses and the store's entries;
 //! - [`error`]: every way it fails ([`StatusError`]).
 //!
 //! Status is advisory: what the server shows of a host is what that host said, and
@@ -14,12 +20,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod dir;
 pub mod error;
+pub mod fleet;
 mod last_polls;
+pub mod receipts;
 
+pub use backend::StatusBackend;
 pub use dir::{
-    ClientStatus, CrlReloadFailing, MAX_PROBLEMS, PollClaims, Problem, SERVER_STATUS_FILE, STATUS_FORMAT,
-    ServerStatus, StatusDir,
+    CertificateSeen, ClientStatus, CrlReloadFailing, EntryState, MAX_PROBLEMS, Offered, PollClaims, Problem,
+    ReceiptBook, SERVER_STATUS_FILE, STATUS_FORMAT, ServerStatus, StatusDir,
 };
 pub use error::{BadStatusFile, Result, StatusError};

@@ -101,6 +101,16 @@ pub fn client_identity(cert_der: &[u8]) -> Result<ClientIdentity, IdentityError>
     Ok(ClientIdentity { id, groups, ignored_organizations })
 }
 
+/// What status keeps of a certificate: its serial, as lower-case hex of its raw
+/// bytes (as [`crate::Crl::revoked_serials`] prints them), and its notAfter time in
+/// Unix seconds (0 when before 1970).
+pub fn certificate_serial_and_expiry(cert_der: &[u8]) -> Result<(String, u64), IdentityError> {
+    let (_, cert) =
+        X509Certificate::from_der(cert_der).map_err(|e| IdentityError::Malformed(e.to_string()))?;
+    let not_after = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
+    Ok((hex::encode(cert.raw_serial()), not_after))
+}
+
 #[cfg(test)]
 mod tests {
     use rcgen::{

@@ -97,7 +97,7 @@ mod x509_subject;
 
 pub use crl::{Crl, Revoked};
 pub use error::{Error, IdentityError, ReceiptError, SessionRefused, VerifyError};
-pub use identity::{ClientIdentity, client_identity};
+pub use identity::{ClientIdentity, certificate_serial_and_expiry, client_identity};
 pub use issued::Serial;
 pub use note::{
     Cosigned, TimestampKey, TimestampPublic, VerifiedCheckpoint, verify_checkpoint,

@@ -55,6 +55,7 @@ pub mod metrics_file;
 pub mod partial;
 pub mod poller;
 pub mod rate;
+pub mod receipts;
 pub mod receive;
 pub mod state;
 mod supersede;
@@ -199,6 +200,13 @@ pub struct ClientSettings {
     pub max_rate: Option<u64>,
     /// The log: origin, cosigners, and the alarm limits ([`freshness`]).
     pub log: LogSettings,
+    /// Signs this host's receipts with its certificate key ([`receipts`]); `None`
+    /// (plaintext) sends none.
+    pub receipt_signer: Option<Arc<fts_trust::ReceiptSigner>>,
+    /// The longest this host waits before its next poll, in seconds, as each request
+    /// promises it (`next-poll-within`): the server's status calls it silent after
+    /// three times that.
+    pub next_poll_within: u64,
 }
 
 /// What one poll did.
@@ -238,6 +246,14 @@ pub struct Client {
     log: LogBook,
     /// The supersessions of the answer being read ([`supersede`]).
     deferred: Deferred,
+    /// The supersessions taken in the answer being read, with their file, until
+    /// their successor is installed.
+    superseding: Vec<(Target, Seq, FileName, FileHash, Seq)>,
+    /// What changed since the last receipt ([`receipts`]).
+    outcomes: receipts::Outcomes,
+    /// The state file was damaged and started anew: the next receipt restarts the
+    /// chain and says so.
+    state_was_reset: bool,
     _lock: File,
     /// A stop request (SIGTERM) ends an answer between files, never inside one.
     stop: Arc<Stop>,
@@ -291,6 +307,7 @@ impl Client {
                 Err(source) => return Err(PollError::Clean { dir: dir.to_owned(), source }),
             }
         }
+        let mut state_was_reset = false;
         let state = match State::load_in(&state_dir, &state_name) {
             Ok(state) => state,
             // Only damaged content is reset: a file that cannot be read at all (EACCES,
@@ -298,6 +315,7 @@ impl Client {
             // every hook.
             Err(e @ StateError::Corrupt { .. }) if reset_state => {
                 tracing::warn!(error = %ErrorChain(&e), "--reset-state: starting from empty state");
+                state_was_reset = true;
                 State::empty()
             }
             Err(e @ StateError::Read { .. }) if reset_state => return Err(PollError::ResetRefused(e)),
@@ -318,6 +336,9 @@ impl Client {
             state_name,
             log,
             deferred: Deferred::default(),
+            superseding: Vec::new(),
+            outcomes: receipts::Outcomes::default(),
+            state_was_reset,
             _lock: lock,
             stop: Arc::default(),
         };
@@ -426,7 +447,13 @@ impl Client {
         match (result, position) {
             (_, None) => {}
             (Ok(()), Some(i)) => {
-                self.state.hooks_pending.remove(i);
+                let done = self.state.hooks_pending.remove(i);
+                self.outcomes.hook(
+                    &done.target,
+                    done.seq,
+                    (done.file_name.clone(), done.file_hash),
+                    fts_proto::EntryOutcomeKind::HookOk { attempt },
+                );
                 if attempt > 1 {
                     tracing::info!(file = %path.display(), attempt, "the hook succeeded");
                 }
@@ -444,6 +471,15 @@ impl Client {
                     ..Report::new(pending.target.clone(), pending.seq.get(), reason)
                 };
                 reported.push(report(RejectReason::HookFailed));
+                self.outcomes.hook(
+                    &pending.target,
+                    pending.seq,
+                    (pending.file_name.clone(), pending.file_hash),
+                    fts_proto::EntryOutcomeKind::HookFailed {
+                        attempt,
+                        allowed: self.settings.hook_retries.saturating_add(1).max(attempt),
+                    },
+                );
                 if give_up {
                     hook.given_up = true;
                     tracing::error!(file = %path.display(), attempt, error = %ErrorChain(&e), "the hook failed for the last time: giving up (fts poll --rerun-hook runs it again)");
@@ -460,7 +496,7 @@ impl Client {
                     self.record_hold(&pending.target, next, RejectReason::HookFailed, cause);
                 }
                 for report in &reported {
-                    self.state.add_report(report.clone());
+                    self.queue_report(report.clone());
                 }
             }
         }
@@ -518,6 +554,8 @@ impl Client {
         if let Err(e) = self.run_withdrawn_hooks().await {
             tracing::warn!(error = %ErrorChain(&e), "cannot record that --exec-withdrawn ran");
         }
+        // Whatever the poll did, its receipt goes now, not at the next poll.
+        self.send_receipt().await;
         let mut outcome = result?;
         outcome.reported.extend(hooks?);
         Ok(outcome)
@@ -638,7 +676,11 @@ impl Client {
         for target in &self.settings.targets {
             request.since.insert(target.clone(), self.state.since(target));
         }
-        let carried: Vec<Report> = self.state.reports.iter().take(REPORTS_PER_REQUEST).cloned().collect();
+        // A server that stores receipts has the reports from them, signed.
+        let carried: Vec<Report> = match self.state.receipts.server_takes_receipts {
+            true => Vec::new(),
+            false => self.state.reports.iter().take(REPORTS_PER_REQUEST).cloned().collect(),
+        };
         request.rejected = carried.clone();
         let exchange = self.exchange_plan();
         request.held = exchange.held.clone();
@@ -651,6 +693,8 @@ impl Client {
         let ring = self.log.keyring(&self.settings.trusted);
         request.keys = ring.trusted_now().key_ids().take(fts_proto::MAX_KEYS).collect();
         request.rotation = Some(ring.known_through());
+        (request.receipt_count, request.receipt_head) = self.receipt_fields();
+        request.next_poll_within = Some(self.settings.next_poll_within);
         match tokio::time::timeout(clock.read_timeout(), conn.send_request(&request)).await {
             Err(_) => return Err(PollError::Timeout(clock.read_timeout())),
             Ok(Err(e)) => return Err(self.io_error(e, true)),
@@ -659,9 +703,16 @@ impl Client {
 
         let mut outcome = PollOutcome::default();
         self.deferred = Deferred::default();
+        self.superseding.clear();
         let result = self.read_answer(&mut conn, &carried, &exchange, &mut outcome, clock, progress).await;
-        for (target, n, m) in self.deferred.finish() {
+        let not_applied = self.deferred.finish();
+        for (target, n, m) in &not_applied {
             tracing::warn!(%target, seq = n.get(), superseded_by = m.get(), "not applied: the answer superseded this entry by one it did not then install");
+        }
+        for (target, seq, name, hash, by) in std::mem::take(&mut self.superseding) {
+            if !not_applied.iter().any(|(t, n, _)| *t == target && *n == seq) {
+                self.outcomes.superseded(&target, seq, (name, hash), by);
+            }
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.shutdown()).await;
         self.judge_log();
@@ -759,6 +810,9 @@ impl Client {
                     if !self.take_superseded(frame, exchange, &standing, outcome)? {
                         return Ok(());
                     }
+                }
+                ServerFrame::ReceiptsStored(_) => {
+                    return Err(PollError::Protocol(ProtocolBreach::UnannouncedFrame("receipts-stored")));
                 }
                 ServerFrame::Done(done) => {
                     outcome.more = done.more;
@@ -919,10 +973,17 @@ impl Client {
         Ok(())
     }
 
+    /// Queues `report` for the next request (a server that takes no receipts) and
+    /// for the next receipt.
+    fn queue_report(&mut self, report: Report) {
+        self.outcomes.report(&report);
+        self.state.add_report(report);
+    }
+
     /// Queues `report`, saves the state, and ends the answer (`Ok`): the entry is not
     /// applied and will be fetched again.
     fn report(&mut self, outcome: &mut PollOutcome, report: Report) -> Result<(), PollError> {
-        self.state.add_report(report.clone());
+        self.queue_report(report.clone());
         outcome.reported.push(report);
         self.save()
     }
@@ -932,7 +993,7 @@ impl Client {
     /// usually refuses the state write too. The state on disk then lacks only this
     /// report (it still holds everything applied); the report stays queued in memory.
     fn report_local_failure(&mut self, outcome: &mut PollOutcome, report: Report) -> Result<(), PollError> {
-        self.state.add_report(report.clone());
+        self.queue_report(report.clone());
         outcome.reported.push(report);
         if let Err(e) = self.save() {
             tracing::warn!(error = %ErrorChain(&e), "cannot save the report: it is kept in memory only");
@@ -1036,7 +1097,7 @@ impl Client {
         if installed.as_ref().is_some_and(|old| old.published > verified.published) {
             tracing::warn!(%target, seq = seq.get(), file = %verified.file_name, "applied an entry without installing it: a later publication of its name is installed");
             self.apply_done(&target, seq);
-            self.state.add_report(refuse(RejectReason::Superseded));
+            self.queue_report(refuse(RejectReason::Superseded));
             outcome.reported.push(refuse(RejectReason::Superseded));
             self.save()?;
             return self.skip_body(conn, &target, verified, clock, progress, outcome).await;
@@ -1141,6 +1202,7 @@ impl Client {
         self.state.installed.insert(statement.file_name.clone(), record);
         self.save()?;
         tracing::info!(%target, seq = seq.get(), file = %path.display(), size = statement.file_size, hash = %statement.file_hash, resumed_at = offset, "installed");
+        self.outcomes.installed(&target, seq, &statement.file_name, statement.file_hash);
         outcome.installed.push(path);
         Ok(true)
     }
@@ -1269,6 +1331,7 @@ impl Client {
         }
         tracing::debug!(%target, seq = seq.get(), file = %entry.file_name, superseded_by = by.seq.get(), "superseded, pending its successor");
         self.deferred.defer(&target, seq, by.seq);
+        self.superseding.push((target.clone(), seq, entry.file_name.clone(), entry.file_hash, by.seq));
         outcome.superseded += 1;
         Ok(true)
     }
@@ -1324,7 +1387,7 @@ impl Client {
         self.state.held.remove(target);
         self.state.transfers.remove(target);
         let report = Report::new(target.clone(), seq.get(), RejectReason::Withdrawn);
-        self.state.add_report(report.clone());
+        self.queue_report(report.clone());
         outcome.reported.push(report);
         outcome.withdrawn.push((target.clone(), seq));
         self.save()
@@ -1362,7 +1425,7 @@ impl Client {
         for w in noticed {
             tracing::error!(target = %w.target, seq = w.seq.get(), file = %w.file_name, "an installed file was withdrawn by its publisher: it stays installed (see --exec-withdrawn)");
             let report = Report::new(w.target.clone(), w.seq.get(), RejectReason::WithdrawnInstalled);
-            self.state.add_report(report.clone());
+            self.queue_report(report.clone());
             outcome.reported.push(report);
             self.state.withdrawn_installed.push(w);
         }

@@ -261,6 +261,14 @@ pub struct State {
     /// (PROTOCOL.md section 8.1), so that each is reported once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withdrawn_installed: Vec<WithdrawnInstalled>,
+    /// This host's receipt chain and the receipts not yet acknowledged
+    /// ([`crate::client::receipts`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub receipts: crate::client::receipts::ReceiptQueue,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// An installed entry that was withdrawn afterwards.

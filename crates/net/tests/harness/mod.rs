@@ -135,7 +135,7 @@ impl World {
         let store = StoreReader::open(self.store_dir()).expect("open the store read-only");
         let status = StatusDir::open_or_create(self.status_dir()).expect("the status folder");
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("an address");
-        Server::bind(addr, transport, settings, store, status, Arc::new(Metrics::new()))
+        Server::bind(addr, transport, settings, store, Arc::new(status), Arc::new(Metrics::new()))
             .await
             .expect("bind 127.0.0.1:0")
     }
@@ -205,6 +205,8 @@ impl World {
         let cid = client_id(id);
         let dest = self.dest(id);
         let settings = ClientSettings {
+            receipt_signer: None,
+            next_poll_within: 60,
             server: server.to_owned(),
             transport,
             id: cid.clone(),

@@ -1,0 +1,266 @@
+//! `fts status --verify`: checks every stored receipt against the certificate it was
+//! checked with when it arrived, and each host's chain.
+//!
+//! Findings (exit 3): a receipt whose signature, identity or hash does not check
+//! (altered in the status store, or one host's receipt filed under another's id); a
+//! chain with a receipt missing or out of place (removed, or reordered); two receipts
+//! with one number; a host whose stored chain is shorter than the count it declared
+//! at its last poll (a dropped tail) or whose head differs. A chain restart (a new
+//! state or a new certificate, a receipt saying so, signed) is listed as a restart,
+//! not a finding. A forget marker (`--forget`) ends a host's chain: a host enrolled
+//! again under the id starts anew.
+//!
+//! What this proves: whoever altered the status folder could not make a host's
+//! signature, so what the receipts say is what the host said. What it cannot prove:
+//! that the tail the host last declared is all it made since (a server can drop both a
+//! tail and the poll that declared it; the host's own `--metrics-file` has its count).
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use fts_proto::{ClientId, FileHash, Published, Receipt};
+use fts_status::receipts::{LogLine, StoredReceipt};
+use fts_status::{StatusBackend, StatusDir};
+use serde::Serialize;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+
+use crate::exit;
+
+/// One finding.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Finding {
+    client_id: ClientId,
+    /// `bad-receipt`, `missing-certificate`, `gap`, `out-of-chain`, `duplicate`,
+    /// `dropped-tail`, `head-differs`, `damaged-line`.
+    kind: &'static str,
+    message: String,
+}
+
+/// A restart, which is not a finding.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Restart {
+    client_id: ClientId,
+    reason: String,
+    /// The head of the chain it ends, if it named one.
+    previous: Option<FileHash>,
+    made: Published,
+}
+
+/// What `--verify --json` prints.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Report {
+    receipts: usize,
+    hosts: usize,
+    findings: Vec<Finding>,
+    restarts: Vec<Restart>,
+    damaged_lines: Vec<String>,
+}
+
+/// A host's chain as verification walks it.
+#[derive(Debug, Default)]
+struct Chain {
+    number: u64,
+    head: Option<FileHash>,
+}
+
+pub fn run(status: &StatusDir, json: bool) -> anyhow::Result<u8> {
+    let log = status.receipts().context("cannot read the receipt log")?;
+    let clients = status.clients().context("cannot read the status folder")?;
+    let mut report = Report { damaged_lines: log.damaged, ..Report::default() };
+    let mut chains: BTreeMap<ClientId, Chain> = BTreeMap::new();
+    let mut certificates: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    for line in log.lines {
+        let stored = match line {
+            LogLine::Forget(forgotten) => {
+                chains.remove(&forgotten.client_id);
+                continue;
+            }
+            LogLine::Receipt(stored) => stored,
+        };
+        report.receipts += 1;
+        let certificate = certificates
+            .entry(stored.certificate.clone())
+            .or_insert_with(|| status.certificate(&stored.certificate).ok().flatten());
+        let Some(certificate) = certificate else {
+            report.findings.push(finding(
+                &stored,
+                "missing-certificate",
+                format!("certificate {} is not in the status folder", stored.certificate),
+            ));
+            continue;
+        };
+        let Some(receipt) = check(&stored, certificate, &mut report) else { continue };
+        let chain = chains.entry(stored.client_id.clone()).or_default();
+        follow(chain, &stored, &receipt, &mut report);
+    }
+    report.hosts = chains.len();
+    for client in &clients {
+        let (Some(book), Some(chain)) = (&client.receipts, chains.get(&client.client_id)) else { continue };
+        let Some(declared) = book.declared else { continue };
+        if declared > chain.number {
+            report.findings.push(Finding {
+                client_id: client.client_id.clone(),
+                kind: "dropped-tail",
+                message: format!(
+                    "it declared {declared} receipts at its last poll ({}), {} are stored: the last {} are missing",
+                    client.last_poll,
+                    chain.number,
+                    declared - chain.number
+                ),
+            });
+        } else if declared == chain.number && book.declared_head.is_some() && book.declared_head != chain.head
+        {
+            report.findings.push(Finding {
+                client_id: client.client_id.clone(),
+                kind: "head-differs",
+                message: format!("its declared head receipt {declared} is not the one stored"),
+            });
+        }
+    }
+
+    let code = if report.findings.is_empty() && report.damaged_lines.is_empty() {
+        exit::SUCCESS
+    } else {
+        exit::REPORTED
+    };
+    if json {
+        serde_json::to_writer_pretty(std::io::stdout().lock(), &report)?;
+        println!();
+        return Ok(code);
+    }
+    for f in &report.findings {
+        println!("FINDING {} {}: {}", f.client_id, f.kind, f.message);
+    }
+    for line in &report.damaged_lines {
+        println!("FINDING damaged line: {line}");
+    }
+    for r in &report.restarts {
+        let previous = r.previous.map_or("none".to_owned(), |h| h.to_string());
+        println!("restart {}: {} at {} (previous head {previous})", r.client_id, r.reason, r.made);
+    }
+    println!(
+        "verified {} receipts of {} hosts: {} finding(s), {} restart(s)",
+        report.receipts,
+        report.hosts,
+        report.findings.len() + report.damaged_lines.len(),
+        report.restarts.len()
+    );
+    Ok(code)
+}
+
+/// The receipt, when its signature, identity and hash check.
+fn check(stored: &StoredReceipt, certificate: &[u8], report: &mut Report) -> Option<Receipt> {
+    let checked = match fts_trust::check_receipt(&stored.signed, &CertificateDer::from(certificate)) {
+        Ok(checked) => checked,
+        Err(e) => {
+            let message =
+                format!("a receipt stored {} does not check: {}", stored.received, fts_proto::ErrorChain(&e));
+            report.findings.push(finding(stored, "bad-receipt", message));
+            return None;
+        }
+    };
+    let receipt = checked.receipt().clone();
+    if receipt.client_id != stored.client_id {
+        let message = format!(
+            "receipt {} of {} is filed as {}'s (stored {})",
+            receipt.number, receipt.client_id, stored.client_id, stored.received
+        );
+        report.findings.push(finding(stored, "bad-receipt", message));
+        return None;
+    }
+    if checked.hash() != stored.hash {
+        let message = format!("receipt {} is filed under another hash ({})", receipt.number, stored.hash);
+        report.findings.push(finding(stored, "bad-receipt", message));
+        return None;
+    }
+    Some(receipt)
+}
+
+/// Walks one receipt along its host's chain.
+fn follow(chain: &mut Chain, stored: &StoredReceipt, receipt: &Receipt, report: &mut Report) {
+    if let Some(reason) = receipt.restart_reason() {
+        report.restarts.push(Restart {
+            client_id: stored.client_id.clone(),
+            reason: reason.as_str().to_owned(),
+            previous: receipt.previous,
+            made: receipt.made.clone(),
+        });
+        *chain = Chain { number: receipt.number, head: Some(stored.hash) };
+        return;
+    }
+    let expected = chain.number + 1;
+    match receipt.number {
+        n if n == expected && receipt.previous == chain.head => {}
+        n if n == expected => report.findings.push(finding(
+            stored,
+            "out-of-chain",
+            format!(
+                "receipt {n} does not name receipt {} as its previous: one was altered or replaced",
+                chain.number
+            ),
+        )),
+        n if n > expected => report.findings.push(finding(
+            stored,
+            "gap",
+            format!(
+                "receipt {n} follows receipt {}: {} receipt(s) missing (removed from the status store?)",
+                chain.number,
+                n - expected
+            ),
+        )),
+        n if Some(stored.hash) == chain.head => {
+            let _ = n; // the same receipt stored twice: harmless
+            return;
+        }
+        n => report.findings.push(finding(
+            stored,
+            "duplicate",
+            format!("a second receipt {n} after receipt {}", chain.number),
+        )),
+    }
+    if receipt.number >= chain.number {
+        *chain = Chain { number: receipt.number, head: Some(stored.hash) };
+    }
+}
+
+fn finding(stored: &StoredReceipt, kind: &'static str, message: String) -> Finding {
+    Finding { client_id: stored.client_id.clone(), kind, message }
+}
+
+/// One stored receipt of a host, for `fts status --host`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ReceiptLine {
+    pub number: u64,
+    pub hash: FileHash,
+    pub made: Published,
+    pub received: Published,
+    pub outcomes: Vec<String>,
+}
+
+/// The stored receipts of `id` since it was last forgotten, oldest first (not
+/// verified: `--verify` does that).
+pub fn receipts_of(status: &StatusDir, id: &ClientId) -> anyhow::Result<Vec<ReceiptLine>> {
+    let log = status.receipts().context("cannot read the receipt log")?;
+    let mut lines = Vec::new();
+    for line in log.lines {
+        match line {
+            LogLine::Forget(f) if f.client_id == *id => lines.clear(),
+            LogLine::Receipt(stored) if stored.client_id == *id => {
+                let Ok(receipt) = Receipt::parse(&stored.signed.bytes) else { continue };
+                lines.push(ReceiptLine {
+                    number: receipt.number,
+                    hash: stored.hash,
+                    made: receipt.made.clone(),
+                    received: stored.received.clone(),
+                    outcomes: receipt.outcomes.iter().map(ToString::to_string).collect(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(lines)
+}

@@ -1,0 +1,131 @@
+//! [`StatusBackend`]: the one interface to delivery status. The server records polls,
+//! what it offered, and receipts through it; `fts status` reads the views' input
+//! through it. [`StatusDir`] (files, the embedded default) implements it; a database
+//! implementation passes the same shared suite (`crates/status/tests/suite.rs`).
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use fts_proto::{ClientId, Published, Report, Target};
+
+use crate::dir::{ClientStatus, PollClaims, ServerStatus, StatusDir};
+use crate::error::Result;
+use crate::receipts::{ReceiptArrival, ReceiptLog};
+
+/// Where delivery status lives.
+pub trait StatusBackend: Send + Sync {
+    /// Notes a poll that changes nothing but the time, in memory only (no I/O: an
+    /// async task may call it); `false`: it needs [`record_poll`](Self::record_poll).
+    fn note_unchanged_poll(
+        &self,
+        client: &ClientId,
+        authenticated: bool,
+        claims: &PollClaims,
+        reports: &[Report],
+        now: SystemTime,
+    ) -> bool;
+    /// Records one poll: what it claims and the problems it reports.
+    fn record_poll(
+        &self,
+        client: &ClientId,
+        authenticated: bool,
+        claims: &PollClaims,
+        reports: &[Report],
+        now: SystemTime,
+    ) -> Result<ClientStatus>;
+    /// Records the newest entry per target an answer sent `client`.
+    fn record_offered(
+        &self,
+        client: &ClientId,
+        offered: &BTreeMap<Target, u64>,
+        now: SystemTime,
+    ) -> Result<()>;
+    /// Stores checked receipts durably; only then may they be acknowledged.
+    fn record_receipts(&self, arrivals: &[ReceiptArrival]) -> Result<()>;
+    /// Writes what [`note_unchanged_poll`](Self::note_unchanged_poll) kept in memory.
+    fn flush(&self) -> Result<()>;
+    /// Records what the server says about itself.
+    fn write_server(&self, status: &ServerStatus) -> Result<()>;
+    /// What the server last said about itself.
+    fn read_server(&self) -> Option<ServerStatus>;
+    /// Every client's status, sorted by id.
+    fn clients(&self) -> Result<Vec<ClientStatus>>;
+    /// One client's status.
+    fn client(&self, client: &ClientId) -> Result<Option<ClientStatus>>;
+    /// Every stored receipt, in the order stored, with the forget markers.
+    fn receipts(&self) -> Result<ReceiptLog>;
+    /// A stored client certificate by serial (hex), DER.
+    fn certificate(&self, serial: &str) -> Result<Option<Vec<u8>>>;
+    /// Forgets a decommissioned host: its status goes; its receipts stay as
+    /// evidence, but a host enrolled again under the id starts a new chain.
+    fn forget(&self, client: &ClientId, now: Published) -> Result<bool>;
+}
+
+impl StatusBackend for StatusDir {
+    fn note_unchanged_poll(
+        &self,
+        client: &ClientId,
+        authenticated: bool,
+        claims: &PollClaims,
+        reports: &[Report],
+        now: SystemTime,
+    ) -> bool {
+        StatusDir::note_unchanged_poll(self, client, authenticated, claims, reports, now)
+    }
+
+    fn record_poll(
+        &self,
+        client: &ClientId,
+        authenticated: bool,
+        claims: &PollClaims,
+        reports: &[Report],
+        now: SystemTime,
+    ) -> Result<ClientStatus> {
+        StatusDir::record_poll(self, client, authenticated, claims, reports, now)
+    }
+
+    fn record_offered(
+        &self,
+        client: &ClientId,
+        offered: &BTreeMap<Target, u64>,
+        now: SystemTime,
+    ) -> Result<()> {
+        StatusDir::record_offered(self, client, offered, now)
+    }
+
+    fn record_receipts(&self, arrivals: &[ReceiptArrival]) -> Result<()> {
+        StatusDir::record_receipts(self, arrivals)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.flush_last_polls().map(|_| ())
+    }
+
+    fn write_server(&self, status: &ServerStatus) -> Result<()> {
+        StatusDir::write_server(self, status)
+    }
+
+    fn read_server(&self) -> Option<ServerStatus> {
+        StatusDir::read_server(self)
+    }
+
+    fn clients(&self) -> Result<Vec<ClientStatus>> {
+        self.read_all()
+    }
+
+    fn client(&self, client: &ClientId) -> Result<Option<ClientStatus>> {
+        self.read(client)
+    }
+
+    fn receipts(&self) -> Result<ReceiptLog> {
+        self.read_receipts()
+    }
+
+    fn certificate(&self, serial: &str) -> Result<Option<Vec<u8>>> {
+        StatusDir::certificate(self, serial)
+    }
+
+    fn forget(&self, client: &ClientId, now: Published) -> Result<bool> {
+        StatusDir::forget(self, client, now)
+    }
+}

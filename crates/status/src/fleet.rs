@@ -1,0 +1,680 @@
+//! The fleet view: what each host has, what it lacks and why, computed from its
+//! status (its polls and receipts) and the store's entries.
+//!
+//! Per host and entry the state is the newest fact about it: a receipt's outcome
+//! (installed, hook failed n of m, held, withdrawn, superseded), else the host's last
+//! poll (`since` covers it: installed; held at it: held), else the server's own record
+//! that it sent the entry (offered), else pending, or silent when the host has not
+//! been heard from. A held or refused receipt that a later poll's `since` covers is
+//! over: the poll is newer.
+//!
+//! Per host: revoked (its certificate's serial is in the server's CRL), lost (no
+//! contact for `lost_after`), silent (no contact for three times its own promised
+//! `next-poll-within`), failing (a hook failed on the newest version of a file, or a
+//! log alarm is raised), held, behind, or current. A host needs attention unless it
+//! is current, revoked or lost; a required reboot or a certificate that expires
+//! within [`EXPIRING_WITHIN`] needs attention too.
+//!
+//! Nothing here reads files: the caller passes the statuses ([`crate::StatusDir`]) and
+//! the store's facts ([`StoreFacts`]), so every backend shares it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fts_proto::{AlarmName, ClientId, FileHash, FileName, Published, Target};
+use serde::Serialize;
+
+use crate::dir::{ClientStatus, EntryState, Problem, ReceiptBook};
+
+/// A certificate expiring within this many seconds needs attention (7 days).
+pub const EXPIRING_WITHIN: u64 = 7 * 86_400;
+/// `--lost-after`'s default: 30 days.
+pub const DEFAULT_LOST_AFTER: u64 = 30 * 86_400;
+/// When a host never said how soon it polls again (an older fts), it is silent after
+/// this (three times `fts poll`'s default `--max-interval` of 1 h).
+pub const DEFAULT_SILENT_AFTER: u64 = 3 * 3_600;
+
+/// One entry of the store, as the views need it.
+#[derive(Debug, Clone)]
+pub struct StoreEntry {
+    /// Its target.
+    pub target: Target,
+    /// Its seq.
+    pub seq: u64,
+    /// Its file name.
+    pub file_name: FileName,
+    /// Its content's hash.
+    pub file_hash: FileHash,
+    /// When it was published (Unix seconds).
+    pub published: u64,
+    /// It was withdrawn.
+    pub withdrawn: bool,
+}
+
+/// What the store says, as the views need it.
+#[derive(Debug, Clone, Default)]
+pub struct StoreFacts {
+    entries: Vec<StoreEntry>,
+    log_size: u64,
+    newest: BTreeMap<Target, u64>,
+    by_place: std::collections::HashMap<(Target, u64), usize>,
+}
+
+impl StoreFacts {
+    /// The facts of `entries` (in publish order) and a log of `log_size` leaves.
+    pub fn new(entries: Vec<StoreEntry>, log_size: u64) -> StoreFacts {
+        let mut newest: BTreeMap<Target, u64> = BTreeMap::new();
+        let mut by_place = std::collections::HashMap::with_capacity(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
+            let seq = newest.entry(entry.target.clone()).or_default();
+            *seq = (*seq).max(entry.seq);
+            by_place.insert((entry.target.clone(), entry.seq), i);
+        }
+        StoreFacts { entries, log_size, newest, by_place }
+    }
+
+    /// Every entry, in publish order.
+    pub fn entries(&self) -> &[StoreEntry] {
+        &self.entries
+    }
+
+    /// The newest seq of `target` (0: none).
+    pub fn newest(&self, target: &Target) -> u64 {
+        self.newest.get(target).copied().unwrap_or(0)
+    }
+
+    /// The entry at (`target`, `seq`).
+    pub fn entry(&self, target: &Target, seq: u64) -> Option<&StoreEntry> {
+        self.by_place.get(&(target.clone(), seq)).map(|&i| &self.entries[i])
+    }
+}
+
+/// How the views judge time and revocation.
+#[derive(Debug, Clone)]
+pub struct ViewRules {
+    /// Now, Unix seconds.
+    pub now: u64,
+    /// No contact for this long: lost (hidden unless asked for).
+    pub lost_after: u64,
+    /// Serials (lower-case hex) the server's CRL revokes.
+    pub revoked_serials: BTreeSet<String>,
+}
+
+/// A host's state in the fleet, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostState {
+    /// Its certificate is revoked: it gets nothing.
+    Revoked,
+    /// Not heard from for longer than `--lost-after`.
+    Lost,
+    /// Not heard from for three times its promised poll interval.
+    Silent,
+    /// A hook failed on the newest version of a file, or a log alarm is raised.
+    Failing,
+    /// A target is held at an entry it cannot apply.
+    Held,
+    /// A target lacks entries the store has.
+    Behind,
+    /// It has everything published for it.
+    Current,
+}
+
+impl HostState {
+    /// Its name, as views print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Revoked => "revoked",
+            HostState::Lost => "lost",
+            HostState::Silent => "silent",
+            HostState::Failing => "failing",
+            HostState::Held => "held",
+            HostState::Behind => "behind",
+            HostState::Current => "current",
+        }
+    }
+
+    /// Every state, in the summary's order.
+    pub const ALL: [HostState; 7] = [
+        HostState::Current,
+        HostState::Behind,
+        HostState::Held,
+        HostState::Failing,
+        HostState::Silent,
+        HostState::Revoked,
+        HostState::Lost,
+    ];
+}
+
+/// One host's state for one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryView {
+    /// Installed (and its hook, if any, did not fail).
+    Installed,
+    /// Installed, but its hook failed.
+    Failed,
+    /// Held or refused.
+    Held,
+    /// Not installed: withdrawn.
+    Withdrawn,
+    /// Not installed: a later version replaced it.
+    Superseded,
+    /// Sent, no receipt or poll says more yet.
+    Offered,
+    /// Not sent yet.
+    Pending,
+    /// Not installed and the host is silent.
+    Silent,
+}
+
+impl EntryView {
+    /// Its name, as views print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryView::Installed => "installed",
+            EntryView::Failed => "failed",
+            EntryView::Held => "held",
+            EntryView::Withdrawn => "withdrawn",
+            EntryView::Superseded => "superseded",
+            EntryView::Offered => "offered",
+            EntryView::Pending => "pending",
+            EntryView::Silent => "silent",
+        }
+    }
+}
+
+/// One target of a host.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TargetView {
+    /// The target.
+    pub target: Target,
+    /// The newest seq it has applied, by its last poll or a later receipt.
+    pub applied: u64,
+    /// The newest seq the store has.
+    pub newest: u64,
+    /// The entry it is held at, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_at: Option<u64>,
+    /// The newest seq the server sent it, if it sent any after `applied`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered: Option<u64>,
+}
+
+/// Why a host needs attention, one line each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Attention {
+    /// `silent`, `hook-failed`, `held`, `behind`, `alarm`, `reboot-required`,
+    /// `certificate-expiring`, `waits-at-withdrawal`, `receipts-dropped`.
+    pub kind: &'static str,
+    /// What to know, in words.
+    pub message: String,
+}
+
+/// One host, as every view shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HostView {
+    /// Its id.
+    pub client_id: ClientId,
+    /// Its state.
+    pub state: HostState,
+    /// Whether it needs attention (counts toward `--max-attention`).
+    pub needs_attention: bool,
+    /// Its last poll or receipt, whichever is later.
+    pub last_contact: Published,
+    /// Seconds since then.
+    pub last_contact_age: u64,
+    /// No contact for this long makes it silent.
+    pub silent_after: u64,
+    /// Whether its last poll came over mutual TLS.
+    pub authenticated: bool,
+    /// Its targets.
+    pub targets: Vec<TargetView>,
+    /// Its raised log alarms, with when each was raised.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub alarms: BTreeMap<AlarmName, Published>,
+    /// What its receipts said of each entry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<EntryState>,
+    /// The problems its polls reported (hosts without receipts).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+    /// Its receipt chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<ReceiptBook>,
+    /// Days until its certificate expires (negative: expired).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_days_left: Option<i64>,
+    /// A reboot is required for what it installed.
+    pub reboot_required: bool,
+    /// Why it needs attention.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attention: Vec<Attention>,
+}
+
+/// The fleet: every host, and the count per state.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FleetView {
+    /// Hosts per state.
+    pub summary: BTreeMap<&'static str, usize>,
+    /// Hosts that need attention.
+    pub needing_attention: usize,
+    /// The store's log size, and the largest one a host said it verified: more means
+    /// entries exist that are not on this server (a replica behind).
+    pub log_size: u64,
+    /// See `log_size`.
+    pub newest_log_seen: u64,
+    /// Every host, worst state first, then by id.
+    pub hosts: Vec<HostView>,
+}
+
+/// One release (the newest version of a file name on each target that has it).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ReleaseView {
+    /// The file name.
+    pub file_name: FileName,
+    /// The entries that make the release, one per target.
+    pub entries: Vec<ReleaseEntry>,
+    /// The hosts that should have it.
+    pub hosts: usize,
+    /// Hosts per state (`installed`, `offered`, `held`, `failed`, `pending`,
+    /// `silent`, `withdrawn`, `superseded`).
+    pub counts: BTreeMap<&'static str, usize>,
+    /// The hosts per state, except `installed`.
+    pub lists: BTreeMap<&'static str, Vec<ClientId>>,
+    /// Seconds from publish until 50, 95 and 99 % of `hosts` had installed it (absent:
+    /// not yet).
+    pub seconds_to: BTreeMap<&'static str, Option<u64>>,
+}
+
+/// An entry of a release.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ReleaseEntry {
+    /// Its target.
+    pub target: Target,
+    /// Its seq.
+    pub seq: u64,
+    /// Its content's hash.
+    pub file_hash: FileHash,
+    /// When it was published.
+    pub published: Published,
+    /// It was withdrawn.
+    pub withdrawn: bool,
+}
+
+/// The fleet view of `clients` against `store`.
+pub fn fleet(clients: &[ClientStatus], store: &StoreFacts, rules: &ViewRules) -> FleetView {
+    let mut hosts: Vec<HostView> = clients.iter().map(|c| host(c, store, rules)).collect();
+    hosts.sort_by(|a, b| a.state.cmp(&b.state).then_with(|| a.client_id.cmp(&b.client_id)));
+    let mut summary: BTreeMap<&'static str, usize> = HostState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for host in &hosts {
+        *summary.entry(host.state.as_str()).or_default() += 1;
+    }
+    FleetView {
+        summary,
+        needing_attention: hosts.iter().filter(|h| h.needs_attention).count(),
+        log_size: store.log_size,
+        newest_log_seen: clients.iter().filter_map(|c| c.log_size).max().unwrap_or(0),
+        hosts,
+    }
+}
+
+/// One host's view.
+pub fn host(client: &ClientStatus, store: &StoreFacts, rules: &ViewRules) -> HostView {
+    let last_contact = last_contact(client);
+    let age = rules.now.saturating_sub(last_contact);
+    let silent_after = client.next_poll_within.map_or(DEFAULT_SILENT_AFTER, |n| n.saturating_mul(3).max(30));
+    let mut targets: Vec<&Target> = client.since.keys().collect();
+    if !targets.contains(&&Target::All) {
+        targets.push(&Target::All);
+    }
+    targets.sort();
+    let targets: Vec<TargetView> = targets.into_iter().map(|t| target_view(client, store, t)).collect();
+
+    let mut attention = Vec::new();
+    let revoked = client.certificate.as_ref().is_some_and(|c| rules.revoked_serials.contains(&c.serial));
+    let failing: Vec<&EntryState> = failing_hooks(client, store);
+    for hook in &failing {
+        attention.push(Attention {
+            kind: "hook-failed",
+            message: format!(
+                "{} (seq {} of {}): its hook failed, attempt {}",
+                hook.file_name.as_ref().map_or("?", |n| n.as_str()),
+                hook.seq,
+                hook.target,
+                hook.detail.as_deref().unwrap_or("?")
+            ),
+        });
+    }
+    for (alarm, since) in &client.alarms {
+        attention.push(Attention { kind: "alarm", message: format!("alarm {alarm} raised {since}") });
+    }
+    let held: Vec<&TargetView> = targets.iter().filter(|t| t.held_at.is_some()).collect();
+    for target in &held {
+        let seq = target.held_at.unwrap_or(0);
+        let why = held_reason(client, &target.target, seq).unwrap_or_else(|| "its report did not say".into());
+        attention
+            .push(Attention { kind: "held", message: format!("{} held at seq {seq}: {why}", target.target) });
+    }
+    let behind: Vec<&TargetView> =
+        targets.iter().filter(|t| t.applied < t.newest && t.held_at.is_none()).collect();
+    for target in &behind {
+        let offered = target.offered.map(|s| format!(", sent up to seq {s}")).unwrap_or_default();
+        attention.push(Attention {
+            kind: "behind",
+            message: format!(
+                "{} {} behind ({}/{}{offered})",
+                target.target,
+                target.newest - target.applied,
+                target.applied,
+                target.newest
+            ),
+        });
+    }
+    let certificate_days_left = client.certificate.as_ref().map(|c| {
+        let left = c.not_after.unix_seconds() as i64 - rules.now as i64;
+        left.div_euclid(86_400)
+    });
+    if let Some(c) = &client.certificate
+        && c.not_after.unix_seconds() < rules.now.saturating_add(EXPIRING_WITHIN)
+    {
+        attention.push(Attention {
+            kind: "certificate-expiring",
+            message: format!(
+                "its certificate expires {} ({} days left)",
+                c.not_after,
+                certificate_days_left.unwrap_or(0)
+            ),
+        });
+    }
+    if client.reboot_required {
+        attention.push(Attention {
+            kind: "reboot-required",
+            message: "a reboot is required for what it installed".into(),
+        });
+    }
+    let state = if revoked {
+        HostState::Revoked
+    } else if age > rules.lost_after {
+        HostState::Lost
+    } else if age > silent_after {
+        HostState::Silent
+    } else if !failing.is_empty() || !client.alarms.is_empty() {
+        HostState::Failing
+    } else if !held.is_empty() {
+        HostState::Held
+    } else if !behind.is_empty() {
+        HostState::Behind
+    } else {
+        HostState::Current
+    };
+    if state == HostState::Silent {
+        attention.insert(
+            0,
+            Attention {
+                kind: "silent",
+                message: format!("no contact for {} (silent after {})", words(age), words(silent_after)),
+            },
+        );
+    }
+    let needs_attention = match state {
+        HostState::Revoked | HostState::Lost => false,
+        HostState::Current => !attention.is_empty(),
+        _ => true,
+    };
+    HostView {
+        client_id: client.client_id.clone(),
+        state,
+        needs_attention,
+        last_contact: Published::from_unix_seconds(last_contact),
+        last_contact_age: age,
+        silent_after,
+        authenticated: client.authenticated,
+        targets,
+        alarms: client.alarms.clone(),
+        entries: client.entries.clone(),
+        problems: client.problems.clone(),
+        receipts: client.receipts.clone(),
+        certificate_days_left,
+        reboot_required: client.reboot_required,
+        attention,
+    }
+}
+
+/// The release of `name`: its newest version on each target that has one, and every
+/// concerned host's state for it.
+pub fn release(
+    name: &FileName,
+    clients: &[ClientStatus],
+    store: &StoreFacts,
+    rules: &ViewRules,
+) -> Option<ReleaseView> {
+    let mut newest: BTreeMap<&Target, &StoreEntry> = BTreeMap::new();
+    for entry in store.entries.iter().filter(|e| e.file_name == *name) {
+        match newest.get(&entry.target) {
+            Some(had) if had.seq > entry.seq => {}
+            _ => {
+                newest.insert(&entry.target, entry);
+            }
+        }
+    }
+    if newest.is_empty() {
+        return None;
+    }
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut lists: BTreeMap<&'static str, Vec<ClientId>> = BTreeMap::new();
+    let mut install_delays: Vec<u64> = Vec::new();
+    let mut hosts = 0;
+    for client in clients {
+        let host = host(client, store, rules);
+        if matches!(host.state, HostState::Revoked | HostState::Lost) {
+            continue;
+        }
+        // The entries of this release the host gets; the best state among them.
+        let mine: Vec<&&StoreEntry> = newest
+            .iter()
+            .filter(|(t, _)| client.since.contains_key(**t) || ***t == Target::All)
+            .map(|(_, e)| e)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        hosts += 1;
+        let (view, at, entry) = mine
+            .iter()
+            .map(|e| {
+                let (view, at) = entry_view(client, e, &host);
+                (view, at, e)
+            })
+            .min_by_key(|(view, _, _)| rank(*view))
+            .map(|(v, a, e)| (v, a, *e))
+            .unwrap_or((EntryView::Pending, None, mine[0]));
+        *counts.entry(view.as_str()).or_default() += 1;
+        if view == EntryView::Installed {
+            let at = at.unwrap_or(host.last_contact.unix_seconds());
+            install_delays.push(at.saturating_sub(entry.published));
+        } else {
+            lists.entry(view.as_str()).or_default().push(client.client_id.clone());
+        }
+    }
+    install_delays.sort_unstable();
+    let seconds_to = [("50%", 50usize), ("95%", 95), ("99%", 99)]
+        .into_iter()
+        .map(|(label, percent)| {
+            // The delay by which `percent` % of the hosts had it: the n-th fastest.
+            let needed = (hosts * percent).div_ceil(100).max(1);
+            (label, install_delays.get(needed - 1).copied())
+        })
+        .collect();
+    Some(ReleaseView {
+        file_name: name.clone(),
+        entries: newest
+            .values()
+            .map(|e| ReleaseEntry {
+                target: e.target.clone(),
+                seq: e.seq,
+                file_hash: e.file_hash.clone(),
+                published: Published::from_unix_seconds(e.published),
+                withdrawn: e.withdrawn,
+            })
+            .collect(),
+        hosts,
+        counts,
+        lists,
+        seconds_to,
+    })
+}
+
+/// The names of every file in the store, newest publish last.
+pub fn file_names(store: &StoreFacts) -> Vec<FileName> {
+    let mut names: Vec<FileName> = Vec::new();
+    for entry in &store.entries {
+        names.retain(|n| *n != entry.file_name);
+        names.push(entry.file_name.clone());
+    }
+    names
+}
+
+/// Which state of a host is the most advanced, for a release it gets on several
+/// targets.
+fn rank(view: EntryView) -> u8 {
+    match view {
+        EntryView::Installed => 0,
+        EntryView::Superseded => 1,
+        EntryView::Withdrawn => 2,
+        EntryView::Failed => 3,
+        EntryView::Held => 4,
+        EntryView::Offered => 5,
+        EntryView::Pending => 6,
+        EntryView::Silent => 7,
+    }
+}
+
+/// A host's state for one entry, and when it got there (Unix seconds) when known.
+pub fn entry_view(client: &ClientStatus, entry: &StoreEntry, host: &HostView) -> (EntryView, Option<u64>) {
+    let since = client.since.get(&entry.target).copied().unwrap_or(0);
+    let polled = last_poll(client);
+    if let Some(state) = client.entries.iter().find(|e| e.target == entry.target && e.seq == entry.seq) {
+        let at = Some(state.at.unix_seconds());
+        match state.outcome.as_str() {
+            "installed" | "hook-ok" => return (EntryView::Installed, at),
+            "hook-failed" => return (EntryView::Failed, at),
+            "withdrawn" | "withdrawn-installed" => return (EntryView::Withdrawn, at),
+            "superseded" => return (EntryView::Superseded, at),
+            // A later poll that covers it says it is over.
+            _ if since >= entry.seq && polled > state.at.unix_seconds() => {
+                return (EntryView::Installed, None);
+            }
+            _ => return (EntryView::Held, at),
+        }
+    }
+    if entry.withdrawn {
+        return (EntryView::Withdrawn, None);
+    }
+    if since >= entry.seq {
+        return (EntryView::Installed, None);
+    }
+    if client.held.get(&entry.target) == Some(&entry.seq) {
+        return (EntryView::Held, None);
+    }
+    if host.state == HostState::Silent {
+        return (EntryView::Silent, None);
+    }
+    match client.offered.get(&entry.target) {
+        Some(offered) if offered.seq >= entry.seq => (EntryView::Offered, Some(offered.at.unix_seconds())),
+        _ => (EntryView::Pending, None),
+    }
+}
+
+/// One target of a host: applied by its last poll or a later receipt.
+fn target_view(client: &ClientStatus, store: &StoreFacts, target: &Target) -> TargetView {
+    let since = client.since.get(target).copied().unwrap_or(0);
+    // Receipts name what the host applied since its last poll; every outcome but a
+    // hold or refusal applies the entry.
+    let by_receipts = client
+        .entries
+        .iter()
+        .filter(|e| e.target == *target && !matches!(e.outcome.as_str(), "held" | "refused"))
+        .map(|e| e.seq)
+        .max()
+        .unwrap_or(0);
+    let applied = since.max(by_receipts);
+    let held_at = client
+        .held
+        .get(target)
+        .copied()
+        .filter(|&seq| seq > applied)
+        .or_else(|| newest_hold_by_receipt(client, target, applied));
+    let offered = client.offered.get(target).map(|o| o.seq).filter(|&seq| seq > applied);
+    TargetView { target: target.clone(), applied, newest: store.newest(target), held_at, offered }
+}
+
+/// A hold a receipt reported after the last poll, above what is applied.
+fn newest_hold_by_receipt(client: &ClientStatus, target: &Target, applied: u64) -> Option<u64> {
+    let polled = last_poll(client);
+    client
+        .entries
+        .iter()
+        .filter(|e| {
+            e.target == *target && e.outcome == "held" && e.seq > applied && e.at.unix_seconds() >= polled
+        })
+        .map(|e| e.seq)
+        .max()
+}
+
+/// Why a target is held at `seq`: a receipt's reason, else a poll's report.
+fn held_reason(client: &ClientStatus, target: &Target, seq: u64) -> Option<String> {
+    if let Some(e) = client.entries.iter().find(|e| e.target == *target && e.seq == seq) {
+        return e.detail.clone();
+    }
+    client.problems.iter().rev().find(|p| p.target == *target && p.seq == seq).map(|p| p.reason.to_string())
+}
+
+/// The failed hooks of the newest version of each file this host has.
+fn failing_hooks<'a>(client: &'a ClientStatus, store: &StoreFacts) -> Vec<&'a EntryState> {
+    client
+        .entries
+        .iter()
+        .filter(|e| e.outcome == "hook-failed")
+        .filter(|failed| {
+            // Not if a later version of the same file was installed since.
+            let name = failed
+                .file_name
+                .as_ref()
+                .or_else(|| store.entry(&failed.target, failed.seq).map(|e| &e.file_name));
+            !client.entries.iter().any(|e| {
+                e.target == failed.target
+                    && matches!(e.outcome.as_str(), "installed" | "hook-ok")
+                    && (e.seq > failed.seq || (e.seq == failed.seq && e.at >= failed.at))
+                    && (e.file_name.as_ref() == name || name.is_none())
+            })
+        })
+        .collect()
+}
+
+/// Its last poll (Unix seconds).
+fn last_poll(client: &ClientStatus) -> u64 {
+    client.last_poll.unix_seconds()
+}
+
+/// The later of its last poll and its last receipt (Unix seconds).
+fn last_contact(client: &ClientStatus) -> u64 {
+    let receipt =
+        client.receipts.as_ref().and_then(|b| b.last_received.as_ref()).map_or(0, |t| t.unix_seconds());
+    last_poll(client).max(receipt)
+}
+
+/// A duration in words: `45 s`, `12 min`, `5 h`, `3 d`.
+pub fn words(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7_200 => format!("{} min", secs / 60),
+        7_200..172_800 => format!("{} h", secs / 3_600),
+        _ => format!("{} d", secs / 86_400),
+    }
+}
