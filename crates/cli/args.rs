@@ -611,9 +611,16 @@ pub struct PollArgs {
     #[arg(long, value_name = "RATE", value_parser = parse_max_rate)]
     pub max_rate: Option<Rate>,
 
-    /// Program run after each install (no shell; the file's path is its last argument)
+    /// Program run after each install (no shell; the file's path is its last argument).
+    /// Exit 10, or `reboot` written to the file $FTS_HOOK_STATUS_FILE names, says a
+    /// reboot is required
     #[arg(long, value_name = "PROGRAM")]
     pub exec: Option<PathBuf>,
+
+    /// The file whose existence says a reboot is required (reported, shown in status
+    /// until the host has booted again); empty: none
+    #[arg(long, value_name = "FILE", default_value = "/run/reboot-required")]
+    pub reboot_required_file: PathBuf,
 
     /// Program run once for an installed file whose entry its publisher withdrew (like
     /// --exec; the file stays installed unless this program removes it)

@@ -14,15 +14,12 @@
 //! `--max-age`, entries a host has seen in the log that this server's store lacks) go
 //! to stderr in both forms, and with `--json` also into the JSON.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use fts_proto::{ClientId, Published, Target};
-use fts_status::fleet::{
-    self, FleetView, HostState, HostView, ReleaseView, StoreEntry, StoreFacts, ViewRules,
-};
+use fts_status::fleet::{self, FleetView, HostState, HostView, ReleaseView, StoreFacts, ViewRules};
 use fts_status::{ServerStatus, StatusBackend, StatusDir};
 use fts_store::StoreReader;
 use serde::Serialize;
@@ -386,22 +383,7 @@ fn print_release(out: &mut impl Write, release: &ReleaseView) -> std::io::Result
 
 /// The store's entries as the views need them.
 pub fn store_facts(store: &StoreReader) -> StoreFacts {
-    let snapshot = store.snapshot();
-    let withdrawn: BTreeSet<(&Target, u64)> =
-        snapshot.withdrawals().iter().map(|w| (&w.statement.target, w.statement.seq.get())).collect();
-    let entries = snapshot
-        .entries()
-        .iter()
-        .map(|e| StoreEntry {
-            target: e.statement.target.clone(),
-            seq: e.statement.seq.get(),
-            file_name: e.statement.file_name.clone(),
-            file_hash: e.statement.file_hash,
-            published: e.statement.published.unix_seconds(),
-            withdrawn: withdrawn.contains(&(&e.statement.target, e.statement.seq.get())),
-        })
-        .collect();
-    StoreFacts::new(entries, snapshot.log().map_or(0, |l| l.size()))
+    StoreFacts::of(&store.snapshot())
 }
 
 /// Refuses a folder `fts serve` never wrote to (a typo, the wrong working folder): an

@@ -94,6 +94,7 @@ fn client_for(config: &LoadConfig, id: &str) -> Result<Client, String> {
     let settings = ClientSettings {
         receipt_signer: None,
         next_poll_within: 60,
+        reboot_required_file: None,
         server: config.server.to_string(),
         transport: ClientTransport::tls(tls, server_name, &certificate),
         id: client_id.clone(),

@@ -123,7 +123,8 @@ fn one_entry_that_cannot_be_applied_holds_only_its_own_target() {
     );
 
     // The server's view says so: the repeats of the run named the held targets.
-    let status = expect_success(&mut sandbox.fts(["status"]));
+    // Held hosts need attention: exit 3.
+    let status = crate::common::expect_code(&mut sandbox.fts(["status"]), 3);
     let text = stdout(&status);
     // (What a host applied shows at its next request: the fleet view lags a poll.)
     let row = |target: &str| {
@@ -263,12 +264,16 @@ fn a_failed_hook_is_retried_with_backoff_then_given_up_and_rerun_on_demand() {
     expect_exit(&poll_once(&sandbox, &server, "web-01", &with_hook), 0, "given up: not run again");
     assert_eq!(hook_runs(&sandbox).len(), 2);
 
-    // The server recorded the highest attempt.
+    // The server recorded the highest attempt, of how many: given up (its receipt).
     let status: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sandbox.join("status/web-01.json")).unwrap()).unwrap();
-    let problems = status["problems"].as_array().unwrap();
-    assert!(problems.iter().any(|p| p["reason"] == "hook-failed" && p["attempt"] == 2), "{status:#}");
-    assert!(problems.iter().any(|p| p["reason"] == "hook-given-up"), "{status:#}");
+    let entries = status["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["outcome"] == "hook-failed" && e["detail"] == "2/2" && e["file-name"] == "app.conf"),
+        "{status:#}"
+    );
 
     // On demand: fails once more (the counter says 1), then succeeds.
     let rerun = |name: &str| {

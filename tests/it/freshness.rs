@@ -256,7 +256,8 @@ fn a_frozen_replica_is_fresh_until_max_age_then_stale_while_it_still_answers() {
     poll(&sandbox, server.addr, &["--max-age", "3s"]).expect(4, "still stale");
     let mut status =
         sandbox.fts(["status", "--store", "replica", "--status-dir", "status-replica", "--max-age", "3s"]);
-    let out = crate::common::expect_success(&mut status);
+    // A raised alarm needs attention: exit 3.
+    let out = crate::common::expect_code(&mut status, 3);
     let table = crate::common::stdout(&out);
     assert!(table.contains("alarm: stale (raised "), "{table}");
     assert!(crate::common::stderr(&out).contains("more than half of --max-age"), "{out:?}");
@@ -270,7 +271,7 @@ fn a_frozen_replica_is_fresh_until_max_age_then_stale_while_it_still_answers() {
         "--max-age",
         "3s",
     ]);
-    let json: Value = serde_json::from_slice(&crate::common::expect_success(&mut json).stdout).expect("JSON");
+    let json: Value = serde_json::from_slice(&crate::common::expect_code(&mut json, 3).stdout).expect("JSON");
     assert!(json["clients"][0]["alarms"]["stale"].is_string(), "{json:#}");
     let kinds: Vec<&str> =
         json["warnings"].as_array().expect("warnings").iter().filter_map(|w| w["kind"].as_str()).collect();

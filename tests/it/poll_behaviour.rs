@@ -691,6 +691,7 @@ fn the_hooks_environment_holds_only_path_lang_and_the_fts_hook_variables() {
             "FTS_HOOK_FILE_HASH",
             "FTS_HOOK_PUBLISHED",
             "FTS_HOOK_SEQ",
+            "FTS_HOOK_STATUS_FILE",
             "FTS_HOOK_TARGET",
             "LANG",
             "PATH",

@@ -116,6 +116,7 @@ impl Poll {
         let settings = ClientSettings {
             receipt_signer,
             next_poll_within,
+            reboot_required_file: Some(args.reboot_required_file).filter(|p| !p.as_os_str().is_empty()),
             server: args.server.address,
             transport,
             id,

@@ -90,6 +90,8 @@ impl Serve {
             poll_after: args.poll_after,
             grace: args.grace,
             status_flush_interval: args.status_interval,
+            // Computed from every host's status: only when someone reads them.
+            fleet_metrics_interval: args.metrics_listen.map(|_| std::time::Duration::from_secs(30)),
             admission: AdmissionSettings {
                 max_handshakes_per_source: args.max_handshakes_per_ip,
                 connection_rate_per_source: args.max_connection_rate_per_ip,

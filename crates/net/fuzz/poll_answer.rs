@@ -45,6 +45,7 @@ pub fn poll_answer(data: &[u8]) -> Result<fts_net::client::PollOutcome, fts_net:
     let settings = ClientSettings {
         receipt_signer: None,
         next_poll_within: 60,
+        reboot_required_file: None,
         server: "fuzz:6543".into(),
         transport: ClientTransport::Plaintext,
         id: id.clone(),

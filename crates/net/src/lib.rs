@@ -20,6 +20,8 @@
 //!   one refresher on a blocking thread;
 //! - [`error`]: the crate's errors, and how a poll ended ([`PollEnd`]);
 //! - [`metrics`] and [`metrics_http`]: what the server counts, and `/metrics`;
+//! - [`fleet_metrics`]: the fleet view's gauges (hosts per release and state),
+//!   computed from the status every so often;
 //! - [`client`]: the host side of `fts poll`, which verifies before it installs.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -31,6 +33,7 @@ pub mod connection;
 pub mod crl_watch;
 pub mod egress;
 pub mod error;
+pub mod fleet_metrics;
 pub mod handshake_log;
 pub mod limits;
 pub mod metrics;

@@ -204,6 +204,68 @@ pub struct Metrics {
     receipts_stored: Counter,
     receipts_refused: Family<ReasonLabel, Counter>,
     receipt_store_seconds: Histogram,
+    release_hosts: Family<FileStateLabel, Gauge>,
+    release_seconds_to_95: Family<FileLabel, Gauge>,
+    release_published: Family<FileLabel, Gauge>,
+    hosts: Family<StateLabel, Gauge>,
+    hosts_silent: Gauge,
+    hosts_with_alarms: Family<AlarmLabel, Gauge>,
+    certificates_expiring: Family<WithinLabel, Gauge>,
+}
+
+/// The fleet view's figures, as [`Metrics::set_fleet`] takes them
+/// ([`crate::fleet_metrics`]).
+#[derive(Debug, Default)]
+pub struct FleetFigures {
+    /// Hosts per fleet state.
+    pub hosts: Vec<(&'static str, usize)>,
+    /// Silent hosts.
+    pub silent: usize,
+    /// Hosts per raised alarm.
+    pub alarms: std::collections::BTreeMap<String, usize>,
+    /// Hosts whose certificate expires within 7 days.
+    pub expiring: usize,
+    /// The newest releases.
+    pub releases: Vec<ReleaseFigures>,
+}
+
+/// One release's figures.
+#[derive(Debug)]
+pub struct ReleaseFigures {
+    /// Its file name.
+    pub file: String,
+    /// When it was published (Unix seconds).
+    pub published: u64,
+    /// Hosts per state (`installed`, `offered`, `held`, `failed`, `pending`, ...).
+    pub states: Vec<(&'static str, usize)>,
+    /// Seconds from publish to 95 % installed, once reached.
+    pub seconds_to_95: Option<u64>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FileStateLabel {
+    file: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FileLabel {
+    file: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlarmLabel {
+    alarm: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WithinLabel {
+    within: &'static str,
 }
 
 /// Why the server refused a host's receipt (`fts_receipts_refused_total{reason}`).
@@ -391,7 +453,58 @@ impl Metrics {
             "Time from a receipt's arrival until it is durable (batched with the others arriving)",
             receipt_store_seconds.clone(),
         );
+        let release_hosts = Family::<FileStateLabel, Gauge>::default();
+        registry.register(
+            "fts_release_hosts",
+            "Per release (the newest version of a file name; the 20 newest names), hosts that \
+             should have it by state: installed, offered, pending, held, failed, silent, \
+             withdrawn, superseded",
+            release_hosts.clone(),
+        );
+        let release_seconds_to_95 = Family::<FileLabel, Gauge>::default();
+        registry.register(
+            "fts_release_seconds_to_95",
+            "Seconds from a release's publish until 95 % of its hosts had installed it (absent until then)",
+            release_seconds_to_95.clone(),
+        );
+        let release_published = Family::<FileLabel, Gauge>::default();
+        registry.register(
+            "fts_release_published_seconds",
+            "Unix time a release was published",
+            release_published.clone(),
+        );
+        let hosts = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "fts_hosts",
+            "Hosts by fleet state: current, behind, held, failing, silent, revoked, lost",
+            hosts.clone(),
+        );
+        let hosts_silent = Gauge::default();
+        registry.register(
+            "fts_hosts_silent",
+            "Hosts not heard from for three times the poll interval they promised",
+            hosts_silent.clone(),
+        );
+        let hosts_with_alarms = Family::<AlarmLabel, Gauge>::default();
+        registry.register(
+            "fts_hosts_with_alarms",
+            "Hosts with each log alarm raised (stale, withheld, fork, clock, behind)",
+            hosts_with_alarms.clone(),
+        );
+        let certificates_expiring = Family::<WithinLabel, Gauge>::default();
+        registry.register(
+            "fts_certificates_expiring",
+            "Hosts whose client certificate expires within 7 days (not revoked)",
+            certificates_expiring.clone(),
+        );
         Metrics {
+            release_hosts,
+            release_seconds_to_95,
+            release_published,
+            hosts,
+            hosts_silent,
+            hosts_with_alarms,
+            certificates_expiring,
             receipts_stored,
             receipts_refused,
             receipt_store_seconds,
@@ -416,6 +529,37 @@ impl Metrics {
             log_size,
             cosignature_time: Arc::new(AtomicU64::new(0)),
             cosignature_age,
+        }
+    }
+
+    /// The fleet view's gauges, replaced whole (a release or alarm gone is gone).
+    pub fn set_fleet(&self, figures: &FleetFigures) {
+        let int = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.hosts.clear();
+        for (state, n) in &figures.hosts {
+            self.hosts.get_or_create(&StateLabel { state }).set(int(*n));
+        }
+        self.hosts_silent.set(int(figures.silent));
+        self.hosts_with_alarms.clear();
+        for (alarm, n) in &figures.alarms {
+            self.hosts_with_alarms.get_or_create(&AlarmLabel { alarm: alarm.clone() }).set(int(*n));
+        }
+        self.certificates_expiring.get_or_create(&WithinLabel { within: "7d" }).set(int(figures.expiring));
+        self.release_hosts.clear();
+        self.release_seconds_to_95.clear();
+        self.release_published.clear();
+        for release in &figures.releases {
+            let file = || FileLabel { file: release.file.clone() };
+            for (state, n) in &release.states {
+                let label = FileStateLabel { file: release.file.clone(), state };
+                self.release_hosts.get_or_create(&label).set(int(*n));
+            }
+            self.release_published.get_or_create(&file()).set(i64::try_from(release.published).unwrap_or(0));
+            if let Some(seconds) = release.seconds_to_95 {
+                self.release_seconds_to_95
+                    .get_or_create(&file())
+                    .set(i64::try_from(seconds).unwrap_or(i64::MAX));
+            }
         }
     }
 

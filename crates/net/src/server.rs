@@ -124,6 +124,9 @@ pub struct ServerSettings {
     /// How often the last poll times of polls that changed nothing else are written
     /// to the status folder (also written when the server stops).
     pub status_flush_interval: Duration,
+    /// How often the fleet gauges of `/metrics` are computed from the status
+    /// (`fts_release_hosts` ...); `None`: never (no `/metrics`).
+    pub fleet_metrics_interval: Option<Duration>,
     /// What a source may hold before its handshake, and who is a trusted proxy.
     pub admission: AdmissionSettings,
     /// `--crl-max-stale`: once the changed CRL has failed to load for longer than
@@ -150,6 +153,7 @@ impl Default for ServerSettings {
             poll_after: Duration::from_secs(60),
             grace: Duration::from_secs(30),
             status_flush_interval: Duration::from_secs(5),
+            fleet_metrics_interval: None,
             admission: AdmissionSettings::default(),
             crl_max_stale: None,
             crl_health: CrlHealth::new(),
@@ -207,6 +211,8 @@ pub struct PollReport {
     pub files: u64,
     /// The body bytes of the files sent whole.
     pub bytes: u64,
+    /// A `receipt` request, not a poll: how many receipts it carried.
+    pub receipts: Option<usize>,
     /// How the poll ended.
     pub end: PollEnd,
 }
@@ -310,6 +316,13 @@ impl Server {
             Arc::clone(&self.shared.status),
             self.shared.settings.status_flush_interval,
         ));
+        let fleet_gauges = self.shared.settings.fleet_metrics_interval.map(|every| {
+            let shared = Arc::clone(&self.shared);
+            tokio::spawn(async move {
+                let snapshot = || shared.store.last();
+                crate::fleet_metrics::update_every(&shared.status, snapshot, &shared.metrics, every).await;
+            })
+        });
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -362,6 +375,9 @@ impl Server {
             tasks.shutdown().await;
         }
         flusher.abort();
+        if let Some(task) = fleet_gauges {
+            task.abort();
+        }
         flush_last_polls(Arc::clone(&self.shared.status)).await;
         tracing::info!("server stopped");
     }
@@ -536,7 +552,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let started = Instant::now();
-    let mut report = PollReport { client: None, files: 0, bytes: 0, end: PollEnd::Served };
+    let mut report = PollReport { client: None, files: 0, bytes: 0, receipts: None, end: PollEnd::Served };
     let deadline = started + shared.settings.poll_deadline;
     report.end = match timeout_at(deadline, answer(shared, &mut conn, who, &mut report)).await {
         Ok(Ok(end) | Err(end)) => end,
@@ -544,9 +560,19 @@ where
     };
     let _ = timeout(SHUTDOWN_TIMEOUT, conn.shutdown()).await;
 
-    shared.metrics.poll_finished(report.end.is_answered(), started.elapsed().as_secs_f64());
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let client = report.client.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+    if let Some(receipts) = report.receipts {
+        // Not a poll: counted in fts_receipts_*, logged on its own line.
+        match &report.end {
+            PollEnd::Served => tracing::debug!(client_id = %client, %peer, receipts, duration_ms, "receipts"),
+            end => {
+                tracing::warn!(client_id = %client, %peer, receipts, duration_ms, result = %end, error = %end.reason(), "receipts")
+            }
+        }
+        return report;
+    }
+    shared.metrics.poll_finished(report.end.is_answered(), started.elapsed().as_secs_f64());
     let (files, bytes, end) = (report.files, report.bytes, &report.end);
     match end {
         PollEnd::Served => {
@@ -816,6 +842,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     report.client = Some(request.client_id.clone());
+    report.receipts = Some(request.receipts.len());
     let Some(session) = who else {
         let e = ProtoError::BadRequest {
             detail: "receipts need mutual TLS: a plaintext client sends none".into(),

@@ -58,6 +58,7 @@ fn settings(dest: &Path) -> ClientSettings {
     ClientSettings {
         receipt_signer: None,
         next_poll_within: 60,
+        reboot_required_file: None,
         server: "127.0.0.1:9".into(),
         transport: ClientTransport::Plaintext,
         id: id.clone(),

@@ -650,7 +650,7 @@ fn declare(book: Option<ReceiptBook>, claims: &PollClaims) -> Option<ReceiptBook
     }
     let mut book = book.unwrap_or_default();
     book.declared = claims.receipt_count;
-    book.declared_head = claims.receipt_head.clone();
+    book.declared_head = claims.receipt_head;
     Some(book)
 }
 

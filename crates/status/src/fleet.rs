@@ -72,6 +72,26 @@ impl StoreFacts {
         StoreFacts { entries, log_size, newest, by_place }
     }
 
+    /// The facts of a store snapshot: its entries (with which are withdrawn) and its
+    /// log's size.
+    pub fn of(snapshot: &fts_store::StoreSnapshot) -> StoreFacts {
+        let withdrawn: BTreeSet<(&Target, u64)> =
+            snapshot.withdrawals().iter().map(|w| (&w.statement.target, w.statement.seq.get())).collect();
+        let entries = snapshot
+            .entries()
+            .iter()
+            .map(|e| StoreEntry {
+                target: e.statement.target.clone(),
+                seq: e.statement.seq.get(),
+                file_name: e.statement.file_name.clone(),
+                file_hash: e.statement.file_hash,
+                published: e.statement.published.unix_seconds(),
+                withdrawn: withdrawn.contains(&(&e.statement.target, e.statement.seq.get())),
+            })
+            .collect();
+        StoreFacts::new(entries, snapshot.log().map_or(0, |l| l.size()))
+    }
+
     /// Every entry, in publish order.
     pub fn entries(&self) -> &[StoreEntry] {
         &self.entries
@@ -351,8 +371,18 @@ pub fn host(client: &ClientStatus, store: &StoreFacts, rules: &ViewRules) -> Hos
             ),
         });
     }
+    let failing_reported = failing_by_reports(client);
+    for problem in &failing_reported {
+        attention.push(Attention {
+            kind: "hook-failed",
+            message: format!(
+                "seq {} of {}: its hook failed (reported {})",
+                problem.seq, problem.target, problem.last_seen
+            ),
+        });
+    }
     for (alarm, since) in &client.alarms {
-        attention.push(Attention { kind: "alarm", message: format!("alarm {alarm} raised {since}") });
+        attention.push(Attention { kind: "alarm", message: format!("{alarm} (raised {since})") });
     }
     let held: Vec<&TargetView> = targets.iter().filter(|t| t.held_at.is_some()).collect();
     for target in &held {
@@ -404,7 +434,7 @@ pub fn host(client: &ClientStatus, store: &StoreFacts, rules: &ViewRules) -> Hos
         HostState::Lost
     } else if age > silent_after {
         HostState::Silent
-    } else if !failing.is_empty() || !client.alarms.is_empty() {
+    } else if !failing.is_empty() || !failing_reported.is_empty() || !client.alarms.is_empty() {
         HostState::Failing
     } else if !held.is_empty() {
         HostState::Held
@@ -454,6 +484,28 @@ pub fn release(
     store: &StoreFacts,
     rules: &ViewRules,
 ) -> Option<ReleaseView> {
+    let hosts: Vec<HostView> = clients.iter().map(|c| host(c, store, rules)).collect();
+    release_of(name, clients, &hosts, store)
+}
+
+/// [`release`] for each of `names`, judging each host once.
+pub fn releases(
+    names: &[FileName],
+    clients: &[ClientStatus],
+    store: &StoreFacts,
+    rules: &ViewRules,
+) -> Vec<ReleaseView> {
+    let hosts: Vec<HostView> = clients.iter().map(|c| host(c, store, rules)).collect();
+    names.iter().filter_map(|name| release_of(name, clients, &hosts, store)).collect()
+}
+
+/// [`release`] with each client's view already made (`views[i]` is `clients[i]`'s).
+fn release_of(
+    name: &FileName,
+    clients: &[ClientStatus],
+    views: &[HostView],
+    store: &StoreFacts,
+) -> Option<ReleaseView> {
     let mut newest: BTreeMap<&Target, &StoreEntry> = BTreeMap::new();
     for entry in store.entries.iter().filter(|e| e.file_name == *name) {
         match newest.get(&entry.target) {
@@ -470,8 +522,7 @@ pub fn release(
     let mut lists: BTreeMap<&'static str, Vec<ClientId>> = BTreeMap::new();
     let mut install_delays: Vec<u64> = Vec::new();
     let mut hosts = 0;
-    for client in clients {
-        let host = host(client, store, rules);
+    for (client, host) in clients.iter().zip(views) {
         if matches!(host.state, HostState::Revoked | HostState::Lost) {
             continue;
         }
@@ -488,7 +539,7 @@ pub fn release(
         let (view, at, entry) = mine
             .iter()
             .map(|e| {
-                let (view, at) = entry_view(client, e, &host);
+                let (view, at) = entry_view(client, e, host);
                 (view, at, e)
             })
             .min_by_key(|(view, _, _)| rank(*view))
@@ -518,7 +569,7 @@ pub fn release(
             .map(|e| ReleaseEntry {
                 target: e.target.clone(),
                 seq: e.seq,
-                file_hash: e.file_hash.clone(),
+                file_hash: e.file_hash,
                 published: Published::from_unix_seconds(e.published),
                 withdrawn: e.withdrawn,
             })
@@ -633,6 +684,20 @@ fn held_reason(client: &ClientStatus, target: &Target, seq: u64) -> Option<Strin
         return e.detail.clone();
     }
     client.problems.iter().rev().find(|p| p.target == *target && p.seq == seq).map(|p| p.reason.to_string())
+}
+
+/// The failed hooks a host without receipts (an older fts) reported in its polls:
+/// those of the entry each target is at now (a later entry applied since moved on).
+fn failing_by_reports(client: &ClientStatus) -> Vec<&Problem> {
+    client
+        .problems
+        .iter()
+        .filter(|p| {
+            matches!(p.reason, fts_proto::RejectReason::HookFailed | fts_proto::RejectReason::HookGivenUp)
+        })
+        .filter(|p| client.since.get(&p.target) == Some(&p.seq))
+        .filter(|p| !client.entries.iter().any(|e| e.target == p.target && e.seq == p.seq))
+        .collect()
 }
 
 /// The failed hooks of the newest version of each file this host has.

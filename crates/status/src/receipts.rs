@@ -133,7 +133,7 @@ impl StatusDir {
                 client_id: arrival.client_id.clone(),
                 certificate: arrival.serial.clone(),
                 received: arrival.received.clone(),
-                hash: arrival.hash.clone(),
+                hash: arrival.hash,
                 signed: arrival.signed.clone(),
             });
             push_line(&mut bytes, &line)?;
@@ -234,7 +234,7 @@ impl StatusDir {
         let mut recovered = 0;
         for (client, stored) in newest {
             let Some(status) = self.read_file(&client)? else { continue };
-            let head = status.receipts.as_ref().and_then(|book| book.stored_head.clone());
+            let head = status.receipts.as_ref().and_then(|book| book.stored_head);
             // The receipts after the file's head (all of them when the head is not in
             // the log: then the file is older than every line).
             let from = match &head {
@@ -270,10 +270,10 @@ pub fn apply_receipt(status: &mut ClientStatus, receipt: &Receipt, hash: &FileHa
     if receipt.is_restart() {
         book.restarts += 1;
         book.stored = receipt.number;
-        book.stored_head = Some(hash.clone());
+        book.stored_head = Some(*hash);
     } else if receipt.number > book.stored {
         book.stored = receipt.number;
-        book.stored_head = Some(hash.clone());
+        book.stored_head = Some(*hash);
     }
     book.last_received = Some(received.clone());
     for outcome in &receipt.outcomes {
@@ -284,7 +284,7 @@ pub fn apply_receipt(status: &mut ClientStatus, receipt: &Receipt, hash: &FileHa
                     target: entry.target.clone(),
                     seq: entry.seq.get(),
                     file_name: entry.file.as_ref().map(|(name, _)| name.clone()),
-                    file_hash: entry.file.as_ref().map(|(_, hash)| hash.clone()),
+                    file_hash: entry.file.as_ref().map(|(_, hash)| *hash),
                     outcome: outcome.to_owned(),
                     detail,
                     at: receipt.made.clone(),

@@ -173,8 +173,20 @@ async fn serve_one(
         Ok(Ok(header)) => header,
         _ => return,
     };
-    let json = serde_json::from_slice(&header)
+    let json: serde_json::Value = serde_json::from_slice(&header)
         .unwrap_or_else(|e| serde_json::json!({"unparsable-request": e.to_string()}));
+    if json["request-type"] == "receipt" {
+        // Like a server older than receipts: the host's reports then ride in its polls,
+        // and the scripted answers stay for the polls they were written for.
+        let refusal = fts_proto::ServerFrame::Error(fts_proto::ErrorFrame {
+            code: fts_proto::ErrorCode::UnknownRequest,
+            message: "unknown request type".into(),
+            retry_after: None,
+        });
+        let _ = tls.write_all(&refusal.encode().unwrap()).await;
+        let _ = tokio::time::timeout(STEP_LIMIT, tls.shutdown()).await;
+        return;
+    }
     requests.lock().unwrap().push(json);
 
     let answer = answers

@@ -4,6 +4,10 @@
 //! install and the end of the hook reruns it at the next start), so they must be
 //! idempotent.
 //!
+//! A hook says that a reboot is required for what it installed by exiting with
+//! [`REBOOT_EXIT`] (10: success, reboot required) or by writing `reboot` to the file
+//! `$FTS_HOOK_STATUS_FILE` names; the host reports it and status shows it.
+//!
 //! What the hook gets, and why:
 //! - a minimal environment: `PATH` (fts's own, or a standard one when fts has none),
 //!   `LANG` when fts has one, and the `FTS_HOOK_*` variables. Nothing else of fts's
@@ -28,6 +32,17 @@ use crate::client::state::PendingHook;
 /// `PATH` for a hook when fts itself runs without one.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// A hook that exits with this succeeded and says a reboot is required.
+pub const REBOOT_EXIT: i32 = 10;
+
+/// What a hook that succeeded said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HookDone {
+    /// A reboot is required (it exited [`REBOOT_EXIT`], or wrote `reboot` to
+    /// `$FTS_HOOK_STATUS_FILE`).
+    pub reboot_required: bool,
+}
+
 /// How long to wait for a killed hook to be reaped.
 const REAP_LIMIT: Duration = Duration::from_secs(5);
 
@@ -41,21 +56,46 @@ pub struct Hook {
 }
 
 impl Hook {
-    /// Runs the hook for `entry`, installed at `path`. `Err` says why it failed.
-    pub async fn run(&self, entry: &PendingHook, path: &Path) -> Result<(), HookError> {
+    /// Runs the hook for `entry`, installed at `path`, with `$FTS_HOOK_STATUS_FILE`
+    /// naming `status_file` (a path in a folder of fts's own, removed before and
+    /// after). `Err` says why it failed.
+    pub async fn run(
+        &self,
+        entry: &PendingHook,
+        path: &Path,
+        status_file: &Path,
+    ) -> Result<HookDone, HookError> {
+        let _ = std::fs::remove_file(status_file);
         let mut command = tokio::process::Command::new(&self.program);
         command
             .arg(path)
             .env_clear()
             .envs(environment(entry, path))
+            .env("FTS_HOOK_STATUS_FILE", status_file)
             .stdin(Stdio::null())
             // Its own process group (pgid = its pid), killed whole on timeout.
             .process_group(0)
             .kill_on_drop(true);
         let program = || self.program.clone();
         let mut child = command.spawn().map_err(|source| HookError::Start { program: program(), source })?;
+        let result = self.wait(&mut child, program).await;
+        // What it wrote there (a few bytes are enough: `reboot`).
+        let wrote = fts_fs::read_bounded(status_file, 64).unwrap_or_default();
+        let _ = std::fs::remove_file(status_file);
+        result.map(|mut done| {
+            done.reboot_required |= String::from_utf8_lossy(&wrote).trim() == "reboot";
+            done
+        })
+    }
+
+    async fn wait(
+        &self,
+        child: &mut tokio::process::Child,
+        program: impl Fn() -> PathBuf,
+    ) -> Result<HookDone, HookError> {
         match tokio::time::timeout(self.timeout, child.wait()).await {
-            Ok(Ok(status)) if status.success() => Ok(()),
+            Ok(Ok(status)) if status.success() => Ok(HookDone::default()),
+            Ok(Ok(status)) if status.code() == Some(REBOOT_EXIT) => Ok(HookDone { reboot_required: true }),
             Ok(Ok(status)) => Err(HookError::Failed { program: program(), status }),
             Ok(Err(source)) => Err(HookError::Wait { program: program(), source }),
             Err(_) => {

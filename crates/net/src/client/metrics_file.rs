@@ -65,6 +65,11 @@ struct HeldLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HeadLabel {
+    head: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -202,6 +207,29 @@ pub fn render(client: &Client, result: &RoundResult, now: SystemTime, previous: 
         "fts_poll_hooks_given_up",
         "Hooks that failed at every attempt and are not run again by themselves (fts poll --rerun-hook)",
         given_up,
+    );
+    gauge(
+        &mut registry,
+        "fts_receipts_made",
+        "The number of this host's newest receipt in its current chain: `fts status --verify` finds a stored chain shorter than this",
+        i64::try_from(state.receipts.count).unwrap_or(i64::MAX),
+    );
+    gauge(
+        &mut registry,
+        "fts_receipts_unsent",
+        "Receipts made and not yet acknowledged by the server (kept in the state, sent again)",
+        count(state.receipts.unsent.len()),
+    );
+    if let Some(head) = &state.receipts.head {
+        let heads = Family::<HeadLabel, Gauge>::default();
+        heads.get_or_create(&HeadLabel { head: head.to_string() }).set(1);
+        registry.register("fts_receipt_head_info", "The hash of this host's newest receipt (value 1)", heads);
+    }
+    gauge(
+        &mut registry,
+        "fts_poll_reboot_required",
+        "1 while a reboot is required for what this host installed (a hook said so, or the --reboot-required-file exists), else 0",
+        i64::from(state.reboot_required.is_some()),
     );
     gauge(
         &mut registry,

@@ -55,6 +55,7 @@ pub mod metrics_file;
 pub mod partial;
 pub mod poller;
 pub mod rate;
+pub mod reboot;
 pub mod receipts;
 pub mod receive;
 pub mod state;
@@ -207,6 +208,9 @@ pub struct ClientSettings {
     /// promises it (`next-poll-within`): the server's status calls it silent after
     /// three times that.
     pub next_poll_within: u64,
+    /// The distribution's file that says a reboot is required
+    /// (`--reboot-required-file`, [`reboot`]); `None`: not looked at.
+    pub reboot_required_file: Option<PathBuf>,
 }
 
 /// What one poll did.
@@ -441,12 +445,16 @@ impl Client {
         let path = self.settings.dest.join(name.as_str());
         let attempt = pending.failures.saturating_add(1);
         tracing::info!(file = %path.display(), seq = pending.seq.get(), attempt, "running the hook");
-        let result = hook.run(&pending, &path).await;
+        let result = hook.run(&pending, &path, &self.hook_status_file()).await;
         let mut reported = Vec::new();
         let position = self.state.hooks_pending.iter().position(|hook| hook.file_name == *name);
         match (result, position) {
             (_, None) => {}
-            (Ok(()), Some(i)) => {
+            (Ok(outcome), Some(i)) => {
+                if outcome.reboot_required {
+                    tracing::info!(file = %path.display(), "the hook says a reboot is required");
+                    self.note_reboot_required("the hook");
+                }
                 let done = self.state.hooks_pending.remove(i);
                 self.outcomes.hook(
                     &done.target,
@@ -695,6 +703,7 @@ impl Client {
         request.rotation = Some(ring.known_through());
         (request.receipt_count, request.receipt_head) = self.receipt_fields();
         request.next_poll_within = Some(self.settings.next_poll_within);
+        request.reboot_required = self.state.reboot_required.is_some();
         match tokio::time::timeout(clock.read_timeout(), conn.send_request(&request)).await {
             Err(_) => return Err(PollError::Timeout(clock.read_timeout())),
             Ok(Err(e)) => return Err(self.io_error(e, true)),
@@ -1450,8 +1459,8 @@ impl Client {
             if let Some(installed) = installed {
                 let entry = PendingHook::new(w.file_name.clone(), installed);
                 let path = self.dest.path().join(w.file_name.as_str());
-                match hook.run(&entry, &path).await {
-                    Ok(()) => {
+                match hook.run(&entry, &path, &self.hook_status_file()).await {
+                    Ok(_) => {
                         tracing::info!(file = %w.file_name, "--exec-withdrawn ran for a withdrawn file")
                     }
                     Err(e) => {

@@ -100,6 +100,8 @@ fn is_zero_u32(n: &u32) -> bool {
 pub(crate) struct Outcomes {
     entries: Vec<EntryOutcome>,
     reports: Vec<Report>,
+    /// Outcomes of the host itself (`reboot-required`).
+    host: Vec<Outcome>,
 }
 
 impl Outcomes {
@@ -122,6 +124,11 @@ impl Outcomes {
     /// A supersession applied: `seq` was not installed because `by` was.
     pub(crate) fn superseded(&mut self, target: &Target, seq: Seq, file: (FileName, FileHash), by: Seq) {
         self.push(target, seq, Some(file), EntryOutcomeKind::Superseded { by });
+    }
+
+    /// An outcome of the host itself.
+    pub(crate) fn host(&mut self, outcome: Outcome) {
+        self.host.push(outcome);
     }
 
     /// A report (held, refused, withdrawn ...), mapped when the receipt is made.
@@ -150,6 +157,7 @@ impl Client {
             return;
         };
         let Some(signer) = self.settings.receipt_signer.clone() else { return };
+        self.check_reboot();
         if let Err(e) = self.make_receipt(&signer) {
             tracing::warn!(error = %ErrorChain(&e), "cannot make the receipt of this answer");
         }
@@ -200,8 +208,19 @@ impl Client {
         for name in queue.alarms.difference(&raised) {
             lines.push(Outcome::Alarm { name: name.clone(), raised: false });
         }
-        let entries = entry_outcomes(outcomes, &self.state.held, self.settings.hook_retries);
+        lines.extend(outcomes.host.iter().cloned());
+        let entries =
+            entry_outcomes(outcomes, &self.state.held, &self.state.installed, self.settings.hook_retries);
         lines.extend(entries.into_iter().map(Outcome::Entry));
+        // A line the receipt format cannot carry (a reason too new to be a word of
+        // it) would make the whole receipt fail to sign: it is left out, and said.
+        lines.retain(|line| {
+            let fits = carries(&self.settings.id, line);
+            if !fits {
+                tracing::warn!(outcome = %line, "an outcome a receipt cannot carry: left out of it");
+            }
+            fits
+        });
         if lines.is_empty() {
             return Ok(());
         }
@@ -363,6 +382,18 @@ impl Client {
     }
 }
 
+/// Whether a receipt carries `line` as it is (its bytes read back as the same).
+fn carries(client: &fts_proto::ClientId, line: &Outcome) -> bool {
+    let probe = Receipt {
+        client_id: client.clone(),
+        number: 2,
+        previous: Some(FileHash::from_digest([0; 32])),
+        made: Published::from_unix_seconds(0),
+        outcomes: vec![line.clone()],
+    };
+    Receipt::parse(&probe.to_bytes()).is_ok_and(|back| back == probe)
+}
+
 /// The outcomes of one answer in receipts that each fit a request alone
 /// ([`MAX_SENDABLE_RECEIPT_BYTES`], [`fts_proto::MAX_OUTCOMES`]), in order.
 fn split(lines: Vec<Outcome>, id_len: usize) -> Vec<Vec<Outcome>> {
@@ -393,16 +424,22 @@ fn split(lines: Vec<Outcome>, id_len: usize) -> Vec<Vec<Outcome>> {
 fn entry_outcomes(
     outcomes: Outcomes,
     held: &BTreeMap<Target, crate::client::held::Hold>,
+    installed: &BTreeMap<FileName, crate::client::state::Installed>,
     hook_retries: u32,
 ) -> Vec<EntryOutcome> {
-    let Outcomes { mut entries, reports } = outcomes;
+    let Outcomes { mut entries, reports, .. } = outcomes;
     let allowed = hook_retries.saturating_add(1);
     for report in reports {
         let Some(seq) = Seq::new(report.seq) else { continue };
         let kind = match &report.reason {
             RejectReason::Withdrawn => EntryOutcomeKind::Withdrawn,
             RejectReason::WithdrawnInstalled => EntryOutcomeKind::WithdrawnInstalled,
-            RejectReason::Superseded => EntryOutcomeKind::Superseded { by: seq },
+            // An older publication of a name installed later: applied, never
+            // installed, by the installed entry when it is a later one of this target.
+            RejectReason::Superseded => match superseded_by(installed, &report.target, seq) {
+                Some(by) => EntryOutcomeKind::Superseded { by },
+                None => EntryOutcomeKind::Refused { reason: RejectReason::Superseded },
+            },
             // Its hook-failed line says it (the attempt is the last allowed).
             RejectReason::HookGivenUp => continue,
             RejectReason::HookFailed => {
@@ -429,6 +466,15 @@ fn entry_outcomes(
     let mut seen = BTreeSet::new();
     entries.retain(|e| seen.insert(e.to_string()));
     entries
+}
+
+/// The installed entry of `target` later than `seq`, if one is (the newest).
+fn superseded_by(
+    installed: &BTreeMap<FileName, crate::client::state::Installed>,
+    target: &Target,
+    seq: Seq,
+) -> Option<Seq> {
+    installed.values().filter(|i| i.target == *target && i.seq > seq).map(|i| i.seq).max()
 }
 
 #[cfg(test)]

@@ -265,6 +265,9 @@ pub struct State {
     /// ([`crate::client::receipts`]).
     #[serde(default, skip_serializing_if = "is_default")]
     pub receipts: crate::client::receipts::ReceiptQueue,
+    /// A reboot this host needs for what it installed ([`crate::client::reboot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_required: Option<crate::client::reboot::RebootRequired>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

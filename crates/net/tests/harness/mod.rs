@@ -207,6 +207,7 @@ impl World {
         let settings = ClientSettings {
             receipt_signer: None,
             next_poll_within: 60,
+            reboot_required_file: None,
             server: server.to_owned(),
             transport,
             id: cid.clone(),
