@@ -5,7 +5,7 @@
 //! What goes in: every install (with its file name and hash), every hook's result,
 //! every report (held, refused, withdrawn, withdrawn-installed, superseded), the
 //! supersessions applied, and the alarms raised or cleared since the last receipt.
-//! [`Outcomes`] gathers them while the answer is read; [`Client::send_receipt`]
+//! `Outcomes` gathers them while the answer is read; `Client::send_receipt`
 //! makes the receipt, queues it in the state (saved before it is sent, so a crash
 //! resends it), and sends the queue, oldest first, at most
 //! [`MAX_RECEIPTS_PER_REQUEST`] per request.
