@@ -64,6 +64,8 @@ struct Report {
 struct Chain {
     number: u64,
     head: Option<FileHash>,
+    /// Every receipt stored of the host since it was last forgotten.
+    stored: std::collections::BTreeSet<FileHash>,
 }
 
 pub fn run(status: &StatusDir, json: bool) -> anyhow::Result<u8> {
@@ -94,31 +96,32 @@ pub fn run(status: &StatusDir, json: bool) -> anyhow::Result<u8> {
         };
         let Some(receipt) = check(&stored, certificate, &mut report) else { continue };
         let chain = chains.entry(stored.client_id.clone()).or_default();
+        chain.stored.insert(stored.hash);
         follow(chain, &stored, &receipt, &mut report);
     }
     report.hosts = chains.len();
     for client in &clients {
         let (Some(book), Some(chain)) = (&client.receipts, chains.get(&client.client_id)) else { continue };
-        let Some(declared) = book.declared else { continue };
-        if declared > chain.number {
-            report.findings.push(Finding {
-                client_id: client.client_id.clone(),
-                kind: "dropped-tail",
-                message: format!(
-                    "it declared {declared} receipts at its last poll ({}), {} are stored: the last {} are missing",
-                    client.last_poll,
-                    chain.number,
-                    declared - chain.number
-                ),
-            });
-        } else if declared == chain.number && book.declared_head.is_some() && book.declared_head != chain.head
-        {
-            report.findings.push(Finding {
-                client_id: client.client_id.clone(),
-                kind: "head-differs",
-                message: format!("its declared head receipt {declared} is not the one stored"),
-            });
+        // What its last poll declared must be stored: the receipts it had made by then
+        // (the receipt of that poll's own answer came after it).
+        let (Some(declared), Some(head)) = (book.declared, book.declared_head) else { continue };
+        if chain.stored.contains(&head) {
+            continue;
         }
+        let (kind, message) = if declared > chain.number {
+            let missing = declared - chain.number;
+            let message = format!(
+                "it declared receipt {declared} at its last poll ({}), the stored chain ends at {}: the last {missing} are missing",
+                client.last_poll, chain.number
+            );
+            ("dropped-tail", message)
+        } else {
+            (
+                "head-differs",
+                format!("its last poll declared receipt {declared} as {head}, which is not stored"),
+            )
+        };
+        report.findings.push(Finding { client_id: client.client_id.clone(), kind, message });
     }
 
     let code = if report.findings.is_empty() && report.damaged_lines.is_empty() {
@@ -188,7 +191,7 @@ fn follow(chain: &mut Chain, stored: &StoredReceipt, receipt: &Receipt, report: 
             previous: receipt.previous,
             made: receipt.made.clone(),
         });
-        *chain = Chain { number: receipt.number, head: Some(stored.hash) };
+        (chain.number, chain.head) = (receipt.number, Some(stored.hash));
         return;
     }
     let expected = chain.number + 1;
@@ -222,7 +225,7 @@ fn follow(chain: &mut Chain, stored: &StoredReceipt, receipt: &Receipt, report: 
         )),
     }
     if receipt.number >= chain.number {
-        *chain = Chain { number: receipt.number, head: Some(stored.hash) };
+        (chain.number, chain.head) = (receipt.number, Some(stored.hash));
     }
 }
 

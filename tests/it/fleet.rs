@@ -97,7 +97,7 @@ fn a_receipt_altered_in_the_status_store_is_found_by_verify() {
     poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
     fts(&sandbox, &["status", "--verify"]).expect(0, "an honest log verifies");
 
-    let day = std::fs::read_dir(sandbox.join("status/receipts")).unwrap().next().unwrap().unwrap().path();
+    let day = receipt_log(&sandbox);
     let log = std::fs::read_to_string(&day).unwrap();
     assert_eq!(log.lines().count(), 2, "{log}");
 
@@ -134,4 +134,191 @@ fn base64_decode(s: &str) -> Vec<u8> {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn a_dead_host_turns_silent_and_a_revoked_one_revoked() {
+    let sandbox = sandbox();
+    expect_ok(fts(&sandbox, &["keygen", "client", "--id", "db-01", "--group", "db"]));
+    expect_ok(fts(&sandbox, &["keygen", "crl"]));
+    publish(&sandbox, "a.conf", b"a\n");
+    let server = ServeProcess::start(&sandbox, &["--poll-after", "1s", "--crl", "certs/ca.crl"]);
+    // web-01 promises its next poll within 2 s (--once: its --max-interval, 1 s, plus
+    // the 10 % jitter, rounded up): silent after 6 s.
+    let quick = ["--max-interval", "1s"];
+    poll(&sandbox, server.addr, "in", &quick).expect(0, "install");
+    let addr = server.addr.to_string();
+    let db = ["poll", "--once", "--server", &addr, "--id", "db-01", "--dest", "db", "--min-interval", "1s"];
+    fts(&sandbox, &db).expect(0, "db-01 polls");
+    let (code, status) = status_json(&sandbox, &[]);
+    assert_eq!((code, &host(&status, ID)["state"]), (0, &Value::from("current")), "{status}");
+
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let (code, status) = status_json(&sandbox, &[]);
+    assert_eq!(host(&status, ID)["state"], "silent", "{status}");
+    assert_eq!(host(&status, "db-01")["state"], "current", "its own promise is an hour: {status}");
+    assert_eq!(code, 3, "a silent host needs attention: {status}");
+    let (_, silent) = status_json(&sandbox, &["--silent"]);
+    let ids: Vec<&Value> = silent["clients"].as_array().unwrap().iter().map(|c| &c["client-id"]).collect();
+    assert_eq!(ids, [ID], "{silent}");
+    let table = fts(&sandbox, &["status"]);
+    assert!(table.stdout.contains("silent: no contact for"), "{table:?}");
+
+    // Revoked, web-01 is no longer silent but revoked, and needs no attention.
+    expect_ok(fts(&sandbox, &["keygen", "revoke", ID]));
+    // The server reloads the changed CRL within seconds and records its serials.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (code, status) = status_json(&sandbox, &[]);
+        if host(&status, ID)["state"] == "revoked" {
+            assert_eq!(code, 0, "a revoked host does not count: {status}");
+            assert_eq!(status["summary"]["revoked"], 1, "{status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never shown revoked: {status}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_held_entry_and_a_withdrawn_one_show_in_every_view() {
+    let sandbox = sandbox();
+    publish(&sandbox, "big.iso", &[7u8; 4096]);
+    publish(&sandbox, "bad.conf", b"breaks TLS\n");
+    let server = serve(&sandbox);
+    fts(&sandbox, &["withdraw", "--target", ID, "--seq", "2"]).expect(0, "withdraw");
+    poll(&sandbox, server.addr, "in", &["--max-file-size", "1KiB"]).expect(3, "held as too large");
+
+    let (code, status) = status_json(&sandbox, &[]);
+    assert_eq!((code, &host(&status, ID)["state"]), (3, &Value::from("held")), "{status}");
+    let table = fts(&sandbox, &["status"]);
+    assert!(table.stdout.contains("held at seq 1"), "{table:?}");
+    let (code, behind) = status_json(&sandbox, &["--behind"]);
+    assert_eq!(code, 3);
+    assert_eq!(host(&behind, ID)["state"], "held", "{behind}");
+    let (code, release) = status_json(&sandbox, &["--file", "big.iso"]);
+    assert_eq!(code, 3, "{release}");
+    assert_eq!(release["lists"]["held"][0], ID, "{release}");
+    let (_, one) = status_json(&sandbox, &["--host", ID]);
+    let outcomes = one["receipt-log"].to_string();
+    assert!(outcomes.contains("held web-01 1") && outcomes.contains("too-large"), "{one}");
+
+    // With the limit raised it installs; the withdrawn entry never does, and its
+    // release view says withdrawn, which needs nothing more.
+    poll(&sandbox, server.addr, "in", &[]).expect(3, "the withdrawal is reported");
+    assert!(!sandbox.join("in/bad.conf").exists());
+    let (code, status) = status_json(&sandbox, &[]);
+    assert_eq!((code, &host(&status, ID)["state"]), (0, &Value::from("current")), "{status}");
+    let (code, release) = status_json(&sandbox, &["--file", "bad.conf"]);
+    assert_eq!((code, &release["counts"]["withdrawn"]), (0, &Value::from(1)), "{release}");
+    assert_eq!(release["entries"][0]["withdrawn"], true, "{release}");
+    let (_, one) = status_json(&sandbox, &["--host", ID]);
+    assert!(one["entries"].to_string().contains("\"withdrawn\""), "{one}");
+    let table = fts(&sandbox, &["status", "--file", "bad.conf"]);
+    assert!(table.stdout.contains("WITHDRAWN") && table.stdout.contains("1 withdrawn"), "{table:?}");
+}
+
+#[test]
+fn a_hook_that_asks_for_a_reboot_shows_until_the_host_reports_otherwise() {
+    let sandbox = sandbox();
+    publish(&sandbox, "kernel.deb", b"kernel\n");
+    let server = serve(&sandbox);
+    let hook = sandbox.join("hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\nexit 10\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let flag = sandbox.join("reboot-required").to_str().unwrap().to_owned();
+    let extra = ["--exec", hook.to_str().unwrap(), "--reboot-required-file", &flag];
+    poll(&sandbox, server.addr, "in", &extra).expect(0, "exit 10 is a success");
+    let (code, status) = status_json(&sandbox, &[]);
+    assert_eq!(host(&status, ID)["reboot-required"], true, "{status}");
+    assert_eq!(code, 3, "a reboot to do needs attention: {status}");
+    let table = fts(&sandbox, &["status"]);
+    assert!(table.stdout.contains("reboot-required: a reboot is required"), "{table:?}");
+}
+
+#[test]
+fn verify_finds_a_receipt_filed_as_another_hosts_and_one_removed_from_the_middle() {
+    let sandbox = sandbox();
+    publish(&sandbox, "f0.conf", b"x\n");
+    let server = serve(&sandbox);
+    for n in 1..=3 {
+        publish(&sandbox, &format!("f{n}.conf"), b"x\n");
+        poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    }
+    let day = receipt_log(&sandbox);
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&day).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+
+    // The middle one removed: a gap.
+    write_lines(&day, &[lines[0].clone(), lines[2].clone()]);
+    let run = fts(&sandbox, &["status", "--verify"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stdout.contains("FINDING web-01 gap") && run.stdout.contains("1 receipt(s) missing"),
+        "{run:?}"
+    );
+
+    // web-01's receipt filed as db-01's (a replay as another host's).
+    let mut replayed = lines[2].clone();
+    replayed["receipt"]["client-id"] = Value::from("db-01");
+    write_lines(&day, &[lines[0].clone(), lines[1].clone(), lines[2].clone(), replayed]);
+    let run = fts(&sandbox, &["status", "--verify"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stdout.contains("FINDING db-01 bad-receipt") && run.stdout.contains("filed as db-01's"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_renewed_certificate_restarts_the_chain_and_verify_says_restart_not_alteration() {
+    let sandbox = sandbox();
+    publish(&sandbox, "a.conf", b"a\n");
+    let server = serve(&sandbox);
+    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    expect_ok(fts(&sandbox, &["keygen", "client", "--id", ID, "--group", "web", "--force"]));
+    publish(&sandbox, "b.conf", b"b\n");
+    poll(&sandbox, server.addr, "in", &[]).expect(0, "install with the new certificate");
+    let run = fts(&sandbox, &["status", "--verify"]);
+    run.expect(0, "a restart is no finding");
+    assert!(run.stdout.contains("restart web-01: new-certificate"), "{run:?}");
+    assert!(run.stdout.contains("0 finding(s), 1 restart(s)"), "{run:?}");
+    assert_eq!(
+        std::fs::read_dir(sandbox.join("status/certificates")).unwrap().count(),
+        2,
+        "each certificate once"
+    );
+}
+
+#[test]
+fn a_forgotten_host_leaves_the_view_and_comes_back_as_a_new_one() {
+    let sandbox = sandbox();
+    publish(&sandbox, "a.conf", b"a\n");
+    let server = serve(&sandbox);
+    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    let run = fts(&sandbox, &["status", "--forget", ID]);
+    run.expect(0, "forget");
+    assert!(run.stdout.contains("forgot web-01"), "{run:?}");
+    let (_, status) = status_json(&sandbox, &[]);
+    assert!(host(&status, ID).is_null(), "{status}");
+    // Re-enrolled from scratch: a new state and certificate, a new chain.
+    expect_ok(fts(&sandbox, &["keygen", "client", "--id", ID, "--group", "web", "--force"]));
+    publish(&sandbox, "b.conf", b"b\n");
+    poll(&sandbox, server.addr, "fresh", &[]).expect(0, "install");
+    fts(&sandbox, &["status", "--verify"]).expect(0, "the new chain is not the old one's continuation");
+    let (_, status) = status_json(&sandbox, &[]);
+    assert_eq!(host(&status, ID)["receipts"]["stored"], 1, "{status}");
+}
+
+fn expect_ok(run: crate::common::Run) {
+    run.expect(0, "setup");
+}
+
+/// The one receipt log file of today.
+fn receipt_log(sandbox: &Sandbox) -> std::path::PathBuf {
+    let mut days: Vec<_> =
+        std::fs::read_dir(sandbox.join("status/receipts")).unwrap().map(|e| e.unwrap().path()).collect();
+    days.sort();
+    days.pop().expect("a receipt log")
 }

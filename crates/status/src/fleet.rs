@@ -348,7 +348,7 @@ pub fn fleet(clients: &[ClientStatus], store: &StoreFacts, rules: &ViewRules) ->
 pub fn host(client: &ClientStatus, store: &StoreFacts, rules: &ViewRules) -> HostView {
     let last_contact = last_contact(client);
     let age = rules.now.saturating_sub(last_contact);
-    let silent_after = client.next_poll_within.map_or(DEFAULT_SILENT_AFTER, |n| n.saturating_mul(3).max(30));
+    let silent_after = client.next_poll_within.map_or(DEFAULT_SILENT_AFTER, |n| n.saturating_mul(3).max(1));
     let mut targets: Vec<&Target> = client.since.keys().collect();
     if !targets.contains(&&Target::All) {
         targets.push(&Target::All);
