@@ -137,8 +137,52 @@ fn the_previous_release_polls_this_server_and_this_state_and_this_release_polls_
     let old = crate::common::run(&mut run_in(&sandbox, &previous, &poll));
     assert_ne!(old.status.code(), Some(0), "the previous release does not pass a withdrawal silently");
     assert!(installed("bad.conf").is_none(), "a withdrawn entry never reaches it");
-    let status = stdout(&expect_success(&mut sandbox.fts(["status"])));
+    // It needs attention (exit 3): it waits and cannot go on by itself.
+    let status = stdout(&crate::common::expect_code(&mut sandbox.fts(["status"]), 3));
     assert!(status.contains(&format!("waits before withdrawn seq {seq}: upgrade its fts")), "{status}");
+    // Its status comes from its polls only (the previous release sends no receipts).
+    let web: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sandbox.join("status/web-01.json")).unwrap()).unwrap();
+    assert!(web["since"]["web-01"].as_u64().is_some(), "{web:#}");
+}
+
+#[test]
+fn this_release_against_the_previous_server_reports_in_its_polls_as_before() {
+    let Some(previous) = previous_release() else { return };
+    let sandbox = Sandbox::new();
+    sandbox.provision(&[("web-01", &["web"])]);
+    sandbox.publish("app.conf", b"its hook fails", &["web-01"]);
+    let mut serve =
+        run_in(&sandbox, &previous, &["--log-format", "json", "serve", "--listen", "127.0.0.1:0"]);
+    let server = ServeProcess::start_command(serve.env("RUST_LOG", "info"));
+    let addr = server.addr.to_string();
+    let hook = sandbox.join("failing-hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\nexit 1\n").unwrap();
+    let mut permissions = std::fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&hook, permissions).unwrap();
+    let poll = ["poll", "--once", "--server", &addr, "--id", "web-01", "--dest", "in", "--hook-retries", "0"];
+    let mut failing = poll.to_vec();
+    failing.extend(["--exec", hook.to_str().unwrap()]);
+    let out = crate::common::run(&mut sandbox.fts(&failing));
+    assert_eq!(out.status.code(), Some(3), "the hook failed: {}", crate::common::stderr(&out));
+
+    // The old server answered the receipt `unknown-request`: the host noted it, and its
+    // next poll carries the report in `rejected`, which the old server records.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sandbox.join("in/.fts-state.json")).unwrap()).unwrap();
+    assert!(state["receipts"]["refused-at"].is_u64(), "{state:#}");
+    assert_eq!(
+        state["receipts"]["unsent"].as_array().map(Vec::len),
+        Some(1),
+        "kept, for a newer server: {state:#}"
+    );
+    expect_success(&mut sandbox.fts(poll));
+    let web: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sandbox.join("status/web-01.json")).unwrap()).unwrap();
+    let problems = web["problems"].as_array().expect("problems");
+    assert!(problems.iter().any(|p| p["reason"] == "hook-failed"), "{web:#}");
+    assert!(!sandbox.join("status/receipts").exists(), "the old server stored no receipt");
 }
 
 /// The newest seq of `target` in the sandbox's store.
