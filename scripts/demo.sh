@@ -4,9 +4,10 @@
 # It builds fts, provisions credentials in a temporary folder, starts a server,
 # publishes a file to one host and one to every host, runs two hosts once each, shows
 # what they received and verified, shows a tampered copy in the store being refused
-# (the host keeps its old file), shows `fts status`, shows a replica that stopped
-# copying being noticed by its host (`stale`, exit 4), withdraws a wrong notice
-# before a host installs it, and stops the servers. It
+# (the host keeps its old file), shows `fts status` (the hosts' signed receipts reach
+# it right after each answer), shows a replica that stopped copying being noticed by
+# its host (`stale`, exit 4), withdraws a wrong notice before a host installs it, ends
+# with the per-release view and a check of every receipt, and stops the servers. It
 # exits non-zero if anything it shows did not happen.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -102,15 +103,24 @@ poll web-01 || { cat poll-web-01.log >&2; fail "the repaired entry did not insta
 grep -q "postponed" hosts/web-01/motd.txt || fail "the genuine update did not arrive"
 say "  $(cat hosts/web-01/motd.txt)"
 
-step "7. What each host has applied, and what they reported (fts status)"
-say "A host tells the server what it applied in its next request, so the server's"
-say "view is as of each host's last poll. One more regular poll each:"
-poll web-01 || fail "web-01's poll failed"
+step "7. What each host has, and what it reported (fts status)"
+say "After each answer a host sends the server a receipt of what happened, signed"
+say "with its own certificate key, at once: status is as of now, without another poll."
+say "db-01 has not polled since the second notice: it shows 1 behind, and status exits 3."
+set +e
+"$fts" status > status.out 2> /dev/null
+code=$?
+set -e
+head -n 2 status.out
+[ "$code" -eq 3 ] || fail "status did not say a host needs attention (exit $code)"
 poll db-01 || fail "db-01's poll failed"
-"$fts" status
+say "db-01 polls; its receipt arrives with its answer. Everything is current (exit 0):"
+"$fts" status --all || fail "status says a host needs attention"
 say "(The warning is the log's: no timestamp signer runs yet. Step 8 starts one.)"
-status=$("$fts" status --json 2> /dev/null)
-grep -q '"hash-mismatch"' <<< "$status" || fail "status does not show the reported problem"
+say "web-01's receipts, newest last (the refusal, then the install):"
+"$fts" status --host web-01 2> /dev/null | grep '^    #' | sed 's/^ */     /' | cut -c1-110
+receipts=$("$fts" status --host web-01 --json 2> /dev/null)
+grep -q 'hash-mismatch' <<< "$receipts" || fail "status does not show the reported problem"
 
 step "8. A replica that stops copying is noticed: every publish is in a cosigned log"
 say "Each publish also signed a checkpoint of the store's append-only log. A timestamp"
@@ -173,7 +183,14 @@ say "  $(cat hosts/db-01/motd.txt)"
 "$fts" log --target all | grep -q "WITHDRAWN at" || fail "fts log does not mark the withdrawal"
 say "fts log marks it: $("$fts" log --target all | grep -o 'WITHDRAWN at.*')"
 
-step "10. Stopping the server"
+step "10. The per-release view: who has the notice, how fast it got there, and proof"
+"$fts" status --file motd.txt 2> /dev/null || fail "the release view says a host lacks the notice"
+say "fts status --file exits 3 while any host lacks a release: a script can wait on it."
+"$fts" status --verify 2> /dev/null || fail "a stored receipt does not verify"
+say "--verify checks every stored receipt against its host's certificate and chain:"
+say "whoever owns the server can drop receipts, but cannot make or change one."
+
+step "11. Stopping the server"
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "the server did not stop cleanly"
 server_pid=""

@@ -627,6 +627,15 @@ pub fn entry_view(client: &ClientStatus, entry: &StoreEntry, host: &HostView) ->
     if entry.withdrawn {
         return (EntryView::Withdrawn, None);
     }
+    // The same content installed under another entry (a version published again,
+    // the same file for another target): the host has it.
+    if let Some(same) = client.entries.iter().find(|e| {
+        matches!(e.outcome.as_str(), "installed" | "hook-ok")
+            && e.file_name.as_ref() == Some(&entry.file_name)
+            && e.file_hash.as_ref() == Some(&entry.file_hash)
+    }) {
+        return (EntryView::Installed, Some(same.at.unix_seconds()));
+    }
     if since >= entry.seq {
         return (EntryView::Installed, None);
     }
