@@ -391,6 +391,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = PositiveDuration)]
     pub status_interval: Duration,
 
+    /// How often the fleet gauges of /metrics (hosts per release and state, silent
+    /// hosts, alarms) are computed from every host's status (with --metrics-listen)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = PositiveDuration)]
+    pub fleet_metrics_interval: Duration,
+
     /// Serve over mutual TLS. It is the default, so this flag changes nothing: it is
     /// there to say so in a unit file or script, and it refuses --plaintext
     #[arg(long, conflicts_with = "plaintext")]

@@ -479,3 +479,21 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         assert!(!line.contains("Unknown") && !line.contains("ignoring"), "{line}");
     }
 }
+
+#[test]
+fn the_fleet_gauges_count_hosts_per_release_and_state() {
+    let sandbox = sandbox();
+    sandbox.publish("patch.bin", &[7u8; 3000], &["all"]);
+    let server =
+        ServeProcess::start(&sandbox, &["--metrics-listen", "127.0.0.1:0", "--fleet-metrics-interval", "1s"]);
+    let metrics = metrics_addr(&server);
+    let out = poll_once(&sandbox, server.addr, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::common::stderr(&out));
+    let installed = r#"fts_release_hosts{file="patch.bin",state="installed"}"#;
+    let (page, values) = scrape_until(metrics, |v| v.get(installed) == Some(&1.0));
+    assert_eq!(values.get(installed), Some(&1.0), "{page}");
+    assert_eq!(values.get(r#"fts_hosts{state="current"}"#), Some(&1.0), "{page}");
+    assert_eq!(values.get("fts_hosts_silent"), Some(&0.0), "{page}");
+    assert!(values.contains_key(r#"fts_release_seconds_to_95{file="patch.bin"}"#), "{page}");
+    assert!(values.get("fts_receipts_stored_total").is_some_and(|n| *n >= 1.0), "{page}");
+}

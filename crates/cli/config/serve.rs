@@ -91,7 +91,7 @@ impl Serve {
             grace: args.grace,
             status_flush_interval: args.status_interval,
             // Computed from every host's status: only when someone reads them.
-            fleet_metrics_interval: args.metrics_listen.map(|_| std::time::Duration::from_secs(30)),
+            fleet_metrics_interval: args.metrics_listen.map(|_| args.fleet_metrics_interval),
             admission: AdmissionSettings {
                 max_handshakes_per_source: args.max_handshakes_per_ip,
                 connection_rate_per_source: args.max_connection_rate_per_ip,
