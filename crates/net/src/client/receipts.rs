@@ -481,6 +481,73 @@ fn superseded_by(
 mod tests {
     use super::*;
 
+    fn installed(seq: u64, name: &str) -> Outcome {
+        Outcome::Entry(EntryOutcome {
+            target: Target::All,
+            seq: Seq::new(seq).unwrap(),
+            file: Some((FileName::parse(name).unwrap(), FileHash::from_digest([7; 32]))),
+            kind: EntryOutcomeKind::Installed,
+        })
+    }
+
+    #[test]
+    fn many_outcomes_are_split_into_receipts_that_each_fit_a_request() {
+        let id = fts_proto::ClientId::parse("web-01").unwrap();
+        let lines: Vec<Outcome> =
+            (1..=400).map(|n| installed(n, &format!("{}-{n}.deb", "x".repeat(100)))).collect();
+        let receipts = split(lines.clone(), id.as_str().len());
+        assert!(receipts.len() > 1);
+        assert_eq!(receipts.concat(), lines, "every outcome, in order, once");
+        for outcomes in &receipts {
+            let receipt = Receipt {
+                client_id: id.clone(),
+                number: 9,
+                previous: Some(FileHash::from_digest([1; 32])),
+                made: Published::from_unix_seconds(1_795_626_000),
+                outcomes: outcomes.clone(),
+            };
+            assert!(receipt.to_bytes().len() <= MAX_SENDABLE_RECEIPT_BYTES);
+            assert!(outcomes.len() <= MAX_OUTCOMES);
+        }
+        assert_eq!(split(vec![installed(1, "a")], 6).len(), 1);
+        assert!(split(Vec::new(), 6).is_empty());
+    }
+
+    #[test]
+    fn reports_become_the_outcomes_they_stand_for() {
+        let mut outcomes = Outcomes::default();
+        let all = Target::All;
+        let seq = |n| Seq::new(n).unwrap();
+        outcomes.report(&Report::new(all.clone(), 3, RejectReason::TooLarge));
+        outcomes.report(&Report::new(all.clone(), 3, RejectReason::TooLarge));
+        outcomes.report(&Report::new(all.clone(), 4, RejectReason::Withdrawn));
+        outcomes.report(&Report::new(all.clone(), 5, RejectReason::Signature));
+        outcomes.report(&Report::new(all.clone(), 2, RejectReason::Superseded));
+        outcomes.report(&Report::new(all.clone(), 1, RejectReason::HookGivenUp));
+        let hold = crate::client::held::Hold {
+            seq: seq(3),
+            reason: RejectReason::TooLarge,
+            held_since: Published::from_unix_seconds(0),
+            tries: 1,
+            retry_at: Published::from_unix_seconds(0),
+            cause: crate::client::held::HoldCause::Backoff,
+            newest: None,
+        };
+        let held = BTreeMap::from([(all.clone(), hold)]);
+        let lines: Vec<String> =
+            entry_outcomes(outcomes, &held, &BTreeMap::new(), 3).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "held all 3 - - too-large",
+                "withdrawn all 4 - -",
+                "refused all 5 - - signature",
+                "refused all 2 - - superseded",
+            ],
+            "once each; a hold where the target is held; superseded by nothing installed is a refusal"
+        );
+    }
+
     #[test]
     fn the_restart_reasons_are_valid_words() {
         for reason in ["new-state", "new-certificate"] {
