@@ -775,6 +775,11 @@ pub struct StatusArgs {
     #[arg(long, conflicts_with_all = ["file", "forget"])]
     pub verify: bool,
 
+    /// The client CA certificate: `--verify` checks that it issued each stored
+    /// certificate (the status folder alone proves nothing)
+    #[arg(long, value_name = "FILE", default_value = "certs/ca.crt")]
+    pub ca: PathBuf,
+
     /// Forget a decommissioned host: its status goes (its receipts stay as evidence),
     /// and a host enrolled again under the id starts anew
     #[arg(long, value_name = "ID", conflicts_with_all = ["file", "host", "behind", "silent", "verify"])]

@@ -71,7 +71,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
     let store = StoreReader::open(&args.store)
         .with_context(|| format!("cannot open the store {}", args.store.display()))?;
     if args.verify {
-        return crate::status_verify::run(&status, args.json);
+        return crate::status_verify::run(&status, &args.ca, args.json);
     }
     let clients = status
         .clients()
@@ -89,7 +89,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
     let view = fleet::fleet(&clients, &facts, &rules);
     let mut warnings = server.as_ref().map(server_warnings).unwrap_or_default();
     warnings.extend(log_warnings(&store, args.max_age));
-    if view.newest_log_seen > view.log_size && view.log_size > 0 {
+    // Entries a host has seen in the log that this server's store lacks: its replica
+    // is behind, and what it lacks reaches no host from here. Needs attention.
+    let behind_replica = view.newest_log_seen > view.log_size && view.log_size > 0;
+    if behind_replica {
         warnings.push(Warning {
             kind: "not-on-this-server",
             message: format!(
@@ -112,12 +115,18 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
         };
         let waiting = release.hosts - done_count(&release);
         if args.json {
-            serde_json::to_writer_pretty(&mut out, &release)?;
+            #[derive(Serialize)]
+            struct JsonRelease<'a> {
+                #[serde(flatten)]
+                release: &'a ReleaseView,
+                warnings: &'a [Warning],
+            }
+            serde_json::to_writer_pretty(&mut out, &JsonRelease { release: &release, warnings: &warnings })?;
             writeln!(out)?;
         } else {
             print_release(&mut out, &release)?;
         }
-        return Ok(if waiting > 0 { exit::REPORTED } else { exit::SUCCESS });
+        return Ok(if waiting > 0 || behind_replica { exit::REPORTED } else { exit::SUCCESS });
     }
     if let Some(id) = &args.host {
         let Some(client) = clients.iter().find(|c| c.client_id == *id) else {
@@ -135,6 +144,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
                 #[serde(flatten)]
                 host: JsonHost<'a>,
                 receipt_log: &'a [crate::status_verify::ReceiptLine],
+                warnings: &'a [Warning],
             }
             let one = JsonOne {
                 host: JsonHost {
@@ -143,6 +153,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
                     understands_withdrawals: client.understands_withdrawals,
                 },
                 receipt_log: &receipts,
+                warnings: &warnings,
             };
             serde_json::to_writer_pretty(&mut out, &one)?;
             writeln!(out)?;
@@ -175,10 +186,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
         .filter(|h| !args.silent || h.state == HostState::Silent)
         .collect();
     let attention = selected.iter().filter(|h| h.needs_attention).count();
-    let code = if attention > args.max_attention { exit::REPORTED } else { exit::SUCCESS };
+    let code = if attention > args.max_attention || behind_replica { exit::REPORTED } else { exit::SUCCESS };
+    let by_id: std::collections::HashMap<&ClientId, &fts_status::ClientStatus> =
+        clients.iter().map(|c| (&c.client_id, c)).collect();
     if args.json {
-        let by_id: std::collections::HashMap<&ClientId, &fts_status::ClientStatus> =
-            clients.iter().map(|c| (&c.client_id, c)).collect();
         let json = JsonFleet {
             server: server.as_ref(),
             warnings: &warnings,
@@ -209,7 +220,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
     let shown: Vec<&&HostView> =
         selected.iter().filter(|h| args.all || args.behind || args.silent || h.needs_attention).collect();
     for host in shown {
-        let Some(client) = clients.iter().find(|c| c.client_id == host.client_id) else { continue };
+        let Some(client) = by_id.get(&host.client_id) else { continue };
         print_host(&mut out, host, client, &store, false)?;
     }
     writeln!(out, "(APPLIED: applied / newest published, by the host's last poll or a later receipt)")?;

@@ -1,8 +1,10 @@
 //! `fts status --verify`: checks every stored receipt against the certificate it was
 //! checked with when it arrived, and each host's chain.
 //!
-//! Findings (exit 3): a receipt whose signature, identity or hash does not check
-//! (altered in the status store, or one host's receipt filed under another's id); a
+//! Findings (exit 3): a stored certificate the client CA did not issue (`--ca`: one
+//! made by whoever owns the status folder); a receipt whose signature, identity or
+//! hash does not check (altered in the status store, or one host's receipt filed
+//! under another's id); a
 //! chain with a receipt missing or out of place (removed, or reordered); two receipts
 //! with one number; a host whose stored chain is shorter than the count it declared
 //! at its last poll (a dropped tail) or whose head differs. A chain restart (a new
@@ -31,8 +33,8 @@ use crate::exit;
 #[serde(rename_all = "kebab-case")]
 struct Finding {
     client_id: ClientId,
-    /// `bad-receipt`, `missing-certificate`, `gap`, `out-of-chain`, `duplicate`,
-    /// `dropped-tail`, `head-differs`, `damaged-line`.
+    /// `bad-receipt`, `bad-certificate` (missing, or not issued by the client CA),
+    /// `gap`, `out-of-chain`, `duplicate`, `dropped-tail`, `head-differs`.
     kind: &'static str,
     message: String,
 }
@@ -66,14 +68,27 @@ struct Chain {
     head: Option<FileHash>,
     /// Every receipt stored of the host since it was last forgotten.
     stored: std::collections::BTreeSet<FileHash>,
+    /// Gaps in its chains, each with its finding: reported unless the receipts the
+    /// host says it dropped unsent (`dropped n`, signed) account for them.
+    gaps: Vec<(u64, Finding)>,
+    /// The receipts the host says it dropped unsent.
+    dropped: u64,
 }
 
-pub fn run(status: &StatusDir, json: bool) -> anyhow::Result<u8> {
+pub fn run(status: &StatusDir, ca: &std::path::Path, json: bool) -> anyhow::Result<u8> {
+    // The status folder is the server's to write: a certificate in it proves nothing
+    // until it chains to the client CA.
+    let cas = fts_trust::pem::load_certificates(ca).with_context(|| {
+        format!(
+            "--verify checks the stored certificates against the client CA: cannot read {} (--ca)",
+            ca.display()
+        )
+    })?;
     let log = status.receipts().context("cannot read the receipt log")?;
     let clients = status.clients().context("cannot read the status folder")?;
     let mut report = Report { damaged_lines: log.damaged, ..Report::default() };
     let mut chains: BTreeMap<ClientId, Chain> = BTreeMap::new();
-    let mut certificates: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    let mut certificates: BTreeMap<String, Result<Vec<u8>, String>> = BTreeMap::new();
     for line in log.lines {
         let stored = match line {
             LogLine::Forget(forgotten) => {
@@ -85,21 +100,25 @@ pub fn run(status: &StatusDir, json: bool) -> anyhow::Result<u8> {
         report.receipts += 1;
         let certificate = certificates
             .entry(stored.certificate.clone())
-            .or_insert_with(|| status.certificate(&stored.certificate).ok().flatten());
-        let Some(certificate) = certificate else {
-            report.findings.push(finding(
-                &stored,
-                "missing-certificate",
-                format!("certificate {} is not in the status folder", stored.certificate),
-            ));
-            continue;
+            .or_insert_with(|| stored_certificate(status, &stored.certificate, &cas));
+        let certificate = match certificate {
+            Ok(certificate) => certificate,
+            Err(why) => {
+                report.findings.push(finding(&stored, "bad-certificate", why.clone()));
+                continue;
+            }
         };
         let Some(receipt) = check(&stored, certificate, &mut report) else { continue };
         let chain = chains.entry(stored.client_id.clone()).or_default();
-        chain.stored.insert(stored.hash);
         follow(chain, &stored, &receipt, &mut report);
     }
     report.hosts = chains.len();
+    for chain in chains.values_mut() {
+        let missing: u64 = chain.gaps.iter().map(|(n, _)| n).sum();
+        if missing > chain.dropped {
+            report.findings.extend(chain.gaps.drain(..).map(|(_, f)| f));
+        }
+    }
     for client in &clients {
         let (Some(book), Some(chain)) = (&client.receipts, chains.get(&client.client_id)) else { continue };
         // What its last poll declared must be stored: the receipts it had made by then
@@ -184,10 +203,30 @@ fn check(stored: &StoredReceipt, certificate: &[u8], report: &mut Report) -> Opt
 
 /// Walks one receipt along its host's chain.
 fn follow(chain: &mut Chain, stored: &StoredReceipt, receipt: &Receipt, report: &mut Report) {
-    if let Some(reason) = receipt.restart_reason() {
+    if !chain.stored.insert(stored.hash) {
+        return; // stored twice (a host resent it): harmless
+    }
+    chain.dropped += receipt
+        .outcomes
+        .iter()
+        .map(|o| match o {
+            fts_proto::Outcome::Dropped { count } => *count,
+            _ => 0,
+        })
+        .sum::<u64>();
+    let unsigned_restart = chain.number > 0 && receipt.number == 1 && receipt.previous.is_none();
+    if receipt.is_restart() || unsigned_restart {
+        let reason = receipt.restart_reason().map_or("new-chain (the host's state was lost)", |r| r.as_str());
+        // A restart names the old chain's head: it must be stored.
+        if let Some(previous) = receipt.previous.filter(|p| chain.number > 0 && !chain.stored.contains(p)) {
+            let message = format!(
+                "its restart names {previous} as the end of its old chain, which is not stored: the old chain's tail is missing"
+            );
+            report.findings.push(finding(stored, "dropped-tail", message));
+        }
         report.restarts.push(Restart {
             client_id: stored.client_id.clone(),
-            reason: reason.as_str().to_owned(),
+            reason: reason.to_owned(),
             previous: receipt.previous,
             made: receipt.made.clone(),
         });
@@ -205,28 +244,39 @@ fn follow(chain: &mut Chain, stored: &StoredReceipt, receipt: &Receipt, report: 
                 chain.number
             ),
         )),
-        n if n > expected => report.findings.push(finding(
-            stored,
-            "gap",
-            format!(
+        n if n > expected => {
+            let message = format!(
                 "receipt {n} follows receipt {}: {} receipt(s) missing (removed from the status store?)",
                 chain.number,
                 n - expected
-            ),
-        )),
-        n if Some(stored.hash) == chain.head => {
-            let _ = n; // the same receipt stored twice: harmless
-            return;
+            );
+            chain.gaps.push((n - expected, finding(stored, "gap", message)));
         }
         n => report.findings.push(finding(
             stored,
             "duplicate",
-            format!("a second receipt {n} after receipt {}", chain.number),
+            format!("a second, different receipt {n} after receipt {}", chain.number),
         )),
     }
     if receipt.number >= chain.number {
         (chain.number, chain.head) = (receipt.number, Some(stored.hash));
     }
+}
+
+/// A stored certificate, if it is there and the client CA issued it.
+fn stored_certificate(
+    status: &StatusDir,
+    name: &str,
+    cas: &[tokio_rustls::rustls::pki_types::CertificateDer<'static>],
+) -> Result<Vec<u8>, String> {
+    let der = match status.certificate(name) {
+        Ok(Some(der)) => der,
+        Ok(None) => return Err(format!("certificate {name} is not in the status folder")),
+        Err(e) => return Err(format!("certificate {name}: {}", fts_proto::ErrorChain(&e))),
+    };
+    fts_trust::issued_by_client_ca(&CertificateDer::from(der.as_slice()), cas)
+        .map_err(|e| format!("certificate {name} of the status folder: {}", fts_proto::ErrorChain(&e)))?;
+    Ok(der)
 }
 
 fn finding(stored: &StoredReceipt, kind: &'static str, message: String) -> Finding {

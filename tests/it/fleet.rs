@@ -322,3 +322,76 @@ fn receipt_log(sandbox: &Sandbox) -> std::path::PathBuf {
     days.sort();
     days.pop().expect("a receipt log")
 }
+
+#[test]
+fn a_receipt_forged_by_whoever_owns_the_status_folder_is_found_by_verify() {
+    let sandbox = sandbox();
+    publish(&sandbox, "a.conf", b"a\n");
+    let server = serve(&sandbox);
+    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    let day = receipt_log(&sandbox);
+    let honest: Value =
+        serde_json::from_str(std::fs::read_to_string(&day).unwrap().lines().next().unwrap()).unwrap();
+    let head: fts_proto::FileHash = serde_json::from_value(honest["receipt"]["hash"].clone()).unwrap();
+
+    // A key and a self-signed certificate for web-01, made by the server's owner, and
+    // a receipt "signed by web-01" that it installed a file it never got.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name.push(rcgen::DnType::CommonName, ID);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let certificate = params.self_signed(&key).unwrap().der().to_vec();
+    let signer = fts_trust::ReceiptSigner::from_der(rustls::pki_types::PrivateKeyDer::Pkcs8(
+        key.serialize_der().into(),
+    ))
+    .unwrap();
+    let forged = fts_proto::Receipt {
+        client_id: fts_proto::ClientId::parse(ID).unwrap(),
+        number: 2,
+        previous: Some(head),
+        made: fts_proto::Published::from_unix_seconds(1_795_626_000),
+        outcomes: vec![fts_proto::Outcome::Entry(fts_proto::EntryOutcome {
+            target: fts_proto::Target::parse(ID).unwrap(),
+            seq: fts_proto::Seq::new(2).unwrap(),
+            file: Some((fts_proto::FileName::parse("openssl.deb").unwrap(), head)),
+            kind: fts_proto::EntryOutcomeKind::Installed,
+        })],
+    };
+    let signed = signer.sign(&forged).unwrap();
+    use sha2::Digest;
+    let name = hex::encode(sha2::Sha256::digest(&certificate));
+    std::fs::write(sandbox.join(format!("status/certificates/{name}.der")), &certificate).unwrap();
+    let line = serde_json::json!({"receipt": {
+        "client-id": ID, "certificate": name, "received": "2026-12-02T21:00:00Z",
+        "hash": fts_trust::receipt_hash(&signed.bytes), "signed": signed,
+    }});
+    write_lines(&day, &[honest, line]);
+    let run = fts(&sandbox, &["status", "--verify"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stdout.contains("FINDING web-01 bad-certificate")
+            && run.stdout.contains("not issued by the client CA"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_reimaged_host_starts_afresh_and_its_old_receipts_do_not_speak_for_it() {
+    let sandbox = sandbox();
+    publish(&sandbox, "a.conf", b"a\n");
+    let server = serve(&sandbox);
+    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    publish(&sandbox, "b.conf", b"b\n");
+    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    // Re-imaged, with its certificate put back: an empty destination and state.
+    std::fs::remove_dir_all(sandbox.join("in")).unwrap();
+    publish(&sandbox, "big.iso", &[7u8; 4096]);
+    poll(&sandbox, server.addr, "in", &["--max-file-size", "1KiB"]).expect(3, "held as too large");
+    let (code, status) = status_json(&sandbox, &[]);
+    let web = host(&status, ID);
+    assert_eq!((code, &web["state"]), (3, &Value::from("held")), "not current: {status}");
+    assert_eq!(web["receipts"]["restarts"], 1, "{status}");
+    let run = fts(&sandbox, &["status", "--verify"]);
+    run.expect(0, "a new chain is a restart, not an alteration");
+    assert!(run.stdout.contains("restart web-01: new-chain"), "{run:?}");
+}

@@ -11,7 +11,8 @@
 //!
 //! Durability: every receipt checked goes to one writer task, which takes all that
 //! are waiting, stores them in one append and one flush
-//! ([`StatusBackend::record_receipts`]), and then answers each request. Under load a
+//! ([`StatusBackend::record_receipts`]), answers each request, and then takes them
+//! into the hosts' status ([`StatusBackend::apply_receipts`]). Under load a
 //! batch grows by itself (group commit), so a thousand hosts arriving at once cost a
 //! few flushes, not a thousand; no receipt waits for a timer. A failure to store is
 //! answered `internal` with a `retry-after`: the host keeps the receipts and sends
@@ -91,6 +92,11 @@ impl ReceiptIntake {
         let received = Published::from_unix_seconds(unix_now());
         let mut arrivals = Vec::with_capacity(request.receipts.len());
         for signed in request.receipts {
+            if signed.bytes.len() > fts_proto::MAX_SENDABLE_RECEIPT_BYTES {
+                self.metrics.receipts_refused(ReceiptRefusal::Invalid, 1);
+                tracing::warn!(client_id = %sender.id, bytes = signed.bytes.len(), "refused a receipt larger than a host makes one");
+                continue;
+            }
             match fts_trust::check_receipt(&signed, sender.certificate) {
                 Ok(checked) => arrivals.push(ReceiptArrival {
                     client_id: sender.id.clone(),
@@ -159,17 +165,26 @@ async fn write_batches(mut queue: mpsc::Receiver<Batch>, status: Arc<dyn StatusB
             }
         }
         let arrivals: Vec<ReceiptArrival> = batches.iter().flat_map(|b| b.arrivals.iter().cloned()).collect();
-        let status = Arc::clone(&status);
-        let result = match tokio::task::spawn_blocking(move || status.record_receipts(&arrivals)).await {
-            Ok(Ok(())) => Ok(()),
+        let backend = Arc::clone(&status);
+        let stored =
+            tokio::task::spawn_blocking(move || backend.record_receipts(&arrivals).map(|()| arrivals)).await;
+        let (result, arrivals) = match stored {
+            Ok(Ok(arrivals)) => (Ok(()), Some(arrivals)),
             Ok(Err(e)) => {
                 tracing::error!(error = %ErrorChain(&e), "cannot store receipts: the hosts keep them and send them again");
-                Err(ErrorChain(&e).to_string())
+                (Err(ErrorChain(&e).to_string()), None)
             }
-            Err(e) => Err(format!("the receipt store task failed: {e}")),
+            Err(e) => (Err(format!("the receipt store task failed: {e}")), None),
         };
+        // Acknowledged as soon as they are durable; the status files follow.
         for batch in batches {
             let _ = batch.done.send(result.clone());
+        }
+        if let Some(arrivals) = arrivals {
+            let backend = Arc::clone(&status);
+            if let Err(e) = tokio::task::spawn_blocking(move || backend.apply_receipts(&arrivals)).await {
+                tracing::warn!(error = %ErrorChain(&e), "taking receipts into the status files failed");
+            }
         }
     }
 }

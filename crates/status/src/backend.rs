@@ -40,8 +40,11 @@ pub trait StatusBackend: Send + Sync {
         offered: &BTreeMap<Target, u64>,
         now: SystemTime,
     ) -> Result<()>;
-    /// Stores checked receipts durably; only then may they be acknowledged.
+    /// Stores checked receipts durably (leaving out those already stored); only then
+    /// may they be acknowledged.
     fn record_receipts(&self, arrivals: &[ReceiptArrival]) -> Result<()>;
+    /// Takes stored receipts into their hosts' status (after the acknowledgement).
+    fn apply_receipts(&self, arrivals: &[ReceiptArrival]);
     /// Writes what [`note_unchanged_poll`](Self::note_unchanged_poll) kept in memory.
     fn flush(&self) -> Result<()>;
     /// Records what the server says about itself.
@@ -95,6 +98,10 @@ impl StatusBackend for StatusDir {
 
     fn record_receipts(&self, arrivals: &[ReceiptArrival]) -> Result<()> {
         StatusDir::record_receipts(self, arrivals)
+    }
+
+    fn apply_receipts(&self, arrivals: &[ReceiptArrival]) {
+        StatusDir::apply_receipts(self, arrivals);
     }
 
     fn flush(&self) -> Result<()> {

@@ -141,6 +141,10 @@ pub struct ReceiptBook {
     /// The hash of that receipt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_head: Option<FileHash>,
+    /// The hash of its current chain's first receipt (a receipt numbered 1 with
+    /// another hash starts a new chain; with this one, it was sent again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<FileHash>,
     /// When the newest receipt arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_received: Option<Published>,
@@ -184,6 +188,11 @@ pub struct EntryState {
     pub detail: Option<String>,
     /// When the host made the receipt.
     pub at: Published,
+    /// The number of the receipt that said it (0 in files of an earlier release):
+    /// one above the count the host declared at its last poll is news the poll did
+    /// not have.
+    #[serde(default)]
+    pub receipt: u64,
 }
 
 /// What one poll says of its client, as its status file keeps it.

@@ -547,8 +547,12 @@ fn release_of(
             .unwrap_or((EntryView::Pending, None, mine[0]));
         *counts.entry(view.as_str()).or_default() += 1;
         if view == EntryView::Installed {
-            let at = at.unwrap_or(host.last_contact.unix_seconds());
-            install_delays.push(at.saturating_sub(entry.published));
+            // A host whose install time is unknown (an older fts, which sends no
+            // receipts, and no answer recorded) counts as installed but not in the
+            // times: its next poll's time would make them grow for ever.
+            if let Some(at) = at {
+                install_delays.push(at.saturating_sub(entry.published));
+            }
         } else {
             lists.entry(view.as_str()).or_default().push(client.client_id.clone());
         }
@@ -583,11 +587,15 @@ fn release_of(
 
 /// The names of every file in the store, newest publish last.
 pub fn file_names(store: &StoreFacts) -> Vec<FileName> {
-    let mut names: Vec<FileName> = Vec::new();
-    for entry in &store.entries {
-        names.retain(|n| *n != entry.file_name);
-        names.push(entry.file_name.clone());
-    }
+    let mut seen = std::collections::HashSet::new();
+    let mut names: Vec<FileName> = store
+        .entries
+        .iter()
+        .rev()
+        .filter(|e| seen.insert(&e.file_name))
+        .map(|e| e.file_name.clone())
+        .collect();
+    names.reverse();
     names
 }
 
@@ -609,19 +617,19 @@ fn rank(view: EntryView) -> u8 {
 /// A host's state for one entry, and when it got there (Unix seconds) when known.
 pub fn entry_view(client: &ClientStatus, entry: &StoreEntry, host: &HostView) -> (EntryView, Option<u64>) {
     let since = client.since.get(&entry.target).copied().unwrap_or(0);
-    let polled = last_poll(client);
     if let Some(state) = client.entries.iter().find(|e| e.target == entry.target && e.seq == entry.seq) {
         let at = Some(state.at.unix_seconds());
-        match state.outcome.as_str() {
-            "installed" | "hook-ok" => return (EntryView::Installed, at),
-            "hook-failed" => return (EntryView::Failed, at),
-            "withdrawn" | "withdrawn-installed" => return (EntryView::Withdrawn, at),
-            "superseded" => return (EntryView::Superseded, at),
-            // A later poll that covers it says it is over.
-            _ if since >= entry.seq && polled > state.at.unix_seconds() => {
-                return (EntryView::Installed, None);
-            }
-            _ => return (EntryView::Held, at),
+        let applied = !matches!(state.outcome.as_str(), "held" | "refused");
+        // News to the last poll, or a fact the poll agrees with (it applied the
+        // entry): otherwise the poll, which came later, says what is true now.
+        if is_fresh(client, state) || (applied && since >= entry.seq) {
+            return match state.outcome.as_str() {
+                "installed" | "hook-ok" => (EntryView::Installed, at),
+                "hook-failed" => (EntryView::Failed, at),
+                "withdrawn" | "withdrawn-installed" => (EntryView::Withdrawn, at),
+                "superseded" => (EntryView::Superseded, at),
+                _ => (EntryView::Held, at),
+            };
         }
     }
     if entry.withdrawn {
@@ -633,11 +641,15 @@ pub fn entry_view(client: &ClientStatus, entry: &StoreEntry, host: &HostView) ->
         matches!(e.outcome.as_str(), "installed" | "hook-ok")
             && e.file_name.as_ref() == Some(&entry.file_name)
             && e.file_hash.as_ref() == Some(&entry.file_hash)
+            && (is_fresh(client, e) || client.since.get(&e.target).is_some_and(|&s| s >= e.seq))
     }) {
         return (EntryView::Installed, Some(same.at.unix_seconds()));
     }
+    let offered = client.offered.get(&entry.target).filter(|o| o.seq >= entry.seq);
     if since >= entry.seq {
-        return (EntryView::Installed, None);
+        // Installed by the poll's word: when is known only to within the answer
+        // that sent it.
+        return (EntryView::Installed, offered.map(|o| o.at.unix_seconds()));
     }
     if client.held.get(&entry.target) == Some(&entry.seq) {
         return (EntryView::Held, None);
@@ -645,46 +657,45 @@ pub fn entry_view(client: &ClientStatus, entry: &StoreEntry, host: &HostView) ->
     if host.state == HostState::Silent {
         return (EntryView::Silent, None);
     }
-    match client.offered.get(&entry.target) {
-        Some(offered) if offered.seq >= entry.seq => (EntryView::Offered, Some(offered.at.unix_seconds())),
-        _ => (EntryView::Pending, None),
+    match offered {
+        Some(offered) => (EntryView::Offered, Some(offered.at.unix_seconds())),
+        None => (EntryView::Pending, None),
     }
+}
+
+/// Whether a receipt's word about an entry is news to the host's last poll: its
+/// number is above the count the host declared then (a later poll would have
+/// counted it).
+fn is_fresh(client: &ClientStatus, state: &EntryState) -> bool {
+    let declared = client.receipts.as_ref().and_then(|book| book.declared);
+    declared.is_none_or(|declared| state.receipt > declared)
 }
 
 /// One target of a host: applied by its last poll or a later receipt.
 fn target_view(client: &ClientStatus, store: &StoreFacts, target: &Target) -> TargetView {
     let since = client.since.get(target).copied().unwrap_or(0);
-    // Receipts name what the host applied since its last poll; every outcome but a
-    // hold or refusal applies the entry.
+    // Receipts since the last poll name what the host applied after it; every
+    // outcome but a hold or refusal applies the entry.
+    let fresh = |e: &&EntryState| e.target == *target && is_fresh(client, e);
     let by_receipts = client
         .entries
         .iter()
-        .filter(|e| e.target == *target && !matches!(e.outcome.as_str(), "held" | "refused"))
+        .filter(fresh)
+        .filter(|e| !matches!(e.outcome.as_str(), "held" | "refused"))
         .map(|e| e.seq)
         .max()
         .unwrap_or(0);
     let applied = since.max(by_receipts);
-    let held_at = client
-        .held
-        .get(target)
-        .copied()
-        .filter(|&seq| seq > applied)
-        .or_else(|| newest_hold_by_receipt(client, target, applied));
-    let offered = client.offered.get(target).map(|o| o.seq).filter(|&seq| seq > applied);
-    TargetView { target: target.clone(), applied, newest: store.newest(target), held_at, offered }
-}
-
-/// A hold a receipt reported after the last poll, above what is applied.
-fn newest_hold_by_receipt(client: &ClientStatus, target: &Target, applied: u64) -> Option<u64> {
-    let polled = last_poll(client);
-    client
+    let held_by_receipt = client
         .entries
         .iter()
-        .filter(|e| {
-            e.target == *target && e.outcome == "held" && e.seq > applied && e.at.unix_seconds() >= polled
-        })
+        .filter(fresh)
+        .filter(|e| e.outcome == "held" && e.seq > applied)
         .map(|e| e.seq)
-        .max()
+        .max();
+    let held_at = held_by_receipt.or_else(|| client.held.get(target).copied().filter(|&seq| seq > applied));
+    let offered = client.offered.get(target).map(|o| o.seq).filter(|&seq| seq > applied);
+    TargetView { target: target.clone(), applied, newest: store.newest(target), held_at, offered }
 }
 
 /// Why a target is held at `seq`: a receipt's reason, else a poll's report.
@@ -715,6 +726,8 @@ fn failing_hooks<'a>(client: &'a ClientStatus, store: &StoreFacts) -> Vec<&'a En
         .entries
         .iter()
         .filter(|e| e.outcome == "hook-failed")
+        // Where the host still has the entry (its last poll, or news after it).
+        .filter(|e| is_fresh(client, e) || client.since.get(&e.target).is_some_and(|&s| s >= e.seq))
         .filter(|failed| {
             // Not if a later version of the same file was installed since.
             let name = failed

@@ -4,7 +4,7 @@
 //! ```text
 //! status/
 //!   receipts/2026-12-02.jsonl     one line per receipt (or forget marker), appended
-//!   certificates/<serial>.der     each client certificate once per serial
+//!   certificates/<sha256>.der     each client certificate once (named by its hash)
 //! ```
 //!
 //! A line is `{"receipt": {"client-id", "certificate", "received", "hash", "signed":
@@ -80,7 +80,8 @@ pub enum LogLine {
 pub struct StoredReceipt {
     /// The session's client id.
     pub client_id: ClientId,
-    /// The serial of the session's certificate (its file in `certificates/`).
+    /// The session's certificate: the SHA-256 of its DER, hex (its file in
+    /// `certificates/`).
     pub certificate: String,
     /// When the server received it.
     pub received: Published,
@@ -110,36 +111,68 @@ pub struct ReceiptLog {
 }
 
 impl StatusDir {
-    /// Stores `arrivals` durably, in one append and one flush, then updates each
-    /// client's status file. Returns once the receipts are on disk; an error means
-    /// none may be acknowledged.
+    /// Stores `arrivals` durably, in one append and one flush, leaving out those
+    /// already stored (a host resends a receipt whose acknowledgement it lost).
+    /// Returns once they are on disk; an error means none may be acknowledged. The
+    /// client files take them in [`StatusDir::apply_receipts`], after the
+    /// acknowledgement.
     pub fn record_receipts(&self, arrivals: &[ReceiptArrival]) -> Result<()> {
-        if arrivals.is_empty() {
+        let new = self.not_stored_yet(arrivals);
+        if new.is_empty() {
             return Ok(());
         }
         let status = Dir::open(self.dir())?;
-        let (certificates, _) = status.open_or_create_dir(CERTIFICATES_DIR, 0o755)?;
-        let mut serials: Vec<&str> = Vec::new();
-        for arrival in arrivals {
-            if serials.contains(&arrival.serial.as_str()) {
-                continue;
-            }
-            serials.push(&arrival.serial);
-            store_certificate(&certificates, &arrival.serial, &arrival.certificate)?;
+        let (certificates, created) = status.open_or_create_dir(CERTIFICATES_DIR, 0o755)?;
+        if created {
+            status.sync()?;
         }
+        let mut stored: Vec<String> = Vec::new();
         let mut bytes = Vec::new();
-        for arrival in arrivals {
+        for arrival in new {
+            let name = certificate_name(&arrival.certificate);
+            if !stored.contains(&name) {
+                store_certificate(&certificates, &name, &arrival.certificate)?;
+                stored.push(name.clone());
+            }
             let line = LogLine::Receipt(StoredReceipt {
                 client_id: arrival.client_id.clone(),
-                certificate: arrival.serial.clone(),
+                certificate: name,
                 received: arrival.received.clone(),
                 hash: arrival.hash,
                 signed: arrival.signed.clone(),
             });
             push_line(&mut bytes, &line)?;
         }
-        let day = day_of(&arrivals[0].received);
-        append_to_log(&status, &day, &bytes)?;
+        append_to_log(&status, &day_of(&arrivals[0].received), &bytes)
+    }
+
+    /// The arrivals that are not stored yet: a receipt numbered at or below the
+    /// newest stored of its host's chain is, unless it starts a new chain.
+    fn not_stored_yet<'a>(&self, arrivals: &'a [ReceiptArrival]) -> Vec<&'a ReceiptArrival> {
+        let mut books: BTreeMap<&ClientId, ReceiptBook> = BTreeMap::new();
+        let mut new = Vec::new();
+        for arrival in arrivals {
+            let book =
+                books.entry(&arrival.client_id).or_insert_with(|| match self.read_file(&arrival.client_id) {
+                    Ok(Some(status)) => status.receipts.unwrap_or_default(),
+                    _ => ReceiptBook::default(),
+                });
+            let (receipt, hash) = (&arrival.receipt, &arrival.hash);
+            if starts_a_chain(receipt, hash, book) || receipt.number > book.stored {
+                if receipt.number == 1 {
+                    book.first = Some(*hash);
+                }
+                book.stored = receipt.number;
+                new.push(arrival);
+            }
+        }
+        new
+    }
+
+    /// Takes stored receipts into their clients' status files (not flushed: the log
+    /// is; [`StatusDir::recover_receipts`] redoes it after a crash). A failure is
+    /// logged: the receipts are stored, and `--verify` reads the log.
+    pub fn apply_receipts(&self, arrivals: &[ReceiptArrival]) {
         let mut by_client: BTreeMap<&ClientId, Vec<&ReceiptArrival>> = BTreeMap::new();
         for arrival in arrivals {
             by_client.entry(&arrival.client_id).or_default().push(arrival);
@@ -153,12 +186,9 @@ impl StatusDir {
                 Some(status)
             });
             if let Err(e) = applied {
-                // The receipts are stored: the log is what --verify reads, and the
-                // file is rebuilt from it at the next start.
                 tracing::warn!(client_id = %client, error = %ErrorChain(&e), "cannot record a receipt in the client's status file");
             }
         }
-        Ok(())
     }
 
     /// Appends a forget marker for `client` (durably) and removes its status file.
@@ -173,6 +203,11 @@ impl StatusDir {
 
     /// Reads the whole receipt log (`fts status --verify`).
     pub fn read_receipts(&self) -> Result<ReceiptLog> {
+        self.read_receipt_days(None)
+    }
+
+    /// Reads the newest `days` day files of the receipt log (all with `None`).
+    fn read_receipt_days(&self, days_kept: Option<usize>) -> Result<ReceiptLog> {
         let mut log = ReceiptLog::default();
         let folder = self.dir().join(RECEIPTS_DIR);
         let dir = match Dir::open(&folder) {
@@ -187,6 +222,9 @@ impl StatusDir {
             .filter(|name| name.ends_with(".jsonl") && !name.starts_with('.'))
             .collect();
         days.sort();
+        if let Some(keep) = days_kept {
+            days.drain(..days.len().saturating_sub(keep));
+        }
         for day in days {
             let mut text = String::new();
             dir.open_file(&day)?
@@ -204,12 +242,12 @@ impl StatusDir {
         Ok(log)
     }
 
-    /// The certificate of `serial` the server stored, DER.
-    pub fn certificate(&self, serial: &str) -> Result<Option<Vec<u8>>> {
-        if !is_serial(serial) {
+    /// The certificate the log names `name` (its SHA-256, hex), DER.
+    pub fn certificate(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        if !is_certificate_name(name) {
             return Ok(None);
         }
-        let path = self.dir().join(CERTIFICATES_DIR).join(format!("{serial}.der"));
+        let path = self.dir().join(CERTIFICATES_DIR).join(format!("{name}.der"));
         match fts_fs::read_bounded(&path, MAX_CERTIFICATE) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -219,9 +257,11 @@ impl StatusDir {
 
     /// Brings every client's status file up to the receipts in the log: a crash
     /// between the log's flush and a file's update left the file behind. Run by the
-    /// server at start; cheap when nothing is missing (one read of the log).
+    /// server at start; it reads the newest two days of the log.
     pub fn recover_receipts(&self) -> Result<usize> {
-        let log = self.read_receipts()?;
+        // A crash leaves at most the receipts of its last batches unapplied: the
+        // newest two days' files hold them (one, unless it came at midnight).
+        let log = self.read_receipt_days(Some(2))?;
         let mut newest: BTreeMap<ClientId, Vec<StoredReceipt>> = BTreeMap::new();
         for line in log.lines {
             match line {
@@ -235,12 +275,12 @@ impl StatusDir {
         for (client, stored) in newest {
             let Some(status) = self.read_file(&client)? else { continue };
             let head = status.receipts.as_ref().and_then(|book| book.stored_head);
-            // The receipts after the file's head (all of them when the head is not in
-            // the log: then the file is older than every line).
+            // The receipts after the file's head; none when the head is older than the
+            // days read (the file then took everything since).
             let from = match &head {
                 Some(head) => match stored.iter().rposition(|s| s.hash == *head) {
                     Some(at) => at + 1,
-                    None => 0,
+                    None => continue,
                 },
                 None => 0,
             };
@@ -264,18 +304,39 @@ impl StatusDir {
     }
 }
 
-/// Takes one receipt into a client's status: its chain head, and each outcome.
+/// Whether `receipt` starts a new chain over one whose newest stored receipt is
+/// `stored`: a signed restart, or a first receipt naming no previous one (a host whose
+/// state was lost: re-imaged, or its state file deleted).
+fn starts_a_chain(receipt: &Receipt, hash: &FileHash, book: &ReceiptBook) -> bool {
+    let first_again = book.first.as_ref() == Some(hash); // the same first receipt, resent
+    (receipt.is_restart() && !first_again)
+        || (book.stored > 0 && receipt.number == 1 && receipt.previous.is_none() && !first_again)
+}
+
+/// Takes one receipt into a client's status: its chain head, and each outcome. A
+/// receipt already taken (numbered at or below the chain's newest) changes nothing. A
+/// new chain starts the host's entries afresh: what the old chain said of them is
+/// not what the host has now. What a receipt says of the host itself (alarms, a
+/// reboot) counts only when no later poll has spoken (its number is above the count
+/// the host declared at its last poll).
 pub fn apply_receipt(status: &mut ClientStatus, receipt: &Receipt, hash: &FileHash, received: &Published) {
     let book = status.receipts.get_or_insert_with(ReceiptBook::default);
-    if receipt.is_restart() {
+    if starts_a_chain(receipt, hash, book) {
         book.restarts += 1;
-        book.stored = receipt.number;
-        book.stored_head = Some(*hash);
-    } else if receipt.number > book.stored {
-        book.stored = receipt.number;
-        book.stored_head = Some(*hash);
+        book.declared = None;
+        book.declared_head = None;
+        status.entries.clear();
+        status.offered.clear();
+    } else if receipt.number <= book.stored {
+        return;
+    }
+    book.stored = receipt.number;
+    book.stored_head = Some(*hash);
+    if receipt.number == 1 {
+        book.first = Some(*hash);
     }
     book.last_received = Some(received.clone());
+    let fresh = book.declared.is_none_or(|declared| receipt.number > declared);
     for outcome in &receipt.outcomes {
         match outcome {
             Outcome::Entry(entry) => {
@@ -288,19 +349,20 @@ pub fn apply_receipt(status: &mut ClientStatus, receipt: &Receipt, hash: &FileHa
                     outcome: outcome.to_owned(),
                     detail,
                     at: receipt.made.clone(),
+                    receipt: receipt.number,
                 };
                 status.entries.retain(|e| !(e.target == state.target && e.seq == state.seq));
                 status.entries.push(state);
             }
-            Outcome::Alarm { name, raised: true } => {
+            Outcome::Alarm { name, raised: true } if fresh => {
                 status.alarms.entry(name.clone()).or_insert_with(|| receipt.made.clone());
             }
-            Outcome::Alarm { name, raised: false } => {
+            Outcome::Alarm { name, raised: false } if fresh => {
                 status.alarms.remove(name);
             }
-            Outcome::RebootRequired => status.reboot_required = true,
+            Outcome::RebootRequired if fresh => status.reboot_required = true,
             Outcome::Dropped { count } => book_of(status).dropped += count,
-            Outcome::Restart { .. } => {}
+            _ => {}
         }
     }
     if status.entries.len() > MAX_ENTRY_STATES {
@@ -334,11 +396,16 @@ fn day_of(time: &Published) -> String {
     format!("{}.jsonl", &time.as_str()[..10])
 }
 
-/// A serial as the server writes it: lower-case hex, at most 20 bytes (RFC 5280).
-fn is_serial(serial: &str) -> bool {
-    !serial.is_empty()
-        && serial.len() <= 40
-        && serial.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// A certificate's name in `certificates/`: the SHA-256 of its DER, hex (a serial
+/// alone is not unique across CAs or reissues).
+fn certificate_name(der: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(der))
+}
+
+/// A name [`certificate_name`] makes: 64 lower-case hex digits.
+fn is_certificate_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn push_line(bytes: &mut Vec<u8>, line: &LogLine) -> Result<()> {
@@ -358,6 +425,8 @@ fn append_to_log(status: &Dir, day: &str, bytes: &[u8]) -> Result<()> {
     let path = receipts.join(day);
     let existed = receipts.stat(day).is_ok();
     let mut file = receipts.open_or_create_file(day, 0o644)?;
+    // One writer at a time, across processes (`fts status --forget` appends too).
+    file.lock().map_err(StatusError::io("lock", &path))?;
     let len = file.seek(SeekFrom::End(0)).map_err(StatusError::io("seek in", &path))?;
     if len > 0 {
         let whole = whole_lines_len(&mut file, len, &path)?;
@@ -391,20 +460,17 @@ fn whole_lines_len(file: &mut std::fs::File, len: u64, path: &Path) -> Result<u6
     Ok(0)
 }
 
-/// Writes a certificate's file unless one for its serial is there.
-fn store_certificate(certificates: &Dir, serial: &str, der: &[u8]) -> Result<()> {
-    if !is_serial(serial) {
-        return Err(StatusError::BadSerial { serial: serial.chars().take(64).collect() });
-    }
-    let name = format!("{serial}.der");
-    if certificates.stat(&name).is_ok() {
+/// Writes a certificate's file unless it is there (its name is its hash).
+fn store_certificate(certificates: &Dir, name: &str, der: &[u8]) -> Result<()> {
+    let file = format!("{name}.der");
+    if certificates.stat(&file).is_ok() {
         return Ok(());
     }
     let options = WriteOptions { durable: true, overwrite: false, label: "certificate", ..STATUS_WRITE };
-    match certificates.write_atomic(&name, der, &options) {
+    match certificates.write_atomic(&file, der, &options) {
         Ok(()) => Ok(()),
         // Another batch wrote it meanwhile.
-        Err(_) if certificates.stat(&name).is_ok() => Ok(()),
+        Err(_) if certificates.stat(&file).is_ok() => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -35,4 +35,5 @@ files_suite!(
     the_receipts_of_a_thousand_hosts_at_once_are_all_stored,
     a_forgotten_host_is_gone_and_its_receipts_stay_as_evidence,
     the_server_status_round_trips,
+    a_host_whose_state_was_lost_starts_afresh,
 );

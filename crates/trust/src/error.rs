@@ -295,6 +295,10 @@ pub enum IdentityError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReceiptError {
+    /// A stored certificate does not chain to the client CA (`fts status --verify`):
+    /// whoever wrote it into the status folder made it.
+    #[error("the certificate it is checked with was not issued by the client CA")]
+    NotIssuedByCa(#[source] webpki::Error),
     /// webpki cannot read the certificate the receipt is checked against.
     #[error("the receipt's certificate cannot be read as an x.509 certificate")]
     Certificate(#[source] webpki::Error),

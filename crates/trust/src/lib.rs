@@ -104,7 +104,8 @@ pub use note::{
     verify_checkpoint_any_origin, verify_cosignatures,
 };
 pub use receipt::{
-    CheckedReceipt, RECEIPT_SIGNING_PREFIX, ReceiptSigner, check_receipt, receipt_hash, verify_stored_receipt,
+    CheckedReceipt, RECEIPT_SIGNING_PREFIX, ReceiptSigner, check_receipt, issued_by_client_ca, receipt_hash,
+    verify_stored_receipt,
 };
 pub use rotation::{KeyRing, NextKey, commitment};
 pub use signing::{PublicKey, SigningKey, TrustedKeys, Verified};

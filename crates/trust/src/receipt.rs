@@ -255,10 +255,47 @@ pub fn check_receipt(
     Ok(CheckedReceipt::new(signed.clone(), receipt, identity))
 }
 
+/// Whether `certificate` is a client certificate the client CA issued (any of
+/// `cas`, directly): its chain and clientAuth usage are checked as of its own
+/// notBefore, so that one which has expired or been revoked since still counts as
+/// issued. `fts status --verify` checks each stored certificate with it: the status
+/// folder is the server's to write, so a certificate found there proves nothing by
+/// itself.
+pub fn issued_by_client_ca(
+    certificate: &CertificateDer<'_>,
+    cas: &[CertificateDer<'_>],
+) -> Result<(), ReceiptError> {
+    let anchors: Vec<_> = cas
+        .iter()
+        .map(|ca| webpki::anchor_from_trusted_cert(ca).map(|a| a.to_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(ReceiptError::NotIssuedByCa)?;
+    let (_, parsed) = X509Certificate::from_der(certificate.as_ref())
+        .map_err(|_| ReceiptError::NotIssuedByCa(webpki::Error::BadDer))?;
+    let not_before = u64::try_from(parsed.validity().not_before.timestamp()).unwrap_or(0);
+    let at = rustls_pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        not_before.saturating_add(1),
+    ));
+    let end_entity = webpki::EndEntityCert::try_from(certificate).map_err(ReceiptError::NotIssuedByCa)?;
+    end_entity
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &[],
+            at,
+            webpki::KeyUsage::client_auth(),
+            None,
+            None,
+        )
+        .map(|_| ())
+        .map_err(ReceiptError::NotIssuedByCa)
+}
+
 /// Checks a stored receipt again against the certificate stored with it (`fts status
 /// --verify`): the same checks as [`check_receipt`], none of which depends on the time.
 /// A receipt still verifies after its certificate has expired or been revoked: what it
 /// proves is that the key signed it, and the certificate said whose key it was.
+/// Whether that certificate is one the client CA issued is [`issued_by_client_ca`]'s.
 pub fn verify_stored_receipt(
     signed: &SignedReceipt,
     certificate: &CertificateDer<'_>,

@@ -212,6 +212,23 @@ impl Client {
         let entries =
             entry_outcomes(outcomes, &self.state.held, &self.state.installed, self.settings.hook_retries);
         lines.extend(entries.into_iter().map(Outcome::Entry));
+        if restart == Some("new-certificate") && !self.state.receipts.unsent.is_empty() {
+            // Receipts signed with the old key are refused over a session of the new
+            // certificate: what they said goes again in the new chain, signed anew.
+            let old = std::mem::take(&mut self.state.receipts.unsent);
+            let again: Vec<Outcome> = old
+                .iter()
+                .filter_map(|q| Receipt::parse(&q.signed.bytes).ok())
+                .flat_map(|r| r.outcomes)
+                .filter(|o| !matches!(o, Outcome::Restart { .. }))
+                .collect();
+            tracing::info!(
+                receipts = old.len(),
+                "a new certificate: the unsent receipts go again, signed with its key"
+            );
+            lines.splice(0..0, again);
+        }
+        let queue = &self.state.receipts;
         // A line the receipt format cannot carry (a reason too new to be a word of
         // it) would make the whole receipt fail to sign: it is left out, and said.
         lines.retain(|line| {
@@ -229,35 +246,30 @@ impl Client {
             lines.insert(0, Outcome::Restart { reason });
         }
         let made = Published::from_unix_seconds(unix_now());
-        let (mut number, mut previous) = match restart {
-            Some(_) => (1, queue.head),
-            None => (queue.count + 1, queue.head),
-        };
-        let mut made_any = false;
+        let mut number = if restart.is_some() { 1 } else { queue.count + 1 };
         for outcomes in split(lines, self.settings.id.as_str().len()) {
             let receipt = Receipt {
                 client_id: self.settings.id.clone(),
                 number,
-                previous,
+                previous: self.state.receipts.head,
                 made: made.clone(),
                 outcomes,
             };
             let signed = signer.sign(&receipt).map_err(crate::error::PollError::Receipt)?;
             let hash = fts_trust::receipt_hash(&signed.bytes);
             tracing::debug!(number, %hash, "made a receipt");
-            self.state.receipts.unsent.push(QueuedReceipt { hash, signed, refusals: 0 });
-            (number, previous, made_any) = (number + 1, Some(hash), true);
-        }
-        if !made_any {
-            return Ok(());
+            // The chain moves with each receipt queued, so that a failure to sign the
+            // next one never numbers two receipts alike.
+            let queue = &mut self.state.receipts;
+            queue.unsent.push(QueuedReceipt { hash, signed, refusals: 0 });
+            (queue.count, queue.head) = (number, Some(hash));
+            queue.certificate_sha256.clone_from(&certificate);
+            queue.dropped = 0;
+            queue.alarms.clone_from(&raised);
+            self.state_was_reset = false;
+            number += 1;
         }
         let queue = &mut self.state.receipts;
-        queue.count = number - 1;
-        queue.head = previous;
-        queue.certificate_sha256 = certificate;
-        queue.dropped = 0;
-        queue.alarms = raised;
-        self.state_was_reset = false;
         if queue.unsent.len() > MAX_UNSENT {
             let over = queue.unsent.len() - MAX_UNSENT;
             queue.unsent.drain(..over);
@@ -266,10 +278,6 @@ impl Client {
                 dropped = over,
                 "dropped the oldest unsent receipts: the next receipt says how many"
             );
-        }
-        if self.state.receipts.server_takes_receipts {
-            // The receipt carries the reports now, durably in the state.
-            self.state.reports.clear();
         }
         self.save()
     }
@@ -344,8 +352,10 @@ impl Client {
     /// sent and left out.
     fn acknowledged(&mut self, sent: &[FileHash], stored: &[FileHash]) {
         let queue = &mut self.state.receipts;
-        queue.server_takes_receipts = true;
-        queue.refused_at = None;
+        if !stored.is_empty() {
+            queue.server_takes_receipts = true;
+            queue.refused_at = None;
+        }
         let mut dropped = 0;
         queue.unsent.retain_mut(|q| {
             if stored.contains(&q.hash) {
@@ -362,6 +372,12 @@ impl Client {
             true
         });
         queue.dropped += dropped;
+        // Every report made so far is in a receipt the server has now: polls need not
+        // carry them (a server that later answers `unknown-request` gets the ones
+        // made after this in its polls).
+        if queue.unsent.is_empty() && queue.server_takes_receipts {
+            self.state.reports.clear();
+        }
         self.save_quietly();
     }
 

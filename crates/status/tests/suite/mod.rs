@@ -69,6 +69,12 @@ pub fn arrival(client: &str, number: u64, previous: Option<FileHash>, seq: u64) 
     }
 }
 
+/// Stores `arrivals` and takes them into the hosts' status, as the server does.
+fn store(backend: &dyn StatusBackend, arrivals: &[ReceiptArrival]) {
+    backend.record_receipts(arrivals).unwrap();
+    backend.apply_receipts(arrivals);
+}
+
 fn poll(backend: &dyn StatusBackend, client: &str, since: u64, now: SystemTime) {
     let claims = PollClaims::of(&BTreeMap::from([(Target::All, since), (target(client), 0)]));
     backend.record_poll(&id(client), true, &claims, &[], now).unwrap();
@@ -126,8 +132,10 @@ pub fn receipts_are_stored_in_order_and_update_their_host(backend: &dyn StatusBa
     poll(backend, "web-01", 0, at(0));
     let first = arrival("web-01", 1, None, 1);
     let second = arrival("web-01", 2, Some(first.hash), 2);
-    backend.record_receipts(std::slice::from_ref(&first)).unwrap();
-    backend.record_receipts(std::slice::from_ref(&second)).unwrap();
+    store(backend, std::slice::from_ref(&first));
+    store(backend, std::slice::from_ref(&second));
+    // A host that lost an acknowledgement sends both again: stored once.
+    store(backend, &[first.clone(), second.clone()]);
     let log = backend.receipts().unwrap();
     let stored: Vec<FileHash> = log
         .lines
@@ -140,12 +148,13 @@ pub fn receipts_are_stored_in_order_and_update_their_host(backend: &dyn StatusBa
     assert_eq!(stored, [first.hash, second.hash], "in the order stored");
     let LogLine::Receipt(one) = &log.lines[0] else { panic!("a receipt") };
     assert_eq!(one.signed, first.signed, "the bytes and signature as the host sent them");
-    assert_eq!(backend.certificate("0a1b2c").unwrap().as_deref(), Some(&b"a certificate"[..]));
-    assert!(backend.certificate("ffff").unwrap().is_none());
+    assert_eq!(backend.certificate(&one.certificate).unwrap().as_deref(), Some(&b"a certificate"[..]));
+    assert!(backend.certificate(&"f".repeat(64)).unwrap().is_none());
+    assert!(backend.certificate("../../etc/passwd").unwrap().is_none(), "a name, never a path");
 
     let web = backend.client(&id("web-01")).unwrap().unwrap();
     let book = web.receipts.unwrap();
-    assert_eq!((book.stored, book.stored_head), (2, Some(second.hash)));
+    assert_eq!((book.stored, book.stored_head, book.restarts), (2, Some(second.hash), 0));
     assert_eq!(web.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
     assert!(web.entries.iter().all(|e| e.outcome == "installed"));
 }
@@ -156,7 +165,7 @@ pub fn the_receipts_of_a_thousand_hosts_at_once_are_all_stored(backend: &dyn Sta
         poll(backend, name, 0, at(0));
     }
     let arrivals: Vec<ReceiptArrival> = names.iter().map(|n| arrival(n, 1, None, 1)).collect();
-    backend.record_receipts(&arrivals).unwrap();
+    store(backend, &arrivals);
     let log = backend.receipts().unwrap();
     assert_eq!(log.lines.len(), 1000, "none lost");
     assert!(log.damaged.is_empty());
@@ -167,7 +176,7 @@ pub fn the_receipts_of_a_thousand_hosts_at_once_are_all_stored(backend: &dyn Sta
 
 pub fn a_forgotten_host_is_gone_and_its_receipts_stay_as_evidence(backend: &dyn StatusBackend) {
     poll(backend, "web-01", 0, at(0));
-    backend.record_receipts(&[arrival("web-01", 1, None, 1)]).unwrap();
+    store(backend, &[arrival("web-01", 1, None, 1)]);
     assert!(backend.forget(&id("web-01"), Published::from_unix_seconds(1_795_626_200)).unwrap());
     assert!(backend.client(&id("web-01")).unwrap().is_none());
     assert!(!backend.forget(&id("web-01"), Published::from_unix_seconds(1_795_626_201)).unwrap(), "once");
@@ -194,6 +203,22 @@ pub fn the_server_status_round_trips(backend: &dyn StatusBackend) {
     assert_eq!(backend.read_server(), Some(server));
 }
 
+pub fn a_host_whose_state_was_lost_starts_afresh(backend: &dyn StatusBackend) {
+    poll(backend, "web-01", 0, at(0));
+    let first = arrival("web-01", 1, None, 1);
+    store(backend, &[first.clone(), arrival("web-01", 2, Some(first.hash), 2)]);
+    // Re-imaged with its certificate: a new chain from 1, naming no previous receipt.
+    let mut again = arrival("web-01", 1, None, 1);
+    again.hash = FileHash::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+    store(backend, std::slice::from_ref(&again));
+    let log = backend.receipts().unwrap();
+    assert_eq!(log.lines.len(), 3, "the new chain's first receipt is stored");
+    let web = backend.client(&id("web-01")).unwrap().unwrap();
+    let book = web.receipts.unwrap();
+    assert_eq!((book.stored, book.stored_head, book.restarts), (1, Some(again.hash), 1));
+    assert_eq!(web.entries.len(), 1, "what the old chain said is not what the host has");
+}
+
 /// A test of the suite.
 pub type SuiteTest = fn(&dyn StatusBackend);
 
@@ -218,4 +243,5 @@ pub const SUITE: &[(&str, SuiteTest)] = &[
         a_forgotten_host_is_gone_and_its_receipts_stay_as_evidence,
     ),
     ("the_server_status_round_trips", the_server_status_round_trips),
+    ("a_host_whose_state_was_lost_starts_afresh", a_host_whose_state_was_lost_starts_afresh),
 ];
