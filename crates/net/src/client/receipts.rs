@@ -246,8 +246,8 @@ impl Client {
             lines.insert(0, Outcome::Restart { reason });
         }
         let made = Published::from_unix_seconds(unix_now());
-        let mut number = if restart.is_some() { 1 } else { queue.count + 1 };
-        for outcomes in split(lines, self.settings.id.as_str().len()) {
+        let first = if restart.is_some() { 1 } else { queue.count + 1 };
+        for (number, outcomes) in (first..).zip(split(lines, self.settings.id.as_str().len())) {
             let receipt = Receipt {
                 client_id: self.settings.id.clone(),
                 number,
@@ -267,7 +267,6 @@ impl Client {
             queue.dropped = 0;
             queue.alarms.clone_from(&raised);
             self.state_was_reset = false;
-            number += 1;
         }
         let queue = &mut self.state.receipts;
         if queue.unsent.len() > MAX_UNSENT {
