@@ -450,6 +450,7 @@ fn build(flags: &Flags) -> Result<bool, String> {
         if batch.len() >= 500 || n == hosts {
             let t0 = Instant::now();
             status.record_receipts(&batch).map_err(e("record_receipts"))?;
+            status.apply_receipts(&batch);
             t_receipts += t0.elapsed().as_secs_f64();
             receipts_stored += batch.len() as u64;
             record_calls += 1;
@@ -828,6 +829,9 @@ impl StatusBackend for Counted {
         now: SystemTime,
     ) -> fts_status::Result<()> {
         self.inner.record_offered(client, offered, now)
+    }
+    fn apply_receipts(&self, arrivals: &[ReceiptArrival]) {
+        self.inner.apply_receipts(arrivals);
     }
     fn record_receipts(&self, arrivals: &[ReceiptArrival]) -> fts_status::Result<()> {
         let t0 = Instant::now();

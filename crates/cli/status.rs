@@ -86,20 +86,19 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
             .map(|s| s.revoked_serials.iter().cloned().collect())
             .unwrap_or_default(),
     };
-    let view = fleet::fleet(&clients, &facts, &rules);
     let mut warnings = server.as_ref().map(server_warnings).unwrap_or_default();
     warnings.extend(log_warnings(&store, args.max_age));
     // Entries a host has seen in the log that this server's store lacks: its replica
     // is behind, and what it lacks reaches no host from here. Needs attention.
-    let behind_replica = view.newest_log_seen > view.log_size && view.log_size > 0;
+    let (log_size, newest_log_seen) =
+        (facts.log_size(), clients.iter().filter_map(|c| c.log_size).max().unwrap_or(0));
+    let behind_replica = newest_log_seen > log_size && log_size > 0;
     if behind_replica {
         warnings.push(Warning {
             kind: "not-on-this-server",
             message: format!(
-                "a host has verified a log of {} leaves, this server's store has {}: {} leaves are not on this server (is its replica behind?)",
-                view.newest_log_seen,
-                view.log_size,
-                view.newest_log_seen - view.log_size
+                "a host has verified a log of {newest_log_seen} leaves, this server's store has {log_size}: {} leaves are not on this server (is its replica behind?)",
+                newest_log_seen - log_size
             ),
         });
     }
@@ -108,7 +107,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
         eprintln!("{label}: {}", warning.message);
     }
 
-    let mut out = std::io::stdout().lock();
+    // Buffered: the JSON of 50,000 hosts is tens of MiB, and a locked stdout flushes
+    // at every line.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if let Some(name) = &args.file {
         let Some(release) = fleet::release(name, &clients, &facts, &rules) else {
             anyhow::bail!("the store has no file named {name} (`fts log` lists what was published)");
@@ -176,6 +177,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
         return Ok(if host.needs_attention { exit::REPORTED } else { exit::SUCCESS });
     }
 
+    let view = fleet::fleet(&clients, &facts, &rules);
     let selected: Vec<&HostView> = view
         .hosts
         .iter()

@@ -92,6 +92,11 @@ impl StoreFacts {
         StoreFacts::new(entries, snapshot.log().map_or(0, |l| l.size()))
     }
 
+    /// The number of leaves of the store's log (0: none).
+    pub fn log_size(&self) -> u64 {
+        self.log_size
+    }
+
     /// Every entry, in publish order.
     pub fn entries(&self) -> &[StoreEntry] {
         &self.entries
