@@ -1251,7 +1251,7 @@ fn book(flags: &Flags) -> Result<bool, String> {
     for (i, (id, claims)) in all.iter().enumerate() {
         status.record_poll(id, true, claims, &[], SystemTime::now()).map_err(e("record_poll"))?;
         let n = i as u64 + 1;
-        if n % step == 0 || n == hosts {
+        if n.is_multiple_of(step) || n == hosts {
             let now = rss();
             checkpoints.push((n, now));
             println!(
