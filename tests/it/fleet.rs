@@ -219,7 +219,7 @@ fn a_held_entry_and_a_withdrawn_one_show_in_every_view() {
 }
 
 #[test]
-fn a_hook_that_asks_for_a_reboot_shows_until_the_host_reports_otherwise() {
+fn a_hook_that_asks_for_a_reboot_shows_in_status_and_needs_attention() {
     let sandbox = sandbox();
     publish(&sandbox, "kernel.deb", b"kernel\n");
     let server = serve(&sandbox);
