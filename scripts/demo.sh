@@ -187,8 +187,8 @@ step "10. The per-release view: who has the notice, how fast it got there, and p
 "$fts" status --file motd.txt 2> /dev/null || fail "the release view says a host lacks the notice"
 say "fts status --file exits 3 while any host lacks a release: a script can wait on it."
 "$fts" status --verify 2> /dev/null || fail "a stored receipt does not verify"
-say "--verify checks every stored receipt against its host's certificate and chain:"
-say "whoever owns the server can drop receipts, but cannot make or change one."
+say "--verify checks every stored receipt against its host's certificate (issued by the"
+say "CA) and its chain: whoever owns the server can drop receipts, not make or change one."
 
 step "11. Stopping the server"
 kill -TERM "$server_pid"
