@@ -13,6 +13,15 @@ use crate::common::Sandbox;
 use crate::common::one_host::*;
 use crate::common::server::ServeProcess;
 
+/// web-01 with `a.conf` published and installed (its first receipt stored).
+fn one_install() -> (Sandbox, ServeProcess) {
+    let sandbox = sandbox();
+    publish(&sandbox, "a.conf", b"a\n");
+    let server = serve(&sandbox);
+    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    (sandbox, server)
+}
+
 fn serve(sandbox: &Sandbox) -> ServeProcess {
     ServeProcess::start(sandbox, &["--poll-after", "1s"])
 }
@@ -89,10 +98,7 @@ fn a_failing_hook_shows_as_failing_in_every_view_and_exits_3() {
 
 #[test]
 fn a_receipt_altered_in_the_status_store_is_found_by_verify() {
-    let sandbox = sandbox();
-    publish(&sandbox, "a.conf", b"a\n");
-    let server = serve(&sandbox);
-    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    let (sandbox, server) = one_install();
     publish(&sandbox, "b.conf", b"b\n");
     poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
     fts(&sandbox, &["status", "--verify"]).expect(0, "an honest log verifies");
@@ -273,10 +279,7 @@ fn verify_finds_a_receipt_filed_as_another_hosts_and_one_removed_from_the_middle
 
 #[test]
 fn a_renewed_certificate_restarts_the_chain_and_verify_says_restart_not_alteration() {
-    let sandbox = sandbox();
-    publish(&sandbox, "a.conf", b"a\n");
-    let server = serve(&sandbox);
-    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    let (sandbox, server) = one_install();
     expect_ok(fts(&sandbox, &["keygen", "client", "--id", ID, "--group", "web", "--force"]));
     publish(&sandbox, "b.conf", b"b\n");
     poll(&sandbox, server.addr, "in", &[]).expect(0, "install with the new certificate");
@@ -293,10 +296,7 @@ fn a_renewed_certificate_restarts_the_chain_and_verify_says_restart_not_alterati
 
 #[test]
 fn a_forgotten_host_leaves_the_view_and_comes_back_as_a_new_one() {
-    let sandbox = sandbox();
-    publish(&sandbox, "a.conf", b"a\n");
-    let server = serve(&sandbox);
-    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    let (sandbox, server) = one_install();
     let run = fts(&sandbox, &["status", "--forget", ID]);
     run.expect(0, "forget");
     assert!(run.stdout.contains("forgot web-01"), "{run:?}");
@@ -325,10 +325,7 @@ fn receipt_log(sandbox: &Sandbox) -> std::path::PathBuf {
 
 #[test]
 fn a_receipt_forged_by_whoever_owns_the_status_folder_is_found_by_verify() {
-    let sandbox = sandbox();
-    publish(&sandbox, "a.conf", b"a\n");
-    let server = serve(&sandbox);
-    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    let (sandbox, _server) = one_install();
     let day = receipt_log(&sandbox);
     let honest: Value =
         serde_json::from_str(std::fs::read_to_string(&day).unwrap().lines().next().unwrap()).unwrap();
@@ -377,10 +374,7 @@ fn a_receipt_forged_by_whoever_owns_the_status_folder_is_found_by_verify() {
 
 #[test]
 fn a_reimaged_host_starts_afresh_and_its_old_receipts_do_not_speak_for_it() {
-    let sandbox = sandbox();
-    publish(&sandbox, "a.conf", b"a\n");
-    let server = serve(&sandbox);
-    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    let (sandbox, server) = one_install();
     publish(&sandbox, "b.conf", b"b\n");
     poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
     // Re-imaged, with its certificate put back: an empty destination and state.
