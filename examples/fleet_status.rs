@@ -338,7 +338,14 @@ fn build(flags: &Flags) -> Result<bool, String> {
     let mut publish =
         |name: &str, version: u64, targets: &[Target]| -> Result<Vec<fts_store::Entry>, String> {
             let source = outbox.join(format!("{name}.v{version}"));
-            std::fs::write(&source, format!("{name} version {version}\n").repeat(64)).map_err(e("write"))?;
+            let contents = format!("{name} version {version}\n").repeat(64);
+            let options = fts_fs::WriteOptions {
+                label: "bench",
+                mode: fts_fs::FileMode::LessUmask(0o644),
+                durable: false,
+                overwrite: true,
+            };
+            fts_fs::write_atomic(&source, contents.as_bytes(), &options).map_err(e("write"))?;
             let when = now - 7_200 - (publishes - k) * 3_600;
             k += 1;
             let file = FileName::parse(name).map_err(e("a file name"))?;
@@ -903,7 +910,7 @@ struct RoundFigures {
     p50: f64,
     p99: f64,
     calls: u64,
-    fsyncs: u64,
+    flushes: u64,
 }
 
 async fn receipts(flags: &Flags) -> Result<bool, String> {
@@ -938,7 +945,7 @@ async fn receipts(flags: &Flags) -> Result<bool, String> {
             m(|f| f.p50) * 1000.0,
             m(|f| f.p99) * 1000.0,
             m(|f| f.calls as f64),
-            m(|f| f.fsyncs as f64),
+            m(|f| f.flushes as f64),
             samples.iter().map(|f| (f.wall * 1000.0).round() / 1000.0).collect::<Vec<_>>()
         );
     }
@@ -1157,7 +1164,7 @@ async fn receipts_once(
             p50: percentile(&latencies, 50.0),
             p99: percentile(&latencies, 99.0),
             calls,
-            fsyncs: calls + 2 * new_certificates,
+            flushes: calls + 2 * new_certificates,
         });
         println!(
             "\nreceipts round {round} ({}): {hosts} hosts connected (TLS done) in {connected_in:.1} s, then all sent at once",
