@@ -9,10 +9,10 @@
 //!
 //! Fields of the file:
 //!
-//! - `host_key_seed_hex`: the RFC 8032 seed of the host's key, the secret key of
-//!   RFC 8032 section 7.1, TEST 1: a published test key, never use it for anything
-//!   else; `host_key_pkcs8_pem`: that key as the host's TLS key file (PKCS#8 v1
-//!   `PRIVATE KEY`); `host_public_key_hex`: its raw 32-byte public key.
+//! - The host's key is not in the file: it is the published test key of
+//!   `crates/proto/tests/data/statement-v1.json` (`private_key_seed_hex`), the one
+//!   the project's tests may copy, never to be used for anything else;
+//!   `host_public_key_hex`: its raw 32-byte public key.
 //! - `certificate_der_base64`: a self-signed client certificate of that key made by
 //!   rcgen (`print_the_computed_vectors`): CN `web-01`, O `web`, clientAuth, not a
 //!   CA; `certificate_client_id`, `certificate_groups`: the identity fts reads from
@@ -49,8 +49,8 @@ use serde_json::{Value, json};
 
 const VECTORS: &str = include_str!("vectors/receipt-v1.json");
 
-/// RFC 8032 section 7.1, TEST 1: the secret key.
-const SEED_HEX: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+/// The statement vectors, whose published test key signs these receipts too.
+const STATEMENT_VECTORS: &str = include_str!("../../proto/tests/data/statement-v1.json");
 
 /// RFC 8410 PKCS#8 v1 prefix of an Ed25519 private key; the 32-byte seed follows.
 const PKCS8_V1_PREFIX_HEX: &str = "302e020100300506032b657004220420";
@@ -69,12 +69,19 @@ fn pem_block(label: &str, der: &[u8]) -> String {
     format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
+/// The seed of the published test key (hex).
+fn seed_hex() -> String {
+    let statements: Value = serde_json::from_str(STATEMENT_VECTORS).unwrap();
+    text(&statements, "private_key_seed_hex")
+}
+
+/// That key as a host's TLS key file (PKCS#8 v1), made here.
 fn key_pem() -> String {
-    pem_block("PRIVATE KEY", &hex::decode(format!("{PKCS8_V1_PREFIX_HEX}{SEED_HEX}")).unwrap())
+    pem_block("PRIVATE KEY", &hex::decode(format!("{PKCS8_V1_PREFIX_HEX}{}", seed_hex())).unwrap())
 }
 
 fn seed() -> [u8; 32] {
-    hex::decode(SEED_HEX).unwrap().try_into().unwrap()
+    hex::decode(seed_hex()).unwrap().try_into().unwrap()
 }
 
 fn digest(byte: u8) -> FileHash {
@@ -158,8 +165,6 @@ fn computed() -> Value {
         stored: vec![receipt_hash(&seven.bytes), receipt_hash(&one.bytes)],
     });
     let mut fields = json!({
-        "host_key_seed_hex": SEED_HEX,
-        "host_key_pkcs8_pem": key_pem(),
         "host_public_key_hex": hex::encode(public.to_bytes()),
         "signing_prefix_hex": hex::encode(RECEIPT_SIGNING_PREFIX),
         "request_header": String::from_utf8(request_frame[2..].to_vec()).unwrap(),
