@@ -826,8 +826,8 @@ impl StatusBackend for Counted {
         claims: &PollClaims,
         reports: &[Report],
         now: SystemTime,
-    ) -> fts_status::Result<ClientStatus> {
-        self.inner.record_poll(client, authenticated, claims, reports, now)
+    ) -> fts_status::Result<()> {
+        self.inner.record_poll(client, authenticated, claims, reports, now).map(|_| ())
     }
     fn record_offered(
         &self,

@@ -1,7 +1,8 @@
 //! [`StatusBackend`]: the one interface to delivery status. The server records polls,
 //! what it offered, and receipts through it; `fts status` reads the views' input
 //! through it. [`StatusDir`] (files, the embedded default) implements it; a database
-//! implementation passes the same shared suite (`crates/status/tests/suite.rs`).
+//! implementation (fts-status-db, PostgreSQL) passes the same shared suite
+//! (`crates/status/tests/suite/mod.rs`).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -24,7 +25,9 @@ pub trait StatusBackend: Send + Sync {
         reports: &[Report],
         now: SystemTime,
     ) -> bool;
-    /// Records one poll: what it claims and the problems it reports.
+    /// Records one poll: what it claims and the problems it reports. A backend may
+    /// queue it (then readers in the same process see it, and [`flush`](Self::flush)
+    /// writes it).
     fn record_poll(
         &self,
         client: &ClientId,
@@ -32,7 +35,7 @@ pub trait StatusBackend: Send + Sync {
         claims: &PollClaims,
         reports: &[Report],
         now: SystemTime,
-    ) -> Result<ClientStatus>;
+    ) -> Result<()>;
     /// Records the newest entry per target an answer sent `client`.
     fn record_offered(
         &self,
@@ -45,7 +48,8 @@ pub trait StatusBackend: Send + Sync {
     fn record_receipts(&self, arrivals: &[ReceiptArrival]) -> Result<()>;
     /// Takes stored receipts into their hosts' status (after the acknowledgement).
     fn apply_receipts(&self, arrivals: &[ReceiptArrival]);
-    /// Writes what [`note_unchanged_poll`](Self::note_unchanged_poll) kept in memory.
+    /// Writes what [`note_unchanged_poll`](Self::note_unchanged_poll) kept in memory,
+    /// and whatever the backend queued.
     fn flush(&self) -> Result<()>;
     /// Records what the server says about itself.
     fn write_server(&self, status: &ServerStatus) -> Result<()>;
@@ -62,6 +66,25 @@ pub trait StatusBackend: Send + Sync {
     /// Forgets a decommissioned host: its status goes; its receipts stay as
     /// evidence, but a host enrolled again under the id starts a new chain.
     fn forget(&self, client: &ClientId, now: Published) -> Result<bool>;
+    /// How the backend's writes are going, for the server's metrics. The files write
+    /// at once (an error is returned to the caller), so they report nothing queued.
+    fn health(&self) -> BackendHealth {
+        BackendHealth::default()
+    }
+}
+
+/// How a backend that queues its writes is doing ([`StatusBackend::health`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendHealth {
+    /// Status updates waiting in memory to be written.
+    pub queued: u64,
+    /// Status updates dropped because the queue was full (the hosts' next changes
+    /// are written again).
+    pub dropped: u64,
+    /// Writes that failed (each is retried).
+    pub write_errors: u64,
+    /// Whether the last write failed.
+    pub failing: bool,
 }
 
 impl StatusBackend for StatusDir {
@@ -83,8 +106,8 @@ impl StatusBackend for StatusDir {
         claims: &PollClaims,
         reports: &[Report],
         now: SystemTime,
-    ) -> Result<ClientStatus> {
-        StatusDir::record_poll(self, client, authenticated, claims, reports, now)
+    ) -> Result<()> {
+        StatusDir::record_poll(self, client, authenticated, claims, reports, now).map(|_| ())
     }
 
     fn record_offered(

@@ -415,75 +415,8 @@ impl StatusDir {
             }
         };
         let secs = unix_seconds(now);
-        let now = Published::from_unix_seconds(secs);
-        let (mut problems, kept) = match previous {
-            Some(previous) => (
-                previous.problems,
-                Kept { offered: previous.offered, receipts: previous.receipts, entries: previous.entries },
-            ),
-            None => (Vec::new(), Kept::default()),
-        };
-        let mut new_problem = false;
-        for report in reports {
-            let known = problems
-                .iter_mut()
-                .find(|p| p.target == report.target && p.seq == report.seq && p.reason == report.reason);
-            match known {
-                Some(problem) if report.attempt > problem.attempt => {
-                    // A later attempt of a hook: news, kept durably like a new problem.
-                    new_problem = true;
-                    problem.attempt = report.attempt;
-                    problem.last_seen = now.clone();
-                    problem.count += 1;
-                    problem.authenticated |= authenticated;
-                }
-                Some(problem) => {
-                    problem.last_seen = now.clone();
-                    problem.count += 1;
-                    problem.authenticated |= authenticated;
-                }
-                None => {
-                    new_problem = true;
-                    problems.push(Problem {
-                        target: report.target.clone(),
-                        seq: report.seq,
-                        reason: report.reason.clone(),
-                        first_seen: now.clone(),
-                        last_seen: now.clone(),
-                        count: 1,
-                        authenticated,
-                        attempt: report.attempt,
-                    });
-                }
-            }
-        }
-        // Stable sort: equal times keep their order, so the oldest report goes first.
-        problems.sort_by(|a, b| a.last_seen.cmp(&b.last_seen));
-        if problems.len() > MAX_PROBLEMS {
-            problems.drain(..problems.len() - MAX_PROBLEMS);
-        }
-        let status = ClientStatus {
-            format: STATUS_FORMAT,
-            client_id: client.clone(),
-            last_poll: now,
-            authenticated,
-            since: claims.since.clone(),
-            held: claims.held.clone(),
-            alarms: claims
-                .alarms
-                .iter()
-                .map(|(name, &at)| (name.clone(), Published::from_unix_seconds(at)))
-                .collect(),
-            understands_withdrawals: claims.understands_withdrawals,
-            problems,
-            next_poll_within: claims.next_poll_within,
-            certificate: claims.certificate.clone(),
-            reboot_required: claims.reboot_required,
-            log_size: claims.log_size,
-            offered: kept.offered,
-            receipts: declare(kept.receipts, claims),
-            entries: kept.entries,
-        };
+        let (status, new_problem) =
+            apply_poll(previous, client, authenticated, claims, reports, Published::from_unix_seconds(secs));
         let fingerprint = fingerprint(authenticated, claims);
         let durable = new_problem
             && self.flushes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(client, secs);
@@ -540,9 +473,7 @@ impl StatusDir {
         let at = Published::from_unix_seconds(unix_seconds(now));
         self.update(client, |status| {
             let mut status = status?;
-            for (target, &seq) in offered {
-                status.offered.insert(target.clone(), Offered { seq, at: at.clone() });
-            }
+            apply_offered(&mut status, offered, &at);
             Some(status)
         })
     }
@@ -673,6 +604,98 @@ impl StatusDir {
         }
         all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         Ok(all)
+    }
+}
+
+/// What a poll of `client` at `now` makes of its status (`previous`: what was kept of
+/// it): the poll's claims replace the last poll's, its reports join the problems, and
+/// what the server offered and the receipts said is kept. Also says whether a report
+/// was news (a new problem, or a later attempt of a hook). Every backend records polls
+/// with it.
+pub fn apply_poll(
+    previous: Option<ClientStatus>,
+    client: &ClientId,
+    authenticated: bool,
+    claims: &PollClaims,
+    reports: &[Report],
+    now: Published,
+) -> (ClientStatus, bool) {
+    let (mut problems, kept) = match previous {
+        Some(previous) => (
+            previous.problems,
+            Kept { offered: previous.offered, receipts: previous.receipts, entries: previous.entries },
+        ),
+        None => (Vec::new(), Kept::default()),
+    };
+    let mut new_problem = false;
+    for report in reports {
+        let known = problems
+            .iter_mut()
+            .find(|p| p.target == report.target && p.seq == report.seq && p.reason == report.reason);
+        match known {
+            Some(problem) if report.attempt > problem.attempt => {
+                // A later attempt of a hook: news, kept durably like a new problem.
+                new_problem = true;
+                problem.attempt = report.attempt;
+                problem.last_seen = now.clone();
+                problem.count += 1;
+                problem.authenticated |= authenticated;
+            }
+            Some(problem) => {
+                problem.last_seen = now.clone();
+                problem.count += 1;
+                problem.authenticated |= authenticated;
+            }
+            None => {
+                new_problem = true;
+                problems.push(Problem {
+                    target: report.target.clone(),
+                    seq: report.seq,
+                    reason: report.reason.clone(),
+                    first_seen: now.clone(),
+                    last_seen: now.clone(),
+                    count: 1,
+                    authenticated,
+                    attempt: report.attempt,
+                });
+            }
+        }
+    }
+    // Stable sort: equal times keep their order, so the oldest report goes first.
+    problems.sort_by(|a, b| a.last_seen.cmp(&b.last_seen));
+    if problems.len() > MAX_PROBLEMS {
+        problems.drain(..problems.len() - MAX_PROBLEMS);
+    }
+    let status = ClientStatus {
+        format: STATUS_FORMAT,
+        client_id: client.clone(),
+        last_poll: now,
+        authenticated,
+        since: claims.since.clone(),
+        held: claims.held.clone(),
+        alarms: claims
+            .alarms
+            .iter()
+            .map(|(name, &at)| (name.clone(), Published::from_unix_seconds(at)))
+            .collect(),
+        understands_withdrawals: claims.understands_withdrawals,
+        problems,
+        next_poll_within: claims.next_poll_within,
+        certificate: claims.certificate.clone(),
+        reboot_required: claims.reboot_required,
+        log_size: claims.log_size,
+        offered: kept.offered,
+        receipts: declare(kept.receipts, claims),
+        entries: kept.entries,
+    };
+    (status, new_problem)
+}
+
+/// Records in `status` that the server sent the entries up to `offered` (per target,
+/// the newest seq sent) at `at`.
+pub fn apply_offered(status: &mut ClientStatus, offered: &BTreeMap<Target, u64>, at: &Published) {
+    for (target, &seq) in offered {
+        status.offered.insert(target.clone(), Offered { seq, at: at.clone() });
     }
 }
 

@@ -46,6 +46,10 @@ pub enum StatusError {
         serial: String,
     },
 
+    /// The status database failed (fts-status-db); the source says how.
+    #[error("the status database failed")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+
     /// A status file could not be read back.
     #[error("status file {} is unreadable", path.display())]
     BadStatusFile {

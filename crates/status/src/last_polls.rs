@@ -74,7 +74,7 @@ pub(crate) struct LastPolls {
 /// rewrite: its authentication and its `since` per target. Equal fingerprints of
 /// different contents (one chance in 2^64) would only delay a status update, never
 /// touch delivery.
-pub(crate) fn fingerprint(authenticated: bool, since: &impl Hash) -> u64 {
+pub fn fingerprint(authenticated: bool, since: &impl Hash) -> u64 {
     let mut hasher = DefaultHasher::new();
     authenticated.hash(&mut hasher);
     since.hash(&mut hasher);
@@ -223,7 +223,7 @@ pub(crate) fn read_snapshot(dir: &Path) -> HashMap<ClientId, Published> {
 /// The last poll time to show for a client: the later of its file's and the
 /// snapshot's, leaving out a time more than [`MAX_AHEAD_SECS`] ahead of `now` (unless
 /// both are: then the file's).
-pub(crate) fn last_poll_to_show(file: Published, snapshot: Option<Published>, now: u64) -> Published {
+pub fn last_poll_to_show(file: Published, snapshot: Option<Published>, now: u64) -> Published {
     let believable = |time: &Published| time.unix_seconds() <= now.saturating_add(MAX_AHEAD_SECS);
     match snapshot.filter(believable) {
         Some(snapshot) if !believable(&file) || snapshot > file => snapshot,

@@ -24,12 +24,12 @@ pub mod backend;
 pub mod dir;
 pub mod error;
 pub mod fleet;
-mod last_polls;
+pub mod last_polls;
 pub mod receipts;
 
-pub use backend::StatusBackend;
+pub use backend::{BackendHealth, StatusBackend};
 pub use dir::{
     CertificateSeen, ClientStatus, CrlReloadFailing, EntryState, MAX_PROBLEMS, Offered, PollClaims, Problem,
-    ReceiptBook, SERVER_STATUS_FILE, STATUS_FORMAT, ServerStatus, StatusDir,
+    ReceiptBook, SERVER_STATUS_FILE, STATUS_FORMAT, ServerStatus, StatusDir, apply_offered, apply_poll,
 };
 pub use error::{BadStatusFile, Result, StatusError};

@@ -398,13 +398,13 @@ fn day_of(time: &Published) -> String {
 
 /// A certificate's name in `certificates/`: the SHA-256 of its DER, hex (a serial
 /// alone is not unique across CAs or reissues).
-fn certificate_name(der: &[u8]) -> String {
+pub fn certificate_name(der: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(der))
 }
 
 /// A name [`certificate_name`] makes: 64 lower-case hex digits.
-fn is_certificate_name(name: &str) -> bool {
+pub fn is_certificate_name(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
