@@ -75,6 +75,10 @@ pub enum Command {
     Poll(PollArgs),
     /// Show what each host has applied and the problems it reported
     Status(StatusArgs),
+    /// Look after the PostgreSQL status database that several servers share
+    /// (`--status-db`)
+    #[command(subcommand)]
+    StatusDb(StatusDbCommand),
     /// List the store's entries in publish order, with their notes and publishers;
     /// `fts log init` and `fts log verify` look after the store's Merkle log
     Log(LogArgs),
@@ -93,6 +97,49 @@ pub enum Command {
     VerifyInstalled(VerifyInstalledArgs),
     /// Print a shell completion script (e.g. `fts completions bash > /etc/bash_completion.d/fts`)
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StatusDbCommand {
+    /// Create the tables, or bring them to this fts's schema, in one transaction under
+    /// an advisory lock (run once per upgrade, after every server is upgraded)
+    Migrate(StatusDbMigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusDbMigrateArgs {
+    #[command(flatten)]
+    pub db: StatusDbArgs,
+}
+
+/// The PostgreSQL status database, for `fts serve`, `fts status` and `fts status-db`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusDbArgs {
+    /// Keep delivery status in PostgreSQL instead of --status-dir, so that several
+    /// servers share one fleet view: postgresql://USER@HOST:PORT/DATABASE (a socket:
+    /// postgresql://USER@%2Frun%2Fpostgresql/DATABASE). No password in it; TLS is
+    /// required unless it is a Unix socket or a loopback address
+    #[arg(long, value_name = "URL")]
+    pub status_db: Option<String>,
+
+    /// The status database's password, alone in a file only this user can read
+    #[arg(long, value_name = "FILE", requires = "status_db")]
+    pub status_db_password_file: Option<PathBuf>,
+
+    /// The CA certificate(s) (PEM) the status database's TLS certificate must chain to
+    #[arg(long, value_name = "FILE", requires = "status_db")]
+    pub status_db_ca: Option<PathBuf>,
+}
+
+impl StatusDbArgs {
+    /// The database settings, when --status-db is given.
+    pub fn settings(&self) -> Option<fts_status_db::DbSettings> {
+        Some(fts_status_db::DbSettings {
+            url: self.status_db.clone()?,
+            password_file: self.status_db_password_file.clone(),
+            ca_file: self.status_db_ca.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -382,9 +429,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", default_value = "store")]
     pub store: PathBuf,
 
-    /// Folder where delivery status is written (outside the store)
+    /// Folder where delivery status is written (outside the store); with --status-db
+    /// it keeps only this server's own state (the CRL numbers in force)
     #[arg(long, value_name = "DIR", default_value = "status")]
     pub status_dir: PathBuf,
+
+    #[command(flatten)]
+    pub db: StatusDbArgs,
 
     /// How often the last poll times of polls that changed nothing else are written to
     /// the status folder (any other change is written at once)
@@ -725,6 +776,9 @@ pub struct StatusArgs {
     /// The server's delivery status folder
     #[arg(long, value_name = "DIR", default_value = "status")]
     pub status_dir: PathBuf,
+
+    #[command(flatten)]
+    pub db: StatusDbArgs,
 
     /// The hosts' --max-age: warn when the log's newest cosignature is older than half
     /// of it

@@ -21,6 +21,7 @@ mod publisher;
 mod rotate;
 mod serve;
 mod status;
+mod status_db;
 mod status_verify;
 mod stderr_line;
 mod timestamp;
@@ -30,7 +31,7 @@ mod withdraw;
 
 use std::process::ExitCode;
 
-use args::{Cli, Command, LogAction, LogFormat};
+use args::{Cli, Command, LogAction, LogFormat, StatusDbCommand};
 use fts_proto::ErrorChain;
 
 /// Exit statuses, as scripts and systemd units rely on them (docs/OPERATIONS.md).
@@ -112,6 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Gc(args) => gc::run(&args)?,
         Command::Serve(args) => serve::run(config::Serve::resolve(args)?)?,
         Command::Status(args) => return status::run(args),
+        Command::StatusDb(StatusDbCommand::Migrate(args)) => status_db::migrate(&args)?,
         Command::Log(args) => match args.action {
             None if args.keys => log_keys::run(&args)?,
             None => log::run(args)?,

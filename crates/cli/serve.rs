@@ -25,7 +25,8 @@ use fts_net::metrics::Metrics;
 use fts_net::metrics_http::serve_metrics;
 use fts_net::server::{Server, Transport};
 use fts_proto::{ErrorChain, Published};
-use fts_status::{CrlReloadFailing, ServerStatus, StatusDir};
+use fts_status::{CrlReloadFailing, ServerStatus, StatusBackend, StatusDir};
+use fts_status_db::{PgOptions, PgStatus};
 use fts_store::StoreReader;
 use fts_trust::crl::{CRL_FILE, Crl, load_crls};
 use fts_trust::crl_floor::{CRL_STATE_FILE, CrlFloor};
@@ -40,7 +41,8 @@ use crate::config::{Serve, TlsFiles};
 const CRL_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 pub fn run(serve: Serve) -> anyhow::Result<()> {
-    let Serve { listen, store: store_path, status_dir, tls, settings, metrics, metrics_listen } = serve;
+    let Serve { listen, store: store_path, status_dir, status_db, status_interval, tls, settings, metrics, metrics_listen } =
+        serve;
     let crl_health = Arc::clone(&settings.crl_health);
     let store = StoreReader::open(&store_path).with_context(|| {
         format!(
@@ -48,16 +50,10 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
             store_path.display()
         )
     })?;
-    let status = StatusDir::open_or_create(&status_dir)
-        .with_context(|| format!("cannot open the status folder {}", status_dir.display()))?;
-    match status.recover_receipts() {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(receipts = n, "brought the client status files up to the receipt log"),
-        Err(e) => tracing::warn!(error = %ErrorChain(&e), "cannot read the receipt log back"),
-    }
-    // A second handle on the same folder for `server.json` (the CRL's state, which
-    // `fts status` warns about); the server keeps the first for client files.
-    let server_status = Arc::new(StatusDir::open(&status_dir));
+    let (status, status_shown) = open_status(&status_dir, status_db.as_ref(), listen, status_interval)?;
+    // The same backend takes `server.json`'s content (the CRL's state, which `fts
+    // status` warns about).
+    let server_status = Arc::clone(&status);
 
     // Each file being sent holds one blocking thread that reads its blob, for as long
     // as its client takes to read it. Room for one per active poll, plus some for the
@@ -71,7 +67,7 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
         let reload = Arc::new(Notify::new());
         let transport = if let Some(tls) = &tls {
             let (transport, client_auth, crl) = tls_transport(tls, &status_dir, &metrics)?;
-            record_crl_state(&server_status, crl.as_ref().map(|loaded| loaded.crls.as_slice()), None);
+            record_crl_state(server_status.as_ref(), crl.as_ref().map(|loaded| loaded.crls.as_slice()), None);
             match crl {
                 Some(LoadedCrl { path, version, .. }) => {
                     let watch = CrlWatch {
@@ -86,11 +82,11 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
                     let (server_status, floor_path) = (Arc::clone(&server_status), status_dir.join(CRL_STATE_FILE));
                     tokio::spawn(watch_crl(watch, move |event| match event {
                         CrlEvent::Loaded(crls) => {
-                            record_crl_state(&server_status, Some(crls), None);
+                            record_crl_state(server_status.as_ref(), Some(crls), None);
                             save_crl_floor(&client_auth.crl_floor(), &floor_path);
                         }
                         CrlEvent::Failing(failing) => {
-                            record_crl_state(&server_status, Some(&client_auth.crls()), Some(failing));
+                            record_crl_state(server_status.as_ref(), Some(&client_auth.crls()), Some(failing));
                         }
                     }));
                 }
@@ -102,7 +98,7 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
             transport
         } else {
             tracing::warn!("serving WITHOUT TLS (--plaintext): client ids are not authenticated");
-            record_crl_state(&server_status, None, None);
+            record_crl_state(server_status.as_ref(), None, None);
             Transport::Plaintext
         };
 
@@ -120,11 +116,11 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
         }
 
         let admission = settings.admission.clone();
-        let server = Server::bind(listen, transport, settings, store, Arc::new(status), Arc::clone(&metrics))
+        let server = Server::bind(listen, transport, settings, store, status, Arc::clone(&metrics))
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = server.local_addr().context("cannot read the listening address")?;
-        tracing::info!(%addr, store = %store_path.display(), status_dir = %status_dir.display(), "listening");
+        tracing::info!(%addr, store = %store_path.display(), status = %status_shown, "listening");
         log_trusted_proxies(&admission);
 
         let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -143,6 +139,50 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
         server.run(shutdown).await;
         anyhow::Ok(())
     })
+}
+
+/// The status backend: PostgreSQL with `--status-db` (this server's row there named
+/// after the machine and port), else the status folder, brought up to its receipt
+/// log. Also says where, for the log.
+fn open_status(
+    status_dir: &Path,
+    status_db: Option<&fts_status_db::DbSettings>,
+    listen: std::net::SocketAddr,
+    status_interval: Duration,
+) -> anyhow::Result<(Arc<dyn StatusBackend>, String)> {
+    if let Some(settings) = status_db {
+        // The CRL numbers in force stay in this server's own folder.
+        std::fs::create_dir_all(status_dir)
+            .with_context(|| format!("cannot create the status folder {}", status_dir.display()))?;
+        let options = PgOptions {
+            server_name: format!("{}:{}", machine_name(), listen.port()),
+            // Unchanged polls are written every --status-interval; changes within it too.
+            batch_interval: status_interval.min(Duration::from_secs(1)),
+            ..PgOptions::default()
+        };
+        let status = PgStatus::open_for_serving(settings, options)
+            .with_context(|| format!("cannot use the status database {}", settings.shown_url()))?;
+        let shown = format!("postgresql {}", status.shown());
+        return Ok((Arc::new(status), shown));
+    }
+    let status = StatusDir::open_or_create(status_dir)
+        .with_context(|| format!("cannot open the status folder {}", status_dir.display()))?;
+    match status.recover_receipts() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(receipts = n, "brought the client status files up to the receipt log"),
+        Err(e) => tracing::warn!(error = %ErrorChain(&e), "cannot read the receipt log back"),
+    }
+    Ok((Arc::new(status), status_dir.display().to_string()))
+}
+
+/// This machine's host name (for its server's row in the status database).
+fn machine_name() -> String {
+    fts_fs::read_bounded(Path::new("/proc/sys/kernel/hostname"), 256)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "fts-server".to_owned())
 }
 
 /// Says who is trusted as a proxy, and warns when that is everyone.
@@ -166,7 +206,7 @@ fn log_trusted_proxies(admission: &AdmissionSettings) {
 }
 
 /// Writes the revocation state to `server.json` in the status folder. `None`: no CRL.
-fn record_crl_state(status: &StatusDir, crls: Option<&[Crl]>, failing: Option<&ReloadFailing>) {
+fn record_crl_state(status: &dyn StatusBackend, crls: Option<&[Crl]>, failing: Option<&ReloadFailing>) {
     let crls = crls.unwrap_or_default();
     let next_update = crls.iter().filter_map(Crl::next_update).min().map(|t| published(t.unix_timestamp()));
     let server = ServerStatus {

@@ -21,6 +21,7 @@ use anyhow::Context;
 use fts_proto::{ClientId, Published, Target};
 use fts_status::fleet::{self, FleetView, HostState, HostView, ReleaseView, StoreFacts, ViewRules};
 use fts_status::{ServerStatus, StatusBackend, StatusDir};
+use fts_status_db::{PgOptions, PgStatus};
 use fts_store::StoreReader;
 use serde::Serialize;
 
@@ -63,19 +64,19 @@ pub struct Warning {
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
-    let status = StatusDir::open(&args.status_dir);
-    check_status_dir(&args.status_dir, &status)?;
+    let (status, source) = open_status(&args)?;
+    let status = status.as_ref();
     if let Some(id) = &args.forget {
-        return forget(&status, id);
+        return forget(status, id);
     }
     let store = StoreReader::open(&args.store)
         .with_context(|| format!("cannot open the store {}", args.store.display()))?;
     if args.verify {
-        return crate::status_verify::run(&status, &args.ca, args.json);
+        return crate::status_verify::run(status, &args.ca, args.json);
     }
     let clients = status
         .clients()
-        .with_context(|| format!("cannot read the status folder {}", args.status_dir.display()))?;
+        .with_context(|| format!("cannot read the {source}"))?;
     let server = status.read_server();
     let facts = store_facts(&store);
     let rules = ViewRules {
@@ -131,13 +132,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
     }
     if let Some(id) = &args.host {
         let Some(client) = clients.iter().find(|c| c.client_id == *id) else {
-            anyhow::bail!(
-                "no host {id} has polled this server (status folder {})",
-                args.status_dir.display()
-            );
+            anyhow::bail!("no host {id} has polled this server ({source})");
         };
         let host = fleet::host(client, &facts, &rules);
-        let receipts = crate::status_verify::receipts_of(&status, id)?;
+        let receipts = crate::status_verify::receipts_of(status, id)?;
         if args.json {
             #[derive(Serialize)]
             #[serde(rename_all = "kebab-case")]
@@ -215,7 +213,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
         return Ok(code);
     }
     if clients.is_empty() {
-        writeln!(out, "no client has polled yet (status folder {})", args.status_dir.display())?;
+        writeln!(out, "no client has polled yet ({source})")?;
         return Ok(code);
     }
     print_summary(&mut out, &view, attention, args.max_attention)?;
@@ -230,7 +228,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
 }
 
 /// `--forget ID`.
-fn forget(status: &StatusDir, id: &ClientId) -> anyhow::Result<u8> {
+fn forget(status: &dyn StatusBackend, id: &ClientId) -> anyhow::Result<u8> {
     let had = status
         .forget(id, Published::from_unix_seconds(unix_now()))
         .with_context(|| format!("cannot forget {id}"))?;
@@ -397,6 +395,21 @@ fn print_release(out: &mut impl Write, release: &ReleaseView) -> std::io::Result
 /// The store's entries as the views need them.
 pub fn store_facts(store: &StoreReader) -> StoreFacts {
     StoreFacts::of(&store.snapshot())
+}
+
+/// The status backend `fts status` reads: the database with `--status-db`, else the
+/// status folder (refused when `fts serve` never wrote to it). Also says what it is,
+/// for messages.
+fn open_status(args: &StatusArgs) -> anyhow::Result<(Box<dyn StatusBackend>, String)> {
+    if let Some(settings) = args.db.settings() {
+        let status = PgStatus::open_for_reading(&settings, PgOptions::default())
+            .with_context(|| format!("cannot read the status database {}", settings.shown_url()))?;
+        let source = format!("status database {}", status.shown());
+        return Ok((Box::new(status), source));
+    }
+    let status = StatusDir::open(&args.status_dir);
+    check_status_dir(&args.status_dir, &status)?;
+    Ok((Box::new(status), format!("status folder {}", args.status_dir.display())))
 }
 
 /// Refuses a folder `fts serve` never wrote to (a typo, the wrong working folder): an

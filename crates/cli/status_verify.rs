@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use fts_proto::{ClientId, FileHash, Published, Receipt};
 use fts_status::receipts::{LogLine, StoredReceipt};
-use fts_status::{StatusBackend, StatusDir};
+use fts_status::StatusBackend;
 use serde::Serialize;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 
@@ -75,7 +75,7 @@ struct Chain {
     dropped: u64,
 }
 
-pub fn run(status: &StatusDir, ca: &std::path::Path, json: bool) -> anyhow::Result<u8> {
+pub fn run(status: &dyn StatusBackend, ca: &std::path::Path, json: bool) -> anyhow::Result<u8> {
     // The status folder is the server's to write: a certificate in it proves nothing
     // until it chains to the client CA.
     let cas = fts_trust::pem::load_certificates(ca).with_context(|| {
@@ -85,7 +85,7 @@ pub fn run(status: &StatusDir, ca: &std::path::Path, json: bool) -> anyhow::Resu
         )
     })?;
     let log = status.receipts().context("cannot read the receipt log")?;
-    let clients = status.clients().context("cannot read the status folder")?;
+    let clients = status.clients().context("cannot read the hosts' status")?;
     let mut report = Report { damaged_lines: log.damaged, ..Report::default() };
     let mut chains: BTreeMap<ClientId, Chain> = BTreeMap::new();
     let mut certificates: BTreeMap<String, Result<Vec<u8>, String>> = BTreeMap::new();
@@ -265,7 +265,7 @@ fn follow(chain: &mut Chain, stored: &StoredReceipt, receipt: &Receipt, report: 
 
 /// A stored certificate, if it is there and the client CA issued it.
 fn stored_certificate(
-    status: &StatusDir,
+    status: &dyn StatusBackend,
     name: &str,
     cas: &[tokio_rustls::rustls::pki_types::CertificateDer<'static>],
 ) -> Result<Vec<u8>, String> {
@@ -296,7 +296,7 @@ pub struct ReceiptLine {
 
 /// The stored receipts of `id` since it was last forgotten, oldest first (not
 /// verified: `--verify` does that).
-pub fn receipts_of(status: &StatusDir, id: &ClientId) -> anyhow::Result<Vec<ReceiptLine>> {
+pub fn receipts_of(status: &dyn StatusBackend, id: &ClientId) -> anyhow::Result<Vec<ReceiptLine>> {
     let log = status.receipts().context("cannot read the receipt log")?;
     let mut lines = Vec::new();
     for line in log.lines {

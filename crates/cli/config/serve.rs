@@ -33,6 +33,10 @@ pub struct Serve {
     /// The store, opened read-only.
     pub store: PathBuf,
     pub status_dir: PathBuf,
+    /// `--status-db`: status in PostgreSQL (else in `status_dir`).
+    pub status_db: Option<fts_status_db::DbSettings>,
+    /// `--status-interval`: how often the times of unchanged polls are written.
+    pub status_interval: std::time::Duration,
     /// `None`: `--plaintext`.
     pub tls: Option<TlsFiles>,
     pub settings: ServerSettings,
@@ -113,6 +117,8 @@ impl Serve {
             listen: args.listen,
             store: args.store,
             status_dir: args.status_dir,
+            status_db: args.db.settings(),
+            status_interval: args.status_interval,
             tls,
             settings,
             metrics: Arc::new(Metrics::with_log_lines_dropped(crate::log_writer::lines_dropped())),

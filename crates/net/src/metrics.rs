@@ -211,6 +211,11 @@ pub struct Metrics {
     hosts_silent: Gauge,
     hosts_with_alarms: Family<AlarmLabel, Gauge>,
     certificates_expiring: Family<WithinLabel, Gauge>,
+    status_queued: Gauge,
+    status_failing: Gauge,
+    /// Totals kept by the status backend, read at each scrape.
+    status_dropped: Arc<AtomicU64>,
+    status_write_errors: Arc<AtomicU64>,
 }
 
 /// The fleet view's figures, as [`Metrics::set_fleet`] takes them
@@ -497,7 +502,37 @@ impl Metrics {
             "Hosts whose client certificate expires within 7 days (not revoked)",
             certificates_expiring.clone(),
         );
+        let status_queued = Gauge::default();
+        registry.register(
+            "fts_status_queued",
+            "Status updates waiting in memory for the status database (it is slow or down; \
+             polls go on, and receipts are acknowledged only once stored)",
+            status_queued.clone(),
+        );
+        let status_failing = Gauge::default();
+        registry.register(
+            "fts_status_write_failing",
+            "1 while writes to the status database fail (retried), else 0",
+            status_failing.clone(),
+        );
+        let status_dropped = Arc::new(AtomicU64::new(0));
+        registry.register(
+            "fts_status_dropped",
+            "Status updates dropped because the queue for the status database was full (each \
+             host's next change is written again)",
+            SharedCounter(Arc::clone(&status_dropped)),
+        );
+        let status_write_errors = Arc::new(AtomicU64::new(0));
+        registry.register(
+            "fts_status_write_errors",
+            "Failed writes to the status database (each is retried)",
+            SharedCounter(Arc::clone(&status_write_errors)),
+        );
         Metrics {
+            status_queued,
+            status_failing,
+            status_dropped,
+            status_write_errors,
             release_hosts,
             release_seconds_to_95,
             release_published,
@@ -658,6 +693,14 @@ impl Metrics {
     /// One attempt to load the changed CRL failed.
     pub fn crl_reload_failed(&self, failure: CrlReloadFailure) {
         self.crl_reload_failures.get_or_create(&ReasonLabel { reason: failure.label() }).inc();
+    }
+
+    /// How the status backend's writes are going ([`fts_status::StatusBackend::health`]).
+    pub fn set_status_health(&self, health: fts_status::BackendHealth) {
+        self.status_queued.set(i64::try_from(health.queued).unwrap_or(i64::MAX));
+        self.status_failing.set(i64::from(health.failing));
+        self.status_dropped.store(health.dropped, Ordering::Relaxed);
+        self.status_write_errors.store(health.write_errors, Ordering::Relaxed);
     }
 
     /// Everything, in the Prometheus text format.

@@ -315,6 +315,7 @@ impl Server {
         let flusher = tokio::spawn(flush_last_polls_every(
             Arc::clone(&self.shared.status),
             self.shared.settings.status_flush_interval,
+            Arc::clone(&self.shared.metrics),
         ));
         let fleet_gauges = self.shared.settings.fleet_metrics_interval.map(|every| {
             let shared = Arc::clone(&self.shared);
@@ -1163,14 +1164,16 @@ where
     let _ = timeout(SHUTDOWN_TIMEOUT, conn.send_frame(&ServerFrame::Error(frame))).await;
 }
 
-/// Writes the last poll times noted in memory every `interval`, until aborted.
-async fn flush_last_polls_every(status: Arc<dyn StatusBackend>, interval: Duration) {
+/// Writes the last poll times noted in memory (and what the backend queued) every
+/// `interval`, until aborted, and says how the backend's writes are going in `metrics`.
+async fn flush_last_polls_every(status: Arc<dyn StatusBackend>, interval: Duration, metrics: Arc<Metrics>) {
     // tokio refuses a zero period; `fts serve` refuses it earlier, with a message.
     let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         flush_last_polls(Arc::clone(&status)).await;
+        metrics.set_status_health(status.health());
     }
 }
 

@@ -47,6 +47,20 @@ pub struct DbSettings {
     pub ca_file: Option<PathBuf>,
 }
 
+impl DbSettings {
+    /// The URL for messages: a password in it (refused, but an operator may have put
+    /// one there) shows as `***`.
+    pub fn shown_url(&self) -> String {
+        let url = &self.url;
+        let Some(scheme_end) = url.find("://").map(|at| at + 3) else { return url.clone() };
+        let authority_end = url[scheme_end..].find(['/', '?']).map_or(url.len(), |at| scheme_end + at);
+        let authority = &url[scheme_end..authority_end];
+        let Some(at) = authority.rfind('@') else { return url.clone() };
+        let Some(colon) = authority[..at].find(':') else { return url.clone() };
+        format!("{}{}:***{}", &url[..scheme_end], &authority[..colon], &url[scheme_end + at..])
+    }
+}
+
 /// Opens connections to the status database as [`DbSettings`] say.
 pub struct Connector {
     config: Config,
@@ -282,6 +296,13 @@ mod tests {
         assert!(message.contains("TLS is required"), "{message}");
         let message = refused("postgresql://fts@127.0.0.1/fts?sslmode=require");
         assert!(message.contains("sslmode=require"), "{message}");
+    }
+
+    #[test]
+    fn a_password_in_the_url_never_shows() {
+        assert_eq!(settings("postgresql://fts:hunter2@db:5432/fts").shown_url(), "postgresql://fts:***@db:5432/fts");
+        assert_eq!(settings("postgresql://fts@db/fts?x=a:b@c").shown_url(), "postgresql://fts@db/fts?x=a:b@c");
+        assert_eq!(settings("postgresql://db/fts").shown_url(), "postgresql://db/fts");
     }
 
     #[test]
