@@ -41,8 +41,17 @@ use crate::config::{Serve, TlsFiles};
 const CRL_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 pub fn run(serve: Serve) -> anyhow::Result<()> {
-    let Serve { listen, store: store_path, status_dir, status_db, status_interval, tls, settings, metrics, metrics_listen } =
-        serve;
+    let Serve {
+        listen,
+        store: store_path,
+        status_dir,
+        status_db,
+        status_interval,
+        tls,
+        settings,
+        metrics,
+        metrics_listen,
+    } = serve;
     let crl_health = Arc::clone(&settings.crl_health);
     let store = StoreReader::open(&store_path).with_context(|| {
         format!(

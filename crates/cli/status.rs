@@ -74,9 +74,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
     if args.verify {
         return crate::status_verify::run(status, &args.ca, args.json);
     }
-    let clients = status
-        .clients()
-        .with_context(|| format!("cannot read the {source}"))?;
+    let clients = status.clients().with_context(|| format!("cannot read the {source}"))?;
     let server = status.read_server();
     let facts = store_facts(&store);
     let rules = ViewRules {

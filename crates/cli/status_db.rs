@@ -10,7 +10,8 @@ use crate::args::StatusDbMigrateArgs;
 pub fn migrate(args: &StatusDbMigrateArgs) -> anyhow::Result<()> {
     let Some(settings) = args.db.settings() else {
         return Err(UsageError::new(
-            "name the database: --status-db postgresql://USER@HOST:PORT/DATABASE (or FTS_STATUS_DB)".to_owned(),
+            "name the database: --status-db postgresql://USER@HOST:PORT/DATABASE (or FTS_STATUS_DB)"
+                .to_owned(),
         )
         .into());
     };

@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use fts_proto::{ClientId, FileHash, Published, Receipt};
-use fts_status::receipts::{LogLine, StoredReceipt};
 use fts_status::StatusBackend;
+use fts_status::receipts::{LogLine, StoredReceipt};
 use serde::Serialize;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 

@@ -31,5 +31,6 @@ mod revocation;
 mod rotate;
 mod safe_files;
 mod serve;
+mod status_db;
 mod supersede;
 mod withdraw;

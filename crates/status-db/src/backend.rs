@@ -325,6 +325,17 @@ async fn write_queued_every(shared: Arc<Shared>) {
 /// Writes one batch of the queue; says whether there was one. A failure puts it back.
 async fn write_some(shared: &Shared) -> Result<bool> {
     let _one_writer = shared.writing.lock().await;
+    write_batch_locked(shared).await
+}
+
+/// Writes the whole queue; the caller holds the writers' lock.
+async fn write_queued_locked(shared: &Shared) -> Result<()> {
+    while write_batch_locked(shared).await? {}
+    Ok(())
+}
+
+/// [`write_some`], for a caller that holds the writers' lock.
+async fn write_batch_locked(shared: &Shared) -> Result<bool> {
     let batch = shared.queue.take(BATCH);
     if batch.is_empty() {
         return Ok(false);
@@ -391,12 +402,6 @@ async fn write_batch(client: &mut Client, batch: &[Update]) -> Result<()> {
                 let Some(status) = statuses.get_mut(client) else { continue };
                 fts_status::apply_offered(status, offered, at);
             }
-            Update::Receipts { client, receipts } => {
-                let Some(status) = statuses.get_mut(client) else { continue };
-                for (receipt, hash, received) in receipts {
-                    apply_receipt(status, receipt, hash, received);
-                }
-            }
         }
         changed.insert(update.client().clone(), ());
     }
@@ -419,6 +424,85 @@ async fn write_batch(client: &mut Client, batch: &[Update]) -> Result<()> {
         )
         .await
         .map_err(DbError::postgres(what))?;
+    transaction.commit().await.map_err(DbError::postgres(what))
+}
+
+/// Stores receipts and their certificates (each once), and takes those not stored
+/// before into their hosts' status, in one transaction.
+async fn store_receipts(
+    client: &mut Client,
+    names: &[String],
+    ders: &[Vec<u8>],
+    ids: &[String],
+    hashes: &[String],
+    lines: &[String],
+    arrivals: &[ReceiptArrival],
+) -> Result<()> {
+    let what = "store receipts";
+    let transaction = client.transaction().await.map_err(DbError::postgres(what))?;
+    transaction
+        .execute(
+            "INSERT INTO fts_certificates (name, der) SELECT * FROM unnest($1::text[], $2::bytea[]) \
+             ON CONFLICT (name) DO NOTHING",
+            &[&names, &ders],
+        )
+        .await
+        .map_err(DbError::postgres(what))?;
+    let inserted = transaction
+        .query(
+            "INSERT INTO fts_receipts (client_id, hash, line) \
+             SELECT id, hash, line::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) \
+             WITH ORDINALITY AS t(id, hash, line, n) ORDER BY n \
+             ON CONFLICT (hash) DO NOTHING RETURNING hash",
+            &[&ids, &hashes, &lines],
+        )
+        .await
+        .map_err(DbError::postgres(what))?;
+    let new: std::collections::HashSet<String> = inserted.into_iter().map(|row| row.get(0)).collect();
+    let fresh: Vec<&ReceiptArrival> = arrivals.iter().filter(|a| new.contains(&a.hash.to_string())).collect();
+    if !fresh.is_empty() {
+        let mut hosts: Vec<&str> = fresh.iter().map(|a| a.client_id.as_str()).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        let rows = transaction
+            .query(
+                "SELECT client_id, status::text FROM fts_hosts WHERE client_id = ANY($1) \
+                 ORDER BY client_id FOR UPDATE",
+                &[&hosts],
+            )
+            .await
+            .map_err(DbError::postgres(what))?;
+        let mut statuses: BTreeMap<String, ClientStatus> = BTreeMap::new();
+        for row in rows {
+            let (id, text): (String, String) = (row.get(0), row.get(1));
+            if let Some(status) = parse_status(&id, &text) {
+                statuses.insert(id, status);
+            }
+        }
+        for arrival in fresh {
+            // A host without a row yet (its poll was not written) gets it from the log
+            // at `fts status --verify`; its next poll writes the row.
+            if let Some(status) = statuses.get_mut(arrival.client_id.as_str()) {
+                apply_receipt(status, &arrival.receipt, &arrival.hash, &arrival.received);
+            }
+        }
+        let (mut ids, mut texts) = (Vec::new(), Vec::new());
+        for (id, status) in &statuses {
+            ids.push(id.as_str());
+            texts.push(
+                serde_json::to_string(status)
+                    .map_err(|source| DbError::Encode { what: "a host's status", source })?,
+            );
+        }
+        transaction
+            .execute(
+                "UPDATE fts_hosts SET status = t.status::jsonb FROM unnest($1::text[], $2::text[]) AS t(id, status) \
+                 WHERE client_id = t.id",
+                &[&ids, &texts],
+            )
+            .await
+            .map_err(DbError::postgres(what))?;
+    }
     transaction.commit().await.map_err(DbError::postgres(what))
 }
 
@@ -571,47 +655,34 @@ impl StatusBackend for PgStatus {
                     .map_err(|source| DbError::Encode { what: "a receipt", source })?,
             );
         }
-        self.with_connection("store receipts", move |client| {
-            Box::pin(async move {
-                let what = "store receipts";
-                let transaction = client.transaction().await.map_err(DbError::postgres(what))?;
-                transaction
-                    .execute(
-                        "INSERT INTO fts_certificates (name, der) SELECT * FROM unnest($1::text[], $2::bytea[]) \
-                         ON CONFLICT (name) DO NOTHING",
-                        &[&names, &ders],
-                    )
-                    .await
-                    .map_err(DbError::postgres(what))?;
-                transaction
-                    .execute(
-                        "INSERT INTO fts_receipts (client_id, hash, line) \
-                         SELECT id, hash, line::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) \
-                         WITH ORDINALITY AS t(id, hash, line, n) ORDER BY n \
-                         ON CONFLICT (hash) DO NOTHING",
-                        &[&ids, &hashes, &lines],
-                    )
-                    .await
-                    .map_err(DbError::postgres(what))?;
-                transaction.commit().await.map_err(DbError::postgres(what))
-            })
+        let arrived: Vec<ReceiptArrival> = arrivals.to_vec();
+        let shared = Arc::clone(&self.shared);
+        self.run(async move {
+            // The hosts' queued polls first (a host's first poll makes its row), under
+            // the writers' lock, so that every update of a host is written in order.
+            let _one_writer = shared.writing.lock().await;
+            if let Err(e) = write_queued_locked(&shared).await {
+                tracing::debug!(error = %ErrorChain(&e), "the queue was not written before the receipts");
+            }
+            let timeout = shared.options.timeout;
+            let storing = async {
+                let mut client = shared.connection().await?;
+                let stored =
+                    store_receipts(&mut client, &names, &ders, &ids, &hashes, &lines, &arrived).await;
+                shared.give_back(client);
+                stored
+            };
+            tokio::time::timeout(timeout, storing)
+                .await
+                .map_err(|_| DbError::Timeout { what: "store receipts", after: timeout })?
         })?;
         Ok(())
     }
 
-    fn apply_receipts(&self, arrivals: &[ReceiptArrival]) {
-        let mut by_client: BTreeMap<&ClientId, Vec<_>> = BTreeMap::new();
-        for arrival in arrivals {
-            by_client.entry(&arrival.client_id).or_default().push((
-                arrival.receipt.clone(),
-                arrival.hash,
-                arrival.received.clone(),
-            ));
-        }
-        for (client, receipts) in by_client {
-            self.shared.queue(Update::Receipts { client: client.clone(), receipts });
-        }
-    }
+    /// Nothing to do: [`record_receipts`](StatusBackend::record_receipts) took them
+    /// into their hosts' status in the transaction that stored them, so a server
+    /// killed after the acknowledgement loses nothing of them.
+    fn apply_receipts(&self, _arrivals: &[ReceiptArrival]) {}
 
     fn flush(&self) -> fts_status::Result<()> {
         self.write_all_queued()?;

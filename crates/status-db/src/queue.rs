@@ -6,16 +6,15 @@
 //! batches, so a database that is down or slow delays status, never a poll. The
 //! queue is bounded ([`MAX_QUEUED`]): when it is full the oldest update goes, is
 //! counted, and its host's fingerprint is forgotten, so that its next poll is
-//! written whole again. Receipts never wait here: they are stored before they are
-//! acknowledged (`record_receipts`), and only taking them into the hosts' status is
-//! queued.
+//! written whole again. Receipts never wait here: they are stored, and taken into
+//! their hosts' status, before they are acknowledged (`record_receipts`).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use fts_proto::{ClientId, FileHash, Published, Receipt, Report, Target};
+use fts_proto::{ClientId, Published, Report, Target};
 use fts_status::PollClaims;
 
 /// The most status updates held in memory (about 1 KiB each at most).
@@ -30,16 +29,12 @@ pub(crate) enum Update {
     Poll { client: ClientId, authenticated: bool, claims: PollClaims, reports: Vec<Report>, at: Published },
     /// What an answer sent.
     Offered { client: ClientId, offered: BTreeMap<Target, u64>, at: Published },
-    /// Stored receipts, to take into their host's status.
-    Receipts { client: ClientId, receipts: Vec<(Receipt, FileHash, Published)> },
 }
 
 impl Update {
     pub(crate) fn client(&self) -> &ClientId {
         match self {
-            Update::Poll { client, .. }
-            | Update::Offered { client, .. }
-            | Update::Receipts { client, .. } => client,
+            Update::Poll { client, .. } | Update::Offered { client, .. } => client,
         }
     }
 }

@@ -300,8 +300,14 @@ mod tests {
 
     #[test]
     fn a_password_in_the_url_never_shows() {
-        assert_eq!(settings("postgresql://fts:hunter2@db:5432/fts").shown_url(), "postgresql://fts:***@db:5432/fts");
-        assert_eq!(settings("postgresql://fts@db/fts?x=a:b@c").shown_url(), "postgresql://fts@db/fts?x=a:b@c");
+        assert_eq!(
+            settings("postgresql://fts:hunter2@db:5432/fts").shown_url(),
+            "postgresql://fts:***@db:5432/fts"
+        );
+        assert_eq!(
+            settings("postgresql://fts@db/fts?x=a:b@c").shown_url(),
+            "postgresql://fts@db/fts?x=a:b@c"
+        );
         assert_eq!(settings("postgresql://db/fts").shown_url(), "postgresql://db/fts");
     }
 

@@ -46,7 +46,9 @@ pub trait StatusBackend: Send + Sync {
     /// Stores checked receipts durably (leaving out those already stored); only then
     /// may they be acknowledged.
     fn record_receipts(&self, arrivals: &[ReceiptArrival]) -> Result<()>;
-    /// Takes stored receipts into their hosts' status (after the acknowledgement).
+    /// Takes stored receipts into their hosts' status (after the acknowledgement; a
+    /// backend that did it in [`record_receipts`](Self::record_receipts), in the same
+    /// transaction, does nothing here).
     fn apply_receipts(&self, arrivals: &[ReceiptArrival]);
     /// Writes what [`note_unchanged_poll`](Self::note_unchanged_poll) kept in memory,
     /// and whatever the backend queued.
