@@ -104,6 +104,19 @@ pub enum StatusDbCommand {
     /// Create the tables, or bring them to this fts's schema, in one transaction under
     /// an advisory lock (run once per upgrade, after every server is upgraded)
     Migrate(StatusDbMigrateArgs),
+    /// Copy a status folder (hosts, receipt log, certificates) into a migrated database
+    /// that knows no host yet: from one server with files to several with PostgreSQL
+    Import(StatusDbImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusDbImportArgs {
+    /// The status folder to copy (as `fts serve --status-dir` left it)
+    #[arg(long, value_name = "DIR", default_value = "status")]
+    pub status_dir: PathBuf,
+
+    #[command(flatten)]
+    pub db: StatusDbArgs,
 }
 
 #[derive(Debug, Args)]

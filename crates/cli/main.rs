@@ -114,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve::run(config::Serve::resolve(args)?)?,
         Command::Status(args) => return status::run(args),
         Command::StatusDb(StatusDbCommand::Migrate(args)) => status_db::migrate(&args)?,
+        Command::StatusDb(StatusDbCommand::Import(args)) => status_db::import(&args)?,
         Command::Log(args) => match args.action {
             None if args.keys => log_keys::run(&args)?,
             None => log::run(args)?,

@@ -413,7 +413,7 @@ fn open_status(args: &StatusArgs) -> anyhow::Result<(Box<dyn StatusBackend>, Str
 /// Refuses a folder `fts serve` never wrote to (a typo, the wrong working folder): an
 /// empty fleet is not an answer a monitoring script should get for it. `fts serve`
 /// writes `server.json` when it starts, before any client polls.
-fn check_status_dir(path: &std::path::Path, status_dir: &StatusDir) -> anyhow::Result<()> {
+pub(crate) fn check_status_dir(path: &std::path::Path, status_dir: &StatusDir) -> anyhow::Result<()> {
     if !path.is_dir() {
         anyhow::bail!(
             "there is no status folder {}: name the folder `fts serve --status-dir` writes to",

@@ -145,3 +145,33 @@ fn a_database_stopped_mid_run_stops_no_poll_and_loses_no_receipt() {
     assert_eq!(web["state"], "current", "{status}");
     fts(&sandbox, &with(&["status", "--verify"], &flags)).expect(0, "verify");
 }
+
+#[test]
+fn a_status_folder_imported_into_the_database_shows_the_same_fleet() {
+    let Some(db) = postgres::database("a_status_folder_imported_into_the_database_shows_the_same_fleet")
+    else {
+        return;
+    };
+    let flags = db_flags(&db.url, &db.password_file);
+    let sandbox = sandbox();
+    publish(&sandbox, "a.conf", b"a\n");
+    let server = ServeProcess::start(&sandbox, &["--poll-after", "1s"]);
+    poll(&sandbox, server.addr, "in", &[]).expect(0, "install");
+    drop(server);
+    let (_, from_files) = status_json(&sandbox, &[], &["--all"]);
+
+    let refused = fts(&sandbox, &with(&["status-db", "import"], &flags));
+    assert_eq!(refused.code, 1, "not migrated: {refused:?}");
+    fts(&sandbox, &with(&["status-db", "migrate"], &flags)).expect(0, "migrate");
+    let run = fts(&sandbox, &with(&["status-db", "import", "--status-dir", "status"], &flags));
+    run.expect(0, "import");
+    assert!(run.stdout.contains("imported 1 hosts, 1 receipt log lines and 1 certificates"), "{run:?}");
+    let (code, from_db) = status_json(&sandbox, &flags, &["--all"]);
+    assert_eq!(code, 0, "{from_db}");
+    assert_eq!(host(&from_db, ID)["state"], "current", "{from_db}");
+    assert_eq!(from_db["clients"], from_files["clients"], "the same hosts, the same facts");
+    fts(&sandbox, &with(&["status", "--verify"], &flags)).expect(0, "verify");
+    // Twice is refused: the database knows hosts now.
+    let again = fts(&sandbox, &with(&["status-db", "import", "--status-dir", "status"], &flags));
+    assert!(again.code == 1 && again.stderr.contains("import into a new database only"), "{again:?}");
+}

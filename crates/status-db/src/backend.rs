@@ -213,6 +213,145 @@ impl PgStatus {
     }
 }
 
+/// What [`PgStatus::import`] copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Hosts.
+    pub hosts: usize,
+    /// Receipt log lines (receipts and forget markers).
+    pub lines: usize,
+    /// Certificates.
+    pub certificates: usize,
+}
+
+/// Rows per statement of an import.
+const IMPORT_BATCH: usize = 5_000;
+
+impl PgStatus {
+    /// Copies a status folder's content (`fts status-db import`): every host's status,
+    /// the receipt log in its order, and the certificates it names (`certificate`
+    /// reads one by name), into a database that holds no host yet. One transaction:
+    /// all of it or nothing.
+    pub fn import(
+        &self,
+        clients: Vec<ClientStatus>,
+        log: Vec<LogLine>,
+        certificate: &dyn Fn(&str) -> fts_status::Result<Option<Vec<u8>>>,
+    ) -> fts_status::Result<Imported> {
+        let mut names: Vec<String> = log
+            .iter()
+            .filter_map(|line| match line {
+                LogLine::Receipt(stored) => Some(stored.certificate.clone()),
+                LogLine::Forget(_) => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut certificates = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(der) = certificate(&name)? {
+                certificates.push((name, der));
+            }
+        }
+        let mut hosts = Vec::with_capacity(clients.len());
+        for status in &clients {
+            hosts.push((
+                status.client_id.to_string(),
+                to_json("a host's status", status)?,
+                seconds(&status.last_poll),
+            ));
+        }
+        let mut lines = Vec::with_capacity(log.len());
+        for line in &log {
+            let (id, hash) = match line {
+                LogLine::Receipt(stored) => (stored.client_id.to_string(), Some(stored.hash.to_string())),
+                LogLine::Forget(forgotten) => (forgotten.client_id.to_string(), None),
+            };
+            lines.push((id, hash, to_json("a receipt log line", line)?));
+        }
+        let counts = Imported { hosts: hosts.len(), lines: lines.len(), certificates: certificates.len() };
+        let timeout = self.shared.options.timeout * 30;
+        let shared = Arc::clone(&self.shared);
+        self.run(async move {
+            let work = async {
+                let mut client = shared.connection().await?;
+                let imported = import_rows(&mut client, &hosts, &lines, &certificates).await;
+                shared.give_back(client);
+                imported
+            };
+            tokio::time::timeout(timeout, work)
+                .await
+                .map_err(|_| DbError::Timeout { what: "import", after: timeout })?
+        })?;
+        Ok(counts)
+    }
+}
+
+/// `value` as JSON text.
+fn to_json(what: &'static str, value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|source| DbError::Encode { what, source })
+}
+
+async fn import_rows(
+    client: &mut Client,
+    hosts: &[(String, String, i64)],
+    lines: &[(String, Option<String>, String)],
+    certificates: &[(String, Vec<u8>)],
+) -> Result<()> {
+    let what = "import the status folder";
+    let transaction = client.transaction().await.map_err(DbError::postgres(what))?;
+    let existing: i64 = transaction
+        .query_one("SELECT count(*) FROM fts_hosts", &[])
+        .await
+        .map_err(DbError::postgres(what))?
+        .get(0);
+    if existing > 0 {
+        return Err(DbError::Setting(format!(
+            "the status database already knows {existing} hosts: import into a new database only"
+        )));
+    }
+    for part in certificates.chunks(IMPORT_BATCH) {
+        let (names, ders): (Vec<&str>, Vec<&[u8]>) =
+            part.iter().map(|(n, d)| (n.as_str(), d.as_slice())).unzip();
+        transaction
+            .execute(
+                "INSERT INTO fts_certificates (name, der) SELECT * FROM unnest($1::text[], $2::bytea[]) \
+                 ON CONFLICT (name) DO NOTHING",
+                &[&names, &ders],
+            )
+            .await
+            .map_err(DbError::postgres(what))?;
+    }
+    for part in lines.chunks(IMPORT_BATCH) {
+        let ids: Vec<&str> = part.iter().map(|(id, _, _)| id.as_str()).collect();
+        let hashes: Vec<Option<&str>> = part.iter().map(|(_, hash, _)| hash.as_deref()).collect();
+        let texts: Vec<&str> = part.iter().map(|(_, _, line)| line.as_str()).collect();
+        transaction
+            .execute(
+                "INSERT INTO fts_receipts (client_id, hash, line) \
+                 SELECT id, hash, line::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) \
+                 WITH ORDINALITY AS t(id, hash, line, n) ORDER BY n ON CONFLICT (hash) DO NOTHING",
+                &[&ids, &hashes, &texts],
+            )
+            .await
+            .map_err(DbError::postgres(what))?;
+    }
+    for part in hosts.chunks(IMPORT_BATCH) {
+        let ids: Vec<&str> = part.iter().map(|(id, _, _)| id.as_str()).collect();
+        let texts: Vec<&str> = part.iter().map(|(_, status, _)| status.as_str()).collect();
+        let times: Vec<i64> = part.iter().map(|(_, _, at)| *at).collect();
+        transaction
+            .execute(
+                "INSERT INTO fts_hosts (client_id, status, last_contact) \
+                 SELECT id, status::jsonb, at FROM unnest($1::text[], $2::text[], $3::int8[]) AS t(id, status, at)",
+                &[&ids, &texts, &times],
+            )
+            .await
+            .map_err(DbError::postgres(what))?;
+    }
+    transaction.commit().await.map_err(DbError::postgres(what))
+}
+
 impl Shared {
     /// A connection: an idle one, or a new one (whose schema is checked if no
     /// connection has been yet).
