@@ -227,3 +227,52 @@ fn a_database_that_stops_loses_no_acknowledged_receipt_and_no_poll() {
     assert_eq!(stored, [first.hash, second.hash]);
     assert_eq!(backend.client(&id("web-01")).unwrap().unwrap().receipts.unwrap().stored, 2);
 }
+
+#[test]
+fn tls_to_the_database_checks_its_certificate_against_the_ca_given() {
+    let Some(cluster) =
+        Cluster::start_with_tls("tls_to_the_database_checks_its_certificate_against_the_ca_given")
+    else {
+        return;
+    };
+    let url = format!("{}?sslmode=require", cluster.url());
+    let tls = DbSettings {
+        url: url.clone(),
+        password_file: Some(cluster.password_file()),
+        ca_file: Some(cluster.tls_ca()),
+    };
+    fts_status_db::migrate(&tls, SCHEMA).unwrap();
+    let backend = PgStatus::open_for_reading(&tls, options()).unwrap();
+    assert!(backend.clients().unwrap().is_empty(), "it answers over TLS");
+
+    // Another CA: the database's certificate does not chain to it, so nothing connects.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.crt");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args(["-subj", "/CN=someone else"])
+        .arg("-keyout")
+        .arg(dir.path().join("other.key"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let wrong_ca = DbSettings { ca_file: Some(other), ..tls.clone() };
+    let refused = PgStatus::open_for_reading(&wrong_ca, options()).unwrap_err();
+    assert!(
+        fts_proto::ErrorChain(&refused).to_string().contains("certificate"),
+        "{}",
+        fts_proto::ErrorChain(&refused)
+    );
+}

@@ -101,11 +101,27 @@ pub struct Cluster {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    tls: bool,
 }
 
 impl Cluster {
     /// Makes and starts a cluster, or `None` (said) when PostgreSQL is not installed.
     pub fn start(test: &str) -> Option<Cluster> {
+        Cluster::make(test, false)
+    }
+
+    /// [`Cluster::start`], serving TLS too, with a certificate for 127.0.0.1 issued by
+    /// a CA of its own ([`Cluster::tls_ca`]), both made by `openssl`.
+    pub fn start_with_tls(test: &str) -> Option<Cluster> {
+        Cluster::make(test, true)
+    }
+
+    /// The CA certificate that issued the cluster's TLS certificate, PEM.
+    pub fn tls_ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    fn make(test: &str, tls: bool) -> Option<Cluster> {
         let Some(bin) = postgres_bin() else {
             unavailable(test, "PostgreSQL's initdb is not installed")?;
             return None;
@@ -124,7 +140,15 @@ impl Cluster {
                 assert!(status.is_ok_and(|s| s.success()), "cannot chown {} to postgres", path.display());
             }
         }
-        let cluster = Cluster { dir, bin, port: free_port(), as_postgres };
+        if tls {
+            make_tls_files(dir.path());
+            if as_postgres {
+                let (key, cert) = (dir.path().join("server.key"), dir.path().join("server.crt"));
+                let status = Command::new("chown").args(["postgres:postgres"]).arg(&key).arg(&cert).status();
+                assert!(status.is_ok_and(|s| s.success()), "cannot chown the TLS files to postgres");
+            }
+        }
+        let cluster = Cluster { dir, bin, port: free_port(), as_postgres, tls };
         let data = cluster.data();
         let mut initdb = cluster.command("initdb");
         initdb.arg("-D").arg(&data).args(["-U", USER, "--auth=scram-sha-256", "-E", "UTF8", "--locale=C"]);
@@ -151,11 +175,17 @@ impl Cluster {
 
     /// Starts the cluster (again), waiting until it takes connections.
     pub fn start_again(&self) {
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=50",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            let dir = self.dir.path().display();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key"
+            ));
+        }
         let mut pg_ctl = self.command("pg_ctl");
         pg_ctl
             .arg("-D")
@@ -190,6 +220,31 @@ impl Drop for Cluster {
         pg_ctl.arg("-D").arg(self.data()).args(["-w", "-m", "immediate", "stop"]);
         let _ = pg_ctl.output();
     }
+}
+
+/// A CA (`ca.crt`) and a server certificate for 127.0.0.1 it issued (`server.crt`,
+/// `server.key`) in `dir`, by `openssl`.
+fn make_tls_files(dir: &Path) {
+    // `args` split at spaces; `subject` (with its spaces) after `-subj`.
+    let openssl = |args: &str, subject: &str| {
+        let mut command = Command::new("openssl");
+        command.current_dir(dir).args(args.split(' '));
+        if !subject.is_empty() {
+            command.args(["-subj", subject]);
+        }
+        check(command.output(), &format!("openssl {args}"));
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2";
+    openssl(&format!("req -x509 {ec} -keyout ca.key -out ca.crt"), "/CN=fts test database CA");
+    openssl(&format!("req {ec} -keyout server.key -out server.csr"), "/CN=127.0.0.1");
+    crate::write_private(
+        &dir.join("server.ext"),
+        b"subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+    );
+    openssl(
+        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.crt",
+        "",
+    );
 }
 
 fn check(output: std::io::Result<Output>, what: &str) {
