@@ -467,18 +467,18 @@ async fn write_some(shared: &Shared) -> Result<bool> {
     write_batch_locked(shared).await
 }
 
-/// Writes the whole queue; the caller holds the writers' lock.
-async fn write_queued_locked(shared: &Shared) -> Result<()> {
-    while write_batch_locked(shared).await? {}
-    Ok(())
-}
-
 /// [`write_some`], for a caller that holds the writers' lock.
 async fn write_batch_locked(shared: &Shared) -> Result<bool> {
     let batch = shared.queue.take(BATCH);
     if batch.is_empty() {
         return Ok(false);
     }
+    write_taken(shared, batch).await.map(|()| true)
+}
+
+/// Writes updates taken from the queue, or puts them back; the caller holds the
+/// writers' lock.
+async fn write_taken(shared: &Shared, batch: Vec<Update>) -> Result<()> {
     let timeout = shared.options.timeout;
     let writing = async {
         let mut client = shared.connection().await?;
@@ -493,7 +493,7 @@ async fn write_batch_locked(shared: &Shared) -> Result<bool> {
     match written {
         Ok(()) => {
             shared.write_succeeded();
-            Ok(true)
+            Ok(())
         }
         Err(e) => {
             shared.write_failed(&e);
@@ -528,7 +528,7 @@ async fn write_batch(client: &mut Client, batch: &[Update]) -> Result<()> {
             statuses.insert(status.client_id.clone(), status);
         }
     }
-    let mut changed: BTreeMap<ClientId, ()> = BTreeMap::new();
+    let mut changed: std::collections::BTreeSet<ClientId> = std::collections::BTreeSet::new();
     for update in batch {
         match update {
             Update::Poll { client, authenticated, claims, reports, at } => {
@@ -542,10 +542,10 @@ async fn write_batch(client: &mut Client, batch: &[Update]) -> Result<()> {
                 fts_status::apply_offered(status, offered, at);
             }
         }
-        changed.insert(update.client().clone(), ());
+        changed.insert(update.client().clone());
     }
     let (mut ids, mut texts, mut times) = (Vec::new(), Vec::new(), Vec::new());
-    for client in changed.keys() {
+    for client in &changed {
         let Some(status) = statuses.get(client) else { continue };
         let text = serde_json::to_string(status)
             .map_err(|source| DbError::Encode { what: "a host's status", source })?;
@@ -797,11 +797,17 @@ impl StatusBackend for PgStatus {
         let arrived: Vec<ReceiptArrival> = arrivals.to_vec();
         let shared = Arc::clone(&self.shared);
         self.run(async move {
-            // The hosts' queued polls first (a host's first poll makes its row), under
-            // the writers' lock, so that every update of a host is written in order.
+            // These hosts' queued updates first (a host's first poll makes its row),
+            // under the writers' lock, so that every update of a host is written in
+            // order; the rest of the queue waits for the writer (a backlog after an
+            // outage must not hold up an acknowledgement).
             let _one_writer = shared.writing.lock().await;
-            if let Err(e) = write_queued_locked(&shared).await {
-                tracing::debug!(error = %ErrorChain(&e), "the queue was not written before the receipts");
+            let hosts: std::collections::HashSet<&ClientId> = arrived.iter().map(|a| &a.client_id).collect();
+            let theirs = shared.queue.take_of(&hosts);
+            if !theirs.is_empty()
+                && let Err(e) = write_taken(&shared, theirs).await
+            {
+                tracing::debug!(error = %ErrorChain(&e), "the hosts' updates were not written before their receipts");
             }
             let timeout = shared.options.timeout;
             let storing = async {

@@ -65,6 +65,16 @@ impl Queue {
         updates.drain(..n).collect()
     }
 
+    /// Takes every update of the hosts in `clients`, in their order, leaving the
+    /// others where they are.
+    pub(crate) fn take_of(&self, clients: &std::collections::HashSet<&ClientId>) -> Vec<Update> {
+        let mut updates = self.lock();
+        let (theirs, others): (VecDeque<Update>, VecDeque<Update>) =
+            updates.drain(..).partition(|update| clients.contains(update.client()));
+        *updates = others;
+        theirs.into()
+    }
+
     /// Puts back updates a failed write took (before any newer), as far as they fit;
     /// returns the clients of those that did not.
     pub(crate) fn put_back(&self, taken: Vec<Update>) -> Vec<ClientId> {
@@ -195,6 +205,26 @@ mod tests {
         assert!(queue.put_back(taken).is_empty());
         let order: Vec<String> = queue.take(10).iter().map(|u| u.client().to_string()).collect();
         assert_eq!(order, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn the_updates_of_some_hosts_are_taken_in_their_order() {
+        let queue = Queue::default();
+        for (client, seq) in [("a", 1), ("b", 1), ("a", 2), ("c", 1)] {
+            queue.push(offered(client, seq));
+        }
+        let a = id("a");
+        let taken = queue.take_of(&std::collections::HashSet::from([&a]));
+        let seqs: Vec<u64> = taken
+            .iter()
+            .map(|u| match u {
+                Update::Offered { offered, .. } => offered[&Target::All],
+                Update::Poll { .. } => 0,
+            })
+            .collect();
+        assert_eq!(seqs, [1, 2]);
+        let left: Vec<String> = queue.take(10).iter().map(|u| u.client().to_string()).collect();
+        assert_eq!(left, ["b", "c"]);
     }
 
     #[test]
