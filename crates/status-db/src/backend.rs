@@ -787,7 +787,7 @@ impl StatusBackend for PgStatus {
         self.shared.queue(Update::Poll {
             client: client.clone(),
             authenticated,
-            claims: claims.clone(),
+            claims: Box::new(claims.clone()),
             reports: reports.to_vec(),
             at: Published::from_unix_seconds(secs),
         });
