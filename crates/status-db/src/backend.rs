@@ -655,7 +655,10 @@ async fn read_all_hosts(client: &Client, now: u64) -> Result<Vec<ClientStatus>> 
     use futures_util::TryStreamExt;
     let what = "read the hosts' status";
     let rows = client
-        .query_raw("SELECT client_id, status::text, last_contact FROM fts_hosts", std::iter::empty::<String>())
+        .query_raw(
+            "SELECT client_id, status::text, last_contact FROM fts_hosts",
+            std::iter::empty::<String>(),
+        )
         .await
         .map_err(DbError::postgres(what))?;
     let mut rows = std::pin::pin!(rows);
@@ -664,7 +667,9 @@ async fn read_all_hosts(client: &Client, now: u64) -> Result<Vec<ClientStatus>> 
     let parse = |part: Vec<(String, String, i64)>| {
         tokio::task::spawn_blocking(move || {
             part.iter()
-                .filter_map(|(id, text, contact)| parse_status(id, text).map(|s| shown_status(s, *contact, now)))
+                .filter_map(|(id, text, contact)| {
+                    parse_status(id, text).map(|s| shown_status(s, *contact, now))
+                })
                 .collect::<Vec<_>>()
         })
     };
@@ -680,7 +685,9 @@ async fn read_all_hosts(client: &Client, now: u64) -> Result<Vec<ClientStatus>> 
         match parser.await {
             Ok(part) => all.extend(part),
             // A bug (parsing never panics on input): said, not hidden.
-            Err(e) => tracing::error!(error = %e, "a status parser failed: some hosts are missing from this view"),
+            Err(e) => {
+                tracing::error!(error = %e, "a status parser failed: some hosts are missing from this view")
+            }
         }
     }
     Ok(all)

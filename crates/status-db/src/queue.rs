@@ -26,7 +26,13 @@ const SHARDS: usize = 64;
 #[derive(Debug, Clone)]
 pub(crate) enum Update {
     /// A poll that changed something.
-    Poll { client: ClientId, authenticated: bool, claims: Box<PollClaims>, reports: Vec<Report>, at: Published },
+    Poll {
+        client: ClientId,
+        authenticated: bool,
+        claims: Box<PollClaims>,
+        reports: Vec<Report>,
+        at: Published,
+    },
     /// What an answer sent.
     Offered { client: ClientId, offered: BTreeMap<Target, u64>, at: Published },
 }

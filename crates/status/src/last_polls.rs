@@ -6,7 +6,7 @@
 //! Rewriting the client's status file for those cost more CPU than the TLS handshake
 //! of a resumed poll (a temp file, a rename, and a thread hop). So the server remembers
 //! a fingerprint of what it last wrote for each client; a poll that matches it only
-//! updates the time here, in memory, and [`LastPolls::flush`] writes every client's
+//! updates the time here, in memory, and `LastPolls::flush` writes every client's
 //! time in one file every few seconds and when the server stops. A poll that changes
 //! anything, or reports a problem, still rewrites the client's file at once.
 //!
@@ -48,7 +48,7 @@ const MAX_LAST_POLLS_FILE: u64 = 64 << 20;
 const SHARDS: usize = 64;
 /// A time further than this ahead of the reader's clock was written by a clock that
 /// was wrong, and is not believed.
-pub(crate) const MAX_AHEAD_SECS: u64 = 600;
+pub const MAX_AHEAD_SECS: u64 = 600;
 
 /// What the book knows of one client.
 #[derive(Debug, Clone, Copy)]
