@@ -224,6 +224,15 @@ pub struct Imported {
     pub certificates: usize,
 }
 
+/// Stores certificates ($1 names, $2 DER), each once.
+const INSERT_CERTIFICATES: &str = "INSERT INTO fts_certificates (name, der) \
+    SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (name) DO NOTHING";
+/// Appends receipt log lines ($1 client ids, $2 receipt hashes or NULL, $3 lines) in
+/// their order, each receipt once; returns the hashes of those that were new.
+const INSERT_RECEIPTS: &str = "INSERT INTO fts_receipts (client_id, hash, line) \
+    SELECT id, hash, line::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) \
+    WITH ORDINALITY AS t(id, hash, line, n) ORDER BY n ON CONFLICT (hash) DO NOTHING RETURNING hash";
+
 /// Rows per statement of an import.
 const IMPORT_BATCH: usize = 5_000;
 
@@ -313,26 +322,14 @@ async fn import_rows(
     for part in certificates.chunks(IMPORT_BATCH) {
         let (names, ders): (Vec<&str>, Vec<&[u8]>) =
             part.iter().map(|(n, d)| (n.as_str(), d.as_slice())).unzip();
-        transaction
-            .execute(
-                "INSERT INTO fts_certificates (name, der) SELECT * FROM unnest($1::text[], $2::bytea[]) \
-                 ON CONFLICT (name) DO NOTHING",
-                &[&names, &ders],
-            )
-            .await
-            .map_err(DbError::postgres(what))?;
+        transaction.execute(INSERT_CERTIFICATES, &[&names, &ders]).await.map_err(DbError::postgres(what))?;
     }
     for part in lines.chunks(IMPORT_BATCH) {
         let ids: Vec<&str> = part.iter().map(|(id, _, _)| id.as_str()).collect();
         let hashes: Vec<Option<&str>> = part.iter().map(|(_, hash, _)| hash.as_deref()).collect();
         let texts: Vec<&str> = part.iter().map(|(_, _, line)| line.as_str()).collect();
         transaction
-            .execute(
-                "INSERT INTO fts_receipts (client_id, hash, line) \
-                 SELECT id, hash, line::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) \
-                 WITH ORDINALITY AS t(id, hash, line, n) ORDER BY n ON CONFLICT (hash) DO NOTHING",
-                &[&ids, &hashes, &texts],
-            )
+            .execute(INSERT_RECEIPTS, &[&ids, &hashes, &texts])
             .await
             .map_err(DbError::postgres(what))?;
     }
@@ -579,22 +576,9 @@ async fn store_receipts(
 ) -> Result<()> {
     let what = "store receipts";
     let transaction = client.transaction().await.map_err(DbError::postgres(what))?;
-    transaction
-        .execute(
-            "INSERT INTO fts_certificates (name, der) SELECT * FROM unnest($1::text[], $2::bytea[]) \
-             ON CONFLICT (name) DO NOTHING",
-            &[&names, &ders],
-        )
-        .await
-        .map_err(DbError::postgres(what))?;
+    transaction.execute(INSERT_CERTIFICATES, &[&names, &ders]).await.map_err(DbError::postgres(what))?;
     let inserted = transaction
-        .query(
-            "INSERT INTO fts_receipts (client_id, hash, line) \
-             SELECT id, hash, line::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) \
-             WITH ORDINALITY AS t(id, hash, line, n) ORDER BY n \
-             ON CONFLICT (hash) DO NOTHING RETURNING hash",
-            &[&ids, &hashes, &lines],
-        )
+        .query(INSERT_RECEIPTS, &[&ids, &hashes, &lines])
         .await
         .map_err(DbError::postgres(what))?;
     let new: std::collections::HashSet<String> = inserted.into_iter().map(|row| row.get(0)).collect();
@@ -828,13 +812,7 @@ impl StatusBackend for PgStatus {
                 names.push(name.clone());
                 ders.push(arrival.certificate.clone());
             }
-            let line = LogLine::Receipt(StoredReceipt {
-                client_id: arrival.client_id.clone(),
-                certificate: name,
-                received: arrival.received.clone(),
-                hash: arrival.hash,
-                signed: arrival.signed.clone(),
-            });
+            let line = LogLine::Receipt(StoredReceipt::of(arrival, name));
             ids.push(arrival.client_id.to_string());
             hashes.push(arrival.hash.to_string());
             lines.push(

@@ -6,6 +6,7 @@
 //! without one they skip, saying so (and fail under CI, `FTS_REQUIRE_POSTGRES`).
 
 #[path = "../../status/tests/suite/mod.rs"]
+#[macro_use]
 mod suite;
 
 use std::collections::BTreeMap;
@@ -41,39 +42,15 @@ fn id(s: &str) -> ClientId {
     ClientId::parse(s).unwrap()
 }
 
-/// One test per suite entry, each on a fresh, migrated database.
-macro_rules! postgres_suite {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                let Some(db) = postgres::database(stringify!($name)) else { return };
-                migrate(&db, SCHEMA);
-                let backend = PgStatus::open_for_serving(&settings(&db), options()).unwrap();
-                suite::$name(&backend);
-            }
-        )*
-
-        #[test]
-        fn every_suite_test_runs_here() {
-            let here = [$(stringify!($name)),*];
-            for (name, _) in suite::SUITE {
-                assert!(here.contains(name), "{name} of the shared suite does not run against PostgreSQL");
-            }
-        }
-    };
+/// A fresh, migrated database of the test cluster; `None` (said) without one.
+fn postgres(test: &str) -> Option<(TestDb, PgStatus)> {
+    let db = postgres::database(test)?;
+    migrate(&db, SCHEMA);
+    let backend = PgStatus::open_for_serving(&settings(&db), options()).unwrap();
+    Some((db, backend))
 }
 
-postgres_suite!(
-    a_poll_is_recorded_and_read_back,
-    an_unchanged_poll_is_noted_and_its_time_shown_after_a_flush,
-    what_was_offered_is_recorded_for_a_known_host,
-    receipts_are_stored_in_order_and_update_their_host,
-    the_receipts_of_a_thousand_hosts_at_once_are_all_stored,
-    a_forgotten_host_is_gone_and_its_receipts_stay_as_evidence,
-    the_server_status_round_trips,
-    a_host_whose_state_was_lost_starts_afresh,
-);
+suite_tests!(postgres);
 
 #[test]
 fn an_empty_database_is_refused_until_migrated_and_migrates_once() {

@@ -91,6 +91,20 @@ pub struct StoredReceipt {
     pub signed: SignedReceipt,
 }
 
+impl StoredReceipt {
+    /// How the log keeps `arrival`, whose certificate is stored as `certificate`
+    /// ([`certificate_name`]).
+    pub fn of(arrival: &ReceiptArrival, certificate: String) -> StoredReceipt {
+        StoredReceipt {
+            client_id: arrival.client_id.clone(),
+            certificate,
+            received: arrival.received.clone(),
+            hash: arrival.hash,
+            signed: arrival.signed.clone(),
+        }
+    }
+}
+
 /// A forget marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -134,13 +148,7 @@ impl StatusDir {
                 store_certificate(&certificates, &name, &arrival.certificate)?;
                 stored.push(name.clone());
             }
-            let line = LogLine::Receipt(StoredReceipt {
-                client_id: arrival.client_id.clone(),
-                certificate: name,
-                received: arrival.received.clone(),
-                hash: arrival.hash,
-                signed: arrival.signed.clone(),
-            });
+            let line = LogLine::Receipt(StoredReceipt::of(arrival, name));
             push_line(&mut bytes, &line)?;
         }
         append_to_log(&status, &day_of(&arrivals[0].received), &bytes)

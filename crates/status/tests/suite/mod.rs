@@ -1,5 +1,5 @@
 //! The shared suite every status backend passes ([`fts_status::StatusBackend`]): the
-//! files (`files_backend.rs`) and, from the next release, a database. Each test takes
+//! files (`files_backend.rs`) and PostgreSQL (`crates/status-db/tests/postgres_backend.rs`). Each test takes
 //! a fresh, empty backend. The backend stores what the server checked: the
 //! signatures here are not checked by it (fts-trust and the server do that), so they
 //! are placeholders.
@@ -219,29 +219,33 @@ pub fn a_host_whose_state_was_lost_starts_afresh(backend: &dyn StatusBackend) {
     assert_eq!(web.entries.len(), 1, "what the old chain said is not what the host has");
 }
 
-/// A test of the suite.
-pub type SuiteTest = fn(&dyn StatusBackend);
-
-/// Every test of the suite, by name, for a backend's own test file to run.
-pub const SUITE: &[(&str, SuiteTest)] = &[
-    ("a_poll_is_recorded_and_read_back", a_poll_is_recorded_and_read_back),
-    (
-        "an_unchanged_poll_is_noted_and_its_time_shown_after_a_flush",
-        an_unchanged_poll_is_noted_and_its_time_shown_after_a_flush,
-    ),
-    ("what_was_offered_is_recorded_for_a_known_host", what_was_offered_is_recorded_for_a_known_host),
-    (
-        "receipts_are_stored_in_order_and_update_their_host",
-        receipts_are_stored_in_order_and_update_their_host,
-    ),
-    (
-        "the_receipts_of_a_thousand_hosts_at_once_are_all_stored",
-        the_receipts_of_a_thousand_hosts_at_once_are_all_stored,
-    ),
-    (
-        "a_forgotten_host_is_gone_and_its_receipts_stay_as_evidence",
-        a_forgotten_host_is_gone_and_its_receipts_stay_as_evidence,
-    ),
-    ("the_server_status_round_trips", the_server_status_round_trips),
-    ("a_host_whose_state_was_lost_starts_afresh", a_host_whose_state_was_lost_starts_afresh),
-];
+/// One `#[test]` per test of the suite, for a backend's own test file:
+/// `suite_tests!(backend)`, where `fn backend(test: &str) -> Option<(K, B)>` makes a
+/// fresh, empty backend `B` (and `K`, what must live as long as it: a temp folder, a
+/// database), or `None` when the test must skip (it says why). Every test of the
+/// suite is listed here once, so no backend can leave one out.
+#[macro_export]
+macro_rules! suite_tests {
+    ($make:path) => {
+        $crate::suite_tests!(
+            @each $make;
+            a_poll_is_recorded_and_read_back,
+            an_unchanged_poll_is_noted_and_its_time_shown_after_a_flush,
+            what_was_offered_is_recorded_for_a_known_host,
+            receipts_are_stored_in_order_and_update_their_host,
+            the_receipts_of_a_thousand_hosts_at_once_are_all_stored,
+            a_forgotten_host_is_gone_and_its_receipts_stay_as_evidence,
+            the_server_status_round_trips,
+            a_host_whose_state_was_lost_starts_afresh,
+        );
+    };
+    (@each $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let Some((_keep, backend)) = $make(stringify!($name)) else { return };
+                suite::$name(&backend);
+            }
+        )*
+    };
+}
