@@ -868,15 +868,18 @@ impl StatusBackend for PgStatus {
         let written = self.with_connection("write the times of unchanged polls", move |client| {
             Box::pin(async move {
                 let what = "write the times of unchanged polls";
+                let mut found = std::collections::HashSet::new();
                 if !ids.is_empty() {
-                    client
-                        .execute(
+                    let rows = client
+                        .query(
                             "UPDATE fts_hosts SET last_contact = GREATEST(last_contact, t.at) \
-                             FROM unnest($1::text[], $2::int8[]) AS t(id, at) WHERE client_id = t.id",
+                             FROM unnest($1::text[], $2::int8[]) AS t(id, at) WHERE client_id = t.id \
+                             RETURNING client_id",
                             &[&ids, &at],
                         )
                         .await
                         .map_err(DbError::postgres(what))?;
+                    found.extend(rows.into_iter().map(|row| row.get::<_, String>(0)));
                 }
                 if let Some(name) = heartbeat {
                     client
@@ -884,13 +887,21 @@ impl StatusBackend for PgStatus {
                         .await
                         .map_err(DbError::postgres("say this server is up"))?;
                 }
-                Ok(())
+                Ok(found)
             })
         });
-        if let Err(e) = written {
-            self.shared.book.restore_dirty(&times);
-            self.shared.write_failed(&e);
-            return Err(e.into());
+        let found = match written {
+            Ok(found) => found,
+            Err(e) => {
+                self.shared.book.restore_dirty(&times);
+                self.shared.write_failed(&e);
+                return Err(e.into());
+            }
+        };
+        // A host whose row is gone (`fts status --forget` while it still polls) is
+        // written whole at its next poll, as a first poll is.
+        for (client, _) in times.iter().filter(|(client, _)| !found.contains(client.as_str())) {
+            self.shared.book.forget(client);
         }
         Ok(())
     }

@@ -253,3 +253,25 @@ fn tls_to_the_database_checks_its_certificate_against_the_ca_given() {
         fts_proto::ErrorChain(&refused)
     );
 }
+
+#[test]
+fn a_host_forgotten_while_it_polls_comes_back_at_its_next_poll() {
+    let Some((db, backend)) = postgres("a_host_forgotten_while_it_polls_comes_back_at_its_next_poll") else {
+        return;
+    };
+    let claims = PollClaims::of(&BTreeMap::from([(Target::All, 1)]));
+    backend.record_poll(&id("web-01"), true, &claims, &[], suite::at(0)).unwrap();
+    backend.flush().unwrap();
+    // Forgotten by `fts status --forget` (another process: this one's book is unaware).
+    let reader = PgStatus::open_for_reading(&settings(&db), options()).unwrap();
+    assert!(reader.forget(&id("web-01"), fts_proto::Published::from_unix_seconds(1_795_626_010)).unwrap());
+    // Its next unchanged poll finds no row to update: the one after is written whole.
+    assert!(backend.note_unchanged_poll(&id("web-01"), true, &claims, &[], suite::at(60)));
+    backend.flush().unwrap();
+    assert!(!backend.note_unchanged_poll(&id("web-01"), true, &claims, &[], suite::at(120)));
+    backend.record_poll(&id("web-01"), true, &claims, &[], suite::at(120)).unwrap();
+    assert!(
+        reader.client(&id("web-01")).unwrap().is_none() || backend.client(&id("web-01")).unwrap().is_some()
+    );
+    assert!(backend.client(&id("web-01")).unwrap().is_some(), "back in the fleet view");
+}
