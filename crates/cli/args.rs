@@ -597,9 +597,16 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct PollArgs {
-    /// The server to poll, as HOST:PORT; HOST is checked against its certificate
+    /// The server to poll, as HOST:PORT; HOST is checked against its certificate.
+    /// Repeatable: the host fails over to the next when one cannot be reached, refuses
+    /// it, is behind what it verified, or is stale; it starts with the last that answered
     #[arg(long, value_name = "HOST:PORT", required = true)]
-    pub server: ServerAddress,
+    pub server: Vec<ServerAddress>,
+
+    /// The order several --server are tried in after the last that answered:
+    /// in-order (as given) or random
+    #[arg(long, value_name = "ORDER", value_enum, default_value = "in-order")]
+    pub server_order: ServerOrderArg,
 
     /// This host's client id
     #[arg(long, value_name = "ID", required = true)]
@@ -764,6 +771,15 @@ pub struct PollArgs {
     /// textfile format (written atomically: a temporary file, then a rename)
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
+}
+
+/// `--server-order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServerOrderArg {
+    /// As given on the command line (the default)
+    InOrder,
+    /// At random, drawn afresh at each poll
+    Random,
 }
 
 #[derive(Debug, Args)]

@@ -95,6 +95,7 @@ fn client_for(config: &LoadConfig, id: &str) -> Result<Client, String> {
         receipt_signer: None,
         next_poll_within: 60,
         reboot_required_file: None,
+        failover: Default::default(),
         server: config.server.to_string(),
         transport: ClientTransport::tls(tls, server_name, &certificate),
         id: client_id.clone(),

@@ -13,6 +13,7 @@ mod crash;
 mod delivery;
 mod disk_full;
 mod dos;
+mod failover;
 mod fleet;
 mod freshness;
 mod gc;

@@ -685,7 +685,7 @@ mod tests {
             with_file("[poll]\nserver = \"fts.example.net:6543\"\nid = \"web-01\"\n", &["poll"]);
         let cli = cli.unwrap();
         let Command::Poll(p) = &cli.command else { unreachable!() };
-        assert_eq!((p.server.host.as_str(), p.id.as_str()), ("fts.example.net", "web-01"));
+        assert_eq!((p.server[0].host.as_str(), p.id.as_str()), ("fts.example.net", "web-01"));
 
         let err = parse_layered(["fts", "poll"]).unwrap_err().error;
         let ConfigError::Clap(err) = err else { panic!("{err:?}") };
@@ -696,6 +696,19 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("--id"), "{err}");
+    }
+
+    #[test]
+    fn server_in_the_file_is_one_string_or_a_list() {
+        let servers = |text: &str| {
+            let (cli, _file) = with_file(text, &["poll"]);
+            let Command::Poll(p) = cli.unwrap().command else { unreachable!() };
+            p.server.into_iter().map(|s| s.address).collect::<Vec<_>>()
+        };
+        assert_eq!(servers("[poll]\nserver = \"a:1\"\nid = \"web-01\"\n"), ["a:1"]);
+        assert_eq!(servers("[poll]\nserver = [\"a:1\", \"b:2\"]\nid = \"web-01\"\n"), ["a:1", "b:2"]);
+        let (err, _) = file_error("[poll]\nserver = [\"a:1\", \"b\"]\nid = \"web-01\"\n", &["poll"]);
+        assert!(err.to_string().contains("is not HOST:PORT"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use fts_net::client::failover::{Endpoint, FailoverSettings, ServerOrder};
 use fts_net::client::freshness::LogSettings;
 use fts_net::client::hook::Hook;
 use fts_net::client::poller::Schedule;
@@ -17,7 +18,7 @@ use fts_trust::pem::{load_certificates, load_private_key};
 use fts_trust::{ClientIdentity, TrustedKeys, client_identity};
 
 use crate::UsageError;
-use crate::args::PollArgs;
+use crate::args::{PollArgs, ServerOrderArg};
 use crate::units::Rate;
 
 /// The most frames accepted in one answer: a bound on what one answer can make this
@@ -51,6 +52,14 @@ impl Poll {
             max_interval: args.max_interval,
         };
         let id = args.id;
+        let Some((first, others)) = args.server.split_first() else {
+            return Err(UsageError::new("--server is required").into());
+        };
+        for (i, server) in args.server.iter().enumerate() {
+            if args.server[..i].iter().any(|s| s.address.eq_ignore_ascii_case(&server.address)) {
+                return Err(UsageError::new(format!("--server {} is given twice", server.address)).into());
+            }
+        }
 
         let trust = if args.trust.is_empty() { vec![PathBuf::from("certs/signing.pub")] } else { args.trust };
         let trusted = TrustedKeys::load(&trust).context("loading the trusted signing keys (--trust)")?;
@@ -75,7 +84,7 @@ impl Poll {
             let config =
                 fts_trust::client_config(load_certificates(&args.ca)?, chain, load_private_key(&key)?)
                     .map_err(|e| super::key_mismatch_names_files(e, &cert, &key))?;
-            let server_name = fts_trust::tls::server_name(&args.server.host)?;
+            let server_name = fts_trust::tls::server_name(&first.host)?;
             // The same key signs this host's receipts.
             let signer = fts_trust::ReceiptSigner::from_pem_file(&key)
                 .with_context(|| format!("{} cannot sign this host's receipts", key.display()))?;
@@ -86,6 +95,23 @@ impl Poll {
             )
         };
 
+        let others = others
+            .iter()
+            .map(|server| {
+                let server_name = match args.plaintext {
+                    true => None,
+                    false => Some(fts_trust::tls::server_name(&server.host)?),
+                };
+                Ok(Endpoint { address: server.address.clone(), server_name })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let failover = FailoverSettings {
+            others,
+            order: match args.server_order {
+                ServerOrderArg::InOrder => ServerOrder::InOrder,
+                ServerOrderArg::Random => ServerOrder::Random,
+            },
+        };
         // Absolute, so that a hook gets a path it can use wherever it changes directory to.
         let dest = std::path::absolute(&args.dest)
             .with_context(|| format!("cannot resolve --dest {}", args.dest.display()))?;
@@ -117,7 +143,8 @@ impl Poll {
             receipt_signer,
             next_poll_within,
             reboot_required_file: Some(args.reboot_required_file).filter(|p| !p.as_os_str().is_empty()),
-            server: args.server.address,
+            server: first.address.clone(),
+            failover,
             transport,
             id,
             targets,

@@ -46,6 +46,7 @@ pub fn poll_answer(data: &[u8]) -> Result<fts_net::client::PollOutcome, fts_net:
         receipt_signer: None,
         next_poll_within: 60,
         reboot_required_file: None,
+        failover: Default::default(),
         server: "fuzz:6543".into(),
         transport: ClientTransport::Plaintext,
         id: id.clone(),

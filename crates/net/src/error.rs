@@ -335,6 +335,10 @@ pub enum PollError {
         /// The body's signed size.
         expected: u64,
     },
+    /// Several `--server`s, and none answered: each one's failure, in the order tried
+    /// (a leaf: every failure is said whole, with its chain, in the message).
+    #[error("no server answered: {}", ServerFailures(.0))]
+    NoServerAnswered(Vec<(String, PollError)>),
     /// The state file cannot be read or written.
     #[error(transparent)]
     State(#[from] StateError),
@@ -384,17 +388,44 @@ pub enum PollError {
 
 impl PollError {
     /// The server's `retry-after` advice, for `busy`.
+    /// With several servers, the shortest advice, when every one of them gave one.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             PollError::Refused(frame) => frame.retry_after,
+            PollError::NoServerAnswered(failures) => {
+                failures.iter().map(|(_, e)| e.retry_after()).collect::<Option<Vec<u64>>>()?.into_iter().min()
+            }
             _ => None,
         }
     }
 
     /// The server refused this host's certificate with a TLS alert: polling again soon
     /// will not help (the loop waits `--max-interval`, the metrics file counts it).
+    /// With several servers, only when every one of them refused it.
     pub fn is_certificate_refusal(&self) -> bool {
-        matches!(self, PollError::CertificateRefused { .. })
+        match self {
+            PollError::CertificateRefused { .. } => true,
+            PollError::NoServerAnswered(failures) => {
+                !failures.is_empty() && failures.iter().all(|(_, e)| e.is_certificate_refusal())
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The failures of [`PollError::NoServerAnswered`], each with its chain:
+/// `a:1: cannot connect to a:1: refused; b:1: ...`.
+struct ServerFailures<'a>(&'a [(String, PollError)]);
+
+impl fmt::Display for ServerFailures<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (server, e)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{server}: {}", ErrorChain(e))?;
+        }
+        Ok(())
     }
 }
 

@@ -59,6 +59,7 @@ fn settings(dest: &Path) -> ClientSettings {
         receipt_signer: None,
         next_poll_within: 60,
         reboot_required_file: None,
+        failover: Default::default(),
         server: "127.0.0.1:9".into(),
         transport: ClientTransport::Plaintext,
         id: id.clone(),

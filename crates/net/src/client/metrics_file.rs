@@ -70,6 +70,11 @@ struct HeadLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabel {
+    server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -249,6 +254,22 @@ pub fn render(client: &Client, result: &RoundResult, now: SystemTime, previous: 
         "Files installed in the destination",
         count(state.installed.len()),
     );
+
+    // With several `--server`s: which one answered the last round (1), and the others (0).
+    if client.servers().count() > 1 {
+        let servers = Family::<ServerLabel, Gauge>::default();
+        let answered = client.answered_server();
+        for server in client.servers() {
+            servers
+                .get_or_create(&ServerLabel { server: server.to_owned() })
+                .set(i64::from(answered == Some(server)));
+        }
+        registry.register(
+            "fts_poll_server_info",
+            "With several --server: 1 for the server that answered the last poll, 0 for the others",
+            servers,
+        );
+    }
 
     log_figures(&mut registry, client, now);
 

@@ -9,6 +9,8 @@
 //!   target, with a backoff), PROTOCOL.md section 3.1.1;
 //! - [`hook`]: the `--exec` hook;
 //! - [`poller`]: `--once` and the loop with its intervals and backoff;
+//! - [`failover`]: several `--server`s, the order a poll tries them in and when it
+//!   moves on to the next;
 //! - [`deadline`]: how long a poll may take (`--read-timeout`, `--poll-timeout`);
 //! - [`rate`]: the host's cap on its receive rate (`--max-rate`);
 //! - [`tls_words`]: TLS failures said in words, with what to check;
@@ -48,6 +50,7 @@
 //!   read and the whole round, between files.
 
 pub mod deadline;
+pub mod failover;
 pub mod freshness;
 pub mod held;
 pub mod hook;
@@ -88,6 +91,7 @@ use crate::connection::{Connection, ReadError};
 pub use crate::error::{Interruption, PollError, ProtocolBreach, TlsProblem, TransportError};
 use crate::error::{LocalFailure, peer_text};
 use deadline::{Cut, PollClock};
+use failover::{Endpoint, FailoverSettings, Verdict};
 use freshness::{AnswerLog, LogBook, LogSettings};
 use held::{Conditions, Hold, HoldCause};
 use hook::Hook;
@@ -157,6 +161,8 @@ impl ClientTransport {
 /// Everything one host needs to poll.
 pub struct ClientSettings {
     /// `HOST:PORT` as given; HOST is also the name checked against the certificate.
+    /// With several `--server`s, the first of them ([`ClientSettings::failover`] has the
+    /// others).
     pub server: String,
     /// How to reach the server.
     pub transport: ClientTransport,
@@ -211,6 +217,9 @@ pub struct ClientSettings {
     /// The distribution's file that says a reboot is required
     /// (`--reboot-required-file`, [`reboot`]); `None`: not looked at.
     pub reboot_required_file: Option<PathBuf>,
+    /// The other `--server`s and `--server-order` ([`failover`]); the default: none,
+    /// a single server.
+    pub failover: FailoverSettings,
 }
 
 /// What one poll did.
@@ -261,6 +270,13 @@ pub struct Client {
     _lock: File,
     /// A stop request (SIGTERM) ends an answer between files, never inside one.
     stop: Arc<Stop>,
+    /// Every server, `settings.server` first, then `settings.failover.others`.
+    servers: Vec<Endpoint>,
+    /// The index in `servers` of the one dialled now (or last): the poll's and its
+    /// receipt's server.
+    active: usize,
+    /// The index of the server that answered the last poll (`None`: none did).
+    answered: Option<usize>,
 }
 
 impl Client {
@@ -331,7 +347,28 @@ impl Client {
             &state_name,
             reset_log_state,
         )?;
+        let server_name = match &settings.transport {
+            ClientTransport::Tls { server_name, .. } => Some(server_name.clone()),
+            ClientTransport::Plaintext => None,
+        };
+        let mut servers = vec![Endpoint { address: settings.server.clone(), server_name }];
+        servers.extend(settings.failover.others.iter().cloned());
+        let active = match servers.len() {
+            1 => 0,
+            _ => failover::pass_order(
+                &servers,
+                state.failover.last_server.as_deref(),
+                settings.failover.order,
+                0,
+            )
+            .first()
+            .copied()
+            .unwrap_or(0),
+        };
         let mut client = Client {
+            servers,
+            active,
+            answered: None,
             settings,
             state,
             dest,
@@ -358,6 +395,23 @@ impl Client {
     /// The settings it was opened with.
     pub fn settings(&self) -> &ClientSettings {
         &self.settings
+    }
+
+    /// `HOST:PORT` of the server that answered the last poll (`None`: no poll yet, or
+    /// none answered).
+    pub fn answered_server(&self) -> Option<&str> {
+        self.answered.and_then(|i| self.servers.get(i)).map(|s| s.address.as_str())
+    }
+
+    /// Every server this host polls, `--server` order.
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        self.servers.iter().map(|s| s.address.as_str())
+    }
+
+    /// The server dialled now (or last).
+    fn active_endpoint(&self) -> &Endpoint {
+        // `active` is always an index of `servers`, which is never empty.
+        &self.servers[self.active.min(self.servers.len() - 1)]
     }
 
     /// The state as last loaded or saved.
@@ -539,17 +593,13 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<PollOutcome, PollError> {
         let clock = PollClock::new(self.settings.read_timeout, deadline).throttled(self.settings.max_rate);
-        let result = match self.connect_and_exchange(&clock, progress).await {
-            (Err(e @ PollError::NoAnswer { .. }), Handshake::Resumed) => {
-                tracing::info!(
-                    problem = %ErrorChain(&e),
-                    "the server closed a resumed TLS session without answering: trying once more at once \
-                     with a full handshake"
-                );
-                self.forget_tls_sessions();
-                self.connect_and_exchange(&clock, progress).await.0
+        let result = match self.servers.len() {
+            1 => {
+                let result = self.attempt(&clock, progress).await;
+                self.answered = result.as_ref().ok().map(|_| 0);
+                result
             }
-            (result, _) => result,
+            _ => self.failover_pass(&clock, progress).await,
         };
         self.note_certificate_refusal(&result);
         if let Err(e) = self.tidy_up() {
@@ -567,6 +617,148 @@ impl Client {
         let mut outcome = result?;
         outcome.reported.extend(hooks?);
         Ok(outcome)
+    }
+
+    /// One server's attempt: connect and exchange, and once more at once with a full
+    /// handshake when a resumed session was closed without an answer.
+    async fn attempt(
+        &mut self,
+        clock: &PollClock,
+        progress: &mut dyn Progress,
+    ) -> Result<PollOutcome, PollError> {
+        match self.connect_and_exchange(clock, progress).await {
+            (Err(e @ PollError::NoAnswer { .. }), Handshake::Resumed) => {
+                tracing::info!(
+                    problem = %ErrorChain(&e),
+                    "the server closed a resumed TLS session without answering: trying once more at once \
+                     with a full handshake"
+                );
+                self.forget_tls_sessions();
+                self.connect_and_exchange(clock, progress).await.0
+            }
+            (result, _) => result,
+        }
+    }
+
+    /// One pass over several servers ([`failover`]): from the remembered one, each
+    /// tried at most once, until one answers (fresh, when freshness is on). What the
+    /// answers applied is kept whatever comes after; the server that answered is
+    /// remembered in the state, and is where the receipt goes.
+    async fn failover_pass(
+        &mut self,
+        clock: &PollClock,
+        progress: &mut dyn Progress,
+    ) -> Result<PollOutcome, PollError> {
+        let now = unix_now();
+        let mut seed = [0u8; 8];
+        let _ = getrandom::fill(&mut seed);
+        let remembered = self.state.failover.last_server.clone();
+        let order = failover::pass_order(
+            &self.servers,
+            remembered.as_deref(),
+            self.settings.failover.order,
+            u64::from_le_bytes(seed),
+        );
+        let max_age = self.settings.log.max_age.as_secs();
+        let mut failures: Vec<(String, PollError)> = Vec::new();
+        let mut merged: Option<PollOutcome> = None;
+        // The server whose answer ends the pass (fresh, or the first stale one when
+        // every answer was stale), and the last one whose answer was taken.
+        let mut chosen: Option<usize> = None;
+        let mut first_stale: Option<usize> = None;
+        let mut last_answer: Option<usize> = None;
+        let mut stopped: Option<PollError> = None;
+        let mut fresh_pass = false;
+        for (n, &index) in order.iter().enumerate() {
+            if n > 0 && (self.stop.is_requested() || clock.past_deadline()) {
+                break;
+            }
+            self.active = index;
+            let result = self.attempt(clock, progress).await;
+            let stale = self.log.state().alarms.keys().any(|a| a.as_str() == freshness::alarm::STALE);
+            let verdict = failover::judge(&result.as_ref().map(|o| o.log_refused), stale);
+            let address = self.servers[index].address.clone();
+            let next = order.get(n + 1).map(|&i| self.servers[i].address.clone());
+            let then = next
+                .as_ref()
+                .map_or_else(|| "no server left to try".to_owned(), |next| format!("trying {next}"));
+            match result {
+                Ok(outcome) => {
+                    if !outcome.log_refused {
+                        last_answer = Some(index);
+                    }
+                    merged = Some(match merged.take() {
+                        Some(earlier) => merge_outcomes(earlier, outcome),
+                        None => outcome,
+                    });
+                }
+                Err(e) => match verdict {
+                    Verdict::Stop => {
+                        stopped = Some(e);
+                        break;
+                    }
+                    _ => {
+                        tracing::warn!(server = %address, next = next.as_deref().unwrap_or("-"), problem = %ErrorChain(&e), "failing over: {address}: {}; {then}", match &verdict { Verdict::MoveOn(why) => why.as_str(), _ => "failed" });
+                        failures.push((address, e));
+                        continue;
+                    }
+                },
+            }
+            match verdict {
+                Verdict::Answered => {
+                    chosen = Some(index);
+                    fresh_pass = true;
+                    break;
+                }
+                Verdict::MoveOn(why) => {
+                    tracing::warn!(server = %address, next = next.as_deref().unwrap_or("-"), "failing over: {address}: {why}; {then}");
+                }
+                Verdict::Stale => {
+                    first_stale.get_or_insert(index);
+                    if next.is_none() {
+                        tracing::warn!(server = %address, "every server is stale: staying with {}", self.servers[first_stale.unwrap_or(index)].address);
+                        break;
+                    }
+                    if !failover::stale_pass_due(&self.state.failover, now, max_age) {
+                        tracing::info!(server = %address, "{address} is stale, and the other servers were tried for that less than --max-age ago: staying with it");
+                        break;
+                    }
+                    self.state.failover.stale_pass_at = Some(now);
+                    tracing::warn!(server = %address, next = next.as_deref().unwrap_or("-"), "failing over: {address} is stale (no fresh cosignature within --max-age); {then}");
+                }
+                Verdict::Stop => {}
+            }
+        }
+        let chosen = chosen.or(first_stale);
+        self.answered = chosen.or(last_answer);
+        // The receipt goes to the server that answered.
+        if let Some(index) = self.answered {
+            self.active = index;
+        }
+        let memory_before = self.state.failover.clone();
+        if let Some(index) = chosen {
+            let address = self.servers[index].address.clone();
+            if remembered.as_deref() != Some(address.as_str()) {
+                tracing::info!(server = %address, "polling {address} from now on (the last server that answered)");
+            }
+            self.state.failover.last_server = Some(address);
+        }
+        if fresh_pass {
+            self.state.failover.stale_pass_at = None;
+        }
+        if self.state.failover != memory_before
+            && let Err(e) = self.save()
+        {
+            tracing::warn!(error = %ErrorChain(&e), "cannot record the server that answered in the state file");
+        }
+        if let Some(e) = stopped {
+            return Err(e);
+        }
+        match merged {
+            Some(outcome) => Ok(outcome),
+            None if failures.len() == 1 => Err(failures.remove(0).1),
+            None => Err(PollError::NoServerAnswered(failures)),
+        }
     }
 
     /// Records in the state that the server refused this host's certificate, or that
@@ -619,7 +811,8 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> (Result<PollOutcome, PollError>, Handshake) {
         let timeout = self.settings.read_timeout;
-        let server = self.settings.server.clone();
+        let endpoint = self.active_endpoint().clone();
+        let server = endpoint.address;
         let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&server)).await {
             Err(_) => return (Err(PollError::ConnectTimeout { server, after: timeout }), Handshake::None),
             Ok(Err(source)) => return (Err(PollError::Connect { server, source }), Handshake::None),
@@ -631,6 +824,7 @@ impl Client {
                 (self.exchange(Connection::client(tcp), clock, progress).await, Handshake::None)
             }
             ClientTransport::Tls { config, server_name, .. } => {
+                let server_name = endpoint.server_name.unwrap_or(server_name);
                 let connecting = TlsConnector::from(config).connect(server_name.clone(), tcp);
                 let tls = match tokio::time::timeout(timeout, connecting).await {
                     Err(_) => {
@@ -965,7 +1159,7 @@ impl Client {
     /// The connection ended before the first frame, without a TLS alert.
     fn no_answer(&self, reset: bool) -> PollError {
         let tls = matches!(self.settings.transport, ClientTransport::Tls { .. });
-        PollError::NoAnswer { server: self.settings.server.clone(), reset, tls }
+        PollError::NoAnswer { server: self.active_endpoint().address.clone(), reset, tls }
     }
 
     /// The server answered the request that carried `carried`: it has them now. If the
@@ -1587,7 +1781,7 @@ impl Client {
     /// server refusing this host's certificate (TLS 1.3 reports it only then), and an
     /// end of the connection is a server that did not answer.
     fn io_error(&self, e: io::Error, first_read: bool) -> PollError {
-        let server = self.settings.server.clone();
+        let server = self.active_endpoint().address.clone();
         match tls_words::tls_error(&e) {
             Some(rustls::Error::AlertReceived(alert)) if first_read && is_certificate_alert(alert) => {
                 PollError::CertificateRefused { server, alert: *alert }
@@ -1603,6 +1797,20 @@ impl Client {
 
 /// Opens a folder the client writes into and trusts, refusing it unless it and every
 /// folder on the way to it can be changed only by this user (and root).
+/// `later` after `earlier` in one pass over several servers: what both applied, and
+/// what the later one says of what comes next.
+fn merge_outcomes(mut earlier: PollOutcome, later: PollOutcome) -> PollOutcome {
+    earlier.installed.extend(later.installed);
+    earlier.reported.extend(later.reported);
+    earlier.withdrawn.extend(later.withdrawn);
+    earlier.superseded += later.superseded;
+    earlier.more = later.more;
+    earlier.repeat_now = later.repeat_now;
+    earlier.poll_after = later.poll_after.or(earlier.poll_after);
+    earlier.log_refused = later.log_refused;
+    earlier
+}
+
 fn open_private_dir(path: &Path) -> Result<Dir, FsError> {
     let dir = Dir::open(path)?;
     fts_fs::private::check_private(&dir)?;

@@ -287,6 +287,9 @@ impl Client {
         let ClientTransport::Tls { config, server_name, .. } = self.settings.transport.clone() else {
             return Ok(false);
         };
+        // The server that answered the poll (with several `--server`s).
+        let endpoint = self.active_endpoint().clone();
+        let server_name = endpoint.server_name.unwrap_or(server_name);
         let signed: Vec<SignedReceipt> = self
             .state
             .receipts
@@ -304,7 +307,7 @@ impl Client {
             self.state.receipts.unsent.iter().take(request.receipts.len()).map(|q| q.hash).collect();
         let timeout = self.settings.read_timeout.min(Duration::from_secs(30));
         let exchange = async {
-            let tcp = TcpStream::connect(&self.settings.server).await.map_err(|e| format!("connect: {e}"))?;
+            let tcp = TcpStream::connect(&endpoint.address).await.map_err(|e| format!("connect: {e}"))?;
             let _ = tcp.set_nodelay(true);
             let tls = TlsConnector::from(config)
                 .connect(server_name, tcp)

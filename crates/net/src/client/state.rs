@@ -268,6 +268,10 @@ pub struct State {
     /// A reboot this host needs for what it installed ([`crate::client::reboot`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reboot_required: Option<crate::client::reboot::RebootRequired>,
+    /// With several `--server`s, the one that last answered and when the host last
+    /// moved on for staleness ([`crate::client::failover`]); never written with one.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub failover: crate::client::failover::ServerMemory,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

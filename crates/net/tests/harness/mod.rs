@@ -208,6 +208,7 @@ impl World {
             receipt_signer: None,
             next_poll_within: 60,
             reboot_required_file: None,
+            failover: Default::default(),
             server: server.to_owned(),
             transport,
             id: cid.clone(),
