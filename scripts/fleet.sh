@@ -22,6 +22,10 @@
 #   scripts/fleet.sh                                  # HOSTS=50000 DURATION=300 INTERVAL=54 JITTER=10 PHASES="1 3 2"
 #   HOSTS=2000 DURATION=30 INTERVAL=10 scripts/fleet.sh   # a smoke check, about 2 minutes
 #
+# RAMP=200: new hosts per second at the start (first polls are spread over the
+# interval, or over HOSTS/RAMP s if longer: a first poll writes the host's status
+# file, its first receipt its certificate, durably; a fleet is not new in one minute).
+#
 # The default mean interval is 54 s + 5 % = 56.7 s: 50,000 hosts offer 882 polls/s,
 # above the 850/s of the issue (60 s would offer 833/s). Loopback only (127.0.0.0/8).
 # Bounded: the simulator stops its hosts by itself and runs under `timeout`; the
@@ -37,6 +41,7 @@ jitter="${JITTER:-10}"
 groups="${GROUPS_COUNT:-8}"
 phases="${PHASES:-1 3 2}"
 patch_timeout="${PATCH_TIMEOUT:-300}"
+ramp="${RAMP:-200}"
 db="${FLEET_STATUS_DB:-}"
 has() { [[ " $phases " == *" $1 "* ]]; }
 
@@ -95,8 +100,8 @@ serve() {
 }
 
 run_bench() {
-  timeout $((duration + 3 * interval + patch_timeout + 600)) "$bench" --certs certs --hosts "$hosts" \
-    --groups "$groups" --interval "$interval" --jitter "$jitter" --duration "$duration" "$@"
+  timeout $((duration + hosts / ramp + 3 * interval + patch_timeout + 600)) "$bench" --certs certs --hosts "$hosts" \
+    --groups "$groups" --interval "$interval" --jitter "$jitter" --duration "$duration" --ramp "$ramp" "$@"
 }
 
 status=0

@@ -4,7 +4,7 @@
 //!     fleet --servers IP:PORT[,IP:PORT] --certs DIR [--hosts 50000] [--groups 8]
 //!           [--interval 54] [--jitter 10] [--duration 300]
 //!           [--server-pids PID[,PID]] [--metrics IP:PORT[,IP:PORT]]
-//!           [--patch FILE --fts PATH] [--patch-timeout 300] [--db-url URL]
+//!           [--patch FILE --fts PATH] [--patch-timeout 300] [--db-url URL] [--ramp 200]
 //!
 //! `--hosts` hosts, each with its own client id (`host-00001` ...), group
 //! (`web-(n % groups)`, an O value of its certificate), P-256 certificate made here by
@@ -17,9 +17,9 @@
 //! every max(I, the server's poll-after) plus a random 0 to J % of it; a `busy` answer
 //! is retried after its `retry-after`. An answer that delivered anything is followed by
 //! a signed receipt on a connection of its own. The measured window is `--duration`
-//! seconds that start once every host has made its first poll (its full handshake, its
-//! first status file on the server, its first receipt and certificate stored: the
-//! warm-up, reported apart). Then the patch night: `fts publish FILE --to all` (run in
+//! seconds that start one interval after the last first poll (the first polls, with
+//! their full handshakes, first status files, first receipts and certificates stored,
+//! are the warm-up, reported apart). Then the patch night: `fts publish FILE --to all` (run in
 //! the current folder, its default store and key) and the time until 99 % of the hosts'
 //! receipts for it are acknowledged, by the hosts' count and by the servers'
 //! `fts_receipts_stored_total`. Then every host stops (at most a minute for the polls
@@ -71,6 +71,9 @@ struct Args {
     fts: PathBuf,
     patch_timeout: f64,
     db_url: Option<String>,
+    /// New hosts per second at the start (their first polls: full handshakes, status
+    /// files and certificates written for the first time).
+    ramp: f64,
 }
 
 fn list<T: std::str::FromStr>(flags: &Flags, name: &str) -> Result<Vec<T>, String> {
@@ -110,6 +113,7 @@ fn parse_args() -> Result<Args, String> {
         fts: flags.value("--fts").unwrap_or_else(|| "fts".into()).into(),
         patch_timeout: flags.parsed_or("--patch-timeout", 300.0)?,
         db_url: flags.value("--db-url"),
+        ramp: flags.parsed_or::<f64>("--ramp", 200.0)?.max(1.0),
     })
 }
 
@@ -223,6 +227,7 @@ struct Stats {
 struct Snapshot {
     at: Instant,
     server_cpu: Vec<f64>,
+    server_rss: Vec<u64>,
     own_cpu: f64,
     metrics: Option<Vec<f64>>,
     db: Option<f64>,
@@ -241,6 +246,11 @@ async fn snapshot(args: &Args, ticks: f64) -> Snapshot {
     Snapshot {
         at: Instant::now(),
         server_cpu: args.server_pids.iter().map(|p| cpu_secs(&p.to_string(), ticks).unwrap_or(0.0)).collect(),
+        server_rss: args
+            .server_pids
+            .iter()
+            .map(|p| proc_status_kib(&p.to_string(), "VmRSS").unwrap_or(0))
+            .collect(),
         own_cpu: cpu_secs("self", ticks).unwrap_or(0.0),
         metrics: metrics_sum(&args.metrics, &METRICS).await,
         db,
@@ -264,7 +274,7 @@ async fn live(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let server = args.servers[(n % args.servers.len() as u64) as usize];
-    let mut next = t0 + Duration::from_secs_f64(uniform(n, 0) * args.interval);
+    let mut next = t0 + Duration::from_secs_f64(uniform(n, 0) * ramp_secs(&args));
     let mut draw = 1;
     loop {
         tokio::select! {
@@ -319,6 +329,12 @@ async fn live(
         draw += 1;
         next = tokio::time::Instant::now() + Duration::from_secs_f64(wait + jitter);
     }
+}
+
+/// How long the first polls are spread over: the interval, or longer when the hosts
+/// would come faster than `--ramp` a second.
+fn ramp_secs(args: &Args) -> f64 {
+    args.interval.max(args.hosts as f64 / args.ramp)
 }
 
 /// The polls that started within [from, to) seconds of t0.
@@ -395,13 +411,18 @@ async fn run(args: Args) -> Result<bool, String> {
     );
 
     let offered_interval = args.interval * (1.0 + args.jitter / 2.0);
-    let warm = args.interval * (1.0 + args.jitter) + 1.0;
+    // Every host has made its first poll and the two after it: the first delivers,
+    // the second says the new since, log size and receipt count (a durable status
+    // write each, before the answer), the third is the first that changes nothing.
+    let warm = ramp_secs(&args) + 2.0 * args.interval * (1.0 + args.jitter) + 1.0;
     println!(
         "fleet: interval {:.0} s + 0 to {:.0} % jitter (mean {offered_interval:.1} s): offered {:.0} polls/s; \
-         warm-up {warm:.0} s (every host's first poll), then the window of {:.0} s{}",
+         warm-up {warm:.0} s (first polls spread over {:.0} s, at most {:.0} new hosts/s, then two intervals), then the window of {:.0} s{}",
         args.interval,
         args.jitter * 100.0,
         args.hosts as f64 / offered_interval,
+        ramp_secs(&args),
+        args.ramp,
         args.duration,
         if args.patch.is_some() { ", then the patch night" } else { "" }
     );
@@ -485,13 +506,16 @@ async fn run(args: Args) -> Result<bool, String> {
         }
         for (i, pid) in args.server_pids.iter().enumerate() {
             let cpu = s1.server_cpu[i] - s0.server_cpu[i];
+            let rss_before = s0.server_rss[i];
             let rss = proc_status_kib(&pid.to_string(), "VmRSS").unwrap_or(0);
             let hwm = proc_status_kib(&pid.to_string(), "VmHWM").unwrap_or(0);
             println!(
                 "  server {pid}: CPU {cpu:.1} s in {secs:.0} s ({:.1} % of one core, {:.0} polls per core-second); \
-                 VmRSS {:.1} MiB, VmHWM {:.1} MiB (target < {TARGET_RSS_MIB} MiB) {}",
+                 VmRSS {:.1} MiB at the window's start, {:.1} MiB at its end, VmHWM {:.1} MiB since the start \
+                 (target < {TARGET_RSS_MIB} MiB) {}",
                 100.0 * cpu / secs,
                 w.ok.len() as f64 / args.server_pids.len() as f64 / cpu.max(1e-9),
+                mib(rss_before),
                 mib(rss),
                 mib(hwm),
                 verdict(mib(hwm) < TARGET_RSS_MIB)
