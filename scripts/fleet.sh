@@ -45,11 +45,7 @@ ramp="${RAMP:-200}"
 db="${FLEET_STATUS_DB:-}"
 has() { [[ " $phases " == *" $1 "* ]]; }
 
-echo "== building fts and examples/fleet (release)"
-cargo build --release --locked --quiet --bin fts --example fleet
-target="${CARGO_TARGET_DIR:-$PWD/target}"
-fts="$(realpath "${FTS_BIN:-$target/release/fts}")"
-bench="$(realpath "$target/release/examples/fleet")"
+build_with_example fleet
 
 enter_workdir fts-fleet
 pids=()
