@@ -111,10 +111,12 @@ if has 1; then
   echo "== receipts in the status folder: $(cat status/receipts/*.jsonl 2>/dev/null | wc -l) lines"
   if has 3; then
     TIMEFORMAT=%R
-    secs=$( { time "$fts" status --store store --status-dir status > /dev/null 2> status.err; } 2>&1 )
+    rc=0
+    # `fts status` exits 3 when hosts need attention: a figure, not a failure here.
+    secs=$( { time "$fts" status --store store --status-dir status > /dev/null 2> status.err || rc=$?; } 2>&1 )
     ok=$(awk -v s="$secs" 'BEGIN { print (s < 2.0) ? "PASS" : "FAIL" }')
     [[ $ok == PASS ]] || status=1
-    echo "== fts status (fleet summary) of $hosts hosts: $secs s (target < 2 s) $ok ($(load))"
+    echo "== fts status (fleet summary) of $hosts hosts: $secs s (exit $rc) (target < 2 s) $ok ($(load))"
   fi
   stop_all
 fi
@@ -131,8 +133,10 @@ if has 2; then
       --db-url "$db" || status=1
     if "$fts" status --help | grep -q -- '--status-db'; then
       TIMEFORMAT=%R
-      secs=$( { time "$fts" status --store store --status-db "$db" > /dev/null 2> status.err; } 2>&1 )
-      echo "== fts status --status-db (fleet summary) of $hosts hosts: $secs s (target < 2 s)"
+      rc=0
+    # `fts status` exits 3 when hosts need attention: a figure, not a failure here.
+    secs=$( { time "$fts" status --store store --status-db "$db" > /dev/null 2> status.err || rc=$?; } 2>&1 )
+      echo "== fts status --status-db (fleet summary) of $hosts hosts: $secs s (exit $rc) (target < 2 s)"
     fi
     stop_all
   fi
