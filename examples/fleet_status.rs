@@ -59,6 +59,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use flags::Flags;
+use fleet_kit::{
+    connect_from, host_id, issue_client, metric, mib, mix, percentile, proc_status_kib,
+    raise_open_files_limit,
+};
 use fts_proto::{
     ClientId, EntryOutcome, EntryOutcomeKind, FileHash, FileName, Outcome, Published, Receipt,
     ReceiptRequest, RejectReason, Report, Request, Seq, ServerFrame, Target,
@@ -68,11 +72,13 @@ use fts_status::receipts::{ReceiptArrival, ReceiptLog};
 use fts_status::{CertificateSeen, ClientStatus, PollClaims, ServerStatus, StatusBackend, StatusDir};
 use fts_store::{Store, StoreReader};
 use fts_trust::keygen::{self, CaOptions, CertificateAuthority, ServerOptions};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 
 #[path = "load/flags.rs"]
 #[allow(dead_code, reason = "shared with the other bench tools")]
 mod flags;
+#[path = "load/fleet_kit.rs"]
+mod fleet_kit;
 
 const USAGE: &str = "usage: fleet_status build|views|receipts|book|polls [flags] (see the file's docs)";
 
@@ -135,18 +141,6 @@ fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-/// A deterministic stream of numbers per host (splitmix64).
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-fn host_id(n: u64) -> ClientId {
-    ClientId::parse(&format!("host-{n:05}")).expect("a client id")
-}
-
 fn group_of(n: u64) -> Target {
     format!("group:web-{}", n % GROUPS).parse().expect("a group target")
 }
@@ -166,70 +160,8 @@ fn median(samples: &[f64]) -> f64 {
     sorted.get((sorted.len().max(1) - 1) / 2).copied().unwrap_or(0.0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "FAIL" }
-}
-
-/// A field of /proc/PID/status (`VmRSS`, `VmHWM`), in KiB.
-fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-/// Raises the open-file soft limit to the hard limit (1,000 TLS connections on both
-/// ends need more than a default 1,024).
-fn raise_open_files_limit() -> u64 {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
-        limit.current = limit.maximum;
-        let _ = setrlimit(Resource::Nofile, limit);
-    }
-    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
-}
-
-/// A TCP connection to `server` from the loopback address `source` (port chosen by
-/// the kernel): many hosts, each its own source, as the per-source limits see them.
-async fn connect_from(source: Ipv4Addr, server: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
-    let tcp = socket.connect(server).await?;
-    let _ = tcp.set_nodelay(true);
-    Ok(tcp)
-}
-
-/// A client certificate for `id` in `group`, signed by `ca` (as `fts keygen client`
-/// makes one: ECDSA P-256, CN the id, O the group, clientAuth), with its key.
-fn issue_client(
-    ca: &CertificateAuthority,
-    id: &ClientId,
-    group: &str,
-) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), String> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(e("a key"))?;
-    let mut params = rcgen::CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, id.as_str());
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, group);
-    params.is_ca = rcgen::IsCa::ExplicitNoCa;
-    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    params.use_authority_key_identifier_extension = true;
-    let cert = params.signed_by(&key, ca.issuer()).map_err(e("a certificate"))?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok((cert.der().clone(), key))
 }
 
 fn make_ca(dir: &Path) -> Result<CertificateAuthority, String> {
@@ -888,17 +820,6 @@ struct Sender {
 /// The source address of host `i` (0-based): 127.1.x.y, one per host.
 fn source_of(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8)
-}
-
-/// The metric `name` (a counter or a histogram's `_count`/`_sum`) in `text`.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            (key == name).then(|| value.parse().ok()).flatten()
-        })
-        .unwrap_or(0.0)
 }
 
 /// One round's figures, for the medians over runs.

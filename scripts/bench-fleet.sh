@@ -41,11 +41,7 @@ book_hosts="${BOOK_HOSTS:-$hosts}"
 receipt_share="${RECEIPT_SHARE:-60}"
 parts="${PARTS:-views receipts memory}"
 
-echo "== building fts and examples/fleet_status (release)"
-cargo build --release --locked --quiet --bin fts --example fleet_status
-target="${CARGO_TARGET_DIR:-$PWD/target}"
-fts="$(realpath "${FTS_BIN:-$target/release/fts}")"
-bench="$(realpath "$target/release/examples/fleet_status")"
+build_with_example fleet_status
 
 enter_workdir fts-fleet
 # 1,000 TLS connections on both ends in one process, and the pollers' sockets.

@@ -35,3 +35,13 @@ wait_for_listening() {
   echo "fts serve did not report its address within 10 s" >&2
   return 1
 }
+
+# build_with_example NAME: builds fts and examples/NAME in release (from the checkout's
+# root) and sets `fts` (FTS_BIN if given) and `bench` to their absolute paths.
+build_with_example() {
+  echo "== building fts and examples/$1 (release)"
+  cargo build --release --locked --quiet --bin fts --example "$1"
+  local target="${CARGO_TARGET_DIR:-$PWD/target}"
+  fts="$(realpath "${FTS_BIN:-$target/release/fts}")"
+  bench="$(realpath "$target/release/examples/$1")"
+}
