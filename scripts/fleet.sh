@@ -16,8 +16,9 @@
 #            `all`, and the time until 99 % of the hosts' receipts for it are stored.
 #            Then `fts status` of the whole fleet (summary), timed.
 #   phase 2: two servers sharing PostgreSQL (`fts serve --status-db URL`), hosts
-#            pinned to one each: only with FLEET_STATUS_DB=postgresql://... and an
-#            `fts` that accepts --status-db; otherwise "skipped: no database".
+#            pinned to one each: under scripts/with-postgres.sh (a database of its
+#            own in that cluster), or with FLEET_STATUS_DB=postgresql://... and
+#            FLEET_STATUS_DB_PASSWORD_FILE; otherwise "skipped: no database".
 #
 #   scripts/fleet.sh                                  # HOSTS=50000 DURATION=300 INTERVAL=54 JITTER=10 PHASES="1 3 2"
 #   HOSTS=2000 DURATION=30 INTERVAL=10 scripts/fleet.sh   # a smoke check, about 2 minutes
@@ -124,21 +125,34 @@ fi
 
 if has 2; then
   echo
-  if [[ -z $db ]] || ! "$fts" serve --help | grep -q -- '--status-db'; then
-    echo "== phase 2: skipped: no database (set FLEET_STATUS_DB=postgresql://... with an fts whose serve takes --status-db)"
+  # Under scripts/with-postgres.sh: a database of its own in the throwaway cluster.
+  db_password="${FLEET_STATUS_DB_PASSWORD_FILE:-}"
+  if [[ -z $db && -n ${FTS_TEST_POSTGRES:-} ]]; then
+    db_password="$FTS_TEST_POSTGRES_PASSWORD_FILE"
+    PGPASSWORD="$(cat "$db_password")" psql -X -q -d "$FTS_TEST_POSTGRES/postgres" \
+      -c "DROP DATABASE IF EXISTS fts_fleet" -c "CREATE DATABASE fts_fleet"
+    db="$FTS_TEST_POSTGRES/fts_fleet"
+  fi
+  if [[ -z $db ]]; then
+    echo "== phase 2: skipped: no database (run under scripts/with-postgres.sh, or set FLEET_STATUS_DB and FLEET_STATUS_DB_PASSWORD_FILE)"
   else
     echo "== phase 2: $hosts hosts, two servers sharing PostgreSQL ($(load))"
-    serve a --status-db "$db" --status-dir status-a
-    serve b --status-db "$db" --status-dir status-b
+    db_flags=(--status-db "$db")
+    if [[ -n $db_password ]]; then
+      db_flags+=(--status-db-password-file "$db_password")
+      PGPASSWORD="$(cat "$db_password")"
+      export PGPASSWORD # for the simulator's psql (statements per second)
+    fi
+    "$fts" status-db migrate "${db_flags[@]}"
+    serve a "${db_flags[@]}" --status-dir status-a
+    serve b "${db_flags[@]}" --status-dir status-b
     run_bench --servers "$addr_a,$addr_b" --server-pids "$pid_a,$pid_b" --metrics "$metrics_a,$metrics_b" \
       --db-url "$db" || status=1
-    if "$fts" status --help | grep -q -- '--status-db'; then
-      TIMEFORMAT=%R
-      rm -f status.rc
-      secs=$( { time "$fts" status --store store --status-db "$db" > /dev/null 2> status.err || echo $? > status.rc; } 2>&1 )
-      rc=$(cat status.rc 2>/dev/null || echo 0)
-      echo "== fts status --status-db (fleet summary) of $hosts hosts: $secs s (exit $rc) (target < 2 s)"
-    fi
+    TIMEFORMAT=%R
+    rm -f status.rc
+    secs=$( { time "$fts" status --store store "${db_flags[@]}" > /dev/null 2> status.err || echo $? > status.rc; } 2>&1 )
+    rc=$(cat status.rc 2>/dev/null || echo 0)
+    echo "== fts status --status-db (fleet summary) of $hosts hosts: $secs s (exit $rc) (target < 2 s)"
     stop_all
   fi
 fi
