@@ -181,6 +181,21 @@ pub enum KeygenCommand {
     /// Rotate the release key to the pre-committed next key (next.key), in the store's
     /// log: hosts follow without a new signing.pub
     Rotate(KeygenRotateArgs),
+    /// Create the keys that seal TLS session tickets (ticket.key), to give every server
+    /// behind one load balancer as `fts serve --ticket-key`; --rotate rotates them
+    TicketKey(KeygenTicketKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenTicketKeyArgs {
+    #[command(flatten)]
+    pub dir: KeygenDir,
+
+    /// Rotate the existing ticket.key in place (the next key seals, the sealing key
+    /// only opens, the one before is dropped): then copy it to every server and send
+    /// each SIGHUP. With --force: even within 12 hours of the last rotation
+    #[arg(long)]
+    pub rotate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -499,6 +514,13 @@ pub struct ServeArgs {
     /// rule again. Put the older ca.crl in place first; remove the flag afterwards
     #[arg(long, conflicts_with = "plaintext")]
     pub accept_older_crl: bool,
+
+    /// Seal TLS session tickets with the keys of FILE (`fts keygen ticket-key`): the
+    /// same file on every server behind one load balancer lets a host the balancer
+    /// moves still resume its session. SIGHUP reloads it. Without it, tickets are
+    /// sealed with a random key of this process
+    #[arg(long, value_name = "FILE", conflicts_with = "plaintext")]
+    pub ticket_key: Option<PathBuf>,
 
     /// How long transfers in flight may take to finish after SIGINT/SIGTERM
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]

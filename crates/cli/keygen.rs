@@ -8,6 +8,7 @@ use fts_trust::keygen::{
     self, CaOptions, ClientOptions, Issued, ServerOptions, SigningOptions, TimestampOptions,
 };
 use fts_trust::revocation::{self, CrlOptions, RevokeOptions};
+use fts_trust::ticket_key::{self, TicketKeyOptions};
 
 use crate::config::Keygen;
 
@@ -23,6 +24,7 @@ pub fn run(command: Keygen) -> anyhow::Result<()> {
         Keygen::Revoke(options) => revoke(&options),
         Keygen::Crl(options) => crl(&options),
         Keygen::Rotate(args) => crate::rotate::run(&args),
+        Keygen::TicketKey(options) => ticket_key(&options),
     }
 }
 
@@ -77,6 +79,21 @@ fn timestamp(options: &TimestampOptions) -> anyhow::Result<()> {
         "  {}: give it to every host, as `fts poll --timestamp-key {}`",
         written.public_key_path.display(),
         written.public_key_path.display()
+    );
+    Ok(())
+}
+
+fn ticket_key(options: &TicketKeyOptions) -> anyhow::Result<()> {
+    let written = ticket_key::ticket_key(options)?;
+    let path = written.path.display();
+    let sealing = written.keys.sealing().id;
+    match written.rotated_from {
+        None => println!("wrote {path} (private, like server.key): key {sealing} seals session tickets"),
+        Some(before) => println!("rotated {path}: key {sealing} seals now, {before} only opens"),
+    }
+    println!(
+        "  next: copy {path} to every server behind the load balancer (`fts serve --ticket-key {path}`) \
+         and send each SIGHUP; rotate it daily with `fts keygen ticket-key --rotate`"
     );
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! fitted into the open-file limit there), loads the TLS credentials and the CRL, opens
 //! the store read-only, and runs the fts-net server until SIGINT or SIGTERM. SIGHUP
 //! reloads the CRL at once; a changed CRL file is picked up anyway, and one that fails
-//! to load is tried again until it loads ([`fts_net::crl_watch`]).
+//! to load is tried again until it loads ([`fts_net::crl_watch`]). SIGHUP also reloads
+//! `--ticket-key` (a file that fails to load leaves the keys in use).
 //!
 //! The highest CRL number in force per CA is kept in the status folder
 //! ([`CRL_STATE_FILE`]), so that an older CRL is refused across restarts too
@@ -31,6 +32,7 @@ use fts_store::StoreReader;
 use fts_trust::crl::{CRL_FILE, Crl, load_crls};
 use fts_trust::crl_floor::{CRL_STATE_FILE, CrlFloor};
 use fts_trust::pem::{load_certificates, load_private_key};
+use fts_trust::ticket_key::TicketKeys;
 use fts_trust::{ClientAuth, OlderCrls};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
@@ -74,8 +76,10 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let reload = Arc::new(Notify::new());
+        let mut ticket_keys = None;
         let transport = if let Some(tls) = &tls {
-            let (transport, client_auth, crl) = tls_transport(tls, &status_dir, &metrics)?;
+            let TlsLoaded { transport, client_auth, crl, tickets } = tls_transport(tls, &status_dir, &metrics)?;
+            ticket_keys = tickets;
             record_crl_state(server_status.as_ref(), crl.as_ref().map(|loaded| loaded.crls.as_slice()), None);
             match crl {
                 Some(LoadedCrl { path, version, .. }) => {
@@ -140,7 +144,12 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
                 tokio::select! {
                     _ = sigint.recv() => break,
                     _ = sigterm.recv() => break,
-                    _ = sighup.recv() => reload.notify_one(),
+                    _ = sighup.recv() => {
+                        reload.notify_one();
+                        if let Some(keys) = &ticket_keys {
+                            reload_ticket_keys(keys);
+                        }
+                    }
                 }
             }
             tracing::info!("shutdown requested: no new connections");
@@ -267,11 +276,7 @@ fn published(unix: i64) -> Published {
 
 /// Loads the server's certificate and key, the client CA and the CRL, and logs
 /// whether revocation is on. Returns the CRL file to watch, when there is one.
-fn tls_transport(
-    tls: &TlsFiles,
-    status_dir: &Path,
-    metrics: &Metrics,
-) -> anyhow::Result<(Transport, Arc<ClientAuth>, Option<LoadedCrl>)> {
+fn tls_transport(tls: &TlsFiles, status_dir: &Path, metrics: &Metrics) -> anyhow::Result<TlsLoaded> {
     let chain = load_certificates(&tls.cert)?;
     let key = load_private_key(&tls.key)?;
     let roots = load_certificates(&tls.client_ca)?;
@@ -308,8 +313,21 @@ fn tls_transport(
             .save(&floor_path)
             .with_context(|| "cannot record the CRL numbers in force in the status folder".to_owned())?;
     }
-    let config = fts_trust::server_config(chain, key, Arc::clone(&client_auth))
-        .map_err(|e| crate::config::key_mismatch_names_files(e, &tls.cert, &tls.key))?;
+    let tickets = match &tls.ticket_key {
+        Some(path) => Some(
+            TicketKeys::load(path)
+                .with_context(|| format!("cannot use the ticket keys {} (--ticket-key)", path.display()))?,
+        ),
+        None => None,
+    };
+    let config = match &tickets {
+        Some(keys) => {
+            log_ticket_keys(keys, "loaded");
+            fts_trust::server_config_with_tickets(chain, key, Arc::clone(&client_auth), keys.clone())
+        }
+        None => fts_trust::server_config(chain, key, Arc::clone(&client_auth)),
+    }
+    .map_err(|e| crate::config::key_mismatch_names_files(e, &tls.cert, &tls.key))?;
     match &crl_path {
         Some(path) => log_loaded(path, &crls, "revocation is ON"),
         None => tracing::warn!(
@@ -319,7 +337,41 @@ fn tls_transport(
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let crl = crl_path.map(|path| LoadedCrl { path, crls, version });
-    Ok((Transport::Tls { acceptor, client_auth: Arc::clone(&client_auth) }, client_auth, crl))
+    let transport = Transport::Tls { acceptor, client_auth: Arc::clone(&client_auth) };
+    Ok(TlsLoaded { transport, client_auth, crl, tickets })
+}
+
+/// What [`tls_transport`] loaded, and what is reloaded while the server runs.
+struct TlsLoaded {
+    transport: Transport,
+    client_auth: Arc<ClientAuth>,
+    crl: Option<LoadedCrl>,
+    /// `--ticket-key`, reloaded on SIGHUP.
+    tickets: Option<Arc<TicketKeys>>,
+}
+
+/// SIGHUP: the ticket keys read again. A file that fails to load leaves the keys in
+/// use (tickets keep opening), with an error in the log.
+fn reload_ticket_keys(keys: &TicketKeys) {
+    match keys.reload() {
+        Ok(_) => log_ticket_keys(keys, "reloaded on SIGHUP"),
+        Err(e) => tracing::error!(
+            file = %keys.path().display(),
+            error = %ErrorChain(&e),
+            "cannot reload the ticket keys: the keys loaded before stay in use"
+        ),
+    }
+}
+
+fn log_ticket_keys(keys: &TicketKeys, what: &str) {
+    let current = keys.current();
+    let opening: Vec<String> = current.keys().iter().map(|k| k.id.to_string()).collect();
+    tracing::info!(
+        file = %keys.path().display(),
+        sealing = %current.sealing().id,
+        opening = %opening.join(","),
+        "ticket keys {what}: session tickets resume at every server with this file"
+    );
 }
 
 /// The CRL file loaded at start: what the watcher keeps current.

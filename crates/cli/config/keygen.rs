@@ -4,6 +4,7 @@
 use fts_trust::enrol::{CsrOptions, SignOptions};
 use fts_trust::keygen::{CaOptions, ClientOptions, ServerOptions, SigningOptions, TimestampOptions};
 use fts_trust::revocation::{CrlOptions, RevokeOptions};
+use fts_trust::ticket_key::TicketKeyOptions;
 
 use crate::args::KeygenCommand;
 
@@ -19,6 +20,7 @@ pub enum Keygen {
     Revoke(RevokeOptions),
     Crl(CrlOptions),
     Rotate(crate::args::KeygenRotateArgs),
+    TicketKey(TicketKeyOptions),
 }
 
 impl Keygen {
@@ -62,6 +64,11 @@ impl Keygen {
                 Keygen::Revoke(RevokeOptions { dir: args.crl.dir, id: args.id, crl_days: args.crl.crl_days })
             }
             KeygenCommand::Rotate(args) => Keygen::Rotate(args),
+            KeygenCommand::TicketKey(args) => Keygen::TicketKey(TicketKeyOptions {
+                dir: args.dir.dir,
+                rotate: args.rotate,
+                force: args.dir.force,
+            }),
             KeygenCommand::Crl(args) => {
                 Keygen::Crl(CrlOptions { dir: args.crl.dir, crl_days: args.crl.crl_days })
             }

@@ -54,6 +54,8 @@ pub struct TlsFiles {
     /// is off.
     pub crl: Option<PathBuf>,
     pub older_crls: OlderCrls,
+    /// `--ticket-key`: the keys shared by the replicas; `None`: a key of this process.
+    pub ticket_key: Option<PathBuf>,
 }
 
 impl Serve {
@@ -112,6 +114,7 @@ impl Serve {
             key: args.key,
             client_ca: args.client_ca,
             older_crls: if args.accept_older_crl { OlderCrls::AcceptOnce } else { OlderCrls::Refuse },
+            ticket_key: args.ticket_key,
         });
         Ok(Serve {
             listen: args.listen,

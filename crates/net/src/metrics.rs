@@ -53,6 +53,11 @@ struct ResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandshakeLabel {
+    handshake: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabel {
     code: String,
 }
@@ -185,6 +190,8 @@ pub struct Metrics {
     handshake_error: Counter,
     handshake_timeout: Counter,
     handshake_refused: Counter,
+    sessions_full: Counter,
+    sessions_resumed: Counter,
     errors: Family<CodeLabel, Counter>,
     active_connections: Gauge,
     crl_next_update: Gauge,
@@ -342,6 +349,18 @@ impl Metrics {
             handshake(HandshakeFailure::Error),
             handshake(HandshakeFailure::Timeout),
             handshake(HandshakeFailure::Refused),
+        );
+
+        let sessions = Family::<HandshakeLabel, Counter>::default();
+        registry.register(
+            "fts_tls_sessions",
+            "TLS sessions accepted, by handshake: full, or resumed from a session ticket (which \
+             replicas sharing a --ticket-key resume from each other)",
+            sessions.clone(),
+        );
+        let (sessions_full, sessions_resumed) = (
+            sessions.get_or_create_owned(&HandshakeLabel { handshake: "full" }),
+            sessions.get_or_create_owned(&HandshakeLabel { handshake: "resumed" }),
         );
 
         let errors = Family::<CodeLabel, Counter>::default();
@@ -551,6 +570,8 @@ impl Metrics {
             handshake_error,
             handshake_timeout,
             handshake_refused,
+            sessions_full,
+            sessions_resumed,
             errors,
             active_connections,
             crl_next_update,
@@ -665,6 +686,11 @@ impl Metrics {
         .inc();
     }
 
+    /// A TLS session passed every check, after a full handshake or a resumed one.
+    pub fn session_accepted(&self, resumed: bool) {
+        if resumed { &self.sessions_resumed } else { &self.sessions_full }.inc();
+    }
+
     /// An error frame with `code` was sent.
     pub fn error_sent(&self, code: &ErrorCode) {
         // The series of every known code exists already: this takes the family's
@@ -744,6 +770,8 @@ mod tests {
             "fts_files_sent_total 0",
             "fts_bytes_sent_total 0",
             "fts_handshake_failures_total{reason=\"error\"} 0",
+            "fts_tls_sessions_total{handshake=\"full\"} 0",
+            "fts_tls_sessions_total{handshake=\"resumed\"} 0",
             "fts_errors_total{code=\"bad-json\"} 0",
             "fts_errors_total{code=\"busy\"} 0",
             "fts_active_connections 0",

@@ -475,6 +475,7 @@ where
             return ConnectionEnd::BeforeRequest(FailedBefore::Refused);
         }
     };
+    shared.metrics.session_accepted(resumed);
     // A host: its source may use the reserve of connection slots from now on.
     if let Some(source) = known_source {
         shared.admission.authenticated(source);

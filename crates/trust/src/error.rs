@@ -116,6 +116,23 @@ pub enum Error {
         /// The id both keys have.
         key_id: KeyId,
     },
+
+    /// `fts keygen ticket-key --rotate` before the sealing key's predecessor's tickets
+    /// expired.
+    #[error(
+        "ticket key {key_id} has sealed for only {minutes} min, and tickets of the key before it stay valid \
+         for {lifetime_hours} h: rotating now would drop that key (each host would make one full handshake); \
+         rotate once a day, or pass --force"
+    )]
+    TicketKeyTooNew {
+        /// The key sealing now.
+        key_id: String,
+        /// How long it has sealed.
+        minutes: u64,
+        /// [`crate::ticket_key::TICKET_LIFETIME`], in hours.
+        lifetime_hours: u64,
+    },
+
     /// This machine's random number generator failed.
     #[error("the system random number generator failed")]
     Random(#[source] getrandom::Error),

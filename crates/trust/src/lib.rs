@@ -47,7 +47,9 @@
 //! not re-verified by rustls, [`ClientAuth::check_session`] re-verifies the session's
 //! certificate against the CRLs *as they are now* after every handshake, so a
 //! certificate revoked after its session began is refused on resumption. Resumption
-//! uses stateless tickets, so every host of a fleet can resume; a chain the current
+//! uses stateless tickets, so every host of a fleet can resume, at any replica sharing
+//! a `--ticket-key` ([`ticket_key`]: whoever holds that file can resume as any host,
+//! so it is kept like the server's key); a chain the current
 //! CRLs already accepted is not verified again while within its dates (module
 //! `verified_chains`: same verdict, one ECDSA verification less per poll). The CA side
 //! ([`revocation`]) revokes every certificate of an id at once, keeps the revoked list
@@ -91,6 +93,7 @@ pub mod refusals;
 pub mod revocation;
 pub mod rotation;
 pub mod signing;
+pub mod ticket_key;
 pub mod tls;
 mod verified_chains;
 mod x509_subject;
@@ -109,4 +112,4 @@ pub use receipt::{
 };
 pub use rotation::{KeyRing, NextKey, commitment};
 pub use signing::{PublicKey, SigningKey, TrustedKeys, Verified};
-pub use tls::{ALPN, ClientAuth, OlderCrls, client_config, server_config};
+pub use tls::{ALPN, ClientAuth, OlderCrls, client_config, server_config, server_config_with_tickets};

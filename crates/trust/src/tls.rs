@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::server::ProducesTickets;
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
@@ -416,13 +417,26 @@ impl ClientCertVerifier for ClientAuth {
 }
 
 /// The server's TLS configuration: TLS 1.3 only, no early data, ALPN `fts/1`,
-/// mandatory client certificates verified by `client_auth`, session tickets.
+/// mandatory client certificates verified by `client_auth`, session tickets sealed
+/// with a key of this process alone (random, rotated every 6 hours).
 /// Build it once: CRL reloads go through `client_auth`. A `key` that is not the key of
 /// `cert_chain` is [`Error::KeyMismatch`] (the caller names both files).
 pub fn server_config(
     cert_chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_auth: Arc<ClientAuth>,
+) -> Result<Arc<ServerConfig>, Error> {
+    server_config_with_tickets(cert_chain, key, client_auth, rustls::crypto::ring::Ticketer::new()?)
+}
+
+/// [`server_config`], with the session tickets sealed by `tickets`: the keys of
+/// `--ticket-key` ([`crate::ticket_key::TicketKeys`]), shared by the replicas so that
+/// each resumes what another sealed.
+pub fn server_config_with_tickets(
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_auth: Arc<ClientAuth>,
+    tickets: Arc<dyn ProducesTickets>,
 ) -> Result<Arc<ServerConfig>, Error> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -433,11 +447,11 @@ pub fn server_config(
     config.max_early_data_size = 0;
     config.send_half_rtt_data = false;
     // Stateless resumption: the session (with the client's certificate chain) travels
-    // in a ticket sealed with a key of this process (random, rotated every 6 hours),
-    // so every host of a fleet can resume, not only the last 256 (rustls' default
-    // session cache). The ticket only spares the handshake's signatures: the chain it
-    // carries is checked again by `check_session`, as for a full handshake.
-    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    // in a sealed ticket, so every host of a fleet can resume, not only the last 256
+    // (rustls' default session cache). The ticket only spares the handshake's
+    // signatures: the chain it carries is checked again by `check_session`, as for a
+    // full handshake.
+    config.ticketer = tickets;
     Ok(Arc::new(config))
 }
 

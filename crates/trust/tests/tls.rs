@@ -8,6 +8,7 @@ use common::{Pki, ServerSaw, connect_once};
 use fts_trust::crl::{Revoked, write_crl};
 use fts_trust::keygen::CertificateAuthority;
 use fts_trust::pem::load_certificates;
+use fts_trust::ticket_key::{TicketKeyOptions, TicketKeys, ticket_key};
 use fts_trust::{ClientAuth, IdentityError, SessionRefused};
 use rcgen::{
     CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, PKCS_ECDSA_P256_SHA256, SerialNumber,
@@ -223,6 +224,63 @@ async fn a_session_resumes_however_many_other_clients_connected_since() {
         panic!("server: {saw:?}")
     };
     assert_eq!(identity.id.as_str(), "web-01");
+}
+
+/// A server config of the PKI's server certificate whose tickets `tickets` seals.
+fn server_with_tickets(
+    pki: &Pki,
+    auth: &Arc<ClientAuth>,
+    tickets: Arc<TicketKeys>,
+) -> Arc<rustls::ServerConfig> {
+    fts_trust::server_config_with_tickets(
+        load_certificates(&pki.path("server.crt")).unwrap(),
+        fts_trust::pem::load_private_key(&pki.path("server.key")).unwrap(),
+        auth.clone(),
+        tickets,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn replicas_sharing_a_ticket_key_resume_each_others_sessions_and_others_do_not() {
+    // Behind a load balancer: a host's second poll lands on another server.
+    let pki = Pki::new();
+    let issued = pki.client("web-01", &[]);
+    let auth = pki.client_auth();
+    let shared = TicketKeyOptions { dir: pki.path("shared"), rotate: false, force: false };
+    let path = ticket_key(&shared).unwrap().path;
+    let other = ticket_key(&TicketKeyOptions { dir: pki.path("other"), ..shared.clone() }).unwrap().path;
+    let one = server_with_tickets(&pki, &auth, TicketKeys::load(&path).unwrap());
+    let two = server_with_tickets(&pki, &auth, TicketKeys::load(&path).unwrap());
+    let stranger = server_with_tickets(&pki, &auth, TicketKeys::load(&other).unwrap());
+
+    let web = pki.client_config("web-01");
+    let (saw, _) = connect_once(one.clone(), auth.clone(), web.clone(), "localhost").await;
+    assert!(matches!(saw, ServerSaw::Accepted(_, Some(HandshakeKind::Full), _)), "server: {saw:?}");
+    let (saw, _) = connect_once(two.clone(), auth.clone(), web.clone(), "localhost").await;
+    let ServerSaw::Accepted(identity, Some(HandshakeKind::Resumed), _) = &saw else {
+        panic!("the second replica resumes the first one's session: {saw:?}")
+    };
+    assert_eq!(identity.id.as_str(), "web-01");
+
+    // Another host, whose ticket from the first replica a server with another key
+    // cannot open: a full handshake, not a failure.
+    let other_host = pki.client_config("web-01");
+    let (saw, _) = connect_once(one, auth.clone(), other_host.clone(), "localhost").await;
+    assert!(matches!(saw, ServerSaw::Accepted(_, Some(HandshakeKind::Full), _)), "server: {saw:?}");
+    let (saw, _) = connect_once(stranger, auth.clone(), other_host, "localhost").await;
+    assert!(
+        matches!(saw, ServerSaw::Accepted(_, Some(HandshakeKind::Full), _)),
+        "another ticket key: {saw:?}"
+    );
+
+    // A session resumed at a replica is still checked against the CRLs in force there.
+    let (saw, _) = connect_once(two.clone(), auth.clone(), web.clone(), "localhost").await;
+    assert!(matches!(saw, ServerSaw::Accepted(_, Some(HandshakeKind::Resumed), _)), "server: {saw:?}");
+    let revoked = Revoked { serial: issued.serial.clone(), revoked_at: OffsetDateTime::now_utc() };
+    auth.replace_crls(vec![write_crl(pki.dir.path(), &[revoked], 1, 30).unwrap().crl]).unwrap();
+    let (saw, client) = connect_once(two, auth, web, "localhost").await;
+    assert!(!matches!(saw, ServerSaw::Accepted(..)), "revoked: {saw:?} / {client:?}");
 }
 
 #[test]
