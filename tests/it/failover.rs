@@ -193,3 +193,66 @@ fn bad_server_lists_are_refused_with_a_clear_message() {
     run.expect(2, "an unknown order");
     assert!(run.stderr.contains("bogus") && run.stderr.contains("in-order"), "{run:?}");
 }
+
+/// Waits up to 30 s for `done`, checking every 100 ms.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_host_moved_to_a_server_with_the_same_ticket_key_resumes_and_to_another_makes_a_full_handshake() {
+    let sandbox = sandbox();
+    fts(&sandbox, &["keygen", "ticket-key", "--dir", "certs"]).expect(0, "the shared ticket key");
+    fts(&sandbox, &["keygen", "ticket-key", "--dir", "other"]).expect(0, "another ticket key");
+    publish(&sandbox, "one.conf", b"1\n");
+    let with_key = |name: &str, key: &str| {
+        serve(&sandbox, name, "store", &["--ticket-key", key, "--metrics-listen", "127.0.0.1:0"])
+    };
+    let mut a = with_key("a", "certs/ticket.key");
+    let mut b = with_key("b", "certs/ticket.key");
+    let c = with_key("c", "other/ticket.key");
+    let sessions = |server: &ServeProcess, handshake: &str| {
+        server.metric(&format!("fts_tls_sessions_total{{handshake=\"{handshake}\"}}"))
+    };
+
+    // One `fts poll` process, polling every second: it keeps its sessions in memory.
+    let servers = [a.addr, b.addr, c.addr].map(|addr| addr.to_string());
+    let mut args = vec!["poll", "--id", ID, "--dest", "in", "--interval", "1s", "--min-interval", "1s"];
+    args.extend(["--jitter", "0%", "--read-timeout", "10s"]);
+    for server in &servers {
+        args.extend(["--server", server]);
+    }
+    let mut host = sandbox.fts(&args);
+    host.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let host = KillOnDrop(host.spawn().expect("start fts poll"));
+
+    wait_until("a resumed session at the first server", || sessions(&a, "resumed") >= 1.0);
+    assert_eq!(sessions(&a, "full"), 1.0, "one full handshake, then resumed sessions");
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+
+    wait_until("the host at the second server", || sessions(&b, "resumed") + sessions(&b, "full") >= 1.0);
+    assert_eq!(sessions(&b, "full"), 0.0, "the second server resumed the first one's session");
+    assert!(sessions(&b, "resumed") >= 1.0);
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+
+    wait_until("a poll answered by the third server", || c.metric("fts_polls_total{result=\"ok\"}") >= 1.0);
+    assert!(sessions(&c, "full") >= 1.0, "another ticket key: a full handshake, and the poll goes on");
+    drop(host);
+    assert_eq!(installed(&sandbox, "one.conf").as_deref(), Some(&b"1\n"[..]));
+}
+
+/// A child process killed (and reaped) when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

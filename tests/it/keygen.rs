@@ -157,3 +157,42 @@ fn keygen_timestamp_writes_its_key_pair_and_says_where_each_goes() {
     expect_success(&mut sandbox.fts(["keygen", "timestamp", "--dir", "ts", "--force"]));
     assert_ne!(std::fs::read(sandbox.join("ts/timestamp.key")).unwrap(), key);
 }
+
+#[test]
+fn keygen_ticket_key_writes_a_private_file_rotates_it_and_serve_refuses_a_bad_one() {
+    let sandbox = Sandbox::new();
+    sandbox.provision(&[("web-01", &[])]);
+    let out = expect_success(&mut sandbox.fts(["keygen", "ticket-key"]));
+    assert!(stdout(&out).contains("certs/ticket.key") && stdout(&out).contains("SIGHUP"), "{}", stdout(&out));
+    let path = sandbox.join("certs/ticket.key");
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let first = std::fs::read(&path).unwrap();
+
+    let out = expect_code(&mut sandbox.fts(["keygen", "ticket-key"]), 1);
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&path).unwrap(), first, "unchanged");
+
+    let out = expect_success(&mut sandbox.fts(["keygen", "ticket-key", "--rotate"]));
+    assert!(stdout(&out).contains("seals now") && stdout(&out).contains("only opens"), "{}", stdout(&out));
+    let rotated = std::fs::read(&path).unwrap();
+    let out = expect_code(&mut sandbox.fts(["keygen", "ticket-key", "--rotate"]), 1);
+    assert!(stderr(&out).contains("once a day") && stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&path).unwrap(), rotated, "a refused rotation changes nothing");
+    expect_success(&mut sandbox.fts(["keygen", "ticket-key", "--rotate", "--force"]));
+
+    // A server refuses to start with a ticket key file it cannot use, and says which.
+    sandbox.publish("a.conf", b"a\n", &["all"]);
+    std::fs::write(sandbox.join("bad.key"), "seal 00 0 00\n").unwrap();
+    let out =
+        expect_code(&mut sandbox.fts(["serve", "--ticket-key", "bad.key", "--listen", "127.0.0.1:0"]), 1);
+    let message = stderr(&out);
+    assert!(
+        message.contains("bad.key")
+            && message.contains("--ticket-key")
+            && message.contains("not a ticket key file"),
+        "{message}"
+    );
+    let out =
+        expect_code(&mut sandbox.fts(["serve", "--ticket-key", "missing.key", "--listen", "127.0.0.1:0"]), 1);
+    assert!(stderr(&out).contains("missing.key"), "{}", stderr(&out));
+}

@@ -566,3 +566,31 @@ fn a_broken_crl_keeps_the_last_good_one_and_sighup_reloads_at_once() {
     server.signal("HUP");
     server.wait_for_log(Duration::from_secs(10), |l| l["fields"]["message"] == "reloaded on SIGHUP");
 }
+
+#[test]
+fn sighup_reloads_the_ticket_keys_and_a_bad_file_leaves_the_keys_in_use() {
+    let sandbox = sandbox_with_clients();
+    sandbox.publish("a.conf", b"a\n", &["all"]);
+    crate::common::expect_success(&mut sandbox.fts(["keygen", "ticket-key"]));
+    let server = ServeProcess::start(&sandbox, &["--ticket-key", "certs/ticket.key"]);
+    let sealing = |what: &'static str| {
+        let line = server.wait_for_log(Duration::from_secs(10), |l| {
+            l["fields"]["message"].as_str().is_some_and(|m| m.starts_with(&format!("ticket keys {what}")))
+        });
+        line["fields"]["sealing"].as_str().expect("the sealing key id").to_owned()
+    };
+    let loaded = sealing("loaded");
+
+    crate::common::expect_success(&mut sandbox.fts(["keygen", "ticket-key", "--rotate"]));
+    server.signal("HUP");
+    let reloaded = sealing("reloaded on SIGHUP");
+    assert_ne!(reloaded, loaded, "the next key seals after the rotation");
+
+    std::fs::write(sandbox.join("certs/ticket.key"), "garbage\n").unwrap();
+    server.signal("HUP");
+    let failed = server.wait_for_log(Duration::from_secs(10), |l| {
+        l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("cannot reload the ticket keys"))
+    });
+    assert_eq!(failed["level"], "ERROR", "{failed}");
+    assert!(failed["fields"]["error"].as_str().unwrap_or("").contains("not a ticket key file"), "{failed}");
+}
