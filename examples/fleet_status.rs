@@ -794,6 +794,13 @@ impl StatusBackend for Counted {
     fn clients(&self) -> fts_status::Result<Vec<ClientStatus>> {
         self.inner.read_all()
     }
+    fn clients_in_batches(
+        &self,
+        batch: usize,
+        each: &mut dyn FnMut(Vec<ClientStatus>),
+    ) -> fts_status::Result<()> {
+        self.inner.read_in_batches(batch, each)
+    }
     fn client(&self, client: &ClientId) -> fts_status::Result<Option<ClientStatus>> {
         self.inner.read(client)
     }

@@ -9,12 +9,13 @@
 //! every host's status costs in proportion to the fleet, and a dashboard needs no
 //! more. The same rules as `fts status`, so the two never disagree.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fts_proto::ErrorChain;
 use fts_status::StatusBackend;
-use fts_status::fleet::{self, EXPIRING_WITHIN, HostState, StoreFacts, ViewRules};
+use fts_status::fleet::{self, EXPIRING_WITHIN, HostState, ReleaseTally, StoreFacts, ViewRules};
 use fts_store::StoreSnapshot;
 
 use crate::metrics::{FleetFigures, Metrics, ReleaseFigures};
@@ -43,9 +44,14 @@ pub async fn update_every(
     }
 }
 
-/// The fleet's figures now.
+/// Hosts read at a time: the figures never hold more statuses than this, so the
+/// server's memory does not grow with the fleet every time they are computed (holding
+/// all 10,000 statuses of a fleet at once cost 50 MiB a time, which glibc's arenas kept).
+const BATCH: usize = 1_000;
+
+/// The fleet's figures now: the same as `fts status` and `fts status --release` show,
+/// computed a batch of hosts at a time.
 pub fn figures(status: &dyn StatusBackend, snapshot: &StoreSnapshot) -> fts_status::Result<FleetFigures> {
-    let clients = status.clients()?;
     let server = status.read_server();
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let rules = ViewRules {
@@ -54,22 +60,34 @@ pub fn figures(status: &dyn StatusBackend, snapshot: &StoreSnapshot) -> fts_stat
         revoked_serials: server.map(|s| s.revoked_serials.into_iter().collect()).unwrap_or_default(),
     };
     let facts = StoreFacts::of(snapshot);
-    let view = fleet::fleet(&clients, &facts, &rules);
-    let mut alarms = std::collections::BTreeMap::new();
-    for host in view.hosts.iter().filter(|h| !matches!(h.state, HostState::Revoked | HostState::Lost)) {
-        for alarm in host.alarms.keys() {
-            *alarms.entry(alarm.as_str().to_owned()).or_insert(0) += 1;
-        }
-    }
-    let expiring = view
-        .hosts
-        .iter()
-        .filter(|h| h.state != HostState::Revoked)
-        .filter(|h| h.certificate_days_left.is_some_and(|d| d * 86_400 < EXPIRING_WITHIN as i64))
-        .count();
     let names: Vec<_> = fleet::file_names(&facts).into_iter().rev().take(MAX_RELEASES).collect();
-    let releases = fleet::releases(&names, &clients, &facts, &rules)
+    let mut releases: Vec<ReleaseTally> =
+        names.iter().filter_map(|name| ReleaseTally::new(name, &facts, false)).collect();
+    let mut hosts: BTreeMap<&'static str, usize> = HostState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    let mut alarms = BTreeMap::new();
+    let mut expiring = 0;
+    status.clients_in_batches(BATCH, &mut |batch| {
+        for client in &batch {
+            let host = fleet::host(client, &facts, &rules);
+            *hosts.entry(host.state.as_str()).or_default() += 1;
+            if !matches!(host.state, HostState::Revoked | HostState::Lost) {
+                for alarm in host.alarms.keys() {
+                    *alarms.entry(alarm.as_str().to_owned()).or_insert(0) += 1;
+                }
+            }
+            if host.state != HostState::Revoked
+                && host.certificate_days_left.is_some_and(|d| d * 86_400 < EXPIRING_WITHIN as i64)
+            {
+                expiring += 1;
+            }
+            for release in &mut releases {
+                release.add(client, &host);
+            }
+        }
+    })?;
+    let releases = releases
         .into_iter()
+        .map(ReleaseTally::finish)
         .map(|release| ReleaseFigures {
             file: release.file_name.to_string(),
             published: release.entries.iter().map(|e| e.published.unix_seconds()).max().unwrap_or(0),
@@ -78,8 +96,8 @@ pub fn figures(status: &dyn StatusBackend, snapshot: &StoreSnapshot) -> fts_stat
         })
         .collect();
     Ok(FleetFigures {
-        hosts: view.summary.iter().map(|(state, n)| (*state, *n)).collect(),
-        silent: view.summary.get("silent").copied().unwrap_or(0),
+        silent: hosts.get("silent").copied().unwrap_or(0),
+        hosts: hosts.into_iter().collect(),
         alarms,
         expiring,
         releases,

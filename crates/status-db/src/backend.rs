@@ -984,6 +984,51 @@ impl StatusBackend for PgStatus {
         Ok(all)
     }
 
+    fn clients_in_batches(
+        &self,
+        batch: usize,
+        each: &mut dyn FnMut(Vec<ClientStatus>),
+    ) -> fts_status::Result<()> {
+        self.write_all_queued()?;
+        let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
+        // Keyset pagination on the primary key: one short query per batch, each
+        // batch parsed here before the next is read.
+        let mut after = String::new();
+        loop {
+            let from = std::mem::take(&mut after);
+            let rows = self.with_connection("read the hosts' status", move |client| {
+                Box::pin(async move {
+                    let rows = client
+                        .query(
+                            "SELECT client_id, status::text, last_contact FROM fts_hosts \
+                             WHERE client_id > $1 ORDER BY client_id LIMIT $2",
+                            &[&from, &limit],
+                        )
+                        .await
+                        .map_err(DbError::postgres("read the hosts' status"))?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|row| (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, i64>(2)))
+                        .collect::<Vec<_>>())
+                })
+            })?;
+            let Some((last, _, _)) = rows.last() else { return Ok(()) };
+            after = last.clone();
+            let more = i64::try_from(rows.len()).is_ok_and(|n| n == limit);
+            let now = unix_seconds(SystemTime::now());
+            each(
+                rows.iter()
+                    .filter_map(|(id, text, contact)| {
+                        parse_status(id, text).map(|s| shown_status(s, *contact, now))
+                    })
+                    .collect(),
+            );
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
     fn client(&self, client: &ClientId) -> fts_status::Result<Option<ClientStatus>> {
         self.write_all_queued()?;
         let id = client.to_string();

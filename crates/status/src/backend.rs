@@ -59,6 +59,11 @@ pub trait StatusBackend: Send + Sync {
     fn read_server(&self) -> Option<ServerStatus>;
     /// Every client's status, sorted by id.
     fn clients(&self) -> Result<Vec<ClientStatus>>;
+    /// Every client's status, as [`clients`](Self::clients) has it, handed to `each`
+    /// at most `batch` at a time, in no particular order: what a view that need not
+    /// hold the whole fleet at once uses (the server's fleet gauges, every 30 s, in a
+    /// process that must stay small).
+    fn clients_in_batches(&self, batch: usize, each: &mut dyn FnMut(Vec<ClientStatus>)) -> Result<()>;
     /// One client's status.
     fn client(&self, client: &ClientId) -> Result<Option<ClientStatus>>;
     /// Every stored receipt, in the order stored, with the forget markers.
@@ -143,6 +148,10 @@ impl StatusBackend for StatusDir {
 
     fn clients(&self) -> Result<Vec<ClientStatus>> {
         self.read_all()
+    }
+
+    fn clients_in_batches(&self, batch: usize, each: &mut dyn FnMut(Vec<ClientStatus>)) -> Result<()> {
+        self.read_in_batches(batch, each)
     }
 
     fn client(&self, client: &ClientId) -> Result<Option<ClientStatus>> {

@@ -23,8 +23,8 @@
 //! process writes a status folder; within it, polls of the same client are serialized
 //! by an in-process lock.
 
-use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -540,6 +540,50 @@ impl StatusDir {
     /// Every client's status, sorted by client id. A damaged or foreign status file is
     /// skipped with a warning naming it; a missing folder means no client polled yet.
     pub fn read_all(&self) -> Result<Vec<ClientStatus>> {
+        let files = self.status_files()?;
+        // Read and parsed on every core: at 50,000 hosts this is most of the time
+        // `fts status` takes (docs/PERFORMANCE.md, issue 20).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        let chunk = files.len().div_ceil(threads).max(1);
+        let mut all: Vec<ClientStatus> = std::thread::scope(|scope| {
+            let readers: Vec<_> =
+                files.chunks(chunk).map(|part| scope.spawn(move || read_files(part))).collect();
+            readers
+                .into_iter()
+                .flat_map(|reader| {
+                    reader.join().unwrap_or_else(|_| {
+                        // A bug (parsing never panics on input): said, not hidden.
+                        tracing::error!(
+                            "a status reader thread failed: some hosts are missing from this view"
+                        );
+                        Vec::new()
+                    })
+                })
+                .collect()
+        });
+        show_last_polls(&mut all, &mut read_snapshot(&self.dir));
+        all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(all)
+    }
+
+    /// Every client's status as [`read_all`](Self::read_all) reads it, but handed to
+    /// `each` at most `batch` at a time (in no particular order) and read on this
+    /// thread alone: for a view that need not hold the whole fleet at once, in a
+    /// process that serves meanwhile (the server's fleet gauges).
+    pub fn read_in_batches(&self, batch: usize, each: &mut dyn FnMut(Vec<ClientStatus>)) -> Result<()> {
+        let files = self.status_files()?;
+        let mut last_polls = read_snapshot(&self.dir);
+        for part in files.chunks(batch.max(1)) {
+            let mut statuses = read_files(part);
+            show_last_polls(&mut statuses, &mut last_polls);
+            each(statuses);
+        }
+        Ok(())
+    }
+
+    /// The clients' status files of the folder (none when it is missing); a file whose
+    /// name is not a client id is skipped with a warning.
+    fn status_files(&self) -> Result<Vec<(ClientId, PathBuf)>> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -562,49 +606,32 @@ impl StatusDir {
                 }
             }
         }
-        // Read and parsed on every core: at 50,000 hosts this is most of the time
-        // `fts status` takes (docs/PERFORMANCE.md, issue 20).
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
-        let chunk = files.len().div_ceil(threads).max(1);
-        let mut all: Vec<ClientStatus> = std::thread::scope(|scope| {
-            let readers: Vec<_> = files
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .filter_map(|(client, path)| match read_status(path, client) {
-                                Ok(status) => status,
-                                Err(e) => {
-                                    tracing::warn!(error = %ErrorChain(&e), "skipping a status file");
-                                    None
-                                }
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            readers
-                .into_iter()
-                .flat_map(|reader| {
-                    reader.join().unwrap_or_else(|_| {
-                        // A bug (parsing never panics on input): said, not hidden.
-                        tracing::error!(
-                            "a status reader thread failed: some hosts are missing from this view"
-                        );
-                        Vec::new()
-                    })
-                })
-                .collect()
-        });
-        let mut last_polls = read_snapshot(&self.dir);
-        let now = unix_seconds(SystemTime::now());
-        for status in &mut all {
-            let seen = last_polls.remove(&status.client_id);
-            status.last_poll = last_poll_to_show(status.last_poll.clone(), seen, now);
-        }
-        all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-        Ok(all)
+        Ok(files)
     }
+}
+
+/// Sets the time each status shows as its last poll: the later of its file's and the
+/// one `last-polls.tsv` noted (`noted`, each taken out as it is used).
+fn show_last_polls(statuses: &mut [ClientStatus], noted: &mut HashMap<ClientId, Published>) {
+    let now = unix_seconds(SystemTime::now());
+    for status in statuses {
+        let seen = noted.remove(&status.client_id);
+        status.last_poll = last_poll_to_show(status.last_poll.clone(), seen, now);
+    }
+}
+
+/// The statuses of `files`, a damaged or foreign one skipped with a warning.
+fn read_files(files: &[(ClientId, PathBuf)]) -> Vec<ClientStatus> {
+    files
+        .iter()
+        .filter_map(|(client, path)| match read_status(path, client) {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "skipping a status file");
+                None
+            }
+        })
+        .collect()
 }
 
 /// What a poll of `client` at `now` makes of its status (`previous`: what was kept of

@@ -511,36 +511,65 @@ fn release_of(
     views: &[HostView],
     store: &StoreFacts,
 ) -> Option<ReleaseView> {
-    let mut newest: BTreeMap<&Target, &StoreEntry> = BTreeMap::new();
-    for entry in store.entries.iter().filter(|e| e.file_name == *name) {
-        match newest.get(&entry.target) {
-            Some(had) if had.seq > entry.seq => {}
-            _ => {
-                newest.insert(&entry.target, entry);
+    let mut tally = ReleaseTally::new(name, store, true)?;
+    for (client, host) in clients.iter().zip(views) {
+        tally.add(client, host);
+    }
+    Some(tally.finish())
+}
+
+/// One release's view made a host at a time ([`ReleaseTally::add`]), so that a caller
+/// need not hold every host's status at once (the server's fleet gauges read them in
+/// batches). Holds per host only its install delay, and its id when the lists are kept.
+#[derive(Debug)]
+pub struct ReleaseTally<'a> {
+    name: FileName,
+    /// The newest entry of the release per target.
+    newest: BTreeMap<&'a Target, &'a StoreEntry>,
+    counts: BTreeMap<&'static str, usize>,
+    /// `None`: not kept (the gauges need only the counts).
+    lists: Option<BTreeMap<&'static str, Vec<ClientId>>>,
+    install_delays: Vec<u64>,
+    hosts: usize,
+}
+
+impl<'a> ReleaseTally<'a> {
+    /// The tally of release `name` of `store`, or `None` when no entry has that name.
+    /// `keep_lists`: also keep the ids of the hosts per state ([`ReleaseView::lists`]).
+    pub fn new(name: &FileName, store: &'a StoreFacts, keep_lists: bool) -> Option<ReleaseTally<'a>> {
+        let mut newest: BTreeMap<&Target, &StoreEntry> = BTreeMap::new();
+        for entry in store.entries.iter().filter(|e| e.file_name == *name) {
+            match newest.get(&entry.target) {
+                Some(had) if had.seq > entry.seq => {}
+                _ => {
+                    newest.insert(&entry.target, entry);
+                }
             }
         }
+        (!newest.is_empty()).then(|| ReleaseTally {
+            name: name.clone(),
+            newest,
+            counts: BTreeMap::new(),
+            lists: keep_lists.then(BTreeMap::new),
+            install_delays: Vec::new(),
+            hosts: 0,
+        })
     }
-    if newest.is_empty() {
-        return None;
-    }
-    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut lists: BTreeMap<&'static str, Vec<ClientId>> = BTreeMap::new();
-    let mut install_delays: Vec<u64> = Vec::new();
-    let mut hosts = 0;
-    for (client, host) in clients.iter().zip(views) {
+
+    /// Counts one host (`host` is [`host`]'s view of `client`).
+    pub fn add(&mut self, client: &ClientStatus, host: &HostView) {
         if matches!(host.state, HostState::Revoked | HostState::Lost) {
-            continue;
+            return;
         }
         // The entries of this release the host gets; the best state among them.
-        let mine: Vec<&&StoreEntry> = newest
+        let mine: Vec<&&StoreEntry> = self
+            .newest
             .iter()
             .filter(|(t, _)| client.since.contains_key(**t) || ***t == Target::All)
             .map(|(_, e)| e)
             .collect();
-        if mine.is_empty() {
-            continue;
-        }
-        hosts += 1;
+        let Some(first) = mine.first() else { return };
+        self.hosts += 1;
         let (view, at, entry) = mine
             .iter()
             .map(|e| {
@@ -549,45 +578,51 @@ fn release_of(
             })
             .min_by_key(|(view, _, _)| rank(*view))
             .map(|(v, a, e)| (v, a, *e))
-            .unwrap_or((EntryView::Pending, None, mine[0]));
-        *counts.entry(view.as_str()).or_default() += 1;
+            .unwrap_or((EntryView::Pending, None, first));
+        *self.counts.entry(view.as_str()).or_default() += 1;
         if view == EntryView::Installed {
             // A host whose install time is unknown (an older fts, which sends no
             // receipts, and no answer recorded) counts as installed but not in the
             // times: its next poll's time would make them grow for ever.
             if let Some(at) = at {
-                install_delays.push(at.saturating_sub(entry.published));
+                self.install_delays.push(at.saturating_sub(entry.published));
             }
-        } else {
+        } else if let Some(lists) = &mut self.lists {
             lists.entry(view.as_str()).or_default().push(client.client_id.clone());
         }
     }
-    install_delays.sort_unstable();
-    let seconds_to = [("50%", 50usize), ("95%", 95), ("99%", 99)]
-        .into_iter()
-        .map(|(label, percent)| {
-            // The delay by which `percent` % of the hosts had it: the n-th fastest.
-            let needed = (hosts * percent).div_ceil(100).max(1);
-            (label, install_delays.get(needed - 1).copied())
-        })
-        .collect();
-    Some(ReleaseView {
-        file_name: name.clone(),
-        entries: newest
-            .values()
-            .map(|e| ReleaseEntry {
-                target: e.target.clone(),
-                seq: e.seq,
-                file_hash: e.file_hash,
-                published: Published::from_unix_seconds(e.published),
-                withdrawn: e.withdrawn,
+
+    /// The release's view of the hosts added.
+    pub fn finish(mut self) -> ReleaseView {
+        self.install_delays.sort_unstable();
+        let hosts = self.hosts;
+        let seconds_to = [("50%", 50usize), ("95%", 95), ("99%", 99)]
+            .into_iter()
+            .map(|(label, percent)| {
+                // The delay by which `percent` % of the hosts had it: the n-th fastest.
+                let needed = (hosts * percent).div_ceil(100).max(1);
+                (label, self.install_delays.get(needed - 1).copied())
             })
-            .collect(),
-        hosts,
-        counts,
-        lists,
-        seconds_to,
-    })
+            .collect();
+        ReleaseView {
+            file_name: self.name,
+            entries: self
+                .newest
+                .values()
+                .map(|e| ReleaseEntry {
+                    target: e.target.clone(),
+                    seq: e.seq,
+                    file_hash: e.file_hash,
+                    published: Published::from_unix_seconds(e.published),
+                    withdrawn: e.withdrawn,
+                })
+                .collect(),
+            hosts,
+            counts: self.counts,
+            lists: self.lists.unwrap_or_default(),
+            seconds_to,
+        }
+    }
 }
 
 /// The names of every file in the store, newest publish last.

@@ -118,6 +118,31 @@ pub fn an_unchanged_poll_is_noted_and_its_time_shown_after_a_flush(backend: &dyn
     assert_eq!(web.last_poll, Published::from_unix_seconds(1_795_626_060), "the noted time is shown");
 }
 
+pub fn every_host_is_read_in_batches_as_a_whole_read_shows_it(backend: &dyn StatusBackend) {
+    let mut none = 0;
+    backend.clients_in_batches(3, &mut |batch| none += batch.len()).unwrap();
+    assert_eq!(none, 0, "a new backend hands no host");
+    for n in 0..7 {
+        poll(backend, &format!("web-{n:02}"), n, at(n));
+    }
+    // An unchanged poll noted since shows its time in the batches too.
+    let claims = PollClaims::of(&BTreeMap::from([(Target::All, 3), (target("web-03"), 0)]));
+    assert!(backend.note_unchanged_poll(&id("web-03"), true, &claims, &[], at(90)));
+    backend.flush().unwrap();
+    let mut sizes = Vec::new();
+    let mut batched = Vec::new();
+    backend
+        .clients_in_batches(3, &mut |batch| {
+            sizes.push(batch.len());
+            batched.extend(batch);
+        })
+        .unwrap();
+    assert!(sizes.iter().all(|&n| n <= 3) && sizes.iter().sum::<usize>() == 7, "batches {sizes:?}");
+    batched.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    assert_eq!(batched, backend.clients().unwrap(), "the same hosts, the same status");
+    assert_eq!(batched[3].last_poll, Published::from_unix_seconds(1_795_626_090));
+}
+
 pub fn what_was_offered_is_recorded_for_a_known_host(backend: &dyn StatusBackend) {
     poll(backend, "web-01", 0, at(0));
     backend.record_offered(&id("web-01"), &BTreeMap::from([(Target::All, 5)]), at(1)).unwrap();
@@ -231,6 +256,7 @@ macro_rules! suite_tests {
             @each $make;
             a_poll_is_recorded_and_read_back,
             an_unchanged_poll_is_noted_and_its_time_shown_after_a_flush,
+            every_host_is_read_in_batches_as_a_whole_read_shows_it,
             what_was_offered_is_recorded_for_a_known_host,
             receipts_are_stored_in_order_and_update_their_host,
             the_receipts_of_a_thousand_hosts_at_once_are_all_stored,
