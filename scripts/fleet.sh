@@ -15,9 +15,11 @@
 #   phase 3: right after phase 1's window, in the same run: `fts publish` of 1 MiB to
 #            `all`, and the time until 99 % of the hosts' receipts for it are stored.
 #            Then `fts status` of the whole fleet (summary), timed.
-#   phase 2: two servers sharing PostgreSQL (`fts serve --status-db URL`), hosts
-#            pinned to one each: under scripts/with-postgres.sh (a database of its
-#            own in that cluster), or with FLEET_STATUS_DB=postgresql://... and
+#   phase 2: two servers sharing PostgreSQL (`fts serve --status-db URL`) and one
+#            `--ticket-key`, each host's polls going to one server then the other
+#            (SPREAD=rotate, a balancer without affinity; SPREAD=pinned: one server
+#            each): under scripts/with-postgres.sh (a database of its own in that
+#            cluster), or with FLEET_STATUS_DB=postgresql://... and
 #            FLEET_STATUS_DB_PASSWORD_FILE; otherwise "skipped: no database".
 #
 #   scripts/fleet.sh                                  # HOSTS=50000 DURATION=300 INTERVAL=54 JITTER=10 PHASES="1 3 2"
@@ -44,6 +46,7 @@ phases="${PHASES:-1 3 2}"
 patch_timeout="${PATCH_TIMEOUT:-300}"
 ramp="${RAMP:-200}"
 db="${FLEET_STATUS_DB:-}"
+spread="${SPREAD:-rotate}"
 has() { [[ " $phases " == *" $1 "* ]]; }
 
 build_with_example fleet
@@ -67,6 +70,7 @@ echo "== provisioning the CA, the server, the release key; a store with a file f
 "$fts" keygen ca >/dev/null
 "$fts" keygen server --name 127.0.0.1 >/dev/null
 "$fts" keygen signing >/dev/null
+"$fts" keygen ticket-key >/dev/null
 head -c 1024 /dev/urandom > motd.txt
 "$fts" publish motd.txt --to all >/dev/null
 for g in $(seq 0 $((groups - 1))); do
@@ -136,7 +140,7 @@ if has 2; then
   if [[ -z $db ]]; then
     echo "== phase 2: skipped: no database (run under scripts/with-postgres.sh, or set FLEET_STATUS_DB and FLEET_STATUS_DB_PASSWORD_FILE)"
   else
-    echo "== phase 2: $hosts hosts, two servers sharing PostgreSQL ($(load))"
+    echo "== phase 2: $hosts hosts, two servers sharing PostgreSQL and a ticket key, spread $spread ($(load))"
     db_flags=(--status-db "$db")
     if [[ -n $db_password ]]; then
       db_flags+=(--status-db-password-file "$db_password")
@@ -144,10 +148,10 @@ if has 2; then
       export PGPASSWORD # for the simulator's psql (statements per second)
     fi
     "$fts" status-db migrate "${db_flags[@]}"
-    serve a "${db_flags[@]}" --status-dir status-a
-    serve b "${db_flags[@]}" --status-dir status-b
+    serve a "${db_flags[@]}" --status-dir status-a --ticket-key certs/ticket.key
+    serve b "${db_flags[@]}" --status-dir status-b --ticket-key certs/ticket.key
     run_bench --servers "$addr_a,$addr_b" --server-pids "$pid_a,$pid_b" --metrics "$metrics_a,$metrics_b" \
-      --db-url "$db" || status=1
+      --db-url "$db" --spread "$spread" || status=1
     TIMEFORMAT=%R
     rm -f status.rc
     secs=$( { time "$fts" status --store store "${db_flags[@]}" > /dev/null 2> status.err || echo $? > status.rc; } 2>&1 )

@@ -5,6 +5,7 @@
 //!           [--interval 54] [--jitter 10] [--duration 300]
 //!           [--server-pids PID[,PID]] [--metrics IP:PORT[,IP:PORT]]
 //!           [--patch FILE --fts PATH] [--patch-timeout 300] [--db-url URL] [--ramp 200]
+//!           [--spread pinned|rotate]
 //!
 //! `--hosts` hosts, each with its own client id (`host-00001` ...), group
 //! (`web-(n % groups)`, an O value of its certificate), P-256 certificate made here by
@@ -12,7 +13,9 @@
 //! memory), rustls session store, and source address: host n connects from 127.0.x.y
 //! (the (n+1)-th address of 127.0.0.0/16), so the server's per-address limits see one
 //! host per address, as in a fleet without NAT. Host n is pinned to server n % servers
-//! (a balancer with source affinity). Each host polls as `fts poll --interval I
+//! (a balancer with source affinity), or with `--spread rotate` sends its k-th poll to
+//! server (n + k) % servers (a balancer without affinity: the servers resume each
+//! other's sessions only with a shared `--ticket-key`). Each host polls as `fts poll --interval I
 //! --jitter J%` does: the first poll at a random moment within the first interval, then
 //! every max(I, the server's poll-after) plus a random 0 to J % of it; a `busy` answer
 //! is retried after its `retry-after`. An answer that delivered anything is followed by
@@ -74,6 +77,30 @@ struct Args {
     /// New hosts per second at the start (their first polls: full handshakes, status
     /// files and certificates written for the first time).
     ramp: f64,
+    spread: Spread,
+}
+
+/// How hosts are spread over the servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spread {
+    /// Host n always polls server n % servers (a balancer with source affinity).
+    Pinned,
+    /// Host n's k-th poll goes to server (n + k) % servers (a balancer without
+    /// affinity): every poll after the first lands on another server, which resumes
+    /// the session only if the servers share a `--ticket-key`.
+    Rotate,
+}
+
+impl Args {
+    /// The server of host n's k-th poll.
+    fn server_for(&self, n: u64, k: u64) -> SocketAddr {
+        let count = self.servers.len() as u64;
+        let index = match self.spread {
+            Spread::Pinned => n % count,
+            Spread::Rotate => n.wrapping_add(k) % count,
+        };
+        self.servers[index as usize]
+    }
 }
 
 fn list<T: std::str::FromStr>(flags: &Flags, name: &str) -> Result<Vec<T>, String> {
@@ -114,6 +141,11 @@ fn parse_args() -> Result<Args, String> {
         patch_timeout: flags.parsed_or("--patch-timeout", 300.0)?,
         db_url: flags.value("--db-url"),
         ramp: flags.parsed_or::<f64>("--ramp", 200.0)?.max(1.0),
+        spread: match flags.value("--spread").as_deref() {
+            None | Some("pinned") => Spread::Pinned,
+            Some("rotate") => Spread::Rotate,
+            Some(other) => return Err(format!("--spread: pinned or rotate, not {other:?}")),
+        },
     })
 }
 
@@ -163,14 +195,15 @@ async fn scrape(addr: SocketAddr) -> Result<String, String> {
     tokio::time::timeout(Duration::from_secs(10), fetch).await.map_err(|_| "timed out".to_owned())?
 }
 
-/// The sum of every sample of metric `name` (any labels) in `text`.
+/// The sum of every sample of metric `name` (any labels) in `text`; a `name` with
+/// labels (`name{label="value"}`) is that one series.
 fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
             let (key, value) = l.rsplit_once(' ')?;
             let bare = key.split('{').next()?;
-            (bare == name).then(|| value.parse::<f64>().ok()).flatten()
+            (key == name || bare == name).then(|| value.parse::<f64>().ok()).flatten()
         })
         .sum()
 }
@@ -233,7 +266,13 @@ struct Snapshot {
     db: Option<f64>,
 }
 
-const METRICS: [&str; 3] = ["fts_connections_refused_total", "fts_receipts_stored_total", "fts_errors_total"];
+const METRICS: [&str; 5] = [
+    "fts_connections_refused_total",
+    "fts_receipts_stored_total",
+    "fts_errors_total",
+    "fts_tls_sessions_total{handshake=\"full\"}",
+    "fts_tls_sessions_total{handshake=\"resumed\"}",
+];
 
 async fn snapshot(args: &Args, ticks: f64) -> Snapshot {
     let db = match &args.db_url {
@@ -273,7 +312,7 @@ async fn live(
     patch_name: Option<String>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let server = args.servers[(n % args.servers.len() as u64) as usize];
+    let mut polls = 0u64;
     let mut next = t0 + Duration::from_secs_f64(uniform(n, 0) * ramp_secs(&args));
     let mut draw = 1;
     loop {
@@ -282,6 +321,8 @@ async fn live(
             _ = stop.wait_for(|s| *s) => return,
         }
         let started = t0.elapsed().as_secs_f32();
+        let server = args.server_for(n, polls);
+        polls += 1;
         let end = host.poll(server, &keys, args.interval as u64).await;
         let wait = match end {
             PollEnd::Done { took, delivered, poll_after, .. } => {
@@ -503,6 +544,15 @@ async fn run(args: Args) -> Result<bool, String> {
                 b[1] - a[1]
             );
             ok &= refused == 0.0;
+            let (full, resumed) = (b[3] - a[3], b[4] - a[4]);
+            println!(
+                "  TLS sessions: {resumed:.0} resumed, {full:.0} full handshakes ({:.1} % resumed; {})",
+                100.0 * resumed / (full + resumed).max(1.0),
+                match args.spread {
+                    Spread::Pinned => "each host pinned to one server",
+                    Spread::Rotate => "each poll to the next server, as a balancer without affinity",
+                }
+            );
         }
         for (i, pid) in args.server_pids.iter().enumerate() {
             let cpu = s1.server_cpu[i] - s0.server_cpu[i];

@@ -124,3 +124,41 @@ fn a_publish_killed_before_its_leaves_is_covered_by_the_next() {
     let leaves = read_leaves(&mut fs::File::open(store.dir().join("log/leaves")).unwrap(), 0).unwrap();
     assert_eq!(leaves.leaves, entries.iter().map(entry_leaf).collect::<Vec<_>>());
 }
+
+#[test]
+fn each_hosts_log_frame_carries_its_own_head_proof_beside_the_shared_ones() {
+    use fts_proto::{HeadProof, ServerFrame, Target};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    publish(&store, dir.path(), "one", 0); // to all and web-01
+    let reader = StoreReader::open(store.dir()).unwrap();
+    let snapshot = reader.snapshot();
+    let log = snapshot.log().unwrap();
+    let frame_of = |targets: &[Target]| {
+        let bytes = log.frame(targets, 0, None).unwrap();
+        match ServerFrame::decode(&bytes[fts_proto::frame::LENGTH_PREFIX_LEN..]).unwrap() {
+            ServerFrame::Log(frame) => frame,
+            other => panic!("not a log frame: {other:?}"),
+        }
+    };
+    let (all, web01, web02) =
+        (Target::All, Target::parse("web-01").unwrap(), Target::parse("web-02").unwrap());
+    let one = frame_of(&[all.clone(), web01.clone()]);
+    let two = frame_of(&[all.clone(), web02.clone()]);
+    let keys =
+        |frame: &fts_proto::LogFrame| frame.heads.keys().cloned().collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(keys(&one), [all.clone(), web01.clone()].into());
+    assert_eq!(keys(&two), [all.clone(), web02.clone()].into());
+    assert!(matches!(one.heads[&web01], HeadProof::Present(_)), "web-01 has an entry");
+    assert!(matches!(two.heads[&web02], HeadProof::Absent { .. }), "web-02 has none");
+    assert_eq!(one.heads[&all], two.heads[&all], "the shared part is the same");
+    for (frame, target) in [(&one, &web01), (&two, &web02), (&one, &all)] {
+        assert_eq!(frame.heads[target], log.head_proof(target), "{target}");
+    }
+    assert_eq!(one.checkpoint, log.note);
+    // Asked again: the same bytes.
+    assert_eq!(
+        log.frame(&[all.clone(), web01.clone()], 0, None).unwrap(),
+        log.frame(&[all, web01], 0, None).unwrap()
+    );
+}

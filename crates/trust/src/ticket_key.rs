@@ -153,6 +153,8 @@ impl TicketKey {
 /// The keys of one file, checked: exactly one `seal`, at most one `next`, ids unique.
 #[derive(Debug, Clone)]
 pub struct TicketKeyFile {
+    /// The `seal` key first (every constructor puts it there), then the others in
+    /// the file's order.
     keys: Vec<TicketKey>,
 }
 
@@ -190,15 +192,16 @@ impl TicketKeyFile {
             }
             keys.push(key);
         }
-        let file = TicketKeyFile { keys };
-        let count = |role| file.keys.iter().filter(|k| k.role == role).count();
+        let count = |role| keys.iter().filter(|k| k.role == role).count();
         if count(Role::Seal) != 1 {
             return Err(format!("{} `seal` keys: exactly one is needed", count(Role::Seal)));
         }
         if count(Role::Next) > 1 {
             return Err(format!("{} `next` keys: at most one is allowed", count(Role::Next)));
         }
-        Ok(file)
+        // Stable: the others keep their order.
+        keys.sort_by_key(|k| k.role != Role::Seal);
+        Ok(TicketKeyFile { keys })
     }
 
     /// The file's text (with its secrets: write it 0600).
@@ -227,8 +230,8 @@ impl TicketKeyFile {
 
     /// The key that seals.
     pub fn sealing(&self) -> &TicketKey {
-        // `parse` and `generate` leave exactly one; `rotate` keeps it so.
-        self.keys.iter().find(|k| k.role == Role::Seal).unwrap_or(&self.keys[0])
+        // Never empty: `parse`, `generate` and `rotate` all put the seal key first.
+        &self.keys[0]
     }
 
     /// One rotation at `now`: `next` seals, `seal` becomes `old`, the previous `old`
@@ -450,6 +453,17 @@ mod tests {
         let again = reparsed(&file);
         assert_eq!(again.to_text(), file.to_text());
         assert_eq!(again.sealing().id, file.sealing().id);
+    }
+
+    #[test]
+    fn the_seal_key_seals_wherever_it_is_listed() {
+        let file = TicketKeyFile::generate(NOW).unwrap();
+        let text = file.to_text();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let reordered = TicketKeyFile::parse(&format!("{HEADER}\n{}\n{}\n", lines[2], lines[1])).unwrap();
+        assert_eq!(reordered.sealing().id, file.sealing().id);
+        let ticket = keys_of(&reordered).seal_at(b"state", NOW).unwrap();
+        assert_eq!(ticket[..ID_LEN], file.sealing().id.0, "sealed with the seal key");
     }
 
     #[test]
