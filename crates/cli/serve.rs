@@ -147,7 +147,9 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
                     _ = sighup.recv() => {
                         reload.notify_one();
                         if let Some(keys) = &ticket_keys {
-                            reload_ticket_keys(keys);
+                            // A file read: off the runtime's workers.
+                            let keys = Arc::clone(keys);
+                            drop(tokio::task::spawn_blocking(move || reload_ticket_keys(&keys)));
                         }
                     }
                 }

@@ -62,6 +62,9 @@ pub const HEADER: &str = "fts ticket keys v1";
 /// ticket is good for. Rotate no more often than this (daily is the advice).
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
+/// How far ahead of this server's clock another replica's may be: a ticket sealed
+/// further in the future than this is not resumed.
+const MAX_CLOCK_DRIFT_SECS: u64 = 300;
 const ID_LEN: usize = 8;
 const SALT_LEN: usize = 16;
 const SECRET_LEN: usize = 32;
@@ -349,22 +352,20 @@ impl TicketKeys {
         let key = keys.sealing();
         let mut salt = [0u8; SALT_LEN];
         getrandom::fill(&mut salt).ok()?;
+        let header_len = ID_LEN + SALT_LEN;
         let mut ticket =
-            Vec::with_capacity(ID_LEN + SALT_LEN + ISSUED_LEN + plain.len() + CHACHA20_POLY1305.tag_len());
+            Vec::with_capacity(header_len + ISSUED_LEN + plain.len() + CHACHA20_POLY1305.tag_len());
         ticket.extend_from_slice(&key.id.0);
         ticket.extend_from_slice(&salt);
-        let mut sealed = Vec::with_capacity(ISSUED_LEN + plain.len() + CHACHA20_POLY1305.tag_len());
-        sealed.extend_from_slice(&now.to_be_bytes());
-        sealed.extend_from_slice(plain);
+        ticket.extend_from_slice(&now.to_be_bytes());
+        ticket.extend_from_slice(plain);
         // Each ticket has its own key (HKDF with its salt): the zero nonce is used once.
-        key.ticket_cipher(&salt)?
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key([0; 12]),
-                Aad::from(&ticket[..]),
-                &mut sealed,
-            )
+        let (header, sealed) = ticket.split_at_mut(header_len);
+        let tag = key
+            .ticket_cipher(&salt)?
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(&*header), sealed)
             .ok()?;
-        ticket.extend_from_slice(&sealed);
+        ticket.extend_from_slice(tag.as_ref());
         Some(ticket)
     }
 
@@ -382,8 +383,8 @@ impl TicketKeys {
         let issued = u64::from_be_bytes(*issued);
         // Sealed in the future by more than a clock's drift between replicas, or too
         // long ago: not resumed.
-        let fresh =
-            issued <= now.saturating_add(300) && now.saturating_sub(issued) < TICKET_LIFETIME.as_secs();
+        let fresh = issued <= now.saturating_add(MAX_CLOCK_DRIFT_SECS)
+            && now.saturating_sub(issued) < TICKET_LIFETIME.as_secs();
         fresh.then(|| session.to_vec())
     }
 }
