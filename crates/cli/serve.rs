@@ -38,7 +38,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
 use crate::config::{Serve, TlsFiles};
-use crate::malloc_arenas::{Arenas, SERVER_ARENAS, bound_for_server};
+use crate::malloc_arenas::{Arenas, bound_for_server};
 
 /// How often the CRL file is looked at for changes (and retried while it fails).
 const CRL_CHECK_INTERVAL: Duration = Duration::from_secs(2);
@@ -57,7 +57,7 @@ pub fn run(serve: Serve) -> anyhow::Result<()> {
     } = serve;
     // Before any thread starts: the runtime's and the status database's.
     match bound_for_server() {
-        Arenas::Bounded => tracing::debug!(arenas = SERVER_ARENAS, "malloc arenas bounded"),
+        Arenas::Bounded(arenas) => tracing::debug!(arenas, "malloc arenas bounded"),
         Arenas::SetByOperator => {
             tracing::info!("malloc arenas as the environment sets them (MALLOC_ARENA_MAX or GLIBC_TUNABLES)")
         }
